@@ -1,0 +1,142 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Config is the one hyper-parameter struct of a DQN run, grouped as in Acme's
+// DQNConfig and CleanRL's Args. The command maps flags and the YAML config file
+// straight onto it (yaml keys are the snake_case names below).
+type Config struct {
+	// Learning rule
+	Hidden             []int   `yaml:"hidden"`               // hidden layer widths of the MLP Q-network
+	BatchSize          int     `yaml:"batch_size"`           // transitions per learner update
+	LearningRate       float64 `yaml:"learning_rate"`        // Adam step size
+	Gamma              float64 `yaml:"gamma"`                // discount γ per env step
+	NStep              int     `yaml:"n_step"`               // n of the n-step return computed by runners
+	MaxGradNorm        float64 `yaml:"max_grad_norm"`        // global gradient-norm clip; 0 disables
+	DoubleDQN          bool    `yaml:"double_dqn"`           // select a' with the online net, value it with the target net
+	TargetUpdatePeriod int     `yaml:"target_update_period"` // learner updates between hard target syncs (ignored when TargetTau > 0)
+	TargetTau          float64 `yaml:"target_tau"`           // Polyak rate per update; 0 means hard syncs
+	PublishEvery       int     `yaml:"publish_every"`        // learner updates between weight publications to runners
+
+	// Replay
+	ReplayCapacity   int     `yaml:"replay_capacity"`    // transitions kept (ring buffer, oldest overwritten)
+	MinReplaySize    int     `yaml:"min_replay_size"`    // transitions inserted before the first sample
+	SamplesPerInsert float64 `yaml:"samples_per_insert"` // target sampled:inserted transitions ratio (batch/train-frequency); 0 disables the limiter
+	RateTolerance    float64 `yaml:"rate_tolerance"`     // how far, in sampled transitions, either side may run ahead of the ratio
+	PrefetchBatches  int     `yaml:"prefetch_batches"`   // sample requests the learner keeps outstanding
+
+	// Exploration
+	EpsilonStart      float64 `yaml:"epsilon_start"`       // ε at a runner's first step
+	EpsilonEnd        float64 `yaml:"epsilon_end"`         // ε after the decay (the lowest runner's, with a ladder)
+	EpsilonDecaySteps int     `yaml:"epsilon_decay_steps"` // env steps (all runners together) of the linear decay
+	EpsilonLadder     float64 `yaml:"epsilon_ladder"`      // Ape-X α: runner i ends at ε_end^(1+α·i/(N−1)); 0 gives every runner ε_end
+
+	// Runners
+	Runners            int `yaml:"runners"`              // env runner actors
+	SendBatch          int `yaml:"send_batch"`           // transitions per experience message
+	CreditWindow       int `yaml:"credit_window"`        // transitions a runner may have un-acknowledged by the replay
+	StepsPerChunk      int `yaml:"steps_per_chunk"`      // env steps per mailbox turn; keeps weights and credits flowing in
+	ProgressEverySteps int `yaml:"progress_every_steps"` // env steps between progress reports to the stats actor
+}
+
+// DefaultConfig returns the defaults used for CartPole-v1 in dev mode. They were
+// tuned for env steps to a solved task on a 2-core machine (BENCHMARKS.md).
+func DefaultConfig() Config {
+	return Config{
+		Hidden:             []int{64, 64},
+		BatchSize:          64,
+		LearningRate:       1e-3,
+		Gamma:              0.99,
+		NStep:              1,
+		MaxGradNorm:        10,
+		DoubleDQN:          true,
+		TargetUpdatePeriod: 250,
+		PublishEvery:       10,
+
+		ReplayCapacity:   100_000,
+		MinReplaySize:    1_000,
+		SamplesPerInsert: 32,
+		RateTolerance:    2_048,
+		PrefetchBatches:  2,
+
+		EpsilonStart:      1.0,
+		EpsilonEnd:        0.05,
+		EpsilonDecaySteps: 10_000,
+
+		Runners:            1,
+		SendBatch:          32,
+		CreditWindow:       256,
+		StepsPerChunk:      64,
+		ProgressEverySteps: 500,
+	}
+}
+
+// ErrInvalidConfig wraps every validation failure; the message names the field.
+var ErrInvalidConfig = errors.New("invalid config")
+
+// Validate checks every rule and names the first field that breaks one.
+func (c Config) Validate() error {
+	bad := func(field, rule string, v any) error {
+		return fmt.Errorf("%w: %s = %v: %s", ErrInvalidConfig, field, v, rule)
+	}
+	if len(c.Hidden) == 0 {
+		return bad("hidden", "needs at least one hidden layer", c.Hidden)
+	}
+	for _, h := range c.Hidden {
+		if h <= 0 {
+			return bad("hidden", "every width must be > 0", c.Hidden)
+		}
+	}
+	switch {
+	case c.BatchSize <= 0:
+		return bad("batch_size", "must be > 0", c.BatchSize)
+	case !(c.LearningRate > 0):
+		return bad("learning_rate", "must be > 0", c.LearningRate)
+	case !(c.Gamma >= 0 && c.Gamma <= 1):
+		return bad("gamma", "must be in [0, 1]", c.Gamma)
+	case c.NStep < 1:
+		return bad("n_step", "must be >= 1", c.NStep)
+	case c.MaxGradNorm < 0:
+		return bad("max_grad_norm", "must be >= 0", c.MaxGradNorm)
+	case c.TargetTau < 0 || c.TargetTau > 1:
+		return bad("target_tau", "must be in [0, 1]", c.TargetTau)
+	case c.TargetTau == 0 && c.TargetUpdatePeriod <= 0:
+		return bad("target_update_period", "must be > 0 when target_tau is 0", c.TargetUpdatePeriod)
+	case c.PublishEvery <= 0:
+		return bad("publish_every", "must be > 0", c.PublishEvery)
+	case c.ReplayCapacity <= 0:
+		return bad("replay_capacity", "must be > 0", c.ReplayCapacity)
+	case c.MinReplaySize < c.BatchSize:
+		return bad("min_replay_size", fmt.Sprintf("must be >= batch_size (%d)", c.BatchSize), c.MinReplaySize)
+	case c.MinReplaySize > c.ReplayCapacity:
+		return bad("min_replay_size", fmt.Sprintf("must be <= replay_capacity (%d)", c.ReplayCapacity), c.MinReplaySize)
+	case c.SamplesPerInsert < 0:
+		return bad("samples_per_insert", "must be >= 0", c.SamplesPerInsert)
+	case c.SamplesPerInsert > 0 && c.RateTolerance < float64(c.BatchSize):
+		return bad("rate_tolerance", fmt.Sprintf("must be >= batch_size (%d) or the learner can never sample", c.BatchSize), c.RateTolerance)
+	case c.PrefetchBatches < 1:
+		return bad("prefetch_batches", "must be >= 1", c.PrefetchBatches)
+	case !(c.EpsilonStart >= 0 && c.EpsilonStart <= 1):
+		return bad("epsilon_start", "must be in [0, 1]", c.EpsilonStart)
+	case !(c.EpsilonEnd >= 0 && c.EpsilonEnd <= 1):
+		return bad("epsilon_end", "must be in [0, 1]", c.EpsilonEnd)
+	case c.EpsilonDecaySteps < 0:
+		return bad("epsilon_decay_steps", "must be >= 0", c.EpsilonDecaySteps)
+	case c.EpsilonLadder < 0:
+		return bad("epsilon_ladder", "must be >= 0", c.EpsilonLadder)
+	case c.Runners < 1:
+		return bad("runners", "must be >= 1", c.Runners)
+	case c.SendBatch < 1:
+		return bad("send_batch", "must be >= 1", c.SendBatch)
+	case c.CreditWindow < c.SendBatch:
+		return bad("credit_window", fmt.Sprintf("must be >= send_batch (%d)", c.SendBatch), c.CreditWindow)
+	case c.StepsPerChunk < 1:
+		return bad("steps_per_chunk", "must be >= 1", c.StepsPerChunk)
+	case c.ProgressEverySteps < 1:
+		return bad("progress_every_steps", "must be >= 1", c.ProgressEverySteps)
+	}
+	return nil
+}

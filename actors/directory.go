@@ -1,0 +1,44 @@
+package actors
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/qfleet/qfleet/messages"
+)
+
+// Well-known actor names: every node spawns its roles under the supervisor
+// "qfleet", so a role's PID is its node's remote address plus one of these.
+const (
+	SupervisorName  = "qfleet"
+	ReplayName      = SupervisorName + "/replay"
+	LearnerName     = SupervisorName + "/learner"
+	BroadcasterName = SupervisorName + "/broadcaster"
+	StatsName       = SupervisorName + "/stats"
+)
+
+// Directory tells a role where the others are. Dev mode answers with local
+// PIDs; cluster mode follows memberlist. Safe for concurrent use.
+type Directory interface {
+	Replay() *actor.PID
+	Broadcaster() *actor.PID
+	Stats() *actor.PID
+}
+
+// LocalDirectory places every role on one actor system (dev mode).
+type LocalDirectory struct{ Address string }
+
+var _ Directory = LocalDirectory{}
+
+func (d LocalDirectory) Replay() *actor.PID      { return actor.NewPID(d.Address, ReplayName) }
+func (d LocalDirectory) Broadcaster() *actor.PID { return actor.NewPID(d.Address, BroadcasterName) }
+func (d LocalDirectory) Stats() *actor.PID       { return actor.NewPID(d.Address, StatsName) }
+
+// ref turns a PID into its wire form and back.
+func ref(p *actor.PID) *messages.ActorRef { return &messages.ActorRef{Address: p.Address, Id: p.Id} }
+
+func pid(r *messages.ActorRef) *actor.PID {
+	if r == nil {
+		return nil
+	}
+	return actor.NewPID(r.Address, r.Id)
+}

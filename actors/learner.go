@@ -1,0 +1,175 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/nets"
+)
+
+// LearnerSpec is what the learner needs besides the hyper-parameters.
+type LearnerSpec struct {
+	EnvID         string
+	Net           nets.Spec
+	Seed          uint64
+	CheckpointDir string // "" disables checkpoints
+}
+
+// SaveCheckpoint asks the learner to write its checkpoint now; the learner
+// responds with a *CheckpointSaved.
+type SaveCheckpoint struct{}
+
+// CheckpointSaved answers SaveCheckpoint. Err is nil on success.
+type CheckpointSaved struct {
+	Path string
+	Err  error
+}
+
+// learner is the learner role: it keeps PrefetchBatches sample requests
+// outstanding at the replay so that a batch is waiting when an update ends,
+// trains the online network on each batch, syncs the target network, and
+// publishes weights to the broadcaster every PublishEvery updates.
+type learner struct {
+	spec    LearnerSpec
+	cfg     Config
+	dir     Directory
+	metrics *Metrics
+	log     *slog.Logger
+
+	trainer *nets.Trainer
+	batch   nets.Batch
+	actions []int32
+	nextReq uint64
+	updates uint64
+	version uint64
+	term    uint64
+}
+
+func newLearner(spec LearnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
+	return func() actor.Actor {
+		return &learner{spec: spec, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "learner")}
+	}
+}
+
+func (l *learner) trainConfig() nets.TrainConfig {
+	tc := nets.DefaultTrainConfig()
+	tc.BatchSize = l.cfg.BatchSize
+	tc.LearningRate = l.cfg.LearningRate
+	tc.MaxGradNorm = l.cfg.MaxGradNorm
+	tc.DoubleDQN = l.cfg.DoubleDQN
+	return tc
+}
+
+func (l *learner) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		if err := l.start(ctx); err != nil {
+			panic(err)
+		}
+	case *messages.SampleBatch:
+		if err := l.update(msg); err != nil {
+			// A malformed batch is the replay's bug or a hostile peer: log it
+			// and keep training on the next one.
+			l.log.Error("update skipped", "err", err)
+		} else if l.updates%uint64(l.cfg.PublishEvery) == 0 {
+			l.publish(ctx)
+		}
+		l.request(ctx)
+	case *SaveCheckpoint:
+		path, err := l.saveCheckpoint()
+		ctx.Respond(&CheckpointSaved{Path: path, Err: err})
+	case *actor.Stopping:
+		if l.trainer != nil {
+			l.trainer.Close()
+		}
+	}
+}
+
+func (l *learner) start(ctx actor.Context) error {
+	rng := rand.New(rand.NewPCG(l.spec.Seed, 0x6c6561726e6572))
+	t, err := nets.NewTrainer(l.spec.Net, l.trainConfig(), nets.InitParams(l.spec.Net, rng))
+	if err != nil {
+		return fmt.Errorf("learner: %w", err)
+	}
+	l.trainer = t
+	l.term = 1
+	l.log.Info("learner started", "params", l.spec.Net.NumParams(), "batch", l.cfg.BatchSize)
+	l.publish(ctx)
+	for i := 0; i < l.cfg.PrefetchBatches; i++ {
+		l.request(ctx)
+	}
+	return nil
+}
+
+func (l *learner) request(ctx actor.Context) {
+	l.nextReq++
+	ctx.Send(l.dir.Replay(), &messages.SampleRequest{RequestId: l.nextReq, BatchSize: uint32(l.cfg.BatchSize), ReplyTo: ref(ctx.Self())})
+}
+
+// update runs one gradient step on a sampled batch.
+func (l *learner) update(s *messages.SampleBatch) error {
+	n := int(s.GetCount())
+	if n != l.cfg.BatchSize || len(s.GetActions()) != n {
+		return fmt.Errorf("sample batch of %d transitions, learner needs %d", n, l.cfg.BatchSize)
+	}
+	l.actions = resize(l.actions, n)
+	for i, a := range s.Actions {
+		l.actions[i] = int32(a)
+	}
+	l.batch = nets.Batch{
+		Size: n, Obs: s.Observations, Actions: l.actions, Rewards: s.Rewards,
+		Discounts: s.Discounts, NextObs: s.NextObservations, Weights: s.Weights,
+	}
+	if len(l.batch.Weights) == 0 {
+		l.batch.Weights = nil
+	}
+	st, err := l.trainer.Update(&l.batch)
+	if err != nil {
+		return err
+	}
+	l.updates++
+	l.metrics.LearnerUpdates.Inc()
+	l.metrics.LearnerLoss.Set(float64(st.Loss))
+	if l.cfg.TargetTau > 0 {
+		l.trainer.SoftUpdateTarget(l.cfg.TargetTau)
+	} else if l.updates%uint64(l.cfg.TargetUpdatePeriod) == 0 {
+		l.trainer.SyncTarget()
+	}
+	return nil
+}
+
+// publish sends a copy of the online parameters to the broadcaster.
+func (l *learner) publish(ctx actor.Context) {
+	l.version++
+	w := &messages.Weights{Version: l.version, Term: l.term, Params: l.trainer.CopyParams(nil), LearnerUpdates: l.updates}
+	ctx.Send(l.dir.Broadcaster(), w)
+	l.metrics.WeightsVersion.Set(float64(l.version))
+	l.metrics.update(func(s *RunStatus) { s.LearnerUpdates = l.updates; s.WeightsVersion = l.version })
+}
+
+func (l *learner) saveCheckpoint() (string, error) {
+	if l.spec.CheckpointDir == "" {
+		return "", fmt.Errorf("learner: no checkpoint directory configured")
+	}
+	st := l.trainer.State()
+	layers := []uint32{uint32(l.spec.Net.Inputs)}
+	for _, h := range l.spec.Net.Hidden {
+		layers = append(layers, uint32(h))
+	}
+	layers = append(layers, uint32(l.spec.Net.Outputs))
+	c := &messages.Checkpoint{
+		Env: l.spec.EnvID, Layers: layers, Online: st.Online, Target: st.Target,
+		AdamM: st.AdamM, AdamV: st.AdamV, AdamStep: st.AdamStep,
+		LearnerUpdates: l.updates, WeightsVersion: l.version, Term: l.term,
+		UnixMillis: time.Now().UnixMilli(),
+	}
+	if err := WriteCheckpoint(l.spec.CheckpointDir, c); err != nil {
+		return "", err
+	}
+	return l.spec.CheckpointDir + "/" + CheckpointFile, nil
+}

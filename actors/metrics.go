@@ -1,0 +1,98 @@
+package actors
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics holds a node's Prometheus metrics (names fixed by DESIGN.md) in a
+// registry of its own, never the global one, so that several nodes can live
+// in one test process. All methods are safe for concurrent use.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	EnvSteps           prometheus.Counter
+	Episodes           prometheus.Counter
+	Mean100            prometheus.Gauge
+	Mean100All         prometheus.Gauge
+	ReplaySize         prometheus.Gauge
+	ReplayInserted     prometheus.Counter
+	ExperienceDropped  prometheus.Counter
+	ExperienceRejected prometheus.Counter
+	LearnerUpdates     prometheus.Counter
+	LearnerLoss        prometheus.Gauge
+	WeightsVersion     prometheus.Gauge
+	ClusterMembers     prometheus.Gauge
+	WireBytes          *prometheus.CounterVec
+
+	mu     sync.Mutex
+	status RunStatus
+}
+
+// RunStatus is the run-level view the command prints and summarises.
+type RunStatus struct {
+	EnvSteps           uint64    `json:"env_steps"`
+	Episodes           uint64    `json:"episodes"`
+	Mean100            float64   `json:"mean_return_100"`     // ε ≤ 0.05 episodes; NaN until one is played
+	Mean100Count       int       `json:"mean_return_100_n"`   // episodes in that window (≤ 100)
+	Mean100All         float64   `json:"mean_return_100_all"` // every runner's episodes
+	LearnerUpdates     uint64    `json:"learner_updates"`
+	WeightsVersion     uint64    `json:"weights_version"`
+	ReplaySize         int       `json:"replay_size"`
+	Solved             bool      `json:"solved"`
+	SolvedAtEnvSteps   uint64    `json:"solved_at_env_steps"`
+	SolvedAt           time.Time `json:"-"`
+	ExperienceRejected uint64    `json:"experience_rejected"`
+}
+
+// NewMetrics registers every qfleet metric in a fresh registry.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		f(c)
+		return c
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+		f(g)
+		return g
+	}
+	m := &Metrics{Registry: r}
+	m.EnvSteps = counter("qfleet_env_steps_total", "Env steps taken by all runners.")
+	m.Episodes = counter("qfleet_episodes_total", "Episodes finished by all runners.")
+	m.Mean100 = gauge("qfleet_episode_return_mean100", "Mean return of the last 100 episodes played at epsilon <= 0.05.")
+	m.Mean100All = gauge("qfleet_episode_return_mean100_all", "Mean return of the last 100 episodes of any runner.")
+	m.ReplaySize = gauge("qfleet_replay_size", "Transitions held by the replay table.")
+	m.ReplayInserted = counter("qfleet_replay_inserted_total", "Transitions inserted into the replay table.")
+	m.ExperienceDropped = counter("qfleet_experience_dropped_total", "Transitions dropped (counted) before reaching the replay.")
+	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.")
+	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.")
+	m.LearnerLoss = gauge("qfleet_learner_loss", "Huber TD loss of the learner's last update.")
+	m.WeightsVersion = gauge("qfleet_weights_version", "Weights version: published (learner node) or acted on (runner node).")
+	m.ClusterMembers = gauge("qfleet_cluster_members", "Live cluster members, this node included.")
+	m.WireBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qfleet_wire_bytes_total", Help: "Bytes on the wire per flow and direction."}, []string{"flow", "direction"})
+	f(m.WireBytes)
+	m.ClusterMembers.Set(1)
+	m.status.Mean100 = math.NaN()
+	m.status.Mean100All = math.NaN()
+	return m
+}
+
+// Status returns a snapshot of the run status.
+func (m *Metrics) Status() RunStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status
+}
+
+// update applies f to the run status under the lock.
+func (m *Metrics) update(f func(s *RunStatus)) {
+	m.mu.Lock()
+	f(&m.status)
+	m.mu.Unlock()
+}

@@ -1,0 +1,73 @@
+package actors
+
+import "math"
+
+// transitionSink receives finished transitions: observation, action, the
+// n-step reward Σ_{k<m} γᵏ·r_{t+k}, discount γᵐ·(1−terminated) and the
+// observation m steps later.
+type transitionSink func(obs []float32, action int, reward, discount float64, nextObs []float32)
+
+// nStepAccumulator turns a stream of env steps into n-step transitions on the
+// runner side (Ape-X), so the replay and learner only ever see finished ones.
+// At an episode's end every pending transition is emitted with however many
+// steps it has: discount 0 if the episode terminated (no bootstrap), γᵐ if it
+// was truncated by the time limit (bootstrap from the last observation).
+type nStepAccumulator struct {
+	n       int
+	gamma   float64
+	pending []pendingStep // oldest first, at most n
+	free    [][]float32   // observation buffers to reuse
+}
+
+type pendingStep struct {
+	obs    []float32
+	action int
+	reward float64 // Σ γᵏ r so far
+	steps  int     // rewards accumulated
+}
+
+func newNStepAccumulator(n int, gamma float64) *nStepAccumulator {
+	return &nStepAccumulator{n: n, gamma: gamma}
+}
+
+// Add records one env step taken from obs with action, and emits the
+// transitions it completes.
+func (a *nStepAccumulator) Add(obs []float32, action int, reward float64, nextObs []float32, terminated, truncated bool, emit transitionSink) {
+	var buf []float32
+	if k := len(a.free); k > 0 {
+		buf, a.free = a.free[k-1], a.free[:k-1]
+	}
+	a.pending = append(a.pending, pendingStep{obs: append(buf[:0], obs...), action: action})
+	for i := range a.pending {
+		p := &a.pending[i]
+		p.reward += math.Pow(a.gamma, float64(p.steps)) * reward
+		p.steps++
+	}
+	if terminated || truncated {
+		for _, p := range a.pending {
+			discount := 0.0
+			if !terminated {
+				discount = math.Pow(a.gamma, float64(p.steps))
+			}
+			emit(p.obs, p.action, p.reward, discount, nextObs)
+			a.free = append(a.free, p.obs)
+		}
+		a.pending = a.pending[:0]
+		return
+	}
+	if len(a.pending) == a.n {
+		p := a.pending[0]
+		emit(p.obs, p.action, p.reward, math.Pow(a.gamma, float64(a.n)), nextObs)
+		a.free = append(a.free, p.obs)
+		copy(a.pending, a.pending[1:])
+		a.pending = a.pending[:len(a.pending)-1]
+	}
+}
+
+// Reset drops pending steps (a runner restarted mid-episode).
+func (a *nStepAccumulator) Reset() {
+	for _, p := range a.pending {
+		a.free = append(a.free, p.obs)
+	}
+	a.pending = a.pending[:0]
+}

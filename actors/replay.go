@@ -1,0 +1,108 @@
+package actors
+
+import (
+	"log/slog"
+	"math/rand/v2"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/qfleet/qfleet/messages"
+)
+
+// replay is the replay role: it owns the experience table and the
+// sample:insert rate limiter, grants runners credit for more experience, and
+// answers the learner's sample requests when the limiter allows.
+type replay struct {
+	cfg     Config
+	obsSize int
+	seed    uint64
+	metrics *Metrics
+	log     *slog.Logger
+
+	table   *Table
+	limiter *RateLimiter
+	rng     *rand.Rand
+
+	waiting  []*messages.SampleRequest // requests the limiter holds back, oldest first
+	deferred []deferredCredit          // credits the limiter holds back
+}
+
+type deferredCredit struct {
+	to *actor.PID
+	n  uint32
+}
+
+func newReplay(cfg Config, obsSize int, seed uint64, m *Metrics, log *slog.Logger) actor.Producer {
+	return func() actor.Actor {
+		return &replay{cfg: cfg, obsSize: obsSize, seed: seed, metrics: m, log: log.With("role", "replay")}
+	}
+}
+
+func (r *replay) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
+		r.limiter = NewRateLimiter(r.cfg.SamplesPerInsert, r.cfg.MinReplaySize, r.cfg.RateTolerance)
+		r.rng = rand.New(rand.NewPCG(r.seed, 0x7265706c6179))
+		r.log.Info("replay started", "capacity", r.cfg.ReplayCapacity, "min_size", r.cfg.MinReplaySize, "samples_per_insert", r.cfg.SamplesPerInsert)
+	case *messages.ExperienceBatch:
+		r.insert(ctx, msg)
+		r.serve(ctx)
+	case *messages.SampleRequest:
+		if msg.GetBatchSize() == 0 || msg.GetReplyTo() == nil {
+			r.log.Warn("sample request ignored: needs batch_size > 0 and reply_to", "batch_size", msg.GetBatchSize())
+			return
+		}
+		r.waiting = append(r.waiting, msg)
+		r.serve(ctx)
+	}
+}
+
+// insert checks and stores a batch, then returns the runner's credit now or,
+// when the table is ahead of the learner, once the learner has caught up.
+func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
+	n := b.GetCount()
+	if err := r.table.CheckBatch(b); err != nil {
+		// Refused and counted; the credit still goes back, or a runner
+		// that sent one bad batch would lose part of its window for good.
+		r.metrics.ExperienceRejected.Add(float64(n))
+		r.metrics.update(func(s *RunStatus) { s.ExperienceRejected += uint64(n) })
+		r.log.Warn("experience rejected", "err", err)
+	} else {
+		r.table.Insert(b)
+		r.limiter.Inserted(int(n))
+		r.metrics.ReplayInserted.Add(float64(n))
+		r.metrics.ReplaySize.Set(float64(r.table.Size()))
+	}
+	to := pid(b.GetReplyTo())
+	if to == nil || n == 0 {
+		return
+	}
+	if r.limiter.CanInsert() {
+		ctx.Send(to, &messages.Credit{Transitions: n})
+	} else {
+		r.deferred = append(r.deferred, deferredCredit{to: to, n: n})
+	}
+}
+
+// serve answers waiting sample requests while the limiter allows, then
+// releases credits that the samples made room for.
+func (r *replay) serve(ctx actor.Context) {
+	for len(r.waiting) > 0 {
+		req := r.waiting[0]
+		n := int(req.GetBatchSize())
+		if !r.limiter.CanSample(n) {
+			break
+		}
+		r.waiting = r.waiting[1:]
+		out := &messages.SampleBatch{RequestId: req.GetRequestId()}
+		r.table.SampleUniform(r.rng, n, out)
+		r.limiter.Sampled(n)
+		ctx.Send(pid(req.GetReplyTo()), out)
+	}
+	for len(r.deferred) > 0 && r.limiter.CanInsert() {
+		c := r.deferred[0]
+		r.deferred = r.deferred[1:]
+		ctx.Send(c.to, &messages.Credit{Transitions: c.n})
+	}
+}

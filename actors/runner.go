@@ -1,0 +1,239 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/nets"
+)
+
+// RunnerSpec names one env runner and what it needs.
+type RunnerSpec struct {
+	Name  string
+	Index int // position in the ε ladder, 0-based
+	Count int // runners in the ladder
+	EnvID string
+	Seed  uint64
+	Net   nets.Spec
+}
+
+// runner is the env runner role: it steps one env with an ε-greedy policy on
+// its behaviour copy of the Q-network, turns steps into n-step transitions,
+// and streams them to the replay in batches. It never waits on a reply to
+// keep stepping; it pauses only when the replay's credit is used up. It works
+// in chunks of StepsPerChunk steps and re-sends itself a message between
+// chunks, so weights and credits are taken in between.
+type runner struct {
+	spec    RunnerSpec
+	cfg     Config
+	dir     Directory
+	metrics *Metrics
+	log     *slog.Logger
+
+	env     envs.Env
+	policy  *nets.Forward
+	rng     *rand.Rand
+	acc     *nStepAccumulator
+	obs     []float32
+	version weightsKey // of the weights acting; zero before the first arrive
+
+	credits int  // transitions the replay still accepts from us
+	idle    bool // no step chunk scheduled: waiting for credit
+	batch   *messages.ExperienceBatch
+	seq     uint64
+
+	steps, reported uint64 // env steps taken; steps already reported
+	epReturn        float64
+	epLength        uint32
+	epMaxEpsilon    float64
+}
+
+// stepChunk is the runner's message to itself: take the next chunk of steps.
+type stepChunk struct{}
+
+// weightsKey orders weights: a newer term wins, then a newer version.
+type weightsKey struct{ term, version uint64 }
+
+func (k weightsKey) newerThan(o weightsKey) bool {
+	return k.term > o.term || (k.term == o.term && k.version > o.version)
+}
+
+func keyOf(w *messages.Weights) weightsKey {
+	return weightsKey{term: w.GetTerm(), version: w.GetVersion()}
+}
+
+func newRunner(spec RunnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
+	return func() actor.Actor {
+		return &runner{spec: spec, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "runner", "runner", spec.Name)}
+	}
+}
+
+func (r *runner) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		if err := r.start(ctx); err != nil {
+			// Panic so the supervisor sees the failure and applies its budget.
+			panic(err)
+		}
+	case *stepChunk:
+		r.stepChunk(ctx)
+	case *messages.Credit:
+		r.credits += int(msg.GetTransitions())
+		if r.idle && r.credits > 0 {
+			r.idle = false
+			ctx.Send(ctx.Self(), &stepChunk{})
+		}
+	case *messages.Weights:
+		r.takeWeights(msg)
+		ctx.Send(r.dir.Broadcaster(), &messages.WeightsAck{Runner: ref(ctx.Self()), Version: r.version.version, Term: r.version.term})
+	case *actor.Restarting:
+		r.log.Warn("runner restarting with a fresh env")
+	}
+}
+
+// start builds a fresh env and policy (also after a restart: a runner whose
+// env failed gets a new one) and subscribes to weights.
+func (r *runner) start(ctx actor.Context) error {
+	env, err := envs.Make(r.spec.EnvID)
+	if err != nil {
+		return fmt.Errorf("runner %s: %w", r.spec.Name, err)
+	}
+	r.env = env
+	r.policy = nets.NewForward(r.spec.Net)
+	r.rng = rand.New(rand.NewPCG(r.spec.Seed, uint64(r.spec.Index)+1))
+	r.acc = newNStepAccumulator(r.cfg.NStep, r.cfg.Gamma)
+	r.credits = r.cfg.CreditWindow
+	r.resetEpisode()
+	r.newBatch()
+	ctx.Send(r.dir.Broadcaster(), &messages.SubscribeWeights{Runner: ref(ctx.Self())})
+	ctx.Send(ctx.Self(), &stepChunk{})
+	return nil
+}
+
+func (r *runner) resetEpisode() {
+	r.obs = append(r.obs[:0], r.env.Reset(r.rng.Int64())...)
+	r.epReturn, r.epLength, r.epMaxEpsilon = 0, 0, 0
+}
+
+func (r *runner) newBatch() {
+	n, d := r.cfg.SendBatch+r.cfg.NStep, len(r.obs) // room for a batch plus an episode-end burst
+	r.batch = &messages.ExperienceBatch{
+		Runner: r.spec.Name, ObsSize: uint32(d),
+		Observations: make([]float32, 0, n*d), NextObservations: make([]float32, 0, n*d),
+		Actions: make([]uint32, 0, n), Rewards: make([]float32, 0, n), Discounts: make([]float32, 0, n),
+	}
+}
+
+// takeWeights swaps in weights that are newer than the ones acting, and
+// ignores older ones (they can arrive late or out of order).
+func (r *runner) takeWeights(w *messages.Weights) {
+	k := keyOf(w)
+	if !k.newerThan(r.version) {
+		return
+	}
+	if err := r.policy.SetParams(w.GetParams()); err != nil {
+		r.log.Error("weights refused", "err", err, "version", w.GetVersion())
+		return
+	}
+	r.version = k
+}
+
+// epsilon is the linear schedule from EpsilonStart to this runner's end ε,
+// over EpsilonDecaySteps env steps of all runners together (each runner
+// counts its own steps times the runner count).
+func (r *runner) epsilon() float64 {
+	end := r.cfg.EpsilonEnd
+	if r.cfg.EpsilonLadder > 0 && r.spec.Count > 1 {
+		// ε_i = ε^(1 + α·i/(N−1))  (Ape-X)
+		end = math.Pow(end, 1+r.cfg.EpsilonLadder*float64(r.spec.Index)/float64(r.spec.Count-1))
+	}
+	if r.cfg.EpsilonDecaySteps == 0 {
+		return end
+	}
+	frac := float64(r.steps*uint64(r.spec.Count)) / float64(r.cfg.EpsilonDecaySteps)
+	if frac >= 1 {
+		return end
+	}
+	return r.cfg.EpsilonStart + frac*(end-r.cfg.EpsilonStart)
+}
+
+func (r *runner) act(eps float64) int {
+	if r.version == (weightsKey{}) || r.rng.Float64() < eps {
+		return r.rng.IntN(r.spec.Net.Outputs)
+	}
+	return r.policy.Greedy(r.obs)
+}
+
+func (r *runner) stepChunk(ctx actor.Context) {
+	for i := 0; i < r.cfg.StepsPerChunk && r.credits > 0; i++ {
+		eps := r.epsilon()
+		a := r.act(eps)
+		next, reward, terminated, truncated := r.env.Step(a)
+		r.steps++
+		r.credits--
+		r.epReturn += reward
+		r.epLength++
+		r.epMaxEpsilon = math.Max(r.epMaxEpsilon, eps)
+		r.acc.Add(r.obs, a, reward, next, terminated, truncated, r.emit)
+		if terminated || truncated {
+			ctx.Send(r.dir.Stats(), &messages.EpisodeStats{
+				Runner: r.spec.Name, Return: r.epReturn, Length: r.epLength, MaxEpsilon: r.epMaxEpsilon,
+				WeightsVersion: r.version.version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
+			})
+			r.resetEpisode()
+		} else {
+			r.obs = append(r.obs[:0], next...)
+		}
+		if int(r.batch.Count) >= r.cfg.SendBatch {
+			r.flush(ctx)
+		}
+	}
+	if r.steps-r.reported >= uint64(r.cfg.ProgressEverySteps) {
+		r.report(ctx)
+	}
+	if r.credits <= 0 {
+		// Out of credit: send what we have so the replay can grant more.
+		r.flush(ctx)
+		r.idle = true
+		return
+	}
+	ctx.Send(ctx.Self(), &stepChunk{})
+}
+
+// emit appends one finished transition to the batch being built.
+func (r *runner) emit(obs []float32, action int, reward, discount float64, nextObs []float32) {
+	b := r.batch
+	b.Observations = append(b.Observations, obs...)
+	b.NextObservations = append(b.NextObservations, nextObs...)
+	b.Actions = append(b.Actions, uint32(action))
+	b.Rewards = append(b.Rewards, float32(reward))
+	b.Discounts = append(b.Discounts, float32(discount))
+	b.Count++
+}
+
+// flush sends the batch being built (ownership passes to the replay).
+func (r *runner) flush(ctx actor.Context) {
+	if r.batch.Count == 0 {
+		return
+	}
+	r.seq++
+	r.batch.Seq = r.seq
+	r.batch.ObsSize = uint32(len(r.obs))
+	r.batch.WeightsVersion = r.version.version
+	r.batch.ReplyTo = ref(ctx.Self())
+	ctx.Send(r.dir.Replay(), r.batch)
+	r.newBatch()
+}
+
+func (r *runner) report(ctx actor.Context) {
+	ctx.Send(r.dir.Stats(), &messages.RunnerProgress{
+		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version.version, Epsilon: r.epsilon(),
+	})
+	r.reported = r.steps
+}

@@ -1,0 +1,139 @@
+package actors
+
+import (
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/qfleet/qfleet/messages"
+)
+
+// GreedyEpsilon is the largest ε at which an episode counts toward mean100:
+// CleanRL's final ε, so that comparisons with it are like for like.
+const GreedyEpsilon = 0.05
+
+// StopRule says when a run is over: when mean100 reaches TargetReturn (over a
+// full window of 100 counted episodes), or at MaxEnvSteps (0: never).
+type StopRule struct {
+	TargetReturn float64
+	MaxEnvSteps  uint64
+}
+
+// stats is the run's episode bookkeeper (on the learner's node): it receives
+// every runner's episode stats and progress, keeps mean100 over episodes
+// played at ε ≤ GreedyEpsilon and mean100_all over all, and closes Done when
+// the stop rule fires.
+type stats struct {
+	rule    StopRule
+	metrics *Metrics
+	log     *slog.Logger
+	done    func()
+	start   time.Time
+
+	greedy, all returnWindow
+	runnerSteps map[string]uint64 // cumulative env steps per runner
+	total       uint64
+	finished    bool
+}
+
+// returnWindow is the mean of the last 100 returns.
+type returnWindow struct {
+	buf  [100]float64
+	n    int // filled
+	next int
+	sum  float64
+}
+
+func (w *returnWindow) add(x float64) {
+	if w.n == len(w.buf) {
+		w.sum -= w.buf[w.next]
+	} else {
+		w.n++
+	}
+	w.buf[w.next] = x
+	w.sum += x
+	w.next = (w.next + 1) % len(w.buf)
+}
+
+func (w *returnWindow) mean() float64 {
+	if w.n == 0 {
+		return math.NaN()
+	}
+	// Recompute rather than trust the running sum: float drift over millions
+	// of episodes would otherwise creep into the stop rule.
+	s := 0.0
+	for i := 0; i < w.n; i++ {
+		s += w.buf[i]
+	}
+	return s / float64(w.n)
+}
+
+func newStats(rule StopRule, m *Metrics, log *slog.Logger, done func()) actor.Producer {
+	var once sync.Once
+	return func() actor.Actor {
+		return &stats{rule: rule, metrics: m, log: log.With("role", "stats"), done: func() { once.Do(done) }, runnerSteps: map[string]uint64{}}
+	}
+}
+
+func (s *stats) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		s.start = time.Now()
+	case *messages.RunnerProgress:
+		s.advance(msg.GetRunner(), s.runnerSteps[msg.GetRunner()]+msg.GetEnvSteps())
+	case *messages.EpisodeStats:
+		s.episode(msg)
+	}
+}
+
+// advance moves a runner's cumulative step count forward (never back).
+func (s *stats) advance(runner string, steps uint64) {
+	if prev := s.runnerSteps[runner]; steps > prev {
+		s.runnerSteps[runner] = steps
+		s.total += steps - prev
+		s.metrics.EnvSteps.Add(float64(steps - prev))
+	}
+	s.metrics.update(func(st *RunStatus) { st.EnvSteps = s.total })
+	if s.rule.MaxEnvSteps > 0 && s.total >= s.rule.MaxEnvSteps {
+		s.finish("max env steps reached")
+	}
+}
+
+func (s *stats) episode(e *messages.EpisodeStats) {
+	s.all.add(e.GetReturn())
+	counted := e.GetMaxEpsilon() <= GreedyEpsilon
+	if counted {
+		s.greedy.add(e.GetReturn())
+	}
+	mean, meanAll := s.greedy.mean(), s.all.mean()
+	s.metrics.Episodes.Inc()
+	if !math.IsNaN(mean) {
+		s.metrics.Mean100.Set(mean)
+	}
+	s.metrics.Mean100All.Set(meanAll)
+	s.metrics.update(func(st *RunStatus) {
+		st.Episodes++
+		st.Mean100, st.Mean100Count, st.Mean100All = mean, s.greedy.n, meanAll
+	})
+	s.advance(e.GetRunner(), e.GetRunnerEnvSteps())
+	if counted && s.greedy.n == len(s.greedy.buf) && mean >= s.rule.TargetReturn && !s.finished {
+		now := time.Now()
+		s.metrics.update(func(st *RunStatus) {
+			st.Solved, st.SolvedAtEnvSteps, st.SolvedAt = true, s.total, now
+		})
+		s.log.Info("solved", "mean100", mean, "env_steps", s.total, "seconds", now.Sub(s.start).Seconds())
+		s.finish("target return reached")
+	}
+}
+
+func (s *stats) finish(why string) {
+	if s.finished {
+		return
+	}
+	s.finished = true
+	s.log.Info("run finished", "why", why, "env_steps", s.total)
+	s.done()
+}

@@ -1,0 +1,112 @@
+package actors
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/qfleet/qfleet/messages"
+)
+
+// Table is the replay's experience store: a ring buffer of transitions with
+// uniform sampling. Rows are flat float32 slices so that a sample is a handful
+// of copies. Not safe for concurrent use: the replay actor owns it.
+type Table struct {
+	obsSize  int
+	capacity int
+	size     int    // rows filled
+	next     int    // row the next insert overwrites
+	inserted uint64 // transitions ever inserted; also the key of the next row
+
+	obs       []float32
+	nextObs   []float32
+	actions   []uint32
+	rewards   []float32
+	discounts []float32
+	keys      []uint64
+}
+
+// NewTable allocates a table of capacity transitions of obsSize floats each.
+func NewTable(obsSize, capacity int) *Table {
+	return &Table{
+		obsSize:   obsSize,
+		capacity:  capacity,
+		obs:       make([]float32, obsSize*capacity),
+		nextObs:   make([]float32, obsSize*capacity),
+		actions:   make([]uint32, capacity),
+		rewards:   make([]float32, capacity),
+		discounts: make([]float32, capacity),
+		keys:      make([]uint64, capacity),
+	}
+}
+
+// Size is the number of transitions held.
+func (t *Table) Size() int { return t.size }
+
+// Inserted is the number of transitions ever inserted.
+func (t *Table) Inserted() uint64 { return t.inserted }
+
+// CheckBatch reports why a batch cannot be inserted, or nil.
+func (t *Table) CheckBatch(b *messages.ExperienceBatch) error {
+	n := int(b.GetCount())
+	switch {
+	case int(b.GetObsSize()) != t.obsSize:
+		return fmt.Errorf("experience batch from %q: obs_size %d, table holds %d", b.GetRunner(), b.GetObsSize(), t.obsSize)
+	case len(b.GetObservations()) != n*t.obsSize || len(b.GetNextObservations()) != n*t.obsSize:
+		return fmt.Errorf("experience batch from %q: %d/%d observation values for %d transitions of %d", b.GetRunner(), len(b.GetObservations()), len(b.GetNextObservations()), n, t.obsSize)
+	case len(b.GetActions()) != n || len(b.GetRewards()) != n || len(b.GetDiscounts()) != n:
+		return fmt.Errorf("experience batch from %q: actions/rewards/discounts lengths %d/%d/%d, count %d", b.GetRunner(), len(b.GetActions()), len(b.GetRewards()), len(b.GetDiscounts()), n)
+	}
+	return nil
+}
+
+// Insert appends the batch's transitions, overwriting the oldest when full.
+// The batch must have passed CheckBatch.
+func (t *Table) Insert(b *messages.ExperienceBatch) {
+	d := t.obsSize
+	for i := 0; i < int(b.GetCount()); i++ {
+		r := t.next
+		copy(t.obs[r*d:(r+1)*d], b.Observations[i*d:(i+1)*d])
+		copy(t.nextObs[r*d:(r+1)*d], b.NextObservations[i*d:(i+1)*d])
+		t.actions[r] = b.Actions[i]
+		t.rewards[r] = b.Rewards[i]
+		t.discounts[r] = b.Discounts[i]
+		t.keys[r] = t.inserted
+		t.inserted++
+		t.next = (t.next + 1) % t.capacity
+		if t.size < t.capacity {
+			t.size++
+		}
+	}
+}
+
+// SampleUniform fills out with n transitions drawn uniformly with replacement.
+// It reuses out's slices so that a steady-state sample allocates nothing.
+func (t *Table) SampleUniform(rng *rand.Rand, n int, out *messages.SampleBatch) {
+	d := t.obsSize
+	out.ObsSize = uint32(d)
+	out.Count = uint32(n)
+	out.Observations = resize(out.Observations, n*d)
+	out.NextObservations = resize(out.NextObservations, n*d)
+	out.Actions = resize(out.Actions, n)
+	out.Rewards = resize(out.Rewards, n)
+	out.Discounts = resize(out.Discounts, n)
+	out.Keys = resize(out.Keys, n)
+	out.Weights = out.Weights[:0]
+	for i := 0; i < n; i++ {
+		r := rng.IntN(t.size)
+		copy(out.Observations[i*d:(i+1)*d], t.obs[r*d:(r+1)*d])
+		copy(out.NextObservations[i*d:(i+1)*d], t.nextObs[r*d:(r+1)*d])
+		out.Actions[i] = t.actions[r]
+		out.Rewards[i] = t.rewards[r]
+		out.Discounts[i] = t.discounts[r]
+		out.Keys[i] = t.keys[r]
+	}
+}
+
+// resize returns s with length n, reusing its storage when it is big enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}

@@ -1,0 +1,62 @@
+// Command qfleet trains deep Q-learning agents on supervised actors: all roles
+// in one process (`qfleet dev`) or spread over cluster nodes.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `qfleet — distributed deep Q-learning on supervised actors
+
+Usage:
+  qfleet dev [flags]     train with every role (runners, replay, learner,
+                         broadcaster) in one process
+  qfleet help [command]  show help
+
+Run 'qfleet dev --help' for the flags of dev mode.
+`
+
+// usageError is a mistake in how the command was called: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process exit, so tests can call it in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "dev":
+		err = runDev(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] == "dev" {
+			err = runDev([]string{"--help"}, stdout, stderr)
+			break
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "qfleet: unknown command %q (try 'qfleet help')\n", args[0])
+		return 2
+	}
+	if err == nil || errors.Is(err, errHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "qfleet %s: %v\n", args[0], err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
