@@ -1,0 +1,63 @@
+// Package envs holds the reinforcement-learning environments qfleet trains on,
+// behind one small interface, and a registry that builds them by their
+// Gymnasium-style id (envs.Make("CartPole-v1")).
+//
+// Classic-control environments reproduce Gymnasium 1.x bit for bit (float64
+// internal state, float32 observations, the same constants and evaluation
+// order), so returns and learning curves compare like for like with
+// Python baselines.
+package envs
+
+// Spec describes an environment to the agents that act in it.
+type Spec struct {
+	ID              string  // Gymnasium-style id, e.g. "CartPole-v1"
+	ObsShape        []int   // shape of one observation; Step/Reset return it flattened, row-major
+	NumActions      int     // discrete actions are 0 .. NumActions-1
+	MaxEpisodeSteps int     // TimeLimit: the step that reaches it reports truncated
+	RewardThreshold float64 // mean return at which the task counts as solved
+}
+
+// ObsSize is the length of a flattened observation: the product of ObsShape
+// (1 for an empty shape, i.e. a scalar).
+func (s Spec) ObsSize() int {
+	n := 1
+	for _, d := range s.ObsShape {
+		n *= d
+	}
+	return n
+}
+
+// Env is an episodic environment with a discrete action space, in the
+// Gymnasium sense: Reset starts an episode, Step advances it by one action.
+//
+// Concurrency: an Env is not safe for concurrent use. It belongs to one
+// goroutine at a time (typically one runner); run several envs for
+// parallelism, each from its own Make.
+//
+// Observation ownership: the slice returned by Reset or Step may be owned and
+// reused by the env. It is valid until the next call to Reset or Step on the
+// same env; callers that keep an observation (replay buffers, n-step queues)
+// must copy it. Callers must not modify it.
+//
+// Episode end: terminated means the MDP reached a terminal state (do not
+// bootstrap from the next observation); truncated means the time limit
+// MaxEpisodeSteps was reached (do bootstrap). Both can be true on the same
+// step. After either, call Reset; what stepping further does is up to the env
+// and documented there.
+type Env interface {
+	Spec() Spec                 // ID, ObsShape []int, NumActions int, MaxEpisodeSteps int, RewardThreshold float64
+	Reset(seed int64) []float32 // starts an episode (step counter to 0); the same seed gives the same start
+	Step(action int) (obs []float32, reward float64, terminated, truncated bool)
+}
+
+// Stateful is implemented by envs whose full dynamic state is a small float64
+// vector (the classic-control ones). Tests use it to replay a reference
+// trajectory step by step, and tools to snapshot or inspect an episode.
+type Stateful interface {
+	// State returns a copy of the internal state, in Gymnasium's order.
+	State() []float64
+	// SetState overwrites the internal state. It leaves the step counter (and
+	// so the time limit) alone. It returns an error, and changes nothing, if
+	// the vector has the wrong length.
+	SetState(state []float64) error
+}
