@@ -50,10 +50,10 @@ func DefaultConfig() Config {
 		BatchSize:          64,
 		LearningRate:       1e-3,
 		Gamma:              0.99,
-		NStep:              1,
+		NStep:              3,
 		MaxGradNorm:        10,
 		DoubleDQN:          true,
-		TargetUpdatePeriod: 250,
+		TargetUpdatePeriod: 500,
 		PublishEvery:       10,
 
 		ReplayCapacity:   100_000,

@@ -1,0 +1,67 @@
+# qfleet build, test and benchmark targets. `make test` is what CI and the
+# README run; the long learning runs have targets of their own.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-builtin-rules
+
+GO            ?= go
+PROTOC        ?= protoc
+# Pinned code generators: Debian bookworm's protobuf-compiler and this
+# protoc-gen-go, which matches the google.golang.org/protobuf runtime in go.mod.
+PROTOC_VERSION       := 3.21.12
+PROTOC_GEN_GO_VERSION := v1.36.12
+GOBIN         ?= $(shell $(GO) env GOPATH)/bin
+SEEDS         ?= 1 2 3 4 5
+BENCH_COUNT   ?= 5
+
+.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole clean
+
+build:
+	$(GO) build -o qfleet ./cmd/qfleet
+
+## test: unit tests, the short end-to-end learning run and the command smoke tests.
+test: vet tidy-check
+	$(GO) test -count=1 -timeout 12m ./...
+
+test-race:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+vet:
+	$(GO) vet ./...
+
+## tidy-check: go.mod and go.sum must not drift from the imports.
+tidy-check:
+	cp go.mod /tmp/qfleet-go.mod.bak; cp go.sum /tmp/qfleet-go.sum.bak
+	$(GO) mod tidy
+	if ! diff -q go.mod /tmp/qfleet-go.mod.bak >/dev/null || ! diff -q go.sum /tmp/qfleet-go.sum.bak >/dev/null; then \
+	  cp /tmp/qfleet-go.mod.bak go.mod; cp /tmp/qfleet-go.sum.bak go.sum; \
+	  echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit" >&2; exit 1; fi
+
+## bench: every micro-benchmark, BENCH_COUNT runs each (feed to benchstat).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./envs/ ./nets/ ./actors/
+
+## proto: regenerate messages/*.pb.go with the pinned generators.
+proto: proto-tools
+	cd messages && PATH="$(GOBIN):$$PATH" $(PROTOC) --go_out=. --go_opt=paths=source_relative qfleet.proto
+
+proto-tools:
+	@$(PROTOC) --version 2>/dev/null | grep -q "$(PROTOC_VERSION)" || { \
+	  echo "need protoc $(PROTOC_VERSION): apt-get install -y protobuf-compiler=$(PROTOC_VERSION)*" >&2; exit 1; }
+	@"$(GOBIN)/protoc-gen-go" --version 2>/dev/null | grep -q "$(PROTOC_GEN_GO_VERSION)" || \
+	  GOBIN="$(GOBIN)" $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+## proto-check: the committed generated code matches the .proto.
+proto-check: proto
+	git diff --exit-code -- messages/ || { echo "messages/*.pb.go is stale: run 'make proto' and commit" >&2; exit 1; }
+
+## solve-cartpole: the 5-seed dev-mode learning benchmark of BENCHMARKS.md.
+solve-cartpole: build
+	mkdir -p runs/solve-cartpole
+	for s in $(SEEDS); do ./qfleet dev --env CartPole-v1 --seed $$s --progress 0 --summary runs/solve-cartpole/seed-$$s.json; done
+	$(GO) run ./cmd/qfleet-bench-table runs/solve-cartpole/seed-*.json
+
+clean:
+	rm -f qfleet
+	rm -rf runs

@@ -1,0 +1,58 @@
+package actors
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// The whole pipeline learns: runners → replay → learner → broadcaster →
+// runners, all real actors. A fixed seed must reach mean100 ≥ 150 (episodes
+// at ε ≤ 0.05, a full window of 100) within 80k env steps; a random policy
+// scores about 22. Async runs are not bit-reproducible, so the bound leaves
+// room: the default config reaches 150 near 30k steps.
+func TestDevLearnsCartPole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("learning run: skipped with -short")
+	}
+	d, err := StartDev(DevOptions{
+		EnvID: "CartPole-v1", Seed: 7, Config: DefaultConfig(),
+		Stop:   StopRule{TargetReturn: 150, MaxEnvSteps: 80_000},
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	select {
+	case <-d.Done():
+	case <-time.After(5 * time.Minute):
+		t.Fatal("run neither solved nor reached its step budget in 5 minutes")
+	}
+	st := d.Metrics.Status()
+	t.Logf("env steps %d, episodes %d, updates %d, weights v%d, mean100 %.1f (n=%d) in %.1fs",
+		st.EnvSteps, st.Episodes, st.LearnerUpdates, st.WeightsVersion, st.Mean100, st.Mean100Count, time.Since(d.Started).Seconds())
+	if !st.Solved || st.Mean100 < 150 || st.Mean100Count != 100 {
+		t.Fatalf("did not learn: mean100 %.1f over %d episodes after %d env steps", st.Mean100, st.Mean100Count, st.EnvSteps)
+	}
+	if st.LearnerUpdates == 0 || st.WeightsVersion < 2 {
+		t.Fatalf("learner did %d updates and published v%d", st.LearnerUpdates, st.WeightsVersion)
+	}
+	// The rate limiter holds the sample:insert ratio: updates·batch ≈ 32·steps.
+	cfg := DefaultConfig()
+	ratio := float64(st.LearnerUpdates*uint64(cfg.BatchSize)) / float64(st.EnvSteps-uint64(cfg.MinReplaySize))
+	if ratio < 0.8*cfg.SamplesPerInsert || ratio > 1.2*cfg.SamplesPerInsert {
+		t.Fatalf("sampled/inserted = %.1f, want %.0f ± 20%%", ratio, cfg.SamplesPerInsert)
+	}
+	if path, err := d.SaveCheckpoint(10 * time.Second); err == nil {
+		t.Fatalf("checkpoint without a directory succeeded: %s", path)
+	}
+}
+
+// testWriter routes logs to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

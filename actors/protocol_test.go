@@ -1,0 +1,200 @@
+package actors
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/nets"
+)
+
+// probe is a stand-in role that forwards every message it gets to a channel.
+type probe struct{ got chan any }
+
+func (p *probe) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started, *actor.Stopping, *actor.Stopped, *actor.Restarting:
+		return
+	}
+	p.got <- ctx.Message()
+}
+
+func spawnProbe(t *testing.T, sys *actor.ActorSystem, name string) chan any {
+	t.Helper()
+	ch := make(chan any, 100_000)
+	if _, err := sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &probe{got: ch} }), name); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+func newTestSystem(t *testing.T) *actor.ActorSystem {
+	t.Helper()
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	t.Cleanup(sys.Shutdown)
+	return sys
+}
+
+// next waits for the first message of type T on ch, skipping others.
+func next[T any](t *testing.T, ch chan any) T {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case m := <-ch:
+			if v, ok := m.(T); ok {
+				return v
+			}
+		case <-deadline:
+			var zero T
+			t.Fatalf("no %T within 5 s", zero)
+			return zero
+		}
+	}
+}
+
+func testNet() nets.Spec { return nets.Spec{Inputs: 4, Hidden: []int{8}, Outputs: 2} }
+
+func weights(version, term uint64, fill float32) *messages.Weights {
+	p := make([]float32, testNet().NumParams())
+	for i := range p {
+		p[i] = fill
+	}
+	return &messages.Weights{Version: version, Term: term, Params: p}
+}
+
+// A runner that receives weights out of order keeps the newest: an older
+// version (or an older term) arriving late never replaces newer weights.
+func TestRunnerKeepsNewestWeights(t *testing.T) {
+	sys := newTestSystem(t)
+	dir := LocalDirectory{Address: sys.Address()}
+	replayCh := spawnProbe(t, sys, ReplayName)
+	bcastCh := spawnProbe(t, sys, BroadcasterName)
+	spawnProbe(t, sys, StatsName)
+	cfg := DefaultConfig()
+	cfg.CreditWindow = 64
+	cfg.SendBatch = 32
+	spec := RunnerSpec{Name: "r0", Count: 1, EnvID: "CartPole-v1", Seed: 1, Net: testNet()}
+	r := sys.Root.Spawn(actor.PropsFromProducer(newRunner(spec, cfg, dir, NewMetrics(), slog.New(slog.DiscardHandler))))
+	sub := next[*messages.SubscribeWeights](t, bcastCh)
+	if sub.GetRunner().GetId() != r.Id {
+		t.Fatalf("subscription names %v, want %v", sub.GetRunner(), r)
+	}
+	// Out of order: v3, then v2 (late), then term 0 v9 (an old learner).
+	for _, w := range []*messages.Weights{weights(3, 1, 0.1), weights(2, 1, 0.2), weights(9, 0, 0.3)} {
+		sys.Root.Send(r, w)
+		ack := next[*messages.WeightsAck](t, bcastCh)
+		if ack.GetVersion() != 3 || ack.GetTerm() != 1 {
+			t.Fatalf("after weights v%d/t%d the runner acts on v%d/t%d, want v3/t1", w.Version, w.Term, ack.GetVersion(), ack.GetTerm())
+		}
+	}
+	sys.Root.Send(r, weights(1, 2, 0.4)) // a new term wins even with a lower version
+	if ack := next[*messages.WeightsAck](t, bcastCh); ack.GetVersion() != 1 || ack.GetTerm() != 2 {
+		t.Fatalf("new term not taken: acting on v%d/t%d", ack.GetVersion(), ack.GetTerm())
+	}
+
+	// The credit window bounds what the runner sends unacknowledged: with
+	// 64 credits it sends 64 transitions, then stops until credit comes back.
+	sent := 0
+	for sent < 64 {
+		b := next[*messages.ExperienceBatch](t, replayCh)
+		sent += int(b.GetCount())
+	}
+	select {
+	case m := <-replayCh:
+		if b, ok := m.(*messages.ExperienceBatch); ok {
+			t.Fatalf("runner sent %d more transitions without credit", b.GetCount())
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
+	sys.Root.Send(r, &messages.Credit{Transitions: 32})
+	if b := next[*messages.ExperienceBatch](t, replayCh); b.GetCount() != 32 || b.GetReplyTo().GetId() != r.Id {
+		t.Fatalf("after 32 credits got a batch of %d (reply_to %v)", b.GetCount(), b.GetReplyTo())
+	}
+}
+
+// The broadcaster keeps one message in flight per runner and, when the runner
+// acks, sends the newest weights: a slow runner skips versions, never works
+// through a backlog.
+func TestBroadcasterSendsOnlyTheNewest(t *testing.T) {
+	sys := newTestSystem(t)
+	runnerCh := spawnProbe(t, sys, "slow-runner")
+	runnerPID := actor.NewPID(sys.Address(), "slow-runner")
+	b, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newBroadcaster(NewMetrics(), slog.New(slog.DiscardHandler))), BroadcasterName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Root.Send(b, weights(1, 1, 0))
+	sys.Root.Send(b, &messages.SubscribeWeights{Runner: ref(runnerPID)})
+	if w := next[*messages.Weights](t, runnerCh); w.GetVersion() != 1 {
+		t.Fatalf("subscriber got v%d first, want the newest v1", w.GetVersion())
+	}
+	for v := uint64(2); v <= 10; v++ {
+		sys.Root.Send(b, weights(v, 1, 0))
+	}
+	sys.Root.Send(b, weights(4, 1, 0)) // stale publication: ignored
+	select {
+	case m := <-runnerCh:
+		t.Fatalf("broadcaster sent %T while the previous weights were unacknowledged", m)
+	case <-time.After(200 * time.Millisecond):
+	}
+	sys.Root.Send(b, &messages.WeightsAck{Runner: ref(runnerPID), Version: 1, Term: 1})
+	if w := next[*messages.Weights](t, runnerCh); w.GetVersion() != 10 {
+		t.Fatalf("after the ack the runner got v%d, want v10", w.GetVersion())
+	}
+	sys.Root.Send(b, &messages.WeightsAck{Runner: ref(runnerPID), Version: 10, Term: 1})
+	select {
+	case m := <-runnerCh:
+		t.Fatalf("runner that has the newest weights was sent %T", m)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// The replay defers a runner's credit while the learner lags the sample:insert
+// ratio and grants it once samples catch up; it refuses and counts malformed
+// experience but returns its credit.
+func TestReplayCreditFollowsTheRateLimiter(t *testing.T) {
+	sys := newTestSystem(t)
+	runnerCh := spawnProbe(t, sys, "runner")
+	learnerCh := spawnProbe(t, sys, "learner")
+	runnerRef := &messages.ActorRef{Address: sys.Address(), Id: "runner"}
+	learnerRef := &messages.ActorRef{Address: sys.Address(), Id: "learner"}
+	cfg := DefaultConfig()
+	cfg.MinReplaySize, cfg.BatchSize, cfg.SamplesPerInsert, cfg.RateTolerance = 64, 64, 4, 64
+	m := NewMetrics()
+	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 1, m, slog.New(slog.DiscardHandler))))
+	send := func(start, n int) {
+		b := batchOf(start, n, 2)
+		b.ReplyTo = runnerRef
+		sys.Root.Send(rp, b)
+	}
+	send(0, 64) // min size reached: diff 256 = set point
+	if c := next[*messages.Credit](t, runnerCh); c.GetTransitions() != 64 {
+		t.Fatalf("credit %d, want 64", c.GetTransitions())
+	}
+	send(64, 32) // diff 384 > 256+64: credit deferred
+	select {
+	case msg := <-runnerCh:
+		t.Fatalf("credit %v granted while the learner lags", msg)
+	case <-time.After(200 * time.Millisecond):
+	}
+	sys.Root.Send(rp, &messages.SampleRequest{RequestId: 1, BatchSize: 64, ReplyTo: learnerRef})
+	if s := next[*messages.SampleBatch](t, learnerCh); s.GetCount() != 64 || s.GetRequestId() != 1 {
+		t.Fatalf("sample batch %d/%d", s.GetCount(), s.GetRequestId())
+	}
+	if c := next[*messages.Credit](t, runnerCh); c.GetTransitions() != 32 {
+		t.Fatalf("deferred credit %d, want 32", c.GetTransitions())
+	}
+	bad := batchOf(96, 8, 3) // wrong observation size
+	bad.ReplyTo = runnerRef
+	sys.Root.Send(rp, bad)
+	if c := next[*messages.Credit](t, runnerCh); c.GetTransitions() != 8 {
+		t.Fatalf("credit for a refused batch %d, want 8", c.GetTransitions())
+	}
+	if st := m.Status(); st.ExperienceRejected != 8 {
+		t.Fatalf("rejected count %d, want 8", st.ExperienceRejected)
+	}
+}
