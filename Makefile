@@ -60,7 +60,7 @@ proto-check: proto
 solve-cartpole: build
 	mkdir -p runs/solve-cartpole
 	for s in $(SEEDS); do ./qfleet dev --env CartPole-v1 --seed $$s --progress 0 --summary runs/solve-cartpole/seed-$$s.json; done
-	$(GO) run ./cmd/qfleet-bench-table runs/solve-cartpole/seed-*.json
+	./qfleet report runs/solve-cartpole/seed-*.json
 
 clean:
 	rm -f qfleet

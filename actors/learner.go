@@ -135,6 +135,7 @@ func (l *learner) update(s *messages.SampleBatch) error {
 	l.updates++
 	l.metrics.LearnerUpdates.Inc()
 	l.metrics.LearnerLoss.Set(float64(st.Loss))
+	l.metrics.update(func(s *RunStatus) { s.LearnerUpdates = l.updates })
 	if l.cfg.TargetTau > 0 {
 		l.trainer.SoftUpdateTarget(l.cfg.TargetTau)
 	} else if l.updates%uint64(l.cfg.TargetUpdatePeriod) == 0 {
@@ -166,6 +167,7 @@ func (l *learner) saveCheckpoint() (string, error) {
 		Env: l.spec.EnvID, Layers: layers, Online: st.Online, Target: st.Target,
 		AdamM: st.AdamM, AdamV: st.AdamV, AdamStep: st.AdamStep,
 		LearnerUpdates: l.updates, WeightsVersion: l.version, Term: l.term,
+		EnvSteps:   l.metrics.Status().EnvSteps, // the stats on this node count every runner's steps
 		UnixMillis: time.Now().UnixMilli(),
 	}
 	if err := WriteCheckpoint(l.spec.CheckpointDir, c); err != nil {

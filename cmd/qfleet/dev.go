@@ -64,6 +64,11 @@ Flags:
 func runDev(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("qfleet dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(stdout) // asked-for help goes to stdout, like 'qfleet help'
+		}
+	}
 	var (
 		cfgPath  = fs.String("config", "", "YAML config `file` (flags override it)")
 		envID    = fs.String("env", "CartPole-v1", "environment `id` ("+strings.Join(envs.IDs(), ", ")+")")
@@ -167,6 +172,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		CheckpointDir: cf.CheckpointDir, Logger: logger,
 	})
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
 	if ln != nil {
@@ -243,10 +251,39 @@ func loadConfig(path string, cf *configFile) error {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(cf); err != nil && !errors.Is(err, io.EOF) {
+	err = dec.Decode(cf)
+	var te *yaml.TypeError
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &te):
+		return fmt.Errorf("config %s: %s", path, typeErrorText(data, te))
+	default:
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return nil
+}
+
+// typeErrorText turns yaml's multi-line type error into one line that names
+// each offending key ("line 2: batch_size: cannot unmarshal !!str `abc` into int").
+func typeErrorText(data []byte, te *yaml.TypeError) string {
+	keyAt := map[int]string{} // line of a top-level value → its key
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) == nil && len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
+		m := doc.Content[0].Content
+		for i := 0; i+1 < len(m); i += 2 {
+			keyAt[m[i+1].Line] = m[i].Value
+		}
+	}
+	parts := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		e = strings.ReplaceAll(e, " in type main.configFile", "")
+		var line int
+		if _, err := fmt.Sscanf(e, "line %d:", &line); err == nil && keyAt[line] != "" {
+			e = strings.Replace(e, ": ", ": "+keyAt[line]+": ", 1)
+		}
+		parts = append(parts, e)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // summary is the --summary JSON.

@@ -14,6 +14,8 @@ const usage = `qfleet — distributed deep Q-learning on supervised actors
 Usage:
   qfleet dev [flags]     train with every role (runners, replay, learner,
                          broadcaster) in one process
+  qfleet report FILE...  tabulate 'qfleet dev --summary' JSON files as
+                         Markdown, with seeds solved and median solve times
   qfleet help [command]  show help
 
 Run 'qfleet dev --help' for the flags of dev mode.
@@ -39,9 +41,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "dev":
 		err = runDev(args[1:], stdout, stderr)
+	case "report":
+		err = runReport(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] == "dev" {
 			err = runDev([]string{"--help"}, stdout, stderr)
+			break
+		}
+		if len(args) > 1 && args[1] == "report" {
+			err = runReport([]string{"--help"}, stdout, stderr)
 			break
 		}
 		fmt.Fprint(stdout, usage)
