@@ -1,0 +1,38 @@
+// Package nets holds the DQN Q-network: a gorgonia learner (Trainer) and a plain-Go
+// inference path for runners (Forward).
+//
+// # Roles and goroutines
+//
+//   - Forward (runner side): Q-values and greedy actions for one observation, plain Go, no
+//     gorgonia, zero allocations per call. Not safe for concurrent use: one per runner
+//     goroutine. Parameters arrive as a flat []float32 (SetParams copies).
+//   - Trainer (learner side): online and target networks, Adam state, and the DQN update
+//     (Huber TD loss, backward pass and gradient in gorgonia). One goroutine at a time.
+//
+// # Parameter layout
+//
+// One flat []float32 per network: for each layer l in order, W_l row-major [in][out] then
+// b_l [out] (Spec.NumParams elements). InitParams draws it like PyTorch's nn.Linear.
+// Trainer.CopyParams, State and Restore speak this layout; Forward.SetParams reads it.
+//
+// # Update
+//
+//	target   = r + disc·Q̄(s', argmax_a Q(s',a))   (DoubleDQN; else r + disc·max_a Q̄(s',a))
+//	δ        = Q(s,a) − target
+//	loss     = (1/B)·Σ_i w_i·Huber₁(δ_i)
+//	θ       ← Adam(θ, clip_‖·‖₂(∂loss/∂θ, MaxGradNorm))
+//
+// disc is γⁿ·(1−terminated), so n-step returns and truncation (bootstrap with disc = γⁿ)
+// are the caller's choice. The target is a stop-gradient: it is computed before the
+// gorgonia run, outside the graph.
+//
+// # Build tags and process settings
+//
+// With -tags openblas the learner's matrix products run in OpenBLAS through cgo (Debian
+// libopenblas-dev; set OPENBLAS_NUM_THREADS=1). Without it they run in this package's AVX2
+// kernel (gonum on CPUs without AVX2/FMA). BLASName reports which. The package changes no
+// process-global setting; a learner command should call SetLearnerGC (GOGC=400) itself.
+//
+// README.md in this directory explains what was done to the gorgonia path and why, with
+// measurements.
+package nets

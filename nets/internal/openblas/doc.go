@@ -1,0 +1,3 @@
+// Package openblas links OpenBLAS into builds made with -tags openblas; without the tag it is
+// empty.
+package openblas

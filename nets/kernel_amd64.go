@@ -1,0 +1,23 @@
+package nets
+
+import "golang.org/x/sys/cpu"
+
+// kern4x16 is the AVX2+FMA micro-kernel of gemm (kernel_amd64.s): the 4×16 block
+// C = A·B with A[i][p] at a[i·ars+p·acs], B[p][j] at b[p·bs+j], C[i][j] at c[i·ldc+j], and
+// C = max(C, 0) when relu ≠ 0.
+//
+//go:noescape
+func kern4x16(k int, a *float32, ars, acs int, b *float32, bs int, c *float32, ldc int, relu int)
+
+// reluTo sets dst[i] = max(src[i], 0) (AVX).
+//
+//go:noescape
+func reluTo(dst, src []float32)
+
+// reluGradTo sets dx[i] = dy[i] where y[i] > 0, else 0 (AVX).
+//
+//go:noescape
+func reluGradTo(dx, y, dy []float32)
+
+// haveKernel reports whether the assembly above can run on this CPU.
+var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA

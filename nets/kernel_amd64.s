@@ -1,0 +1,168 @@
+#include "textflag.h"
+
+// func kern4x16(k int, a *float32, ars, acs int, b *float32, bs int, c *float32, ldc int, relu int)
+//
+// C[0:4][0:16] = A[0:4][0:k] · B[0:k][0:16] with element strides: A[i][p] at a[i·ars + p·acs]
+// (so a transposed A needs no copy), B[p][j] at b[p·bs + j], C[i][j] at c[i·ldc + j].
+// With relu ≠ 0, C = max(C, 0) on the way out. Eight YMM accumulators keep both FMA ports
+// busy through the FMA latency.
+TEXT ·kern4x16(SB), NOSPLIT, $0-72
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ ars+16(FP), R8
+	SHLQ $2, R8
+	MOVQ acs+24(FP), R13
+	SHLQ $2, R13
+	MOVQ b+32(FP), DI
+	MOVQ bs+40(FP), BX
+	SHLQ $2, BX
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R9
+	SHLQ $2, R9
+	LEAQ (SI)(R8*1), R10
+	LEAQ (R10)(R8*1), R11
+	LEAQ (R11)(R8*1), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ CX, CX
+	JEQ store
+
+loop:
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	VBROADCASTSS (SI), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS (R10), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS (R11), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS (R12), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R13, SI
+	ADDQ R13, R10
+	ADDQ R13, R11
+	ADDQ R13, R12
+	ADDQ BX, DI
+	DECQ CX
+	JNE loop
+
+store:
+	MOVQ relu+64(FP), AX
+	TESTQ AX, AX
+	JEQ write
+	VXORPS Y15, Y15, Y15
+	VMAXPS Y15, Y0, Y0
+	VMAXPS Y15, Y1, Y1
+	VMAXPS Y15, Y2, Y2
+	VMAXPS Y15, Y3, Y3
+	VMAXPS Y15, Y4, Y4
+	VMAXPS Y15, Y5, Y5
+	VMAXPS Y15, Y6, Y6
+	VMAXPS Y15, Y7, Y7
+
+write:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	VZEROUPPER
+	RET
+
+// func reluTo(dst, src []float32)
+//
+// dst[i] = max(src[i], 0) for i < len(dst); len(src) ≥ len(dst).
+TEXT ·reluTo(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	MOVQ src_base+24(FP), SI
+	VXORPS Y15, Y15, Y15
+	CMPQ CX, $8
+	JLT relutail
+
+reluloop:
+	VMOVUPS (SI), Y0
+	VMAXPS Y15, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	CMPQ CX, $8
+	JGE reluloop
+
+relutail:
+	TESTQ CX, CX
+	JEQ reludone
+
+relutailloop:
+	VMOVSS (SI), X0
+	VMAXSS X15, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JNE relutailloop
+
+reludone:
+	VZEROUPPER
+	RET
+
+// func reluGradTo(dx, y, dy []float32)
+//
+// dx[i] = dy[i] if y[i] > 0 else 0, for i < len(dx); y and dy are at least as long.
+TEXT ·reluGradTo(SB), NOSPLIT, $0-72
+	MOVQ dx_base+0(FP), DI
+	MOVQ dx_len+8(FP), CX
+	MOVQ y_base+24(FP), SI
+	MOVQ dy_base+48(FP), DX
+	VXORPS Y15, Y15, Y15
+	CMPQ CX, $8
+	JLT gradtail
+
+gradloop:
+	VMOVUPS (SI), Y0
+	VCMPPS $0x1e, Y15, Y0, Y0 // y > 0 (GT_OQ) → all-ones lane
+	VANDPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	CMPQ CX, $8
+	JGE gradloop
+
+gradtail:
+	TESTQ CX, CX
+	JEQ graddone
+
+gradtailloop:
+	VMOVSS (SI), X0
+	VCMPSS $0x1e, X15, X0, X0
+	VMOVSS (DX), X1
+	VANDPS X1, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, SI
+	ADDQ $4, DX
+	ADDQ $4, DI
+	DECQ CX
+	JNE gradtailloop
+
+graddone:
+	VZEROUPPER
+	RET

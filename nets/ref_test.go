@@ -1,0 +1,80 @@
+package nets
+
+import "math"
+
+// Float64 reference implementation of the network and loss, written independently of the
+// gorgonia graph and of the augmented layout: it reads the flat layout directly.
+
+func refQ(s Spec, p []float64, obs []float64) []float64 {
+	h := obs
+	ls := s.layers()
+	for li, l := range ls {
+		out := make([]float64, l.out)
+		for j := range l.out {
+			z := p[l.off+l.in*l.out+j] // b_j
+			for i := range l.in {
+				z += h[i] * p[l.off+i*l.out+j]
+			}
+			if li != len(ls)-1 {
+				z = math.Max(z, 0)
+			}
+			out[j] = z
+		}
+		h = out
+	}
+	return h
+}
+
+func refArgmax(q []float64) int {
+	best := 0
+	for i := range q {
+		if q[i] > q[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// refTargets: y = r + disc·Q̄(s', argmax_a Q(s',a)) (double) or r + disc·max_a Q̄(s',a).
+func refTargets(s Spec, online, target []float64, b *Batch, double bool) []float64 {
+	y := make([]float64, b.Size)
+	for i := range b.Size {
+		next := f64(b.NextObs[i*s.Inputs : (i+1)*s.Inputs])
+		qT := refQ(s, target, next)
+		a := refArgmax(qT)
+		if double {
+			a = refArgmax(refQ(s, online, next))
+		}
+		y[i] = float64(b.Rewards[i]) + float64(b.Discounts[i])*qT[a]
+	}
+	return y
+}
+
+func refHuber(d float64) float64 {
+	if a := math.Abs(d); a > 1 {
+		return a - 0.5
+	}
+	return 0.5 * d * d
+}
+
+// refLoss = (1/B)·Σ_i w_i·Huber(Q(s_i,a_i) − y_i), with y held fixed (stop-gradient).
+func refLoss(s Spec, online []float64, b *Batch, y []float64) float64 {
+	var l float64
+	for i := range b.Size {
+		q := refQ(s, online, f64(b.Obs[i*s.Inputs:(i+1)*s.Inputs]))
+		w := 1.0
+		if b.Weights != nil {
+			w = float64(b.Weights[i])
+		}
+		l += w * refHuber(q[b.Actions[i]]-y[i])
+	}
+	return l / float64(b.Size)
+}
+
+func f64(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}
