@@ -77,6 +77,7 @@ func TestRunnerKeepsNewestWeights(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.CreditWindow = 64
 	cfg.SendBatch = 32
+	cfg.NStep = 1 // one transition per step, so credit counts are exact
 	spec := RunnerSpec{Name: "r0", Count: 1, EnvID: "CartPole-v1", Seed: 1, Net: testNet()}
 	r := sys.Root.Spawn(actor.PropsFromProducer(newRunner(spec, cfg, dir, NewMetrics(), slog.New(slog.DiscardHandler))))
 	sub := next[*messages.SubscribeWeights](t, bcastCh)
