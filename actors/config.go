@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Config is the one hyper-parameter struct of a DQN run, grouped as in Acme's
@@ -35,11 +36,14 @@ type Config struct {
 	EpsilonLadder     float64 `yaml:"epsilon_ladder"`      // Ape-X α: runner i ends at ε_end^(1+α·i/(N−1)); 0 gives every runner ε_end
 
 	// Runners
-	Runners            int `yaml:"runners"`              // env runner actors
-	SendBatch          int `yaml:"send_batch"`           // transitions per experience message
-	CreditWindow       int `yaml:"credit_window"`        // transitions a runner may have un-acknowledged by the replay
-	StepsPerChunk      int `yaml:"steps_per_chunk"`      // env steps per mailbox turn; keeps weights and credits flowing in
-	ProgressEverySteps int `yaml:"progress_every_steps"` // env steps between progress reports to the stats actor
+	Runners            int           `yaml:"runners"`              // env runner actors
+	SendBatch          int           `yaml:"send_batch"`           // transitions per experience message
+	CreditWindow       int           `yaml:"credit_window"`        // transitions a runner may have un-acknowledged by the replay
+	StepsPerChunk      int           `yaml:"steps_per_chunk"`      // env steps per mailbox turn; keeps weights and credits flowing in
+	OutboxLimit        int           `yaml:"outbox_limit"`         // transitions a runner buffers while it has no credit or no replay
+	DropWhenFull       bool          `yaml:"drop_when_full"`       // full outbox: keep stepping and drop the oldest (counted), instead of pausing
+	CreditTimeout      time.Duration `yaml:"credit_timeout"`       // no credit back for this long: presume it lost in flight and restore the window
+	ProgressEverySteps int           `yaml:"progress_every_steps"` // env steps between progress reports to the stats actor
 }
 
 // DefaultConfig returns the defaults used for CartPole-v1 in dev mode. They were
@@ -47,7 +51,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Hidden:             []int{64, 64},
-		BatchSize:          64,
+		BatchSize:          128,
 		LearningRate:       1e-3,
 		Gamma:              0.99,
 		NStep:              3,
@@ -58,7 +62,7 @@ func DefaultConfig() Config {
 
 		ReplayCapacity:   100_000,
 		MinReplaySize:    1_000,
-		SamplesPerInsert: 32,
+		SamplesPerInsert: 64,
 		RateTolerance:    2_048,
 		PrefetchBatches:  2,
 
@@ -70,6 +74,8 @@ func DefaultConfig() Config {
 		SendBatch:          32,
 		CreditWindow:       256,
 		StepsPerChunk:      64,
+		OutboxLimit:        64,
+		CreditTimeout:      10 * time.Second,
 		ProgressEverySteps: 500,
 	}
 }
@@ -133,6 +139,10 @@ func (c Config) Validate() error {
 		return bad("send_batch", "must be >= 1", c.SendBatch)
 	case c.CreditWindow < c.SendBatch:
 		return bad("credit_window", fmt.Sprintf("must be >= send_batch (%d)", c.SendBatch), c.CreditWindow)
+	case c.OutboxLimit < c.SendBatch:
+		return bad("outbox_limit", fmt.Sprintf("must be >= send_batch (%d)", c.SendBatch), c.OutboxLimit)
+	case c.CreditTimeout <= 0:
+		return bad("credit_timeout", "must be > 0", c.CreditTimeout)
 	case c.StepsPerChunk < 1:
 		return bad("steps_per_chunk", "must be >= 1", c.StepsPerChunk)
 	case c.ProgressEverySteps < 1:

@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
@@ -43,10 +45,16 @@ type runner struct {
 	obs     []float32
 	version weightsKey // of the weights acting; zero before the first arrive
 
-	credits int  // transitions the replay still accepts from us
-	idle    bool // no step chunk scheduled: waiting for credit
-	batch   *messages.ExperienceBatch
-	seq     uint64
+	credits    int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
+	lastCredit time.Time
+	idle       bool                        // no step chunk scheduled: waiting for credit
+	batch      *messages.ExperienceBatch   // being built
+	outbox     []*messages.ExperienceBatch // built, waiting for credit or a replay
+	outboxN    int                         // transitions in the outbox
+	replayKey  string                      // the replay we send to, to notice a change
+	seq        uint64
+
+	sent, dropped, lost uint64 // experience accounting (transitions)
 
 	steps, reported uint64 // env steps taken; steps already reported
 	epReturn        float64
@@ -85,15 +93,33 @@ func (r *runner) Receive(ctx actor.Context) {
 		r.stepChunk(ctx)
 	case *messages.Credit:
 		r.credits += int(msg.GetTransitions())
-		if r.idle && r.credits > 0 {
-			r.idle = false
-			ctx.Send(ctx.Self(), &stepChunk{})
+		r.lastCredit = time.Now()
+		r.trySend(ctx)
+		r.resume(ctx)
+	case *creditCheck:
+		if r.idle {
+			r.recoverCredit()
+			r.trySend(ctx)
+			r.resume(ctx)
+			if r.idle {
+				scheduler.NewTimerScheduler(ctx).SendOnce(r.cfg.CreditTimeout, ctx.Self(), &creditCheck{})
+			}
 		}
 	case *messages.Weights:
 		r.takeWeights(msg)
-		ctx.Send(r.dir.Broadcaster(), &messages.WeightsAck{Runner: ref(ctx.Self()), Version: r.version.version, Term: r.version.term})
+		if b := r.dir.Broadcaster(); b != nil {
+			ctx.Send(b, &messages.WeightsAck{Runner: ref(ctx.Self()), Version: r.version.version, Term: r.version.term})
+		}
 	case *actor.Restarting:
 		r.log.Warn("runner restarting with a fresh env")
+	}
+}
+
+// resume restarts stepping after a pause once the outbox has room.
+func (r *runner) resume(ctx actor.Context) {
+	if r.idle && r.canStep() {
+		r.idle = false
+		ctx.Send(ctx.Self(), &stepChunk{})
 	}
 }
 
@@ -111,7 +137,10 @@ func (r *runner) start(ctx actor.Context) error {
 	r.credits = r.cfg.CreditWindow
 	r.resetEpisode()
 	r.newBatch()
-	ctx.Send(r.dir.Broadcaster(), &messages.SubscribeWeights{Runner: ref(ctx.Self())})
+	r.lastCredit = time.Now()
+	if b := r.dir.Broadcaster(); b != nil {
+		ctx.Send(b, &messages.SubscribeWeights{Runner: ref(ctx.Self())})
+	}
 	ctx.Send(ctx.Self(), &stepChunk{})
 	return nil
 }
@@ -171,39 +200,117 @@ func (r *runner) act(eps float64) int {
 }
 
 func (r *runner) stepChunk(ctx actor.Context) {
-	for i := 0; i < r.cfg.StepsPerChunk && r.credits > 0; i++ {
+	for i := 0; i < r.cfg.StepsPerChunk && r.canStep(); i++ {
 		eps := r.epsilon()
 		a := r.act(eps)
 		next, reward, terminated, truncated := r.env.Step(a)
 		r.steps++
-		r.credits--
 		r.epReturn += reward
 		r.epLength++
 		r.epMaxEpsilon = math.Max(r.epMaxEpsilon, eps)
 		r.acc.Add(r.obs, a, reward, next, terminated, truncated, r.emit)
 		if terminated || truncated {
-			ctx.Send(r.dir.Stats(), &messages.EpisodeStats{
-				Runner: r.spec.Name, Return: r.epReturn, Length: r.epLength, MaxEpsilon: r.epMaxEpsilon,
-				WeightsVersion: r.version.version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
-			})
+			if stats := r.dir.Stats(); stats != nil {
+				ctx.Send(stats, &messages.EpisodeStats{
+					Runner: r.spec.Name, Return: r.epReturn, Length: r.epLength, MaxEpsilon: r.epMaxEpsilon,
+					WeightsVersion: r.version.version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
+				})
+			}
 			r.resetEpisode()
 		} else {
 			r.obs = append(r.obs[:0], next...)
 		}
 		if int(r.batch.Count) >= r.cfg.SendBatch {
-			r.flush(ctx)
+			r.enqueue()
 		}
 	}
+	r.recoverCredit()
+	r.trySend(ctx)
 	if r.steps-r.reported >= uint64(r.cfg.ProgressEverySteps) {
 		r.report(ctx)
 	}
-	if r.credits <= 0 {
-		// Out of credit: send what we have so the replay can grant more.
-		r.flush(ctx)
+	if !r.canStep() {
+		// Outbox full and no credit: wait for credit (or its timeout).
 		r.idle = true
+		scheduler.NewTimerScheduler(ctx).SendOnce(r.cfg.CreditTimeout, ctx.Self(), &creditCheck{})
 		return
 	}
 	ctx.Send(ctx.Self(), &stepChunk{})
+}
+
+// creditCheck is the runner's timer while it waits for credit.
+type creditCheck struct{}
+
+// canStep says whether the runner may take more env steps: always when it
+// drops the oldest experience of a full outbox, else while the outbox has room.
+func (r *runner) canStep() bool {
+	return r.cfg.DropWhenFull || r.outboxN < r.cfg.OutboxLimit
+}
+
+// enqueue moves the batch being built to the outbox, dropping (and counting)
+// the oldest batches if the outbox overflows in drop mode.
+func (r *runner) enqueue() {
+	if r.batch.Count == 0 {
+		return
+	}
+	r.outbox = append(r.outbox, r.batch)
+	r.outboxN += int(r.batch.Count)
+	r.newBatch()
+	for r.cfg.DropWhenFull && r.outboxN > r.cfg.OutboxLimit && len(r.outbox) > 1 {
+		n := r.outbox[0].Count
+		r.outbox[0] = nil
+		r.outbox = r.outbox[1:]
+		r.outboxN -= int(n)
+		r.dropped += uint64(n)
+		r.metrics.ExperienceDropped.Add(float64(n))
+	}
+}
+
+// trySend hands outbox batches to the replay while there is credit. A new
+// replay (another address, or the first one) starts with a full window; what
+// the old one never credited is counted as lost in flight.
+func (r *runner) trySend(ctx actor.Context) {
+	replay := r.dir.Replay()
+	if replay == nil {
+		return
+	}
+	if key := replay.String(); key != r.replayKey {
+		if r.replayKey != "" {
+			r.log.Warn("replay changed: credit window restored", "from", r.replayKey, "to", key, "lost_in_flight", r.cfg.CreditWindow-r.credits)
+			r.lost += uint64(r.cfg.CreditWindow - r.credits)
+			r.credits = r.cfg.CreditWindow
+		}
+		r.replayKey = key
+	}
+	self := ctx.Self()
+	for len(r.outbox) > 0 && r.credits > 0 {
+		b := r.outbox[0]
+		r.outbox[0] = nil
+		r.outbox = r.outbox[1:]
+		n := int(b.Count)
+		r.outboxN -= n
+		r.credits -= n
+		r.sent += uint64(n)
+		r.seq++
+		b.Seq = r.seq
+		b.WeightsVersion = r.version.version
+		b.ReplyTo = ref(self)
+		ctx.Send(replay, b)
+	}
+}
+
+// recoverCredit restores the credit window when credit has been missing for
+// CreditTimeout: delivery between hosts is at-most-once, so a Credit (or the
+// batch it answers) can be lost, and waiting for it would stall forever.
+func (r *runner) recoverCredit() {
+	if r.credits > 0 || r.outboxN == 0 || time.Since(r.lastCredit) < r.cfg.CreditTimeout {
+		return
+	}
+	lost := r.cfg.CreditWindow - r.credits
+	r.log.Warn("no credit from the replay: window restored", "waited", time.Since(r.lastCredit), "presumed_lost", lost)
+	r.lost += uint64(lost)
+	r.credits = r.cfg.CreditWindow
+	r.lastCredit = time.Now()
 }
 
 // emit appends one finished transition to the batch being built.
@@ -217,23 +324,14 @@ func (r *runner) emit(obs []float32, action int, reward, discount float64, nextO
 	b.Count++
 }
 
-// flush sends the batch being built (ownership passes to the replay).
-func (r *runner) flush(ctx actor.Context) {
-	if r.batch.Count == 0 {
-		return
-	}
-	r.seq++
-	r.batch.Seq = r.seq
-	r.batch.ObsSize = uint32(len(r.obs))
-	r.batch.WeightsVersion = r.version.version
-	r.batch.ReplyTo = ref(ctx.Self())
-	ctx.Send(r.dir.Replay(), r.batch)
-	r.newBatch()
-}
-
 func (r *runner) report(ctx actor.Context) {
-	ctx.Send(r.dir.Stats(), &messages.RunnerProgress{
-		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version.version, Epsilon: r.epsilon(),
+	stats := r.dir.Stats()
+	if stats == nil {
+		return // reported once the stats are reachable: the deltas add up
+	}
+	ctx.Send(stats, &messages.RunnerProgress{
+		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version.version, WeightsTerm: r.version.term,
+		Epsilon: r.epsilon(), ExperienceSent: r.sent, ExperienceDropped: r.dropped, ExperienceLost: r.lost,
 	})
 	r.reported = r.steps
 }

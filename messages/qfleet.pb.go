@@ -26,6 +26,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Codec flags of a packed payload (bit set).
+type Codec int32
+
+const (
+	Codec_CODEC_RAW     Codec = 0 // float32 rows, no compression
+	Codec_CODEC_FRAMES  Codec = 1 // each distinct observation stored once per batch
+	Codec_CODEC_FLOAT16 Codec = 2 // observations as IEEE half floats
+	Codec_CODEC_ZSTD    Codec = 4 // payload compressed with zstd
+	Codec_CODEC_DELTA   Codec = 8 // weights: XOR against the base version's float bits
+)
+
+// Enum value maps for Codec.
+var (
+	Codec_name = map[int32]string{
+		0: "CODEC_RAW",
+		1: "CODEC_FRAMES",
+		2: "CODEC_FLOAT16",
+		4: "CODEC_ZSTD",
+		8: "CODEC_DELTA",
+	}
+	Codec_value = map[string]int32{
+		"CODEC_RAW":     0,
+		"CODEC_FRAMES":  1,
+		"CODEC_FLOAT16": 2,
+		"CODEC_ZSTD":    4,
+		"CODEC_DELTA":   8,
+	}
+)
+
+func (x Codec) Enum() *Codec {
+	p := new(Codec)
+	*p = x
+	return p
+}
+
+func (x Codec) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Codec) Descriptor() protoreflect.EnumDescriptor {
+	return file_qfleet_proto_enumTypes[0].Descriptor()
+}
+
+func (Codec) Type() protoreflect.EnumType {
+	return &file_qfleet_proto_enumTypes[0]
+}
+
+func (x Codec) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Codec.Descriptor instead.
+func (Codec) EnumDescriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{0}
+}
+
 // An actor address that survives a trip over the wire (actor.PID without
 // importing protoactor's proto package).
 type ActorRef struct {
@@ -774,8 +830,15 @@ type RunnerProgress struct {
 	EnvSteps       uint64                 `protobuf:"varint,2,opt,name=env_steps,json=envSteps,proto3" json:"env_steps,omitempty"`
 	WeightsVersion uint64                 `protobuf:"varint,3,opt,name=weights_version,json=weightsVersion,proto3" json:"weights_version,omitempty"`
 	Epsilon        float64                `protobuf:"fixed64,4,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Experience accounting, cumulative since the runner started: transitions
+	// handed to the replay, dropped (counted) because the outbox was full, and
+	// presumed lost in flight (credit that never came back).
+	ExperienceSent    uint64 `protobuf:"varint,5,opt,name=experience_sent,json=experienceSent,proto3" json:"experience_sent,omitempty"`
+	ExperienceDropped uint64 `protobuf:"varint,6,opt,name=experience_dropped,json=experienceDropped,proto3" json:"experience_dropped,omitempty"`
+	ExperienceLost    uint64 `protobuf:"varint,7,opt,name=experience_lost,json=experienceLost,proto3" json:"experience_lost,omitempty"`
+	WeightsTerm       uint64 `protobuf:"varint,8,opt,name=weights_term,json=weightsTerm,proto3" json:"weights_term,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RunnerProgress) Reset() {
@@ -832,6 +895,34 @@ func (x *RunnerProgress) GetWeightsVersion() uint64 {
 func (x *RunnerProgress) GetEpsilon() float64 {
 	if x != nil {
 		return x.Epsilon
+	}
+	return 0
+}
+
+func (x *RunnerProgress) GetExperienceSent() uint64 {
+	if x != nil {
+		return x.ExperienceSent
+	}
+	return 0
+}
+
+func (x *RunnerProgress) GetExperienceDropped() uint64 {
+	if x != nil {
+		return x.ExperienceDropped
+	}
+	return 0
+}
+
+func (x *RunnerProgress) GetExperienceLost() uint64 {
+	if x != nil {
+		return x.ExperienceLost
+	}
+	return 0
+}
+
+func (x *RunnerProgress) GetWeightsTerm() uint64 {
+	if x != nil {
+		return x.WeightsTerm
 	}
 	return 0
 }
@@ -969,6 +1060,307 @@ func (x *Checkpoint) GetUnixMillis() int64 {
 	return 0
 }
 
+// PackedExperience is an ExperienceBatch as it crosses hosts: the same
+// routing and accounting fields, the transitions in a compact payload
+// (actors/wire.go documents the layout). Bandwidth between hosts is the
+// scarce thing: a CartPole transition packs to about 10 bytes instead of 50.
+type PackedExperience struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Runner         string                 `protobuf:"bytes,1,opt,name=runner,proto3" json:"runner,omitempty"`
+	Seq            uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	ObsSize        uint32                 `protobuf:"varint,3,opt,name=obs_size,json=obsSize,proto3" json:"obs_size,omitempty"`
+	Count          uint32                 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Codec          uint32                 `protobuf:"varint,5,opt,name=codec,proto3" json:"codec,omitempty"` // Codec flags
+	Payload        []byte                 `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	WeightsVersion uint64                 `protobuf:"varint,7,opt,name=weights_version,json=weightsVersion,proto3" json:"weights_version,omitempty"`
+	ReplyTo        *ActorRef              `protobuf:"bytes,8,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PackedExperience) Reset() {
+	*x = PackedExperience{}
+	mi := &file_qfleet_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PackedExperience) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PackedExperience) ProtoMessage() {}
+
+func (x *PackedExperience) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PackedExperience.ProtoReflect.Descriptor instead.
+func (*PackedExperience) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PackedExperience) GetRunner() string {
+	if x != nil {
+		return x.Runner
+	}
+	return ""
+}
+
+func (x *PackedExperience) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *PackedExperience) GetObsSize() uint32 {
+	if x != nil {
+		return x.ObsSize
+	}
+	return 0
+}
+
+func (x *PackedExperience) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *PackedExperience) GetCodec() uint32 {
+	if x != nil {
+		return x.Codec
+	}
+	return 0
+}
+
+func (x *PackedExperience) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *PackedExperience) GetWeightsVersion() uint64 {
+	if x != nil {
+		return x.WeightsVersion
+	}
+	return 0
+}
+
+func (x *PackedExperience) GetReplyTo() *ActorRef {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return nil
+}
+
+// WeightsChunk is one piece of a Weights message sent in chunks, so that
+// control messages (credits, acks) never queue behind a large transfer. The
+// runner acks each chunk; the broadcaster sends the next chunk of the newest
+// version only after the ack.
+type WeightsChunk struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Term           uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Index          uint32                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"` // 0-based
+	Total          uint32                 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"` // chunks in this version
+	NumParams      uint32                 `protobuf:"varint,5,opt,name=num_params,json=numParams,proto3" json:"num_params,omitempty"`
+	Codec          uint32                 `protobuf:"varint,6,opt,name=codec,proto3" json:"codec,omitempty"`                                // Codec flags
+	BaseVersion    uint64                 `protobuf:"varint,7,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"` // with CODEC_DELTA: the version XORed against
+	Payload        []byte                 `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
+	LearnerUpdates uint64                 `protobuf:"varint,9,opt,name=learner_updates,json=learnerUpdates,proto3" json:"learner_updates,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WeightsChunk) Reset() {
+	*x = WeightsChunk{}
+	mi := &file_qfleet_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WeightsChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WeightsChunk) ProtoMessage() {}
+
+func (x *WeightsChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WeightsChunk.ProtoReflect.Descriptor instead.
+func (*WeightsChunk) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WeightsChunk) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetNumParams() uint32 {
+	if x != nil {
+		return x.NumParams
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetCodec() uint32 {
+	if x != nil {
+		return x.Codec
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetBaseVersion() uint64 {
+	if x != nil {
+		return x.BaseVersion
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *WeightsChunk) GetLearnerUpdates() uint64 {
+	if x != nil {
+		return x.LearnerUpdates
+	}
+	return 0
+}
+
+// WeightsChunkAck acknowledges a chunk (and, for the last one, the version).
+type WeightsChunkAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Runner        *ActorRef              `protobuf:"bytes,1,opt,name=runner,proto3" json:"runner,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Term          uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	Index         uint32                 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	ActingVersion uint64                 `protobuf:"varint,5,opt,name=acting_version,json=actingVersion,proto3" json:"acting_version,omitempty"` // the version the runner now acts on
+	ActingTerm    uint64                 `protobuf:"varint,6,opt,name=acting_term,json=actingTerm,proto3" json:"acting_term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WeightsChunkAck) Reset() {
+	*x = WeightsChunkAck{}
+	mi := &file_qfleet_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WeightsChunkAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WeightsChunkAck) ProtoMessage() {}
+
+func (x *WeightsChunkAck) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WeightsChunkAck.ProtoReflect.Descriptor instead.
+func (*WeightsChunkAck) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WeightsChunkAck) GetRunner() *ActorRef {
+	if x != nil {
+		return x.Runner
+	}
+	return nil
+}
+
+func (x *WeightsChunkAck) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WeightsChunkAck) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *WeightsChunkAck) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *WeightsChunkAck) GetActingVersion() uint64 {
+	if x != nil {
+		return x.ActingVersion
+	}
+	return 0
+}
+
+func (x *WeightsChunkAck) GetActingTerm() uint64 {
+	if x != nil {
+		return x.ActingTerm
+	}
+	return 0
+}
+
 var File_qfleet_proto protoreflect.FileDescriptor
 
 const file_qfleet_proto_rawDesc = "" +
@@ -1039,12 +1431,16 @@ const file_qfleet_proto_rawDesc = "" +
 	"maxEpsilon\x12'\n" +
 	"\x0fweights_version\x18\x05 \x01(\x04R\x0eweightsVersion\x12\x1c\n" +
 	"\ttruncated\x18\x06 \x01(\bR\ttruncated\x12(\n" +
-	"\x10runner_env_steps\x18\a \x01(\x04R\x0erunnerEnvSteps\"\x88\x01\n" +
+	"\x10runner_env_steps\x18\a \x01(\x04R\x0erunnerEnvSteps\"\xac\x02\n" +
 	"\x0eRunnerProgress\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x1b\n" +
 	"\tenv_steps\x18\x02 \x01(\x04R\benvSteps\x12'\n" +
 	"\x0fweights_version\x18\x03 \x01(\x04R\x0eweightsVersion\x12\x18\n" +
-	"\aepsilon\x18\x04 \x01(\x01R\aepsilon\"\xd5\x02\n" +
+	"\aepsilon\x18\x04 \x01(\x01R\aepsilon\x12'\n" +
+	"\x0fexperience_sent\x18\x05 \x01(\x04R\x0eexperienceSent\x12-\n" +
+	"\x12experience_dropped\x18\x06 \x01(\x04R\x11experienceDropped\x12'\n" +
+	"\x0fexperience_lost\x18\a \x01(\x04R\x0eexperienceLost\x12!\n" +
+	"\fweights_term\x18\b \x01(\x04R\vweightsTerm\"\xd5\x02\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x16\n" +
@@ -1060,7 +1456,42 @@ const file_qfleet_proto_rawDesc = "" +
 	" \x01(\x04R\x04term\x12\x1b\n" +
 	"\tenv_steps\x18\v \x01(\x04R\benvSteps\x12\x1f\n" +
 	"\vunix_millis\x18\f \x01(\x03R\n" +
-	"unixMillisB#Z!github.com/qfleet/qfleet/messagesb\x06proto3"
+	"unixMillis\"\xf6\x01\n" +
+	"\x10PackedExperience\x12\x16\n" +
+	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x19\n" +
+	"\bobs_size\x18\x03 \x01(\rR\aobsSize\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\rR\x05count\x12\x14\n" +
+	"\x05codec\x18\x05 \x01(\rR\x05codec\x12\x18\n" +
+	"\apayload\x18\x06 \x01(\fR\apayload\x12'\n" +
+	"\x0fweights_version\x18\a \x01(\x04R\x0eweightsVersion\x12.\n" +
+	"\breply_to\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\"\x83\x02\n" +
+	"\fWeightsChunk\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\rR\x05index\x12\x14\n" +
+	"\x05total\x18\x04 \x01(\rR\x05total\x12\x1d\n" +
+	"\n" +
+	"num_params\x18\x05 \x01(\rR\tnumParams\x12\x14\n" +
+	"\x05codec\x18\x06 \x01(\rR\x05codec\x12!\n" +
+	"\fbase_version\x18\a \x01(\x04R\vbaseVersion\x12\x18\n" +
+	"\apayload\x18\b \x01(\fR\apayload\x12'\n" +
+	"\x0flearner_updates\x18\t \x01(\x04R\x0elearnerUpdates\"\xca\x01\n" +
+	"\x0fWeightsChunkAck\x12+\n" +
+	"\x06runner\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\x06runner\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\rR\x05index\x12%\n" +
+	"\x0eacting_version\x18\x05 \x01(\x04R\ractingVersion\x12\x1f\n" +
+	"\vacting_term\x18\x06 \x01(\x04R\n" +
+	"actingTerm*\\\n" +
+	"\x05Codec\x12\r\n" +
+	"\tCODEC_RAW\x10\x00\x12\x10\n" +
+	"\fCODEC_FRAMES\x10\x01\x12\x11\n" +
+	"\rCODEC_FLOAT16\x10\x02\x12\x0e\n" +
+	"\n" +
+	"CODEC_ZSTD\x10\x04\x12\x0f\n" +
+	"\vCODEC_DELTA\x10\bB#Z!github.com/qfleet/qfleet/messagesb\x06proto3"
 
 var (
 	file_qfleet_proto_rawDescOnce sync.Once
@@ -1074,31 +1505,38 @@ func file_qfleet_proto_rawDescGZIP() []byte {
 	return file_qfleet_proto_rawDescData
 }
 
-var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_qfleet_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_qfleet_proto_goTypes = []any{
-	(*ActorRef)(nil),         // 0: qfleet.v1.ActorRef
-	(*ExperienceBatch)(nil),  // 1: qfleet.v1.ExperienceBatch
-	(*Credit)(nil),           // 2: qfleet.v1.Credit
-	(*SampleRequest)(nil),    // 3: qfleet.v1.SampleRequest
-	(*SampleBatch)(nil),      // 4: qfleet.v1.SampleBatch
-	(*PriorityUpdate)(nil),   // 5: qfleet.v1.PriorityUpdate
-	(*Weights)(nil),          // 6: qfleet.v1.Weights
-	(*SubscribeWeights)(nil), // 7: qfleet.v1.SubscribeWeights
-	(*WeightsAck)(nil),       // 8: qfleet.v1.WeightsAck
-	(*EpisodeStats)(nil),     // 9: qfleet.v1.EpisodeStats
-	(*RunnerProgress)(nil),   // 10: qfleet.v1.RunnerProgress
-	(*Checkpoint)(nil),       // 11: qfleet.v1.Checkpoint
+	(Codec)(0),               // 0: qfleet.v1.Codec
+	(*ActorRef)(nil),         // 1: qfleet.v1.ActorRef
+	(*ExperienceBatch)(nil),  // 2: qfleet.v1.ExperienceBatch
+	(*Credit)(nil),           // 3: qfleet.v1.Credit
+	(*SampleRequest)(nil),    // 4: qfleet.v1.SampleRequest
+	(*SampleBatch)(nil),      // 5: qfleet.v1.SampleBatch
+	(*PriorityUpdate)(nil),   // 6: qfleet.v1.PriorityUpdate
+	(*Weights)(nil),          // 7: qfleet.v1.Weights
+	(*SubscribeWeights)(nil), // 8: qfleet.v1.SubscribeWeights
+	(*WeightsAck)(nil),       // 9: qfleet.v1.WeightsAck
+	(*EpisodeStats)(nil),     // 10: qfleet.v1.EpisodeStats
+	(*RunnerProgress)(nil),   // 11: qfleet.v1.RunnerProgress
+	(*Checkpoint)(nil),       // 12: qfleet.v1.Checkpoint
+	(*PackedExperience)(nil), // 13: qfleet.v1.PackedExperience
+	(*WeightsChunk)(nil),     // 14: qfleet.v1.WeightsChunk
+	(*WeightsChunkAck)(nil),  // 15: qfleet.v1.WeightsChunkAck
 }
 var file_qfleet_proto_depIdxs = []int32{
-	0, // 0: qfleet.v1.ExperienceBatch.reply_to:type_name -> qfleet.v1.ActorRef
-	0, // 1: qfleet.v1.SampleRequest.reply_to:type_name -> qfleet.v1.ActorRef
-	0, // 2: qfleet.v1.SubscribeWeights.runner:type_name -> qfleet.v1.ActorRef
-	0, // 3: qfleet.v1.WeightsAck.runner:type_name -> qfleet.v1.ActorRef
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	1, // 0: qfleet.v1.ExperienceBatch.reply_to:type_name -> qfleet.v1.ActorRef
+	1, // 1: qfleet.v1.SampleRequest.reply_to:type_name -> qfleet.v1.ActorRef
+	1, // 2: qfleet.v1.SubscribeWeights.runner:type_name -> qfleet.v1.ActorRef
+	1, // 3: qfleet.v1.WeightsAck.runner:type_name -> qfleet.v1.ActorRef
+	1, // 4: qfleet.v1.PackedExperience.reply_to:type_name -> qfleet.v1.ActorRef
+	1, // 5: qfleet.v1.WeightsChunkAck.runner:type_name -> qfleet.v1.ActorRef
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_qfleet_proto_init() }
@@ -1111,13 +1549,14 @@ func file_qfleet_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qfleet_proto_rawDesc), len(file_qfleet_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   12,
+			NumEnums:      1,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_qfleet_proto_goTypes,
 		DependencyIndexes: file_qfleet_proto_depIdxs,
+		EnumInfos:         file_qfleet_proto_enumTypes,
 		MessageInfos:      file_qfleet_proto_msgTypes,
 	}.Build()
 	File_qfleet_proto = out.File
