@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/qfleet/qfleet/messages"
 	"github.com/qfleet/qfleet/nets"
@@ -41,13 +42,15 @@ type learner struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	trainer *nets.Trainer
-	batch   nets.Batch
-	actions []int32
-	nextReq uint64
-	updates uint64
-	version uint64
-	term    uint64
+	trainer  *nets.Trainer
+	batch    nets.Batch
+	actions  []int32
+	nextReq  uint64
+	pending  map[uint64]time.Time // sample requests outstanding → when last sent
+	stopTick scheduler.CancelFunc
+	updates  uint64
+	version  uint64
+	term     uint64
 }
 
 func newLearner(spec LearnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
@@ -72,6 +75,10 @@ func (l *learner) Receive(ctx actor.Context) {
 			panic(err)
 		}
 	case *messages.SampleBatch:
+		if _, ok := l.pending[msg.GetRequestId()]; !ok {
+			return // a duplicate answer to a request that was re-sent
+		}
+		delete(l.pending, msg.GetRequestId())
 		if err := l.update(msg); err != nil {
 			// A malformed batch is the replay's bug or a hostile peer: log it
 			// and keep training on the next one.
@@ -80,10 +87,15 @@ func (l *learner) Receive(ctx actor.Context) {
 			l.publish(ctx)
 		}
 		l.request(ctx)
+	case *learnerTick:
+		l.resendStale(ctx)
 	case *SaveCheckpoint:
 		path, err := l.saveCheckpoint()
 		ctx.Respond(&CheckpointSaved{Path: path, Err: err})
 	case *actor.Stopping:
+		if l.stopTick != nil {
+			l.stopTick()
+		}
 		if l.trainer != nil {
 			l.trainer.Close()
 		}
@@ -99,16 +111,45 @@ func (l *learner) start(ctx actor.Context) error {
 	l.trainer = t
 	l.term = 1
 	l.log.Info("learner started", "params", l.spec.Net.NumParams(), "batch", l.cfg.BatchSize)
+	l.pending = map[uint64]time.Time{}
 	l.publish(ctx)
 	for i := 0; i < l.cfg.PrefetchBatches; i++ {
 		l.request(ctx)
 	}
+	l.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(time.Second, time.Second, ctx.Self(), &learnerTick{})
 	return nil
 }
 
+// learnerTick drives re-sending of sample requests that went unanswered.
+type learnerTick struct{}
+
+// requestTimeout is how long a sample request may go unanswered before it
+// is sent again (same id, so the replay and the learner drop duplicates). The
+// rate limiter may hold a request for long; a re-send costs one message. It
+// matters when the replay restarts or a message is lost between hosts.
+const requestTimeout = 5 * time.Second
+
 func (l *learner) request(ctx actor.Context) {
 	l.nextReq++
-	ctx.Send(l.dir.Replay(), &messages.SampleRequest{RequestId: l.nextReq, BatchSize: uint32(l.cfg.BatchSize), ReplyTo: ref(ctx.Self())})
+	l.pending[l.nextReq] = time.Time{}
+	l.sendRequest(ctx, l.nextReq)
+}
+
+func (l *learner) sendRequest(ctx actor.Context, id uint64) {
+	replay := l.dir.Replay()
+	if replay == nil {
+		return // no replay in the cluster yet: the tick sends it later
+	}
+	l.pending[id] = time.Now()
+	ctx.Send(replay, &messages.SampleRequest{RequestId: id, BatchSize: uint32(l.cfg.BatchSize), ReplyTo: ref(ctx.Self())})
+}
+
+func (l *learner) resendStale(ctx actor.Context) {
+	for id, at := range l.pending {
+		if time.Since(at) > requestTimeout {
+			l.sendRequest(ctx, id)
+		}
+	}
 }
 
 // update runs one gradient step on a sampled batch.
@@ -148,7 +189,9 @@ func (l *learner) update(s *messages.SampleBatch) error {
 func (l *learner) publish(ctx actor.Context) {
 	l.version++
 	w := &messages.Weights{Version: l.version, Term: l.term, Params: l.trainer.CopyParams(nil), LearnerUpdates: l.updates}
-	ctx.Send(l.dir.Broadcaster(), w)
+	if b := l.dir.Broadcaster(); b != nil {
+		ctx.Send(b, w) // with no broadcaster yet, the next publication reaches it
+	}
 	l.metrics.WeightsVersion.Set(float64(l.version))
 	l.metrics.update(func(s *RunStatus) { s.LearnerUpdates = l.updates; s.WeightsVersion = l.version })
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -20,6 +22,32 @@ const (
 	RestartWindow = 30 * time.Second
 )
 
+// Role names, as given to `qfleet node --roles`.
+const (
+	RoleRunner      = "runner"
+	RoleReplay      = "replay"
+	RoleLearner     = "learner" // brings the stats actor with it
+	RoleBroadcaster = "broadcaster"
+)
+
+// AllRoles is what dev mode runs in one process.
+var AllRoles = []string{RoleRunner, RoleReplay, RoleLearner, RoleBroadcaster}
+
+// NodeOptions configures one node: which roles it runs and how it finds the
+// others. Dev mode is a node with every role and a LocalDirectory.
+type NodeOptions struct {
+	Name          string // node name; prefixes runner names so they are unique in a cluster
+	Roles         []string
+	EnvID         string
+	Seed          uint64
+	Config        Config
+	Stop          StopRule
+	CheckpointDir string             // "" disables checkpoints
+	Logger        *slog.Logger       // nil discards
+	System        *actor.ActorSystem // nil: a new local actor system (dev mode)
+	Directory     Directory          // nil: LocalDirectory on System
+}
+
 // DevOptions configures a dev-mode run: every role in one process.
 type DevOptions struct {
 	EnvID         string
@@ -30,16 +58,20 @@ type DevOptions struct {
 	Logger        *slog.Logger // nil discards
 }
 
-// Dev is a running dev-mode node.
-type Dev struct {
+// Node is a running node; Dev is the dev-mode name for it.
+type Node struct {
 	System  *actor.ActorSystem
 	Metrics *Metrics
 	Net     nets.Spec
 	Started time.Time
+	Roles   []string
 
 	root *actor.PID
 	done chan struct{}
 }
+
+// Dev is a node running every role.
+type Dev = Node
 
 // NetSpec is the Q-network for an env under a config.
 func NetSpec(env envs.Env, cfg Config) nets.Spec {
@@ -47,11 +79,29 @@ func NetSpec(env envs.Env, cfg Config) nets.Spec {
 	return nets.Spec{Inputs: sp.ObsSize(), Hidden: append([]int(nil), cfg.Hidden...), Outputs: sp.NumActions}
 }
 
-// StartDev validates the options and starts the node supervisor, which spawns
-// stats, replay, broadcaster, learner and the runners as its children.
+// StartDev starts every role in one process.
 func StartDev(o DevOptions) (*Dev, error) {
+	return StartNode(NodeOptions{
+		Name: "dev", Roles: AllRoles, EnvID: o.EnvID, Seed: o.Seed, Config: o.Config, Stop: o.Stop,
+		CheckpointDir: o.CheckpointDir, Logger: o.Logger,
+	})
+}
+
+// ErrUnknownRole names a role that is not one of AllRoles.
+var ErrUnknownRole = errors.New("unknown role")
+
+// StartNode validates the options and starts the node supervisor, which
+// spawns this node's roles as its children (stats with the learner).
+func StartNode(o NodeOptions) (*Node, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, err
+	}
+	has := map[string]bool{}
+	for _, r := range o.Roles {
+		if !slices.Contains(AllRoles, r) {
+			return nil, fmt.Errorf("%w %q (roles: %s)", ErrUnknownRole, r, strings.Join(AllRoles, ", "))
+		}
+		has[r] = true
 	}
 	env, err := envs.Make(o.EnvID)
 	if err != nil {
@@ -61,22 +111,39 @@ func StartDev(o DevOptions) (*Dev, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = log.With("node", o.Name)
 	net := NetSpec(env, o.Config)
 	if err := net.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }))
-	d := &Dev{System: sys, Metrics: NewMetrics(), Net: net, Started: time.Now(), done: make(chan struct{})}
-	dir := LocalDirectory{Address: sys.Address()}
-	roles := []role{
-		{"stats", newStats(o.Stop, d.Metrics, log, func() { close(d.done) })},
-		{"replay", newReplay(o.Config, net.Inputs, o.Seed, d.Metrics, log)},
-		{"broadcaster", newBroadcaster(d.Metrics, log)},
-		{"learner", newLearner(LearnerSpec{EnvID: o.EnvID, Net: net, Seed: o.Seed, CheckpointDir: o.CheckpointDir}, o.Config, dir, d.Metrics, log)},
+	sys := o.System
+	if sys == nil {
+		sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }))
 	}
-	for i := 0; i < o.Config.Runners; i++ {
-		spec := RunnerSpec{Name: fmt.Sprintf("runner-%d", i), Index: i, Count: o.Config.Runners, EnvID: o.EnvID, Seed: o.Seed*1_000_003 + uint64(i), Net: net}
-		roles = append(roles, role{spec.Name, newRunner(spec, o.Config, dir, d.Metrics, log)})
+	dir := o.Directory
+	if dir == nil {
+		dir = LocalDirectory{Address: sys.Address()}
+	}
+	d := &Node{System: sys, Metrics: NewMetrics(), Net: net, Started: time.Now(), Roles: o.Roles, done: make(chan struct{})}
+	var roles []role
+	if has[RoleLearner] {
+		roles = append(roles, role{"stats", newStats(o.Stop, d.Metrics, log, func() { close(d.done) })})
+	}
+	if has[RoleReplay] {
+		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, o.Seed, d.Metrics, log)})
+	}
+	if has[RoleBroadcaster] {
+		roles = append(roles, role{"broadcaster", newBroadcaster(d.Metrics, log)})
+	}
+	if has[RoleLearner] {
+		roles = append(roles, role{"learner", newLearner(LearnerSpec{EnvID: o.EnvID, Net: net, Seed: o.Seed, CheckpointDir: o.CheckpointDir}, o.Config, dir, d.Metrics, log)})
+	}
+	if has[RoleRunner] {
+		for i := 0; i < o.Config.Runners; i++ {
+			spec := RunnerSpec{Name: fmt.Sprintf("%s/runner-%d", o.Name, i), Index: i, Count: o.Config.Runners, EnvID: o.EnvID,
+				Seed: o.Seed*1_000_003 + uint64(i) + nameSeed(o.Name), Net: net}
+			roles = append(roles, role{fmt.Sprintf("runner-%d", i), newRunner(spec, o.Config, dir, d.Metrics, log)})
+		}
 	}
 	root, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newSupervisor(roles, log), actor.WithSupervisor(SupervisorStrategy())), SupervisorName)
 	if err != nil {
@@ -86,11 +153,25 @@ func StartDev(o DevOptions) (*Dev, error) {
 	return d, nil
 }
 
+// nameSeed spreads seeds of runners on different nodes (FNV-1a of the name);
+// "dev" keeps the dev-mode seeds as they were.
+func nameSeed(name string) uint64 {
+	if name == "dev" {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
 // Done is closed when the stop rule fires.
-func (d *Dev) Done() <-chan struct{} { return d.done }
+func (d *Node) Done() <-chan struct{} { return d.done }
 
 // SaveCheckpoint asks the learner to write its checkpoint and waits for it.
-func (d *Dev) SaveCheckpoint(timeout time.Duration) (string, error) {
+func (d *Node) SaveCheckpoint(timeout time.Duration) (string, error) {
 	res, err := d.System.Root.RequestFuture(actor.NewPID(d.System.Address(), LearnerName), &SaveCheckpoint{}, timeout).Result()
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: learner did not answer: %w", err)
@@ -104,7 +185,7 @@ func (d *Dev) SaveCheckpoint(timeout time.Duration) (string, error) {
 
 // Stop stops every role and waits for them (ActorSystem.Shutdown alone only
 // closes a channel).
-func (d *Dev) Stop() {
+func (d *Node) Stop() {
 	_ = d.System.Root.StopFuture(d.root).Wait() // a timeout here only means it was already stopped
 	d.System.Shutdown()
 }

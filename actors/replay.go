@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/messages"
 )
@@ -52,6 +53,11 @@ func (r *replay) Receive(ctx actor.Context) {
 		if msg.GetBatchSize() == 0 || msg.GetReplyTo() == nil {
 			r.log.Warn("sample request ignored: needs batch_size > 0 and reply_to", "batch_size", msg.GetBatchSize())
 			return
+		}
+		for _, w := range r.waiting {
+			if w.GetRequestId() == msg.GetRequestId() && proto.Equal(w.GetReplyTo(), msg.GetReplyTo()) {
+				return // a re-sent request we already hold
+			}
 		}
 		r.waiting = append(r.waiting, msg)
 		r.serve(ctx)

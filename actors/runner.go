@@ -56,6 +56,10 @@ type runner struct {
 
 	sent, dropped, lost uint64 // experience accounting (transitions)
 
+	subscribedTo         string // broadcaster PID we subscribed to
+	heardFromBroadcaster time.Time
+	stopTick             scheduler.CancelFunc
+
 	steps, reported uint64 // env steps taken; steps already reported
 	epReturn        float64
 	epLength        uint32
@@ -106,9 +110,16 @@ func (r *runner) Receive(ctx actor.Context) {
 			}
 		}
 	case *messages.Weights:
+		r.heardFromBroadcaster = time.Now()
 		r.takeWeights(msg)
 		if b := r.dir.Broadcaster(); b != nil {
 			ctx.Send(b, &messages.WeightsAck{Runner: ref(ctx.Self()), Version: r.version.version, Term: r.version.term})
+		}
+	case *runnerTick:
+		r.subscribe(ctx)
+	case *actor.Stopping:
+		if r.stopTick != nil {
+			r.stopTick()
 		}
 	case *actor.Restarting:
 		r.log.Warn("runner restarting with a fresh env")
@@ -138,11 +149,34 @@ func (r *runner) start(ctx actor.Context) error {
 	r.resetEpisode()
 	r.newBatch()
 	r.lastCredit = time.Now()
-	if b := r.dir.Broadcaster(); b != nil {
-		ctx.Send(b, &messages.SubscribeWeights{Runner: ref(ctx.Self())})
-	}
+	r.subscribe(ctx)
+	r.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(resubscribeAfter/4, resubscribeAfter/4, ctx.Self(), &runnerTick{})
 	ctx.Send(ctx.Self(), &stepChunk{})
 	return nil
+}
+
+// runnerTick drives re-subscription to the broadcaster.
+type runnerTick struct{}
+
+// resubscribeAfter: a runner that has heard nothing from the broadcaster for
+// this long subscribes again (the broadcaster may have restarted and lost its
+// subscribers, or the subscription was lost between hosts). Subscribing is
+// idempotent.
+const resubscribeAfter = 8 * time.Second
+
+// subscribe asks the broadcaster for weights when there is a broadcaster we
+// have not subscribed to, or it has been silent for resubscribeAfter.
+func (r *runner) subscribe(ctx actor.Context) {
+	b := r.dir.Broadcaster()
+	if b == nil {
+		return
+	}
+	if b.String() == r.subscribedTo && time.Since(r.heardFromBroadcaster) < resubscribeAfter {
+		return
+	}
+	r.subscribedTo = b.String()
+	r.heardFromBroadcaster = time.Now()
+	ctx.Send(b, &messages.SubscribeWeights{Runner: ref(ctx.Self())})
 }
 
 func (r *runner) resetEpisode() {
