@@ -13,7 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/nets"
 )
 
 var errHelp = errors.New("help shown")
@@ -61,29 +62,41 @@ then the flags given on the command line.
 Flags:
 `
 
-func runDev(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("qfleet dev", flag.ContinueOnError)
+// trainFlags are the training flags shared by `dev` and `node`.
+type trainFlags struct {
+	cfgPath, envID, httpAddr, ckptDir, summary, logLevel *string
+	seed, maxSteps                                       *uint64
+	runners                                              *int
+	target                                               *float64
+	progress                                             *time.Duration
+}
+
+func addTrainFlags(fs *flag.FlagSet) *trainFlags {
+	return &trainFlags{
+		cfgPath:  fs.String("config", "", "YAML config `file` (flags override it)"),
+		envID:    fs.String("env", "CartPole-v1", "environment `id` ("+strings.Join(envs.IDs(), ", ")+")"),
+		seed:     fs.Uint64("seed", 1, "random seed of the run"),
+		runners:  fs.Int("runners", 0, "env runner actors on this node (default from config: 1)"),
+		maxSteps: fs.Uint64("max-steps", 500_000, "stop after this many env steps"),
+		target:   fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
+		httpAddr: fs.String("http", "", "serve /metrics, /status and / on this `address` (e.g. 127.0.0.1:9090)"),
+		ckptDir:  fs.String("checkpoint-dir", "", "write the final learner checkpoint to this `directory`"),
+		summary:  fs.String("summary", "", "write a JSON summary of the run to this `file` at exit"),
+		progress: fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr (0 turns them off)"),
+		logLevel: fs.String("log-level", "warn", "log level: debug, info, warn, error"),
+	}
+}
+
+// parseFlags parses args, sending asked-for help to stdout.
+func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	for _, a := range args {
 		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
 			fs.SetOutput(stdout) // asked-for help goes to stdout, like 'qfleet help'
 		}
 	}
-	var (
-		cfgPath  = fs.String("config", "", "YAML config `file` (flags override it)")
-		envID    = fs.String("env", "CartPole-v1", "environment `id` ("+strings.Join(envs.IDs(), ", ")+")")
-		seed     = fs.Uint64("seed", 1, "random seed of the run")
-		runners  = fs.Int("runners", 0, "env runner actors (default from config: 1)")
-		maxSteps = fs.Uint64("max-steps", 500_000, "stop after this many env steps")
-		target   = fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)")
-		httpAddr = fs.String("http", "", "serve /metrics, /status and / on this `address` (e.g. 127.0.0.1:9090)")
-		ckptDir  = fs.String("checkpoint-dir", "", "write the final learner checkpoint to this `directory`")
-		summary  = fs.String("summary", "", "write a JSON summary of the run to this `file` at exit")
-		progress = fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr (0 turns them off)")
-		logLevel = fs.String("log-level", "warn", "log level: debug, info, warn, error")
-	)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), devHelp)
+		fmt.Fprint(fs.Output(), help)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -95,81 +108,113 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	return nil
+}
 
+// training is a resolved training setup: defaults, then the config file,
+// then the flags given.
+type training struct {
+	cf            configFile
+	progressEvery time.Duration
+	level         slog.Level
+	targetReturn  float64
+}
+
+func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	cf := configFile{Config: actors.DefaultConfig()}
 	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.LogLevel = "CartPole-v1", 1, 500_000, "2s", "warn"
-	if *cfgPath != "" {
-		if err := loadConfig(*cfgPath, &cf); err != nil {
-			return usageError{err}
+	if *tf.cfgPath != "" {
+		if err := loadConfig(*tf.cfgPath, &cf); err != nil {
+			return nil, usageError{err}
 		}
 	}
-	// Flags given on the command line override the file.
-	var progressEvery time.Duration
+	t := &training{}
 	if d, err := time.ParseDuration(cf.Progress); err == nil || cf.Progress == "0" {
-		progressEvery = d
+		t.progressEvery = d
 	} else {
-		return usageError{fmt.Errorf("config %s: progress = %q: not a duration", *cfgPath, cf.Progress)}
+		return nil, usageError{fmt.Errorf("config %s: progress = %q: not a duration", *tf.cfgPath, cf.Progress)}
 	}
+	// Flags given on the command line override the file.
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "env":
-			cf.Env = *envID
+			cf.Env = *tf.envID
 		case "seed":
-			cf.Seed = *seed
+			cf.Seed = *tf.seed
 		case "runners":
-			cf.Runners = *runners
+			cf.Runners = *tf.runners
 		case "max-steps":
-			cf.MaxSteps = *maxSteps
+			cf.MaxSteps = *tf.maxSteps
 		case "target-return":
-			cf.TargetReturn = target
+			cf.TargetReturn = tf.target
 		case "http":
-			cf.HTTP = *httpAddr
+			cf.HTTP = *tf.httpAddr
 		case "checkpoint-dir":
-			cf.CheckpointDir = *ckptDir
+			cf.CheckpointDir = *tf.ckptDir
 		case "summary":
-			cf.Summary = *summary
+			cf.Summary = *tf.summary
 		case "progress":
-			progressEvery = *progress
+			t.progressEvery = *tf.progress
 		case "log-level":
-			cf.LogLevel = *logLevel
+			cf.LogLevel = *tf.logLevel
 		}
 	})
 	env, err := envs.Make(cf.Env)
 	if err != nil {
-		return usageError{err}
+		return nil, usageError{err}
 	}
 	if err := cf.Config.Validate(); err != nil {
-		return usageError{err}
+		return nil, usageError{err}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cf.LogLevel)); err != nil {
-		return usageError{fmt.Errorf("log level %q: want debug, info, warn or error", cf.LogLevel)}
+	if err := t.level.UnmarshalText([]byte(cf.LogLevel)); err != nil {
+		return nil, usageError{fmt.Errorf("log level %q: want debug, info, warn or error", cf.LogLevel)}
 	}
-	targetReturn := env.Spec().RewardThreshold
+	t.targetReturn = env.Spec().RewardThreshold
 	if cf.TargetReturn != nil && !math.IsNaN(*cf.TargetReturn) {
-		targetReturn = *cf.TargetReturn
+		t.targetReturn = *cf.TargetReturn
 	}
-	if cf.Summary != "" {
-		// Fail before training, not after it, if the summary cannot be written.
-		if err := os.WriteFile(cf.Summary, []byte("{}\n"), 0o644); err != nil {
-			return fmt.Errorf("summary file: %w", err)
-		}
-	}
-	var ln net.Listener
-	if cf.HTTP != "" {
-		if ln, err = net.Listen("tcp", cf.HTTP); err != nil {
-			return fmt.Errorf("--http %s: %w", cf.HTTP, err)
-		}
-	}
+	t.cf = cf
+	return t, nil
+}
 
-	// The learner allocates a few short-lived tensors per update; fewer GC
-	// cycles buy 10-30% learner throughput (NOTES-deps.md, BENCHMARKS.md).
-	debug.SetGCPercent(400)
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+// prepare checks the outputs before training starts: a summary file that
+// cannot be written and an HTTP address in use fail now, not after the run.
+func (t *training) prepare() (net.Listener, error) {
+	if t.cf.Summary != "" {
+		if err := os.WriteFile(t.cf.Summary, []byte("{}\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("summary file: %w", err)
+		}
+	}
+	if t.cf.HTTP == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", t.cf.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("--http %s: %w", t.cf.HTTP, err)
+	}
+	return ln, nil
+}
+
+func runDev(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("qfleet dev", flag.ContinueOnError)
+	tf := addTrainFlags(fs)
+	if err := parseFlags(fs, devHelp, args, stdout, stderr); err != nil {
+		return err
+	}
+	t, err := tf.resolve(fs)
+	if err != nil {
+		return err
+	}
+	ln, err := t.prepare()
+	if err != nil {
+		return err
+	}
+	nets.SetLearnerGC()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level}))
 	dev, err := actors.StartDev(actors.DevOptions{
-		EnvID: cf.Env, Seed: cf.Seed, Config: cf.Config,
-		Stop:          actors.StopRule{TargetReturn: targetReturn, MaxEnvSteps: cf.MaxSteps},
-		CheckpointDir: cf.CheckpointDir, Logger: logger,
+		EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
+		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
+		CheckpointDir: t.cf.CheckpointDir, Logger: logger,
 	})
 	if err != nil {
 		if ln != nil {
@@ -177,50 +222,73 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+	fmt.Fprintf(stderr, "qfleet dev: %s seed %d, target mean100 %.4g, max %d env steps, %d runner(s), net %v\n",
+		t.cf.Env, t.cf.Seed, t.targetReturn, t.cf.MaxSteps, t.cf.Runners, dev.Net)
+	return t.run("dev", dev, ln, runHooks{}, stdout, stderr)
+}
+
+// runHooks connect a training run to cluster membership (all optional).
+type runHooks struct {
+	done       <-chan string   // a reason to end the run (e.g. the learner left the cluster)
+	members    func() []string // for /status; nil: just this node
+	beforeStop func()          // after the checkpoint, before the actors stop (leave the cluster)
+}
+
+// run serves HTTP, prints progress until the stop rule fires (or a signal,
+// or hooks.done), then writes the checkpoint and the summary and stops node.
+func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks runHooks, stdout, stderr io.Writer) error {
+	cf := t.cf
 	if ln != nil {
-		srv := &http.Server{Handler: newHTTPHandler("dev", dev.Metrics, dev.Started), ReadHeaderTimeout: 5 * time.Second}
+		members := hooks.members
+		if members == nil {
+			members = func() []string { return []string{name} }
+		}
+		srv := &http.Server{Handler: newHTTPHandler(name, node.Roles, members, node.Metrics, node.Started), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln) //nolint:errcheck // returns when the listener closes at exit
 		defer srv.Close()
 	}
-	fmt.Fprintf(stderr, "qfleet dev: %s seed %d, target mean100 %.4g, max %d env steps, %d runner(s), net %v\n",
-		cf.Env, cf.Seed, targetReturn, cf.MaxSteps, cf.Runners, dev.Net)
-
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
 	var tick <-chan time.Time
-	if progressEvery > 0 {
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		tick = t.C
+	if t.progressEvery > 0 {
+		tk := time.NewTicker(t.progressEvery)
+		defer tk.Stop()
+		tick = tk.C
 	}
-	prog := newProgress(dev.Metrics, dev.Started)
+	prog := newProgress(node.Metrics, node.Started)
 	interrupted := false
 wait:
 	for {
 		select {
-		case <-dev.Done():
+		case <-node.Done():
+			break wait
+		case why := <-hooks.done:
+			fmt.Fprintf(stderr, "qfleet %s: %s\n", name, why)
 			break wait
 		case s := <-sig:
-			fmt.Fprintf(stderr, "qfleet dev: %v: stopping\n", s)
+			fmt.Fprintf(stderr, "qfleet %s: %v: stopping\n", name, s)
 			interrupted = true
 			break wait
 		case <-tick:
 			fmt.Fprintln(stderr, prog.line())
 		}
 	}
-	wall := time.Since(dev.Started)
-	st := dev.Metrics.Status()
+	wall := time.Since(node.Started)
+	st := node.Metrics.Status()
 	var ckptErr error
-	if cf.CheckpointDir != "" {
+	if cf.CheckpointDir != "" && slices.Contains(node.Roles, actors.RoleLearner) {
 		var path string
-		if path, ckptErr = dev.SaveCheckpoint(30 * time.Second); ckptErr == nil {
-			fmt.Fprintf(stderr, "qfleet dev: checkpoint written to %s\n", path)
+		if path, ckptErr = node.SaveCheckpoint(30 * time.Second); ckptErr == nil {
+			fmt.Fprintf(stderr, "qfleet %s: checkpoint written to %s\n", name, path)
 		}
 	}
-	dev.Stop()
+	if hooks.beforeStop != nil {
+		hooks.beforeStop()
+	}
+	node.Stop()
 	fmt.Fprintln(stderr, prog.line())
-	res := newSummary(cf.Env, cf.Seed, st, wall, dev.Started)
+	res := newSummary(cf.Env, cf.Seed, st, wall, node.Started)
 	fmt.Fprintf(stdout, "%s %s: solved=%v env_steps=%d wall=%.1fs mean100=%.1f", cf.Env, seedStr(cf.Seed), res.Solved, res.EnvSteps, res.WallSeconds, res.MeanReturn100)
 	if res.Solved {
 		fmt.Fprintf(stdout, " solved_at_env_steps=%d solved_at=%.1fs", res.SolvedAtEnvSteps, res.SolvedAtSeconds)

@@ -12,14 +12,14 @@ import (
 
 // newHTTPHandler serves /metrics (Prometheus text), /status (JSON) and / (a
 // page that refreshes itself), on a mux of its own, never the default one.
-func newHTTPHandler(node string, m *actors.Metrics, started time.Time) http.Handler {
+func newHTTPHandler(node string, roles []string, members func() []string, m *actors.Metrics, started time.Time) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		st := m.Status()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"node": node, "roles": []string{"runner", "replay", "learner", "broadcaster"}, "members": []string{node},
+			"node": node, "roles": roles, "members": members(),
 			"uptime_seconds": time.Since(started).Seconds(), "weights_version": st.WeightsVersion,
 			"counters": map[string]any{
 				"env_steps": st.EnvSteps, "episodes": st.Episodes, "learner_updates": st.LearnerUpdates,

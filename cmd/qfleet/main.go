@@ -14,6 +14,7 @@ const usage = `qfleet — distributed deep Q-learning on supervised actors
 Usage:
   qfleet dev [flags]     train with every role (runners, replay, learner,
                          broadcaster) in one process
+  qfleet node [flags]    run one cluster node with the roles it is given
   qfleet report FILE...  tabulate 'qfleet dev --summary' JSON files as
                          Markdown, with seeds solved and median solve times
   qfleet help [command]  show help
@@ -41,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "dev":
 		err = runDev(args[1:], stdout, stderr)
+	case "node":
+		err = runNode(args[1:], stdout, stderr)
 	case "report":
 		err = runReport(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,137 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// checkFor polls f every `every` until it returns nil or total has passed,
+// then fails the test with f's last error.
+func checkFor(t testing.TB, total, every time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", total, err)
+		}
+		time.Sleep(every)
+	}
+}
+
+// testLogger routes logs at level and above to t.Log until the test ends
+// (memberlist and protoactor goroutines may log after it; t.Log would panic).
+func testLogger(t testing.TB, level slog.Level) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.stop)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// eventLog records the events of one Membership for assertions.
+type eventLog struct {
+	mu     sync.Mutex
+	events []timedEvent
+}
+
+type timedEvent struct {
+	Event
+	at time.Time
+}
+
+func (l *eventLog) handle(ev Event) {
+	l.mu.Lock()
+	l.events = append(l.events, timedEvent{ev, time.Now()})
+	l.mu.Unlock()
+}
+
+// find returns the first event of kind about member.
+func (l *eventLog) find(kind EventKind, member string) (timedEvent, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.events {
+		if e.Kind == kind && e.Member.Name == member {
+			return e, true
+		}
+	}
+	return timedEvent{}, false
+}
+
+func (l *eventLog) about(member string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, e := range l.events {
+		if e.Member.Name == member {
+			fmt.Fprintf(&b, "[%v %v at %s] ", e.Kind, e.Member.State, e.at.Format("15:04:05.000"))
+		}
+	}
+	return b.String()
+}
+
+// waitFor polls until an event of kind about member was recorded.
+func (l *eventLog) waitFor(t testing.TB, kind EventKind, member string, total time.Duration) timedEvent {
+	t.Helper()
+	var found timedEvent
+	checkFor(t, total, 20*time.Millisecond, func() error {
+		e, ok := l.find(kind, member)
+		if !ok {
+			return fmt.Errorf("no %v event for %s; events about it: %s", kind, member, l.about(member))
+		}
+		found = e
+		return nil
+	})
+	return found
+}
+
+// testNode starts a member on loopback with a free port, stopped at cleanup.
+func testNode(t testing.TB, name string, roles []string, remoteAddr string, join []string, mutate func(*Config), opts ...Option) (*Membership, *eventLog) {
+	t.Helper()
+	cfg := DefaultLocalConfig()
+	cfg.NodeName = name
+	cfg.Roles = roles
+	cfg.RemoteAddr = remoteAddr
+	cfg.Join = join
+	cfg.Logger = testLogger(t, slog.LevelWarn).With("test_node", name)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	log := &eventLog{}
+	m, err := Start(cfg, append([]Option{WithEventHandler(log.handle)}, opts...)...)
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := m.Shutdown(); err != nil {
+			t.Errorf("shutdown %s: %v", name, err)
+		}
+	})
+	return m, log
+}

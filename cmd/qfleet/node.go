@@ -1,0 +1,220 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/cluster"
+	"github.com/qfleet/qfleet/nets"
+)
+
+const nodeHelp = `Usage: qfleet node [flags]
+
+Runs one cluster node: the roles given by --roles, a protoactor remote
+endpoint on --remote-addr and a memberlist gossip member on --gossip-addr.
+Nodes find each other by gossip (--join one or more seed gossip addresses);
+the node with the learner role also runs the run's stats, decides when the
+run is over and leaves the cluster then; runner-only nodes end when the
+learner has left.
+
+Across hosts, gossip is encrypted with a shared key (--cluster-key-file) and
+remote messaging runs over TLS (--tls-cert/--tls-key; mutual TLS with
+--tls-ca). Without them a node refuses to use non-loopback addresses unless
+--insecure is given.
+
+Flags:
+`
+
+func runNode(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("qfleet node", flag.ContinueOnError)
+	tf := addTrainFlags(fs)
+	host, _ := os.Hostname()
+	var (
+		name       = fs.String("name", host, "node `name`, unique in the cluster")
+		rolesFlag  = fs.String("roles", strings.Join(actors.AllRoles, ","), "comma-separated `roles` of this node: "+strings.Join(actors.AllRoles, ", "))
+		gossipAddr = fs.String("gossip-addr", "0.0.0.0:7946", "memberlist gossip bind `address` (TCP and UDP)")
+		remoteAddr = fs.String("remote-addr", "0.0.0.0:7947", "protoactor remote bind `address` (TCP)")
+		advertise  = fs.String("advertise", "", "`host` other nodes reach this node at (NAT, or a wildcard bind); default: the bind host")
+		join       = fs.String("join", "", "comma-separated seed gossip `addresses` (host:port); empty for the first node")
+		profile    = fs.String("profile", cluster.ProfileWAN, "failure detection profile: local, lan, wan")
+		keyFile    = fs.String("cluster-key-file", "", "`file` with the shared gossip key (16, 24 or 32 bytes; raw, hex or base64)")
+		tlsCert    = fs.String("tls-cert", "", "this node's TLS certificate `file` (PEM)")
+		tlsKey     = fs.String("tls-key", "", "this node's TLS private key `file` (PEM)")
+		tlsCA      = fs.String("tls-ca", "", "CA certificate `file`: peers must present certificates it signed (mutual TLS)")
+		insecure   = fs.Bool("insecure", false, "allow non-loopback addresses without a cluster key and TLS")
+	)
+	if err := parseFlags(fs, nodeHelp, args, stdout, stderr); err != nil {
+		return err
+	}
+	t, err := tf.resolve(fs)
+	if err != nil {
+		return err
+	}
+	roles := splitList(*rolesFlag)
+	for _, r := range roles {
+		if !slices.Contains(actors.AllRoles, r) {
+			return usageError{fmt.Errorf("--roles: %w %q (roles: %s)", actors.ErrUnknownRole, r, strings.Join(actors.AllRoles, ", "))}
+		}
+	}
+	if *name == "" {
+		return usageError{errors.New("--name: must not be empty")}
+	}
+	remoteHost, remotePortStr, err := net.SplitHostPort(*remoteAddr)
+	if err != nil {
+		return usageError{fmt.Errorf("--remote-addr %q: %v", *remoteAddr, err)}
+	}
+	remotePort, err := strconv.Atoi(remotePortStr)
+	if err != nil || remotePort < 0 || remotePort > 65535 {
+		return usageError{fmt.Errorf("--remote-addr %q: bad port", *remoteAddr)}
+	}
+	advHost := *advertise
+	if advHost == "" {
+		advHost = remoteHost
+	}
+	if ip := net.ParseIP(advHost); advHost == "" || (ip != nil && ip.IsUnspecified()) {
+		return usageError{fmt.Errorf("--remote-addr %s binds every interface: give --advertise HOST, the address other nodes reach this one at", *remoteAddr)}
+	}
+	seeds := splitList(*join)
+	secured := *keyFile != "" && *tlsCert != ""
+	if !secured && !*insecure && !allLoopback(append([]string{*gossipAddr, *remoteAddr, advHost}, seeds...)) {
+		return usageError{errors.New("running across hosts needs --cluster-key-file and --tls-cert/--tls-key (see 'qfleet certs'), or --insecure to run unencrypted")}
+	}
+	var key []byte
+	if *keyFile != "" {
+		if key, err = cluster.LoadClusterKey(*keyFile); err != nil {
+			return usageError{fmt.Errorf("--cluster-key-file: %w", err)}
+		}
+	}
+	var tlsCfg *cluster.TLS
+	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
+		if *tlsCert == "" || *tlsKey == "" {
+			return usageError{errors.New("--tls-cert and --tls-key go together")}
+		}
+		if tlsCfg, err = cluster.LoadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
+			return usageError{err}
+		}
+	}
+	ln, err := t.prepare()
+	if err != nil {
+		return err
+	}
+	closeLn := func() {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(remoteHost, remotePort, net.JoinHostPort(advHost, remotePortStr), tlsCfg))
+	if err != nil {
+		closeLn()
+		return err
+	}
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeName, ccfg.Roles, ccfg.GossipAddr, ccfg.RemoteAddr = *name, roles, *gossipAddr, sys.Address()
+	ccfg.Join, ccfg.Profile, ccfg.ClusterKey, ccfg.Logger = seeds, *profile, key, logger
+	if *advertise != "" {
+		ccfg.AdvertiseAddr = *advertise
+	}
+	learnerLeft := make(chan string, 1)
+	isLearner := slices.Contains(roles, actors.RoleLearner)
+	// The handler runs on membership's goroutine, maybe before Start returns.
+	var nodeRef atomic.Pointer[actors.Node]
+	var memberRef atomic.Pointer[cluster.Membership]
+	m, err := cluster.Start(ccfg, cluster.WithEventHandler(func(e cluster.Event) {
+		if n, mm := nodeRef.Load(), memberRef.Load(); n != nil && mm != nil {
+			n.Metrics.ClusterMembers.Set(float64(mm.NumMembers()))
+		}
+		if !isLearner && e.Kind == cluster.Left && e.Member.HasRole(actors.RoleLearner) {
+			select {
+			case learnerLeft <- "the learner node " + e.Member.Name + " left the cluster: run over":
+			default:
+			}
+		}
+	}))
+	if err != nil {
+		rem.Shutdown(false)
+		closeLn()
+		return usageError{err}
+	}
+	memberRef.Store(m)
+	dir := cluster.NewDirectory(m)
+	dir.AttachActorSystem(sys)
+	nets.SetLearnerGC()
+	node, err := actors.StartNode(actors.NodeOptions{
+		Name: *name, Roles: roles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
+		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
+		CheckpointDir: t.cf.CheckpointDir, Logger: logger, System: sys, Directory: dir,
+	})
+	if err != nil {
+		m.Shutdown()
+		rem.Shutdown(false)
+		closeLn()
+		return err
+	}
+	nodeRef.Store(node)
+	node.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
+	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
+		*name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
+	return t.run(*name, node, ln, runHooks{
+		done: learnerLeft,
+		members: func() []string {
+			var names []string
+			for _, mem := range dir.Members() {
+				names = append(names, mem.Name)
+			}
+			return names
+		},
+		beforeStop: func() {
+			// Leave first, so the others see a graceful leave (runner-only
+			// nodes end with the learner) rather than a failure.
+			if err := m.Leave(2 * time.Second); err != nil {
+				logger.Warn("leave", "err", err)
+			}
+			dir.Close()
+			m.Shutdown()
+			rem.Shutdown(true)
+		},
+	}, stdout, stderr)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// allLoopback reports whether every address (host or host:port) is on loopback.
+func allLoopback(addrs []string) bool {
+	for _, a := range addrs {
+		h := a
+		if host, _, err := net.SplitHostPort(a); err == nil {
+			h = host
+		}
+		if h == "localhost" {
+			continue
+		}
+		ip := net.ParseIP(h)
+		if ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
