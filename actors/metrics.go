@@ -42,10 +42,32 @@ type RunStatus struct {
 	LearnerUpdates     uint64    `json:"learner_updates"`
 	WeightsVersion     uint64    `json:"weights_version"`
 	ReplaySize         int       `json:"replay_size"`
+	ReplayInserted     uint64    `json:"replay_inserted"`
 	Solved             bool      `json:"solved"`
 	SolvedAtEnvSteps   uint64    `json:"solved_at_env_steps"`
 	SolvedAt           time.Time `json:"-"`
 	ExperienceRejected uint64    `json:"experience_rejected"`
+
+	// Experience accounting summed over the runners' reports: sent =
+	// inserted + rejected + dropped-in-flight, the rest still in flight.
+	ExperienceSent    uint64 `json:"experience_sent"`
+	ExperienceDropped uint64 `json:"experience_dropped"` // by full runner outboxes (counted, never sent)
+	ExperienceLost    uint64 `json:"experience_lost"`    // presumed lost in flight (credit never came back)
+
+	Runners map[string]RunnerStatus `json:"runners"`
+}
+
+// RunnerStatus is what the stats actor knows of one runner.
+type RunnerStatus struct {
+	EnvSteps          uint64    `json:"env_steps"`
+	Episodes          uint64    `json:"episodes"`
+	WeightsVersion    uint64    `json:"weights_version"` // acted on
+	WeightsTerm       uint64    `json:"weights_term"`
+	Epsilon           float64   `json:"epsilon"`
+	ExperienceSent    uint64    `json:"experience_sent"`
+	ExperienceDropped uint64    `json:"experience_dropped"`
+	ExperienceLost    uint64    `json:"experience_lost"`
+	LastReport        time.Time `json:"last_report"`
 }
 
 // NewMetrics registers every qfleet metric in a fresh registry.
@@ -80,6 +102,7 @@ func NewMetrics() *Metrics {
 	m.ClusterMembers.Set(1)
 	m.status.Mean100 = math.NaN()
 	m.status.Mean100All = math.NaN()
+	m.status.Runners = map[string]RunnerStatus{}
 	return m
 }
 
@@ -87,7 +110,12 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Status() RunStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.status
+	s := m.status
+	s.Runners = make(map[string]RunnerStatus, len(m.status.Runners))
+	for k, v := range m.status.Runners {
+		s.Runners[k] = v
+	}
+	return s
 }
 
 // update applies f to the run status under the lock.

@@ -79,6 +79,7 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 		r.limiter.Inserted(int(n))
 		r.metrics.ReplayInserted.Add(float64(n))
 		r.metrics.ReplaySize.Set(float64(r.table.Size()))
+		r.metrics.update(func(s *RunStatus) { s.ReplaySize, s.ReplayInserted = r.table.Size(), r.table.Inserted() })
 	}
 	to := pid(b.GetReplyTo())
 	if to == nil || n == 0 {

@@ -84,9 +84,29 @@ func (s *stats) Receive(ctx actor.Context) {
 		s.start = time.Now()
 	case *messages.RunnerProgress:
 		s.advance(msg.GetRunner(), s.runnerSteps[msg.GetRunner()]+msg.GetEnvSteps())
+		s.progress(msg)
 	case *messages.EpisodeStats:
 		s.episode(msg)
 	}
+}
+
+// progress records a runner's latest report; accounting fields are
+// cumulative, so the sums over runners are recomputed from the latest.
+func (s *stats) progress(p *messages.RunnerProgress) {
+	s.metrics.update(func(st *RunStatus) {
+		r := st.Runners[p.GetRunner()]
+		r.EnvSteps = s.runnerSteps[p.GetRunner()]
+		r.WeightsVersion, r.WeightsTerm, r.Epsilon = p.GetWeightsVersion(), p.GetWeightsTerm(), p.GetEpsilon()
+		r.ExperienceSent, r.ExperienceDropped, r.ExperienceLost = p.GetExperienceSent(), p.GetExperienceDropped(), p.GetExperienceLost()
+		r.LastReport = time.Now()
+		st.Runners[p.GetRunner()] = r
+		st.ExperienceSent, st.ExperienceDropped, st.ExperienceLost = 0, 0, 0
+		for _, r := range st.Runners {
+			st.ExperienceSent += r.ExperienceSent
+			st.ExperienceDropped += r.ExperienceDropped
+			st.ExperienceLost += r.ExperienceLost
+		}
+	})
 }
 
 // advance moves a runner's cumulative step count forward (never back).
@@ -117,6 +137,9 @@ func (s *stats) episode(e *messages.EpisodeStats) {
 	s.metrics.update(func(st *RunStatus) {
 		st.Episodes++
 		st.Mean100, st.Mean100Count, st.Mean100All = mean, s.greedy.n, meanAll
+		r := st.Runners[e.GetRunner()]
+		r.Episodes++
+		st.Runners[e.GetRunner()] = r
 	})
 	s.advance(e.GetRunner(), e.GetRunnerEnvSteps())
 	if counted && s.greedy.n == len(s.greedy.buf) && mean >= s.rule.TargetReturn && !s.finished {

@@ -23,8 +23,11 @@ func newHTTPHandler(node string, roles []string, members func() []string, m *act
 			"uptime_seconds": time.Since(started).Seconds(), "weights_version": st.WeightsVersion,
 			"counters": map[string]any{
 				"env_steps": st.EnvSteps, "episodes": st.Episodes, "learner_updates": st.LearnerUpdates,
-				"experience_rejected": st.ExperienceRejected,
+				"experience_rejected": st.ExperienceRejected, "experience_sent": st.ExperienceSent,
+				"experience_dropped": st.ExperienceDropped, "experience_lost": st.ExperienceLost,
+				"replay_inserted": st.ReplayInserted, "replay_size": st.ReplaySize,
 			},
+			"runners":         st.Runners,
 			"mean_return_100": finite(st.Mean100), "mean_return_100_episodes": st.Mean100Count,
 			"mean_return_100_all": finite(st.Mean100All), "solved": st.Solved,
 		})
