@@ -15,6 +15,7 @@ Usage:
   qfleet dev [flags]     train with every role (runners, replay, learner,
                          broadcaster) in one process
   qfleet node [flags]    run one cluster node with the roles it is given
+  qfleet certs [flags]   make a CA, node certificates and a gossip key
   qfleet report FILE...  tabulate 'qfleet dev --summary' JSON files as
                          Markdown, with seeds solved and median solve times
   qfleet help [command]  show help
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDev(args[1:], stdout, stderr)
 	case "node":
 		err = runNode(args[1:], stdout, stderr)
+	case "certs":
+		err = runCerts(args[1:], stdout, stderr)
 	case "report":
 		err = runReport(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
