@@ -11,7 +11,7 @@ require (
 	gorgonia.org/tensor v0.9.24
 )
 
-require github.com/klauspost/compress v1.20.3 // indirect
+require github.com/klauspost/compress v1.20.3
 
 require (
 	github.com/Workiva/go-datastructures v1.1.3 // indirect

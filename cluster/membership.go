@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -171,8 +172,7 @@ func Start(cfg Config, opts ...Option) (*Membership, error) {
 	}
 	if len(cfg.Join) > 0 {
 		if err := m.join(); err != nil {
-			_ = m.Shutdown() // the join error is the one that matters
-			return nil, err
+			return nil, errors.Join(err, m.Shutdown())
 		}
 	}
 	if len(cfg.Join) > 0 && o.rejoinInterval > 0 {
