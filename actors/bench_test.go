@@ -36,7 +36,7 @@ func BenchmarkRunner(b *testing.B) {
 			var got atomic.Int64
 			sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &creditSink{got: &got} }), ReplayName)
 			sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &probe{got: make(chan any, 1<<20)} }), StatsName)
-			bc, _ := sys.Root.SpawnNamed(actor.PropsFromProducer(newBroadcaster(NewMetrics(), slog.New(slog.DiscardHandler))), BroadcasterName)
+			bc, _ := sys.Root.SpawnNamed(actor.PropsFromProducer(newBroadcaster(DefaultConfig(), NewMetrics(), slog.New(slog.DiscardHandler))), BroadcasterName)
 			net := nets.Spec{Inputs: 4, Hidden: []int{64, 64}, Outputs: 2}
 			sys.Root.Send(bc, &messages.Weights{Version: 1, Term: 1, Params: nets.InitParams(net, rand.New(rand.NewPCG(1, 1)))})
 			cfg := DefaultConfig()

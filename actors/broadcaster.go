@@ -6,17 +6,26 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/messages"
 )
 
 // broadcaster is the weight broadcaster role. It keeps only the newest
-// weights and lets each subscribed runner have one Weights message in flight:
-// the next send waits for the runner's ack and is then the newest weights, so
-// a slow runner skips versions instead of building a backlog. A send whose ack
-// never comes (at-most-once delivery across hosts) is repeated after
+// weights and lets each subscribed runner have one message in flight: the
+// next send waits for the runner's ack and is then the newest weights, so a
+// slow runner skips versions instead of building a backlog.
+//
+// A runner on this node gets the Weights message itself. A runner on another
+// host gets the weights packed (zstd, optionally as a delta against the
+// version it acknowledged) in chunks of WeightsChunkBytes, one chunk in
+// flight, so that credits and acks on the same link never wait behind a big
+// transfer. A started transfer is finished before the next (newest) version
+// starts, or a runner on a slow link would never complete any version. A send
+// whose ack never comes (at-most-once delivery across hosts) is repeated after
 // resendAfter.
 type broadcaster struct {
+	cfg     Config
 	metrics *Metrics
 	log     *slog.Logger
 
@@ -27,20 +36,26 @@ type broadcaster struct {
 
 type subscriber struct {
 	pid      *actor.PID
+	remote   bool
 	inFlight bool
 	sentAt   time.Time
-	acked    weightsKey
+	acked    weightsKey        // newest version the runner has whole
+	base     *messages.Weights // that version, the base of a delta (remote only)
+
+	sending *messages.Weights // the version being transferred in chunks
+	chunks  []*messages.WeightsChunk
+	next    int // index of the chunk in flight or to send
 }
 
 // resendAfter is how long the broadcaster waits for an ack before it sends the
-// newest weights again.
+// same message again.
 const resendAfter = 2 * time.Second
 
 type broadcasterTick struct{}
 
-func newBroadcaster(m *Metrics, log *slog.Logger) actor.Producer {
+func newBroadcaster(cfg Config, m *Metrics, log *slog.Logger) actor.Producer {
 	return func() actor.Actor {
-		return &broadcaster{metrics: m, log: log.With("role", "broadcaster"), subscribers: map[string]*subscriber{}}
+		return &broadcaster{cfg: cfg, metrics: m, log: log.With("role", "broadcaster"), subscribers: map[string]*subscriber{}}
 	}
 }
 
@@ -56,9 +71,7 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 		}
 		b.latest = msg
 		for _, s := range b.subscribers {
-			if !s.inFlight {
-				b.send(ctx, s)
-			}
+			b.send(ctx, s)
 		}
 	case *messages.SubscribeWeights:
 		p := pid(msg.GetRunner())
@@ -67,26 +80,32 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 		}
 		s, ok := b.subscribers[p.String()]
 		if !ok {
-			s = &subscriber{pid: p}
-			b.subscribers[p.String()] = s
 			ctx.Watch(p)
 		}
-		// A (re)subscribing runner has no weights in flight from us.
-		s.inFlight = false
-		s.acked = weightsKey{}
+		// A (re)subscribing runner has nothing from us: start afresh.
+		s = &subscriber{pid: p, remote: p.Address != ctx.Self().Address}
+		b.subscribers[p.String()] = s
 		b.send(ctx, s)
 	case *messages.WeightsAck:
-		p := pid(msg.GetRunner())
-		if p == nil {
-			return
-		}
-		s, ok := b.subscribers[p.String()]
-		if !ok {
+		s := b.subscriber(msg.GetRunner())
+		if s == nil || s.remote {
 			return
 		}
 		s.inFlight = false
 		if k := (weightsKey{term: msg.GetTerm(), version: msg.GetVersion()}); k.newerThan(s.acked) {
 			s.acked = k
+		}
+		b.send(ctx, s)
+	case *messages.WeightsChunkAck:
+		s := b.subscriber(msg.GetRunner())
+		if s == nil || s.sending == nil || (weightsKey{msg.GetTerm(), msg.GetVersion()}) != keyOf(s.sending) || int(msg.GetIndex()) != s.next {
+			return // a late ack of something already re-sent or superseded
+		}
+		s.inFlight = false
+		s.next++
+		if s.next == len(s.chunks) {
+			// The runner has this version whole: it is the next delta's base.
+			s.acked, s.base, s.sending, s.chunks = keyOf(s.sending), s.sending, nil, nil
 		}
 		b.send(ctx, s)
 	case *actor.Terminated:
@@ -101,12 +120,44 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 	}
 }
 
-// send gives s the newest weights if it does not have them yet.
+func (b *broadcaster) subscriber(r *messages.ActorRef) *subscriber {
+	if p := pid(r); p != nil {
+		return b.subscribers[p.String()]
+	}
+	return nil
+}
+
+// send gives s its next message, if it has none in flight: the current
+// chunk of a transfer in progress, else the newest weights if it lacks them.
 func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
-	if b.latest == nil || s.inFlight || !keyOf(b.latest).newerThan(s.acked) {
+	if s.inFlight {
 		return
 	}
-	s.inFlight = true
-	s.sentAt = time.Now()
-	ctx.Send(s.pid, b.latest)
+	if !s.remote {
+		if b.latest == nil || !keyOf(b.latest).newerThan(s.acked) {
+			return
+		}
+		s.inFlight, s.sentAt = true, time.Now()
+		ctx.Send(s.pid, b.latest)
+		return
+	}
+	if s.sending == nil {
+		if b.latest == nil || !keyOf(b.latest).newerThan(s.acked) {
+			return
+		}
+		var base *messages.Weights
+		if b.cfg.WeightsDelta && s.base != nil && s.base.GetTerm() == b.latest.GetTerm() && len(s.base.GetParams()) == len(b.latest.GetParams()) {
+			base = s.base
+		}
+		chunks, err := PackWeights(b.latest, base, b.cfg.WeightsChunkBytes, true)
+		if err != nil {
+			b.log.Error("weights not packed", "err", err, "version", b.latest.GetVersion())
+			return
+		}
+		s.sending, s.chunks, s.next = b.latest, chunks, 0
+	}
+	c := s.chunks[s.next]
+	s.inFlight, s.sentAt = true, time.Now()
+	b.metrics.WireBytes.WithLabelValues("weights", "sent").Add(float64(proto.Size(c)))
+	ctx.Send(s.pid, c)
 }

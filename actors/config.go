@@ -36,14 +36,19 @@ type Config struct {
 	EpsilonLadder     float64 `yaml:"epsilon_ladder"`      // Ape-X α: runner i ends at ε_end^(1+α·i/(N−1)); 0 gives every runner ε_end
 
 	// Runners
-	Runners            int           `yaml:"runners"`              // env runner actors
-	SendBatch          int           `yaml:"send_batch"`           // transitions per experience message
-	CreditWindow       int           `yaml:"credit_window"`        // transitions a runner may have un-acknowledged by the replay
-	StepsPerChunk      int           `yaml:"steps_per_chunk"`      // env steps per mailbox turn; keeps weights and credits flowing in
-	OutboxLimit        int           `yaml:"outbox_limit"`         // transitions a runner buffers while it has no credit or no replay
-	DropWhenFull       bool          `yaml:"drop_when_full"`       // full outbox: keep stepping and drop the oldest (counted), instead of pausing
-	CreditTimeout      time.Duration `yaml:"credit_timeout"`       // no credit back for this long: presume it lost in flight and restore the window
-	ProgressEverySteps int           `yaml:"progress_every_steps"` // env steps between progress reports to the stats actor
+	Runners       int           `yaml:"runners"`         // env runner actors
+	SendBatch     int           `yaml:"send_batch"`      // transitions per experience message
+	CreditWindow  int           `yaml:"credit_window"`   // transitions a runner may have un-acknowledged by the replay
+	StepsPerChunk int           `yaml:"steps_per_chunk"` // env steps per mailbox turn; keeps weights and credits flowing in
+	OutboxLimit   int           `yaml:"outbox_limit"`    // transitions a runner buffers while it has no credit or no replay
+	DropWhenFull  bool          `yaml:"drop_when_full"`  // full outbox: keep stepping and drop the oldest (counted), instead of pausing
+	CreditTimeout time.Duration `yaml:"credit_timeout"`  // no credit back for this long: presume it lost in flight and restore the window
+
+	// Wire (between hosts only; local messages are never encoded)
+	WireFloat16        bool `yaml:"wire_float16"`         // observations as half floats on the wire (lossy, ~3 digits); frames and zstd are always on
+	WeightsChunkBytes  int  `yaml:"weights_chunk_bytes"`  // weights travel in chunks of this size, one in flight per runner, so credits never wait behind a big transfer
+	WeightsDelta       bool `yaml:"weights_delta"`        // send weights as a delta against the version the runner acknowledged
+	ProgressEverySteps int  `yaml:"progress_every_steps"` // env steps between progress reports to the stats actor
 }
 
 // DefaultConfig returns the defaults used for CartPole-v1 in dev mode. They were
@@ -70,12 +75,16 @@ func DefaultConfig() Config {
 		EpsilonEnd:        0.05,
 		EpsilonDecaySteps: 10_000,
 
-		Runners:            1,
-		SendBatch:          32,
-		CreditWindow:       256,
-		StepsPerChunk:      64,
-		OutboxLimit:        64,
-		CreditTimeout:      10 * time.Second,
+		Runners:       1,
+		SendBatch:     32,
+		CreditWindow:  256,
+		StepsPerChunk: 64,
+		OutboxLimit:   64,
+		CreditTimeout: 10 * time.Second,
+
+		WireFloat16:        true,
+		WeightsChunkBytes:  32 << 10,
+		WeightsDelta:       true,
 		ProgressEverySteps: 500,
 	}
 }
@@ -143,6 +152,8 @@ func (c Config) Validate() error {
 		return bad("outbox_limit", fmt.Sprintf("must be >= send_batch (%d)", c.SendBatch), c.OutboxLimit)
 	case c.CreditTimeout <= 0:
 		return bad("credit_timeout", "must be > 0", c.CreditTimeout)
+	case c.WeightsChunkBytes < 1024:
+		return bad("weights_chunk_bytes", "must be >= 1024", c.WeightsChunkBytes)
 	case c.StepsPerChunk < 1:
 		return bad("steps_per_chunk", "must be >= 1", c.StepsPerChunk)
 	case c.ProgressEverySteps < 1:

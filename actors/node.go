@@ -133,7 +133,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, o.Seed, d.Metrics, log)})
 	}
 	if has[RoleBroadcaster] {
-		roles = append(roles, role{"broadcaster", newBroadcaster(d.Metrics, log)})
+		roles = append(roles, role{"broadcaster", newBroadcaster(o.Config, d.Metrics, log)})
 	}
 	if has[RoleLearner] {
 		roles = append(roles, role{"learner", newLearner(LearnerSpec{EnvID: o.EnvID, Net: net, Seed: o.Seed, CheckpointDir: o.CheckpointDir}, o.Config, dir, d.Metrics, log)})

@@ -124,7 +124,7 @@ func TestBroadcasterSendsOnlyTheNewest(t *testing.T) {
 	sys := newTestSystem(t)
 	runnerCh := spawnProbe(t, sys, "slow-runner")
 	runnerPID := actor.NewPID(sys.Address(), "slow-runner")
-	b, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newBroadcaster(NewMetrics(), slog.New(slog.DiscardHandler))), BroadcasterName)
+	b, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newBroadcaster(DefaultConfig(), NewMetrics(), slog.New(slog.DiscardHandler))), BroadcasterName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,16 @@ func (r *replay) Receive(ctx actor.Context) {
 	case *messages.ExperienceBatch:
 		r.insert(ctx, msg)
 		r.serve(ctx)
+	case *messages.PackedExperience:
+		r.metrics.WireBytes.WithLabelValues("experience", "received").Add(float64(proto.Size(msg)))
+		b, err := UnpackExperience(msg)
+		if err != nil {
+			// Refused and counted like any malformed batch; the credit goes back.
+			b = &messages.ExperienceBatch{Runner: msg.GetRunner(), Count: msg.GetCount(), ReplyTo: msg.GetReplyTo()}
+			r.log.Warn("packed experience refused", "runner", msg.GetRunner(), "err", err)
+		}
+		r.insert(ctx, b)
+		r.serve(ctx)
 	case *messages.SampleRequest:
 		if msg.GetBatchSize() == 0 || msg.GetReplyTo() == nil {
 			r.log.Warn("sample request ignored: needs batch_size > 0 and reply_to", "batch_size", msg.GetBatchSize())

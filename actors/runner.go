@@ -9,6 +9,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
@@ -56,7 +57,8 @@ type runner struct {
 
 	sent, dropped, lost uint64 // experience accounting (transitions)
 
-	subscribedTo         string // broadcaster PID we subscribed to
+	assembler            WeightsAssembler // chunks from a broadcaster on another host
+	subscribedTo         string           // broadcaster PID we subscribed to
 	heardFromBroadcaster time.Time
 	stopTick             scheduler.CancelFunc
 
@@ -108,6 +110,19 @@ func (r *runner) Receive(ctx actor.Context) {
 			if r.idle {
 				scheduler.NewTimerScheduler(ctx).SendOnce(r.cfg.CreditTimeout, ctx.Self(), &creditCheck{})
 			}
+		}
+	case *messages.WeightsChunk:
+		r.heardFromBroadcaster = time.Now()
+		r.metrics.WireBytes.WithLabelValues("weights", "received").Add(float64(proto.Size(msg)))
+		w, err := r.assembler.Add(msg)
+		if err != nil {
+			r.log.Warn("weights chunk refused", "err", err, "version", msg.GetVersion(), "index", msg.GetIndex())
+		} else if w != nil {
+			r.takeWeights(w)
+		}
+		if b := r.dir.Broadcaster(); b != nil {
+			ctx.Send(b, &messages.WeightsChunkAck{Runner: ref(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
+				ActingVersion: r.version.version, ActingTerm: r.version.term})
 		}
 	case *messages.Weights:
 		r.heardFromBroadcaster = time.Now()
@@ -205,6 +220,7 @@ func (r *runner) takeWeights(w *messages.Weights) {
 		return
 	}
 	r.version = k
+	r.metrics.WeightsVersion.Set(float64(k.version)) // on a runner node: the version acted on
 }
 
 // epsilon is the linear schedule from EpsilonStart to this runner's end ε,
@@ -329,7 +345,22 @@ func (r *runner) trySend(ctx actor.Context) {
 		b.Seq = r.seq
 		b.WeightsVersion = r.version.version
 		b.ReplyTo = ref(self)
-		ctx.Send(replay, b)
+		if replay.Address == self.Address {
+			ctx.Send(replay, b)
+			continue
+		}
+		// Another host: pack (frames, zstd, optional float16) and count bytes.
+		p, err := PackExperience(b, WireOptions{Frames: true, Float16: r.cfg.WireFloat16, Zstd: true})
+		if err != nil {
+			r.log.Error("experience not packed: dropped", "err", err, "transitions", n)
+			r.dropped += uint64(n)
+			r.metrics.ExperienceDropped.Add(float64(n))
+			r.credits += n // never sent, so no credit will come back for it
+			r.sent -= uint64(n)
+			continue
+		}
+		r.metrics.WireBytes.WithLabelValues("experience", "sent").Add(float64(proto.Size(p)))
+		ctx.Send(replay, p)
 	}
 }
 

@@ -1,0 +1,1046 @@
+package actors
+
+// Wire codec: ExperienceBatch ⇄ PackedExperience and Weights ⇄ WeightsChunk,
+// for the links between hosts, where bandwidth is the scarce thing.
+//
+// Experience payload (PackedExperience.payload). The codec flags say how it
+// was built: CODEC_ZSTD means the whole layout below is one zstd frame (with
+// its content size, no checksum); CODEC_FRAMES and CODEC_FLOAT16 change the
+// observation section. Integers are little endian, "uvarint" is
+// encoding/binary's. c = count, d = obs_size.
+//
+//	header    byte layout version (1)
+//	          byte flags: bit 0 priorities present, bit 1 observations sequential
+//	               (FRAMES only: transition i's observation is frame i)
+//	          byte action width w (0..32): bits per action, bits.Len of the largest
+//	          FRAMES only: uvarint F (distinct rows), uvarint n (next-frame stride, 1..64)
+//	rows      R rows of d values: R = F frames with FRAMES, else R = 2c (the c
+//	          observations, then the c next observations). Values are float32 bits
+//	          (B = 4 bytes) or IEEE half-float bits (B = 2, FLOAT16, rounded to
+//	          nearest even). Stored column by column, each value XORed with the
+//	          value above it in its column (the previous row; row 0 against 0),
+//	          then split into B byte planes, most significant first: plane p holds
+//	          byte p of every value, value (row r, column j) at position j·R + r.
+//	          Consecutive states are close, so the high planes are nearly constant
+//	          and zstd squeezes them.
+//	obs codes FRAMES without the sequential flag: c uvarints, 0 = the next frame
+//	          not used by an earlier observation, k+1 = frame k.
+//	next codes FRAMES only: c uvarints for the next observation of transition i:
+//	          0 = the observation frame of transition i+n (the n-step pattern),
+//	          1 = the next frame never used before (first use, in order, of the
+//	              frames after the observation frames: tails and terminal rows),
+//	          2 = the same frame as transition i−1's next observation (an
+//	              episode-end burst), k+3 = frame k.
+//	actions   c values of w bits, packed LSB first, ⌈c·w/8⌉ bytes
+//	rewards   c float32
+//	discounts c float32
+//	priorities c float32 if flag bit 0
+//
+// A typical n-step batch thus has all-zero code sections, nearly constant
+// reward and discount runs and one frame per transition: with FLOAT16+ZSTD a
+// CartPole transition is about 10 bytes on the wire, proto fields included.
+//
+// Weights payload (the concatenation of WeightsChunk.payload, index order):
+// num_params float32 bit patterns, XORed with the base version's (CODEC_DELTA),
+// split into 4 byte planes most significant first; one zstd frame of that with
+// CODEC_ZSTD. The base of a delta has the same term and version base_version.
+//
+// Decoding never trusts the input: every count and length is checked before
+// anything is allocated, zstd output is bounded by what the header can
+// legitimately need (and MaxWireBytes), and errors name the problem.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/qfleet/qfleet/messages"
+)
+
+// WireOptions choose the experience codec. Frames and zstd are lossless;
+// Float16 is lossy (obs rounded to half precision: ~3 significant digits).
+type WireOptions struct{ Frames, Float16, Zstd bool }
+
+// DefaultWireOptions is the codec for experience between hosts.
+var DefaultWireOptions = WireOptions{Frames: true, Float16: true, Zstd: true}
+
+const (
+	// MaxWireBytes bounds every payload, compressed or decoded.
+	MaxWireBytes = 64 << 20
+	// MaxWireFloats bounds count·obs_size of an experience batch and
+	// num_params of weights.
+	MaxWireFloats = 1 << 24
+	// MaxWeightsChunks bounds the chunks of one weights version.
+	MaxWeightsChunks = 1 << 16
+
+	wireLayout     = 1
+	maxStride      = 64
+	flagPriorities = 1 << 0
+	flagSequential = 1 << 1
+
+	codecFrames  = uint32(messages.Codec_CODEC_FRAMES)
+	codecFloat16 = uint32(messages.Codec_CODEC_FLOAT16)
+	codecZstd    = uint32(messages.Codec_CODEC_ZSTD)
+	codecDelta   = uint32(messages.Codec_CODEC_DELTA)
+)
+
+// Shared zstd coders: EncodeAll and DecodeAll are safe for concurrent use.
+var (
+	zstdOnce sync.Once
+	zstdEnc  *zstd.Encoder
+	zstdDec  *zstd.Decoder
+	zstdErr  error
+)
+
+func zstdCoders() (*zstd.Encoder, *zstd.Decoder, error) {
+	zstdOnce.Do(func() {
+		zstdEnc, zstdErr = newWireEncoder(zstd.SpeedDefault)
+		if zstdErr != nil {
+			return
+		}
+		zstdDec, zstdErr = zstd.NewReader(nil,
+			zstd.WithDecoderMaxMemory(MaxWireBytes),
+			zstd.WithDecoderMaxWindow(MaxWireBytes),
+			zstd.WithDecodeAllCapLimit(true), // output never exceeds cap(dst)
+			zstd.WithDecoderConcurrency(0))
+	})
+	return zstdEnc, zstdDec, zstdErr
+}
+
+func newWireEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
+	// No checksum: 4 bytes per message matter here, and the transport checks.
+	// Single segment: the frame header always carries the content size, which
+	// the decoder requires (it sizes its output exactly).
+	return zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderCRC(false),
+		zstd.WithSingleSegment(true), zstd.WithEncoderConcurrency(0))
+}
+
+// unzstd decodes one zstd frame of at most limit bytes, reusing dst's
+// storage. The frame must declare its content size (EncodeAll's do), so that
+// the output buffer is exactly as large as the header promises, never as
+// large as a hostile count would allow.
+func unzstd(dst, src []byte, limit int) ([]byte, error) {
+	_, dec, err := zstdCoders()
+	if err != nil {
+		return nil, err
+	}
+	if len(src) == 0 {
+		return dst[:0], nil // EncodeAll's encoding of nothing
+	}
+	if len(src) > MaxWireBytes {
+		return nil, fmt.Errorf("zstd payload of %d bytes exceeds %d", len(src), MaxWireBytes)
+	}
+	var h zstd.Header
+	switch err := h.Decode(src); {
+	case err != nil:
+		return nil, fmt.Errorf("zstd payload (%d bytes): %w", len(src), err)
+	case h.Skippable || !h.HasFCS:
+		return nil, fmt.Errorf("zstd payload (%d bytes): frame without content size", len(src))
+	case h.FrameContentSize > uint64(min(limit, MaxWireBytes)):
+		return nil, fmt.Errorf("zstd payload (%d bytes): content size %d exceeds the %d bytes the message can need", len(src), h.FrameContentSize, min(limit, MaxWireBytes))
+	}
+	size := int(h.FrameContentSize)
+	if cap(dst) < size {
+		dst = make([]byte, 0, size)
+	}
+	out, err := dec.DecodeAll(src, dst[:0:size])
+	if err != nil {
+		return nil, fmt.Errorf("zstd payload (%d bytes, content size %d): %w", len(src), size, err)
+	}
+	if len(out) != size {
+		return nil, fmt.Errorf("zstd payload (%d bytes): decoded %d bytes, header says %d", len(src), len(out), size)
+	}
+	return out, nil
+}
+
+// wireScratch is per-call working memory, pooled so that steady-state packing
+// allocates little beyond its result.
+type wireScratch struct {
+	slots   []int32 // open-addressing table of frame+1 (0 = empty)
+	rows    []int32 // frame -> source row: observation i is row i, next observation i is row c+i
+	first   []int32 // frame -> first transition whose observation it is, or -1
+	obsIdx  []int32
+	nextIdx []int32
+	raw     []byte
+	floats  []float32
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(wireScratch) }}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n, n+n/4)
+}
+
+// PackExperience encodes b for the wire. It copies runner, seq, obs_size,
+// count, weights_version and reply_to, and rejects batches whose lengths
+// disagree with count and obs_size (or that exceed the wire limits).
+func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.PackedExperience, error) {
+	if b == nil {
+		return nil, errors.New("pack experience: nil batch")
+	}
+	c, d := int(b.GetCount()), int(b.GetObsSize())
+	switch {
+	case uint64(c)*uint64(max(d, 1)) > MaxWireFloats:
+		return nil, fmt.Errorf("pack experience from %q: %d transitions of %d values exceed %d", b.GetRunner(), c, d, MaxWireFloats)
+	case len(b.GetObservations()) != c*d || len(b.GetNextObservations()) != c*d:
+		return nil, fmt.Errorf("pack experience from %q: %d/%d observation values for %d transitions of %d", b.GetRunner(), len(b.GetObservations()), len(b.GetNextObservations()), c, d)
+	case len(b.GetActions()) != c || len(b.GetRewards()) != c || len(b.GetDiscounts()) != c:
+		return nil, fmt.Errorf("pack experience from %q: actions/rewards/discounts lengths %d/%d/%d, count %d", b.GetRunner(), len(b.GetActions()), len(b.GetRewards()), len(b.GetDiscounts()), c)
+	case len(b.GetPriorities()) != 0 && len(b.GetPriorities()) != c:
+		return nil, fmt.Errorf("pack experience from %q: %d priorities for %d transitions", b.GetRunner(), len(b.GetPriorities()), c)
+	}
+	s := scratchPool.Get().(*wireScratch)
+	defer scratchPool.Put(s)
+
+	var codec uint32
+	var flags byte
+	if len(b.GetPriorities()) == c && c > 0 {
+		flags |= flagPriorities
+	}
+	var maxAction uint32
+	for _, a := range b.GetActions() {
+		maxAction = max(maxAction, a)
+	}
+	width := bits.Len32(maxAction)
+
+	raw := s.raw[:0]
+	if o.Frames {
+		codec |= codecFrames
+		nObs, stride := s.dedup(b)
+		sequential := true
+		for i, f := range s.obsIdx {
+			if int(f) != i {
+				sequential = false
+				break
+			}
+		}
+		if sequential {
+			flags |= flagSequential
+		}
+		raw = append(raw, wireLayout, flags, byte(width))
+		raw = binary.AppendUvarint(raw, uint64(len(s.rows)))
+		raw = binary.AppendUvarint(raw, uint64(stride))
+		raw = s.appendRows(raw, b, o.Float16)
+		if !sequential {
+			obsNew := int32(0)
+			for _, f := range s.obsIdx {
+				if f == obsNew {
+					raw = append(raw, 0)
+					obsNew++
+				} else {
+					raw = binary.AppendUvarint(raw, uint64(f)+1)
+				}
+			}
+		}
+		nextNew := int32(nObs)
+		for i, f := range s.nextIdx {
+			switch {
+			case i+stride < c && s.obsIdx[i+stride] == f:
+				raw = append(raw, 0)
+			case f == nextNew:
+				raw = append(raw, 1)
+				nextNew++
+			case i > 0 && s.nextIdx[i-1] == f:
+				raw = append(raw, 2)
+			default:
+				raw = binary.AppendUvarint(raw, uint64(f)+3)
+			}
+		}
+	} else {
+		raw = append(raw, wireLayout, flags, byte(width))
+		s.rows = grow(s.rows, 2*c)
+		for i := range s.rows {
+			s.rows[i] = int32(i)
+		}
+		raw = s.appendRows(raw, b, o.Float16)
+	}
+	if o.Float16 {
+		codec |= codecFloat16
+	}
+	raw = appendActions(raw, b.GetActions(), width)
+	raw = appendFloats(raw, b.GetRewards())
+	raw = appendFloats(raw, b.GetDiscounts())
+	if flags&flagPriorities != 0 {
+		raw = appendFloats(raw, b.GetPriorities())
+	}
+	s.raw = raw
+	if len(raw) > MaxWireBytes {
+		return nil, fmt.Errorf("pack experience from %q: payload of %d bytes exceeds %d", b.GetRunner(), len(raw), MaxWireBytes)
+	}
+
+	var payload []byte
+	if o.Zstd {
+		codec |= codecZstd
+		enc, _, err := zstdCoders()
+		if err != nil {
+			return nil, err
+		}
+		payload = enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+32))
+	} else {
+		payload = bytes.Clone(raw)
+	}
+	return &messages.PackedExperience{
+		Runner: b.GetRunner(), Seq: b.GetSeq(), ObsSize: uint32(d), Count: uint32(c),
+		Codec: codec, Payload: payload, WeightsVersion: b.GetWeightsVersion(), ReplyTo: b.GetReplyTo(),
+	}, nil
+}
+
+// sourceRow is row r of the batch: observation r for r < c, else next
+// observation r−c.
+func sourceRow(b *messages.ExperienceBatch, r, c, d int) []float32 {
+	if r < c {
+		return b.Observations[r*d : (r+1)*d]
+	}
+	r -= c
+	return b.NextObservations[r*d : (r+1)*d]
+}
+
+func rowHash(row []float32) uint64 {
+	h := uint64(0x9e3779b97f4a7c15)
+	for _, v := range row {
+		h = (h ^ uint64(math.Float32bits(v))) * 0xbf58476d1ce4e5b9
+		h ^= h >> 31
+	}
+	return h
+}
+
+func sameBits(a, b []float32) bool {
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// dedup fills s.rows (distinct rows, observations first, each in order of
+// first use), s.obsIdx and s.nextIdx, and returns the number of frames used
+// by observations and the most common stride n with next[i] == obs[i+n].
+func (s *wireScratch) dedup(b *messages.ExperienceBatch) (nObs, stride int) {
+	c, d := int(b.GetCount()), int(b.GetObsSize())
+	size := 16
+	for size < 4*c {
+		size <<= 1
+	}
+	s.slots = grow(s.slots, size)
+	clear(s.slots)
+	mask := uint64(size - 1)
+	s.rows = s.rows[:0]
+	s.obsIdx = grow(s.obsIdx, c)
+	s.nextIdx = grow(s.nextIdx, c)
+	for r := 0; r < 2*c; r++ {
+		row := sourceRow(b, r, c, d)
+		h := rowHash(row) & mask
+		var f int32
+		for {
+			slot := s.slots[h]
+			if slot == 0 {
+				f = int32(len(s.rows))
+				s.rows = append(s.rows, int32(r))
+				s.slots[h] = f + 1
+				break
+			}
+			if sameBits(sourceRow(b, int(s.rows[slot-1]), c, d), row) {
+				f = slot - 1
+				break
+			}
+			h = (h + 1) & mask
+		}
+		if r < c {
+			s.obsIdx[r] = f
+		} else {
+			s.nextIdx[r-c] = f
+		}
+		if r == c-1 {
+			nObs = len(s.rows)
+		}
+	}
+	// Stride: the most common distance from a transition to the one whose
+	// observation is its next observation.
+	s.first = grow(s.first, nObs)
+	for i := range s.first {
+		s.first[i] = -1
+	}
+	for i := c - 1; i >= 0; i-- {
+		s.first[s.obsIdx[i]] = int32(i)
+	}
+	var hist [maxStride + 1]int
+	for i, f := range s.nextIdx {
+		if int(f) < nObs {
+			if k := int(s.first[f]) - i; k >= 1 && k <= maxStride {
+				hist[k]++
+			}
+		}
+	}
+	stride = 1
+	for k := 2; k <= maxStride; k++ {
+		if hist[k] > hist[stride] {
+			stride = k
+		}
+	}
+	return nObs, stride
+}
+
+// appendRows appends the rows s.rows of b in the transposed, delta-coded,
+// byte-plane layout.
+func (s *wireScratch) appendRows(dst []byte, b *messages.ExperienceBatch, half bool) []byte {
+	c, d := int(b.GetCount()), int(b.GetObsSize())
+	R := len(s.rows)
+	n := R * d
+	base := len(dst)
+	if half {
+		dst = slices.Grow(dst, 2*n)[:base+2*n]
+		hi, lo := dst[base:base+n], dst[base+n:base+2*n]
+		for j := 0; j < d; j++ {
+			var prev uint16
+			for r, src := range s.rows {
+				v := ordered16(f32ToF16(sourceRow(b, int(src), c, d)[j]))
+				x := zigzag16(v - prev)
+				prev = v
+				hi[j*R+r], lo[j*R+r] = byte(x>>8), byte(x)
+			}
+		}
+		return dst
+	}
+	dst = slices.Grow(dst, 4*n)[:base+4*n]
+	p0, p1, p2, p3 := dst[base:base+n], dst[base+n:base+2*n], dst[base+2*n:base+3*n], dst[base+3*n:base+4*n]
+	for j := 0; j < d; j++ {
+		var prev uint32
+		for r, src := range s.rows {
+			v := ordered32(math.Float32bits(sourceRow(b, int(src), c, d)[j]))
+			x := zigzag32(v - prev)
+			prev = v
+			k := j*R + r
+			p0[k], p1[k], p2[k], p3[k] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
+		}
+	}
+	return dst
+}
+
+func appendActions(dst []byte, actions []uint32, width int) []byte {
+	var acc uint64
+	var nb int
+	for _, a := range actions {
+		acc |= uint64(a) << nb
+		nb += width
+		for nb >= 8 {
+			dst = append(dst, byte(acc))
+			acc >>= 8
+			nb -= 8
+		}
+	}
+	if nb > 0 {
+		dst = append(dst, byte(acc))
+	}
+	return dst
+}
+
+func appendFloats(dst []byte, v []float32) []byte {
+	for _, f := range v {
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(f))
+	}
+	return dst
+}
+
+// wireReader reads a decoded payload; the first error sticks.
+type wireReader struct {
+	buf []byte
+	off int
+	err error
+}
+
+func (r *wireReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (r *wireReader) left() int { return len(r.buf) - r.off }
+
+func (r *wireReader) byte(what string) byte {
+	if r.err != nil {
+		return 0
+	}
+	if r.left() < 1 {
+		r.fail("payload truncated at %s (offset %d)", what, r.off)
+		return 0
+	}
+	r.off++
+	return r.buf[r.off-1]
+}
+
+func (r *wireReader) uvarint(what string, limit uint64) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.buf[r.off:])
+	if n <= 0 {
+		r.fail("payload: bad or truncated varint for %s (offset %d)", what, r.off)
+		return 0
+	}
+	if v > limit {
+		r.fail("payload: %s %d exceeds %d (offset %d)", what, v, limit, r.off)
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *wireReader) bytes(what string, n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || r.left() < n {
+		r.fail("payload truncated in %s: need %d bytes at offset %d, have %d", what, n, r.off, r.left())
+		return nil
+	}
+	r.off += n
+	return r.buf[r.off-n : r.off]
+}
+
+func (r *wireReader) floats(what string, n int) []float32 {
+	p := r.bytes(what, 4*n)
+	if p == nil {
+		return nil
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+	}
+	return out
+}
+
+// UnpackExperience decodes a PackedExperience into the batch that was packed
+// (exactly, unless CODEC_FLOAT16 rounded the observations). It never panics:
+// hostile or corrupt input gives an error naming the problem.
+func UnpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, error) {
+	if p == nil {
+		return nil, errors.New("unpack experience: nil message")
+	}
+	b, err := unpackExperience(p)
+	if err != nil {
+		return nil, fmt.Errorf("unpack experience from %q seq %d (count %d, obs_size %d, codec %#x): %w", p.GetRunner(), p.GetSeq(), p.GetCount(), p.GetObsSize(), p.GetCodec(), err)
+	}
+	return b, nil
+}
+
+func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, error) {
+	codec := p.GetCodec()
+	if unknown := codec &^ (codecFrames | codecFloat16 | codecZstd); unknown != 0 {
+		return nil, fmt.Errorf("unknown codec flags %#x", unknown)
+	}
+	c, d := int(p.GetCount()), int(p.GetObsSize())
+	if uint64(c)*uint64(max(d, 1)) > MaxWireFloats {
+		return nil, fmt.Errorf("%d transitions of %d values exceed %d", c, d, MaxWireFloats)
+	}
+	frames, half := codec&codecFrames != 0, codec&codecFloat16 != 0
+	B := 4
+	if half {
+		B = 2
+	}
+	s := scratchPool.Get().(*wireScratch)
+	defer scratchPool.Put(s)
+	raw := p.GetPayload()
+	if codec&codecZstd != 0 {
+		// The largest layout count and obs_size allow: header, 2c rows,
+		// 5-byte codes, 32-bit actions and three float columns.
+		limit := 3 + 2*binary.MaxVarintLen64 + 2*c*d*B + 2*c*binary.MaxVarintLen32 + 4*c + 12*c
+		var err error
+		if raw, err = unzstd(s.raw, raw, limit); err != nil {
+			return nil, err
+		}
+		s.raw = raw
+	}
+	if len(raw) > MaxWireBytes {
+		return nil, fmt.Errorf("payload of %d bytes exceeds %d", len(raw), MaxWireBytes)
+	}
+	r := &wireReader{buf: raw}
+	if v := r.byte("layout version"); r.err == nil && v != wireLayout {
+		return nil, fmt.Errorf("payload layout version %d, want %d", v, wireLayout)
+	}
+	flags := r.byte("flags")
+	width := int(r.byte("action width"))
+	if r.err != nil {
+		return nil, r.err
+	}
+	if flags&^(flagPriorities|flagSequential) != 0 {
+		return nil, fmt.Errorf("unknown payload flags %#x", flags)
+	}
+	if width > 32 {
+		return nil, fmt.Errorf("action width %d bits exceeds 32", width)
+	}
+	sequential := flags&flagSequential != 0
+	if sequential && !frames {
+		return nil, errors.New("sequential-observations flag without CODEC_FRAMES")
+	}
+	R, stride := 2*c, 0
+	if frames {
+		R = int(r.uvarint("frame count", uint64(2*c)))
+		stride = int(r.uvarint("stride", maxStride))
+		if r.err == nil && stride < 1 {
+			return nil, errors.New("stride 0")
+		}
+		if r.err == nil && sequential && R < c {
+			return nil, fmt.Errorf("sequential observations need %d frames, have %d", c, R)
+		}
+		if r.err == nil && c > 0 && R == 0 {
+			return nil, fmt.Errorf("no frames for %d transitions", c)
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	// Everything that scales with c must fit in what is left before we
+	// allocate for it (codes take at least one byte each).
+	need := R*d*B + (c*width+7)/8 + 8*c
+	if frames {
+		need += c
+		if !sequential {
+			need += c
+		}
+	}
+	if flags&flagPriorities != 0 {
+		need += 4 * c
+	}
+	if r.left() < need {
+		return nil, fmt.Errorf("payload truncated: %d bytes left, %d transitions need at least %d", r.left(), c, need)
+	}
+	plane := r.bytes("rows", R*d*B)
+	var rows []float32
+	if frames {
+		s.floats = grow(s.floats, R*d)
+		rows = s.floats
+	} else {
+		rows = make([]float32, R*d)
+	}
+	decodeRows(rows, plane, R, d, half)
+
+	out := &messages.ExperienceBatch{
+		Runner: p.GetRunner(), Seq: p.GetSeq(), ObsSize: uint32(d), Count: uint32(c),
+		WeightsVersion: p.GetWeightsVersion(), ReplyTo: p.GetReplyTo(),
+	}
+	if frames {
+		s.obsIdx = grow(s.obsIdx, c)
+		s.nextIdx = grow(s.nextIdx, c)
+		obsNew := 0
+		for i := range c {
+			if sequential {
+				s.obsIdx[i] = int32(i)
+				continue
+			}
+			code := r.uvarint("observation code", uint64(R))
+			if r.err != nil {
+				return nil, r.err
+			}
+			if code == 0 {
+				if obsNew >= R {
+					return nil, fmt.Errorf("observation %d: new frame %d beyond %d frames", i, obsNew, R)
+				}
+				s.obsIdx[i] = int32(obsNew)
+				obsNew++
+			} else {
+				s.obsIdx[i] = int32(code - 1)
+			}
+		}
+		if sequential {
+			obsNew = c
+		}
+		nextNew := obsNew
+		for i := range c {
+			code := r.uvarint("next-observation code", uint64(R)+2)
+			if r.err != nil {
+				return nil, r.err
+			}
+			var f int
+			switch code {
+			case 0:
+				if i+stride >= c {
+					return nil, fmt.Errorf("next observation %d: stride %d points past %d transitions", i, stride, c)
+				}
+				f = int(s.obsIdx[i+stride])
+			case 1:
+				if nextNew >= R {
+					return nil, fmt.Errorf("next observation %d: new frame %d beyond %d frames", i, nextNew, R)
+				}
+				f = nextNew
+				nextNew++
+			case 2:
+				if i == 0 {
+					return nil, errors.New("next observation 0: refers to a previous one")
+				}
+				f = int(s.nextIdx[i-1])
+			default:
+				f = int(code - 3)
+				if f >= R {
+					return nil, fmt.Errorf("next observation %d: frame %d beyond %d frames", i, f, R)
+				}
+			}
+			s.nextIdx[i] = int32(f)
+		}
+		if nextNew != R {
+			return nil, fmt.Errorf("%d frames, %d of them used", R, nextNew)
+		}
+		both := make([]float32, 2*c*d)
+		out.Observations, out.NextObservations = both[:c*d:c*d], both[c*d:]
+		for i := range c {
+			copy(out.Observations[i*d:(i+1)*d], rows[int(s.obsIdx[i])*d:])
+			copy(out.NextObservations[i*d:(i+1)*d], rows[int(s.nextIdx[i])*d:])
+		}
+	} else {
+		out.Observations, out.NextObservations = rows[:c*d:c*d], rows[c*d:]
+	}
+	packed := r.bytes("actions", (c*width+7)/8)
+	out.Rewards = r.floats("rewards", c)
+	out.Discounts = r.floats("discounts", c)
+	if flags&flagPriorities != 0 {
+		out.Priorities = r.floats("priorities", c)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.left() != 0 {
+		return nil, fmt.Errorf("%d trailing payload bytes", r.left())
+	}
+	out.Actions = make([]uint32, c)
+	var acc uint64
+	var nb, pos int
+	mask := uint64(1)<<width - 1
+	for i := range out.Actions {
+		for nb < width {
+			acc |= uint64(packed[pos]) << nb
+			pos++
+			nb += 8
+		}
+		out.Actions[i] = uint32(acc & mask)
+		acc >>= width
+		nb -= width
+	}
+	return out, nil
+}
+
+// decodeRows inverts appendRows: planes of R rows of d values into rows
+// (row-major, len R·d).
+func decodeRows(rows []float32, plane []byte, R, d int, half bool) {
+	n := R * d
+	if half {
+		hi, lo := plane[:n], plane[n:2*n]
+		for j := 0; j < d; j++ {
+			var prev uint16
+			for r := 0; r < R; r++ {
+				k := j*R + r
+				prev += unzigzag16(uint16(hi[k])<<8 | uint16(lo[k]))
+				rows[r*d+j] = f16ToF32(ordered16(prev))
+			}
+		}
+		return
+	}
+	p0, p1, p2, p3 := plane[:n], plane[n:2*n], plane[2*n:3*n], plane[3*n:4*n]
+	for j := 0; j < d; j++ {
+		var prev uint32
+		for r := 0; r < R; r++ {
+			k := j*R + r
+			prev += unzigzag32(uint32(p0[k])<<24 | uint32(p1[k])<<16 | uint32(p2[k])<<8 | uint32(p3[k]))
+			rows[r*d+j] = math.Float32frombits(ordered32(prev))
+		}
+	}
+}
+
+// ordered32 maps float bits to integers in the floats' order (negative
+// floats get their magnitude bits flipped), so that close values have close
+// integers; it is its own inverse.
+func ordered32(v uint32) uint32 {
+	if v&0x80000000 != 0 {
+		return v ^ 0x7fffffff
+	}
+	return v
+}
+
+func ordered16(v uint16) uint16 {
+	if v&0x8000 != 0 {
+		return v ^ 0x7fff
+	}
+	return v
+}
+
+// zigzag maps small differences of either sign to small unsigned values.
+func zigzag32(v uint32) uint32   { return v<<1 ^ uint32(int32(v)>>31) }
+func unzigzag32(v uint32) uint32 { return v>>1 ^ -(v & 1) }
+func zigzag16(v uint16) uint16   { return v<<1 ^ uint16(int16(v)>>15) }
+func unzigzag16(v uint16) uint16 { return v>>1 ^ -(v & 1) }
+
+// f32ToF16 rounds f to the nearest IEEE 754 half float (ties to even);
+// overflow gives ±Inf, NaN stays NaN.
+func f32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant == 0 {
+			return sign | 0x7c00
+		}
+		return sign | 0x7c00 | 0x200 | uint16(mant>>13) // quiet NaN, top payload bits kept
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 { // half subnormal (or zero)
+		if e < -10 {
+			return sign // below half the smallest subnormal: rounds to ±0
+		}
+		m := mant | 0x800000
+		shift := uint(14 - e)
+		q := m >> shift
+		rem, halfway := m&(1<<shift-1), uint32(1)<<(shift-1)
+		if rem > halfway || (rem == halfway && q&1 == 1) {
+			q++
+		}
+		return sign | uint16(q)
+	}
+	q := uint32(e)<<10 | mant>>13
+	if rem := mant & 0x1fff; rem > 0x1000 || (rem == 0x1000 && q&1 == 1) {
+		q++ // a carry into the exponent is right, up to and including Inf
+	}
+	return sign | uint16(q)
+}
+
+// f16ToF32 converts a half float exactly.
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0:
+		if mant == 0 {
+			return math.Float32frombits(sign)
+		}
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
+// PackWeights encodes w as chunks of at most chunkBytes payload bytes each
+// (at least one chunk). With base (same term, same number of params) each
+// float's bits are XORed with base's (CODEC_DELTA), so unchanged parameters
+// become zero bytes; with compress the payload is one zstd frame.
+func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, compress bool) ([]*messages.WeightsChunk, error) {
+	if w == nil {
+		return nil, errors.New("pack weights: nil weights")
+	}
+	if chunkBytes < 1 {
+		return nil, fmt.Errorf("pack weights %d/%d: chunk size %d", w.GetTerm(), w.GetVersion(), chunkBytes)
+	}
+	params := w.GetParams()
+	n := len(params)
+	if n > MaxWireFloats {
+		return nil, fmt.Errorf("pack weights %d/%d: %d params exceed %d", w.GetTerm(), w.GetVersion(), n, MaxWireFloats)
+	}
+	var codec uint32
+	var bp []float32
+	if base != nil {
+		switch {
+		case len(base.GetParams()) != n:
+			return nil, fmt.Errorf("pack weights %d/%d: base %d/%d has %d params, want %d", w.GetTerm(), w.GetVersion(), base.GetTerm(), base.GetVersion(), len(base.GetParams()), n)
+		case base.GetTerm() != w.GetTerm():
+			return nil, fmt.Errorf("pack weights %d/%d: base of another term (%d)", w.GetTerm(), w.GetVersion(), base.GetTerm())
+		case base.GetVersion() >= w.GetVersion():
+			return nil, fmt.Errorf("pack weights %d/%d: base version %d is not older", w.GetTerm(), w.GetVersion(), base.GetVersion())
+		}
+		codec |= codecDelta
+		bp = base.GetParams()
+	}
+	raw := make([]byte, 4*n)
+	p0, p1, p2, p3 := raw[:n], raw[n:2*n], raw[2*n:3*n], raw[3*n:]
+	for i, v := range params {
+		x := math.Float32bits(v)
+		if bp != nil {
+			x ^= math.Float32bits(bp[i])
+		}
+		p0[i], p1[i], p2[i], p3[i] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
+	}
+	payload := raw
+	if compress {
+		codec |= codecZstd
+		enc, _, err := zstdCoders()
+		if err != nil {
+			return nil, err
+		}
+		payload = enc.EncodeAll(raw, make([]byte, 0, len(raw)/4+64))
+	}
+	total := max(1, (len(payload)+chunkBytes-1)/chunkBytes)
+	if total > MaxWeightsChunks {
+		return nil, fmt.Errorf("pack weights %d/%d: %d chunks of %d bytes exceed %d", w.GetTerm(), w.GetVersion(), total, chunkBytes, MaxWeightsChunks)
+	}
+	chunks := make([]*messages.WeightsChunk, total)
+	for i := range chunks {
+		lo, hi := min(i*chunkBytes, len(payload)), min((i+1)*chunkBytes, len(payload))
+		chunks[i] = &messages.WeightsChunk{
+			Version: w.GetVersion(), Term: w.GetTerm(), Index: uint32(i), Total: uint32(total),
+			NumParams: uint32(n), Codec: codec, Payload: payload[lo:hi:hi],
+			LearnerUpdates: w.GetLearnerUpdates(),
+		}
+		if base != nil {
+			chunks[i].BaseVersion = base.GetVersion()
+		}
+	}
+	return chunks, nil
+}
+
+// WeightsAssembler puts chunked weights back together on the runner side. It
+// collects the chunks of one (term, version) in any order and returns the
+// whole Weights when the last one arrives. A chunk of a newer version discards
+// a partial older one; chunks of versions older than the one being collected,
+// or not newer than the last completed one, are ignored. Not safe for
+// concurrent use (the runner actor owns it).
+type WeightsAssembler struct {
+	// Base returns the weights of (version, term), the base of a delta, or
+	// nil. If it is nil or returns nil, the last completed weights serve
+	// when their version matches.
+	Base func(version, term uint64) *messages.Weights
+
+	last    *messages.Weights // last completed; callers must not modify its params
+	lastKey weightsKey
+	cur     *partialWeights
+}
+
+type partialWeights struct {
+	key        weightsKey
+	meta       *messages.WeightsChunk // first chunk seen, for consistency checks
+	parts      [][]byte
+	got        []bool
+	have, size int
+}
+
+// Last is the last completed weights, or nil.
+func (a *WeightsAssembler) Last() *messages.Weights { return a.last }
+
+// Add takes one chunk. It returns the complete weights when c was the last
+// missing chunk of its version, nil otherwise (also for ignored chunks), and
+// an error for a chunk that contradicts the others of its version (the
+// partial version is then dropped) or that cannot be decoded.
+func (a *WeightsAssembler) Add(c *messages.WeightsChunk) (*messages.Weights, error) {
+	if c == nil {
+		return nil, errors.New("weights chunk: nil")
+	}
+	k := weightsKey{term: c.GetTerm(), version: c.GetVersion()}
+	if a.last != nil && !k.newerThan(a.lastKey) {
+		return nil, nil
+	}
+	if a.cur != nil {
+		switch {
+		case a.cur.key.newerThan(k):
+			return nil, nil
+		case k.newerThan(a.cur.key):
+			a.cur = nil
+		}
+	}
+	where := fmt.Sprintf("weights chunk %d/%d of %d/%d", c.GetIndex(), c.GetTotal(), c.GetTerm(), c.GetVersion())
+	switch {
+	case c.GetTotal() < 1 || c.GetTotal() > MaxWeightsChunks:
+		return nil, fmt.Errorf("%s: total %d outside 1..%d", where, c.GetTotal(), MaxWeightsChunks)
+	case c.GetIndex() >= c.GetTotal():
+		return nil, fmt.Errorf("%s: index out of range", where)
+	case c.GetNumParams() > MaxWireFloats:
+		return nil, fmt.Errorf("%s: %d params exceed %d", where, c.GetNumParams(), MaxWireFloats)
+	case c.GetCodec()&^(codecZstd|codecDelta) != 0:
+		return nil, fmt.Errorf("%s: unknown codec flags %#x", where, c.GetCodec()&^(codecZstd|codecDelta))
+	case c.GetCodec()&codecDelta != 0 && c.GetBaseVersion() >= c.GetVersion():
+		return nil, fmt.Errorf("%s: delta base version %d is not older", where, c.GetBaseVersion())
+	case len(c.GetPayload()) > MaxWireBytes:
+		return nil, fmt.Errorf("%s: payload of %d bytes exceeds %d", where, len(c.GetPayload()), MaxWireBytes)
+	}
+	if a.cur == nil {
+		a.cur = &partialWeights{key: k, meta: c, parts: make([][]byte, c.GetTotal()), got: make([]bool, c.GetTotal())}
+	}
+	p := a.cur
+	if m := p.meta; m.GetTotal() != c.GetTotal() || m.GetNumParams() != c.GetNumParams() || m.GetCodec() != c.GetCodec() ||
+		m.GetBaseVersion() != c.GetBaseVersion() || m.GetLearnerUpdates() != c.GetLearnerUpdates() {
+		a.cur = nil
+		return nil, fmt.Errorf("%s: inconsistent with chunk %d (total %d/%d, params %d/%d, codec %#x/%#x, base %d/%d, updates %d/%d); version dropped",
+			where, m.GetIndex(), c.GetTotal(), m.GetTotal(), c.GetNumParams(), m.GetNumParams(), c.GetCodec(), m.GetCodec(),
+			c.GetBaseVersion(), m.GetBaseVersion(), c.GetLearnerUpdates(), m.GetLearnerUpdates())
+	}
+	i := c.GetIndex()
+	if p.got[i] {
+		if bytes.Equal(p.parts[i], c.GetPayload()) {
+			return nil, nil // a duplicate
+		}
+		a.cur = nil
+		return nil, fmt.Errorf("%s: received twice with different payloads; version dropped", where)
+	}
+	if p.size += len(c.GetPayload()); p.size > MaxWireBytes {
+		a.cur = nil
+		return nil, fmt.Errorf("%s: payload exceeds %d bytes; version dropped", where, MaxWireBytes)
+	}
+	p.parts[i], p.got[i] = c.GetPayload(), true
+	p.have++
+	if p.have < len(p.parts) {
+		return nil, nil
+	}
+	a.cur = nil
+	w, err := a.decode(p)
+	if err != nil {
+		return nil, fmt.Errorf("weights %d/%d: %w", k.term, k.version, err)
+	}
+	a.last, a.lastKey = w, k
+	return w, nil
+}
+
+func (a *WeightsAssembler) decode(p *partialWeights) (*messages.Weights, error) {
+	m := p.meta
+	n := int(m.GetNumParams())
+	raw := bytes.Join(p.parts, nil)
+	if m.GetCodec()&codecZstd != 0 {
+		var err error
+		if raw, err = unzstd(nil, raw, 4*n); err != nil {
+			return nil, err
+		}
+	}
+	if len(raw) != 4*n {
+		return nil, fmt.Errorf("payload of %d bytes for %d params", len(raw), n)
+	}
+	var bp []float32
+	if m.GetCodec()&codecDelta != 0 {
+		var base *messages.Weights
+		if a.Base != nil {
+			base = a.Base(m.GetBaseVersion(), m.GetTerm())
+		}
+		if base == nil && a.last != nil && a.lastKey == (weightsKey{term: m.GetTerm(), version: m.GetBaseVersion()}) {
+			base = a.last
+		}
+		switch {
+		case base == nil:
+			return nil, fmt.Errorf("delta against %d/%d: base weights not available", m.GetTerm(), m.GetBaseVersion())
+		case len(base.GetParams()) != n:
+			return nil, fmt.Errorf("delta against %d/%d: base has %d params, want %d", m.GetTerm(), m.GetBaseVersion(), len(base.GetParams()), n)
+		}
+		bp = base.GetParams()
+	}
+	params := make([]float32, n)
+	p0, p1, p2, p3 := raw[:n], raw[n:2*n], raw[2*n:3*n], raw[3*n:]
+	for i := range params {
+		x := uint32(p0[i])<<24 | uint32(p1[i])<<16 | uint32(p2[i])<<8 | uint32(p3[i])
+		if bp != nil {
+			x ^= math.Float32bits(bp[i])
+		}
+		params[i] = math.Float32frombits(x)
+	}
+	return &messages.Weights{Version: m.GetVersion(), Term: m.GetTerm(), Params: params, LearnerUpdates: m.GetLearnerUpdates()}, nil
+}

@@ -1,0 +1,983 @@
+package actors
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/messages"
+)
+
+// streamStats counts how a generated stream's episodes ended.
+type streamStats struct {
+	terminatedInside, truncatedInside int // episode ends with the batch continuing after them
+	terminated, truncated             int
+}
+
+// cartPoleStream builds experience batches exactly as a runner does: a real
+// CartPole-v1 episode stream through the n-step accumulator, a batch cut as
+// soon as it holds batchSize transitions (an episode-end burst may overshoot).
+// eps is the probability of a random action; otherwise the action is a simple
+// balancing rule (push towards the pole's fall), which reaches the 500-step
+// time limit. eps = 1 is a uniformly random policy.
+func cartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float64, seed uint64) ([]*messages.ExperienceBatch, streamStats) {
+	tb.Helper()
+	env, err := envs.Make("CartPole-v1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	acc := newNStepAccumulator(nstep, 0.99)
+	var out []*messages.ExperienceBatch
+	var st streamStats
+	newBatch := func() *messages.ExperienceBatch {
+		return &messages.ExperienceBatch{
+			Runner: "runner-07", ObsSize: 4, Seq: uint64(len(out) + 1), WeightsVersion: 1234 + uint64(len(out)),
+			ReplyTo: &messages.ActorRef{Address: "10.0.3.17:8091", Id: "runner-07"},
+		}
+	}
+	b := newBatch()
+	emit := func(obs []float32, action int, reward, discount float64, nextObs []float32) {
+		b.Observations = append(b.Observations, obs...)
+		b.NextObservations = append(b.NextObservations, nextObs...)
+		b.Actions = append(b.Actions, uint32(action))
+		b.Rewards = append(b.Rewards, float32(reward))
+		b.Discounts = append(b.Discounts, float32(discount))
+		b.Count++
+	}
+	obs := append([]float32(nil), env.Reset(rng.Int64())...)
+	for len(out) < nBatches {
+		a := 0
+		if obs[2]+obs[3] > 0 {
+			a = 1
+		}
+		if rng.Float64() < eps {
+			a = rng.IntN(2)
+		}
+		next, reward, terminated, truncated := env.Step(a)
+		acc.Add(obs, a, reward, next, terminated, truncated, emit)
+		full := int(b.Count) >= batchSize
+		if terminated || truncated {
+			if terminated {
+				st.terminated++
+			} else {
+				st.truncated++
+			}
+			if !full && b.Count > 0 {
+				if terminated {
+					st.terminatedInside++
+				} else {
+					st.truncatedInside++
+				}
+			}
+			obs = append(obs[:0], env.Reset(rng.Int64())...)
+		} else {
+			obs = append(obs[:0], next...)
+		}
+		if full {
+			out = append(out, b)
+			b = newBatch()
+		}
+	}
+	return out, st
+}
+
+// mixedStream is the stream the size target is stated for: per episode ε is
+// 1 (random, short episodes ending in termination) or 0.05 (long episodes,
+// mostly truncated at 500 steps).
+func mixedStream(tb testing.TB, nBatches, batchSize int, seed uint64) []*messages.ExperienceBatch {
+	long, _ := cartPoleStream(tb, nBatches/2, batchSize, 3, 0.05, seed)
+	short, _ := cartPoleStream(tb, nBatches-nBatches/2, batchSize, 3, 1, seed+1)
+	return append(long, short...)
+}
+
+var allWireOptions = func() []WireOptions {
+	var all []WireOptions
+	for i := range 8 {
+		all = append(all, WireOptions{Frames: i&1 != 0, Float16: i&2 != 0, Zstd: i&4 != 0})
+	}
+	return all
+}()
+
+func (o WireOptions) String() string {
+	return fmt.Sprintf("frames=%v,f16=%v,zstd=%v", o.Frames, o.Float16, o.Zstd)
+}
+
+// sameBatch reports how got differs from want; with half, observations must
+// equal want's rounded to half precision (and back) bit for bit.
+func sameBatch(got, want *messages.ExperienceBatch, half bool) error {
+	switch {
+	case got.GetRunner() != want.GetRunner() || got.GetSeq() != want.GetSeq() || got.GetCount() != want.GetCount() ||
+		got.GetObsSize() != want.GetObsSize() || got.GetWeightsVersion() != want.GetWeightsVersion():
+		return fmt.Errorf("header: got %q/%d/%d/%d/%d, want %q/%d/%d/%d/%d", got.GetRunner(), got.GetSeq(), got.GetCount(), got.GetObsSize(), got.GetWeightsVersion(),
+			want.GetRunner(), want.GetSeq(), want.GetCount(), want.GetObsSize(), want.GetWeightsVersion())
+	case !proto.Equal(got.GetReplyTo(), want.GetReplyTo()):
+		return fmt.Errorf("reply_to %v, want %v", got.GetReplyTo(), want.GetReplyTo())
+	case fmt.Sprint(got.GetActions()) != fmt.Sprint(want.GetActions()):
+		return fmt.Errorf("actions %v, want %v", got.GetActions(), want.GetActions())
+	}
+	for _, f := range []struct {
+		name      string
+		got, want []float32
+		half      bool
+	}{
+		{"observations", got.GetObservations(), want.GetObservations(), half},
+		{"next_observations", got.GetNextObservations(), want.GetNextObservations(), half},
+		{"rewards", got.GetRewards(), want.GetRewards(), false},
+		{"discounts", got.GetDiscounts(), want.GetDiscounts(), false},
+		{"priorities", got.GetPriorities(), want.GetPriorities(), false},
+	} {
+		if len(f.got) != len(f.want) {
+			return fmt.Errorf("%s: %d values, want %d", f.name, len(f.got), len(f.want))
+		}
+		for i, w := range f.want {
+			if f.half {
+				w = f16ToF32(f32ToF16(w))
+			}
+			if math.Float32bits(f.got[i]) != math.Float32bits(w) {
+				return fmt.Errorf("%s[%d] = %v (%#x), want %v (%#x)", f.name, i, f.got[i], math.Float32bits(f.got[i]), w, math.Float32bits(w))
+			}
+		}
+	}
+	return nil
+}
+
+// edgeBatches are hand-made batches that exercise the codec's corners:
+// empty, single, duplicate and reordered rows, NaN and signed zeros, wide
+// actions, priorities, empty observations.
+func edgeBatches() []*messages.ExperienceBatch {
+	nan := float32(math.NaN())
+	negZero := float32(math.Copysign(0, -1))
+	return []*messages.ExperienceBatch{
+		{Runner: "empty", ObsSize: 4},
+		{Runner: "one", Seq: 1, ObsSize: 2, Count: 1, Observations: []float32{1, 2}, NextObservations: []float32{3, 4},
+			Actions: []uint32{1}, Rewards: []float32{1}, Discounts: []float32{0.5}},
+		{Runner: "dup-obs", Seq: 2, ObsSize: 2, Count: 4,
+			Observations:     []float32{1, 1, 2, 2, 1, 1, 0, negZero},
+			NextObservations: []float32{2, 2, 1, 1, 0, 0, nan, 7},
+			Actions:          []uint32{0, 300, 70000, 1 << 31}, Rewards: []float32{1, 2, 3, 4}, Discounts: []float32{1, 0, nan, -1},
+			Priorities: []float32{0.5, 1, 2, 4}, WeightsVersion: 9,
+			ReplyTo: &messages.ActorRef{Address: "a:1", Id: "r"}},
+		{Runner: "no-obs", Seq: 3, ObsSize: 0, Count: 3, Actions: []uint32{0, 0, 0},
+			Rewards: []float32{1, 1, 1}, Discounts: []float32{0, 0, 0}},
+		{Runner: "big-values", Seq: 4, ObsSize: 3, Count: 2,
+			Observations:     []float32{1e30, -1e-30, float32(math.Inf(1)), 65519, 65520, 1e-8},
+			NextObservations: []float32{65519, 65520, 1e-8, 1e30, -1e-30, float32(math.Inf(-1))},
+			Actions:          []uint32{5, 3}, Rewards: []float32{0, 0}, Discounts: []float32{0, 0}},
+	}
+}
+
+func TestWireRoundTripCartPole(t *testing.T) {
+	random, rst := cartPoleStream(t, 20, 64, 3, 1, 1)
+	balanced, bst := cartPoleStream(t, 40, 64, 3, 0.05, 2)
+	if rst.terminatedInside == 0 || bst.truncatedInside == 0 {
+		t.Fatalf("stream lacks episode ends inside a batch: random %+v, balanced %+v", rst, bst)
+	}
+	t.Logf("episode ends: random stream %+v, balanced stream %+v", rst, bst)
+	batches := append(append(random, balanced...), edgeBatches()...)
+	// Priorities on some CartPole batches too.
+	for i, b := range random[:5] {
+		b.Priorities = make([]float32, b.Count)
+		for j := range b.Priorities {
+			b.Priorities[j] = float32(i*j) * 0.125
+		}
+	}
+	for _, o := range allWireOptions {
+		for i, b := range batches {
+			p, err := PackExperience(b, o)
+			if err != nil {
+				t.Fatalf("%v batch %d (%s): pack: %v", o, i, b.Runner, err)
+			}
+			wantCodec := uint32(0)
+			if o.Frames {
+				wantCodec |= uint32(messages.Codec_CODEC_FRAMES)
+			}
+			if o.Float16 {
+				wantCodec |= uint32(messages.Codec_CODEC_FLOAT16)
+			}
+			if o.Zstd {
+				wantCodec |= uint32(messages.Codec_CODEC_ZSTD)
+			}
+			if p.Codec != wantCodec {
+				t.Fatalf("%v: codec %#x, want %#x", o, p.Codec, wantCodec)
+			}
+			// Through the real wire format.
+			buf, err := proto.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var q messages.PackedExperience
+			if err := proto.Unmarshal(buf, &q); err != nil {
+				t.Fatal(err)
+			}
+			got, err := UnpackExperience(&q)
+			if err != nil {
+				t.Fatalf("%v batch %d (%s): unpack: %v", o, i, b.Runner, err)
+			}
+			if err := sameBatch(got, b, o.Float16); err != nil {
+				t.Fatalf("%v batch %d (%s): %v", o, i, b.Runner, err)
+			}
+			if b.Runner == "runner-07" && o.Float16 {
+				// Half precision: within 2⁻¹¹ relative (CartPole values are normal halves).
+				for k, v := range b.Observations {
+					if d := math.Abs(float64(got.Observations[k] - v)); d > math.Abs(float64(v))/2048+1e-7 {
+						t.Fatalf("%v: obs %v decoded as %v", o, v, got.Observations[k])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestWireFramesFindTheNStepPattern(t *testing.T) {
+	batches, _ := cartPoleStream(t, 10, 64, 3, 0.05, 3)
+	for _, b := range batches {
+		s := new(wireScratch)
+		nObs, stride := s.dedup(b)
+		if stride != 3 || nObs != int(b.Count) {
+			t.Fatalf("stride %d, %d observation frames for %d transitions; want 3 and all distinct", stride, nObs, b.Count)
+		}
+		// Distinct rows: the observations, three next observations past the
+		// end, plus one terminal row per episode end.
+		if extra := len(s.rows) - nObs; extra < 3 || extra > 3+3 {
+			t.Fatalf("%d extra frames", extra)
+		}
+	}
+}
+
+func TestWireBytesPerTransition(t *testing.T) {
+	streams := []struct {
+		name    string
+		batches []*messages.ExperienceBatch
+	}{
+		{"mixed", mixedStream(t, 40, 64, 11)},
+		{"random", func() []*messages.ExperienceBatch { b, _ := cartPoleStream(t, 20, 64, 3, 1, 12); return b }()},
+	}
+	for _, st := range streams {
+		var n, rawBytes int
+		for _, b := range st.batches {
+			n += int(b.Count)
+			rawBytes += proto.Size(b)
+		}
+		t.Logf("%s stream, %d batches, %d transitions: ExperienceBatch %.2f B/transition", st.name, len(st.batches), n, float64(rawBytes)/float64(n))
+		for _, o := range allWireOptions {
+			var size int
+			for _, b := range st.batches {
+				p, err := PackExperience(b, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				size += proto.Size(p)
+			}
+			per := float64(size) / float64(n)
+			t.Logf("  %-32v %6.2f B/transition", o, per)
+			if o == DefaultWireOptions && per > 12 {
+				t.Errorf("%s stream: %v packs to %.2f B/transition, want ≤ 12", st.name, o, per)
+			}
+			if o == (WireOptions{}) && per >= float64(rawBytes)/float64(n) {
+				t.Errorf("raw codec (%.2f) no smaller than the ExperienceBatch (%.2f)", per, float64(rawBytes)/float64(n))
+			}
+		}
+	}
+}
+
+func TestFloat16Conversion(t *testing.T) {
+	// Every half survives half → float32 → half (signalling NaNs become quiet).
+	for h := range 1 << 16 {
+		f := f16ToF32(uint16(h))
+		back := f32ToF16(f)
+		isNaN := h&0x7c00 == 0x7c00 && h&0x3ff != 0
+		if isNaN {
+			if !math.IsNaN(float64(f)) || back&0x7c00 != 0x7c00 || back&0x3ff == 0 {
+				t.Fatalf("NaN %#04x → %v → %#04x", h, f, back)
+			}
+			continue
+		}
+		if back != uint16(h) {
+			t.Fatalf("%#04x → %v → %#04x", h, f, back)
+		}
+	}
+	// Known values.
+	for _, c := range []struct {
+		f float32
+		h uint16
+	}{
+		{1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {65519.99, 0x7bff}, {65520, 0x7c00}, {1e9, 0x7c00},
+		{0.1, 0x2e66}, {1.0 / 3, 0x3555},
+		{float32(math.Ldexp(1, -24)), 0x0001}, {float32(math.Ldexp(1, -25)), 0x0000}, // tie → even (0)
+		{float32(math.Ldexp(3, -25)), 0x0002},                                              // 1.5 × 2⁻²⁴: tie → even (2)
+		{float32(math.Ldexp(1, -25) * (1 + 1.0/64)), 0x01},                                 // just above the tie
+		{float32(math.Ldexp(1023, -24)), 0x03ff}, {float32(math.Ldexp(2047, -25)), 0x0400}, // largest subnormal; tie → smallest normal
+		{1 + 1.0/2048, 0x3c00}, {1 + 3.0/2048, 0x3c02}, // ties to even in normals
+	} {
+		if got := f32ToF16(c.f); got != c.h {
+			t.Errorf("f32ToF16(%g) = %#04x, want %#04x", c.f, got, c.h)
+		}
+	}
+	// Nearest, ties to even, against float64 arithmetic on random floats.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 1 << 20 {
+		f := math.Float32frombits(rng.Uint32())
+		if math.IsNaN(float64(f)) || math.Abs(float64(f)) >= 65520 {
+			continue
+		}
+		if rng.IntN(2) == 0 { // a midpoint between two halves
+			h := f32ToF16(f) &^ 0x8000
+			if h >= 0x7bff {
+				continue
+			}
+			f = float32((float64(f16ToF32(h)) + float64(f16ToF32(h+1))) / 2)
+		}
+		h := f32ToF16(f)
+		x, v := float64(f), float64(f16ToF32(h))
+		for _, nb := range []uint16{h - 1, h + 1} {
+			if nb&0x7fff >= 0x7c00 || (h&0x7fff == 0 && nb&0x7fff == 0x7fff) {
+				continue
+			}
+			w := float64(f16ToF32(nb))
+			if math.Abs(x-w) < math.Abs(x-v) || (math.Abs(x-w) == math.Abs(x-v) && h&1 == 1) {
+				t.Fatalf("f32ToF16(%g) = %#04x (%g); neighbour %#04x (%g) is nearer or even", f, h, v, nb, w)
+			}
+		}
+	}
+}
+
+// packedSeeds are valid packings of small batches with every option.
+func packedSeeds(tb testing.TB) []*messages.PackedExperience {
+	batches, _ := cartPoleStream(tb, 2, 12, 3, 1, 5)
+	batches = append(batches, edgeBatches()[1:3]...)
+	var out []*messages.PackedExperience
+	for _, b := range batches {
+		for _, o := range allWireOptions {
+			p, err := PackExperience(b, o)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestUnpackHostile(t *testing.T) {
+	mustFail := func(name string, p *messages.PackedExperience, want string) {
+		t.Helper()
+		var err error
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("%s: panic %v", name, r)
+				}
+			}()
+			_, err = UnpackExperience(p)
+		}()
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: error %q does not mention %q", name, err, want)
+		}
+	}
+	mustFail("nil", nil, "nil")
+	for i, p := range packedSeeds(t) {
+		name := fmt.Sprintf("seed %d codec %#x", i, p.Codec)
+		// Every truncation.
+		for n := 0; n < len(p.Payload); n++ {
+			q := proto.Clone(p).(*messages.PackedExperience)
+			q.Payload = q.Payload[:n]
+			mustFail(fmt.Sprintf("%s truncated to %d", name, n), q, "")
+		}
+		// Trailing garbage.
+		q := proto.Clone(p).(*messages.PackedExperience)
+		q.Payload = append(q.Payload, 0)
+		mustFail(name+" trailing byte", q, "")
+		// Wrong counts and sizes.
+		for _, dc := range []int{-1, 1, 1 << 20, math.MaxUint32 - int(p.Count)} {
+			q := proto.Clone(p).(*messages.PackedExperience)
+			q.Count = uint32(int(q.Count) + dc)
+			mustFail(fmt.Sprintf("%s count %d", name, q.Count), q, "")
+		}
+		q = proto.Clone(p).(*messages.PackedExperience)
+		q.ObsSize++
+		mustFail(name+" obs_size+1", q, "")
+		// Unknown codec flags.
+		for _, c := range []uint32{8, 16, 1 << 31} {
+			q := proto.Clone(p).(*messages.PackedExperience)
+			q.Codec |= c
+			mustFail(fmt.Sprintf("%s codec %#x", name, q.Codec), q, "unknown codec")
+		}
+		// Every single-byte corruption of small payloads must not panic.
+		if len(p.Payload) < 400 {
+			for k := range p.Payload {
+				for _, x := range []byte{0x01, 0x80, 0xff} {
+					q := proto.Clone(p).(*messages.PackedExperience)
+					q.Payload[k] ^= x
+					func() {
+						defer func() {
+							if r := recover(); r != nil {
+								t.Fatalf("%s byte %d ^ %#x: panic %v", name, k, x, r)
+							}
+						}()
+						if b, err := UnpackExperience(q); err == nil {
+							if err := NewTable(int(b.ObsSize), 1).CheckBatch(b); err != nil {
+								t.Fatalf("%s byte %d ^ %#x: decoded an inconsistent batch: %v", name, k, x, err)
+							}
+						}
+					}()
+				}
+			}
+		}
+	}
+
+	// Hand-made frames payloads (no zstd): 2 transitions of 1 value.
+	hdr := func(flags byte, frames, stride byte) []byte { return []byte{1, flags, 1, frames, stride} }
+	rows := func(n int) []byte { return make([]byte, 4*n) }
+	tail := func(c int) []byte { return append([]byte{0}, make([]byte, 8*c)...) } // actions + rewards + discounts
+	frames := func(parts ...[]byte) *messages.PackedExperience {
+		return &messages.PackedExperience{Count: 2, ObsSize: 1, Codec: uint32(messages.Codec_CODEC_FRAMES), Payload: bytes.Join(parts, nil)}
+	}
+	ok := frames(hdr(2, 3, 1), rows(3), []byte{0, 1}, tail(2)) // obs 0,1; next 1 (stride), 2 (new)
+	if _, err := UnpackExperience(ok); err != nil {
+		t.Fatalf("hand-made payload: %v", err)
+	}
+	mustFail("layout version", frames([]byte{2, 2, 1, 3, 1}, rows(3), []byte{0, 1}, tail(2)), "layout version")
+	mustFail("flags", frames(hdr(0x82, 3, 1), rows(3), []byte{0, 1}, tail(2)), "flags")
+	mustFail("action width", frames([]byte{1, 2, 33, 3, 1}, rows(3), []byte{0, 1}, tail(2)), "action width")
+	mustFail("too many frames", frames(hdr(2, 5, 1), rows(5), []byte{0, 1}, tail(2)), "frame count")
+	mustFail("stride 0", frames(hdr(2, 3, 0), rows(3), []byte{0, 1}, tail(2)), "stride")
+	mustFail("stride too large", frames(hdr(2, 3, 65), rows(3), []byte{0, 1}, tail(2)), "stride")
+	mustFail("stride past end", frames(hdr(2, 3, 1), rows(3), []byte{0, 0}, tail(2)), "past")
+	mustFail("next frame out of range", frames(hdr(2, 3, 1), rows(3), []byte{0, 3 + 3}, tail(2)), "next-observation code")
+	mustFail("too many new frames", frames(hdr(2, 2, 1), rows(2), []byte{1, 1}, tail(2)), "new frame")
+	mustFail("previous of the first", frames(hdr(2, 3, 1), rows(3), []byte{2, 1}, tail(2)), "previous")
+	mustFail("unused frame", frames(hdr(2, 3, 1), rows(3), []byte{0, 0 + 3}, tail(2)), "used")
+	mustFail("obs frame out of range", frames(hdr(0, 3, 1), rows(3), []byte{0, 4, 0, 1}, tail(2)), "observation code")
+	mustFail("sequential needs frames", frames(hdr(2, 1, 1), rows(1), []byte{0, 0}, tail(2)), "sequential")
+	mustFail("bad varint", frames(hdr(2, 3, 1), rows(3), []byte{0, 0xff}, tail(2)[:16]), "")
+	mustFail("no frames", frames(hdr(0, 0, 1), []byte{0, 0, 0, 0}, tail(2)), "no frames")
+	mustFail("sequential without frames codec", &messages.PackedExperience{Count: 1, ObsSize: 1, Payload: append([]byte{1, 2, 0}, make([]byte, 16)...)}, "sequential")
+
+	// Too large for the limits, before anything is read.
+	mustFail("huge batch", &messages.PackedExperience{Count: 1 << 24, ObsSize: 84 * 84, Payload: []byte{1, 0, 0}}, "exceed")
+
+	// zstd: garbage, a frame without content size, a bomb.
+	zs := func(payload []byte) *messages.PackedExperience {
+		return &messages.PackedExperience{Count: 64, ObsSize: 4, Codec: uint32(messages.Codec_CODEC_ZSTD | messages.Codec_CODEC_FRAMES), Payload: payload}
+	}
+	mustFail("zstd garbage", zs([]byte("definitely not zstd")), "zstd")
+	mustFail("zstd magic only", zs([]byte{0x28, 0xb5, 0x2f, 0xfd}), "zstd")
+	var stream bytes.Buffer
+	w, _ := zstd.NewWriter(&stream)
+	w.Write(make([]byte, 100))
+	w.Close()
+	mustFail("zstd without content size", zs(stream.Bytes()), "content size")
+	enc, _, _ := zstdCoders()
+	bomb := enc.EncodeAll(make([]byte, 16<<20), nil)
+	t.Logf("16 MiB bomb compresses to %d bytes", len(bomb))
+	mustFail("zstd bomb", zs(bomb), "exceeds")
+	// A frame whose header lies about its size.
+	small := enc.EncodeAll(bytes.Repeat([]byte{1, 2, 3}, 1000), nil)
+	lie := bytes.Clone(small)
+	var h zstd.Header
+	if err := h.Decode(lie); err != nil || !h.HasFCS {
+		t.Fatalf("header: %v %+v", err, h)
+	}
+	lie[len(lie)/2] ^= 0x55
+	if _, err := UnpackExperience(zs(lie)); err == nil {
+		t.Fatal("corrupted zstd frame decoded without error")
+	}
+}
+
+// FuzzUnpackExperience checks that no input panics and that whatever decodes
+// is a consistent batch that packs and unpacks to itself.
+func FuzzUnpackExperience(f *testing.F) {
+	for _, p := range packedSeeds(f) {
+		f.Add(p.Codec, p.Count, p.ObsSize, p.Payload)
+	}
+	f.Fuzz(func(t *testing.T, codec, count, obsSize uint32, payload []byte) {
+		p := &messages.PackedExperience{Runner: "fuzz", Codec: codec, Count: count, ObsSize: obsSize, Payload: payload}
+		b, err := UnpackExperience(p)
+		if err != nil {
+			return
+		}
+		if err := NewTable(int(b.ObsSize), 1).CheckBatch(b); err != nil {
+			t.Fatalf("inconsistent batch decoded: %v", err)
+		}
+		o := WireOptions{Frames: codec&1 != 0, Float16: codec&2 != 0, Zstd: codec&4 != 0}
+		q, err := PackExperience(b, o)
+		if err != nil {
+			t.Fatalf("decoded batch does not pack: %v", err)
+		}
+		b2, err := UnpackExperience(q)
+		if err != nil {
+			t.Fatalf("repacked batch does not unpack: %v", err)
+		}
+		if err := sameBatch(b2, b, o.Float16); err != nil {
+			t.Fatalf("repacked batch differs: %v", err)
+		}
+	})
+}
+
+// TestWireFuzzSeeds checks that the committed seed corpus decodes (it is
+// made of valid payloads); QFLEET_WRITE_FUZZ_SEEDS=1 regenerates it.
+func TestWireFuzzSeeds(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzUnpackExperience")
+	if os.Getenv("QFLEET_WRITE_FUZZ_SEEDS") != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range packedSeeds(t) {
+			if i%3 != 0 && p.Count > 1 { // a few of each kind is plenty
+				continue
+			}
+			body := fmt.Sprintf("go test fuzz v1\nuint32(%d)\nuint32(%d)\nuint32(%d)\n[]byte(%q)\n", p.Codec, p.Count, p.ObsSize, p.Payload)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("valid-%02d-codec%d", i, p.Codec)), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "valid-*"))
+	if err != nil || len(files) < 4 {
+		t.Fatalf("seed corpus: %d files, %v", len(files), err)
+	}
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		var codec, count, obsSize uint32
+		if len(lines) != 5 || lines[0] != "go test fuzz v1" {
+			t.Fatalf("%s: not a fuzz corpus file", name)
+		}
+		fmt.Sscanf(lines[1], "uint32(%d)", &codec)
+		fmt.Sscanf(lines[2], "uint32(%d)", &count)
+		fmt.Sscanf(lines[3], "uint32(%d)", &obsSize)
+		var payload string
+		if _, err := fmt.Sscanf(strings.TrimSuffix(strings.TrimPrefix(lines[4], "[]byte("), ")"), "%q", &payload); err != nil {
+			t.Fatalf("%s: payload: %v", name, err)
+		}
+		p := &messages.PackedExperience{Codec: codec, Count: count, ObsSize: obsSize, Payload: []byte(payload)}
+		if _, err := UnpackExperience(p); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// ---- weights ----
+
+func testWeights(n int, version, term uint64, seed uint64) *messages.Weights {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	p := make([]float32, n)
+	for i := range p {
+		p[i] = float32(rng.NormFloat64() * 0.1)
+	}
+	if n > 3 {
+		p[0], p[1], p[2] = float32(math.NaN()), float32(math.Copysign(0, -1)), float32(math.Inf(-1))
+	}
+	return &messages.Weights{Version: version, Term: term, Params: p, LearnerUpdates: version * 10}
+}
+
+// step perturbs a fraction of w's params, as a few learner updates would.
+func stepWeights(w *messages.Weights, frac float64, seed uint64) *messages.Weights {
+	rng := rand.New(rand.NewPCG(seed, 4))
+	p := append([]float32(nil), w.Params...)
+	for i := range p {
+		if rng.Float64() < frac {
+			p[i] += float32(rng.NormFloat64() * 1e-3)
+		}
+	}
+	return &messages.Weights{Version: w.Version + 1, Term: w.Term, Params: p, LearnerUpdates: w.LearnerUpdates + 5}
+}
+
+func sameWeights(got, want *messages.Weights) error {
+	if got == nil {
+		return fmt.Errorf("no weights")
+	}
+	if got.Version != want.Version || got.Term != want.Term || got.LearnerUpdates != want.LearnerUpdates || len(got.Params) != len(want.Params) {
+		return fmt.Errorf("got %d/%d updates %d, %d params; want %d/%d updates %d, %d params",
+			got.Term, got.Version, got.LearnerUpdates, len(got.Params), want.Term, want.Version, want.LearnerUpdates, len(want.Params))
+	}
+	for i := range want.Params {
+		if math.Float32bits(got.Params[i]) != math.Float32bits(want.Params[i]) {
+			return fmt.Errorf("param %d = %#x, want %#x", i, math.Float32bits(got.Params[i]), math.Float32bits(want.Params[i]))
+		}
+	}
+	return nil
+}
+
+func TestPackWeightsRoundTrip(t *testing.T) {
+	const n = 4866 // the 4-64-64-2 net
+	base := testWeights(n, 7, 2, 1)
+	next := stepWeights(base, 0.3, 2)
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, delta := range []bool{false, true} {
+		for _, compress := range []bool{false, true} {
+			for _, chunkBytes := range []int{1 << 20, 4096, 1000, 7} {
+				var b *messages.Weights
+				if delta {
+					b = base
+				}
+				chunks, err := PackWeights(next, b, chunkBytes, compress)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var size int
+				for i, c := range chunks {
+					size += len(c.Payload)
+					if len(c.Payload) > chunkBytes || int(c.Index) != i || int(c.Total) != len(chunks) {
+						t.Fatalf("chunk %d: %d bytes (max %d), index %d total %d of %d", i, len(c.Payload), chunkBytes, c.Index, c.Total, len(chunks))
+					}
+				}
+				if want := max(1, (size+chunkBytes-1)/chunkBytes); len(chunks) != want {
+					t.Fatalf("%d chunks for %d bytes of %d, want %d", len(chunks), size, chunkBytes, want)
+				}
+				if chunkBytes == 1<<20 {
+					t.Logf("delta=%v zstd=%v: %d params in %d bytes (%.2f B/param)", delta, compress, n, size, float64(size)/n)
+				}
+				// Through the wire, in random order.
+				var a WeightsAssembler
+				if delta {
+					a.Base = func(version, term uint64) *messages.Weights {
+						if version == base.Version && term == base.Term {
+							return base
+						}
+						return nil
+					}
+				}
+				var got *messages.Weights
+				for k, i := range rng.Perm(len(chunks)) {
+					buf, _ := proto.Marshal(chunks[i])
+					var c messages.WeightsChunk
+					if err := proto.Unmarshal(buf, &c); err != nil {
+						t.Fatal(err)
+					}
+					w, err := a.Add(&c)
+					if err != nil {
+						t.Fatalf("delta=%v zstd=%v chunk %d: %v", delta, compress, i, err)
+					}
+					if (w != nil) != (k == len(chunks)-1) {
+						t.Fatalf("chunk %d of %d: complete=%v", k+1, len(chunks), w != nil)
+					}
+					got = w
+				}
+				if err := sameWeights(got, next); err != nil {
+					t.Fatalf("delta=%v zstd=%v chunks=%d: %v", delta, compress, len(chunks), err)
+				}
+			}
+		}
+	}
+	// Sizes: a delta of a small step compresses far better than the weights.
+	full, _ := PackWeights(next, nil, 1<<20, true)
+	dl, _ := PackWeights(next, base, 1<<20, true)
+	if len(dl[0].Payload) >= len(full[0].Payload)*3/4 {
+		t.Errorf("delta payload %d bytes, full %d: delta should be much smaller", len(dl[0].Payload), len(full[0].Payload))
+	}
+}
+
+func TestWeightsAssemblerUsesLastAsBase(t *testing.T) {
+	w1 := testWeights(1000, 1, 1, 1)
+	w2 := stepWeights(w1, 0.1, 2)
+	w3 := stepWeights(w2, 0.1, 3)
+	var a WeightsAssembler
+	for _, step := range []struct{ w, base *messages.Weights }{{w1, nil}, {w2, w1}, {w3, w2}} {
+		chunks, err := PackWeights(step.w, step.base, 512, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got *messages.Weights
+		for _, c := range chunks {
+			if got, err = a.Add(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sameWeights(got, step.w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A delta against a base the assembler does not hold.
+	w4 := stepWeights(w3, 0.1, 4)
+	chunks, _ := PackWeights(w4, w2, 1<<20, true)
+	if _, err := a.Add(chunks[0]); err == nil || !strings.Contains(err.Error(), "base weights not available") {
+		t.Fatalf("delta against an unknown base: %v", err)
+	}
+}
+
+func TestWeightsAssemblerVersions(t *testing.T) {
+	pack := func(w *messages.Weights) []*messages.WeightsChunk {
+		t.Helper()
+		c, err := PackWeights(w, nil, 2000, true)
+		if err != nil || len(c) < 4 {
+			t.Fatalf("%d chunks, %v", len(c), err)
+		}
+		return c
+	}
+	add := func(a *WeightsAssembler, c *messages.WeightsChunk) *messages.Weights {
+		t.Helper()
+		w, err := a.Add(c)
+		if err != nil {
+			t.Fatalf("chunk %d of %d/%d: %v", c.Index, c.Term, c.Version, err)
+		}
+		return w
+	}
+	v5, v6 := testWeights(4866, 5, 1, 5), testWeights(4866, 6, 1, 6)
+	c5, c6 := pack(v5), pack(v6)
+
+	// Out of order within a version.
+	var a WeightsAssembler
+	for i := len(c5) - 1; i > 0; i-- {
+		if add(&a, c5[i]) != nil {
+			t.Fatal("complete before the last chunk")
+		}
+	}
+	if add(&a, c5[1]) != nil { // a duplicate is harmless
+		t.Fatal("duplicate completed the version")
+	}
+	if err := sameWeights(add(&a, c5[0]), v5); err != nil {
+		t.Fatal(err)
+	}
+
+	// A newer version mid-assembly discards the older partial.
+	a = WeightsAssembler{}
+	add(&a, c5[0])
+	add(&a, c5[1])
+	add(&a, c6[2])
+	for _, c := range c5[2:] { // the rest of v5 is now older: ignored
+		if add(&a, c) != nil {
+			t.Fatal("discarded version completed")
+		}
+	}
+	var got *messages.Weights
+	for i, c := range c6 {
+		if i != 2 {
+			got = add(&a, c)
+		}
+	}
+	if err := sameWeights(got, v6); err != nil {
+		t.Fatal(err)
+	}
+	// Older versions (and the completed one again) are ignored afterwards.
+	for _, c := range append(append([]*messages.WeightsChunk{}, c5...), c6...) {
+		if add(&a, c) != nil {
+			t.Fatal("old chunk completed a version")
+		}
+	}
+	if a.Last() != got {
+		t.Fatal("Last changed")
+	}
+
+	// An older version's chunk during a partial is ignored; the partial survives.
+	a = WeightsAssembler{}
+	add(&a, c6[0])
+	add(&a, c5[0])
+	for _, c := range c6[1:] {
+		got = add(&a, c)
+	}
+	if err := sameWeights(got, v6); err != nil {
+		t.Fatal(err)
+	}
+
+	// Terms order before versions: term 2 version 1 is newer than term 1 version 6.
+	t2 := testWeights(4866, 1, 2, 7)
+	c7 := pack(t2)
+	a = WeightsAssembler{}
+	add(&a, c6[0])
+	add(&a, c7[0])
+	for _, c := range c6[1:] {
+		add(&a, c) // ignored
+	}
+	for _, c := range c7[1:] {
+		got = add(&a, c)
+	}
+	if err := sameWeights(got, t2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWeightsAssemblerRejects(t *testing.T) {
+	w := testWeights(4866, 3, 1, 3)
+	chunks, _ := PackWeights(w, nil, 4000, true)
+	mut := func(i int, f func(c *messages.WeightsChunk)) *messages.WeightsChunk {
+		c := proto.Clone(chunks[i]).(*messages.WeightsChunk)
+		f(c)
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		first *messages.WeightsChunk
+		bad   *messages.WeightsChunk
+		want  string
+	}{
+		{"nil", nil, nil, "nil"},
+		{"index out of range", nil, mut(0, func(c *messages.WeightsChunk) { c.Index = c.Total }), "index"},
+		{"total 0", nil, mut(0, func(c *messages.WeightsChunk) { c.Total, c.Index = 0, 0 }), "total"},
+		{"too many chunks", nil, mut(0, func(c *messages.WeightsChunk) { c.Total = MaxWeightsChunks + 1 }), "total"},
+		{"too many params", nil, mut(0, func(c *messages.WeightsChunk) { c.NumParams = MaxWireFloats + 1 }), "params"},
+		{"unknown codec", nil, mut(0, func(c *messages.WeightsChunk) { c.Codec |= 2 }), "codec"},
+		{"delta base not older", nil, mut(0, func(c *messages.WeightsChunk) { c.Codec |= 8; c.BaseVersion = c.Version }), "base"},
+		{"inconsistent total", chunks[0], mut(1, func(c *messages.WeightsChunk) { c.Total++ }), "inconsistent"},
+		{"inconsistent params", chunks[0], mut(1, func(c *messages.WeightsChunk) { c.NumParams-- }), "inconsistent"},
+		{"different duplicate", chunks[0], mut(0, func(c *messages.WeightsChunk) { c.Payload = []byte{1} }), "twice"},
+	} {
+		var a WeightsAssembler
+		if tc.first != nil {
+			if _, err := a.Add(tc.first); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := a.Add(tc.bad); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
+		}
+	}
+	// Undecodable payloads: wrong size, corrupt zstd, zstd bomb.
+	single := func(codec uint32, n uint32, payload []byte) *messages.WeightsChunk {
+		return &messages.WeightsChunk{Version: 1, Term: 1, Total: 1, NumParams: n, Codec: codec, Payload: payload}
+	}
+	enc, _, _ := zstdCoders()
+	for _, tc := range []struct {
+		name string
+		c    *messages.WeightsChunk
+	}{
+		{"short", single(0, 10, make([]byte, 39))},
+		{"long", single(0, 10, make([]byte, 41))},
+		{"garbage zstd", single(4, 10, []byte("garbage garbage garbage"))},
+		{"bomb", single(4, 10, enc.EncodeAll(make([]byte, 8<<20), nil))},
+		{"zstd size mismatch", single(4, 10, enc.EncodeAll(make([]byte, 36), nil))},
+	} {
+		var a WeightsAssembler
+		if _, err := a.Add(tc.c); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	// Random mutations never panic.
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 2000 {
+		var a WeightsAssembler
+		for _, c := range chunks {
+			c = proto.Clone(c).(*messages.WeightsChunk)
+			switch rng.IntN(6) {
+			case 0:
+				if len(c.Payload) > 0 {
+					c.Payload[rng.IntN(len(c.Payload))] ^= byte(1 + rng.IntN(255))
+				}
+			case 1:
+				c.Payload = c.Payload[:rng.IntN(len(c.Payload)+1)]
+			case 2:
+				c.NumParams = rng.Uint32N(10000)
+			case 3:
+				c.Codec = rng.Uint32N(16)
+			}
+			a.Add(c)
+		}
+	}
+	// PackWeights' own checks.
+	if _, err := PackWeights(w, testWeights(10, 2, 1, 1), 100, true); err == nil {
+		t.Error("base of another size accepted")
+	}
+	if _, err := PackWeights(w, testWeights(4866, 2, 0, 1), 100, true); err == nil {
+		t.Error("base of another term accepted")
+	}
+	if _, err := PackWeights(w, nil, 0, true); err == nil {
+		t.Error("chunk size 0 accepted")
+	}
+	if _, err := PackWeights(testWeights(MaxWeightsChunks/4+1, 1, 1, 1), nil, 1, false); err == nil {
+		t.Error("more than MaxWeightsChunks chunks accepted")
+	}
+}
+
+func TestWireExperiment(t *testing.T) {
+	enc, _, _ := zstdCoders()
+	for _, size := range []int{32, 64, 128} {
+		for _, eps := range []float64{0.05, 1} {
+			bs, _ := cartPoleStream(t, 30, size, 3, eps, 3)
+			var n, tot, pay, rows, rowsZ, rest, restZ, hdr int
+			for _, b := range bs {
+				p, _ := PackExperience(b, DefaultWireOptions)
+				n += int(b.Count)
+				tot += proto.Size(p)
+				pay += len(p.Payload)
+				s := new(wireScratch)
+				s.dedup(b)
+				r := s.appendRows(nil, b, true)
+				rows += len(r)
+				rowsZ += len(enc.EncodeAll(r, nil))
+				raw, _ := PackExperience(b, WireOptions{Frames: true, Float16: true})
+				other := raw.Payload[len(r)+5:]
+				rest += len(other)
+				restZ += len(enc.EncodeAll(other, nil))
+				q := proto.Clone(p).(*messages.PackedExperience)
+				q.Payload = nil
+				hdr += proto.Size(q)
+			}
+			f := func(x int) float64 { return float64(x) / float64(n) }
+			t.Logf("batch %d eps %.2f: total %.2f payload %.2f proto-fields %.2f | rows %.2f→%.2f | codes+actions+rewards %.2f→%.2f", size, eps, f(tot), f(pay), f(hdr), f(rows), f(rowsZ), f(rest), f(restZ))
+		}
+	}
+}
+
+func TestWireExperiment2(t *testing.T) {
+	bs, _ := cartPoleStream(t, 3, 32, 3, 1, 3)
+	b := bs[1]
+	s := new(wireScratch)
+	s.dedup(b)
+	r := s.appendRows(nil, b, true)
+	d := 4
+	R := len(s.rows)
+	t.Logf("preds %v R=%d", r[:d], R)
+	for j := 0; j < d; j++ {
+		var xs []string
+		for i := 0; i < R; i++ {
+			k := j*R + i
+			xs = append(xs, fmt.Sprintf("%02x%02x", r[d+k], r[d+R*d+k]))
+		}
+		t.Logf("col %d: %s", j, strings.Join(xs, " "))
+	}
+	for i := 0; i < 12; i++ {
+		t.Logf("row %d: %v", i, sourceRow(b, int(s.rows[i]), int(b.Count), 4))
+	}
+}
+
+func TestWireExperiment3(t *testing.T) {
+	for _, size := range []int{32, 64, 128} {
+		for _, eps := range []float64{0.05, 1} {
+			bs, _ := cartPoleStream(t, 30, size, 3, eps, 3)
+			var n, cur int
+			cost := map[int]int{}
+			for _, b := range bs {
+				n += int(b.Count)
+				s := new(wireScratch)
+				s.dedup(b)
+				r := s.appendRows(nil, b, true)
+				enc, _, _ := zstdCoders()
+				cur += len(enc.EncodeAll(r, nil))
+				d, R := 4, len(s.rows)
+				for _, G := range []int{1, 4, 8, 16, 32} {
+					bitsum := 0
+					for j := 0; j < d; j++ {
+						for g := 0; g < R; g += G {
+							w := 0
+							for i := g; i < min(g+G, R); i++ {
+								k := j*R + i
+								w = max(w, bits.Len16(uint16(r[d+k])<<8|uint16(r[d+R*d+k])))
+							}
+							bitsum += 5 + w*(min(g+G, R)-g)
+						}
+					}
+					cost[G] += bitsum / 8
+				}
+			}
+			t.Logf("batch %d eps %.2f: zstd rows %.2f; bitpack G=1 %.2f G=4 %.2f G=8 %.2f G=16 %.2f G=32 %.2f", size, eps, float64(cur)/float64(n),
+				float64(cost[1])/float64(n), float64(cost[4])/float64(n), float64(cost[8])/float64(n), float64(cost[16])/float64(n), float64(cost[32])/float64(n))
+		}
+	}
+}
