@@ -13,8 +13,14 @@ import (
 	"github.com/qfleet/qfleet/messages"
 )
 
-// CheckpointFile is the name of the newest learner checkpoint in a directory.
+// CheckpointFile is the name of the newest learner checkpoint in a directory;
+// older ones are kept as learner.ckpt.1 (the previous), .2, ... up to
+// CheckpointsKept in all, so that a corrupt newest one falls back to the one
+// before it.
 const CheckpointFile = "learner.ckpt"
+
+// CheckpointsKept is how many checkpoints a directory keeps.
+const CheckpointsKept = 3
 
 // ErrCorruptCheckpoint means a checkpoint file failed its checksum or framing.
 var ErrCorruptCheckpoint = errors.New("corrupt checkpoint")
@@ -57,6 +63,16 @@ func WriteCheckpoint(dir string, c *messages.Checkpoint) error {
 		return fmt.Errorf("checkpoint: close %s: %w", tmp.Name(), err)
 	}
 	final := filepath.Join(dir, CheckpointFile)
+	// Rotate: learner.ckpt → .1 → .2 …; the oldest falls off.
+	for i := CheckpointsKept - 1; i >= 1; i-- {
+		from := final
+		if i > 1 {
+			from = fmt.Sprintf("%s.%d", final, i-1)
+		}
+		if err := os.Rename(from, fmt.Sprintf("%s.%d", final, i)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("checkpoint: rotate: %w", err)
+		}
+	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -68,9 +84,38 @@ func WriteCheckpoint(dir string, c *messages.Checkpoint) error {
 	return nil
 }
 
+// ReadLatestCheckpoint loads the newest checkpoint in dir that passes its
+// checksum, falling back to older ones; skipped lists the corrupt ones it
+// passed over. It returns an error wrapping os.ErrNotExist when there is none.
+func ReadLatestCheckpoint(dir string) (c *messages.Checkpoint, skipped []error, err error) {
+	final := filepath.Join(dir, CheckpointFile)
+	found := false
+	for i := 0; i < CheckpointsKept; i++ {
+		path := final
+		if i > 0 {
+			path = fmt.Sprintf("%s.%d", final, i)
+		}
+		c, err := readCheckpointFile(path)
+		if err == nil {
+			return c, skipped, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			found = true
+			skipped = append(skipped, err)
+		}
+	}
+	if found {
+		return nil, skipped, fmt.Errorf("%w: no readable checkpoint in %s", ErrCorruptCheckpoint, dir)
+	}
+	return nil, nil, fmt.Errorf("checkpoint: none in %s: %w", dir, os.ErrNotExist)
+}
+
 // ReadCheckpoint loads dir/learner.ckpt and verifies its checksum.
 func ReadCheckpoint(dir string) (*messages.Checkpoint, error) {
-	path := filepath.Join(dir, CheckpointFile)
+	return readCheckpointFile(filepath.Join(dir, CheckpointFile))
+}
+
+func readCheckpointFile(path string) (*messages.Checkpoint, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)

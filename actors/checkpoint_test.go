@@ -55,3 +55,7 @@ func TestCheckpointUnwritableDirectory(t *testing.T) {
 		t.Fatal("checkpoint into a path under a file succeeded")
 	}
 }
+
+func testCheckpoint(updates uint64) *messages.Checkpoint {
+	return &messages.Checkpoint{Env: "CartPole-v1", LearnerUpdates: updates, Online: []float32{float32(updates)}}
+}

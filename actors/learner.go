@@ -1,9 +1,11 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,11 +17,18 @@ import (
 
 // LearnerSpec is what the learner needs besides the hyper-parameters.
 type LearnerSpec struct {
-	EnvID         string
-	Net           nets.Spec
-	Seed          uint64
-	CheckpointDir string // "" disables checkpoints
+	EnvID           string
+	Net             nets.Spec
+	Seed            uint64
+	CheckpointDir   string        // "" disables checkpoints
+	Resume          bool          // start from the newest checkpoint in CheckpointDir
+	CheckpointEvery time.Duration // periodic checkpoints; 0 only at the end
 }
+
+// versionOf is the published weights version: the term in the high 24 bits,
+// the publication count within the term in the low 40, so that versions never
+// go backwards across learner restarts (each restart is a new term).
+func versionOf(term, n uint64) uint64 { return term<<40 | n&(1<<40-1) }
 
 // SaveCheckpoint asks the learner to write its checkpoint now; the learner
 // responds with a *CheckpointSaved.
@@ -42,20 +51,28 @@ type learner struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	trainer  *nets.Trainer
-	batch    nets.Batch
-	actions  []int32
-	nextReq  uint64
-	pending  map[uint64]time.Time // sample requests outstanding → when last sent
-	stopTick scheduler.CancelFunc
-	updates  uint64
-	version  uint64
-	term     uint64
+	trainer        *nets.Trainer
+	batch          nets.Batch
+	actions        []int32
+	nextReq        uint64
+	pending        map[uint64]time.Time // sample requests outstanding → when last sent
+	stopTick       scheduler.CancelFunc
+	updates        uint64
+	version        uint64 // last published, versionOf(term, published)
+	published      uint64 // publications in this term
+	term           uint64
+	lastCheckpoint time.Time
 }
 
 func newLearner(spec LearnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
+	starts := 0
 	return func() actor.Actor {
-		return &learner{spec: spec, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "learner")}
+		// After a crash the supervisor builds a fresh learner: it resumes
+		// from this run's last checkpoint whatever Resume says.
+		s := spec
+		s.Resume = spec.Resume || starts > 0
+		starts++
+		return &learner{spec: s, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "learner")}
 	}
 }
 
@@ -89,6 +106,12 @@ func (l *learner) Receive(ctx actor.Context) {
 		l.request(ctx)
 	case *learnerTick:
 		l.resendStale(ctx)
+		if l.spec.CheckpointDir != "" && l.spec.CheckpointEvery > 0 && time.Since(l.lastCheckpoint) >= l.spec.CheckpointEvery {
+			if _, err := l.saveCheckpoint(); err != nil {
+				// Training goes on; the error is reported, not fatal.
+				l.log.Error("periodic checkpoint failed", "err", err)
+			}
+		}
 	case *SaveCheckpoint:
 		path, err := l.saveCheckpoint()
 		ctx.Respond(&CheckpointSaved{Path: path, Err: err})
@@ -110,13 +133,42 @@ func (l *learner) start(ctx actor.Context) error {
 	}
 	l.trainer = t
 	l.term = 1
-	l.log.Info("learner started", "params", l.spec.Net.NumParams(), "batch", l.cfg.BatchSize)
+	if l.spec.Resume && l.spec.CheckpointDir != "" {
+		if err := l.restore(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("learner: resume: %w", err)
+		}
+	}
+	l.log.Info("learner started", "params", l.spec.Net.NumParams(), "batch", l.cfg.BatchSize, "term", l.term, "updates", l.updates)
 	l.pending = map[uint64]time.Time{}
 	l.publish(ctx)
 	for i := 0; i < l.cfg.PrefetchBatches; i++ {
 		l.request(ctx)
 	}
 	l.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(time.Second, time.Second, ctx.Self(), &learnerTick{})
+	l.lastCheckpoint = time.Now()
+	return nil
+}
+
+// restore loads the newest good checkpoint: parameters, optimizer state and
+// counters; the term goes one up, so every version published from now on is
+// newer than any published before the restart.
+func (l *learner) restore() error {
+	c, skipped, err := ReadLatestCheckpoint(l.spec.CheckpointDir)
+	for _, e := range skipped {
+		l.log.Error("corrupt checkpoint skipped", "err", e)
+	}
+	if err != nil {
+		return err
+	}
+	if c.GetEnv() != l.spec.EnvID {
+		return fmt.Errorf("checkpoint in %s is for %s, not %s", l.spec.CheckpointDir, c.GetEnv(), l.spec.EnvID)
+	}
+	if err := l.trainer.Restore(nets.TrainerState{Online: c.Online, Target: c.Target, AdamM: c.AdamM, AdamV: c.AdamV, AdamStep: c.AdamStep}); err != nil {
+		return fmt.Errorf("checkpoint in %s does not fit the network: %w", l.spec.CheckpointDir, err)
+	}
+	l.updates, l.term, l.published = c.GetLearnerUpdates(), c.GetTerm()+1, 0
+	l.metrics.LearnerUpdates.Add(float64(l.updates))
+	l.log.Warn("learner resumed from checkpoint", "updates", l.updates, "term", l.term, "previous_version", c.GetWeightsVersion())
 	return nil
 }
 
@@ -187,7 +239,8 @@ func (l *learner) update(s *messages.SampleBatch) error {
 
 // publish sends a copy of the online parameters to the broadcaster.
 func (l *learner) publish(ctx actor.Context) {
-	l.version++
+	l.published++
+	l.version = versionOf(l.term, l.published)
 	w := &messages.Weights{Version: l.version, Term: l.term, Params: l.trainer.CopyParams(nil), LearnerUpdates: l.updates}
 	if b := l.dir.Broadcaster(); b != nil {
 		ctx.Send(b, w) // with no broadcaster yet, the next publication reaches it
@@ -216,5 +269,6 @@ func (l *learner) saveCheckpoint() (string, error) {
 	if err := WriteCheckpoint(l.spec.CheckpointDir, c); err != nil {
 		return "", err
 	}
+	l.lastCheckpoint = time.Now()
 	return l.spec.CheckpointDir + "/" + CheckpointFile, nil
 }

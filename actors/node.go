@@ -36,26 +36,30 @@ var AllRoles = []string{RoleRunner, RoleReplay, RoleLearner, RoleBroadcaster}
 // NodeOptions configures one node: which roles it runs and how it finds the
 // others. Dev mode is a node with every role and a LocalDirectory.
 type NodeOptions struct {
-	Name          string // node name; prefixes runner names so they are unique in a cluster
-	Roles         []string
-	EnvID         string
-	Seed          uint64
-	Config        Config
-	Stop          StopRule
-	CheckpointDir string             // "" disables checkpoints
-	Logger        *slog.Logger       // nil discards
-	System        *actor.ActorSystem // nil: a new local actor system (dev mode)
-	Directory     Directory          // nil: LocalDirectory on System
+	Name            string // node name; prefixes runner names so they are unique in a cluster
+	Roles           []string
+	EnvID           string
+	Seed            uint64
+	Config          Config
+	Stop            StopRule
+	CheckpointDir   string             // "" disables checkpoints
+	CheckpointEvery time.Duration      // periodic learner checkpoints (0: only when asked)
+	Resume          bool               // the learner starts from the newest checkpoint in CheckpointDir
+	Logger          *slog.Logger       // nil discards
+	System          *actor.ActorSystem // nil: a new local actor system (dev mode)
+	Directory       Directory          // nil: LocalDirectory on System
 }
 
 // DevOptions configures a dev-mode run: every role in one process.
 type DevOptions struct {
-	EnvID         string
-	Seed          uint64
-	Config        Config
-	Stop          StopRule
-	CheckpointDir string       // "" disables checkpoints
-	Logger        *slog.Logger // nil discards
+	EnvID           string
+	Seed            uint64
+	Config          Config
+	Stop            StopRule
+	CheckpointDir   string        // "" disables checkpoints
+	CheckpointEvery time.Duration // periodic learner checkpoints (0: only when asked)
+	Resume          bool          // the learner starts from the newest checkpoint in CheckpointDir
+	Logger          *slog.Logger  // nil discards
 }
 
 // Node is a running node; Dev is the dev-mode name for it.
@@ -83,7 +87,7 @@ func NetSpec(env envs.Env, cfg Config) nets.Spec {
 func StartDev(o DevOptions) (*Dev, error) {
 	return StartNode(NodeOptions{
 		Name: "dev", Roles: AllRoles, EnvID: o.EnvID, Seed: o.Seed, Config: o.Config, Stop: o.Stop,
-		CheckpointDir: o.CheckpointDir, Logger: o.Logger,
+		CheckpointDir: o.CheckpointDir, CheckpointEvery: o.CheckpointEvery, Resume: o.Resume, Logger: o.Logger,
 	})
 }
 
@@ -136,7 +140,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 		roles = append(roles, role{"broadcaster", newBroadcaster(o.Config, d.Metrics, log)})
 	}
 	if has[RoleLearner] {
-		roles = append(roles, role{"learner", newLearner(LearnerSpec{EnvID: o.EnvID, Net: net, Seed: o.Seed, CheckpointDir: o.CheckpointDir}, o.Config, dir, d.Metrics, log)})
+		roles = append(roles, role{"learner", newLearner(LearnerSpec{EnvID: o.EnvID, Net: net, Seed: o.Seed, CheckpointDir: o.CheckpointDir, CheckpointEvery: o.CheckpointEvery, Resume: o.Resume}, o.Config, dir, d.Metrics, log)})
 	}
 	if has[RoleRunner] {
 		for i := 0; i < o.Config.Runners; i++ {

@@ -83,6 +83,8 @@ const (
 	maxStride      = 64
 	flagPriorities = 1 << 0
 	flagSequential = 1 << 1
+	flagPalette    = 1 << 2
+	maxPalette     = 256
 
 	codecFrames  = uint32(messages.Codec_CODEC_FRAMES)
 	codecFloat16 = uint32(messages.Codec_CODEC_FLOAT16)
@@ -121,17 +123,52 @@ func newWireEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
 		zstd.WithSingleSegment(true), zstd.WithEncoderConcurrency(0))
 }
 
-// unzstd decodes one zstd frame of at most limit bytes, reusing dst's
-// storage. The frame must declare its content size (EncodeAll's do), so that
-// the output buffer is exactly as large as the header promises, never as
-// large as a hostile count would allow.
-func unzstd(dst, src []byte, limit int) ([]byte, error) {
-	_, dec, err := zstdCoders()
+// zstdMagic starts every zstd frame; payloads leave it out (4 bytes of a
+// ~600-byte message), as zstd's own ZSTD_f_zstd1_magicless format does.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// zstdPack compresses src into one magicless zstd frame, appended to dst.
+func zstdPack(dst, src []byte) ([]byte, error) {
+	enc, _, err := zstdCoders()
 	if err != nil {
 		return nil, err
 	}
 	if len(src) == 0 {
-		return dst[:0], nil // EncodeAll's encoding of nothing
+		return dst, nil
+	}
+	base := len(dst)
+	dst = enc.EncodeAll(src, dst)
+	if !bytes.HasPrefix(dst[base:], zstdMagic) {
+		return nil, errors.New("zstd encoder wrote no frame magic")
+	}
+	return append(dst[:base], dst[base+len(zstdMagic):]...), nil
+}
+
+var zinPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// unzstd decodes one magicless zstd frame (zstdPack's) of at most limit
+// bytes, reusing dst's storage.
+func unzstd(dst, src []byte, limit int) ([]byte, error) {
+	if len(src) == 0 {
+		return dst[:0], nil // the encoding of nothing
+	}
+	if len(src) > MaxWireBytes {
+		return nil, fmt.Errorf("zstd payload of %d bytes exceeds %d", len(src), MaxWireBytes)
+	}
+	in := zinPool.Get().(*[]byte)
+	defer zinPool.Put(in)
+	*in = append(append((*in)[:0], zstdMagic...), src...)
+	return unzstdFramed(dst, *in, limit)
+}
+
+// unzstdFramed decodes one zstd frame of at most limit bytes, reusing dst's
+// storage. The frame must declare its content size (zstdPack's do), so that
+// the output buffer is exactly as large as the header promises, never as
+// large as a hostile count would allow.
+func unzstdFramed(dst, src []byte, limit int) ([]byte, error) {
+	_, dec, err := zstdCoders()
+	if err != nil {
+		return nil, err
 	}
 	if len(src) > MaxWireBytes {
 		return nil, fmt.Errorf("zstd payload of %d bytes exceeds %d", len(src), MaxWireBytes)
@@ -167,7 +204,13 @@ type wireScratch struct {
 	first   []int32 // frame -> first transition whose observation it is, or -1
 	obsIdx  []int32
 	nextIdx []int32
+	pairs   []int32 // palette entry -> first transition with that (reward, discount)
+	pairIdx []byte  // transition -> palette entry
 	raw     []byte
+	low     []byte // low bytes of the row values: the end of the layout
+	zwhole  []byte
+	zframe  []byte
+	zsplit  []byte
 	floats  []float32
 }
 
@@ -205,6 +248,10 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 	var flags byte
 	if len(b.GetPriorities()) == c && c > 0 {
 		flags |= flagPriorities
+	}
+	pairs := s.palette(b.GetRewards(), b.GetDiscounts())
+	if pairs > 0 {
+		flags |= flagPalette
 	}
 	var maxAction uint32
 	for _, a := range b.GetActions() {
@@ -267,31 +314,78 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 		codec |= codecFloat16
 	}
 	raw = appendActions(raw, b.GetActions(), width)
-	raw = appendFloats(raw, b.GetRewards())
-	raw = appendFloats(raw, b.GetDiscounts())
+	if pairs > 0 {
+		raw = binary.AppendUvarint(raw, uint64(pairs))
+		for _, k := range s.pairs[:pairs] {
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(b.Rewards[k]))
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(b.Discounts[k]))
+		}
+		for _, k := range s.pairIdx {
+			raw = append(raw, k)
+		}
+	} else {
+		raw = appendFloats(raw, b.GetRewards())
+		raw = appendFloats(raw, b.GetDiscounts())
+	}
 	if flags&flagPriorities != 0 {
 		raw = appendFloats(raw, b.GetPriorities())
 	}
+	raw = append(raw, s.low...)
 	s.raw = raw
 	if len(raw) > MaxWireBytes {
 		return nil, fmt.Errorf("pack experience from %q: payload of %d bytes exceeds %d", b.GetRunner(), len(raw), MaxWireBytes)
 	}
 
-	var payload []byte
+	payload := raw
 	if o.Zstd {
 		codec |= codecZstd
-		enc, _, err := zstdCoders()
-		if err != nil {
+		var err error
+		if payload, err = s.compress(raw, len(s.low)); err != nil {
 			return nil, err
 		}
-		payload = enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+32))
-	} else {
-		payload = bytes.Clone(raw)
 	}
+	payload = bytes.Clone(payload)
 	return &messages.PackedExperience{
 		Runner: b.GetRunner(), Seq: b.GetSeq(), ObsSize: uint32(d), Count: uint32(c),
 		Codec: codec, Payload: payload, WeightsVersion: b.GetWeightsVersion(), ReplyTo: b.GetReplyTo(),
 	}, nil
+}
+
+// Experience payloads with CODEC_ZSTD start with a mode byte.
+const (
+	zstdWhole = 0 // the layout is one zstd frame
+	zstdSplit = 1 // uvarint n, a zstd frame of n bytes holding the layout up to the low row bytes, then those raw
+)
+
+// compress zstd-compresses the layout raw, whose last tail bytes are the
+// low row bytes, both whole and with the low bytes left raw (zstd's literal
+// entropy coder shares one table per block, and mantissa noise spoils it for
+// the rest), and returns the smaller, in s's storage.
+func (s *wireScratch) compress(raw []byte, tail int) ([]byte, error) {
+	whole, err := zstdPack(append(s.zwhole[:0], zstdWhole), raw)
+	if err != nil {
+		return nil, err
+	}
+	s.zwhole = whole
+	if tail == 0 {
+		return whole, nil
+	}
+	frame, err := zstdPack(s.zframe[:0], raw[:len(raw)-tail])
+	if err != nil {
+		return nil, err
+	}
+	s.zframe = frame
+	if 1+binary.MaxVarintLen64+len(frame)+tail >= len(whole) {
+		return whole, nil
+	}
+	split := append(s.zsplit[:0], zstdSplit)
+	split = binary.AppendUvarint(split, uint64(len(frame)))
+	split = append(append(split, frame...), raw[len(raw)-tail:]...)
+	s.zsplit = split
+	if len(split) < len(whole) {
+		return split, nil
+	}
+	return whole, nil
 }
 
 // sourceRow is row r of the batch: observation r for r < c, else next
@@ -390,16 +484,17 @@ func (s *wireScratch) dedup(b *messages.ExperienceBatch) (nObs, stride int) {
 	return nObs, stride
 }
 
-// appendRows appends the rows s.rows of b in the transposed, delta-coded,
-// byte-plane layout.
+// appendRows appends the high byte planes of the rows s.rows of b in the
+// transposed, delta-coded layout, and leaves the low planes in s.low.
 func (s *wireScratch) appendRows(dst []byte, b *messages.ExperienceBatch, half bool) []byte {
 	c, d := int(b.GetCount()), int(b.GetObsSize())
 	R := len(s.rows)
 	n := R * d
 	base := len(dst)
 	if half {
-		dst = slices.Grow(dst, 2*n)[:base+2*n]
-		hi, lo := dst[base:base+n], dst[base+n:base+2*n]
+		dst = slices.Grow(dst, n)[:base+n]
+		s.low = grow(s.low, n)
+		hi, lo := dst[base:base+n], s.low
 		for j := 0; j < d; j++ {
 			var prev uint16
 			for r, src := range s.rows {
@@ -411,8 +506,9 @@ func (s *wireScratch) appendRows(dst []byte, b *messages.ExperienceBatch, half b
 		}
 		return dst
 	}
-	dst = slices.Grow(dst, 4*n)[:base+4*n]
-	p0, p1, p2, p3 := dst[base:base+n], dst[base+n:base+2*n], dst[base+2*n:base+3*n], dst[base+3*n:base+4*n]
+	dst = slices.Grow(dst, 2*n)[:base+2*n]
+	s.low = grow(s.low, 2*n)
+	p0, p1, p2, p3 := dst[base:base+n], dst[base+n:base+2*n], s.low[:n], s.low[n:]
 	for j := 0; j < d; j++ {
 		var prev uint32
 		for r, src := range s.rows {
@@ -424,6 +520,34 @@ func (s *wireScratch) appendRows(dst []byte, b *messages.ExperienceBatch, half b
 		}
 	}
 	return dst
+}
+
+// palette fills s.pairs and s.pairIdx with the distinct (reward, discount)
+// bit pairs in order of first use, and returns their number, or 0 when a
+// palette would not be smaller than the plain columns (or has more than
+// maxPalette entries).
+func (s *wireScratch) palette(rewards, discounts []float32) int {
+	c := len(rewards)
+	s.pairs = s.pairs[:0]
+	s.pairIdx = grow(s.pairIdx, c)
+next:
+	for i := range c {
+		r, d := math.Float32bits(rewards[i]), math.Float32bits(discounts[i])
+		// Recent entries first: runs of one pair are the common case.
+		for e := len(s.pairs) - 1; e >= 0; e-- {
+			k := s.pairs[e]
+			if math.Float32bits(rewards[k]) == r && math.Float32bits(discounts[k]) == d {
+				s.pairIdx[i] = byte(e)
+				continue next
+			}
+		}
+		if len(s.pairs) == maxPalette || 8*(len(s.pairs)+1)+c >= 8*c {
+			return 0
+		}
+		s.pairIdx[i] = byte(len(s.pairs))
+		s.pairs = append(s.pairs, int32(i))
+	}
+	return len(s.pairs)
 }
 
 func appendActions(dst []byte, actions []uint32, width int) []byte {
@@ -554,8 +678,29 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 		// The largest layout count and obs_size allow: header, 2c rows,
 		// 5-byte codes, 32-bit actions and three float columns.
 		limit := 3 + 2*binary.MaxVarintLen64 + 2*c*d*B + 2*c*binary.MaxVarintLen32 + 4*c + 12*c
+		if len(raw) == 0 {
+			return nil, errors.New("empty zstd payload")
+		}
 		var err error
-		if raw, err = unzstd(s.raw, raw, limit); err != nil {
+		switch mode, rest := raw[0], raw[1:]; mode {
+		case zstdWhole:
+			raw, err = unzstd(s.raw, rest, limit)
+		case zstdSplit:
+			n, k := binary.Uvarint(rest)
+			if k <= 0 || n > uint64(len(rest)-k) {
+				return nil, fmt.Errorf("split zstd payload: bad frame length (%d of %d bytes)", n, len(rest))
+			}
+			frame, tail := rest[k:k+int(n)], rest[k+int(n):]
+			if len(tail) > limit {
+				return nil, fmt.Errorf("split zstd payload: %d raw bytes exceed the %d the message can need", len(tail), limit)
+			}
+			if raw, err = unzstd(s.raw, frame, limit-len(tail)); err == nil {
+				raw = append(raw, tail...)
+			}
+		default:
+			return nil, fmt.Errorf("unknown zstd payload mode %d", mode)
+		}
+		if err != nil {
 			return nil, err
 		}
 		s.raw = raw
@@ -572,7 +717,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	if r.err != nil {
 		return nil, r.err
 	}
-	if flags&^(flagPriorities|flagSequential) != 0 {
+	if flags&^(flagPriorities|flagSequential|flagPalette) != 0 {
 		return nil, fmt.Errorf("unknown payload flags %#x", flags)
 	}
 	if width > 32 {
@@ -601,7 +746,12 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	}
 	// Everything that scales with c must fit in what is left before we
 	// allocate for it (codes take at least one byte each).
-	need := R*d*B + (c*width+7)/8 + 8*c
+	need := R*d*B + (c*width+7)/8
+	if flags&flagPalette != 0 {
+		need += c + 8 // indices and at least one entry
+	} else {
+		need += 8 * c
+	}
 	if frames {
 		need += c
 		if !sequential {
@@ -614,15 +764,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	if r.left() < need {
 		return nil, fmt.Errorf("payload truncated: %d bytes left, %d transitions need at least %d", r.left(), c, need)
 	}
-	plane := r.bytes("rows", R*d*B)
-	var rows []float32
-	if frames {
-		s.floats = grow(s.floats, R*d)
-		rows = s.floats
-	} else {
-		rows = make([]float32, R*d)
-	}
-	decodeRows(rows, plane, R, d, half)
+	high := r.bytes("rows", R*d*B/2)
 
 	out := &messages.ExperienceBatch{
 		Runner: p.GetRunner(), Seq: p.GetSeq(), ObsSize: uint32(d), Count: uint32(c),
@@ -689,26 +831,53 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 		if nextNew != R {
 			return nil, fmt.Errorf("%d frames, %d of them used", R, nextNew)
 		}
-		both := make([]float32, 2*c*d)
-		out.Observations, out.NextObservations = both[:c*d:c*d], both[c*d:]
-		for i := range c {
-			copy(out.Observations[i*d:(i+1)*d], rows[int(s.obsIdx[i])*d:])
-			copy(out.NextObservations[i*d:(i+1)*d], rows[int(s.nextIdx[i])*d:])
-		}
-	} else {
-		out.Observations, out.NextObservations = rows[:c*d:c*d], rows[c*d:]
 	}
 	packed := r.bytes("actions", (c*width+7)/8)
-	out.Rewards = r.floats("rewards", c)
-	out.Discounts = r.floats("discounts", c)
+	if flags&flagPalette != 0 {
+		pairs := int(r.uvarint("palette size", uint64(min(c, maxPalette))))
+		if r.err == nil && pairs == 0 {
+			return nil, errors.New("empty reward/discount palette")
+		}
+		entries := r.bytes("palette", 8*pairs)
+		idx := r.bytes("palette indices", c)
+		if r.err != nil {
+			return nil, r.err
+		}
+		out.Rewards, out.Discounts = make([]float32, c), make([]float32, c)
+		for i, k := range idx {
+			if int(k) >= pairs {
+				return nil, fmt.Errorf("transition %d: palette entry %d of %d", i, k, pairs)
+			}
+			out.Rewards[i] = math.Float32frombits(binary.LittleEndian.Uint32(entries[8*int(k):]))
+			out.Discounts[i] = math.Float32frombits(binary.LittleEndian.Uint32(entries[8*int(k)+4:]))
+		}
+	} else {
+		out.Rewards = r.floats("rewards", c)
+		out.Discounts = r.floats("discounts", c)
+	}
 	if flags&flagPriorities != 0 {
 		out.Priorities = r.floats("priorities", c)
 	}
+	low := r.bytes("rows (low bytes)", R*d*B/2)
 	if r.err != nil {
 		return nil, r.err
 	}
 	if r.left() != 0 {
 		return nil, fmt.Errorf("%d trailing payload bytes", r.left())
+	}
+	if frames {
+		s.floats = grow(s.floats, R*d)
+		decodeRows(s.floats, high, low, R, d, half)
+		both := make([]float32, 2*c*d)
+		out.Observations, out.NextObservations = both[:c*d:c*d], both[c*d:]
+		for i := range c {
+			copy(out.Observations[i*d:(i+1)*d], s.floats[int(s.obsIdx[i])*d:])
+			copy(out.NextObservations[i*d:(i+1)*d], s.floats[int(s.nextIdx[i])*d:])
+		}
+	} else {
+		rows := make([]float32, R*d)
+		decodeRows(rows, high, low, R, d, half)
+		out.Observations, out.NextObservations = rows[:c*d:c*d], rows[c*d:]
 	}
 	out.Actions = make([]uint32, c)
 	var acc uint64
@@ -727,12 +896,12 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	return out, nil
 }
 
-// decodeRows inverts appendRows: planes of R rows of d values into rows
-// (row-major, len R·d).
-func decodeRows(rows []float32, plane []byte, R, d int, half bool) {
+// decodeRows inverts appendRows: the high and low planes of R rows of d
+// values into rows (row-major, len R·d).
+func decodeRows(rows []float32, high, low []byte, R, d int, half bool) {
 	n := R * d
 	if half {
-		hi, lo := plane[:n], plane[n:2*n]
+		hi, lo := high[:n], low[:n]
 		for j := 0; j < d; j++ {
 			var prev uint16
 			for r := 0; r < R; r++ {
@@ -743,7 +912,7 @@ func decodeRows(rows []float32, plane []byte, R, d int, half bool) {
 		}
 		return
 	}
-	p0, p1, p2, p3 := plane[:n], plane[n:2*n], plane[2*n:3*n], plane[3*n:4*n]
+	p0, p1, p2, p3 := high[:n], high[n:2*n], low[:n], low[n:2*n]
 	for j := 0; j < d; j++ {
 		var prev uint32
 		for r := 0; r < R; r++ {
@@ -878,11 +1047,10 @@ func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, co
 	payload := raw
 	if compress {
 		codec |= codecZstd
-		enc, _, err := zstdCoders()
-		if err != nil {
+		var err error
+		if payload, err = zstdPack(make([]byte, 0, len(raw)/4+64), raw); err != nil {
 			return nil, err
 		}
-		payload = enc.EncodeAll(raw, make([]byte, 0, len(raw)/4+64))
 	}
 	total := max(1, (len(payload)+chunkBytes-1)/chunkBytes)
 	if total > MaxWeightsChunks {
@@ -1006,12 +1174,17 @@ func (a *WeightsAssembler) Add(c *messages.WeightsChunk) (*messages.Weights, err
 func (a *WeightsAssembler) decode(p *partialWeights) (*messages.Weights, error) {
 	m := p.meta
 	n := int(m.GetNumParams())
-	raw := bytes.Join(p.parts, nil)
+	var raw []byte
 	if m.GetCodec()&codecZstd != 0 {
+		framed := bytes.Join(append([][]byte{zstdMagic}, p.parts...), nil)
 		var err error
-		if raw, err = unzstd(nil, raw, 4*n); err != nil {
-			return nil, err
+		if len(framed) > len(zstdMagic) {
+			if raw, err = unzstdFramed(nil, framed, 4*n); err != nil {
+				return nil, err
+			}
 		}
+	} else {
+		raw = bytes.Join(p.parts, nil)
 	}
 	if len(raw) != 4*n {
 		return nil, fmt.Errorf("payload of %d bytes for %d params", len(raw), n)

@@ -2,9 +2,9 @@ package actors
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
-	"math/bits"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -440,31 +440,45 @@ func TestUnpackHostile(t *testing.T) {
 	}
 
 	// Hand-made frames payloads (no zstd): 2 transitions of 1 value.
+	// Layout: header, high row bytes, codes, actions, rewards, discounts, low
+	// row bytes (float32: 2+2 bytes per value).
 	hdr := func(flags byte, frames, stride byte) []byte { return []byte{1, flags, 1, frames, stride} }
-	rows := func(n int) []byte { return make([]byte, 4*n) }
-	tail := func(c int) []byte { return append([]byte{0}, make([]byte, 8*c)...) } // actions + rewards + discounts
-	frames := func(parts ...[]byte) *messages.PackedExperience {
-		return &messages.PackedExperience{Count: 2, ObsSize: 1, Codec: uint32(messages.Codec_CODEC_FRAMES), Payload: bytes.Join(parts, nil)}
+	tail := append([]byte{0}, make([]byte, 16)...) // 2 one-bit actions, rewards, discounts
+	frames := func(h []byte, R int, codes []byte) *messages.PackedExperience {
+		payload := bytes.Join([][]byte{h, make([]byte, 2*R), codes, tail, make([]byte, 2*R)}, nil)
+		return &messages.PackedExperience{Count: 2, ObsSize: 1, Codec: uint32(messages.Codec_CODEC_FRAMES), Payload: payload}
 	}
-	ok := frames(hdr(2, 3, 1), rows(3), []byte{0, 1}, tail(2)) // obs 0,1; next 1 (stride), 2 (new)
+	ok := frames(hdr(2, 3, 1), 3, []byte{0, 1}) // obs 0,1; next 1 (stride), 2 (new)
 	if _, err := UnpackExperience(ok); err != nil {
 		t.Fatalf("hand-made payload: %v", err)
 	}
-	mustFail("layout version", frames([]byte{2, 2, 1, 3, 1}, rows(3), []byte{0, 1}, tail(2)), "layout version")
-	mustFail("flags", frames(hdr(0x82, 3, 1), rows(3), []byte{0, 1}, tail(2)), "flags")
-	mustFail("action width", frames([]byte{1, 2, 33, 3, 1}, rows(3), []byte{0, 1}, tail(2)), "action width")
-	mustFail("too many frames", frames(hdr(2, 5, 1), rows(5), []byte{0, 1}, tail(2)), "frame count")
-	mustFail("stride 0", frames(hdr(2, 3, 0), rows(3), []byte{0, 1}, tail(2)), "stride")
-	mustFail("stride too large", frames(hdr(2, 3, 65), rows(3), []byte{0, 1}, tail(2)), "stride")
-	mustFail("stride past end", frames(hdr(2, 3, 1), rows(3), []byte{0, 0}, tail(2)), "past")
-	mustFail("next frame out of range", frames(hdr(2, 3, 1), rows(3), []byte{0, 3 + 3}, tail(2)), "next-observation code")
-	mustFail("too many new frames", frames(hdr(2, 2, 1), rows(2), []byte{1, 1}, tail(2)), "new frame")
-	mustFail("previous of the first", frames(hdr(2, 3, 1), rows(3), []byte{2, 1}, tail(2)), "previous")
-	mustFail("unused frame", frames(hdr(2, 3, 1), rows(3), []byte{0, 0 + 3}, tail(2)), "used")
-	mustFail("obs frame out of range", frames(hdr(0, 3, 1), rows(3), []byte{0, 4, 0, 1}, tail(2)), "observation code")
-	mustFail("sequential needs frames", frames(hdr(2, 1, 1), rows(1), []byte{0, 0}, tail(2)), "sequential")
-	mustFail("bad varint", frames(hdr(2, 3, 1), rows(3), []byte{0, 0xff}, tail(2)[:16]), "")
-	mustFail("no frames", frames(hdr(0, 0, 1), []byte{0, 0, 0, 0}, tail(2)), "no frames")
+	mustFail("layout version", frames([]byte{2, 2, 1, 3, 1}, 3, []byte{0, 1}), "layout version")
+	mustFail("flags", frames(hdr(0x82, 3, 1), 3, []byte{0, 1}), "flags")
+	mustFail("action width", frames([]byte{1, 2, 33, 3, 1}, 3, []byte{0, 1}), "action width")
+	mustFail("too many frames", frames(hdr(2, 5, 1), 5, []byte{0, 1}), "frame count")
+	mustFail("stride 0", frames(hdr(2, 3, 0), 3, []byte{0, 1}), "stride")
+	mustFail("stride too large", frames(hdr(2, 3, 65), 3, []byte{0, 1}), "stride")
+	mustFail("stride past end", frames(hdr(2, 3, 1), 3, []byte{0, 0}), "past")
+	mustFail("next frame out of range", frames(hdr(2, 3, 1), 3, []byte{0, 3 + 3}), "next-observation code")
+	mustFail("too many new frames", frames(hdr(2, 2, 1), 2, []byte{1, 1}), "new frame")
+	mustFail("previous of the first", frames(hdr(2, 3, 1), 3, []byte{2, 1}), "previous")
+	mustFail("unused frame", frames(hdr(2, 3, 1), 3, []byte{0, 0 + 3}), "used")
+	mustFail("obs frame out of range", frames(hdr(0, 3, 1), 3, []byte{0, 4, 0, 1}), "observation code")
+	mustFail("sequential needs frames", frames(hdr(2, 1, 1), 1, []byte{0, 0}), "sequential")
+	mustFail("bad varint", frames(hdr(2, 3, 1), 3, []byte{0, 0xff}), "")
+	mustFail("no frames", frames(hdr(0, 0, 1), 0, []byte{0, 0, 0, 0}), "no frames")
+	mustFail("low bytes missing", &messages.PackedExperience{Count: 2, ObsSize: 1, Codec: ok.Codec, Payload: ok.Payload[:len(ok.Payload)-6]}, "")
+	// Palette (flag 4): size, entries, one index byte per transition.
+	palette := func(size byte, idx ...byte) *messages.PackedExperience {
+		payload := bytes.Join([][]byte{hdr(2|4, 3, 1), make([]byte, 6), {0, 1}, {0}, {size}, make([]byte, 8*int(size)), idx, make([]byte, 6)}, nil)
+		return &messages.PackedExperience{Count: 2, ObsSize: 1, Codec: ok.Codec, Payload: payload}
+	}
+	if _, err := UnpackExperience(palette(2, 0, 1)); err != nil {
+		t.Fatalf("hand-made palette payload: %v", err)
+	}
+	mustFail("palette index out of range", palette(2, 0, 2), "palette entry")
+	mustFail("empty palette", palette(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), "empty reward/discount palette")
+	mustFail("palette larger than count", palette(3, 0, 0), "palette size")
 	mustFail("sequential without frames codec", &messages.PackedExperience{Count: 1, ObsSize: 1, Payload: append([]byte{1, 2, 0}, make([]byte, 16)...)}, "sequential")
 
 	// Too large for the limits, before anything is read.
@@ -480,20 +494,25 @@ func TestUnpackHostile(t *testing.T) {
 	w, _ := zstd.NewWriter(&stream)
 	w.Write(make([]byte, 100))
 	w.Close()
-	mustFail("zstd without content size", zs(stream.Bytes()), "content size")
+	// Payloads are a mode byte and a magicless frame (zstdWhole), or a mode
+	// byte, a frame length, a frame and raw bytes (zstdSplit).
+	whole := func(frame []byte) []byte { return append([]byte{zstdWhole}, frame[len(zstdMagic):]...) }
+	mustFail("zstd without content size", zs(whole(stream.Bytes())), "content size")
+	mustFail("zstd empty", zs(nil), "empty")
+	mustFail("zstd unknown mode", zs([]byte{7, 1, 2, 3}), "mode")
+	mustFail("zstd split bad length", zs([]byte{zstdSplit, 100, 1, 2, 3}), "frame length")
+	mustFail("zstd split bad varint", zs([]byte{zstdSplit, 0x80}), "frame length")
 	enc, _, _ := zstdCoders()
 	bomb := enc.EncodeAll(make([]byte, 16<<20), nil)
 	t.Logf("16 MiB bomb compresses to %d bytes", len(bomb))
-	mustFail("zstd bomb", zs(bomb), "exceeds")
-	// A frame whose header lies about its size.
-	small := enc.EncodeAll(bytes.Repeat([]byte{1, 2, 3}, 1000), nil)
-	lie := bytes.Clone(small)
-	var h zstd.Header
-	if err := h.Decode(lie); err != nil || !h.HasFCS {
-		t.Fatalf("header: %v %+v", err, h)
-	}
+	mustFail("zstd bomb", zs(whole(bomb)), "exceeds")
+	split := append([]byte{zstdSplit}, binary.AppendUvarint(nil, uint64(len(bomb)-4))...)
+	mustFail("zstd bomb, split", zs(append(split, bomb[4:]...)), "exceeds")
+	mustFail("zstd split, raw tail too long", zs(append([]byte{zstdSplit, 0}, make([]byte, 8000)...)), "exceed")
+	// A frame whose content does not match its header.
+	lie := enc.EncodeAll(bytes.Repeat([]byte{1, 2, 3}, 1000), nil)
 	lie[len(lie)/2] ^= 0x55
-	if _, err := UnpackExperience(zs(lie)); err == nil {
+	if _, err := UnpackExperience(zs(whole(lie))); err == nil {
 		t.Fatal("corrupted zstd frame decoded without error")
 	}
 }
@@ -892,92 +911,5 @@ func TestWeightsAssemblerRejects(t *testing.T) {
 	}
 	if _, err := PackWeights(testWeights(MaxWeightsChunks/4+1, 1, 1, 1), nil, 1, false); err == nil {
 		t.Error("more than MaxWeightsChunks chunks accepted")
-	}
-}
-
-func TestWireExperiment(t *testing.T) {
-	enc, _, _ := zstdCoders()
-	for _, size := range []int{32, 64, 128} {
-		for _, eps := range []float64{0.05, 1} {
-			bs, _ := cartPoleStream(t, 30, size, 3, eps, 3)
-			var n, tot, pay, rows, rowsZ, rest, restZ, hdr int
-			for _, b := range bs {
-				p, _ := PackExperience(b, DefaultWireOptions)
-				n += int(b.Count)
-				tot += proto.Size(p)
-				pay += len(p.Payload)
-				s := new(wireScratch)
-				s.dedup(b)
-				r := s.appendRows(nil, b, true)
-				rows += len(r)
-				rowsZ += len(enc.EncodeAll(r, nil))
-				raw, _ := PackExperience(b, WireOptions{Frames: true, Float16: true})
-				other := raw.Payload[len(r)+5:]
-				rest += len(other)
-				restZ += len(enc.EncodeAll(other, nil))
-				q := proto.Clone(p).(*messages.PackedExperience)
-				q.Payload = nil
-				hdr += proto.Size(q)
-			}
-			f := func(x int) float64 { return float64(x) / float64(n) }
-			t.Logf("batch %d eps %.2f: total %.2f payload %.2f proto-fields %.2f | rows %.2f→%.2f | codes+actions+rewards %.2f→%.2f", size, eps, f(tot), f(pay), f(hdr), f(rows), f(rowsZ), f(rest), f(restZ))
-		}
-	}
-}
-
-func TestWireExperiment2(t *testing.T) {
-	bs, _ := cartPoleStream(t, 3, 32, 3, 1, 3)
-	b := bs[1]
-	s := new(wireScratch)
-	s.dedup(b)
-	r := s.appendRows(nil, b, true)
-	d := 4
-	R := len(s.rows)
-	t.Logf("preds %v R=%d", r[:d], R)
-	for j := 0; j < d; j++ {
-		var xs []string
-		for i := 0; i < R; i++ {
-			k := j*R + i
-			xs = append(xs, fmt.Sprintf("%02x%02x", r[d+k], r[d+R*d+k]))
-		}
-		t.Logf("col %d: %s", j, strings.Join(xs, " "))
-	}
-	for i := 0; i < 12; i++ {
-		t.Logf("row %d: %v", i, sourceRow(b, int(s.rows[i]), int(b.Count), 4))
-	}
-}
-
-func TestWireExperiment3(t *testing.T) {
-	for _, size := range []int{32, 64, 128} {
-		for _, eps := range []float64{0.05, 1} {
-			bs, _ := cartPoleStream(t, 30, size, 3, eps, 3)
-			var n, cur int
-			cost := map[int]int{}
-			for _, b := range bs {
-				n += int(b.Count)
-				s := new(wireScratch)
-				s.dedup(b)
-				r := s.appendRows(nil, b, true)
-				enc, _, _ := zstdCoders()
-				cur += len(enc.EncodeAll(r, nil))
-				d, R := 4, len(s.rows)
-				for _, G := range []int{1, 4, 8, 16, 32} {
-					bitsum := 0
-					for j := 0; j < d; j++ {
-						for g := 0; g < R; g += G {
-							w := 0
-							for i := g; i < min(g+G, R); i++ {
-								k := j*R + i
-								w = max(w, bits.Len16(uint16(r[d+k])<<8|uint16(r[d+R*d+k])))
-							}
-							bitsum += 5 + w*(min(g+G, R)-g)
-						}
-					}
-					cost[G] += bitsum / 8
-				}
-			}
-			t.Logf("batch %d eps %.2f: zstd rows %.2f; bitpack G=1 %.2f G=4 %.2f G=8 %.2f G=16 %.2f G=32 %.2f", size, eps, float64(cur)/float64(n),
-				float64(cost[1])/float64(n), float64(cost[4])/float64(n), float64(cost[8])/float64(n), float64(cost[16])/float64(n), float64(cost[32])/float64(n))
-		}
 	}
 }

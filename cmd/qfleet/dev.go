@@ -68,22 +68,25 @@ type trainFlags struct {
 	seed, maxSteps                                       *uint64
 	runners                                              *int
 	target                                               *float64
-	progress                                             *time.Duration
+	progress, ckptEvery                                  *time.Duration
+	resume                                               *bool
 }
 
 func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 	return &trainFlags{
-		cfgPath:  fs.String("config", "", "YAML config `file` (flags override it)"),
-		envID:    fs.String("env", "CartPole-v1", "environment `id` ("+strings.Join(envs.IDs(), ", ")+")"),
-		seed:     fs.Uint64("seed", 1, "random seed of the run"),
-		runners:  fs.Int("runners", 0, "env runner actors on this node (default from config: 1)"),
-		maxSteps: fs.Uint64("max-steps", 500_000, "stop after this many env steps"),
-		target:   fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
-		httpAddr: fs.String("http", "", "serve /metrics, /status and / on this `address` (e.g. 127.0.0.1:9090)"),
-		ckptDir:  fs.String("checkpoint-dir", "", "write the final learner checkpoint to this `directory`"),
-		summary:  fs.String("summary", "", "write a JSON summary of the run to this `file` at exit"),
-		progress: fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr (0 turns them off)"),
-		logLevel: fs.String("log-level", "warn", "log level: debug, info, warn, error"),
+		cfgPath:   fs.String("config", "", "YAML config `file` (flags override it)"),
+		envID:     fs.String("env", "CartPole-v1", "environment `id` ("+strings.Join(envs.IDs(), ", ")+")"),
+		seed:      fs.Uint64("seed", 1, "random seed of the run"),
+		runners:   fs.Int("runners", 0, "env runner actors on this node (default from config: 1)"),
+		maxSteps:  fs.Uint64("max-steps", 500_000, "stop after this many env steps"),
+		target:    fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
+		httpAddr:  fs.String("http", "", "serve /metrics, /status and / on this `address` (e.g. 127.0.0.1:9090)"),
+		ckptDir:   fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory`"),
+		ckptEvery: fs.Duration("checkpoint-every", 10*time.Second, "interval of periodic learner checkpoints (0: only at the end)"),
+		resume:    fs.Bool("resume", false, "continue the run from the newest checkpoint in --checkpoint-dir"),
+		summary:   fs.String("summary", "", "write a JSON summary of the run to this `file` at exit"),
+		progress:  fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr (0 turns them off)"),
+		logLevel:  fs.String("log-level", "warn", "log level: debug, info, warn, error"),
 	}
 }
 
@@ -114,10 +117,12 @@ func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.
 // training is a resolved training setup: defaults, then the config file,
 // then the flags given.
 type training struct {
-	cf            configFile
-	progressEvery time.Duration
-	level         slog.Level
-	targetReturn  float64
+	cf              configFile
+	progressEvery   time.Duration
+	level           slog.Level
+	targetReturn    float64
+	checkpointEvery time.Duration
+	resume          bool
 }
 
 func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
@@ -165,6 +170,13 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	}
 	if err := cf.Config.Validate(); err != nil {
 		return nil, usageError{err}
+	}
+	t.checkpointEvery, t.resume = *tf.ckptEvery, *tf.resume
+	if t.resume && cf.CheckpointDir == "" {
+		return nil, usageError{errors.New("--resume needs --checkpoint-dir")}
+	}
+	if t.checkpointEvery < 0 {
+		return nil, usageError{errors.New("--checkpoint-every must be >= 0")}
 	}
 	if err := t.level.UnmarshalText([]byte(cf.LogLevel)); err != nil {
 		return nil, usageError{fmt.Errorf("log level %q: want debug, info, warn or error", cf.LogLevel)}
@@ -214,7 +226,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	dev, err := actors.StartDev(actors.DevOptions{
 		EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
 		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
-		CheckpointDir: t.cf.CheckpointDir, Logger: logger,
+		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, Resume: t.resume, Logger: logger,
 	})
 	if err != nil {
 		if ln != nil {

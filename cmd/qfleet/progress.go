@@ -32,7 +32,7 @@ func (p *progress) line() string {
 	if !math.IsNaN(st.Mean100) {
 		mean = fmt.Sprintf("%.1f (n=%d)", st.Mean100, st.Mean100Count)
 	}
-	return fmt.Sprintf("[%6.1fs] steps=%d episodes=%d mean100=%s mean100_all=%.1f env_steps/s=%.0f updates/s=%.0f updates=%d weights_v=%d",
+	return fmt.Sprintf("[%6.1fs] steps=%d episodes=%d mean100=%s mean100_all=%.1f env_steps/s=%.0f updates/s=%.0f updates=%d weights=t%d/v%d",
 		now.Sub(p.started).Seconds(), st.EnvSteps, st.Episodes, mean, finite(st.Mean100All), stepsPerSec, updatesPerSec,
-		st.LearnerUpdates, st.WeightsVersion)
+		st.LearnerUpdates, st.WeightsVersion>>40, st.WeightsVersion&(1<<40-1))
 }

@@ -1,0 +1,88 @@
+package actors
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A resumed learner continues from its checkpoint in a new term: its update
+// counter carries on and every version it publishes is newer than any
+// published before, so runners never see the version go backwards.
+func TestLearnerResumesInANewTerm(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	run := func(resume bool, steps uint64) RunStatus {
+		t.Helper()
+		d, err := StartDev(DevOptions{EnvID: "CartPole-v1", Seed: 3, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: steps},
+			CheckpointDir: dir, Resume: resume, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-d.Done():
+		case <-time.After(2 * time.Minute):
+			t.Fatal("run did not reach its step budget")
+		}
+		if _, err := d.SaveCheckpoint(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		st := d.Metrics.Status()
+		d.Stop()
+		return st
+	}
+	first := run(false, 6_000)
+	c1, err := ReadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1.GetTerm() != 1 || c1.GetLearnerUpdates() == 0 || c1.GetLearnerUpdates() > first.LearnerUpdates {
+		t.Fatalf("first checkpoint: term %d, updates %d (status %d)", c1.GetTerm(), c1.GetLearnerUpdates(), first.LearnerUpdates)
+	}
+	second := run(true, 6_000)
+	c2, err := ReadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.GetTerm() != 2 {
+		t.Fatalf("resumed learner is in term %d, want 2", c2.GetTerm())
+	}
+	if c2.GetLearnerUpdates() <= c1.GetLearnerUpdates() {
+		t.Fatalf("updates went from %d to %d across the resume", c1.GetLearnerUpdates(), c2.GetLearnerUpdates())
+	}
+	if second.WeightsVersion <= first.WeightsVersion {
+		t.Fatalf("weights version went backwards: %d then %d", first.WeightsVersion, second.WeightsVersion)
+	}
+	// The previous checkpoints are kept, the newest first.
+	if _, err := os.Stat(filepath.Join(dir, CheckpointFile+".1")); err != nil {
+		t.Fatalf("previous checkpoint not kept: %v", err)
+	}
+}
+
+// A corrupt newest checkpoint is detected and the previous one is used.
+func TestCorruptNewestCheckpointFallsBack(t *testing.T) {
+	dir := t.TempDir()
+	for i := uint64(1); i <= 4; i++ {
+		if err := WriteCheckpoint(dir, testCheckpoint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, CheckpointFile+".3")); err == nil {
+		t.Fatalf("more than %d checkpoints kept", CheckpointsKept)
+	}
+	path := filepath.Join(dir, CheckpointFile)
+	data, _ := os.ReadFile(path)
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, skipped, err := ReadLatestCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GetLearnerUpdates() != 3 || len(skipped) != 1 {
+		t.Fatalf("got the checkpoint of update %d with %d skipped, want 3 and 1", c.GetLearnerUpdates(), len(skipped))
+	}
+}
