@@ -3,51 +3,62 @@ package actors
 // Wire codec: ExperienceBatch ⇄ PackedExperience and Weights ⇄ WeightsChunk,
 // for the links between hosts, where bandwidth is the scarce thing.
 //
-// Experience payload (PackedExperience.payload). The codec flags say how it
-// was built: CODEC_ZSTD means the whole layout below is one zstd frame (with
-// its content size, no checksum); CODEC_FRAMES and CODEC_FLOAT16 change the
-// observation section. Integers are little endian, "uvarint" is
-// encoding/binary's. c = count, d = obs_size.
+// Experience payload (PackedExperience.payload). Integers are little endian,
+// "uvarint" is encoding/binary's; c = count, d = obs_size. The layout:
 //
-//	header    byte layout version (1)
-//	          byte flags: bit 0 priorities present, bit 1 observations sequential
-//	               (FRAMES only: transition i's observation is frame i)
-//	          byte action width w (0..32): bits per action, bits.Len of the largest
-//	          FRAMES only: uvarint F (distinct rows), uvarint n (next-frame stride, 1..64)
-//	rows      R rows of d values: R = F frames with FRAMES, else R = 2c (the c
-//	          observations, then the c next observations). Values are float32 bits
-//	          (B = 4 bytes) or IEEE half-float bits (B = 2, FLOAT16, rounded to
-//	          nearest even). Stored column by column, each value XORed with the
-//	          value above it in its column (the previous row; row 0 against 0),
-//	          then split into B byte planes, most significant first: plane p holds
-//	          byte p of every value, value (row r, column j) at position j·R + r.
-//	          Consecutive states are close, so the high planes are nearly constant
-//	          and zstd squeezes them.
-//	obs codes FRAMES without the sequential flag: c uvarints, 0 = the next frame
-//	          not used by an earlier observation, k+1 = frame k.
-//	next codes FRAMES only: c uvarints for the next observation of transition i:
-//	          0 = the observation frame of transition i+n (the n-step pattern),
-//	          1 = the next frame never used before (first use, in order, of the
-//	              frames after the observation frames: tails and terminal rows),
-//	          2 = the same frame as transition i−1's next observation (an
-//	              episode-end burst), k+3 = frame k.
-//	actions   c values of w bits, packed LSB first, ⌈c·w/8⌉ bytes
-//	rewards   c float32
-//	discounts c float32
+//	header     byte layout version (1)
+//	           byte flags: bit 0 priorities present; bit 1 observations sequential
+//	                (FRAMES only: transition i's observation is frame i); bit 2
+//	                reward/discount palette
+//	           byte action width w (0..32): bits.Len of the largest action
+//	           FRAMES only: uvarint F (distinct rows), uvarint n (stride, 1..64)
+//	rows, high R rows of d values: R = F frames with FRAMES (each distinct row,
+//	           by float32 bits, once), else R = 2c (the c observations, then the
+//	           c next observations). A value is its float32 bits, or with FLOAT16
+//	           its IEEE half-float bits (rounded to nearest even). Column by
+//	           column, each value is coded as the difference from the value above
+//	           it (previous row; row 0 from 0), taken on the bits mapped to
+//	           integers in the floats' order (wireOrdered32) and zigzagged,
+//	           then split into byte planes, most significant first (value at
+//	           row r, column j at j·R + r in each plane). This section holds the
+//	           high half of the planes (1 of 2 for half floats, 2 of 4 for float32).
+//	obs codes  FRAMES without the sequential flag: c uvarints, 0 = the next
+//	           frame no earlier observation used, k+1 = frame k.
+//	next codes FRAMES only: c uvarints for transition i's next observation:
+//	           0 = the observation frame of transition i+n (the n-step pattern),
+//	           1 = the next frame not used before (frames after the observation
+//	               frames, in order of first use: batch tails, terminal rows),
+//	           2 = transition i−1's next frame (an episode-end burst),
+//	           k+3 = frame k. Every frame must be used.
+//	actions    c values of w bits, packed LSB first: ⌈c·w/8⌉ bytes
+//	rewards,   palette flag: uvarint P (1..min(c,256)), P (reward, discount)
+//	discounts      float32 pairs, c bytes of pair index; else c float32 rewards,
+//	               c float32 discounts
 //	priorities c float32 if flag bit 0
+//	rows, low  the low half of the row planes: mantissa noise, last so that
+//	           zstd can leave it out
 //
-// A typical n-step batch thus has all-zero code sections, nearly constant
-// reward and discount runs and one frame per transition: with FLOAT16+ZSTD a
-// CartPole transition is about 10 bytes on the wire, proto fields included.
+// CODEC_ZSTD: the payload is a mode byte, then for mode 0 the whole layout as
+// one zstd frame, for mode 1 a uvarint m, a zstd frame of m bytes holding the
+// layout up to the low row planes, and those planes raw (zstd has one literal
+// entropy table per block, and the noise spoils it for the rest). The packer
+// tries both and keeps the smaller. Frames are single-segment, carry their
+// content size and no checksum, and leave out the 4-byte magic number (as
+// zstd's ZSTD_f_zstd1_magicless does).
+//
+// A typical n-step batch thus has all-zero codes, a one-entry palette and one
+// frame per transition: with FRAMES+FLOAT16+ZSTD a CartPole transition takes
+// about 9 bytes on the wire, proto fields included.
 //
 // Weights payload (the concatenation of WeightsChunk.payload, index order):
 // num_params float32 bit patterns, XORed with the base version's (CODEC_DELTA),
-// split into 4 byte planes most significant first; one zstd frame of that with
-// CODEC_ZSTD. The base of a delta has the same term and version base_version.
+// split into 4 byte planes most significant first; with CODEC_ZSTD one
+// magicless zstd frame of that. The base of a delta has the chunk's term and
+// version base_version.
 //
 // Decoding never trusts the input: every count and length is checked before
-// anything is allocated, zstd output is bounded by what the header can
-// legitimately need (and MaxWireBytes), and errors name the problem.
+// anything is allocated, zstd output is bounded by what count and obs_size
+// can legitimately need (and MaxWireBytes), and errors name the problem.
 
 import (
 	"bytes"
@@ -79,40 +90,40 @@ const (
 	// MaxWeightsChunks bounds the chunks of one weights version.
 	MaxWeightsChunks = 1 << 16
 
-	wireLayout     = 1
-	maxStride      = 64
-	flagPriorities = 1 << 0
-	flagSequential = 1 << 1
-	flagPalette    = 1 << 2
-	maxPalette     = 256
+	wireLayout         = 1
+	wireMaxStride      = 64
+	wireFlagPriorities = 1 << 0
+	wireFlagSequential = 1 << 1
+	wireFlagPalette    = 1 << 2
+	wireMaxPalette     = 256
 
-	codecFrames  = uint32(messages.Codec_CODEC_FRAMES)
-	codecFloat16 = uint32(messages.Codec_CODEC_FLOAT16)
-	codecZstd    = uint32(messages.Codec_CODEC_ZSTD)
-	codecDelta   = uint32(messages.Codec_CODEC_DELTA)
+	wireCodecFrames  = uint32(messages.Codec_CODEC_FRAMES)
+	wireCodecFloat16 = uint32(messages.Codec_CODEC_FLOAT16)
+	wireCodecZstd    = uint32(messages.Codec_CODEC_ZSTD)
+	wireCodecDelta   = uint32(messages.Codec_CODEC_DELTA)
 )
 
 // Shared zstd coders: EncodeAll and DecodeAll are safe for concurrent use.
 var (
-	zstdOnce sync.Once
-	zstdEnc  *zstd.Encoder
-	zstdDec  *zstd.Decoder
-	zstdErr  error
+	wireZstdOnce sync.Once
+	wireZstdEnc  *zstd.Encoder
+	wireZstdDec  *zstd.Decoder
+	wireZstdErr  error
 )
 
-func zstdCoders() (*zstd.Encoder, *zstd.Decoder, error) {
-	zstdOnce.Do(func() {
-		zstdEnc, zstdErr = newWireEncoder(zstd.SpeedDefault)
-		if zstdErr != nil {
+func wireZstdCoders() (*zstd.Encoder, *zstd.Decoder, error) {
+	wireZstdOnce.Do(func() {
+		wireZstdEnc, wireZstdErr = newWireEncoder(zstd.SpeedDefault)
+		if wireZstdErr != nil {
 			return
 		}
-		zstdDec, zstdErr = zstd.NewReader(nil,
+		wireZstdDec, wireZstdErr = zstd.NewReader(nil,
 			zstd.WithDecoderMaxMemory(MaxWireBytes),
 			zstd.WithDecoderMaxWindow(MaxWireBytes),
 			zstd.WithDecodeAllCapLimit(true), // output never exceeds cap(dst)
 			zstd.WithDecoderConcurrency(0))
 	})
-	return zstdEnc, zstdDec, zstdErr
+	return wireZstdEnc, wireZstdDec, wireZstdErr
 }
 
 func newWireEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
@@ -123,13 +134,13 @@ func newWireEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
 		zstd.WithSingleSegment(true), zstd.WithEncoderConcurrency(0))
 }
 
-// zstdMagic starts every zstd frame; payloads leave it out (4 bytes of a
+// wireZstdMagic starts every zstd frame; payloads leave it out (4 bytes of a
 // ~600-byte message), as zstd's own ZSTD_f_zstd1_magicless format does.
-var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+var wireZstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
-// zstdPack compresses src into one magicless zstd frame, appended to dst.
-func zstdPack(dst, src []byte) ([]byte, error) {
-	enc, _, err := zstdCoders()
+// wireZstdPack compresses src into one magicless zstd frame, appended to dst.
+func wireZstdPack(dst, src []byte) ([]byte, error) {
+	enc, _, err := wireZstdCoders()
 	if err != nil {
 		return nil, err
 	}
@@ -138,35 +149,35 @@ func zstdPack(dst, src []byte) ([]byte, error) {
 	}
 	base := len(dst)
 	dst = enc.EncodeAll(src, dst)
-	if !bytes.HasPrefix(dst[base:], zstdMagic) {
+	if !bytes.HasPrefix(dst[base:], wireZstdMagic) {
 		return nil, errors.New("zstd encoder wrote no frame magic")
 	}
-	return append(dst[:base], dst[base+len(zstdMagic):]...), nil
+	return append(dst[:base], dst[base+len(wireZstdMagic):]...), nil
 }
 
-var zinPool = sync.Pool{New: func() any { return new([]byte) }}
+var wireZinPool = sync.Pool{New: func() any { return new([]byte) }}
 
-// unzstd decodes one magicless zstd frame (zstdPack's) of at most limit
+// wireUnzstd decodes one magicless zstd frame (wireZstdPack's) of at most limit
 // bytes, reusing dst's storage.
-func unzstd(dst, src []byte, limit int) ([]byte, error) {
+func wireUnzstd(dst, src []byte, limit int) ([]byte, error) {
 	if len(src) == 0 {
 		return dst[:0], nil // the encoding of nothing
 	}
 	if len(src) > MaxWireBytes {
 		return nil, fmt.Errorf("zstd payload of %d bytes exceeds %d", len(src), MaxWireBytes)
 	}
-	in := zinPool.Get().(*[]byte)
-	defer zinPool.Put(in)
-	*in = append(append((*in)[:0], zstdMagic...), src...)
-	return unzstdFramed(dst, *in, limit)
+	in := wireZinPool.Get().(*[]byte)
+	defer wireZinPool.Put(in)
+	*in = append(append((*in)[:0], wireZstdMagic...), src...)
+	return wireUnzstdFramed(dst, *in, limit)
 }
 
-// unzstdFramed decodes one zstd frame of at most limit bytes, reusing dst's
-// storage. The frame must declare its content size (zstdPack's do), so that
+// wireUnzstdFramed decodes one zstd frame of at most limit bytes, reusing dst's
+// storage. The frame must declare its content size (wireZstdPack's do), so that
 // the output buffer is exactly as large as the header promises, never as
 // large as a hostile count would allow.
-func unzstdFramed(dst, src []byte, limit int) ([]byte, error) {
-	_, dec, err := zstdCoders()
+func wireUnzstdFramed(dst, src []byte, limit int) ([]byte, error) {
+	_, dec, err := wireZstdCoders()
 	if err != nil {
 		return nil, err
 	}
@@ -214,9 +225,9 @@ type wireScratch struct {
 	floats  []float32
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(wireScratch) }}
+var wireScratchPool = sync.Pool{New: func() any { return new(wireScratch) }}
 
-func grow[T any](s []T, n int) []T {
+func wireGrow[T any](s []T, n int) []T {
 	if cap(s) >= n {
 		return s[:n]
 	}
@@ -241,17 +252,17 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 	case len(b.GetPriorities()) != 0 && len(b.GetPriorities()) != c:
 		return nil, fmt.Errorf("pack experience from %q: %d priorities for %d transitions", b.GetRunner(), len(b.GetPriorities()), c)
 	}
-	s := scratchPool.Get().(*wireScratch)
-	defer scratchPool.Put(s)
+	s := wireScratchPool.Get().(*wireScratch)
+	defer wireScratchPool.Put(s)
 
 	var codec uint32
 	var flags byte
 	if len(b.GetPriorities()) == c && c > 0 {
-		flags |= flagPriorities
+		flags |= wireFlagPriorities
 	}
 	pairs := s.palette(b.GetRewards(), b.GetDiscounts())
 	if pairs > 0 {
-		flags |= flagPalette
+		flags |= wireFlagPalette
 	}
 	var maxAction uint32
 	for _, a := range b.GetActions() {
@@ -261,7 +272,7 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 
 	raw := s.raw[:0]
 	if o.Frames {
-		codec |= codecFrames
+		codec |= wireCodecFrames
 		nObs, stride := s.dedup(b)
 		sequential := true
 		for i, f := range s.obsIdx {
@@ -271,7 +282,7 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 			}
 		}
 		if sequential {
-			flags |= flagSequential
+			flags |= wireFlagSequential
 		}
 		raw = append(raw, wireLayout, flags, byte(width))
 		raw = binary.AppendUvarint(raw, uint64(len(s.rows)))
@@ -304,16 +315,16 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 		}
 	} else {
 		raw = append(raw, wireLayout, flags, byte(width))
-		s.rows = grow(s.rows, 2*c)
+		s.rows = wireGrow(s.rows, 2*c)
 		for i := range s.rows {
 			s.rows[i] = int32(i)
 		}
 		raw = s.appendRows(raw, b, o.Float16)
 	}
 	if o.Float16 {
-		codec |= codecFloat16
+		codec |= wireCodecFloat16
 	}
-	raw = appendActions(raw, b.GetActions(), width)
+	raw = wireAppendActions(raw, b.GetActions(), width)
 	if pairs > 0 {
 		raw = binary.AppendUvarint(raw, uint64(pairs))
 		for _, k := range s.pairs[:pairs] {
@@ -324,11 +335,11 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 			raw = append(raw, k)
 		}
 	} else {
-		raw = appendFloats(raw, b.GetRewards())
-		raw = appendFloats(raw, b.GetDiscounts())
+		raw = wireAppendFloats(raw, b.GetRewards())
+		raw = wireAppendFloats(raw, b.GetDiscounts())
 	}
-	if flags&flagPriorities != 0 {
-		raw = appendFloats(raw, b.GetPriorities())
+	if flags&wireFlagPriorities != 0 {
+		raw = wireAppendFloats(raw, b.GetPriorities())
 	}
 	raw = append(raw, s.low...)
 	s.raw = raw
@@ -338,7 +349,7 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 
 	payload := raw
 	if o.Zstd {
-		codec |= codecZstd
+		codec |= wireCodecZstd
 		var err error
 		if payload, err = s.compress(raw, len(s.low)); err != nil {
 			return nil, err
@@ -353,8 +364,8 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 
 // Experience payloads with CODEC_ZSTD start with a mode byte.
 const (
-	zstdWhole = 0 // the layout is one zstd frame
-	zstdSplit = 1 // uvarint n, a zstd frame of n bytes holding the layout up to the low row bytes, then those raw
+	wireZstdWhole = 0 // the layout is one zstd frame
+	wireZstdSplit = 1 // uvarint n, a zstd frame of n bytes holding the layout up to the low row bytes, then those raw
 )
 
 // compress zstd-compresses the layout raw, whose last tail bytes are the
@@ -362,7 +373,7 @@ const (
 // entropy coder shares one table per block, and mantissa noise spoils it for
 // the rest), and returns the smaller, in s's storage.
 func (s *wireScratch) compress(raw []byte, tail int) ([]byte, error) {
-	whole, err := zstdPack(append(s.zwhole[:0], zstdWhole), raw)
+	whole, err := wireZstdPack(append(s.zwhole[:0], wireZstdWhole), raw)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +381,7 @@ func (s *wireScratch) compress(raw []byte, tail int) ([]byte, error) {
 	if tail == 0 {
 		return whole, nil
 	}
-	frame, err := zstdPack(s.zframe[:0], raw[:len(raw)-tail])
+	frame, err := wireZstdPack(s.zframe[:0], raw[:len(raw)-tail])
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +389,7 @@ func (s *wireScratch) compress(raw []byte, tail int) ([]byte, error) {
 	if 1+binary.MaxVarintLen64+len(frame)+tail >= len(whole) {
 		return whole, nil
 	}
-	split := append(s.zsplit[:0], zstdSplit)
+	split := append(s.zsplit[:0], wireZstdSplit)
 	split = binary.AppendUvarint(split, uint64(len(frame)))
 	split = append(append(split, frame...), raw[len(raw)-tail:]...)
 	s.zsplit = split
@@ -388,9 +399,9 @@ func (s *wireScratch) compress(raw []byte, tail int) ([]byte, error) {
 	return whole, nil
 }
 
-// sourceRow is row r of the batch: observation r for r < c, else next
+// wireSourceRow is row r of the batch: observation r for r < c, else next
 // observation r−c.
-func sourceRow(b *messages.ExperienceBatch, r, c, d int) []float32 {
+func wireSourceRow(b *messages.ExperienceBatch, r, c, d int) []float32 {
 	if r < c {
 		return b.Observations[r*d : (r+1)*d]
 	}
@@ -398,7 +409,7 @@ func sourceRow(b *messages.ExperienceBatch, r, c, d int) []float32 {
 	return b.NextObservations[r*d : (r+1)*d]
 }
 
-func rowHash(row []float32) uint64 {
+func wireRowHash(row []float32) uint64 {
 	h := uint64(0x9e3779b97f4a7c15)
 	for _, v := range row {
 		h = (h ^ uint64(math.Float32bits(v))) * 0xbf58476d1ce4e5b9
@@ -407,7 +418,7 @@ func rowHash(row []float32) uint64 {
 	return h
 }
 
-func sameBits(a, b []float32) bool {
+func wireSameBits(a, b []float32) bool {
 	for i := range a {
 		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
 			return false
@@ -425,15 +436,15 @@ func (s *wireScratch) dedup(b *messages.ExperienceBatch) (nObs, stride int) {
 	for size < 4*c {
 		size <<= 1
 	}
-	s.slots = grow(s.slots, size)
+	s.slots = wireGrow(s.slots, size)
 	clear(s.slots)
 	mask := uint64(size - 1)
 	s.rows = s.rows[:0]
-	s.obsIdx = grow(s.obsIdx, c)
-	s.nextIdx = grow(s.nextIdx, c)
+	s.obsIdx = wireGrow(s.obsIdx, c)
+	s.nextIdx = wireGrow(s.nextIdx, c)
 	for r := 0; r < 2*c; r++ {
-		row := sourceRow(b, r, c, d)
-		h := rowHash(row) & mask
+		row := wireSourceRow(b, r, c, d)
+		h := wireRowHash(row) & mask
 		var f int32
 		for {
 			slot := s.slots[h]
@@ -443,7 +454,7 @@ func (s *wireScratch) dedup(b *messages.ExperienceBatch) (nObs, stride int) {
 				s.slots[h] = f + 1
 				break
 			}
-			if sameBits(sourceRow(b, int(s.rows[slot-1]), c, d), row) {
+			if wireSameBits(wireSourceRow(b, int(s.rows[slot-1]), c, d), row) {
 				f = slot - 1
 				break
 			}
@@ -460,23 +471,23 @@ func (s *wireScratch) dedup(b *messages.ExperienceBatch) (nObs, stride int) {
 	}
 	// Stride: the most common distance from a transition to the one whose
 	// observation is its next observation.
-	s.first = grow(s.first, nObs)
+	s.first = wireGrow(s.first, nObs)
 	for i := range s.first {
 		s.first[i] = -1
 	}
 	for i := c - 1; i >= 0; i-- {
 		s.first[s.obsIdx[i]] = int32(i)
 	}
-	var hist [maxStride + 1]int
+	var hist [wireMaxStride + 1]int
 	for i, f := range s.nextIdx {
 		if int(f) < nObs {
-			if k := int(s.first[f]) - i; k >= 1 && k <= maxStride {
+			if k := int(s.first[f]) - i; k >= 1 && k <= wireMaxStride {
 				hist[k]++
 			}
 		}
 	}
 	stride = 1
-	for k := 2; k <= maxStride; k++ {
+	for k := 2; k <= wireMaxStride; k++ {
 		if hist[k] > hist[stride] {
 			stride = k
 		}
@@ -493,13 +504,13 @@ func (s *wireScratch) appendRows(dst []byte, b *messages.ExperienceBatch, half b
 	base := len(dst)
 	if half {
 		dst = slices.Grow(dst, n)[:base+n]
-		s.low = grow(s.low, n)
+		s.low = wireGrow(s.low, n)
 		hi, lo := dst[base:base+n], s.low
 		for j := 0; j < d; j++ {
 			var prev uint16
 			for r, src := range s.rows {
-				v := ordered16(f32ToF16(sourceRow(b, int(src), c, d)[j]))
-				x := zigzag16(v - prev)
+				v := wireOrdered16(f32ToF16(wireSourceRow(b, int(src), c, d)[j]))
+				x := wireZigzag16(v - prev)
 				prev = v
 				hi[j*R+r], lo[j*R+r] = byte(x>>8), byte(x)
 			}
@@ -507,13 +518,13 @@ func (s *wireScratch) appendRows(dst []byte, b *messages.ExperienceBatch, half b
 		return dst
 	}
 	dst = slices.Grow(dst, 2*n)[:base+2*n]
-	s.low = grow(s.low, 2*n)
+	s.low = wireGrow(s.low, 2*n)
 	p0, p1, p2, p3 := dst[base:base+n], dst[base+n:base+2*n], s.low[:n], s.low[n:]
 	for j := 0; j < d; j++ {
 		var prev uint32
 		for r, src := range s.rows {
-			v := ordered32(math.Float32bits(sourceRow(b, int(src), c, d)[j]))
-			x := zigzag32(v - prev)
+			v := wireOrdered32(math.Float32bits(wireSourceRow(b, int(src), c, d)[j]))
+			x := wireZigzag32(v - prev)
 			prev = v
 			k := j*R + r
 			p0[k], p1[k], p2[k], p3[k] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
@@ -525,11 +536,11 @@ func (s *wireScratch) appendRows(dst []byte, b *messages.ExperienceBatch, half b
 // palette fills s.pairs and s.pairIdx with the distinct (reward, discount)
 // bit pairs in order of first use, and returns their number, or 0 when a
 // palette would not be smaller than the plain columns (or has more than
-// maxPalette entries).
+// wireMaxPalette entries).
 func (s *wireScratch) palette(rewards, discounts []float32) int {
 	c := len(rewards)
 	s.pairs = s.pairs[:0]
-	s.pairIdx = grow(s.pairIdx, c)
+	s.pairIdx = wireGrow(s.pairIdx, c)
 next:
 	for i := range c {
 		r, d := math.Float32bits(rewards[i]), math.Float32bits(discounts[i])
@@ -541,7 +552,7 @@ next:
 				continue next
 			}
 		}
-		if len(s.pairs) == maxPalette || 8*(len(s.pairs)+1)+c >= 8*c {
+		if len(s.pairs) == wireMaxPalette || 8*(len(s.pairs)+1)+c >= 8*c {
 			return 0
 		}
 		s.pairIdx[i] = byte(len(s.pairs))
@@ -550,7 +561,7 @@ next:
 	return len(s.pairs)
 }
 
-func appendActions(dst []byte, actions []uint32, width int) []byte {
+func wireAppendActions(dst []byte, actions []uint32, width int) []byte {
 	var acc uint64
 	var nb int
 	for _, a := range actions {
@@ -568,7 +579,7 @@ func appendActions(dst []byte, actions []uint32, width int) []byte {
 	return dst
 }
 
-func appendFloats(dst []byte, v []float32) []byte {
+func wireAppendFloats(dst []byte, v []float32) []byte {
 	for _, f := range v {
 		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(f))
 	}
@@ -659,22 +670,22 @@ func UnpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 
 func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, error) {
 	codec := p.GetCodec()
-	if unknown := codec &^ (codecFrames | codecFloat16 | codecZstd); unknown != 0 {
+	if unknown := codec &^ (wireCodecFrames | wireCodecFloat16 | wireCodecZstd); unknown != 0 {
 		return nil, fmt.Errorf("unknown codec flags %#x", unknown)
 	}
 	c, d := int(p.GetCount()), int(p.GetObsSize())
 	if uint64(c)*uint64(max(d, 1)) > MaxWireFloats {
 		return nil, fmt.Errorf("%d transitions of %d values exceed %d", c, d, MaxWireFloats)
 	}
-	frames, half := codec&codecFrames != 0, codec&codecFloat16 != 0
+	frames, half := codec&wireCodecFrames != 0, codec&wireCodecFloat16 != 0
 	B := 4
 	if half {
 		B = 2
 	}
-	s := scratchPool.Get().(*wireScratch)
-	defer scratchPool.Put(s)
+	s := wireScratchPool.Get().(*wireScratch)
+	defer wireScratchPool.Put(s)
 	raw := p.GetPayload()
-	if codec&codecZstd != 0 {
+	if codec&wireCodecZstd != 0 {
 		// The largest layout count and obs_size allow: header, 2c rows,
 		// 5-byte codes, 32-bit actions and three float columns.
 		limit := 3 + 2*binary.MaxVarintLen64 + 2*c*d*B + 2*c*binary.MaxVarintLen32 + 4*c + 12*c
@@ -683,9 +694,9 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 		}
 		var err error
 		switch mode, rest := raw[0], raw[1:]; mode {
-		case zstdWhole:
-			raw, err = unzstd(s.raw, rest, limit)
-		case zstdSplit:
+		case wireZstdWhole:
+			raw, err = wireUnzstd(s.raw, rest, limit)
+		case wireZstdSplit:
 			n, k := binary.Uvarint(rest)
 			if k <= 0 || n > uint64(len(rest)-k) {
 				return nil, fmt.Errorf("split zstd payload: bad frame length (%d of %d bytes)", n, len(rest))
@@ -694,7 +705,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 			if len(tail) > limit {
 				return nil, fmt.Errorf("split zstd payload: %d raw bytes exceed the %d the message can need", len(tail), limit)
 			}
-			if raw, err = unzstd(s.raw, frame, limit-len(tail)); err == nil {
+			if raw, err = wireUnzstd(s.raw, frame, limit-len(tail)); err == nil {
 				raw = append(raw, tail...)
 			}
 		default:
@@ -717,20 +728,20 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	if r.err != nil {
 		return nil, r.err
 	}
-	if flags&^(flagPriorities|flagSequential|flagPalette) != 0 {
+	if flags&^(wireFlagPriorities|wireFlagSequential|wireFlagPalette) != 0 {
 		return nil, fmt.Errorf("unknown payload flags %#x", flags)
 	}
 	if width > 32 {
 		return nil, fmt.Errorf("action width %d bits exceeds 32", width)
 	}
-	sequential := flags&flagSequential != 0
+	sequential := flags&wireFlagSequential != 0
 	if sequential && !frames {
 		return nil, errors.New("sequential-observations flag without CODEC_FRAMES")
 	}
 	R, stride := 2*c, 0
 	if frames {
 		R = int(r.uvarint("frame count", uint64(2*c)))
-		stride = int(r.uvarint("stride", maxStride))
+		stride = int(r.uvarint("stride", wireMaxStride))
 		if r.err == nil && stride < 1 {
 			return nil, errors.New("stride 0")
 		}
@@ -747,7 +758,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	// Everything that scales with c must fit in what is left before we
 	// allocate for it (codes take at least one byte each).
 	need := R*d*B + (c*width+7)/8
-	if flags&flagPalette != 0 {
+	if flags&wireFlagPalette != 0 {
 		need += c + 8 // indices and at least one entry
 	} else {
 		need += 8 * c
@@ -758,7 +769,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 			need += c
 		}
 	}
-	if flags&flagPriorities != 0 {
+	if flags&wireFlagPriorities != 0 {
 		need += 4 * c
 	}
 	if r.left() < need {
@@ -771,8 +782,8 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 		WeightsVersion: p.GetWeightsVersion(), ReplyTo: p.GetReplyTo(),
 	}
 	if frames {
-		s.obsIdx = grow(s.obsIdx, c)
-		s.nextIdx = grow(s.nextIdx, c)
+		s.obsIdx = wireGrow(s.obsIdx, c)
+		s.nextIdx = wireGrow(s.nextIdx, c)
 		obsNew := 0
 		for i := range c {
 			if sequential {
@@ -833,8 +844,8 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 		}
 	}
 	packed := r.bytes("actions", (c*width+7)/8)
-	if flags&flagPalette != 0 {
-		pairs := int(r.uvarint("palette size", uint64(min(c, maxPalette))))
+	if flags&wireFlagPalette != 0 {
+		pairs := int(r.uvarint("palette size", uint64(min(c, wireMaxPalette))))
 		if r.err == nil && pairs == 0 {
 			return nil, errors.New("empty reward/discount palette")
 		}
@@ -855,7 +866,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 		out.Rewards = r.floats("rewards", c)
 		out.Discounts = r.floats("discounts", c)
 	}
-	if flags&flagPriorities != 0 {
+	if flags&wireFlagPriorities != 0 {
 		out.Priorities = r.floats("priorities", c)
 	}
 	low := r.bytes("rows (low bytes)", R*d*B/2)
@@ -866,8 +877,8 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 		return nil, fmt.Errorf("%d trailing payload bytes", r.left())
 	}
 	if frames {
-		s.floats = grow(s.floats, R*d)
-		decodeRows(s.floats, high, low, R, d, half)
+		s.floats = wireGrow(s.floats, R*d)
+		wireDecodeRows(s.floats, high, low, R, d, half)
 		both := make([]float32, 2*c*d)
 		out.Observations, out.NextObservations = both[:c*d:c*d], both[c*d:]
 		for i := range c {
@@ -876,7 +887,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 		}
 	} else {
 		rows := make([]float32, R*d)
-		decodeRows(rows, high, low, R, d, half)
+		wireDecodeRows(rows, high, low, R, d, half)
 		out.Observations, out.NextObservations = rows[:c*d:c*d], rows[c*d:]
 	}
 	out.Actions = make([]uint32, c)
@@ -896,9 +907,9 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	return out, nil
 }
 
-// decodeRows inverts appendRows: the high and low planes of R rows of d
+// wireDecodeRows inverts appendRows: the high and low planes of R rows of d
 // values into rows (row-major, len R·d).
-func decodeRows(rows []float32, high, low []byte, R, d int, half bool) {
+func wireDecodeRows(rows []float32, high, low []byte, R, d int, half bool) {
 	n := R * d
 	if half {
 		hi, lo := high[:n], low[:n]
@@ -906,8 +917,8 @@ func decodeRows(rows []float32, high, low []byte, R, d int, half bool) {
 			var prev uint16
 			for r := 0; r < R; r++ {
 				k := j*R + r
-				prev += unzigzag16(uint16(hi[k])<<8 | uint16(lo[k]))
-				rows[r*d+j] = f16ToF32(ordered16(prev))
+				prev += wireUnzigzag16(uint16(hi[k])<<8 | uint16(lo[k]))
+				rows[r*d+j] = f16ToF32(wireOrdered16(prev))
 			}
 		}
 		return
@@ -917,23 +928,23 @@ func decodeRows(rows []float32, high, low []byte, R, d int, half bool) {
 		var prev uint32
 		for r := 0; r < R; r++ {
 			k := j*R + r
-			prev += unzigzag32(uint32(p0[k])<<24 | uint32(p1[k])<<16 | uint32(p2[k])<<8 | uint32(p3[k]))
-			rows[r*d+j] = math.Float32frombits(ordered32(prev))
+			prev += wireUnzigzag32(uint32(p0[k])<<24 | uint32(p1[k])<<16 | uint32(p2[k])<<8 | uint32(p3[k]))
+			rows[r*d+j] = math.Float32frombits(wireOrdered32(prev))
 		}
 	}
 }
 
-// ordered32 maps float bits to integers in the floats' order (negative
+// wireOrdered32 maps float bits to integers in the floats' order (negative
 // floats get their magnitude bits flipped), so that close values have close
 // integers; it is its own inverse.
-func ordered32(v uint32) uint32 {
+func wireOrdered32(v uint32) uint32 {
 	if v&0x80000000 != 0 {
 		return v ^ 0x7fffffff
 	}
 	return v
 }
 
-func ordered16(v uint16) uint16 {
+func wireOrdered16(v uint16) uint16 {
 	if v&0x8000 != 0 {
 		return v ^ 0x7fff
 	}
@@ -941,10 +952,10 @@ func ordered16(v uint16) uint16 {
 }
 
 // zigzag maps small differences of either sign to small unsigned values.
-func zigzag32(v uint32) uint32   { return v<<1 ^ uint32(int32(v)>>31) }
-func unzigzag32(v uint32) uint32 { return v>>1 ^ -(v & 1) }
-func zigzag16(v uint16) uint16   { return v<<1 ^ uint16(int16(v)>>15) }
-func unzigzag16(v uint16) uint16 { return v>>1 ^ -(v & 1) }
+func wireZigzag32(v uint32) uint32   { return v<<1 ^ uint32(int32(v)>>31) }
+func wireUnzigzag32(v uint32) uint32 { return v>>1 ^ -(v & 1) }
+func wireZigzag16(v uint16) uint16   { return v<<1 ^ uint16(int16(v)>>15) }
+func wireUnzigzag16(v uint16) uint16 { return v>>1 ^ -(v & 1) }
 
 // f32ToF16 rounds f to the nearest IEEE 754 half float (ties to even);
 // overflow gives ±Inf, NaN stays NaN.
@@ -1032,7 +1043,7 @@ func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, co
 		case base.GetVersion() >= w.GetVersion():
 			return nil, fmt.Errorf("pack weights %d/%d: base version %d is not older", w.GetTerm(), w.GetVersion(), base.GetVersion())
 		}
-		codec |= codecDelta
+		codec |= wireCodecDelta
 		bp = base.GetParams()
 	}
 	raw := make([]byte, 4*n)
@@ -1046,9 +1057,9 @@ func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, co
 	}
 	payload := raw
 	if compress {
-		codec |= codecZstd
+		codec |= wireCodecZstd
 		var err error
-		if payload, err = zstdPack(make([]byte, 0, len(raw)/4+64), raw); err != nil {
+		if payload, err = wireZstdPack(make([]byte, 0, len(raw)/4+64), raw); err != nil {
 			return nil, err
 		}
 	}
@@ -1085,10 +1096,10 @@ type WeightsAssembler struct {
 
 	last    *messages.Weights // last completed; callers must not modify its params
 	lastKey weightsKey
-	cur     *partialWeights
+	cur     *wirePartialWeights
 }
 
-type partialWeights struct {
+type wirePartialWeights struct {
 	key        weightsKey
 	meta       *messages.WeightsChunk // first chunk seen, for consistency checks
 	parts      [][]byte
@@ -1127,15 +1138,15 @@ func (a *WeightsAssembler) Add(c *messages.WeightsChunk) (*messages.Weights, err
 		return nil, fmt.Errorf("%s: index out of range", where)
 	case c.GetNumParams() > MaxWireFloats:
 		return nil, fmt.Errorf("%s: %d params exceed %d", where, c.GetNumParams(), MaxWireFloats)
-	case c.GetCodec()&^(codecZstd|codecDelta) != 0:
-		return nil, fmt.Errorf("%s: unknown codec flags %#x", where, c.GetCodec()&^(codecZstd|codecDelta))
-	case c.GetCodec()&codecDelta != 0 && c.GetBaseVersion() >= c.GetVersion():
+	case c.GetCodec()&^(wireCodecZstd|wireCodecDelta) != 0:
+		return nil, fmt.Errorf("%s: unknown codec flags %#x", where, c.GetCodec()&^(wireCodecZstd|wireCodecDelta))
+	case c.GetCodec()&wireCodecDelta != 0 && c.GetBaseVersion() >= c.GetVersion():
 		return nil, fmt.Errorf("%s: delta base version %d is not older", where, c.GetBaseVersion())
 	case len(c.GetPayload()) > MaxWireBytes:
 		return nil, fmt.Errorf("%s: payload of %d bytes exceeds %d", where, len(c.GetPayload()), MaxWireBytes)
 	}
 	if a.cur == nil {
-		a.cur = &partialWeights{key: k, meta: c, parts: make([][]byte, c.GetTotal()), got: make([]bool, c.GetTotal())}
+		a.cur = &wirePartialWeights{key: k, meta: c, parts: make([][]byte, c.GetTotal()), got: make([]bool, c.GetTotal())}
 	}
 	p := a.cur
 	if m := p.meta; m.GetTotal() != c.GetTotal() || m.GetNumParams() != c.GetNumParams() || m.GetCodec() != c.GetCodec() ||
@@ -1171,15 +1182,15 @@ func (a *WeightsAssembler) Add(c *messages.WeightsChunk) (*messages.Weights, err
 	return w, nil
 }
 
-func (a *WeightsAssembler) decode(p *partialWeights) (*messages.Weights, error) {
+func (a *WeightsAssembler) decode(p *wirePartialWeights) (*messages.Weights, error) {
 	m := p.meta
 	n := int(m.GetNumParams())
 	var raw []byte
-	if m.GetCodec()&codecZstd != 0 {
-		framed := bytes.Join(append([][]byte{zstdMagic}, p.parts...), nil)
+	if m.GetCodec()&wireCodecZstd != 0 {
+		framed := bytes.Join(append([][]byte{wireZstdMagic}, p.parts...), nil)
 		var err error
-		if len(framed) > len(zstdMagic) {
-			if raw, err = unzstdFramed(nil, framed, 4*n); err != nil {
+		if len(framed) > len(wireZstdMagic) {
+			if raw, err = wireUnzstdFramed(nil, framed, 4*n); err != nil {
 				return nil, err
 			}
 		}
@@ -1190,7 +1201,7 @@ func (a *WeightsAssembler) decode(p *partialWeights) (*messages.Weights, error) 
 		return nil, fmt.Errorf("payload of %d bytes for %d params", len(raw), n)
 	}
 	var bp []float32
-	if m.GetCodec()&codecDelta != 0 {
+	if m.GetCodec()&wireCodecDelta != 0 {
 		var base *messages.Weights
 		if a.Base != nil {
 			base = a.Base(m.GetBaseVersion(), m.GetTerm())

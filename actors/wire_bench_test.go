@@ -10,8 +10,8 @@ import (
 	"github.com/qfleet/qfleet/messages"
 )
 
-func benchBatches(b *testing.B, size int) []*messages.ExperienceBatch {
-	batches := mixedStream(b, 16, size, 21)
+func wireBenchBatches(b *testing.B, size int) []*messages.ExperienceBatch {
+	batches := wireMixedStream(b, 16, size, 21)
 	b.ResetTimer()
 	return batches
 }
@@ -20,7 +20,7 @@ func benchBatches(b *testing.B, size int) []*messages.ExperienceBatch {
 func BenchmarkPackExperience(b *testing.B) {
 	for _, size := range []int{32, 128} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			batches := benchBatches(b, size)
+			batches := wireBenchBatches(b, size)
 			b.ReportAllocs()
 			var n, bytes int
 			for i := 0; b.Loop(); i++ {
@@ -41,7 +41,7 @@ func BenchmarkPackExperience(b *testing.B) {
 func BenchmarkUnpackExperience(b *testing.B) {
 	for _, size := range []int{32, 128} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			batches := benchBatches(b, size)
+			batches := wireBenchBatches(b, size)
 			packed := make([]*messages.PackedExperience, len(batches))
 			for i, eb := range batches {
 				var err error
@@ -69,7 +69,7 @@ func BenchmarkUnpackExperience(b *testing.B) {
 // BenchmarkWireZstdLevel compares zstd levels on the uncompressed
 // frames+float16 payloads of 64-transition batches (payload bytes only).
 func BenchmarkWireZstdLevel(b *testing.B) {
-	batches := mixedStream(b, 16, 64, 22)
+	batches := wireMixedStream(b, 16, 64, 22)
 	var raws [][]byte
 	var count int
 	for _, eb := range batches {
@@ -104,8 +104,8 @@ func BenchmarkWireZstdLevel(b *testing.B) {
 // and as a delta against the previous version, zstd, 64 KiB chunks.
 func BenchmarkPackWeights(b *testing.B) {
 	for _, n := range []int{4866, 1 << 20} {
-		base := testWeights(n, 1, 1, 1)
-		next := stepWeights(base, 1, 2)
+		base := wireTestWeights(n, 1, 1, 1)
+		next := wireStepWeights(base, 1, 2)
 		for _, delta := range []bool{false, true} {
 			var bw *messages.Weights
 			if delta {
@@ -132,8 +132,8 @@ func BenchmarkPackWeights(b *testing.B) {
 
 func BenchmarkAssembleWeights(b *testing.B) {
 	for _, n := range []int{4866, 1 << 20} {
-		base := testWeights(n, 1, 1, 1)
-		next := stepWeights(base, 1, 2)
+		base := wireTestWeights(n, 1, 1, 1)
+		next := wireStepWeights(base, 1, 2)
 		chunks, err := PackWeights(next, base, 64<<10, true)
 		if err != nil {
 			b.Fatal(err)

@@ -18,19 +18,19 @@ import (
 	"github.com/qfleet/qfleet/messages"
 )
 
-// streamStats counts how a generated stream's episodes ended.
-type streamStats struct {
+// wireStreamStats counts how a generated stream's episodes ended.
+type wireStreamStats struct {
 	terminatedInside, truncatedInside int // episode ends with the batch continuing after them
 	terminated, truncated             int
 }
 
-// cartPoleStream builds experience batches exactly as a runner does: a real
+// wireCartPoleStream builds experience batches exactly as a runner does: a real
 // CartPole-v1 episode stream through the n-step accumulator, a batch cut as
 // soon as it holds batchSize transitions (an episode-end burst may overshoot).
 // eps is the probability of a random action; otherwise the action is a simple
 // balancing rule (push towards the pole's fall), which reaches the 500-step
 // time limit. eps = 1 is a uniformly random policy.
-func cartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float64, seed uint64) ([]*messages.ExperienceBatch, streamStats) {
+func wireCartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float64, seed uint64) ([]*messages.ExperienceBatch, wireStreamStats) {
 	tb.Helper()
 	env, err := envs.Make("CartPole-v1")
 	if err != nil {
@@ -39,7 +39,7 @@ func cartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float64, 
 	rng := rand.New(rand.NewPCG(seed, 7))
 	acc := newNStepAccumulator(nstep, 0.99)
 	var out []*messages.ExperienceBatch
-	var st streamStats
+	var st wireStreamStats
 	newBatch := func() *messages.ExperienceBatch {
 		return &messages.ExperienceBatch{
 			Runner: "runner-07", ObsSize: 4, Seq: uint64(len(out) + 1), WeightsVersion: 1234 + uint64(len(out)),
@@ -92,16 +92,16 @@ func cartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float64, 
 	return out, st
 }
 
-// mixedStream is the stream the size target is stated for: per episode ε is
+// wireMixedStream is the stream the size target is stated for: per episode ε is
 // 1 (random, short episodes ending in termination) or 0.05 (long episodes,
 // mostly truncated at 500 steps).
-func mixedStream(tb testing.TB, nBatches, batchSize int, seed uint64) []*messages.ExperienceBatch {
-	long, _ := cartPoleStream(tb, nBatches/2, batchSize, 3, 0.05, seed)
-	short, _ := cartPoleStream(tb, nBatches-nBatches/2, batchSize, 3, 1, seed+1)
+func wireMixedStream(tb testing.TB, nBatches, batchSize int, seed uint64) []*messages.ExperienceBatch {
+	long, _ := wireCartPoleStream(tb, nBatches/2, batchSize, 3, 0.05, seed)
+	short, _ := wireCartPoleStream(tb, nBatches-nBatches/2, batchSize, 3, 1, seed+1)
 	return append(long, short...)
 }
 
-var allWireOptions = func() []WireOptions {
+var wireAllOptions = func() []WireOptions {
 	var all []WireOptions
 	for i := range 8 {
 		all = append(all, WireOptions{Frames: i&1 != 0, Float16: i&2 != 0, Zstd: i&4 != 0})
@@ -113,9 +113,9 @@ func (o WireOptions) String() string {
 	return fmt.Sprintf("frames=%v,f16=%v,zstd=%v", o.Frames, o.Float16, o.Zstd)
 }
 
-// sameBatch reports how got differs from want; with half, observations must
+// wireSameBatch reports how got differs from want; with half, observations must
 // equal want's rounded to half precision (and back) bit for bit.
-func sameBatch(got, want *messages.ExperienceBatch, half bool) error {
+func wireSameBatch(got, want *messages.ExperienceBatch, half bool) error {
 	switch {
 	case got.GetRunner() != want.GetRunner() || got.GetSeq() != want.GetSeq() || got.GetCount() != want.GetCount() ||
 		got.GetObsSize() != want.GetObsSize() || got.GetWeightsVersion() != want.GetWeightsVersion():
@@ -152,10 +152,10 @@ func sameBatch(got, want *messages.ExperienceBatch, half bool) error {
 	return nil
 }
 
-// edgeBatches are hand-made batches that exercise the codec's corners:
+// wireEdgeBatches are hand-made batches that exercise the codec's corners:
 // empty, single, duplicate and reordered rows, NaN and signed zeros, wide
 // actions, priorities, empty observations.
-func edgeBatches() []*messages.ExperienceBatch {
+func wireEdgeBatches() []*messages.ExperienceBatch {
 	nan := float32(math.NaN())
 	negZero := float32(math.Copysign(0, -1))
 	return []*messages.ExperienceBatch{
@@ -178,13 +178,13 @@ func edgeBatches() []*messages.ExperienceBatch {
 }
 
 func TestWireRoundTripCartPole(t *testing.T) {
-	random, rst := cartPoleStream(t, 20, 64, 3, 1, 1)
-	balanced, bst := cartPoleStream(t, 40, 64, 3, 0.05, 2)
+	random, rst := wireCartPoleStream(t, 20, 64, 3, 1, 1)
+	balanced, bst := wireCartPoleStream(t, 40, 64, 3, 0.05, 2)
 	if rst.terminatedInside == 0 || bst.truncatedInside == 0 {
 		t.Fatalf("stream lacks episode ends inside a batch: random %+v, balanced %+v", rst, bst)
 	}
 	t.Logf("episode ends: random stream %+v, balanced stream %+v", rst, bst)
-	batches := append(append(random, balanced...), edgeBatches()...)
+	batches := append(append(random, balanced...), wireEdgeBatches()...)
 	// Priorities on some CartPole batches too.
 	for i, b := range random[:5] {
 		b.Priorities = make([]float32, b.Count)
@@ -192,7 +192,7 @@ func TestWireRoundTripCartPole(t *testing.T) {
 			b.Priorities[j] = float32(i*j) * 0.125
 		}
 	}
-	for _, o := range allWireOptions {
+	for _, o := range wireAllOptions {
 		for i, b := range batches {
 			p, err := PackExperience(b, o)
 			if err != nil {
@@ -224,7 +224,7 @@ func TestWireRoundTripCartPole(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v batch %d (%s): unpack: %v", o, i, b.Runner, err)
 			}
-			if err := sameBatch(got, b, o.Float16); err != nil {
+			if err := wireSameBatch(got, b, o.Float16); err != nil {
 				t.Fatalf("%v batch %d (%s): %v", o, i, b.Runner, err)
 			}
 			if b.Runner == "runner-07" && o.Float16 {
@@ -240,7 +240,7 @@ func TestWireRoundTripCartPole(t *testing.T) {
 }
 
 func TestWireFramesFindTheNStepPattern(t *testing.T) {
-	batches, _ := cartPoleStream(t, 10, 64, 3, 0.05, 3)
+	batches, _ := wireCartPoleStream(t, 10, 64, 3, 0.05, 3)
 	for _, b := range batches {
 		s := new(wireScratch)
 		nObs, stride := s.dedup(b)
@@ -260,8 +260,8 @@ func TestWireBytesPerTransition(t *testing.T) {
 		name    string
 		batches []*messages.ExperienceBatch
 	}{
-		{"mixed", mixedStream(t, 40, 64, 11)},
-		{"random", func() []*messages.ExperienceBatch { b, _ := cartPoleStream(t, 20, 64, 3, 1, 12); return b }()},
+		{"mixed", wireMixedStream(t, 40, 64, 11)},
+		{"random", func() []*messages.ExperienceBatch { b, _ := wireCartPoleStream(t, 20, 64, 3, 1, 12); return b }()},
 	}
 	for _, st := range streams {
 		var n, rawBytes int
@@ -270,7 +270,7 @@ func TestWireBytesPerTransition(t *testing.T) {
 			rawBytes += proto.Size(b)
 		}
 		t.Logf("%s stream, %d batches, %d transitions: ExperienceBatch %.2f B/transition", st.name, len(st.batches), n, float64(rawBytes)/float64(n))
-		for _, o := range allWireOptions {
+		for _, o := range wireAllOptions {
 			var size int
 			for _, b := range st.batches {
 				p, err := PackExperience(b, o)
@@ -352,13 +352,13 @@ func TestFloat16Conversion(t *testing.T) {
 	}
 }
 
-// packedSeeds are valid packings of small batches with every option.
-func packedSeeds(tb testing.TB) []*messages.PackedExperience {
-	batches, _ := cartPoleStream(tb, 2, 12, 3, 1, 5)
-	batches = append(batches, edgeBatches()[1:3]...)
+// wirePackedSeeds are valid packings of small batches with every option.
+func wirePackedSeeds(tb testing.TB) []*messages.PackedExperience {
+	batches, _ := wireCartPoleStream(tb, 2, 12, 3, 1, 5)
+	batches = append(batches, wireEdgeBatches()[1:3]...)
 	var out []*messages.PackedExperience
 	for _, b := range batches {
-		for _, o := range allWireOptions {
+		for _, o := range wireAllOptions {
 			p, err := PackExperience(b, o)
 			if err != nil {
 				tb.Fatal(err)
@@ -389,7 +389,7 @@ func TestUnpackHostile(t *testing.T) {
 		}
 	}
 	mustFail("nil", nil, "nil")
-	for i, p := range packedSeeds(t) {
+	for i, p := range wirePackedSeeds(t) {
 		name := fmt.Sprintf("seed %d codec %#x", i, p.Codec)
 		// Every truncation.
 		for n := 0; n < len(p.Payload); n++ {
@@ -494,21 +494,21 @@ func TestUnpackHostile(t *testing.T) {
 	w, _ := zstd.NewWriter(&stream)
 	w.Write(make([]byte, 100))
 	w.Close()
-	// Payloads are a mode byte and a magicless frame (zstdWhole), or a mode
-	// byte, a frame length, a frame and raw bytes (zstdSplit).
-	whole := func(frame []byte) []byte { return append([]byte{zstdWhole}, frame[len(zstdMagic):]...) }
+	// Payloads are a mode byte and a magicless frame (wireZstdWhole), or a mode
+	// byte, a frame length, a frame and raw bytes (wireZstdSplit).
+	whole := func(frame []byte) []byte { return append([]byte{wireZstdWhole}, frame[len(wireZstdMagic):]...) }
 	mustFail("zstd without content size", zs(whole(stream.Bytes())), "content size")
 	mustFail("zstd empty", zs(nil), "empty")
 	mustFail("zstd unknown mode", zs([]byte{7, 1, 2, 3}), "mode")
-	mustFail("zstd split bad length", zs([]byte{zstdSplit, 100, 1, 2, 3}), "frame length")
-	mustFail("zstd split bad varint", zs([]byte{zstdSplit, 0x80}), "frame length")
-	enc, _, _ := zstdCoders()
+	mustFail("zstd split bad length", zs([]byte{wireZstdSplit, 100, 1, 2, 3}), "frame length")
+	mustFail("zstd split bad varint", zs([]byte{wireZstdSplit, 0x80}), "frame length")
+	enc, _, _ := wireZstdCoders()
 	bomb := enc.EncodeAll(make([]byte, 16<<20), nil)
 	t.Logf("16 MiB bomb compresses to %d bytes", len(bomb))
 	mustFail("zstd bomb", zs(whole(bomb)), "exceeds")
-	split := append([]byte{zstdSplit}, binary.AppendUvarint(nil, uint64(len(bomb)-4))...)
+	split := append([]byte{wireZstdSplit}, binary.AppendUvarint(nil, uint64(len(bomb)-4))...)
 	mustFail("zstd bomb, split", zs(append(split, bomb[4:]...)), "exceeds")
-	mustFail("zstd split, raw tail too long", zs(append([]byte{zstdSplit, 0}, make([]byte, 8000)...)), "exceed")
+	mustFail("zstd split, raw tail too long", zs(append([]byte{wireZstdSplit, 0}, make([]byte, 8000)...)), "exceed")
 	// A frame whose content does not match its header.
 	lie := enc.EncodeAll(bytes.Repeat([]byte{1, 2, 3}, 1000), nil)
 	lie[len(lie)/2] ^= 0x55
@@ -520,7 +520,7 @@ func TestUnpackHostile(t *testing.T) {
 // FuzzUnpackExperience checks that no input panics and that whatever decodes
 // is a consistent batch that packs and unpacks to itself.
 func FuzzUnpackExperience(f *testing.F) {
-	for _, p := range packedSeeds(f) {
+	for _, p := range wirePackedSeeds(f) {
 		f.Add(p.Codec, p.Count, p.ObsSize, p.Payload)
 	}
 	f.Fuzz(func(t *testing.T, codec, count, obsSize uint32, payload []byte) {
@@ -541,7 +541,7 @@ func FuzzUnpackExperience(f *testing.F) {
 		if err != nil {
 			t.Fatalf("repacked batch does not unpack: %v", err)
 		}
-		if err := sameBatch(b2, b, o.Float16); err != nil {
+		if err := wireSameBatch(b2, b, o.Float16); err != nil {
 			t.Fatalf("repacked batch differs: %v", err)
 		}
 	})
@@ -555,7 +555,7 @@ func TestWireFuzzSeeds(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for i, p := range packedSeeds(t) {
+		for i, p := range wirePackedSeeds(t) {
 			if i%3 != 0 && p.Count > 1 { // a few of each kind is plenty
 				continue
 			}
@@ -595,7 +595,7 @@ func TestWireFuzzSeeds(t *testing.T) {
 
 // ---- weights ----
 
-func testWeights(n int, version, term uint64, seed uint64) *messages.Weights {
+func wireTestWeights(n int, version, term uint64, seed uint64) *messages.Weights {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	p := make([]float32, n)
 	for i := range p {
@@ -608,7 +608,7 @@ func testWeights(n int, version, term uint64, seed uint64) *messages.Weights {
 }
 
 // step perturbs a fraction of w's params, as a few learner updates would.
-func stepWeights(w *messages.Weights, frac float64, seed uint64) *messages.Weights {
+func wireStepWeights(w *messages.Weights, frac float64, seed uint64) *messages.Weights {
 	rng := rand.New(rand.NewPCG(seed, 4))
 	p := append([]float32(nil), w.Params...)
 	for i := range p {
@@ -619,7 +619,7 @@ func stepWeights(w *messages.Weights, frac float64, seed uint64) *messages.Weigh
 	return &messages.Weights{Version: w.Version + 1, Term: w.Term, Params: p, LearnerUpdates: w.LearnerUpdates + 5}
 }
 
-func sameWeights(got, want *messages.Weights) error {
+func wireSameWeights(got, want *messages.Weights) error {
 	if got == nil {
 		return fmt.Errorf("no weights")
 	}
@@ -637,8 +637,8 @@ func sameWeights(got, want *messages.Weights) error {
 
 func TestPackWeightsRoundTrip(t *testing.T) {
 	const n = 4866 // the 4-64-64-2 net
-	base := testWeights(n, 7, 2, 1)
-	next := stepWeights(base, 0.3, 2)
+	base := wireTestWeights(n, 7, 2, 1)
+	next := wireStepWeights(base, 0.3, 2)
 	rng := rand.New(rand.NewPCG(9, 9))
 	for _, delta := range []bool{false, true} {
 		for _, compress := range []bool{false, true} {
@@ -690,7 +690,7 @@ func TestPackWeightsRoundTrip(t *testing.T) {
 					}
 					got = w
 				}
-				if err := sameWeights(got, next); err != nil {
+				if err := wireSameWeights(got, next); err != nil {
 					t.Fatalf("delta=%v zstd=%v chunks=%d: %v", delta, compress, len(chunks), err)
 				}
 			}
@@ -705,9 +705,9 @@ func TestPackWeightsRoundTrip(t *testing.T) {
 }
 
 func TestWeightsAssemblerUsesLastAsBase(t *testing.T) {
-	w1 := testWeights(1000, 1, 1, 1)
-	w2 := stepWeights(w1, 0.1, 2)
-	w3 := stepWeights(w2, 0.1, 3)
+	w1 := wireTestWeights(1000, 1, 1, 1)
+	w2 := wireStepWeights(w1, 0.1, 2)
+	w3 := wireStepWeights(w2, 0.1, 3)
 	var a WeightsAssembler
 	for _, step := range []struct{ w, base *messages.Weights }{{w1, nil}, {w2, w1}, {w3, w2}} {
 		chunks, err := PackWeights(step.w, step.base, 512, true)
@@ -720,12 +720,12 @@ func TestWeightsAssemblerUsesLastAsBase(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := sameWeights(got, step.w); err != nil {
+		if err := wireSameWeights(got, step.w); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A delta against a base the assembler does not hold.
-	w4 := stepWeights(w3, 0.1, 4)
+	w4 := wireStepWeights(w3, 0.1, 4)
 	chunks, _ := PackWeights(w4, w2, 1<<20, true)
 	if _, err := a.Add(chunks[0]); err == nil || !strings.Contains(err.Error(), "base weights not available") {
 		t.Fatalf("delta against an unknown base: %v", err)
@@ -749,7 +749,7 @@ func TestWeightsAssemblerVersions(t *testing.T) {
 		}
 		return w
 	}
-	v5, v6 := testWeights(4866, 5, 1, 5), testWeights(4866, 6, 1, 6)
+	v5, v6 := wireTestWeights(4866, 5, 1, 5), wireTestWeights(4866, 6, 1, 6)
 	c5, c6 := pack(v5), pack(v6)
 
 	// Out of order within a version.
@@ -762,7 +762,7 @@ func TestWeightsAssemblerVersions(t *testing.T) {
 	if add(&a, c5[1]) != nil { // a duplicate is harmless
 		t.Fatal("duplicate completed the version")
 	}
-	if err := sameWeights(add(&a, c5[0]), v5); err != nil {
+	if err := wireSameWeights(add(&a, c5[0]), v5); err != nil {
 		t.Fatal(err)
 	}
 
@@ -782,7 +782,7 @@ func TestWeightsAssemblerVersions(t *testing.T) {
 			got = add(&a, c)
 		}
 	}
-	if err := sameWeights(got, v6); err != nil {
+	if err := wireSameWeights(got, v6); err != nil {
 		t.Fatal(err)
 	}
 	// Older versions (and the completed one again) are ignored afterwards.
@@ -802,12 +802,12 @@ func TestWeightsAssemblerVersions(t *testing.T) {
 	for _, c := range c6[1:] {
 		got = add(&a, c)
 	}
-	if err := sameWeights(got, v6); err != nil {
+	if err := wireSameWeights(got, v6); err != nil {
 		t.Fatal(err)
 	}
 
 	// Terms order before versions: term 2 version 1 is newer than term 1 version 6.
-	t2 := testWeights(4866, 1, 2, 7)
+	t2 := wireTestWeights(4866, 1, 2, 7)
 	c7 := pack(t2)
 	a = WeightsAssembler{}
 	add(&a, c6[0])
@@ -818,13 +818,13 @@ func TestWeightsAssemblerVersions(t *testing.T) {
 	for _, c := range c7[1:] {
 		got = add(&a, c)
 	}
-	if err := sameWeights(got, t2); err != nil {
+	if err := wireSameWeights(got, t2); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestWeightsAssemblerRejects(t *testing.T) {
-	w := testWeights(4866, 3, 1, 3)
+	w := wireTestWeights(4866, 3, 1, 3)
 	chunks, _ := PackWeights(w, nil, 4000, true)
 	mut := func(i int, f func(c *messages.WeightsChunk)) *messages.WeightsChunk {
 		c := proto.Clone(chunks[i]).(*messages.WeightsChunk)
@@ -862,7 +862,7 @@ func TestWeightsAssemblerRejects(t *testing.T) {
 	single := func(codec uint32, n uint32, payload []byte) *messages.WeightsChunk {
 		return &messages.WeightsChunk{Version: 1, Term: 1, Total: 1, NumParams: n, Codec: codec, Payload: payload}
 	}
-	enc, _, _ := zstdCoders()
+	enc, _, _ := wireZstdCoders()
 	for _, tc := range []struct {
 		name string
 		c    *messages.WeightsChunk
@@ -900,16 +900,16 @@ func TestWeightsAssemblerRejects(t *testing.T) {
 		}
 	}
 	// PackWeights' own checks.
-	if _, err := PackWeights(w, testWeights(10, 2, 1, 1), 100, true); err == nil {
+	if _, err := PackWeights(w, wireTestWeights(10, 2, 1, 1), 100, true); err == nil {
 		t.Error("base of another size accepted")
 	}
-	if _, err := PackWeights(w, testWeights(4866, 2, 0, 1), 100, true); err == nil {
+	if _, err := PackWeights(w, wireTestWeights(4866, 2, 0, 1), 100, true); err == nil {
 		t.Error("base of another term accepted")
 	}
 	if _, err := PackWeights(w, nil, 0, true); err == nil {
 		t.Error("chunk size 0 accepted")
 	}
-	if _, err := PackWeights(testWeights(MaxWeightsChunks/4+1, 1, 1, 1), nil, 1, false); err == nil {
+	if _, err := PackWeights(wireTestWeights(MaxWeightsChunks/4+1, 1, 1, 1), nil, 1, false); err == nil {
 		t.Error("more than MaxWeightsChunks chunks accepted")
 	}
 }
