@@ -329,18 +329,29 @@ func loadConfig(path string, cf *configFile) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	return parseConfig(data, path, cf)
+}
+
+// parseConfig decodes YAML config data (named path in errors) over cf.
+func parseConfig(data []byte, path string, cf *configFile) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	err = dec.Decode(cf)
+	err := dec.Decode(cf)
 	var te *yaml.TypeError
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
 		return nil
 	case errors.As(err, &te):
-		return fmt.Errorf("config %s: %s", path, typeErrorText(data, te))
+		return fmt.Errorf("config %s: %s", path, singleLine(typeErrorText(data, te)))
 	default:
-		return fmt.Errorf("config %s: %w", path, err)
+		return fmt.Errorf("config %s: %s", path, singleLine(err.Error()))
 	}
+}
+
+// singleLine keeps an error message on one line whatever the input quoted in it.
+func singleLine(s string) string {
+	s = strings.ReplaceAll(s, " into main.configFile", " into the config (want key: value settings)")
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
 }
 
 // typeErrorText turns yaml's multi-line type error into one line that names
