@@ -134,7 +134,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 		roles = append(roles, role{"stats", newStats(o.Stop, d.Metrics, log, func() { close(d.done) })})
 	}
 	if has[RoleReplay] {
-		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, o.Seed, d.Metrics, log)})
+		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, net.Outputs, o.Seed, d.Metrics, log)})
 	}
 	if has[RoleBroadcaster] {
 		roles = append(roles, role{"broadcaster", newBroadcaster(o.Config, d.Metrics, log)})

@@ -166,7 +166,7 @@ func TestReplayCreditFollowsTheRateLimiter(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MinReplaySize, cfg.BatchSize, cfg.SamplesPerInsert, cfg.RateTolerance = 64, 64, 4, 64
 	m := NewMetrics()
-	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 1, m, slog.New(slog.DiscardHandler))))
+	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler))))
 	send := func(start, n int) {
 		b := batchOf(start, n, 2)
 		b.ReplyTo = runnerRef

@@ -14,11 +14,12 @@ import (
 // sample:insert rate limiter, grants runners credit for more experience, and
 // answers the learner's sample requests when the limiter allows.
 type replay struct {
-	cfg     Config
-	obsSize int
-	seed    uint64
-	metrics *Metrics
-	log     *slog.Logger
+	cfg        Config
+	obsSize    int
+	numActions int
+	seed       uint64
+	metrics    *Metrics
+	log        *slog.Logger
 
 	table   *Table
 	limiter *RateLimiter
@@ -33,9 +34,9 @@ type deferredCredit struct {
 	n  uint32
 }
 
-func newReplay(cfg Config, obsSize int, seed uint64, m *Metrics, log *slog.Logger) actor.Producer {
+func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log *slog.Logger) actor.Producer {
 	return func() actor.Actor {
-		return &replay{cfg: cfg, obsSize: obsSize, seed: seed, metrics: m, log: log.With("role", "replay")}
+		return &replay{cfg: cfg, obsSize: obsSize, numActions: numActions, seed: seed, metrics: m, log: log.With("role", "replay")}
 	}
 }
 
@@ -43,6 +44,7 @@ func (r *replay) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
+		r.table.LimitActions(r.numActions)
 		r.limiter = NewRateLimiter(r.cfg.SamplesPerInsert, r.cfg.MinReplaySize, r.cfg.RateTolerance)
 		r.rng = rand.New(rand.NewPCG(r.seed, 0x7265706c6179))
 		r.log.Info("replay started", "capacity", r.cfg.ReplayCapacity, "min_size", r.cfg.MinReplaySize, "samples_per_insert", r.cfg.SamplesPerInsert)

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/qfleet/qfleet/messages"
@@ -11,11 +12,12 @@ import (
 // uniform sampling. Rows are flat float32 slices so that a sample is a handful
 // of copies. Not safe for concurrent use: the replay actor owns it.
 type Table struct {
-	obsSize  int
-	capacity int
-	size     int    // rows filled
-	next     int    // row the next insert overwrites
-	inserted uint64 // transitions ever inserted; also the key of the next row
+	obsSize    int
+	numActions int // 0: actions unchecked
+	capacity   int
+	size       int    // rows filled
+	next       int    // row the next insert overwrites
+	inserted   uint64 // transitions ever inserted; also the key of the next row
 
 	obs       []float32
 	nextObs   []float32
@@ -39,6 +41,9 @@ func NewTable(obsSize, capacity int) *Table {
 	}
 }
 
+// LimitActions makes CheckBatch refuse actions outside [0, n).
+func (t *Table) LimitActions(n int) { t.numActions = n }
+
 // Size is the number of transitions held.
 func (t *Table) Size() int { return t.size }
 
@@ -55,6 +60,25 @@ func (t *Table) CheckBatch(b *messages.ExperienceBatch) error {
 		return fmt.Errorf("experience batch from %q: %d/%d observation values for %d transitions of %d", b.GetRunner(), len(b.GetObservations()), len(b.GetNextObservations()), n, t.obsSize)
 	case len(b.GetActions()) != n || len(b.GetRewards()) != n || len(b.GetDiscounts()) != n:
 		return fmt.Errorf("experience batch from %q: actions/rewards/discounts lengths %d/%d/%d, count %d", b.GetRunner(), len(b.GetActions()), len(b.GetRewards()), len(b.GetDiscounts()), n)
+	}
+	// One bad value poisons every batch it is sampled into (a NaN loss), so
+	// the whole batch is refused.
+	for i, a := range b.GetActions() {
+		if t.numActions > 0 && int(a) >= t.numActions {
+			return fmt.Errorf("experience batch from %q: transition %d: action %d out of range [0, %d)", b.GetRunner(), i, a, t.numActions)
+		}
+	}
+	for i, d := range b.GetDiscounts() {
+		if !(d >= 0 && d <= 1) {
+			return fmt.Errorf("experience batch from %q: transition %d: discount %v outside [0, 1]", b.GetRunner(), i, d)
+		}
+	}
+	for _, f := range [][]float32{b.GetRewards(), b.GetObservations(), b.GetNextObservations()} {
+		for i, x := range f {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("experience batch from %q: non-finite value %v at index %d", b.GetRunner(), x, i)
+			}
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -60,6 +61,7 @@ func TestTableRingOverwritesOldest(t *testing.T) {
 
 func TestTableRejectsMalformedBatches(t *testing.T) {
 	tab := NewTable(4, 10)
+	tab.LimitActions(3)
 	cases := map[string]func(b *messages.ExperienceBatch){
 		"obs_size":   func(b *messages.ExperienceBatch) { b.ObsSize = 3 },
 		"short obs":  func(b *messages.ExperienceBatch) { b.Observations = b.Observations[:3] },
@@ -68,6 +70,11 @@ func TestTableRejectsMalformedBatches(t *testing.T) {
 		"rewards":    func(b *messages.ExperienceBatch) { b.Rewards = nil },
 		"discounts":  func(b *messages.ExperienceBatch) { b.Discounts = append(b.Discounts, 1) },
 		"count lies": func(b *messages.ExperienceBatch) { b.Count = 3 },
+		"action":     func(b *messages.ExperienceBatch) { b.Actions[1] = 3 },
+		"NaN obs":    func(b *messages.ExperienceBatch) { b.Observations[2] = float32(math.NaN()) },
+		"Inf next":   func(b *messages.ExperienceBatch) { b.NextObservations[5] = float32(math.Inf(-1)) },
+		"NaN reward": func(b *messages.ExperienceBatch) { b.Rewards[0] = float32(math.NaN()) },
+		"discount>1": func(b *messages.ExperienceBatch) { b.Discounts[0] = 1.5 },
 	}
 	for name, spoil := range cases {
 		b := batchOf(0, 2, 4)
