@@ -50,8 +50,17 @@ func (t *Table) Size() int { return t.size }
 // Inserted is the number of transitions ever inserted.
 func (t *Table) Inserted() uint64 { return t.inserted }
 
-// CheckBatch reports why a batch cannot be inserted, or nil.
+// CheckBatch reports why a batch cannot be inserted, or nil: its shape
+// (CheckShape) and its values.
 func (t *Table) CheckBatch(b *messages.ExperienceBatch) error {
+	if err := t.CheckShape(b); err != nil {
+		return err
+	}
+	return t.checkValues(b)
+}
+
+// CheckShape reports a batch whose lengths do not fit the table, or nil.
+func (t *Table) CheckShape(b *messages.ExperienceBatch) error {
 	n := int(b.GetCount())
 	switch {
 	case int(b.GetObsSize()) != t.obsSize:
@@ -61,6 +70,10 @@ func (t *Table) CheckBatch(b *messages.ExperienceBatch) error {
 	case len(b.GetActions()) != n || len(b.GetRewards()) != n || len(b.GetDiscounts()) != n:
 		return fmt.Errorf("experience batch from %q: actions/rewards/discounts lengths %d/%d/%d, count %d", b.GetRunner(), len(b.GetActions()), len(b.GetRewards()), len(b.GetDiscounts()), n)
 	}
+	return nil
+}
+
+func (t *Table) checkValues(b *messages.ExperienceBatch) error {
 	// One bad value poisons every batch it is sampled into (a NaN loss), so
 	// the whole batch is refused.
 	for i, a := range b.GetActions() {

@@ -429,7 +429,7 @@ func TestUnpackHostile(t *testing.T) {
 							}
 						}()
 						if b, err := UnpackExperience(q); err == nil {
-							if err := NewTable(int(b.ObsSize), 1).CheckBatch(b); err != nil {
+							if err := NewTable(int(b.ObsSize), 1).CheckShape(b); err != nil {
 								t.Fatalf("%s byte %d ^ %#x: decoded an inconsistent batch: %v", name, k, x, err)
 							}
 						}
@@ -529,7 +529,7 @@ func FuzzUnpackExperience(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := NewTable(int(b.ObsSize), 1).CheckBatch(b); err != nil {
+		if err := NewTable(int(b.ObsSize), 1).CheckShape(b); err != nil {
 			t.Fatalf("inconsistent batch decoded: %v", err)
 		}
 		o := WireOptions{Frames: codec&1 != 0, Float16: codec&2 != 0, Zstd: codec&4 != 0}
