@@ -61,6 +61,9 @@ func newBroadcaster(cfg Config, m *Metrics, log *slog.Logger) actor.Producer {
 
 func (b *broadcaster) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
+	case *actor.Restarting:
+		b.log.Warn("broadcaster restarting")
+		b.metrics.countRestart("broadcaster", ctx.Self().GetId())
 	case *actor.Started:
 		b.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(resendAfter/2, resendAfter/2, ctx.Self(), &broadcasterTick{})
 	case *actor.Stopping:

@@ -87,6 +87,9 @@ func (l *learner) trainConfig() nets.TrainConfig {
 
 func (l *learner) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
+	case *actor.Restarting:
+		l.log.Warn("learner restarting")
+		l.metrics.countRestart("learner", ctx.Self().GetId())
 	case *actor.Started:
 		if err := l.start(ctx); err != nil {
 			panic(err)

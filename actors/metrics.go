@@ -27,6 +27,7 @@ type Metrics struct {
 	WeightsVersion     prometheus.Gauge
 	ClusterMembers     prometheus.Gauge
 	WireBytes          *prometheus.CounterVec
+	RoleRestarts       *prometheus.CounterVec
 
 	mu     sync.Mutex
 	status RunStatus
@@ -55,6 +56,9 @@ type RunStatus struct {
 	ExperienceLost    uint64 `json:"experience_lost"`    // presumed lost in flight (credit never came back)
 
 	Runners map[string]RunnerStatus `json:"runners"`
+
+	Restarts     map[string]int `json:"restarts"`      // per role actor, by its supervisor
+	StoppedRoles []string       `json:"stopped_roles"` // role actors that used up their restart budget
 }
 
 // RunnerStatus is what the stats actor knows of one runner.
@@ -99,10 +103,13 @@ func NewMetrics() *Metrics {
 	m.ClusterMembers = gauge("qfleet_cluster_members", "Live cluster members, this node included.")
 	m.WireBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qfleet_wire_bytes_total", Help: "Bytes on the wire per flow and direction."}, []string{"flow", "direction"})
 	f(m.WireBytes)
+	m.RoleRestarts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qfleet_role_restarts_total", Help: "Restarts of role actors by their node supervisor."}, []string{"role"})
+	f(m.RoleRestarts)
 	m.ClusterMembers.Set(1)
 	m.status.Mean100 = math.NaN()
 	m.status.Mean100All = math.NaN()
 	m.status.Runners = map[string]RunnerStatus{}
+	m.status.Restarts = map[string]int{}
 	return m
 }
 
@@ -115,6 +122,11 @@ func (m *Metrics) Status() RunStatus {
 	for k, v := range m.status.Runners {
 		s.Runners[k] = v
 	}
+	s.Restarts = make(map[string]int, len(m.status.Restarts))
+	for k, v := range m.status.Restarts {
+		s.Restarts[k] = v
+	}
+	s.StoppedRoles = append([]string(nil), m.status.StoppedRoles...)
 	return s
 }
 

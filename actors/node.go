@@ -149,7 +149,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 			roles = append(roles, role{fmt.Sprintf("runner-%d", i), newRunner(spec, o.Config, dir, d.Metrics, log)})
 		}
 	}
-	root, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newSupervisor(roles, log), actor.WithSupervisor(SupervisorStrategy())), SupervisorName)
+	root, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newSupervisor(roles, d.Metrics, log), actor.WithSupervisor(SupervisorStrategy())), SupervisorName)
 	if err != nil {
 		return nil, fmt.Errorf("start node supervisor: %w", err)
 	}
@@ -206,11 +206,12 @@ type role struct {
 type supervisor struct {
 	roles    []role
 	log      *slog.Logger
+	metrics  *Metrics
 	stopping bool
 }
 
-func newSupervisor(roles []role, log *slog.Logger) actor.Producer {
-	return func() actor.Actor { return &supervisor{roles: roles, log: log} }
+func newSupervisor(roles []role, m *Metrics, log *slog.Logger) actor.Producer {
+	return func() actor.Actor { return &supervisor{roles: roles, metrics: m, log: log} }
 }
 
 func (s *supervisor) Receive(ctx actor.Context) {
@@ -228,10 +229,17 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			return
 		}
 		s.log.Error("role stopped for good (restart budget used up)", "pid", msg.GetWho().String())
+		s.metrics.update(func(st *RunStatus) { st.StoppedRoles = append(st.StoppedRoles, msg.GetWho().GetId()) })
 	}
 }
 
 // SupervisorStrategy is what a node supervisor applies to its roles.
 func SupervisorStrategy() actor.SupervisorStrategy {
 	return actor.NewOneForOneStrategy(RestartBudget, RestartWindow, actor.DefaultDecider)
+}
+
+// countRestart records a role actor's restart (called from its Restarting).
+func (m *Metrics) countRestart(roleName, id string) {
+	m.RoleRestarts.WithLabelValues(roleName).Inc()
+	m.update(func(st *RunStatus) { st.Restarts[id]++ })
 }

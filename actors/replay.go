@@ -42,6 +42,9 @@ func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log
 
 func (r *replay) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
+	case *actor.Restarting:
+		r.log.Warn("replay restarting")
+		r.metrics.countRestart("replay", ctx.Self().GetId())
 	case *actor.Started:
 		r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
 		r.table.LimitActions(r.numActions)

@@ -138,6 +138,7 @@ func (r *runner) Receive(ctx actor.Context) {
 		}
 	case *actor.Restarting:
 		r.log.Warn("runner restarting with a fresh env")
+		r.metrics.countRestart("runner", ctx.Self().GetId())
 	}
 }
 
