@@ -30,7 +30,8 @@ type broadcaster struct {
 	log     *slog.Logger
 
 	latest      *messages.Weights
-	subscribers map[string]*subscriber // by PID string
+	packed      map[weightsKey][]*messages.WeightsChunk // chunks of latest, by the base's key (zero: whole)
+	subscribers map[string]*subscriber                  // by PID string
 	stopTick    scheduler.CancelFunc
 }
 
@@ -44,8 +45,15 @@ type subscriber struct {
 
 	sending *messages.Weights // the version being transferred in chunks
 	chunks  []*messages.WeightsChunk
-	next    int // index of the chunk in flight or to send
+	next    int // index of the next chunk to send
+	done    int // chunks acknowledged (acks are cumulative)
 }
+
+// chunkWindow is how many chunks of one transfer may be in flight to a runner:
+// enough to cover a round trip on a fast link (one at a time made a 1M-param
+// transfer 100 round trips long), few enough that a credit waits behind at
+// most chunkWindow·WeightsChunkBytes on a slow one.
+const chunkWindow = 8
 
 // resendAfter is how long the broadcaster waits for an ack before it sends the
 // same message again.
@@ -73,6 +81,7 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 			return
 		}
 		b.latest = msg
+		b.packed = map[weightsKey][]*messages.WeightsChunk{}
 		for _, s := range b.subscribers {
 			b.send(ctx, s)
 		}
@@ -101,14 +110,14 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 		b.send(ctx, s)
 	case *messages.WeightsChunkAck:
 		s := b.subscriber(msg.GetRunner())
-		if s == nil || s.sending == nil || (weightsKey{msg.GetTerm(), msg.GetVersion()}) != keyOf(s.sending) || int(msg.GetIndex()) != s.next {
+		if s == nil || s.sending == nil || (weightsKey{msg.GetTerm(), msg.GetVersion()}) != keyOf(s.sending) || int(msg.GetIndex()) < s.done || int(msg.GetIndex()) >= s.next {
 			return // a late ack of something already re-sent or superseded
 		}
-		s.inFlight = false
-		s.next++
-		if s.next == len(s.chunks) {
+		s.done = int(msg.GetIndex()) + 1
+		s.sentAt = time.Now() // progress: the resend timer starts over
+		if s.done == len(s.chunks) {
 			// The runner has this version whole: it is the next delta's base.
-			s.acked, s.base, s.sending, s.chunks = keyOf(s.sending), s.sending, nil, nil
+			s.acked, s.base, s.sending, s.chunks, s.inFlight = keyOf(s.sending), s.sending, nil, nil, false
 		}
 		b.send(ctx, s)
 	case *actor.Terminated:
@@ -116,7 +125,8 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 	case *broadcasterTick:
 		for _, s := range b.subscribers {
 			if s.inFlight && time.Since(s.sentAt) > resendAfter {
-				s.inFlight = false
+				// Go back to the first unacknowledged chunk (or message).
+				s.inFlight, s.next = false, s.done
 				b.send(ctx, s)
 			}
 		}
@@ -130,14 +140,12 @@ func (b *broadcaster) subscriber(r *messages.ActorRef) *subscriber {
 	return nil
 }
 
-// send gives s its next message, if it has none in flight: the current
-// chunk of a transfer in progress, else the newest weights if it lacks them.
+// send gives s what it may have next: for a local runner the newest weights
+// if it lacks them (one message in flight); for a remote one the next chunks
+// of the transfer in progress, or the start of the newest version's.
 func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
-	if s.inFlight {
-		return
-	}
 	if !s.remote {
-		if b.latest == nil || !keyOf(b.latest).newerThan(s.acked) {
+		if s.inFlight || b.latest == nil || !keyOf(b.latest).newerThan(s.acked) {
 			return
 		}
 		s.inFlight, s.sentAt = true, time.Now()
@@ -148,19 +156,41 @@ func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
 		if b.latest == nil || !keyOf(b.latest).newerThan(s.acked) {
 			return
 		}
-		var base *messages.Weights
-		if b.cfg.WeightsDelta && s.base != nil && s.base.GetTerm() == b.latest.GetTerm() && len(s.base.GetParams()) == len(b.latest.GetParams()) {
-			base = s.base
-		}
-		chunks, err := PackWeights(b.latest, base, b.cfg.WeightsChunkBytes, true)
+		chunks, err := b.chunksFor(s)
 		if err != nil {
 			b.log.Error("weights not packed", "err", err, "version", b.latest.GetVersion())
 			return
 		}
-		s.sending, s.chunks, s.next = b.latest, chunks, 0
+		s.sending, s.chunks, s.next, s.done = b.latest, chunks, 0, 0
 	}
-	c := s.chunks[s.next]
-	s.inFlight, s.sentAt = true, time.Now()
-	b.metrics.WireBytes.WithLabelValues("weights", "sent").Add(float64(proto.Size(c)))
-	ctx.Send(s.pid, c)
+	for s.next < len(s.chunks) && s.next-s.done < chunkWindow {
+		c := s.chunks[s.next]
+		s.next++
+		s.inFlight, s.sentAt = true, time.Now()
+		b.metrics.WireBytes.WithLabelValues("weights", "sent").Add(float64(proto.Size(c)))
+		ctx.Send(s.pid, c)
+	}
+}
+
+// chunksFor packs the latest weights for s: a delta against the version s
+// has whole when there is one of the same term, else whole; packed once per
+// base and shared.
+func (b *broadcaster) chunksFor(s *subscriber) ([]*messages.WeightsChunk, error) {
+	var base *messages.Weights
+	if b.cfg.WeightsDelta && s.base != nil && s.base.GetTerm() == b.latest.GetTerm() && len(s.base.GetParams()) == len(b.latest.GetParams()) {
+		base = s.base
+	}
+	var key weightsKey
+	if base != nil {
+		key = keyOf(base)
+	}
+	if chunks, ok := b.packed[key]; ok {
+		return chunks, nil
+	}
+	chunks, err := PackWeights(b.latest, base, b.cfg.WeightsChunkBytes, true)
+	if err != nil {
+		return nil, err
+	}
+	b.packed[key] = chunks
+	return chunks, nil
 }

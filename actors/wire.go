@@ -113,7 +113,7 @@ var (
 
 func wireZstdCoders() (*zstd.Encoder, *zstd.Decoder, error) {
 	wireZstdOnce.Do(func() {
-		wireZstdEnc, wireZstdErr = newWireEncoder(zstd.SpeedDefault)
+		wireZstdEnc, wireZstdErr = newWireEncoder(zstd.SpeedFastest)
 		if wireZstdErr != nil {
 			return
 		}
@@ -369,16 +369,18 @@ const (
 )
 
 // compress zstd-compresses the layout raw, whose last tail bytes are the
-// low row bytes, both whole and with the low bytes left raw (zstd's literal
-// entropy coder shares one table per block, and mantissa noise spoils it for
-// the rest), and returns the smaller, in s's storage.
+// low row bytes. With a tail it compresses only the part before it and
+// leaves the low bytes raw (mode split): mantissa noise does not compress,
+// and zstd's literal coder shares one table per block, so the noise would
+// spoil the rest. One zstd pass per batch: packing runs on the runner's
+// goroutine and is what limits a runner→replay stream (BENCHMARKS.md).
 func (s *wireScratch) compress(raw []byte, tail int) ([]byte, error) {
-	whole, err := wireZstdPack(append(s.zwhole[:0], wireZstdWhole), raw)
-	if err != nil {
-		return nil, err
-	}
-	s.zwhole = whole
 	if tail == 0 {
+		whole, err := wireZstdPack(append(s.zwhole[:0], wireZstdWhole), raw)
+		if err != nil {
+			return nil, err
+		}
+		s.zwhole = whole
 		return whole, nil
 	}
 	frame, err := wireZstdPack(s.zframe[:0], raw[:len(raw)-tail])
@@ -386,17 +388,11 @@ func (s *wireScratch) compress(raw []byte, tail int) ([]byte, error) {
 		return nil, err
 	}
 	s.zframe = frame
-	if 1+binary.MaxVarintLen64+len(frame)+tail >= len(whole) {
-		return whole, nil
-	}
 	split := append(s.zsplit[:0], wireZstdSplit)
 	split = binary.AppendUvarint(split, uint64(len(frame)))
 	split = append(append(split, frame...), raw[len(raw)-tail:]...)
 	s.zsplit = split
-	if len(split) < len(whole) {
-		return split, nil
-	}
-	return whole, nil
+	return split, nil
 }
 
 // wireSourceRow is row r of the batch: observation r for r < c, else next
@@ -1020,6 +1016,21 @@ func f16ToF32(h uint16) float32 {
 // (at least one chunk). With base (same term, same number of params) each
 // float's bits are XORed with base's (CODEC_DELTA), so unchanged parameters
 // become zero bytes; with compress the payload is one zstd frame.
+// wireWorthCompressing compresses a sample of each byte plane (1/16 of it,
+// at least 4 KiB) and says whether zstd saves at least 10%.
+func wireWorthCompressing(raw []byte, n int) bool {
+	if len(raw) <= 64<<10 {
+		return true // small: compressing it all costs little
+	}
+	k := max(n/16, 4<<10)
+	sample := make([]byte, 0, 4*k)
+	for p := 0; p < 4; p++ {
+		sample = append(sample, raw[p*n:p*n+k]...)
+	}
+	packed, err := wireZstdPack(make([]byte, 0, len(sample)), sample)
+	return err == nil && len(packed) < len(sample)*9/10
+}
+
 func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, compress bool) ([]*messages.WeightsChunk, error) {
 	if w == nil {
 		return nil, errors.New("pack weights: nil weights")
@@ -1056,6 +1067,11 @@ func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, co
 		p0[i], p1[i], p2[i], p3[i] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
 	}
 	payload := raw
+	if compress && !wireWorthCompressing(raw, n) {
+		// zstd would cost more time than the bytes it saves (dense updates
+		// of a large net: ~3% for ~70 ms per 1M params, BENCHMARKS.md).
+		compress = false
+	}
 	if compress {
 		codec |= wireCodecZstd
 		var err error

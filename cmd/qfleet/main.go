@@ -18,6 +18,7 @@ Usage:
   qfleet certs [flags]   make a CA, node certificates and a gossip key
   qfleet report FILE...  tabulate 'qfleet dev --summary' JSON files as
                          Markdown, with seeds solved and median solve times
+  qfleet bench wire|weights  measure the cross-host flows between processes
   qfleet help [command]  show help
 
 Run 'qfleet dev --help' for the flags of dev mode.
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCerts(args[1:], stdout, stderr)
 	case "report":
 		err = runReport(args[1:], stdout, stderr)
+	case "bench":
+		err = runBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] == "dev" {
 			err = runDev([]string{"--help"}, stdout, stderr)
