@@ -15,7 +15,7 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 SEEDS         ?= 1 2 3 4 5
 BENCH_COUNT   ?= 5
 
-.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole clean
+.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole test-cluster-full clean
 
 build:
 	$(GO) build -o qfleet ./cmd/qfleet
@@ -65,3 +65,8 @@ solve-cartpole: build
 clean:
 	rm -f qfleet
 	rm -rf runs
+
+## test-cluster-full: the multi-host runs to CartPole-v1 475 (three network
+## namespaces, unlimited and 2 Mbit/s links; root). The fast ones are in `test`.
+test-cluster-full:
+	$(GO) test -count=1 -timeout 30m -run 'TestMultiHost' ./cmd/qfleet/ -args -multihost.full
