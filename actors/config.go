@@ -57,12 +57,13 @@ func DefaultConfig() Config {
 	return Config{
 		Hidden:             []int{64, 64},
 		BatchSize:          128,
-		LearningRate:       1e-3,
+		LearningRate:       5e-4,
 		Gamma:              0.99,
 		NStep:              3,
 		MaxGradNorm:        10,
 		DoubleDQN:          true,
 		TargetUpdatePeriod: 500,
+		TargetTau:          0.005,
 		PublishEvery:       10,
 
 		ReplayCapacity:   100_000,
