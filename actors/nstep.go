@@ -2,17 +2,17 @@ package actors
 
 import "math"
 
-// transitionSink receives finished transitions: observation, action, the
+// TransitionSink receives finished transitions: observation, action, the
 // n-step reward Σ_{k<m} γᵏ·r_{t+k}, discount γᵐ·(1−terminated) and the
 // observation m steps later.
-type transitionSink func(obs []float32, action int, reward, discount float64, nextObs []float32)
+type TransitionSink func(obs []float32, action int, reward, discount float64, nextObs []float32)
 
-// nStepAccumulator turns a stream of env steps into n-step transitions on the
+// NStepAccumulator turns a stream of env steps into n-step transitions on the
 // runner side (Ape-X), so the replay and learner only ever see finished ones.
 // At an episode's end every pending transition is emitted with however many
 // steps it has: discount 0 if the episode terminated (no bootstrap), γᵐ if it
 // was truncated by the time limit (bootstrap from the last observation).
-type nStepAccumulator struct {
+type NStepAccumulator struct {
 	n       int
 	gamma   float64
 	pending []pendingStep // oldest first, at most n
@@ -26,13 +26,14 @@ type pendingStep struct {
 	steps  int     // rewards accumulated
 }
 
-func newNStepAccumulator(n int, gamma float64) *nStepAccumulator {
-	return &nStepAccumulator{n: n, gamma: gamma}
+// NewNStepAccumulator returns an accumulator of n-step returns with discount gamma.
+func NewNStepAccumulator(n int, gamma float64) *NStepAccumulator {
+	return &NStepAccumulator{n: n, gamma: gamma}
 }
 
 // Add records one env step taken from obs with action, and emits the
 // transitions it completes.
-func (a *nStepAccumulator) Add(obs []float32, action int, reward float64, nextObs []float32, terminated, truncated bool, emit transitionSink) {
+func (a *NStepAccumulator) Add(obs []float32, action int, reward float64, nextObs []float32, terminated, truncated bool, emit TransitionSink) {
 	var buf []float32
 	if k := len(a.free); k > 0 {
 		buf, a.free = a.free[k-1], a.free[:k-1]
@@ -65,7 +66,7 @@ func (a *nStepAccumulator) Add(obs []float32, action int, reward float64, nextOb
 }
 
 // Reset drops pending steps (a runner restarted mid-episode).
-func (a *nStepAccumulator) Reset() {
+func (a *NStepAccumulator) Reset() {
 	for _, p := range a.pending {
 		a.free = append(a.free, p.obs)
 	}

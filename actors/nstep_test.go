@@ -13,7 +13,7 @@ type emitted struct {
 	next     float32
 }
 
-func collect(out *[]emitted) transitionSink {
+func collect(out *[]emitted) TransitionSink {
 	return func(obs []float32, action int, reward, discount float64, nextObs []float32) {
 		*out = append(*out, emitted{obs[0], action, reward, discount, nextObs[0]})
 	}
@@ -23,7 +23,7 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
 
 func TestNStepMidEpisodeAndTermination(t *testing.T) {
 	const g = 0.9
-	acc := newNStepAccumulator(3, g)
+	acc := NewNStepAccumulator(3, g)
 	var out []emitted
 	// Episode: obs 0..4, rewards 1,2,3,4,5, terminated after the 5th step.
 	for i := 0; i < 5; i++ {
@@ -41,7 +41,7 @@ func TestNStepMidEpisodeAndTermination(t *testing.T) {
 
 func TestNStepTruncationBootstraps(t *testing.T) {
 	const g = 0.5
-	acc := newNStepAccumulator(3, g)
+	acc := NewNStepAccumulator(3, g)
 	var out []emitted
 	// Time limit after 2 steps: both transitions bootstrap from the last obs.
 	acc.Add([]float32{0}, 1, 1, []float32{1}, false, false, collect(&out))
@@ -54,7 +54,7 @@ func TestNStepTruncationBootstraps(t *testing.T) {
 }
 
 func TestOneStep(t *testing.T) {
-	acc := newNStepAccumulator(1, 0.99)
+	acc := NewNStepAccumulator(1, 0.99)
 	var out []emitted
 	acc.Add([]float32{0}, 1, 1, []float32{1}, false, false, collect(&out))
 	acc.Add([]float32{1}, 0, 1, []float32{2}, true, false, collect(&out))

@@ -42,7 +42,7 @@ type runner struct {
 	env     envs.Env
 	policy  *nets.Forward
 	rng     *rand.Rand
-	acc     *nStepAccumulator
+	acc     *NStepAccumulator
 	obs     []float32
 	version weightsKey // of the weights acting; zero before the first arrive
 
@@ -160,7 +160,7 @@ func (r *runner) start(ctx actor.Context) error {
 	r.env = env
 	r.policy = nets.NewForward(r.spec.Net)
 	r.rng = rand.New(rand.NewPCG(r.spec.Seed, uint64(r.spec.Index)+1))
-	r.acc = newNStepAccumulator(r.cfg.NStep, r.cfg.Gamma)
+	r.acc = NewNStepAccumulator(r.cfg.NStep, r.cfg.Gamma)
 	r.credits = r.cfg.CreditWindow
 	r.resetEpisode()
 	r.newBatch()

@@ -37,7 +37,7 @@ func wireCartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float
 		tb.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 7))
-	acc := newNStepAccumulator(nstep, 0.99)
+	acc := NewNStepAccumulator(nstep, 0.99)
 	var out []*messages.ExperienceBatch
 	var st wireStreamStats
 	newBatch := func() *messages.ExperienceBatch {

@@ -760,7 +760,7 @@ func cartPoleBatches(size, count int, seed uint64) ([]*messages.ExperienceBatch,
 	}
 	out := make([]*messages.ExperienceBatch, 0, count)
 	b := newBatch()
-	acc := benchNStep{n: 3, gamma: 0.99}
+	acc := actors.NewNStepAccumulator(3, 0.99)
 	emit := func(obs []float32, action int, reward, discount float64, next []float32) {
 		b.Observations = append(b.Observations, obs...)
 		b.NextObservations = append(b.NextObservations, next...)
@@ -773,7 +773,7 @@ func cartPoleBatches(size, count int, seed uint64) ([]*messages.ExperienceBatch,
 	for len(out) < count {
 		a := rng.IntN(env.Spec().NumActions)
 		next, reward, terminated, truncated := env.Step(a)
-		acc.add(obs, a, reward, next, terminated, truncated, emit)
+		acc.Add(obs, a, reward, next, terminated, truncated, emit)
 		if terminated || truncated {
 			obs = append(obs[:0], env.Reset(rng.Int64())...)
 		} else {
@@ -785,48 +785,6 @@ func cartPoleBatches(size, count int, seed uint64) ([]*messages.ExperienceBatch,
 		}
 	}
 	return out, nil
-}
-
-// benchNStep is the runner's n-step accumulator (actors.nStepAccumulator is
-// unexported), reduced to what the stream needs: at an episode's end every
-// pending step is emitted, discount 0 if terminated, γᵐ if truncated.
-type benchNStep struct {
-	n       int
-	gamma   float64
-	pending []benchPending
-}
-
-type benchPending struct {
-	obs    []float32
-	action int
-	reward float64
-	steps  int
-}
-
-func (a *benchNStep) add(obs []float32, action int, reward float64, next []float32, terminated, truncated bool,
-	emit func(obs []float32, action int, reward, discount float64, next []float32)) {
-	a.pending = append(a.pending, benchPending{obs: slices.Clone(obs), action: action})
-	for i := range a.pending {
-		p := &a.pending[i]
-		p.reward += math.Pow(a.gamma, float64(p.steps)) * reward
-		p.steps++
-	}
-	if terminated || truncated {
-		for _, p := range a.pending {
-			discount := 0.0
-			if !terminated {
-				discount = math.Pow(a.gamma, float64(p.steps))
-			}
-			emit(p.obs, p.action, p.reward, discount, next)
-		}
-		a.pending = a.pending[:0]
-		return
-	}
-	if len(a.pending) == a.n {
-		p := a.pending[0]
-		emit(p.obs, p.action, p.reward, math.Pow(a.gamma, float64(a.n)), next)
-		a.pending = slices.Delete(a.pending, 0, 1)
-	}
 }
 
 // ---------------------------------------------------------------------------
