@@ -3,6 +3,7 @@ package actors
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,10 @@ type Metrics struct {
 	ClusterMembers     prometheus.Gauge
 	WireBytes          *prometheus.CounterVec
 	RoleRestarts       *prometheus.CounterVec
+
+	// LocalRunnerSteps counts the env steps of this node's runners (the
+	// run-wide count lives with the stats on the learner's node).
+	LocalRunnerSteps atomic.Uint64
 
 	mu     sync.Mutex
 	status RunStatus

@@ -62,7 +62,8 @@ type runner struct {
 	heardFromBroadcaster time.Time
 	stopTick             scheduler.CancelFunc
 
-	steps, reported uint64 // env steps taken; steps already reported
+	steps, reported uint64 // env steps taken; steps already reported to the stats
+	reportedLocal   uint64 // steps already added to this node's LocalRunnerSteps
 	epReturn        float64
 	epLength        uint32
 	epMaxEpsilon    float64
@@ -391,6 +392,8 @@ func (r *runner) emit(obs []float32, action int, reward, discount float64, nextO
 }
 
 func (r *runner) report(ctx actor.Context) {
+	r.metrics.LocalRunnerSteps.Add(r.steps - r.reportedLocal)
+	r.reportedLocal = r.steps
 	stats := r.dir.Stats()
 	if stats == nil {
 		return // reported once the stats are reachable: the deltas add up

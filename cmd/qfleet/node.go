@@ -130,6 +130,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		ccfg.AdvertiseAddr = *advertise
 	}
 	learnerLeft := make(chan string, 1)
+	var learnerGone atomic.Bool
 	isLearner := slices.Contains(roles, actors.RoleLearner)
 	// The handler runs on membership's goroutine, maybe before Start returns.
 	var nodeRef atomic.Pointer[actors.Node]
@@ -139,6 +140,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 			n.Metrics.ClusterMembers.Set(float64(mm.NumMembers()))
 		}
 		if !isLearner && e.Kind == cluster.Left && e.Member.HasRole(actors.RoleLearner) {
+			learnerGone.Store(true)
 			select {
 			case learnerLeft <- "the learner node " + e.Member.Name + " left the cluster: run over":
 			default:
@@ -181,9 +183,12 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		},
 		beforeStop: func() {
 			// Leave first, so the others see a graceful leave (runner-only
-			// nodes end with the learner) rather than a failure.
-			if err := m.Leave(2 * time.Second); err != nil {
-				logger.Warn("leave", "err", err)
+			// nodes end with the learner) rather than a failure. When the
+			// learner has left, the run is over for everyone: no one to tell.
+			if !learnerGone.Load() {
+				if err := m.Leave(2 * time.Second); err != nil {
+					logger.Warn("leave", "err", err)
+				}
 			}
 			dir.Close()
 			m.Shutdown()

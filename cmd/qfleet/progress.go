@@ -24,6 +24,8 @@ func newProgress(m *actors.Metrics, started time.Time) *progress {
 func (p *progress) line() string {
 	now := time.Now()
 	st := p.metrics.Status()
+	// A runner-only node has no stats actor: show its own runners' steps.
+	st.EnvSteps = max(st.EnvSteps, p.metrics.LocalRunnerSteps.Load())
 	dt := now.Sub(p.lastAt).Seconds()
 	stepsPerSec := float64(st.EnvSteps-p.last.EnvSteps) / dt
 	updatesPerSec := float64(st.LearnerUpdates-p.last.LearnerUpdates) / dt
