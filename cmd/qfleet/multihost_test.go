@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -142,6 +143,7 @@ type nodeStatus struct {
 		EnvSteps       uint64 `json:"env_steps"`
 		Episodes       uint64 `json:"episodes"`
 		ReplayInserted uint64 `json:"replay_inserted"`
+		LearnerUpdates uint64 `json:"learner_updates"`
 	} `json:"counters"`
 	Runners map[string]struct {
 		EnvSteps       uint64 `json:"env_steps"`
@@ -555,5 +557,115 @@ func TestMultiHostFull(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			runMultiHost(t, multiHostCase{target: 475, maxSteps: 500_000, profile: tc.profile, limit: tc.limit, timeout: 12 * time.Minute})
 		})
+	}
+}
+
+// Elastic membership, as a story: A trains with B's runner; C joins mid-run
+// and acts on current weights; then B's host dies (kill -9). Invariants: B is
+// dropped from A's members within the LAN profile's bound, the learner never
+// pauses for more than 2 s because of it, and C alone carries the run to the
+// target.
+func TestMultiHostElasticRunnerHostKilled(t *testing.T) {
+	bin := qfleetBinary(t)
+	lab := netlab.New(t, "A", "B", "C")
+	a, b, c := lab.Host("A"), lab.Host("B"), lab.Host("C")
+	seed := net.JoinHostPort(a.Addr(), gossipPort)
+	httpAddr := net.JoinHostPort(a.Addr(), httpPort)
+	learner := a.Start(t, "A", bin, nodeArgs(a, "replay,learner,broadcaster", "lan", "--insecure",
+		"--target-return", "195", "--max-steps", "300000", "--http", httpAddr)...)
+	if err := learner.WaitOutput("qfleet node A:", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pb := b.Start(t, "B", bin, nodeArgs(b, "runner", "lan", "--insecure", "--join", seed)...)
+	status := func() (nodeStatus, error) { return getStatus(a, httpAddr) }
+	pollWhile(t, learner, 30*time.Second, 200*time.Millisecond, "episodes from B", func() error {
+		st, err := status()
+		if err != nil {
+			return err
+		}
+		if runnerEpisodes(st, "B") == 0 {
+			return fmt.Errorf("no episodes from B yet")
+		}
+		return nil
+	})
+
+	// C joins mid-run and acts on current weights soon after.
+	pc := c.Start(t, "C", bin, nodeArgs(c, "runner", "lan", "--insecure", "--join", seed)...)
+	joined := time.Now()
+	pollWhile(t, learner, 30*time.Second, 200*time.Millisecond, "C to act on current weights", func() error {
+		st, err := status()
+		if err != nil {
+			return err
+		}
+		for name, r := range st.Runners {
+			if strings.HasPrefix(name, "C/") && r.WeightsVersion != 0 && publication(st.WeightsVersion)-publication(r.WeightsVersion) <= 50 {
+				return nil
+			}
+		}
+		return fmt.Errorf("C's runner not on current weights yet (runners %v, learner v%d)", st.Runners, publication(st.WeightsVersion))
+	})
+	t.Logf("C joined and acts on current weights %v after starting", time.Since(joined).Round(10*time.Millisecond))
+
+	// B's host dies.
+	if err := pb.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var lastUpdates uint64
+	lastProgress := time.Now()
+	var maxPause time.Duration
+	dropped := time.Duration(0)
+	for dropped == 0 || time.Since(killed) < 10*time.Second {
+		st, err := status()
+		if err != nil {
+			if learnerDone(learner) {
+				break
+			}
+			continue
+		}
+		if st.Counters.LearnerUpdates > lastUpdates {
+			if p := time.Since(lastProgress); p > maxPause && lastUpdates > 0 {
+				maxPause = p
+			}
+			lastUpdates, lastProgress = st.Counters.LearnerUpdates, time.Now()
+		}
+		if dropped == 0 && !slices.Contains(st.Members, "B") {
+			dropped = time.Since(killed)
+		}
+		if time.Since(killed) > 20*time.Second {
+			t.Fatalf("B still a member of A's cluster 20 s after kill -9: %v", st.Members)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("B dropped from A's members %v after kill -9; longest learner pause meanwhile %v", dropped.Round(10*time.Millisecond), maxPause.Round(10*time.Millisecond))
+	if dropped > 10*time.Second {
+		t.Errorf("B dropped after %v, want within 10 s", dropped)
+	}
+	if maxPause > 2*time.Second {
+		t.Errorf("learner paused %v after B died, want at most 2 s", maxPause)
+	}
+
+	// C alone carries the run to the target; then A leaves and C ends.
+	select {
+	case <-learner.Done():
+	case <-time.After(3 * time.Minute):
+		t.Fatal("A did not finish within 3 minutes of B's death")
+	}
+	if err := learner.Wait(); err != nil {
+		t.Fatalf("A exited with %v, want 0", err)
+	}
+	select {
+	case <-pc.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("C still running 15 s after A left")
+	}
+}
+
+func learnerDone(p *netlab.Process) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
 	}
 }
