@@ -30,8 +30,8 @@ type broadcaster struct {
 	log     *slog.Logger
 
 	latest      *messages.Weights
-	packed      map[weightsKey][]*messages.WeightsChunk // chunks of latest, by the base's key (zero: whole)
-	subscribers map[string]*subscriber                  // by PID string
+	packed      map[weightsKey]*WeightsPacker // chunks of latest, by the base's key (zero: whole), packed as first needed
+	subscribers map[string]*subscriber        // by PID string
 	stopTick    scheduler.CancelFunc
 }
 
@@ -44,7 +44,7 @@ type subscriber struct {
 	base     *messages.Weights // that version, the base of a delta (remote only)
 
 	sending *messages.Weights // the version being transferred in chunks
-	chunks  []*messages.WeightsChunk
+	chunks  *WeightsPacker
 	next    int // index of the next chunk to send
 	done    int // chunks acknowledged (acks are cumulative)
 }
@@ -81,7 +81,7 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 			return
 		}
 		b.latest = msg
-		b.packed = map[weightsKey][]*messages.WeightsChunk{}
+		b.packed = map[weightsKey]*WeightsPacker{}
 		for _, s := range b.subscribers {
 			b.send(ctx, s)
 		}
@@ -115,7 +115,7 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 		}
 		s.done = int(msg.GetIndex()) + 1
 		s.sentAt = time.Now() // progress: the resend timer starts over
-		if s.done == len(s.chunks) {
+		if s.done == s.chunks.Total() {
 			// The runner has this version whole: it is the next delta's base.
 			s.acked, s.base, s.sending, s.chunks, s.inFlight = keyOf(s.sending), s.sending, nil, nil, false
 		}
@@ -163,8 +163,13 @@ func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
 		}
 		s.sending, s.chunks, s.next, s.done = b.latest, chunks, 0, 0
 	}
-	for s.next < len(s.chunks) && s.next-s.done < chunkWindow {
-		c := s.chunks[s.next]
+	for s.next < s.chunks.Total() && s.next-s.done < chunkWindow {
+		c, err := s.chunks.Chunk(s.next)
+		if err != nil {
+			b.log.Error("weights chunk not packed", "err", err, "version", s.sending.GetVersion())
+			s.sending, s.chunks = nil, nil
+			return
+		}
 		s.next++
 		s.inFlight, s.sentAt = true, time.Now()
 		b.metrics.WireBytes.WithLabelValues("weights", "sent").Add(float64(proto.Size(c)))
@@ -175,7 +180,7 @@ func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
 // chunksFor packs the latest weights for s: a delta against the version s
 // has whole when there is one of the same term, else whole; packed once per
 // base and shared.
-func (b *broadcaster) chunksFor(s *subscriber) ([]*messages.WeightsChunk, error) {
+func (b *broadcaster) chunksFor(s *subscriber) (*WeightsPacker, error) {
 	var base *messages.Weights
 	if b.cfg.WeightsDelta && s.base != nil && s.base.GetTerm() == b.latest.GetTerm() && len(s.base.GetParams()) == len(b.latest.GetParams()) {
 		base = s.base
@@ -184,13 +189,13 @@ func (b *broadcaster) chunksFor(s *subscriber) ([]*messages.WeightsChunk, error)
 	if base != nil {
 		key = keyOf(base)
 	}
-	if chunks, ok := b.packed[key]; ok {
-		return chunks, nil
+	if pk, ok := b.packed[key]; ok {
+		return pk, nil
 	}
-	chunks, err := PackWeights(b.latest, base, b.cfg.WeightsChunkBytes, true)
+	pk, err := NewWeightsPacker(b.latest, base, b.cfg.WeightsChunkBytes, true)
 	if err != nil {
 		return nil, err
 	}
-	b.packed[key] = chunks
-	return chunks, nil
+	b.packed[key] = pk
+	return pk, nil
 }

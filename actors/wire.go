@@ -50,11 +50,14 @@ package actors
 // frame per transition: with FRAMES+FLOAT16+ZSTD a CartPole transition takes
 // about 9 bytes on the wire, proto fields included.
 //
-// Weights payload (the concatenation of WeightsChunk.payload, index order):
-// num_params float32 bit patterns, XORed with the base version's (CODEC_DELTA),
-// split into 4 byte planes most significant first; with CODEC_ZSTD one
-// magicless zstd frame of that. The base of a delta has the chunk's term and
-// version base_version.
+// Weights payload: chunk i carries parameters [i·S, min((i+1)·S, n)) with
+// S = max(1, chunkBytes/4), so each chunk decodes on its own as it arrives
+// (a runner does not wait for the last chunk to start decoding, and the
+// broadcaster's first chunk leaves before the last is packed): the segment's
+// float32 bit patterns, XORed with the base version's (CODEC_DELTA), split
+// into 4 byte planes most significant first; with CODEC_ZSTD one magicless
+// zstd frame of that. The base of a delta has the chunk's term and version
+// base_version.
 //
 // Decoding never trusts the input: every count and length is checked before
 // anything is allocated, zstd output is bounded by what count and obs_size
@@ -65,6 +68,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"math/bits"
 	"slices"
@@ -1012,26 +1016,51 @@ func f16ToF32(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }
 
-// PackWeights encodes w as chunks of at most chunkBytes payload bytes each
-// (at least one chunk). With base (same term, same number of params) each
-// float's bits are XORed with base's (CODEC_DELTA), so unchanged parameters
-// become zero bytes; with compress the payload is one zstd frame.
-// wireWorthCompressing compresses a sample of each byte plane (1/16 of it,
-// at least 4 KiB) and says whether zstd saves at least 10%.
-func wireWorthCompressing(raw []byte, n int) bool {
-	if len(raw) <= 64<<10 {
-		return true // small: compressing it all costs little
+// wireWorthCompressing compresses a sample of the planes (the first 16k
+// parameters) and says whether zstd saves at least 10%.
+func wireWorthCompressing(params, base []float32) bool {
+	k := min(len(params), 16<<10)
+	if k == 0 {
+		return true
 	}
-	k := max(n/16, 4<<10)
-	sample := make([]byte, 0, 4*k)
-	for p := 0; p < 4; p++ {
-		sample = append(sample, raw[p*n:p*n+k]...)
-	}
-	packed, err := wireZstdPack(make([]byte, 0, len(sample)), sample)
-	return err == nil && len(packed) < len(sample)*9/10
+	planes := wirePlanes(make([]byte, 4*k), params[:k], sliceOrNil(base, 0, k))
+	packed, err := wireZstdPack(make([]byte, 0, len(planes)), planes)
+	return err == nil && len(packed) < len(planes)*9/10
 }
 
+// PackWeights packs w into chunks of at most chunkBytes raw bytes (see the
+// payload layout above), as a delta against base when base is given (same
+// term, older version, same size), zstd-compressed when compress is set and
+// a sample shows it pays.
 func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, compress bool) ([]*messages.WeightsChunk, error) {
+	pk, err := NewWeightsPacker(w, base, chunkBytes, compress)
+	if err != nil {
+		return nil, err
+	}
+	chunks := make([]*messages.WeightsChunk, pk.Total())
+	for i := range chunks {
+		if chunks[i], err = pk.Chunk(i); err != nil {
+			return nil, err
+		}
+	}
+	return chunks, nil
+}
+
+// WeightsPacker packs the chunks of one weights version lazily, each the
+// first time it is asked for, so that the first chunk can leave before the
+// last is packed. One goroutine at a time.
+type WeightsPacker struct {
+	w           *messages.Weights
+	base        []float32
+	baseVersion uint64
+	seg, total  int
+	codec       uint32
+	chunks      []*messages.WeightsChunk
+	raw         []byte
+}
+
+// NewWeightsPacker checks the arguments as PackWeights does.
+func NewWeightsPacker(w *messages.Weights, base *messages.Weights, chunkBytes int, compress bool) (*WeightsPacker, error) {
 	if w == nil {
 		return nil, errors.New("pack weights: nil weights")
 	}
@@ -1043,8 +1072,7 @@ func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, co
 	if n > MaxWireFloats {
 		return nil, fmt.Errorf("pack weights %d/%d: %d params exceed %d", w.GetTerm(), w.GetVersion(), n, MaxWireFloats)
 	}
-	var codec uint32
-	var bp []float32
+	pk := &WeightsPacker{w: w}
 	if base != nil {
 		switch {
 		case len(base.GetParams()) != n:
@@ -1054,48 +1082,72 @@ func PackWeights(w *messages.Weights, base *messages.Weights, chunkBytes int, co
 		case base.GetVersion() >= w.GetVersion():
 			return nil, fmt.Errorf("pack weights %d/%d: base version %d is not older", w.GetTerm(), w.GetVersion(), base.GetVersion())
 		}
-		codec |= wireCodecDelta
-		bp = base.GetParams()
+		pk.codec |= wireCodecDelta
+		pk.base, pk.baseVersion = base.GetParams(), base.GetVersion()
 	}
-	raw := make([]byte, 4*n)
-	p0, p1, p2, p3 := raw[:n], raw[n:2*n], raw[2*n:3*n], raw[3*n:]
-	for i, v := range params {
-		x := math.Float32bits(v)
-		if bp != nil {
-			x ^= math.Float32bits(bp[i])
-		}
-		p0[i], p1[i], p2[i], p3[i] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
+	pk.seg = max(1, chunkBytes/4)
+	pk.total = max(1, (n+pk.seg-1)/pk.seg)
+	if pk.total > MaxWeightsChunks {
+		return nil, fmt.Errorf("pack weights %d/%d: %d chunks of %d params exceed %d", w.GetTerm(), w.GetVersion(), pk.total, pk.seg, MaxWeightsChunks)
 	}
-	payload := raw
-	if compress && !wireWorthCompressing(raw, n) {
-		// zstd would cost more time than the bytes it saves (dense updates
-		// of a large net: ~3% for ~70 ms per 1M params, BENCHMARKS.md).
-		compress = false
+	// zstd costs more time than the bytes it saves on dense updates of a
+	// large net (a few % for tens of ms per 1M params): a sample decides.
+	if compress && wireWorthCompressing(params, pk.base) {
+		pk.codec |= wireCodecZstd
 	}
-	if compress {
-		codec |= wireCodecZstd
+	pk.chunks = make([]*messages.WeightsChunk, pk.total)
+	pk.raw = make([]byte, 4*min(pk.seg, max(n, 1)))
+	return pk, nil
+}
+
+// Total is the number of chunks.
+func (pk *WeightsPacker) Total() int { return pk.total }
+
+// Chunk returns chunk i, packing it on first use.
+func (pk *WeightsPacker) Chunk(i int) (*messages.WeightsChunk, error) {
+	if c := pk.chunks[i]; c != nil {
+		return c, nil
+	}
+	params := pk.w.GetParams()
+	n := len(params)
+	lo, hi := min(i*pk.seg, n), min((i+1)*pk.seg, n)
+	planes := wirePlanes(pk.raw[:4*(hi-lo)], params[lo:hi], sliceOrNil(pk.base, lo, hi))
+	payload := append([]byte(nil), planes...)
+	if pk.codec&wireCodecZstd != 0 {
 		var err error
-		if payload, err = wireZstdPack(make([]byte, 0, len(raw)/4+64), raw); err != nil {
+		if payload, err = wireZstdPack(make([]byte, 0, len(planes)/2+64), planes); err != nil {
 			return nil, err
 		}
 	}
-	total := max(1, (len(payload)+chunkBytes-1)/chunkBytes)
-	if total > MaxWeightsChunks {
-		return nil, fmt.Errorf("pack weights %d/%d: %d chunks of %d bytes exceed %d", w.GetTerm(), w.GetVersion(), total, chunkBytes, MaxWeightsChunks)
+	c := &messages.WeightsChunk{
+		Version: pk.w.GetVersion(), Term: pk.w.GetTerm(), Index: uint32(i), Total: uint32(pk.total),
+		NumParams: uint32(n), Codec: pk.codec, Payload: payload,
+		LearnerUpdates: pk.w.GetLearnerUpdates(), SegmentParams: uint32(pk.seg), BaseVersion: pk.baseVersion,
 	}
-	chunks := make([]*messages.WeightsChunk, total)
-	for i := range chunks {
-		lo, hi := min(i*chunkBytes, len(payload)), min((i+1)*chunkBytes, len(payload))
-		chunks[i] = &messages.WeightsChunk{
-			Version: w.GetVersion(), Term: w.GetTerm(), Index: uint32(i), Total: uint32(total),
-			NumParams: uint32(n), Codec: codec, Payload: payload[lo:hi:hi],
-			LearnerUpdates: w.GetLearnerUpdates(),
-		}
+	pk.chunks[i] = c
+	return c, nil
+}
+
+// wirePlanes writes params (XORed with base if given) into dst as 4 byte
+// planes, most significant first, and returns dst.
+func wirePlanes(dst []byte, params, base []float32) []byte {
+	n := len(params)
+	p0, p1, p2, p3 := dst[:n], dst[n:2*n], dst[2*n:3*n], dst[3*n:4*n]
+	for i, v := range params {
+		x := math.Float32bits(v)
 		if base != nil {
-			chunks[i].BaseVersion = base.GetVersion()
+			x ^= math.Float32bits(base[i])
 		}
+		p0[i], p1[i], p2[i], p3[i] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
 	}
-	return chunks, nil
+	return dst
+}
+
+func sliceOrNil(v []float32, lo, hi int) []float32 {
+	if v == nil {
+		return nil
+	}
+	return v[lo:hi]
 }
 
 // WeightsAssembler puts chunked weights back together on the runner side. It
@@ -1118,7 +1170,9 @@ type WeightsAssembler struct {
 type wirePartialWeights struct {
 	key        weightsKey
 	meta       *messages.WeightsChunk // first chunk seen, for consistency checks
-	parts      [][]byte
+	params     []float32              // decoded so far
+	base       []float32              // of a delta
+	sums       []uint32               // CRC-32 of each chunk's payload, to tell duplicates from conflicts
 	got        []bool
 	have, size int
 }
@@ -1161,20 +1215,33 @@ func (a *WeightsAssembler) Add(c *messages.WeightsChunk) (*messages.Weights, err
 	case len(c.GetPayload()) > MaxWireBytes:
 		return nil, fmt.Errorf("%s: payload of %d bytes exceeds %d", where, len(c.GetPayload()), MaxWireBytes)
 	}
+	n, seg := int(c.GetNumParams()), int(c.GetSegmentParams())
 	if a.cur == nil {
-		a.cur = &wirePartialWeights{key: k, meta: c, parts: make([][]byte, c.GetTotal()), got: make([]bool, c.GetTotal())}
+		if seg < 1 || (n+seg-1)/seg != int(c.GetTotal()) && !(n == 0 && c.GetTotal() == 1) {
+			return nil, fmt.Errorf("%s: %d params in segments of %d do not make %d chunks", where, n, seg, c.GetTotal())
+		}
+		var bp []float32
+		if c.GetCodec()&wireCodecDelta != 0 {
+			var err error
+			if bp, err = a.base(c, n); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+		}
+		a.cur = &wirePartialWeights{key: k, meta: c, params: make([]float32, n), base: bp,
+			sums: make([]uint32, c.GetTotal()), got: make([]bool, c.GetTotal())}
 	}
 	p := a.cur
 	if m := p.meta; m.GetTotal() != c.GetTotal() || m.GetNumParams() != c.GetNumParams() || m.GetCodec() != c.GetCodec() ||
-		m.GetBaseVersion() != c.GetBaseVersion() || m.GetLearnerUpdates() != c.GetLearnerUpdates() {
+		m.GetBaseVersion() != c.GetBaseVersion() || m.GetLearnerUpdates() != c.GetLearnerUpdates() || m.GetSegmentParams() != c.GetSegmentParams() {
 		a.cur = nil
 		return nil, fmt.Errorf("%s: inconsistent with chunk %d (total %d/%d, params %d/%d, codec %#x/%#x, base %d/%d, updates %d/%d); version dropped",
 			where, m.GetIndex(), c.GetTotal(), m.GetTotal(), c.GetNumParams(), m.GetNumParams(), c.GetCodec(), m.GetCodec(),
 			c.GetBaseVersion(), m.GetBaseVersion(), c.GetLearnerUpdates(), m.GetLearnerUpdates())
 	}
 	i := c.GetIndex()
+	sum := crc32.ChecksumIEEE(c.GetPayload())
 	if p.got[i] {
-		if bytes.Equal(p.parts[i], c.GetPayload()) {
+		if p.sums[i] == sum {
 			return nil, nil // a duplicate
 		}
 		a.cur = nil
@@ -1184,63 +1251,63 @@ func (a *WeightsAssembler) Add(c *messages.WeightsChunk) (*messages.Weights, err
 		a.cur = nil
 		return nil, fmt.Errorf("%s: payload exceeds %d bytes; version dropped", where, MaxWireBytes)
 	}
-	p.parts[i], p.got[i] = c.GetPayload(), true
+	// Decode this chunk now: the work spreads over the transfer instead of
+	// piling up at its last chunk.
+	lo, hi := min(int(i)*seg, n), min((int(i)+1)*seg, n)
+	if err := wireDecodeSegment(p.params[lo:hi], sliceOrNil(p.base, lo, hi), c); err != nil {
+		a.cur = nil
+		return nil, fmt.Errorf("%s: %w; version dropped", where, err)
+	}
+	p.got[i], p.sums[i] = true, sum
 	p.have++
-	if p.have < len(p.parts) {
+	if p.have < len(p.got) {
 		return nil, nil
 	}
 	a.cur = nil
-	w, err := a.decode(p)
-	if err != nil {
-		return nil, fmt.Errorf("weights %d/%d: %w", k.term, k.version, err)
-	}
+	w := &messages.Weights{Version: c.GetVersion(), Term: c.GetTerm(), Params: p.params, LearnerUpdates: c.GetLearnerUpdates()}
 	a.last, a.lastKey = w, k
 	return w, nil
 }
 
-func (a *WeightsAssembler) decode(p *wirePartialWeights) (*messages.Weights, error) {
-	m := p.meta
-	n := int(m.GetNumParams())
-	var raw []byte
-	if m.GetCodec()&wireCodecZstd != 0 {
-		framed := bytes.Join(append([][]byte{wireZstdMagic}, p.parts...), nil)
+// base finds the weights a delta chunk is against.
+func (a *WeightsAssembler) base(c *messages.WeightsChunk, n int) ([]float32, error) {
+	var base *messages.Weights
+	if a.Base != nil {
+		base = a.Base(c.GetBaseVersion(), c.GetTerm())
+	}
+	if base == nil && a.last != nil && a.lastKey == (weightsKey{term: c.GetTerm(), version: c.GetBaseVersion()}) {
+		base = a.last
+	}
+	switch {
+	case base == nil:
+		return nil, fmt.Errorf("delta against %d/%d: base weights not available", c.GetTerm(), c.GetBaseVersion())
+	case len(base.GetParams()) != n:
+		return nil, fmt.Errorf("delta against %d/%d: base has %d params, want %d", c.GetTerm(), c.GetBaseVersion(), len(base.GetParams()), n)
+	}
+	return base.GetParams(), nil
+}
+
+// wireDecodeSegment decodes one chunk's planes into dst (XORed with base).
+func wireDecodeSegment(dst, base []float32, c *messages.WeightsChunk) error {
+	n := len(dst)
+	raw := c.GetPayload()
+	if c.GetCodec()&wireCodecZstd != 0 && n > 0 {
+		framed := append(append(make([]byte, 0, len(wireZstdMagic)+len(raw)), wireZstdMagic...), raw...)
 		var err error
-		if len(framed) > len(wireZstdMagic) {
-			if raw, err = wireUnzstdFramed(nil, framed, 4*n); err != nil {
-				return nil, err
-			}
+		if raw, err = wireUnzstdFramed(nil, framed, 4*n); err != nil {
+			return err
 		}
-	} else {
-		raw = bytes.Join(p.parts, nil)
 	}
 	if len(raw) != 4*n {
-		return nil, fmt.Errorf("payload of %d bytes for %d params", len(raw), n)
+		return fmt.Errorf("payload of %d bytes for %d params", len(raw), n)
 	}
-	var bp []float32
-	if m.GetCodec()&wireCodecDelta != 0 {
-		var base *messages.Weights
-		if a.Base != nil {
-			base = a.Base(m.GetBaseVersion(), m.GetTerm())
-		}
-		if base == nil && a.last != nil && a.lastKey == (weightsKey{term: m.GetTerm(), version: m.GetBaseVersion()}) {
-			base = a.last
-		}
-		switch {
-		case base == nil:
-			return nil, fmt.Errorf("delta against %d/%d: base weights not available", m.GetTerm(), m.GetBaseVersion())
-		case len(base.GetParams()) != n:
-			return nil, fmt.Errorf("delta against %d/%d: base has %d params, want %d", m.GetTerm(), m.GetBaseVersion(), len(base.GetParams()), n)
-		}
-		bp = base.GetParams()
-	}
-	params := make([]float32, n)
 	p0, p1, p2, p3 := raw[:n], raw[n:2*n], raw[2*n:3*n], raw[3*n:]
-	for i := range params {
+	for i := range dst {
 		x := uint32(p0[i])<<24 | uint32(p1[i])<<16 | uint32(p2[i])<<8 | uint32(p3[i])
-		if bp != nil {
-			x ^= math.Float32bits(bp[i])
+		if base != nil {
+			x ^= math.Float32bits(base[i])
 		}
-		params[i] = math.Float32frombits(x)
+		dst[i] = math.Float32frombits(x)
 	}
-	return &messages.Weights{Version: m.GetVersion(), Term: m.GetTerm(), Params: params, LearnerUpdates: m.GetLearnerUpdates()}, nil
+	return nil
 }

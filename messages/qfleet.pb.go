@@ -1179,6 +1179,7 @@ type WeightsChunk struct {
 	BaseVersion    uint64                 `protobuf:"varint,7,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"` // with CODEC_DELTA: the version XORed against
 	Payload        []byte                 `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
 	LearnerUpdates uint64                 `protobuf:"varint,9,opt,name=learner_updates,json=learnerUpdates,proto3" json:"learner_updates,omitempty"`
+	SegmentParams  uint32                 `protobuf:"varint,10,opt,name=segment_params,json=segmentParams,proto3" json:"segment_params,omitempty"` // parameters per chunk: chunk i holds [i·s, min((i+1)·s, num_params))
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1272,6 +1273,13 @@ func (x *WeightsChunk) GetPayload() []byte {
 func (x *WeightsChunk) GetLearnerUpdates() uint64 {
 	if x != nil {
 		return x.LearnerUpdates
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetSegmentParams() uint32 {
+	if x != nil {
+		return x.SegmentParams
 	}
 	return 0
 }
@@ -1465,7 +1473,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05codec\x18\x05 \x01(\rR\x05codec\x12\x18\n" +
 	"\apayload\x18\x06 \x01(\fR\apayload\x12'\n" +
 	"\x0fweights_version\x18\a \x01(\x04R\x0eweightsVersion\x12.\n" +
-	"\breply_to\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\"\x83\x02\n" +
+	"\breply_to\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\"\xaa\x02\n" +
 	"\fWeightsChunk\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x14\n" +
@@ -1476,7 +1484,9 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05codec\x18\x06 \x01(\rR\x05codec\x12!\n" +
 	"\fbase_version\x18\a \x01(\x04R\vbaseVersion\x12\x18\n" +
 	"\apayload\x18\b \x01(\fR\apayload\x12'\n" +
-	"\x0flearner_updates\x18\t \x01(\x04R\x0elearnerUpdates\"\xca\x01\n" +
+	"\x0flearner_updates\x18\t \x01(\x04R\x0elearnerUpdates\x12%\n" +
+	"\x0esegment_params\x18\n" +
+	" \x01(\rR\rsegmentParams\"\xca\x01\n" +
 	"\x0fWeightsChunkAck\x12+\n" +
 	"\x06runner\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\x06runner\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
