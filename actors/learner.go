@@ -244,7 +244,8 @@ func (l *learner) update(s *messages.SampleBatch) error {
 func (l *learner) publish(ctx actor.Context) {
 	l.published++
 	l.version = versionOf(l.term, l.published)
-	w := &messages.Weights{Version: l.version, Term: l.term, Params: l.trainer.CopyParams(nil), LearnerUpdates: l.updates}
+	w := &messages.Weights{Version: l.version, Term: l.term, Params: l.trainer.CopyParams(nil), LearnerUpdates: l.updates,
+		EnvSteps: l.metrics.EnvStepsTotal()}
 	if b := l.dir.Broadcaster(); b != nil {
 		ctx.Send(b, w) // with no broadcaster yet, the next publication reaches it
 	}

@@ -135,6 +135,13 @@ func (m *Metrics) Status() RunStatus {
 	return s
 }
 
+// EnvStepsTotal is the run's env steps as the stats on this node know them.
+func (m *Metrics) EnvStepsTotal() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status.EnvSteps
+}
+
 // update applies f to the run status under the lock.
 func (m *Metrics) update(f func(s *RunStatus)) {
 	m.mu.Lock()

@@ -63,10 +63,13 @@ type runner struct {
 	stopTick             scheduler.CancelFunc
 
 	steps, reported uint64 // env steps taken; steps already reported to the stats
-	reportedLocal   uint64 // steps already added to this node's LocalRunnerSteps
-	epReturn        float64
-	epLength        uint32
-	epMaxEpsilon    float64
+	// The run's env steps as of the newest weights, and ours at that moment:
+	// the ε schedule follows the whole cluster's steps.
+	runStepsAtWeights, ownStepsAtWeights uint64
+	reportedLocal                        uint64 // steps already added to this node's LocalRunnerSteps
+	epReturn                             float64
+	epLength                             uint32
+	epMaxEpsilon                         float64
 }
 
 // stepChunk is the runner's message to itself: take the next chunk of steps.
@@ -223,11 +226,16 @@ func (r *runner) takeWeights(w *messages.Weights) {
 	}
 	r.version = k
 	r.metrics.WeightsVersion.Set(float64(k.version)) // on a runner node: the version acted on
+	if w.GetEnvSteps() > r.runStepsAtWeights {
+		r.runStepsAtWeights, r.ownStepsAtWeights = w.GetEnvSteps(), r.steps
+	}
 }
 
 // epsilon is the linear schedule from EpsilonStart to this runner's end ε,
-// over EpsilonDecaySteps env steps of all runners together (each runner
-// counts its own steps times the runner count).
+// over EpsilonDecaySteps env steps of all runners together: the run's count
+// comes with the weights (as the learner's node knew it when publishing) plus
+// this runner's steps since; before any weights, its own steps times the
+// node's runner count.
 func (r *runner) epsilon() float64 {
 	end := r.cfg.EpsilonEnd
 	if r.cfg.EpsilonLadder > 0 && r.spec.Count > 1 {
@@ -237,7 +245,11 @@ func (r *runner) epsilon() float64 {
 	if r.cfg.EpsilonDecaySteps == 0 {
 		return end
 	}
-	frac := float64(r.steps*uint64(r.spec.Count)) / float64(r.cfg.EpsilonDecaySteps)
+	run := r.steps * uint64(r.spec.Count)
+	if r.runStepsAtWeights > 0 {
+		run = r.runStepsAtWeights + (r.steps - r.ownStepsAtWeights)
+	}
+	frac := float64(run) / float64(r.cfg.EpsilonDecaySteps)
 	if frac >= 1 {
 		return end
 	}

@@ -1123,6 +1123,7 @@ func (pk *WeightsPacker) Chunk(i int) (*messages.WeightsChunk, error) {
 		Version: pk.w.GetVersion(), Term: pk.w.GetTerm(), Index: uint32(i), Total: uint32(pk.total),
 		NumParams: uint32(n), Codec: pk.codec, Payload: payload,
 		LearnerUpdates: pk.w.GetLearnerUpdates(), SegmentParams: uint32(pk.seg), BaseVersion: pk.baseVersion,
+		EnvSteps: pk.w.GetEnvSteps(),
 	}
 	pk.chunks[i] = c
 	return c, nil
@@ -1264,7 +1265,7 @@ func (a *WeightsAssembler) Add(c *messages.WeightsChunk) (*messages.Weights, err
 		return nil, nil
 	}
 	a.cur = nil
-	w := &messages.Weights{Version: c.GetVersion(), Term: c.GetTerm(), Params: p.params, LearnerUpdates: c.GetLearnerUpdates()}
+	w := &messages.Weights{Version: c.GetVersion(), Term: c.GetTerm(), Params: p.params, LearnerUpdates: c.GetLearnerUpdates(), EnvSteps: c.GetEnvSteps()}
 	a.last, a.lastKey = w, k
 	return w, nil
 }

@@ -560,6 +560,7 @@ type Weights struct {
 	Term           uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`             // increases on every learner restart
 	Params         []float32              `protobuf:"fixed32,3,rep,packed,name=params,proto3" json:"params,omitempty"` // flat layout of nets.Spec
 	LearnerUpdates uint64                 `protobuf:"varint,4,opt,name=learner_updates,json=learnerUpdates,proto3" json:"learner_updates,omitempty"`
+	EnvSteps       uint64                 `protobuf:"varint,5,opt,name=env_steps,json=envSteps,proto3" json:"env_steps,omitempty"` // env steps of the whole run when published: runners drive their ε schedule by it
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -618,6 +619,13 @@ func (x *Weights) GetParams() []float32 {
 func (x *Weights) GetLearnerUpdates() uint64 {
 	if x != nil {
 		return x.LearnerUpdates
+	}
+	return 0
+}
+
+func (x *Weights) GetEnvSteps() uint64 {
+	if x != nil {
+		return x.EnvSteps
 	}
 	return 0
 }
@@ -1180,6 +1188,7 @@ type WeightsChunk struct {
 	Payload        []byte                 `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
 	LearnerUpdates uint64                 `protobuf:"varint,9,opt,name=learner_updates,json=learnerUpdates,proto3" json:"learner_updates,omitempty"`
 	SegmentParams  uint32                 `protobuf:"varint,10,opt,name=segment_params,json=segmentParams,proto3" json:"segment_params,omitempty"` // parameters per chunk: chunk i holds [i·s, min((i+1)·s, num_params))
+	EnvSteps       uint64                 `protobuf:"varint,11,opt,name=env_steps,json=envSteps,proto3" json:"env_steps,omitempty"`                // Weights.env_steps
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1280,6 +1289,13 @@ func (x *WeightsChunk) GetLearnerUpdates() uint64 {
 func (x *WeightsChunk) GetSegmentParams() uint32 {
 	if x != nil {
 		return x.SegmentParams
+	}
+	return 0
+}
+
+func (x *WeightsChunk) GetEnvSteps() uint64 {
+	if x != nil {
+		return x.EnvSteps
 	}
 	return 0
 }
@@ -1418,12 +1434,13 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x04keys\x18\x01 \x03(\x04R\x04keys\x12\x1e\n" +
 	"\n" +
 	"priorities\x18\x02 \x03(\x02R\n" +
-	"priorities\"x\n" +
+	"priorities\"\x95\x01\n" +
 	"\aWeights\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x16\n" +
 	"\x06params\x18\x03 \x03(\x02R\x06params\x12'\n" +
-	"\x0flearner_updates\x18\x04 \x01(\x04R\x0elearnerUpdates\"?\n" +
+	"\x0flearner_updates\x18\x04 \x01(\x04R\x0elearnerUpdates\x12\x1b\n" +
+	"\tenv_steps\x18\x05 \x01(\x04R\benvSteps\"?\n" +
 	"\x10SubscribeWeights\x12+\n" +
 	"\x06runner\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\x06runner\"g\n" +
 	"\n" +
@@ -1473,7 +1490,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05codec\x18\x05 \x01(\rR\x05codec\x12\x18\n" +
 	"\apayload\x18\x06 \x01(\fR\apayload\x12'\n" +
 	"\x0fweights_version\x18\a \x01(\x04R\x0eweightsVersion\x12.\n" +
-	"\breply_to\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\"\xaa\x02\n" +
+	"\breply_to\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\"\xc7\x02\n" +
 	"\fWeightsChunk\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x14\n" +
@@ -1486,7 +1503,8 @@ const file_qfleet_proto_rawDesc = "" +
 	"\apayload\x18\b \x01(\fR\apayload\x12'\n" +
 	"\x0flearner_updates\x18\t \x01(\x04R\x0elearnerUpdates\x12%\n" +
 	"\x0esegment_params\x18\n" +
-	" \x01(\rR\rsegmentParams\"\xca\x01\n" +
+	" \x01(\rR\rsegmentParams\x12\x1b\n" +
+	"\tenv_steps\x18\v \x01(\x04R\benvSteps\"\xca\x01\n" +
 	"\x0fWeightsChunkAck\x12+\n" +
 	"\x06runner\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\x06runner\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
