@@ -15,7 +15,7 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 SEEDS         ?= 1 2 3 4 5
 BENCH_COUNT   ?= 5
 
-.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole test-cluster-full clean
+.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole test-cluster-full clean faults
 
 build:
 	$(GO) build -o qfleet ./cmd/qfleet
@@ -70,3 +70,8 @@ clean:
 ## namespaces, unlimited and 2 Mbit/s links; root). The fast ones are in `test`.
 test-cluster-full:
 	$(GO) test -count=1 -timeout 30m -run 'TestMultiHost' ./cmd/qfleet/ -args -multihost.full
+
+## faults: the fault-injection suite of RELIABILITY.md (real processes in
+## network namespaces; root; minutes). The 8 s link cut also runs in `test`.
+faults:
+	$(GO) test -count=1 -timeout 30m -run 'TestFault' -v ./cmd/qfleet/ -args -faults
