@@ -86,21 +86,16 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 			b.send(ctx, s)
 		}
 	case *messages.SubscribeWeights:
-		p := pid(msg.GetRunner())
-		if p == nil {
-			return
-		}
-		s, ok := b.subscribers[p.String()]
-		if !ok {
-			ctx.Watch(p)
-		}
-		// A (re)subscribing runner has nothing from us: start afresh.
-		s = &subscriber{pid: p, remote: p.Address != ctx.Self().Address}
-		b.subscribers[p.String()] = s
-		b.send(ctx, s)
+		b.subscribe(ctx, msg.GetRunner())
 	case *messages.WeightsAck:
 		s := b.subscriber(msg.GetRunner())
-		if s == nil || s.remote {
+		if s == nil {
+			// An ack from a runner we dropped (its host was cut off, or we
+			// restarted): it is evidently alive, so take it back.
+			b.subscribe(ctx, msg.GetRunner())
+			return
+		}
+		if s.remote {
 			return
 		}
 		s.inFlight = false
@@ -110,7 +105,11 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 		b.send(ctx, s)
 	case *messages.WeightsChunkAck:
 		s := b.subscriber(msg.GetRunner())
-		if s == nil || s.sending == nil || (weightsKey{msg.GetTerm(), msg.GetVersion()}) != keyOf(s.sending) || int(msg.GetIndex()) < s.done || int(msg.GetIndex()) >= s.next {
+		if s == nil {
+			b.subscribe(ctx, msg.GetRunner()) // as for WeightsAck
+			return
+		}
+		if s.sending == nil || (weightsKey{msg.GetTerm(), msg.GetVersion()}) != keyOf(s.sending) || int(msg.GetIndex()) < s.done || int(msg.GetIndex()) >= s.next {
 			return // a late ack of something already re-sent or superseded
 		}
 		s.done = int(msg.GetIndex()) + 1
@@ -131,6 +130,20 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 			}
 		}
 	}
+}
+
+// subscribe (re)starts a runner's subscription: it has nothing from us.
+func (b *broadcaster) subscribe(ctx actor.Context, r *messages.ActorRef) {
+	p := pid(r)
+	if p == nil {
+		return
+	}
+	if _, ok := b.subscribers[p.String()]; !ok {
+		ctx.Watch(p)
+	}
+	s := &subscriber{pid: p, remote: p.Address != ctx.Self().Address}
+	b.subscribers[p.String()] = s
+	b.send(ctx, s)
 }
 
 func (b *broadcaster) subscriber(r *messages.ActorRef) *subscriber {

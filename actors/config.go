@@ -81,7 +81,7 @@ func DefaultConfig() Config {
 		CreditWindow:  256,
 		StepsPerChunk: 64,
 		OutboxLimit:   64,
-		CreditTimeout: 10 * time.Second,
+		CreditTimeout: 3 * time.Second,
 
 		WireFloat16:        true,
 		WeightsChunkBytes:  32 << 10,

@@ -60,6 +60,8 @@ type runner struct {
 	assembler            WeightsAssembler // chunks from a broadcaster on another host
 	subscribedTo         string           // broadcaster PID we subscribed to
 	heardFromBroadcaster time.Time
+	subscribedAt         time.Time
+	awaitingWeights      bool // subscribed, nothing heard since
 	stopTick             scheduler.CancelFunc
 
 	steps, reported uint64 // env steps taken; steps already reported to the stats
@@ -116,7 +118,7 @@ func (r *runner) Receive(ctx actor.Context) {
 			}
 		}
 	case *messages.WeightsChunk:
-		r.heardFromBroadcaster = time.Now()
+		r.heardFromBroadcaster, r.awaitingWeights = time.Now(), false
 		r.metrics.WireBytes.WithLabelValues("weights", "received").Add(float64(proto.Size(msg)))
 		w, err := r.assembler.Add(msg)
 		if err != nil {
@@ -129,7 +131,7 @@ func (r *runner) Receive(ctx actor.Context) {
 				ActingVersion: r.version.version, ActingTerm: r.version.term})
 		}
 	case *messages.Weights:
-		r.heardFromBroadcaster = time.Now()
+		r.heardFromBroadcaster, r.awaitingWeights = time.Now(), false
 		r.takeWeights(msg)
 		if b := r.dir.Broadcaster(); b != nil {
 			ctx.Send(b, &messages.WeightsAck{Runner: ref(ctx.Self()), Version: r.version.version, Term: r.version.term})
@@ -178,24 +180,28 @@ func (r *runner) start(ctx actor.Context) error {
 // runnerTick drives re-subscription to the broadcaster.
 type runnerTick struct{}
 
-// resubscribeAfter: a runner that has heard nothing from the broadcaster for
-// this long subscribes again (the broadcaster may have restarted and lost its
-// subscribers, or the subscription was lost between hosts). Subscribing is
-// idempotent.
-const resubscribeAfter = 8 * time.Second
+// A runner subscribes again when the broadcaster changes, when weights have
+// not come within resubscribeRetry of subscribing (the subscription or the
+// broadcaster's state was lost: a cut link, a restart), or when the
+// broadcaster has been silent for resubscribeAfter. Subscribing is
+// idempotent; the broadcaster answers with the newest weights.
+const (
+	resubscribeRetry = 2 * time.Second
+	resubscribeAfter = 8 * time.Second
+)
 
-// subscribe asks the broadcaster for weights when there is a broadcaster we
-// have not subscribed to, or it has been silent for resubscribeAfter.
 func (r *runner) subscribe(ctx actor.Context) {
 	b := r.dir.Broadcaster()
 	if b == nil {
 		return
 	}
-	if b.String() == r.subscribedTo && time.Since(r.heardFromBroadcaster) < resubscribeAfter {
+	now := time.Now()
+	due := now.Sub(r.subscribedAt) >= resubscribeRetry &&
+		(r.awaitingWeights || now.Sub(r.heardFromBroadcaster) >= resubscribeAfter)
+	if b.String() == r.subscribedTo && !due {
 		return
 	}
-	r.subscribedTo = b.String()
-	r.heardFromBroadcaster = time.Now()
+	r.subscribedTo, r.subscribedAt, r.awaitingWeights = b.String(), now, true
 	ctx.Send(b, &messages.SubscribeWeights{Runner: ref(ctx.Self())})
 }
 

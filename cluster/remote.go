@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -84,6 +85,13 @@ func RemoteConfig(listenHost string, port int, advertised string, tlsCfg *TLS, e
 		),
 		remote.WithDialOptions(
 			grpc.WithTransportCredentials(clientCreds),
+			// gRPC's default reconnect back-off grows to 120 s: after a 20 s
+			// partition a runner would stay cut off for seconds after the
+			// link healed. Cap it at 1 s (a redial is one TCP+TLS handshake).
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: 5 * time.Second,
+			}),
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
 		),
 		remote.WithCallOptions(
