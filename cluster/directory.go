@@ -141,6 +141,13 @@ func (d *Directory) onEvent(ev Event) {
 	switch ev.Kind {
 	case Left, Failed:
 		gone = append(gone, ev.Member.RemoteAddr)
+	case Joined:
+		if ev.Previous.State == StateFailed {
+			// Back after being declared dead (a frozen process, a cut link):
+			// drop whatever endpoint protoactor still holds for it, which may
+			// sit in its fixed 2 s reconnect loop, so the next send dials anew.
+			gone = append(gone, ev.Member.RemoteAddr)
+		}
 	case Updated:
 		p := ev.Previous
 		if p.RemoteAddr != "" && (p.RemoteAddr != ev.Member.RemoteAddr || p.Epoch != ev.Member.Epoch) {

@@ -93,7 +93,8 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind   EventKind
 	Member Member // the member after the change
-	// Previous is the member before an Updated event (to tell, e.g., an
+	// Previous is the member before an Updated event, or before a Joined
+	// event of a member seen before (a rejoin) (to tell, e.g., an
 	// epoch or remote-address change); zero for the other kinds.
 	Previous Member
 }

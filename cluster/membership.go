@@ -513,6 +513,9 @@ func (m *Membership) record(kind EventKind, n *memberlist.Node) {
 	ev := Event{Kind: kind, Member: mem}
 	switch kind {
 	case Joined:
+		if known {
+			ev.Previous = prev // a rejoin: the directory resets endpoints of a member that had failed
+		}
 		m.members[n.Name] = mem
 	case Updated:
 		if known && prev.State == StateLeaving && mem.Epoch == prev.Epoch {
