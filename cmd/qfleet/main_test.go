@@ -55,25 +55,11 @@ func runQfleet(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 // eventually polls cond every interval until it returns nil or timeout
-// passes; then it fails the test with cond's last error. It never sleeps a
-// fixed time on the success path.
+// passes; then it fails the test with cond's last error (pollWhile without
+// a process to watch).
 func eventually(t *testing.T, timeout, interval time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		case <-tick.C:
-		}
-	}
+	pollWhile(t, nil, timeout, interval, "condition", cond)
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.

@@ -367,9 +367,13 @@ func runnerSteps(st nodeStatus, host string) (n uint64) {
 
 // pollWhile calls cond every interval until it returns nil. It fails the
 // test with cond's last error when timeout passes, or at once when p exits
-// first (so a crashed node is reported now, not at the timeout).
+// first (so a crashed node is reported now, not at the timeout); p may be nil.
 func pollWhile(t *testing.T, p *netlab.Process, timeout, interval time.Duration, what string, cond func() error) {
 	t.Helper()
+	var exited <-chan struct{} // nil: never
+	if p != nil {
+		exited = p.Done()
+	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(interval)
@@ -380,7 +384,7 @@ func pollWhile(t *testing.T, p *netlab.Process, timeout, interval time.Duration,
 			return
 		}
 		select {
-		case <-p.Done():
+		case <-exited:
 			if err = cond(); err == nil {
 				return
 			}
