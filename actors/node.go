@@ -50,17 +50,9 @@ type NodeOptions struct {
 	Directory       Directory          // nil: LocalDirectory on System
 }
 
-// DevOptions configures a dev-mode run: every role in one process.
-type DevOptions struct {
-	EnvID           string
-	Seed            uint64
-	Config          Config
-	Stop            StopRule
-	CheckpointDir   string        // "" disables checkpoints
-	CheckpointEvery time.Duration // periodic learner checkpoints (0: only when asked)
-	Resume          bool          // the learner starts from the newest checkpoint in CheckpointDir
-	Logger          *slog.Logger  // nil discards
-}
+// DevOptions configures a dev-mode run: a node with every role in one
+// process. StartDev fills Name ("dev") and Roles (AllRoles) when empty.
+type DevOptions = NodeOptions
 
 // Node is a running node; Dev is the dev-mode name for it.
 type Node struct {
@@ -85,10 +77,13 @@ func NetSpec(env envs.Env, cfg Config) nets.Spec {
 
 // StartDev starts every role in one process.
 func StartDev(o DevOptions) (*Dev, error) {
-	return StartNode(NodeOptions{
-		Name: "dev", Roles: AllRoles, EnvID: o.EnvID, Seed: o.Seed, Config: o.Config, Stop: o.Stop,
-		CheckpointDir: o.CheckpointDir, CheckpointEvery: o.CheckpointEvery, Resume: o.Resume, Logger: o.Logger,
-	})
+	if o.Name == "" {
+		o.Name = "dev"
+	}
+	if len(o.Roles) == 0 {
+		o.Roles = AllRoles
+	}
+	return StartNode(o)
 }
 
 // ErrUnknownRole names a role that is not one of AllRoles.

@@ -287,8 +287,7 @@ wait:
 		}
 	}
 	wall := time.Since(node.Started)
-	st := node.Metrics.Status()
-	st.EnvSteps = max(st.EnvSteps, node.Metrics.LocalRunnerSteps.Load()) // a runner-only node's own steps
+	st := runStatusOf(node.Metrics)
 	var ckptErr error
 	if cf.CheckpointDir != "" && slices.Contains(node.Roles, actors.RoleLearner) {
 		var path string

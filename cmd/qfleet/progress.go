@@ -23,9 +23,7 @@ func newProgress(m *actors.Metrics, started time.Time) *progress {
 
 func (p *progress) line() string {
 	now := time.Now()
-	st := p.metrics.Status()
-	// A runner-only node has no stats actor: show its own runners' steps.
-	st.EnvSteps = max(st.EnvSteps, p.metrics.LocalRunnerSteps.Load())
+	st := runStatusOf(p.metrics)
 	dt := now.Sub(p.lastAt).Seconds()
 	stepsPerSec := float64(st.EnvSteps-p.last.EnvSteps) / dt
 	updatesPerSec := float64(st.LearnerUpdates-p.last.LearnerUpdates) / dt
@@ -37,4 +35,12 @@ func (p *progress) line() string {
 	return fmt.Sprintf("[%6.1fs] steps=%d episodes=%d mean100=%s mean100_all=%.1f env_steps/s=%.0f updates/s=%.0f updates=%d weights=t%d/v%d",
 		now.Sub(p.started).Seconds(), st.EnvSteps, st.Episodes, mean, finite(st.Mean100All), stepsPerSec, updatesPerSec,
 		st.LearnerUpdates, st.WeightsVersion>>40, st.WeightsVersion&(1<<40-1))
+}
+
+// runStatusOf is the run status as this node shows it: a runner-only node has
+// no stats actor, so its env steps are its own runners'.
+func runStatusOf(m *actors.Metrics) actors.RunStatus {
+	st := m.Status()
+	st.EnvSteps = max(st.EnvSteps, m.LocalRunnerSteps.Load())
+	return st
 }
