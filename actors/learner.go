@@ -170,7 +170,12 @@ func (l *learner) restore() error {
 		return fmt.Errorf("checkpoint in %s does not fit the network: %w", l.spec.CheckpointDir, err)
 	}
 	l.updates, l.term, l.published = c.GetLearnerUpdates(), c.GetTerm()+1, 0
-	l.metrics.LearnerUpdates.Add(float64(l.updates))
+	// The counter must match the resumed count: a new process adds all of
+	// it; after an in-process restart it already holds them (and more).
+	if counted := l.metrics.Status().LearnerUpdates; l.updates > counted {
+		l.metrics.LearnerUpdates.Add(float64(l.updates - counted))
+	}
+	l.metrics.update(func(s *RunStatus) { s.LearnerUpdates = l.updates })
 	l.log.Warn("learner resumed from checkpoint", "updates", l.updates, "term", l.term, "previous_version", c.GetWeightsVersion())
 	return nil
 }
