@@ -22,6 +22,7 @@ type Metrics struct {
 	ReplaySize         prometheus.Gauge
 	ReplayInserted     prometheus.Counter
 	ExperienceDropped  prometheus.Counter
+	ExperienceLost     prometheus.Counter
 	ExperienceRejected prometheus.Counter
 	LearnerUpdates     prometheus.Counter
 	LearnerLoss        prometheus.Gauge
@@ -54,11 +55,12 @@ type RunStatus struct {
 	SolvedAt           time.Time `json:"-"`
 	ExperienceRejected uint64    `json:"experience_rejected"`
 
-	// Experience accounting summed over the runners' reports: sent =
-	// inserted + rejected + dropped-in-flight, the rest still in flight.
+	// Experience accounting: Σ sent = replay_inserted + experience_rejected +
+	// experience_lost + in flight. Sent and dropped are summed over the
+	// runners' reports; lost is counted by the replay (gaps in the streams).
 	ExperienceSent    uint64 `json:"experience_sent"`
 	ExperienceDropped uint64 `json:"experience_dropped"` // by full runner outboxes (counted, never sent)
-	ExperienceLost    uint64 `json:"experience_lost"`    // presumed lost in flight (credit never came back)
+	ExperienceLost    uint64 `json:"experience_lost"`    // sent, never reached the replay (or died with it)
 
 	Runners map[string]RunnerStatus `json:"runners"`
 
@@ -101,6 +103,7 @@ func NewMetrics() *Metrics {
 	m.ReplaySize = gauge("qfleet_replay_size", "Transitions held by the replay table.")
 	m.ReplayInserted = counter("qfleet_replay_inserted_total", "Transitions inserted into the replay table.")
 	m.ExperienceDropped = counter("qfleet_experience_dropped_total", "Transitions dropped (counted) before reaching the replay.")
+	m.ExperienceLost = counter("qfleet_experience_lost_total", "Transitions sent by runners that never reached the replay (gaps the replay counted).")
 	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.")
 	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.")
 	m.LearnerLoss = gauge("qfleet_learner_loss", "Huber TD loss of the learner's last update.")

@@ -199,3 +199,43 @@ func TestReplayCreditFollowsTheRateLimiter(t *testing.T) {
 		t.Fatalf("rejected count %d, want 8", st.ExperienceRejected)
 	}
 }
+
+// The replay counts exactly what never reached it: each batch says how many
+// transitions its runner sent before it, so a missing batch shows as a gap,
+// a batch that arrives late fills its part back in, and a new runner
+// incarnation is a new stream. Credits name the batch they answer.
+func TestReplayCountsLostExperienceExactly(t *testing.T) {
+	sys := newTestSystem(t)
+	runnerCh := spawnProbe(t, sys, "runner")
+	runnerRef := &messages.ActorRef{Address: sys.Address(), Id: "runner"}
+	cfg := DefaultConfig()
+	cfg.MinReplaySize = 1000
+	m := NewMetrics()
+	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler))))
+	send := func(inc, seq, before uint64, n int) {
+		b := batchOf(int(before), n, 2)
+		b.Runner, b.RunnerIncarnation, b.Seq, b.SentBefore, b.ReplyTo = "r0", inc, seq, before, runnerRef
+		sys.Root.Send(rp, b)
+		if c := next[*messages.Credit](t, runnerCh); c.GetSeq() != seq || c.GetTransitions() != uint32(n) {
+			t.Fatalf("credit for seq %d: got seq %d, %d transitions", seq, c.GetSeq(), c.GetTransitions())
+		}
+	}
+	lost := func(want uint64) {
+		t.Helper()
+		if st := m.Status(); st.ExperienceLost != want || st.Runners["r0"].ExperienceLost != want {
+			t.Fatalf("lost %d (runner r0: %d), want %d", st.ExperienceLost, st.Runners["r0"].ExperienceLost, want)
+		}
+	}
+	send(7, 1, 0, 10)
+	send(7, 2, 10, 10)
+	lost(0)
+	send(7, 4, 30, 10) // seq 3 (10 transitions) missing
+	lost(10)
+	send(7, 3, 20, 10) // ... and arrives late after all
+	lost(0)
+	send(9, 1, 500, 5) // a new incarnation that sent 500 to a replay that died
+	lost(500)
+	if st := m.Status(); st.ReplayInserted != 45 {
+		t.Fatalf("inserted %d, want 45", st.ReplayInserted)
+	}
+}

@@ -27,11 +27,22 @@ type replay struct {
 
 	waiting  []*messages.SampleRequest // requests the limiter holds back, oldest first
 	deferred []deferredCredit          // credits the limiter holds back
+
+	streams map[streamKey]uint64 // per runner stream: transitions received (inserted or rejected)
+	lost    uint64               // transitions that never arrived: gaps in the streams
 }
 
 type deferredCredit struct {
-	to *actor.PID
-	n  uint32
+	to  *actor.PID
+	n   uint32
+	seq uint64
+}
+
+// streamKey names one runner's stream of experience: its name and the
+// incarnation of its process (a restarted runner process starts over).
+type streamKey struct {
+	runner      string
+	incarnation uint64
 }
 
 func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log *slog.Logger) actor.Producer {
@@ -50,6 +61,7 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.table.LimitActions(r.numActions)
 		r.limiter = NewRateLimiter(r.cfg.SamplesPerInsert, r.cfg.MinReplaySize, r.cfg.RateTolerance)
 		r.rng = rand.New(rand.NewPCG(r.seed, 0x7265706c6179))
+		r.streams = make(map[streamKey]uint64)
 		r.log.Info("replay started", "capacity", r.cfg.ReplayCapacity, "min_size", r.cfg.MinReplaySize, "samples_per_insert", r.cfg.SamplesPerInsert)
 	case *messages.ExperienceBatch:
 		r.insert(ctx, msg)
@@ -96,15 +108,52 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 		r.metrics.ReplaySize.Set(float64(r.table.Size()))
 		r.metrics.update(func(s *RunStatus) { s.ReplaySize, s.ReplayInserted = r.table.Size(), r.table.Inserted() })
 	}
+	r.account(b)
 	to := pid(b.GetReplyTo())
 	if to == nil || n == 0 {
 		return
 	}
 	if r.limiter.CanInsert() {
-		ctx.Send(to, &messages.Credit{Transitions: n})
+		ctx.Send(to, &messages.Credit{Transitions: n, Seq: b.GetSeq()})
 	} else {
-		r.deferred = append(r.deferred, deferredCredit{to: to, n: n})
+		r.deferred = append(r.deferred, deferredCredit{to: to, n: n, seq: b.GetSeq()})
 	}
+}
+
+// account counts what never arrived. A batch says how many transitions its
+// runner sent before it; what this replay has not received of those is a
+// gap: batches lost between hosts, or held by a replay that died (or by this
+// one after its last snapshot). A batch that arrives after a later one fills
+// its part of a gap back in. Batches without an incarnation (tools, old
+// runners) are not accounted.
+func (r *replay) account(b *messages.ExperienceBatch) {
+	if b.GetRunnerIncarnation() == 0 {
+		return
+	}
+	k := streamKey{b.GetRunner(), b.GetRunnerIncarnation()}
+	got, before, n := r.streams[k], b.GetSentBefore(), uint64(b.GetCount())
+	var gap int64
+	switch {
+	case before >= got:
+		gap = int64(before - got)
+		r.streams[k] = before + n
+	default: // late: it was counted in a gap already
+		gap = -int64(min(n, r.lost))
+	}
+	if gap == 0 {
+		return
+	}
+	r.lost = uint64(int64(r.lost) + gap)
+	if gap > 0 {
+		r.log.Warn("experience lost before reaching the replay", "runner", b.GetRunner(), "transitions", gap)
+		r.metrics.ExperienceLost.Add(float64(gap))
+	}
+	r.metrics.update(func(s *RunStatus) {
+		s.ExperienceLost = r.lost
+		rs := s.Runners[b.GetRunner()]
+		rs.ExperienceLost = uint64(max(0, int64(rs.ExperienceLost)+gap))
+		s.Runners[b.GetRunner()] = rs
+	})
 }
 
 // serve answers waiting sample requests while the limiter allows, then
@@ -125,6 +174,6 @@ func (r *replay) serve(ctx actor.Context) {
 	for len(r.deferred) > 0 && r.limiter.CanInsert() {
 		c := r.deferred[0]
 		r.deferred = r.deferred[1:]
-		ctx.Send(c.to, &messages.Credit{Transitions: c.n})
+		ctx.Send(c.to, &messages.Credit{Transitions: c.n, Seq: c.seq})
 	}
 }

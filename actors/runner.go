@@ -53,9 +53,11 @@ type runner struct {
 	outbox     []*messages.ExperienceBatch // built, waiting for credit or a replay
 	outboxN    int                         // transitions in the outbox
 	replayKey  string                      // the replay we send to, to notice a change
-	seq        uint64
+	// Credits for batches up to this seq were written off (the window was
+	// restored without them); if they come after all, they are ignored.
+	writtenOff uint64
 
-	sent, dropped, lost uint64 // experience accounting (transitions)
+	*runnerAccounting // survives restarts of the actor
 
 	assembler            WeightsAssembler // chunks from a broadcaster on another host
 	subscribedTo         string           // broadcaster PID we subscribed to
@@ -74,6 +76,16 @@ type runner struct {
 	epMaxEpsilon                         float64
 }
 
+// runnerAccounting is the part of a runner's state that outlives a restart
+// of its actor: the batch sequence and the experience counters, so that the
+// replay's gap detection (ExperienceBatch.sent_before) and the run's totals
+// stay exact when the supervisor replaces a failed runner.
+type runnerAccounting struct {
+	incarnation   uint64 // random per process: a new process is a new stream
+	seq           uint64
+	sent, dropped uint64 // transitions
+}
+
 // stepChunk is the runner's message to itself: take the next chunk of steps.
 type stepChunk struct{}
 
@@ -89,8 +101,9 @@ func keyOf(w *messages.Weights) weightsKey {
 }
 
 func newRunner(spec RunnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
+	acct := &runnerAccounting{incarnation: rand.Uint64() | 1}
 	return func() actor.Actor {
-		return &runner{spec: spec, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "runner", "runner", spec.Name)}
+		return &runner{spec: spec, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "runner", "runner", spec.Name), runnerAccounting: acct}
 	}
 }
 
@@ -104,6 +117,9 @@ func (r *runner) Receive(ctx actor.Context) {
 	case *stepChunk:
 		r.stepChunk(ctx)
 	case *messages.Credit:
+		if msg.GetSeq() <= r.writtenOff {
+			return // its batch was written off when the window was restored
+		}
 		r.credits += int(msg.GetTransitions())
 		r.lastCredit = time.Now()
 		r.trySend(ctx)
@@ -168,6 +184,7 @@ func (r *runner) start(ctx actor.Context) error {
 	r.rng = rand.New(rand.NewPCG(r.spec.Seed, uint64(r.spec.Index)+1))
 	r.acc = NewNStepAccumulator(r.cfg.NStep, r.cfg.Gamma)
 	r.credits = r.cfg.CreditWindow
+	r.writtenOff = r.seq // a restarted actor: credits for its predecessor's batches are not ours
 	r.resetEpisode()
 	r.newBatch()
 	r.lastCredit = time.Now()
@@ -346,9 +363,8 @@ func (r *runner) trySend(ctx actor.Context) {
 	}
 	if key := replay.String(); key != r.replayKey {
 		if r.replayKey != "" {
-			r.log.Warn("replay changed: credit window restored", "from", r.replayKey, "to", key, "lost_in_flight", r.cfg.CreditWindow-r.credits)
-			r.lost += uint64(r.cfg.CreditWindow - r.credits)
-			r.credits = r.cfg.CreditWindow
+			r.log.Warn("replay changed: credit window restored", "from", r.replayKey, "to", key, "uncredited", r.cfg.CreditWindow-r.credits)
+			r.restoreWindow()
 		}
 		r.replayKey = key
 	}
@@ -360,6 +376,7 @@ func (r *runner) trySend(ctx actor.Context) {
 		n := int(b.Count)
 		r.outboxN -= n
 		r.credits -= n
+		b.SentBefore, b.RunnerIncarnation = r.sent, r.incarnation
 		r.sent += uint64(n)
 		r.seq++
 		b.Seq = r.seq
@@ -377,6 +394,7 @@ func (r *runner) trySend(ctx actor.Context) {
 			r.metrics.ExperienceDropped.Add(float64(n))
 			r.credits += n // never sent, so no credit will come back for it
 			r.sent -= uint64(n)
+			r.seq--
 			continue
 		}
 		r.metrics.WireBytes.WithLabelValues("experience", "sent").Add(float64(proto.Size(p)))
@@ -387,14 +405,21 @@ func (r *runner) trySend(ctx actor.Context) {
 // recoverCredit restores the credit window when credit has been missing for
 // CreditTimeout: delivery between hosts is at-most-once, so a Credit (or the
 // batch it answers) can be lost, and waiting for it would stall forever.
+// Whether the batches themselves were lost only the replay can tell: it
+// counts the gap exactly from sent_before.
 func (r *runner) recoverCredit() {
 	if r.credits > 0 || r.outboxN == 0 || time.Since(r.lastCredit) < r.cfg.CreditTimeout {
 		return
 	}
-	lost := r.cfg.CreditWindow - r.credits
-	r.log.Warn("no credit from the replay: window restored", "waited", time.Since(r.lastCredit), "presumed_lost", lost)
-	r.lost += uint64(lost)
+	r.log.Warn("no credit from the replay: window restored", "waited", time.Since(r.lastCredit), "uncredited", r.cfg.CreditWindow-r.credits)
+	r.restoreWindow()
+}
+
+// restoreWindow gives the runner a full credit window and writes off the
+// credits still due for the batches sent so far.
+func (r *runner) restoreWindow() {
 	r.credits = r.cfg.CreditWindow
+	r.writtenOff = r.seq
 	r.lastCredit = time.Now()
 }
 
@@ -418,7 +443,7 @@ func (r *runner) report(ctx actor.Context) {
 	}
 	ctx.Send(stats, &messages.RunnerProgress{
 		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version.version, WeightsTerm: r.version.term,
-		Epsilon: r.epsilon(), ExperienceSent: r.sent, ExperienceDropped: r.dropped, ExperienceLost: r.lost,
+		Epsilon: r.epsilon(), ExperienceSent: r.sent, ExperienceDropped: r.dropped, RunnerIncarnation: r.incarnation,
 	})
 	r.reported = r.steps
 }

@@ -35,6 +35,10 @@ type stats struct {
 
 	greedy, all returnWindow
 	runnerSteps map[string]uint64 // cumulative env steps per runner
+	// Per runner name: the incarnation last heard, and the accounting totals
+	// of its earlier incarnations (a restarted runner process counts from 0).
+	incarnation map[string]uint64
+	retired     map[string][2]uint64
 	total       uint64
 	finished    bool
 }
@@ -74,7 +78,8 @@ func (w *returnWindow) mean() float64 {
 func newStats(rule StopRule, m *Metrics, log *slog.Logger, done func()) actor.Producer {
 	var once sync.Once
 	return func() actor.Actor {
-		return &stats{rule: rule, metrics: m, log: log.With("role", "stats"), done: func() { once.Do(done) }, runnerSteps: map[string]uint64{}}
+		return &stats{rule: rule, metrics: m, log: log.With("role", "stats"), done: func() { once.Do(done) }, runnerSteps: map[string]uint64{},
+			incarnation: map[string]uint64{}, retired: map[string][2]uint64{}}
 	}
 }
 
@@ -97,14 +102,19 @@ func (s *stats) progress(p *messages.RunnerProgress) {
 		r := st.Runners[p.GetRunner()]
 		r.EnvSteps = s.runnerSteps[p.GetRunner()]
 		r.WeightsVersion, r.WeightsTerm, r.Epsilon = p.GetWeightsVersion(), p.GetWeightsTerm(), p.GetEpsilon()
-		r.ExperienceSent, r.ExperienceDropped, r.ExperienceLost = p.GetExperienceSent(), p.GetExperienceDropped(), p.GetExperienceLost()
+		name, inc := p.GetRunner(), p.GetRunnerIncarnation()
+		if prev := s.incarnation[name]; prev != 0 && prev != inc {
+			s.retired[name] = [2]uint64{r.ExperienceSent, r.ExperienceDropped}
+		}
+		s.incarnation[name] = inc
+		base := s.retired[name]
+		r.ExperienceSent, r.ExperienceDropped = base[0]+p.GetExperienceSent(), base[1]+p.GetExperienceDropped()
 		r.LastReport = time.Now()
-		st.Runners[p.GetRunner()] = r
-		st.ExperienceSent, st.ExperienceDropped, st.ExperienceLost = 0, 0, 0
+		st.Runners[name] = r
+		st.ExperienceSent, st.ExperienceDropped = 0, 0
 		for _, r := range st.Runners {
 			st.ExperienceSent += r.ExperienceSent
 			st.ExperienceDropped += r.ExperienceDropped
-			st.ExperienceLost += r.ExperienceLost
 		}
 	})
 }

@@ -363,6 +363,7 @@ func PackExperience(b *messages.ExperienceBatch, o WireOptions) (*messages.Packe
 	return &messages.PackedExperience{
 		Runner: b.GetRunner(), Seq: b.GetSeq(), ObsSize: uint32(d), Count: uint32(c),
 		Codec: codec, Payload: payload, WeightsVersion: b.GetWeightsVersion(), ReplyTo: b.GetReplyTo(),
+		SentBefore: b.GetSentBefore(), RunnerIncarnation: b.GetRunnerIncarnation(),
 	}, nil
 }
 
@@ -780,6 +781,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	out := &messages.ExperienceBatch{
 		Runner: p.GetRunner(), Seq: p.GetSeq(), ObsSize: uint32(d), Count: uint32(c),
 		WeightsVersion: p.GetWeightsVersion(), ReplyTo: p.GetReplyTo(),
+		SentBefore: p.GetSentBefore(), RunnerIncarnation: p.GetRunnerIncarnation(),
 	}
 	if frames {
 		s.obsIdx = wireGrow(s.obsIdx, c)

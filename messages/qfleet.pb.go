@@ -154,8 +154,13 @@ type ExperienceBatch struct {
 	Priorities       []float32              `protobuf:"fixed32,10,rep,packed,name=priorities,proto3" json:"priorities,omitempty"`                                    // optional initial priorities (Ape-X), count or empty
 	WeightsVersion   uint64                 `protobuf:"varint,11,opt,name=weights_version,json=weightsVersion,proto3" json:"weights_version,omitempty"`              // version of the weights that acted
 	ReplyTo          *ActorRef              `protobuf:"bytes,12,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`                                    // where the replay sends credits
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Exact accounting: the transitions this runner sent before this batch
+	// (cumulative over the runner's incarnation), so that the replay counts a
+	// gap (batches lost between hosts, or held by a replay that died) exactly.
+	SentBefore        uint64 `protobuf:"varint,13,opt,name=sent_before,json=sentBefore,proto3" json:"sent_before,omitempty"`
+	RunnerIncarnation uint64 `protobuf:"varint,14,opt,name=runner_incarnation,json=runnerIncarnation,proto3" json:"runner_incarnation,omitempty"` // random per runner process; a new one starts a new stream
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ExperienceBatch) Reset() {
@@ -272,12 +277,27 @@ func (x *ExperienceBatch) GetReplyTo() *ActorRef {
 	return nil
 }
 
+func (x *ExperienceBatch) GetSentBefore() uint64 {
+	if x != nil {
+		return x.SentBefore
+	}
+	return 0
+}
+
+func (x *ExperienceBatch) GetRunnerIncarnation() uint64 {
+	if x != nil {
+		return x.RunnerIncarnation
+	}
+	return 0
+}
+
 // Credit grants a runner the right to send this many more transitions. The
 // replay's sample:insert rate limiter decides when to grant; a runner with no
 // credit stops stepping instead of flooding the table.
 type Credit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Transitions   uint32                 `protobuf:"varint,1,opt,name=transitions,proto3" json:"transitions,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"` // the batch this credit answers: a runner ignores credit for batches it already wrote off
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,6 +335,13 @@ func (*Credit) Descriptor() ([]byte, []int) {
 func (x *Credit) GetTransitions() uint32 {
 	if x != nil {
 		return x.Transitions
+	}
+	return 0
+}
+
+func (x *Credit) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
 	}
 	return 0
 }
@@ -838,13 +865,15 @@ type RunnerProgress struct {
 	EnvSteps       uint64                 `protobuf:"varint,2,opt,name=env_steps,json=envSteps,proto3" json:"env_steps,omitempty"`
 	WeightsVersion uint64                 `protobuf:"varint,3,opt,name=weights_version,json=weightsVersion,proto3" json:"weights_version,omitempty"`
 	Epsilon        float64                `protobuf:"fixed64,4,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
-	// Experience accounting, cumulative since the runner started: transitions
-	// handed to the replay, dropped (counted) because the outbox was full, and
-	// presumed lost in flight (credit that never came back).
+	// Experience accounting, cumulative over the runner's incarnation:
+	// transitions handed to the replay and dropped (counted) because the outbox
+	// was full. What is lost between the runner and the replay is counted by the
+	// replay, exactly, from ExperienceBatch.sent_before.
 	ExperienceSent    uint64 `protobuf:"varint,5,opt,name=experience_sent,json=experienceSent,proto3" json:"experience_sent,omitempty"`
 	ExperienceDropped uint64 `protobuf:"varint,6,opt,name=experience_dropped,json=experienceDropped,proto3" json:"experience_dropped,omitempty"`
-	ExperienceLost    uint64 `protobuf:"varint,7,opt,name=experience_lost,json=experienceLost,proto3" json:"experience_lost,omitempty"`
+	ExperienceLost    uint64 `protobuf:"varint,7,opt,name=experience_lost,json=experienceLost,proto3" json:"experience_lost,omitempty"` // unused by runners since sent_before (kept for the bench protocol)
 	WeightsTerm       uint64 `protobuf:"varint,8,opt,name=weights_term,json=weightsTerm,proto3" json:"weights_term,omitempty"`
+	RunnerIncarnation uint64 `protobuf:"varint,9,opt,name=runner_incarnation,json=runnerIncarnation,proto3" json:"runner_incarnation,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -931,6 +960,13 @@ func (x *RunnerProgress) GetExperienceLost() uint64 {
 func (x *RunnerProgress) GetWeightsTerm() uint64 {
 	if x != nil {
 		return x.WeightsTerm
+	}
+	return 0
+}
+
+func (x *RunnerProgress) GetRunnerIncarnation() uint64 {
+	if x != nil {
+		return x.RunnerIncarnation
 	}
 	return 0
 }
@@ -1073,17 +1109,19 @@ func (x *Checkpoint) GetUnixMillis() int64 {
 // (actors/wire.go documents the layout). Bandwidth between hosts is the
 // scarce thing: a CartPole transition packs to about 10 bytes instead of 50.
 type PackedExperience struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Runner         string                 `protobuf:"bytes,1,opt,name=runner,proto3" json:"runner,omitempty"`
-	Seq            uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	ObsSize        uint32                 `protobuf:"varint,3,opt,name=obs_size,json=obsSize,proto3" json:"obs_size,omitempty"`
-	Count          uint32                 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
-	Codec          uint32                 `protobuf:"varint,5,opt,name=codec,proto3" json:"codec,omitempty"` // Codec flags
-	Payload        []byte                 `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
-	WeightsVersion uint64                 `protobuf:"varint,7,opt,name=weights_version,json=weightsVersion,proto3" json:"weights_version,omitempty"`
-	ReplyTo        *ActorRef              `protobuf:"bytes,8,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Runner            string                 `protobuf:"bytes,1,opt,name=runner,proto3" json:"runner,omitempty"`
+	Seq               uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	ObsSize           uint32                 `protobuf:"varint,3,opt,name=obs_size,json=obsSize,proto3" json:"obs_size,omitempty"`
+	Count             uint32                 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Codec             uint32                 `protobuf:"varint,5,opt,name=codec,proto3" json:"codec,omitempty"` // Codec flags
+	Payload           []byte                 `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	WeightsVersion    uint64                 `protobuf:"varint,7,opt,name=weights_version,json=weightsVersion,proto3" json:"weights_version,omitempty"`
+	ReplyTo           *ActorRef              `protobuf:"bytes,8,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	SentBefore        uint64                 `protobuf:"varint,9,opt,name=sent_before,json=sentBefore,proto3" json:"sent_before,omitempty"`                       // as in ExperienceBatch
+	RunnerIncarnation uint64                 `protobuf:"varint,10,opt,name=runner_incarnation,json=runnerIncarnation,proto3" json:"runner_incarnation,omitempty"` // as in ExperienceBatch
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PackedExperience) Reset() {
@@ -1170,6 +1208,20 @@ func (x *PackedExperience) GetReplyTo() *ActorRef {
 		return x.ReplyTo
 	}
 	return nil
+}
+
+func (x *PackedExperience) GetSentBefore() uint64 {
+	if x != nil {
+		return x.SentBefore
+	}
+	return 0
+}
+
+func (x *PackedExperience) GetRunnerIncarnation() uint64 {
+	if x != nil {
+		return x.RunnerIncarnation
+	}
+	return 0
 }
 
 // WeightsChunk is one piece of a Weights message sent in chunks, so that
@@ -1392,7 +1444,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\fqfleet.proto\x12\tqfleet.v1\"4\n" +
 	"\bActorRef\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x88\x03\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xd8\x03\n" +
 	"\x0fExperienceBatch\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x19\n" +
@@ -1408,9 +1460,13 @@ const file_qfleet_proto_rawDesc = "" +
 	" \x03(\x02R\n" +
 	"priorities\x12'\n" +
 	"\x0fweights_version\x18\v \x01(\x04R\x0eweightsVersion\x12.\n" +
-	"\breply_to\x18\f \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\"*\n" +
+	"\breply_to\x18\f \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\x12\x1f\n" +
+	"\vsent_before\x18\r \x01(\x04R\n" +
+	"sentBefore\x12-\n" +
+	"\x12runner_incarnation\x18\x0e \x01(\x04R\x11runnerIncarnation\"<\n" +
 	"\x06Credit\x12 \n" +
-	"\vtransitions\x18\x01 \x01(\rR\vtransitions\"}\n" +
+	"\vtransitions\x18\x01 \x01(\rR\vtransitions\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"}\n" +
 	"\rSampleRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x1d\n" +
@@ -1456,7 +1512,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"maxEpsilon\x12'\n" +
 	"\x0fweights_version\x18\x05 \x01(\x04R\x0eweightsVersion\x12\x1c\n" +
 	"\ttruncated\x18\x06 \x01(\bR\ttruncated\x12(\n" +
-	"\x10runner_env_steps\x18\a \x01(\x04R\x0erunnerEnvSteps\"\xac\x02\n" +
+	"\x10runner_env_steps\x18\a \x01(\x04R\x0erunnerEnvSteps\"\xdb\x02\n" +
 	"\x0eRunnerProgress\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x1b\n" +
 	"\tenv_steps\x18\x02 \x01(\x04R\benvSteps\x12'\n" +
@@ -1465,7 +1521,8 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x0fexperience_sent\x18\x05 \x01(\x04R\x0eexperienceSent\x12-\n" +
 	"\x12experience_dropped\x18\x06 \x01(\x04R\x11experienceDropped\x12'\n" +
 	"\x0fexperience_lost\x18\a \x01(\x04R\x0eexperienceLost\x12!\n" +
-	"\fweights_term\x18\b \x01(\x04R\vweightsTerm\"\xd5\x02\n" +
+	"\fweights_term\x18\b \x01(\x04R\vweightsTerm\x12-\n" +
+	"\x12runner_incarnation\x18\t \x01(\x04R\x11runnerIncarnation\"\xd5\x02\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x16\n" +
@@ -1481,7 +1538,7 @@ const file_qfleet_proto_rawDesc = "" +
 	" \x01(\x04R\x04term\x12\x1b\n" +
 	"\tenv_steps\x18\v \x01(\x04R\benvSteps\x12\x1f\n" +
 	"\vunix_millis\x18\f \x01(\x03R\n" +
-	"unixMillis\"\xf6\x01\n" +
+	"unixMillis\"\xc6\x02\n" +
 	"\x10PackedExperience\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x19\n" +
@@ -1490,7 +1547,11 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05codec\x18\x05 \x01(\rR\x05codec\x12\x18\n" +
 	"\apayload\x18\x06 \x01(\fR\apayload\x12'\n" +
 	"\x0fweights_version\x18\a \x01(\x04R\x0eweightsVersion\x12.\n" +
-	"\breply_to\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\"\xc7\x02\n" +
+	"\breply_to\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\x12\x1f\n" +
+	"\vsent_before\x18\t \x01(\x04R\n" +
+	"sentBefore\x12-\n" +
+	"\x12runner_incarnation\x18\n" +
+	" \x01(\x04R\x11runnerIncarnation\"\xc7\x02\n" +
 	"\fWeightsChunk\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x14\n" +

@@ -277,38 +277,37 @@ func (fc *faultCluster) waitRunnersEnd() {
 //
 //	Σ sent = inserted + rejected + lost + in_flight
 //
-// sent, lost (and dropped) are the runners' cumulative counters as of their
-// last progress report; inserted and rejected are the replay's, live. So
-// in_flight = Σ sent − inserted − rejected − lost is the true in-flight
-// experience plus two reporting lags, per runner:
+// sent (and dropped) are the runners' cumulative counters as of their last
+// progress report; inserted, rejected and lost are the replay's, live. lost
+// is exact: every batch says how many transitions its runner sent before it,
+// and the replay counts what it never received of those (batches lost on a
+// cut link, or held by a replay that died). So in_flight = Σ sent − inserted
+// − rejected − lost is the experience really in flight plus a reporting lag,
+// per runner:
 //
-//   - at most CreditWindow (256) transitions are sent and not yet credited;
-//     a runner never has more un-credited experience than its window;
+//   - at most CreditWindow (256) transitions are sent and not yet received
+//     by the replay, or not yet shown lost by a later batch;
 //   - sent is reported every ProgressEverySteps (500) env steps, checked
 //     after a chunk of StepsPerChunk (64): the replay may already have
 //     inserted up to 500+64 steps' transitions plus what sat in the outbox
 //     (OutboxLimit 64) and the batch being built (SendBatch 32 + NStep 3)
 //     at the last report, that the report does not count yet — so in_flight
-//     can be negative by that much;
-//   - lost is reported with the same lag: at most one credit window (256)
-//     presumed lost since the last report, which makes in_flight larger.
+//     can be negative by that much.
 //
-// Hence, per runner, −(500+64+64+32+3) ≤ in_flight ≤ 256+256. Anything
-// outside N times that is unaccounted experience. extraInserted adds
-// insertions the current A does not know of (a replay that died).
-func checkAccounting(t *testing.T, scenario string, st faultStatus, extraInserted uint64) {
+// Hence, per runner, −(500+64+64+32+3) ≤ in_flight ≤ 256. Anything outside N
+// times that is unaccounted experience.
+func checkAccounting(t *testing.T, scenario string, st faultStatus) {
 	t.Helper()
 	cfg := actors.DefaultConfig()
 	n := int64(len(st.Runners))
 	lo := -n * int64(cfg.ProgressEverySteps+cfg.StepsPerChunk+cfg.OutboxLimit+cfg.SendBatch+cfg.NStep)
-	hi := n * int64(2*cfg.CreditWindow)
-	var sent, lost, dropped uint64
+	hi := n * int64(cfg.CreditWindow)
+	var sent, dropped uint64
 	for _, r := range st.Runners {
 		sent += r.ExperienceSent
-		lost += r.ExperienceLost
 		dropped += r.ExperienceDropped
 	}
-	inserted := st.Counters.ReplayInserted + extraInserted
+	inserted, lost := st.Counters.ReplayInserted, st.Counters.ExperienceLost
 	inFlight := int64(sent) - int64(inserted) - int64(st.Counters.ExperienceRejected) - int64(lost)
 	t.Logf("FAULT accounting scenario=%s runners=%d sent=%d inserted=%d rejected=%d lost=%d dropped=%d in_flight=%d bound=[%d,%d]",
 		scenario, n, sent, inserted, st.Counters.ExperienceRejected, lost, dropped, inFlight, lo, hi)
@@ -401,7 +400,7 @@ func isolationStory(t *testing.T, scenario string, d time.Duration, fault, heal 
 	if current > 5*time.Second {
 		t.Errorf("B acts on current weights %v after the heal, want within 5 s", current)
 	}
-	checkAccounting(t, scenario, end, 0)
+	checkAccounting(t, scenario, end)
 	fc.stop()
 }
 
@@ -615,7 +614,7 @@ wait:
 	}
 	// The killed A's replay took its insertions with it: add them back, as
 	// last seen, to check that nothing else went unaccounted.
-	checkAccounting(t, "learner-host-killed", last, before.Counters.ReplayInserted)
+	checkAccounting(t, "learner-host-killed", last)
 }
 
 // TestFaultRunnerHostKilled: B's process is killed with SIGKILL and never
@@ -661,7 +660,7 @@ func TestFaultRunnerHostKilled(t *testing.T) {
 	if pm.maxPause > 2*time.Second {
 		t.Errorf("learner paused %v after B died, want at most 2 s", pm.maxPause)
 	}
-	checkAccounting(t, "runner-host-killed", end, 0)
+	checkAccounting(t, "runner-host-killed", end)
 	fc.runners["B"] = fc.runners["C"] // B is gone: only C must end with A
 	fc.stop()
 }
