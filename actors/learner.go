@@ -62,6 +62,10 @@ type learner struct {
 	published      uint64 // publications in this term
 	term           uint64
 	lastCheckpoint time.Time
+	// envStepsBase is the run's env steps before this process counted any:
+	// from the checkpoint on a resume, so that the ε schedule carried with the
+	// weights (the exploration position) continues instead of starting over.
+	envStepsBase uint64
 }
 
 func newLearner(spec LearnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
@@ -170,13 +174,16 @@ func (l *learner) restore() error {
 		return fmt.Errorf("checkpoint in %s does not fit the network: %w", l.spec.CheckpointDir, err)
 	}
 	l.updates, l.term, l.published = c.GetLearnerUpdates(), c.GetTerm()+1, 0
+	if counted := l.metrics.Status().EnvSteps; c.GetEnvSteps() > counted {
+		l.envStepsBase = c.GetEnvSteps() - counted
+	}
 	// The counter must match the resumed count: a new process adds all of
 	// it; after an in-process restart it already holds them (and more).
 	if counted := l.metrics.Status().LearnerUpdates; l.updates > counted {
 		l.metrics.LearnerUpdates.Add(float64(l.updates - counted))
 	}
 	l.metrics.update(func(s *RunStatus) { s.LearnerUpdates = l.updates })
-	l.log.Warn("learner resumed from checkpoint", "updates", l.updates, "term", l.term, "previous_version", c.GetWeightsVersion())
+	l.log.Warn("learner resumed from checkpoint", "updates", l.updates, "term", l.term, "previous_version", c.GetWeightsVersion(), "env_steps", c.GetEnvSteps())
 	return nil
 }
 
@@ -250,7 +257,7 @@ func (l *learner) publish(ctx actor.Context) {
 	l.published++
 	l.version = versionOf(l.term, l.published)
 	w := &messages.Weights{Version: l.version, Term: l.term, Params: l.trainer.CopyParams(nil), LearnerUpdates: l.updates,
-		EnvSteps: l.metrics.EnvStepsTotal()}
+		EnvSteps: l.envStepsBase + l.metrics.EnvStepsTotal()}
 	if b := l.dir.Broadcaster(); b != nil {
 		ctx.Send(b, w) // with no broadcaster yet, the next publication reaches it
 	}
@@ -272,7 +279,7 @@ func (l *learner) saveCheckpoint() (string, error) {
 		Env: l.spec.EnvID, Layers: layers, Online: st.Online, Target: st.Target,
 		AdamM: st.AdamM, AdamV: st.AdamV, AdamStep: st.AdamStep,
 		LearnerUpdates: l.updates, WeightsVersion: l.version, Term: l.term,
-		EnvSteps:   l.metrics.Status().EnvSteps, // the stats on this node count every runner's steps
+		EnvSteps:   l.envStepsBase + l.metrics.Status().EnvSteps, // the stats on this node count every runner's steps
 		UnixMillis: time.Now().UnixMilli(),
 	}
 	if err := WriteCheckpoint(l.spec.CheckpointDir, c); err != nil {

@@ -52,6 +52,10 @@ func TestLearnerResumesInANewTerm(t *testing.T) {
 	if c2.GetLearnerUpdates() <= c1.GetLearnerUpdates() {
 		t.Fatalf("updates went from %d to %d across the resume", c1.GetLearnerUpdates(), c2.GetLearnerUpdates())
 	}
+	// The exploration position (the run's env steps, which drive ε) carries on.
+	if c2.GetEnvSteps() < c1.GetEnvSteps()+5_000 {
+		t.Fatalf("env steps %d after the resume, want ≥ %d + 5000: the ε schedule started over", c2.GetEnvSteps(), c1.GetEnvSteps())
+	}
 	if second.WeightsVersion <= first.WeightsVersion {
 		t.Fatalf("weights version went backwards: %d then %d", first.WeightsVersion, second.WeightsVersion)
 	}
