@@ -4,6 +4,8 @@
 Run once, by hand; the Go tests never run Python. The outputs are committed:
   envs/internal/nprand/golden_test.go  numpy SeedSequence / PCG64 / Generator.uniform
   envs/cartpole_golden_test.go         Gymnasium CartPole-v1 (via gym.make, so with TimeLimit)
+Acrobot-v1 and MountainCar-v0 have their own generator beside this one,
+gen_golden_classic.py, with the same setup.
 
 Needs Debian's python3 with python3-numpy (1.24 was used), plus Gymnasium 1.4.0's
 pure-Python source on PYTHONPATH (commit 3f0476a8cc224dcce2167cc4b6971ae0f04d5cfc; its
