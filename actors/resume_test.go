@@ -54,7 +54,7 @@ func TestLearnerResumesInANewTerm(t *testing.T) {
 	}
 	// The exploration position (the run's env steps, which drive ε) carries on.
 	if c2.GetEnvSteps() < c1.GetEnvSteps()+5_000 {
-		t.Fatalf("env steps %d after the resume, want ≥ %d + 5000: the ε schedule started over", c2.GetEnvSteps(), c1.GetEnvSteps())
+		t.Fatalf("env steps %d after the resume (%d in the second run), want ≥ %d + 5000: the ε schedule started over", c2.GetEnvSteps(), second.EnvSteps, c1.GetEnvSteps())
 	}
 	if second.WeightsVersion <= first.WeightsVersion {
 		t.Fatalf("weights version went backwards: %d then %d", first.WeightsVersion, second.WeightsVersion)
