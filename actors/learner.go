@@ -62,7 +62,7 @@ type learner struct {
 	published      uint64 // publications in this term
 	term           uint64
 	lastCheckpoint time.Time
-	firstStart bool // the process's first learner, not one the supervisor restarted
+	firstStart     bool // the process's first learner, not one the supervisor restarted
 }
 
 func newLearner(spec LearnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {

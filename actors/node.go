@@ -44,7 +44,8 @@ type NodeOptions struct {
 	Stop            StopRule
 	CheckpointDir   string             // "" disables checkpoints
 	CheckpointEvery time.Duration      // periodic learner checkpoints (0: only when asked)
-	Resume          bool               // the learner starts from the newest checkpoint in CheckpointDir
+	Resume          bool               // the learner (and the replay) start from the newest checkpoint (snapshot) in CheckpointDir
+	SnapshotEvery   time.Duration      // periodic replay snapshots into CheckpointDir (0: none)
 	Logger          *slog.Logger       // nil discards
 	System          *actor.ActorSystem // nil: a new local actor system (dev mode)
 	Directory       Directory          // nil: LocalDirectory on System
@@ -129,7 +130,8 @@ func StartNode(o NodeOptions) (*Node, error) {
 		roles = append(roles, role{"stats", newStats(o.Stop, d.Metrics, log, func() { close(d.done) })})
 	}
 	if has[RoleReplay] {
-		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, net.Outputs, o.Seed, d.Metrics, log)})
+		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, net.Outputs, o.Seed, d.Metrics, log,
+			SnapshotSpec{Dir: o.CheckpointDir, Every: o.SnapshotEvery, Restore: o.Resume, EnvID: o.EnvID})})
 	}
 	if has[RoleBroadcaster] {
 		roles = append(roles, role{"broadcaster", newBroadcaster(o.Config, d.Metrics, log)})

@@ -159,7 +159,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	node, err := actors.StartNode(actors.NodeOptions{
 		Name: *name, Roles: roles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
 		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
-		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, Resume: t.resume,
+		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume,
 		Logger: logger, System: sys, Directory: dir,
 	})
 	if err != nil {
