@@ -14,13 +14,6 @@ import (
 	"github.com/qfleet/qfleet/nets"
 )
 
-// Restart budget of a node's role actors: a role that fails more than
-// RestartBudget times within RestartWindow stays stopped (and is logged)
-// instead of restarting forever.
-const (
-	RestartBudget = 10
-	RestartWindow = 30 * time.Second
-)
 
 // Role names, as given to `qfleet node --roles`.
 const (
@@ -230,10 +223,6 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	}
 }
 
-// SupervisorStrategy is what a node supervisor applies to its roles.
-func SupervisorStrategy() actor.SupervisorStrategy {
-	return actor.NewOneForOneStrategy(RestartBudget, RestartWindow, actor.DefaultDecider)
-}
 
 // countRestart records a role actor's restart (called from its Restarting).
 func (m *Metrics) countRestart(roleName, id string) {
