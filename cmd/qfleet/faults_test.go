@@ -97,6 +97,12 @@ type faultOpts struct {
 	// into its own checkpoint directory, /status on D); A keeps the learner
 	// and the broadcaster.
 	replayHost bool
+	// slowB limits B's link with tbf to this rate (e.g. "2mbit").
+	slowB string
+	// latencyMs > 0 routes remote messaging to A and to B through a
+	// toxiproxy that adds latencyMs ± jitterMs each way (A and B advertise
+	// the proxy's port).
+	latencyMs, jitterMs int
 }
 
 // faultCluster is one running A+B+C cluster.
@@ -126,11 +132,34 @@ func startFaultCluster(t *testing.T, o faultOpts) *faultCluster {
 	}
 	fc := &faultCluster{t: t, bin: qfleetBinary(t), lab: netlab.New(t, hosts...), runners: map[string]*netlab.Process{}}
 	fc.a = fc.lab.Host("A")
+	if o.slowB != "" {
+		// burst 32 kbit (4000 B, > 1 MTU); queue bounded at 400 ms.
+		if err := fc.lab.LimitLink("B", o.slowB, "32kbit", "400ms"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advertise := map[string][]string{}
+	if o.latencyMs > 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"A", "B"} {
+			h := fc.lab.Host(name)
+			p := h.Start(t, "proxy"+name, exe, helperArg, "proxy", net.JoinHostPort(h.Addr(), proxyPort), net.JoinHostPort(h.Addr(), remotePort),
+				strconv.Itoa(o.latencyMs), strconv.Itoa(o.jitterMs))
+			if err := p.WaitOutput("latency", 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			advertise[name] = []string{"--advertise", net.JoinHostPort(h.Addr(), proxyPort)}
+		}
+	}
 	fc.httpAddr = net.JoinHostPort(fc.a.Addr(), httpPort)
 	fc.summary = filepath.Join(t.TempDir(), "A.json")
 	fc.aArgs = nodeArgs(fc.a, aRoles, "lan", "--insecure",
 		"--target-return", fmt.Sprint(o.target), "--max-steps", strconv.Itoa(o.maxSteps),
 		"--summary", fc.summary, "--http", fc.httpAddr)
+	fc.aArgs = append(fc.aArgs, advertise["A"]...)
 	if o.ckptDir != "" {
 		// The replay snapshots too, so a restarted A goes on with its table.
 		fc.aArgs = append(fc.aArgs, "--checkpoint-dir", o.ckptDir, "--checkpoint-every", o.ckptEvery, "--replay-snapshot-every", o.ckptEvery)
@@ -150,7 +179,7 @@ func startFaultCluster(t *testing.T, o faultOpts) *faultCluster {
 	}
 	for _, name := range []string{"B", "C"} {
 		h := fc.lab.Host(name)
-		args := nodeArgs(h, "runner", "lan", "--insecure", "--join", seed)
+		args := append(nodeArgs(h, "runner", "lan", "--insecure", "--join", seed), advertise[name]...)
 		if o.runnerHTTP {
 			args = append(args, "--http", net.JoinHostPort(h.Addr(), httpPort))
 		}
@@ -708,6 +737,59 @@ func TestFaultRunnerHostKilled(t *testing.T) {
 	checkAccounting(t, "runner-host-killed", end, end)
 	fc.runners["B"] = fc.runners["C"] // B is gone: only C must end with A
 	fc.stop()
+}
+
+// proxyPort is where a fault proxy listens in front of a node's remote port.
+const proxyPort = "7950"
+
+// TestFaultSlowLinkWithLatency: B's link is limited to 2 Mbit/s (tbf) and
+// every remote connection to A and to B passes through a toxiproxy that adds
+// 100 ± 20 ms each way (C's traffic to A too). Invariants: the run still
+// reaches 195; B keeps acting on recent weights (its lag in publications is
+// measured); weights versions on B never go backwards; experience accounting
+// holds.
+func TestFaultSlowLinkWithLatency(t *testing.T) {
+	requireFaults(t)
+	start := time.Now()
+	fc := startFaultCluster(t, faultOpts{target: 195, maxSteps: 400_000, runnerHTTP: true, slowB: "2mbit", latencyMs: 100, jitterMs: 20})
+	vw := watchRunnerVersions(fc, "B", "C")
+	var maxLag uint64
+	var last faultStatus
+	deadline := time.After(5 * time.Minute)
+wait:
+	for {
+		select {
+		case <-fc.learner.Done():
+			break wait
+		case <-deadline:
+			t.Fatalf("A did not reach 195 within 5 minutes (mean100 %.1f)", last.Mean100)
+		case <-time.After(300 * time.Millisecond):
+			if st, err := fc.status(); err == nil {
+				last = st
+				if b, ok := st.hostRunner("B"); ok && b.WeightsVersion > 0 && publication(st.WeightsVersion) > publication(b.WeightsVersion) {
+					maxLag = max(maxLag, publication(st.WeightsVersion)-publication(b.WeightsVersion))
+				}
+			}
+		}
+	}
+	if err := fc.learner.Wait(); err != nil {
+		t.Fatalf("A exited with %v, want 0", err)
+	}
+	var sum summary
+	if data, err := os.ReadFile(fc.summary); err != nil {
+		t.Errorf("A's summary: %v", err)
+	} else if err := json.Unmarshal(data, &sum); err != nil || !sum.Solved {
+		t.Errorf("A's summary: solved=%v (err %v), want solved\n%s", sum.Solved, err, data)
+	}
+	fc.waitRunnersEnd()
+	if back := vw.close(); len(back) > 0 {
+		t.Errorf("weights versions went backwards on runner nodes: %v", back)
+	}
+	b, _ := last.hostRunner("B")
+	c, _ := last.hostRunner("C")
+	t.Logf("FAULT slow-link-latency solved=%v env_steps=%d wall=%s learner_updates=%d b_env_steps=%d c_env_steps=%d b_max_lag_publications=%d (polled, publish every %d updates) b_dropped=%d",
+		sum.Solved, sum.EnvSteps, ms(time.Since(start)), last.Counters.LearnerUpdates, b.EnvSteps, c.EnvSteps, maxLag, actors.DefaultConfig().PublishEvery, b.ExperienceDropped)
+	checkAccounting(t, "slow-link-latency", last, last)
 }
 
 // TestFaultReplayHostKilled: the replay runs on a host of its own, D, and
