@@ -19,10 +19,15 @@ package main
 //   - TestFaultRunnerHostKilled: kill -9 runner host B;
 //   - TestFaultRunnerHostStopped: SIGSTOP B for 20 s, then SIGCONT;
 //   - TestFaultRunnerLinkCut: cut B's link for 20 s, then heal;
-//   - TestFaultLearnerHostKilled: kill -9 A, restart it with --resume.
+//   - TestFaultLearnerHostKilled: kill -9 A, restart it with --resume;
+//   - TestFaultReplayHostKilled: the replay on a host D of its own, kill -9
+//     D, restart it with --resume (from its snapshot);
+//   - TestFaultSlowLinkWithLatency: B's link at 2 Mbit/s (tbf) and 100±20 ms
+//     each way added by a toxiproxy in front of A's and B's remote ports.
 //
-// They run with -faults (`make faults`); the link cut with an 8 s cut runs
-// in the default `make test` as the fast subset (~30-40 s).
+// They run with -faults (`make faults`); the fast subset of the default
+// `make test` is the link cut with an 8 s cut and the replay-host kill
+// (~30 s each).
 
 import (
 	"encoding/json"
@@ -799,8 +804,11 @@ wait:
 // learner trains again; the experience that died with D since its snapshot,
 // and what was sent while it was down, is counted lost exactly (the
 // accounting holds over both lives of D); training progresses afterwards.
+//
+// It runs in the default `make test` too (~30 s): replay snapshots across
+// real processes are worth checking on every change.
 func TestFaultReplayHostKilled(t *testing.T) {
-	requireFaults(t)
+	netlab.Require(t)
 	fc := startFaultCluster(t, faultOpts{target: 10000, maxSteps: 10_000_000, replayHost: true})
 	// Underway, and D has written a snapshot.
 	var before faultStatus
