@@ -11,7 +11,19 @@ require (
 	gorgonia.org/tensor v0.9.24
 )
 
-require github.com/klauspost/compress v1.20.3
+require (
+	github.com/Shopify/toxiproxy/v2 v2.5.0
+	github.com/klauspost/compress v1.20.3
+	github.com/rs/zerolog v1.28.0
+)
+
+require (
+	github.com/gorilla/mux v1.8.0 // indirect
+	github.com/mattn/go-colorable v0.1.13 // indirect
+	github.com/mattn/go-isatty v0.0.17 // indirect
+	github.com/rs/xid v1.4.0 // indirect
+	gopkg.in/tomb.v1 v1.0.0-20141024135613-dd632973f1e7 // indirect
+)
 
 require (
 	github.com/Workiva/go-datastructures v1.1.3 // indirect

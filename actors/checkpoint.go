@@ -27,54 +27,64 @@ var ErrCorruptCheckpoint = errors.New("corrupt checkpoint")
 
 var checkpointMagic = [4]byte{'Q', 'F', 'C', '1'}
 
-// WriteCheckpoint writes c to dir/learner.ckpt atomically: a temp file in the
-// same directory, fsync, rename, fsync of the directory. The file is the magic,
-// a CRC-32C of the payload, then the protobuf payload, so that a torn or
-// corrupted file is detected on load rather than half-read.
+// WriteCheckpoint writes c to dir/learner.ckpt atomically (see writeDurable),
+// keeping the previous CheckpointsKept−1 as learner.ckpt.1, .2, ...
 func WriteCheckpoint(dir string, c *messages.Checkpoint) error {
 	payload, err := proto.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("checkpoint: encode: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := writeDurable(dir, CheckpointFile, checkpointMagic, payload, CheckpointsKept); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, CheckpointFile+".tmp-*")
+	return nil
+}
+
+// writeDurable writes payload to dir/name atomically: a temp file in the
+// same directory, fsync, rename, fsync of the directory. The file is the
+// magic, a CRC-32C of the payload, then the payload, so that a torn or
+// corrupted file is detected on load rather than half-read. The previous
+// keep−1 files are kept as name.1 (the newest of them), name.2, ...
+func writeDurable(dir, name string, magic [4]byte, payload []byte, keep int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
 	var header [8]byte
-	copy(header[:4], checkpointMagic[:])
+	copy(header[:4], magic[:])
 	binary.LittleEndian.PutUint32(header[4:], crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)))
 	if _, err := tmp.Write(header[:]); err != nil {
 		tmp.Close()
-		return fmt.Errorf("checkpoint: write %s: %w", tmp.Name(), err)
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if _, err := tmp.Write(payload); err != nil {
 		tmp.Close()
-		return fmt.Errorf("checkpoint: write %s: %w", tmp.Name(), err)
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("checkpoint: fsync %s: %w", tmp.Name(), err)
+		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("checkpoint: close %s: %w", tmp.Name(), err)
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
-	final := filepath.Join(dir, CheckpointFile)
-	// Rotate: learner.ckpt → .1 → .2 …; the oldest falls off.
-	for i := CheckpointsKept - 1; i >= 1; i-- {
+	final := filepath.Join(dir, name)
+	// Rotate: name → .1 → .2 …; the oldest falls off.
+	for i := keep - 1; i >= 1; i-- {
 		from := final
 		if i > 1 {
 			from = fmt.Sprintf("%s.%d", final, i-1)
 		}
 		if err := os.Rename(from, fmt.Sprintf("%s.%d", final, i)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("checkpoint: rotate: %w", err)
+			return fmt.Errorf("rotate: %w", err)
 		}
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return err
 	}
 	if d, err := os.Open(dir); err == nil {
 		// Make the rename itself durable; a failure here leaves a valid file.
@@ -84,20 +94,23 @@ func WriteCheckpoint(dir string, c *messages.Checkpoint) error {
 	return nil
 }
 
-// ReadLatestCheckpoint loads the newest checkpoint in dir that passes its
-// checksum, falling back to older ones; skipped lists the corrupt ones it
-// passed over. It returns an error wrapping os.ErrNotExist when there is none.
-func ReadLatestCheckpoint(dir string) (c *messages.Checkpoint, skipped []error, err error) {
-	final := filepath.Join(dir, CheckpointFile)
+// readLatestDurable returns the payload of the newest of dir/name, name.1,
+// ... (keep files) that passes its magic and checksum, and the errors of the
+// corrupt ones it passed over. The error wraps os.ErrNotExist when there is
+// none at all, ErrCorruptCheckpoint when all that exist are corrupt.
+func readLatestDurable(dir, name string, magic [4]byte, keep int, decode func(path string, payload []byte) error) (skipped []error, err error) {
+	final := filepath.Join(dir, name)
 	found := false
-	for i := 0; i < CheckpointsKept; i++ {
+	for i := 0; i < keep; i++ {
 		path := final
 		if i > 0 {
 			path = fmt.Sprintf("%s.%d", final, i)
 		}
-		c, err := readCheckpointFile(path)
+		payload, err := readDurable(path, magic)
 		if err == nil {
-			return c, skipped, nil
+			if err = decode(path, payload); err == nil {
+				return skipped, nil
+			}
 		}
 		if !errors.Is(err, os.ErrNotExist) {
 			found = true
@@ -105,28 +118,52 @@ func ReadLatestCheckpoint(dir string) (c *messages.Checkpoint, skipped []error, 
 		}
 	}
 	if found {
-		return nil, skipped, fmt.Errorf("%w: no readable checkpoint in %s", ErrCorruptCheckpoint, dir)
+		return skipped, fmt.Errorf("%w: no readable %s in %s", ErrCorruptCheckpoint, name, dir)
 	}
-	return nil, nil, fmt.Errorf("checkpoint: none in %s: %w", dir, os.ErrNotExist)
+	return nil, fmt.Errorf("none in %s: %w", dir, os.ErrNotExist)
 }
 
-// ReadCheckpoint loads dir/learner.ckpt and verifies its checksum.
-func ReadCheckpoint(dir string) (*messages.Checkpoint, error) {
-	return readCheckpointFile(filepath.Join(dir, CheckpointFile))
-}
-
-func readCheckpointFile(path string) (*messages.Checkpoint, error) {
+// readDurable reads one file written by writeDurable and checks it.
+func readDurable(path string, magic [4]byte) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
+		return nil, err
 	}
-	if len(data) < 8 || [4]byte(data[:4]) != checkpointMagic {
+	if len(data) < 8 || [4]byte(data[:4]) != magic {
 		return nil, fmt.Errorf("%w: %s: bad header", ErrCorruptCheckpoint, path)
 	}
 	payload := data[8:]
 	if binary.LittleEndian.Uint32(data[4:8]) != crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)) {
 		return nil, fmt.Errorf("%w: %s: checksum mismatch", ErrCorruptCheckpoint, path)
 	}
+	return payload, nil
+}
+
+// ReadLatestCheckpoint loads the newest checkpoint in dir that passes its
+// checksum, falling back to older ones; skipped lists the corrupt ones it
+// passed over. It returns an error wrapping os.ErrNotExist when there is none.
+func ReadLatestCheckpoint(dir string) (c *messages.Checkpoint, skipped []error, err error) {
+	skipped, err = readLatestDurable(dir, CheckpointFile, checkpointMagic, CheckpointsKept, func(path string, payload []byte) error {
+		c, err = decodeCheckpoint(path, payload)
+		return err
+	})
+	if err != nil {
+		return nil, skipped, fmt.Errorf("checkpoint: %w", err)
+	}
+	return c, skipped, nil
+}
+
+// ReadCheckpoint loads dir/learner.ckpt and verifies its checksum.
+func ReadCheckpoint(dir string) (*messages.Checkpoint, error) {
+	path := filepath.Join(dir, CheckpointFile)
+	payload, err := readDurable(path, checkpointMagic)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	return decodeCheckpoint(path, payload)
+}
+
+func decodeCheckpoint(path string, payload []byte) (*messages.Checkpoint, error) {
 	c := &messages.Checkpoint{}
 	if err := proto.Unmarshal(payload, c); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptCheckpoint, path, err)

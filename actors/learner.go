@@ -62,10 +62,7 @@ type learner struct {
 	published      uint64 // publications in this term
 	term           uint64
 	lastCheckpoint time.Time
-	// envStepsBase is the run's env steps before this process counted any:
-	// from the checkpoint on a resume, so that the ε schedule carried with the
-	// weights (the exploration position) continues instead of starting over.
-	envStepsBase uint64
+	firstStart     bool // the process's first learner, not one the supervisor restarted
 }
 
 func newLearner(spec LearnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
@@ -76,7 +73,7 @@ func newLearner(spec LearnerSpec, cfg Config, dir Directory, m *Metrics, log *sl
 		s := spec
 		s.Resume = spec.Resume || starts > 0
 		starts++
-		return &learner{spec: s, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "learner")}
+		return &learner{spec: s, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "learner"), firstStart: starts == 1}
 	}
 }
 
@@ -174,8 +171,12 @@ func (l *learner) restore() error {
 		return fmt.Errorf("checkpoint in %s does not fit the network: %w", l.spec.CheckpointDir, err)
 	}
 	l.updates, l.term, l.published = c.GetLearnerUpdates(), c.GetTerm()+1, 0
-	if counted := l.metrics.Status().EnvSteps; c.GetEnvSteps() > counted {
-		l.envStepsBase = c.GetEnvSteps() - counted
+	if l.firstStart {
+		// The run's env steps before this process: the exploration position
+		// (ε follows the run's steps, carried with the weights) continues
+		// instead of starting over. A restarted learner's process already
+		// counts them.
+		l.metrics.setEnvStepsBase(c.GetEnvSteps())
 	}
 	// The counter must match the resumed count: a new process adds all of
 	// it; after an in-process restart it already holds them (and more).
@@ -257,7 +258,7 @@ func (l *learner) publish(ctx actor.Context) {
 	l.published++
 	l.version = versionOf(l.term, l.published)
 	w := &messages.Weights{Version: l.version, Term: l.term, Params: l.trainer.CopyParams(nil), LearnerUpdates: l.updates,
-		EnvSteps: l.envStepsBase + l.metrics.EnvStepsTotal()}
+		EnvSteps: l.metrics.EnvStepsTotal()}
 	if b := l.dir.Broadcaster(); b != nil {
 		ctx.Send(b, w) // with no broadcaster yet, the next publication reaches it
 	}
@@ -279,7 +280,7 @@ func (l *learner) saveCheckpoint() (string, error) {
 		Env: l.spec.EnvID, Layers: layers, Online: st.Online, Target: st.Target,
 		AdamM: st.AdamM, AdamV: st.AdamV, AdamStep: st.AdamStep,
 		LearnerUpdates: l.updates, WeightsVersion: l.version, Term: l.term,
-		EnvSteps:   l.envStepsBase + l.metrics.Status().EnvSteps, // the stats on this node count every runner's steps
+		EnvSteps:   l.metrics.EnvStepsTotal(),
 		UnixMillis: time.Now().UnixMilli(),
 	}
 	if err := WriteCheckpoint(l.spec.CheckpointDir, c); err != nil {

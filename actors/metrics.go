@@ -35,8 +35,9 @@ type Metrics struct {
 	// run-wide count lives with the stats on the learner's node).
 	LocalRunnerSteps atomic.Uint64
 
-	mu     sync.Mutex
-	status RunStatus
+	mu           sync.Mutex
+	envStepsBase uint64 // the run's env steps before this process (resume)
+	status       RunStatus
 }
 
 // RunStatus is the run-level view the command prints and summarises.
@@ -138,11 +139,20 @@ func (m *Metrics) Status() RunStatus {
 	return s
 }
 
-// EnvStepsTotal is the run's env steps as the stats on this node know them.
+// EnvStepsTotal is the run's env steps: those the stats on this node counted
+// (every runner's, on the learner's node), plus those of the run before this
+// process when it resumed from a checkpoint.
 func (m *Metrics) EnvStepsTotal() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.status.EnvSteps
+	return m.envStepsBase + m.status.EnvSteps
+}
+
+// setEnvStepsBase records the run's env steps before this process started.
+func (m *Metrics) setEnvStepsBase(n uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.envStepsBase = n
 }
 
 // update applies f to the run status under the lock.

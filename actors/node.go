@@ -14,13 +14,6 @@ import (
 	"github.com/qfleet/qfleet/nets"
 )
 
-// Restart budget of a node's role actors: a role that fails more than
-// RestartBudget times within RestartWindow stays stopped (and is logged)
-// instead of restarting forever.
-const (
-	RestartBudget = 10
-	RestartWindow = 30 * time.Second
-)
 
 // Role names, as given to `qfleet node --roles`.
 const (
@@ -44,7 +37,8 @@ type NodeOptions struct {
 	Stop            StopRule
 	CheckpointDir   string             // "" disables checkpoints
 	CheckpointEvery time.Duration      // periodic learner checkpoints (0: only when asked)
-	Resume          bool               // the learner starts from the newest checkpoint in CheckpointDir
+	Resume          bool               // the learner (and the replay) start from the newest checkpoint (snapshot) in CheckpointDir
+	SnapshotEvery   time.Duration      // periodic replay snapshots into CheckpointDir (0: none)
 	Logger          *slog.Logger       // nil discards
 	System          *actor.ActorSystem // nil: a new local actor system (dev mode)
 	Directory       Directory          // nil: LocalDirectory on System
@@ -129,7 +123,8 @@ func StartNode(o NodeOptions) (*Node, error) {
 		roles = append(roles, role{"stats", newStats(o.Stop, d.Metrics, log, func() { close(d.done) })})
 	}
 	if has[RoleReplay] {
-		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, net.Outputs, o.Seed, d.Metrics, log)})
+		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, net.Outputs, o.Seed, d.Metrics, log,
+			SnapshotSpec{Dir: o.CheckpointDir, Every: o.SnapshotEvery, Restore: o.Resume, EnvID: o.EnvID})})
 	}
 	if has[RoleBroadcaster] {
 		roles = append(roles, role{"broadcaster", newBroadcaster(o.Config, d.Metrics, log)})
@@ -228,10 +223,6 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	}
 }
 
-// SupervisorStrategy is what a node supervisor applies to its roles.
-func SupervisorStrategy() actor.SupervisorStrategy {
-	return actor.NewOneForOneStrategy(RestartBudget, RestartWindow, actor.DefaultDecider)
-}
 
 // countRestart records a role actor's restart (called from its Restarting).
 func (m *Metrics) countRestart(roleName, id string) {

@@ -166,7 +166,7 @@ func TestReplayCreditFollowsTheRateLimiter(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MinReplaySize, cfg.BatchSize, cfg.SamplesPerInsert, cfg.RateTolerance = 64, 64, 4, 64
 	m := NewMetrics()
-	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler))))
+	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler), SnapshotSpec{})))
 	send := func(start, n int) {
 		b := batchOf(start, n, 2)
 		b.ReplyTo = runnerRef
@@ -211,7 +211,7 @@ func TestReplayCountsLostExperienceExactly(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MinReplaySize = 1000
 	m := NewMetrics()
-	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler))))
+	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler), SnapshotSpec{})))
 	send := func(inc, seq, before uint64, n int) {
 		b := batchOf(int(before), n, 2)
 		b.Runner, b.RunnerIncarnation, b.Seq, b.SentBefore, b.ReplyTo = "r0", inc, seq, before, runnerRef

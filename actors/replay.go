@@ -1,10 +1,15 @@
 package actors
 
 import (
+	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/messages"
@@ -20,16 +25,47 @@ type replay struct {
 	seed       uint64
 	metrics    *Metrics
 	log        *slog.Logger
+	snap       SnapshotSpec
 
-	table   *Table
-	limiter *RateLimiter
-	rng     *rand.Rand
+	table    *Table
+	limiter  *RateLimiter
+	rng      *rand.Rand
+	rngState *rand.PCG // rng's source, saved in snapshots
 
 	waiting  []*messages.SampleRequest // requests the limiter holds back, oldest first
 	deferred []deferredCredit          // credits the limiter holds back
 
-	streams map[streamKey]uint64 // per runner stream: transitions received (inserted or rejected)
-	lost    uint64               // transitions that never arrived: gaps in the streams
+	streams  map[streamKey]uint64 // per runner stream: transitions received (inserted or rejected)
+	lost     uint64               // transitions that never arrived: gaps in the streams
+	rejected uint64               // transitions refused as malformed
+
+	writing  bool           // a snapshot is on its way to disk
+	writes   sync.WaitGroup // that write's goroutine
+	stopTick scheduler.CancelFunc
+}
+
+// SnapshotSpec configures the replay's snapshots. A replay that restarts
+// (its actor under the supervisor, or its node with --resume) goes on from
+// the newest snapshot instead of an empty table: a learner that resumes onto
+// an empty replay forgets what it learned (the collapse users of RLlib and
+// Acme report).
+type SnapshotSpec struct {
+	Dir     string        // where snapshots live (the checkpoint directory); "" disables them
+	Every   time.Duration // snapshot interval; 0 disables snapshots
+	Restore bool          // start from the newest snapshot in Dir, if there is one
+	EnvID   string        // recorded in the snapshot and checked on restore
+}
+
+func (s SnapshotSpec) enabled() bool { return s.Dir != "" && s.Every > 0 }
+
+// replayTick asks the replay for a periodic snapshot.
+type replayTick struct{}
+
+// snapshotWritten reports a snapshot write that ran off the actor.
+type snapshotWritten struct {
+	err         error
+	pause, took time.Duration
+	size        int
 }
 
 type deferredCredit struct {
@@ -45,9 +81,15 @@ type streamKey struct {
 	incarnation uint64
 }
 
-func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log *slog.Logger) actor.Producer {
+func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log *slog.Logger, snap SnapshotSpec) actor.Producer {
+	starts := 0
 	return func() actor.Actor {
-		return &replay{cfg: cfg, obsSize: obsSize, numActions: numActions, seed: seed, metrics: m, log: log.With("role", "replay")}
+		// After a crash the supervisor builds a fresh replay: it goes on from
+		// the last snapshot, when snapshots are on, whatever Restore says.
+		s := snap
+		s.Restore = snap.Restore || (starts > 0 && snap.enabled())
+		starts++
+		return &replay{cfg: cfg, obsSize: obsSize, numActions: numActions, seed: seed, metrics: m, log: log.With("role", "replay"), snap: s}
 	}
 }
 
@@ -60,9 +102,41 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
 		r.table.LimitActions(r.numActions)
 		r.limiter = NewRateLimiter(r.cfg.SamplesPerInsert, r.cfg.MinReplaySize, r.cfg.RateTolerance)
-		r.rng = rand.New(rand.NewPCG(r.seed, 0x7265706c6179))
+		r.rngState = rand.NewPCG(r.seed, 0x7265706c6179)
+		r.rng = rand.New(r.rngState)
 		r.streams = make(map[streamKey]uint64)
-		r.log.Info("replay started", "capacity", r.cfg.ReplayCapacity, "min_size", r.cfg.MinReplaySize, "samples_per_insert", r.cfg.SamplesPerInsert)
+		if r.snap.Restore && r.snap.Dir != "" {
+			r.restore()
+		}
+		if r.snap.enabled() {
+			r.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(r.snap.Every, r.snap.Every, ctx.Self(), &replayTick{})
+		}
+		r.log.Info("replay started", "capacity", r.cfg.ReplayCapacity, "min_size", r.cfg.MinReplaySize, "samples_per_insert", r.cfg.SamplesPerInsert, "size", r.table.Size())
+	case *replayTick:
+		r.snapshot(ctx)
+	case *snapshotWritten:
+		r.writing = false
+		if msg.err != nil {
+			// Training goes on; the error is reported, not fatal.
+			r.log.Error("replay snapshot failed", "err", msg.err)
+		} else {
+			r.log.Info("replay snapshot written", "transitions", msg.size, "pause", msg.pause, "write", msg.took)
+		}
+	case *actor.Stopping:
+		if r.stopTick != nil {
+			r.stopTick()
+		}
+		if r.snap.enabled() {
+			// A clean shutdown leaves the newest contents on disk, after any
+			// periodic write still under way (or that older one would win).
+			r.writes.Wait()
+			start := time.Now()
+			if err := WriteSnapshot(r.snap.Dir, r.captureAll().encode(r.snap.EnvID)); err != nil {
+				r.log.Error("replay snapshot at shutdown failed", "err", err)
+			} else {
+				r.log.Info("replay snapshot written at shutdown", "transitions", r.table.Size(), "took", time.Since(start))
+			}
+		}
 	case *messages.ExperienceBatch:
 		r.insert(ctx, msg)
 		r.serve(ctx)
@@ -98,8 +172,9 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 	if err := r.table.CheckBatch(b); err != nil {
 		// Refused and counted; the credit still goes back, or a runner
 		// that sent one bad batch would lose part of its window for good.
+		r.rejected += uint64(n)
 		r.metrics.ExperienceRejected.Add(float64(n))
-		r.metrics.update(func(s *RunStatus) { s.ExperienceRejected += uint64(n) })
+		r.metrics.update(func(s *RunStatus) { s.ExperienceRejected = r.rejected })
 		r.log.Warn("experience rejected", "err", err)
 	} else {
 		r.table.Insert(b)
@@ -176,4 +251,77 @@ func (r *replay) serve(ctx actor.Context) {
 		r.deferred = r.deferred[1:]
 		ctx.Send(c.to, &messages.Credit{Transitions: c.n, Seq: c.seq})
 	}
+}
+
+// snapshot starts a periodic snapshot: the rows are copied here, between two
+// messages; encoding and the durable write run on another goroutine, which
+// reports back with a snapshotWritten. One write at a time.
+func (r *replay) snapshot(ctx actor.Context) {
+	if r.writing {
+		return
+	}
+	start := time.Now()
+	c := r.captureAll()
+	pause := time.Since(start)
+	r.writing = true
+	self, root, dir, env := ctx.Self(), ctx.ActorSystem().Root, r.snap.Dir, r.snap.EnvID
+	r.writes.Add(1)
+	go func() {
+		defer r.writes.Done()
+		t0 := time.Now()
+		err := WriteSnapshot(dir, c.encode(env))
+		root.Send(self, &snapshotWritten{err: err, pause: pause, took: time.Since(t0), size: len(c.actions)})
+	}()
+}
+
+// captureAll copies the table and the replay's own state.
+func (r *replay) captureAll() *tableCapture {
+	c := r.table.capture()
+	c.limiterInserted, c.limiterSmp = r.limiter.inserted, r.limiter.sampled
+	c.streams = make(map[streamKey]uint64, len(r.streams))
+	for k, v := range r.streams {
+		c.streams[k] = v
+	}
+	c.lost, c.rejected = r.lost, r.rejected
+	c.rng, _ = r.rngState.MarshalBinary()
+	return c
+}
+
+// restore goes on from the newest good snapshot; without one the replay
+// starts empty (and the runners' next batches show what it lost as gaps).
+func (r *replay) restore() {
+	s, skipped, err := ReadLatestSnapshot(r.snap.Dir)
+	for _, e := range skipped {
+		r.log.Error("corrupt replay snapshot skipped", "err", e)
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		r.log.Info("no replay snapshot: starting empty", "dir", r.snap.Dir)
+		return
+	case err != nil:
+		r.log.Error("replay snapshot unusable: starting empty", "err", err)
+		return
+	case s.GetEnv() != r.snap.EnvID:
+		r.log.Error("replay snapshot is for another env: starting empty", "snapshot_env", s.GetEnv(), "env", r.snap.EnvID)
+		return
+	}
+	if err := r.table.restore(s); err != nil {
+		r.log.Error("replay snapshot unusable: starting empty", "err", err)
+		return
+	}
+	if err := r.rngState.UnmarshalBinary(s.GetRngState()); err != nil {
+		r.log.Warn("replay snapshot: sampling RNG not restored", "err", err)
+	}
+	r.limiter.inserted, r.limiter.sampled = s.GetLimiterInserted(), s.GetLimiterSampled()
+	for _, st := range s.GetStreams() {
+		r.streams[streamKey{st.GetRunner(), st.GetIncarnation()}] = st.GetReceived()
+	}
+	r.lost, r.rejected = s.GetLost(), s.GetRejected()
+	r.metrics.ReplaySize.Set(float64(r.table.Size()))
+	r.metrics.update(func(st *RunStatus) {
+		st.ReplaySize, st.ReplayInserted = r.table.Size(), r.table.Inserted()
+		st.ExperienceLost, st.ExperienceRejected = r.lost, r.rejected
+	})
+	r.log.Warn("replay restored from snapshot", "transitions", r.table.Size(), "inserted", r.table.Inserted(),
+		"age", time.Since(time.UnixMilli(s.GetUnixMillis())).Round(time.Millisecond))
 }

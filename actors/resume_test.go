@@ -17,7 +17,7 @@ func TestLearnerResumesInANewTerm(t *testing.T) {
 	run := func(resume bool, steps uint64) RunStatus {
 		t.Helper()
 		d, err := StartDev(DevOptions{EnvID: "CartPole-v1", Seed: 3, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: steps},
-			CheckpointDir: dir, Resume: resume, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			CheckpointDir: dir, SnapshotEvery: time.Second, Resume: resume, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,9 +52,14 @@ func TestLearnerResumesInANewTerm(t *testing.T) {
 	if c2.GetLearnerUpdates() <= c1.GetLearnerUpdates() {
 		t.Fatalf("updates went from %d to %d across the resume", c1.GetLearnerUpdates(), c2.GetLearnerUpdates())
 	}
+	// The replay went on from its snapshot (written at the clean stop): its
+	// insert count continues instead of starting from zero.
+	if second.ReplayInserted < first.ReplayInserted+5_000 {
+		t.Fatalf("replay inserted %d after the resume, want ≥ %d + 5000: the replay started empty", second.ReplayInserted, first.ReplayInserted)
+	}
 	// The exploration position (the run's env steps, which drive ε) carries on.
 	if c2.GetEnvSteps() < c1.GetEnvSteps()+5_000 {
-		t.Fatalf("env steps %d after the resume, want ≥ %d + 5000: the ε schedule started over", c2.GetEnvSteps(), c1.GetEnvSteps())
+		t.Fatalf("env steps %d after the resume (%d in the second run), want ≥ %d + 5000: the ε schedule started over", c2.GetEnvSteps(), second.EnvSteps, c1.GetEnvSteps())
 	}
 	if second.WeightsVersion <= first.WeightsVersion {
 		t.Fatalf("weights version went backwards: %d then %d", first.WeightsVersion, second.WeightsVersion)

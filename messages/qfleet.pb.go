@@ -1437,6 +1437,243 @@ func (x *WeightsChunkAck) GetActingTerm() uint64 {
 	return 0
 }
 
+// ReplaySnapshot is the replay's on-disk state: the table's transitions,
+// oldest first, as little-endian arrays, and what the replay needs to go on
+// where it stopped (rate limiter counts, per-runner stream positions for the
+// exact accounting of lost experience, its sampling RNG).
+type ReplaySnapshot struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Env              string                 `protobuf:"bytes,1,opt,name=env,proto3" json:"env,omitempty"`
+	ObsSize          uint32                 `protobuf:"varint,2,opt,name=obs_size,json=obsSize,proto3" json:"obs_size,omitempty"`
+	Size             uint32                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`                                                // transitions in the arrays below
+	Inserted         uint64                 `protobuf:"varint,4,opt,name=inserted,proto3" json:"inserted,omitempty"`                                        // transitions ever inserted (keys continue from it)
+	Observations     []byte                 `protobuf:"bytes,5,opt,name=observations,proto3" json:"observations,omitempty"`                                 // size*obs_size float32
+	NextObservations []byte                 `protobuf:"bytes,6,opt,name=next_observations,json=nextObservations,proto3" json:"next_observations,omitempty"` // size*obs_size float32
+	Actions          []byte                 `protobuf:"bytes,7,opt,name=actions,proto3" json:"actions,omitempty"`                                           // size uint32
+	Rewards          []byte                 `protobuf:"bytes,8,opt,name=rewards,proto3" json:"rewards,omitempty"`                                           // size float32
+	Discounts        []byte                 `protobuf:"bytes,9,opt,name=discounts,proto3" json:"discounts,omitempty"`                                       // size float32
+	Keys             []byte                 `protobuf:"bytes,10,opt,name=keys,proto3" json:"keys,omitempty"`                                                // size uint64
+	LimiterInserted  uint64                 `protobuf:"varint,11,opt,name=limiter_inserted,json=limiterInserted,proto3" json:"limiter_inserted,omitempty"`
+	LimiterSampled   uint64                 `protobuf:"varint,12,opt,name=limiter_sampled,json=limiterSampled,proto3" json:"limiter_sampled,omitempty"`
+	Streams          []*ReplayStream        `protobuf:"bytes,13,rep,name=streams,proto3" json:"streams,omitempty"`
+	Lost             uint64                 `protobuf:"varint,14,opt,name=lost,proto3" json:"lost,omitempty"`
+	Rejected         uint64                 `protobuf:"varint,15,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	RngState         []byte                 `protobuf:"bytes,16,opt,name=rng_state,json=rngState,proto3" json:"rng_state,omitempty"`
+	UnixMillis       int64                  `protobuf:"varint,17,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReplaySnapshot) Reset() {
+	*x = ReplaySnapshot{}
+	mi := &file_qfleet_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplaySnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplaySnapshot) ProtoMessage() {}
+
+func (x *ReplaySnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplaySnapshot.ProtoReflect.Descriptor instead.
+func (*ReplaySnapshot) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReplaySnapshot) GetEnv() string {
+	if x != nil {
+		return x.Env
+	}
+	return ""
+}
+
+func (x *ReplaySnapshot) GetObsSize() uint32 {
+	if x != nil {
+		return x.ObsSize
+	}
+	return 0
+}
+
+func (x *ReplaySnapshot) GetSize() uint32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ReplaySnapshot) GetInserted() uint64 {
+	if x != nil {
+		return x.Inserted
+	}
+	return 0
+}
+
+func (x *ReplaySnapshot) GetObservations() []byte {
+	if x != nil {
+		return x.Observations
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetNextObservations() []byte {
+	if x != nil {
+		return x.NextObservations
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetActions() []byte {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetRewards() []byte {
+	if x != nil {
+		return x.Rewards
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetDiscounts() []byte {
+	if x != nil {
+		return x.Discounts
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetKeys() []byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetLimiterInserted() uint64 {
+	if x != nil {
+		return x.LimiterInserted
+	}
+	return 0
+}
+
+func (x *ReplaySnapshot) GetLimiterSampled() uint64 {
+	if x != nil {
+		return x.LimiterSampled
+	}
+	return 0
+}
+
+func (x *ReplaySnapshot) GetStreams() []*ReplayStream {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *ReplaySnapshot) GetRejected() uint64 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+func (x *ReplaySnapshot) GetRngState() []byte {
+	if x != nil {
+		return x.RngState
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetUnixMillis() int64 {
+	if x != nil {
+		return x.UnixMillis
+	}
+	return 0
+}
+
+// ReplayStream is how much of one runner's stream a replay has received.
+type ReplayStream struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Runner        string                 `protobuf:"bytes,1,opt,name=runner,proto3" json:"runner,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Received      uint64                 `protobuf:"varint,3,opt,name=received,proto3" json:"received,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayStream) Reset() {
+	*x = ReplayStream{}
+	mi := &file_qfleet_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayStream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayStream) ProtoMessage() {}
+
+func (x *ReplayStream) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayStream.ProtoReflect.Descriptor instead.
+func (*ReplayStream) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReplayStream) GetRunner() string {
+	if x != nil {
+		return x.Runner
+	}
+	return ""
+}
+
+func (x *ReplayStream) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *ReplayStream) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
 var File_qfleet_proto protoreflect.FileDescriptor
 
 const file_qfleet_proto_rawDesc = "" +
@@ -1573,7 +1810,31 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05index\x18\x04 \x01(\rR\x05index\x12%\n" +
 	"\x0eacting_version\x18\x05 \x01(\x04R\ractingVersion\x12\x1f\n" +
 	"\vacting_term\x18\x06 \x01(\x04R\n" +
-	"actingTerm*\\\n" +
+	"actingTerm\"\x99\x04\n" +
+	"\x0eReplaySnapshot\x12\x10\n" +
+	"\x03env\x18\x01 \x01(\tR\x03env\x12\x19\n" +
+	"\bobs_size\x18\x02 \x01(\rR\aobsSize\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\rR\x04size\x12\x1a\n" +
+	"\binserted\x18\x04 \x01(\x04R\binserted\x12\"\n" +
+	"\fobservations\x18\x05 \x01(\fR\fobservations\x12+\n" +
+	"\x11next_observations\x18\x06 \x01(\fR\x10nextObservations\x12\x18\n" +
+	"\aactions\x18\a \x01(\fR\aactions\x12\x18\n" +
+	"\arewards\x18\b \x01(\fR\arewards\x12\x1c\n" +
+	"\tdiscounts\x18\t \x01(\fR\tdiscounts\x12\x12\n" +
+	"\x04keys\x18\n" +
+	" \x01(\fR\x04keys\x12)\n" +
+	"\x10limiter_inserted\x18\v \x01(\x04R\x0flimiterInserted\x12'\n" +
+	"\x0flimiter_sampled\x18\f \x01(\x04R\x0elimiterSampled\x121\n" +
+	"\astreams\x18\r \x03(\v2\x17.qfleet.v1.ReplayStreamR\astreams\x12\x12\n" +
+	"\x04lost\x18\x0e \x01(\x04R\x04lost\x12\x1a\n" +
+	"\brejected\x18\x0f \x01(\x04R\brejected\x12\x1b\n" +
+	"\trng_state\x18\x10 \x01(\fR\brngState\x12\x1f\n" +
+	"\vunix_millis\x18\x11 \x01(\x03R\n" +
+	"unixMillis\"d\n" +
+	"\fReplayStream\x12\x16\n" +
+	"\x06runner\x18\x01 \x01(\tR\x06runner\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x1a\n" +
+	"\breceived\x18\x03 \x01(\x04R\breceived*\\\n" +
 	"\x05Codec\x12\r\n" +
 	"\tCODEC_RAW\x10\x00\x12\x10\n" +
 	"\fCODEC_FRAMES\x10\x01\x12\x11\n" +
@@ -1595,7 +1856,7 @@ func file_qfleet_proto_rawDescGZIP() []byte {
 }
 
 var file_qfleet_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_qfleet_proto_goTypes = []any{
 	(Codec)(0),               // 0: qfleet.v1.Codec
 	(*ActorRef)(nil),         // 1: qfleet.v1.ActorRef
@@ -1613,19 +1874,22 @@ var file_qfleet_proto_goTypes = []any{
 	(*PackedExperience)(nil), // 13: qfleet.v1.PackedExperience
 	(*WeightsChunk)(nil),     // 14: qfleet.v1.WeightsChunk
 	(*WeightsChunkAck)(nil),  // 15: qfleet.v1.WeightsChunkAck
+	(*ReplaySnapshot)(nil),   // 16: qfleet.v1.ReplaySnapshot
+	(*ReplayStream)(nil),     // 17: qfleet.v1.ReplayStream
 }
 var file_qfleet_proto_depIdxs = []int32{
-	1, // 0: qfleet.v1.ExperienceBatch.reply_to:type_name -> qfleet.v1.ActorRef
-	1, // 1: qfleet.v1.SampleRequest.reply_to:type_name -> qfleet.v1.ActorRef
-	1, // 2: qfleet.v1.SubscribeWeights.runner:type_name -> qfleet.v1.ActorRef
-	1, // 3: qfleet.v1.WeightsAck.runner:type_name -> qfleet.v1.ActorRef
-	1, // 4: qfleet.v1.PackedExperience.reply_to:type_name -> qfleet.v1.ActorRef
-	1, // 5: qfleet.v1.WeightsChunkAck.runner:type_name -> qfleet.v1.ActorRef
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	1,  // 0: qfleet.v1.ExperienceBatch.reply_to:type_name -> qfleet.v1.ActorRef
+	1,  // 1: qfleet.v1.SampleRequest.reply_to:type_name -> qfleet.v1.ActorRef
+	1,  // 2: qfleet.v1.SubscribeWeights.runner:type_name -> qfleet.v1.ActorRef
+	1,  // 3: qfleet.v1.WeightsAck.runner:type_name -> qfleet.v1.ActorRef
+	1,  // 4: qfleet.v1.PackedExperience.reply_to:type_name -> qfleet.v1.ActorRef
+	1,  // 5: qfleet.v1.WeightsChunkAck.runner:type_name -> qfleet.v1.ActorRef
+	17, // 6: qfleet.v1.ReplaySnapshot.streams:type_name -> qfleet.v1.ReplayStream
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_qfleet_proto_init() }
@@ -1639,7 +1903,7 @@ func file_qfleet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qfleet_proto_rawDesc), len(file_qfleet_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

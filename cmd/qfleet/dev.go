@@ -68,7 +68,7 @@ type trainFlags struct {
 	seed, maxSteps                                       *uint64
 	runners                                              *int
 	target                                               *float64
-	progress, ckptEvery                                  *time.Duration
+	progress, ckptEvery, snapEvery                       *time.Duration
 	resume                                               *bool
 }
 
@@ -83,7 +83,8 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		httpAddr:  fs.String("http", "", "serve /metrics, /status and / on this `address` (e.g. 127.0.0.1:9090)"),
 		ckptDir:   fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory`"),
 		ckptEvery: fs.Duration("checkpoint-every", 10*time.Second, "interval of periodic learner checkpoints (0: only at the end)"),
-		resume:    fs.Bool("resume", false, "continue the run from the newest checkpoint in --checkpoint-dir"),
+		snapEvery: fs.Duration("replay-snapshot-every", 0, "interval of replay snapshots into --checkpoint-dir, restored by --resume and by a restarted replay (0: none)"),
+		resume:    fs.Bool("resume", false, "continue the run from the newest checkpoint (and replay snapshot) in --checkpoint-dir"),
 		summary:   fs.String("summary", "", "write a JSON summary of the run to this `file` at exit"),
 		progress:  fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr (0 turns them off)"),
 		logLevel:  fs.String("log-level", "warn", "log level: debug, info, warn, error"),
@@ -122,6 +123,7 @@ type training struct {
 	level           slog.Level
 	targetReturn    float64
 	checkpointEvery time.Duration
+	snapshotEvery   time.Duration
 	resume          bool
 }
 
@@ -178,6 +180,13 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	if t.checkpointEvery < 0 {
 		return nil, usageError{errors.New("--checkpoint-every must be >= 0")}
 	}
+	t.snapshotEvery = *tf.snapEvery
+	if t.snapshotEvery < 0 {
+		return nil, usageError{errors.New("--replay-snapshot-every must be >= 0")}
+	}
+	if t.snapshotEvery > 0 && cf.CheckpointDir == "" {
+		return nil, usageError{errors.New("--replay-snapshot-every needs --checkpoint-dir")}
+	}
 	if err := t.level.UnmarshalText([]byte(cf.LogLevel)); err != nil {
 		return nil, usageError{fmt.Errorf("log level %q: want debug, info, warn or error", cf.LogLevel)}
 	}
@@ -226,7 +235,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	dev, err := actors.StartDev(actors.DevOptions{
 		EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
 		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
-		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, Resume: t.resume, Logger: logger,
+		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume, Logger: logger,
 	})
 	if err != nil {
 		if ln != nil {

@@ -19,10 +19,15 @@ package main
 //   - TestFaultRunnerHostKilled: kill -9 runner host B;
 //   - TestFaultRunnerHostStopped: SIGSTOP B for 20 s, then SIGCONT;
 //   - TestFaultRunnerLinkCut: cut B's link for 20 s, then heal;
-//   - TestFaultLearnerHostKilled: kill -9 A, restart it with --resume.
+//   - TestFaultLearnerHostKilled: kill -9 A, restart it with --resume;
+//   - TestFaultReplayHostKilled: the replay on a host D of its own, kill -9
+//     D, restart it with --resume (from its snapshot);
+//   - TestFaultSlowLinkWithLatency: B's link at 2 Mbit/s (tbf) and 100±20 ms
+//     each way added by a toxiproxy in front of A's and B's remote ports.
 //
-// They run with -faults (`make faults`); the link cut with an 8 s cut runs
-// in the default `make test` as the fast subset (~30-40 s).
+// They run with -faults (`make faults`); the fast subset of the default
+// `make test` is the link cut with an 8 s cut and the replay-host kill
+// (~30 s each).
 
 import (
 	"encoding/json"
@@ -93,6 +98,16 @@ type faultOpts struct {
 	ckptDir    string
 	ckptEvery  string
 	runnerHTTP bool // B and C serve /metrics on their own host
+	// replayHost puts the replay on a fourth host D (snapshots every 2 s
+	// into its own checkpoint directory, /status on D); A keeps the learner
+	// and the broadcaster.
+	replayHost bool
+	// slowB limits B's link with tbf to this rate (e.g. "2mbit").
+	slowB string
+	// latencyMs > 0 routes remote messaging to A and to B through a
+	// toxiproxy that adds latencyMs ± jitterMs each way (A and B advertise
+	// the proxy's port).
+	latencyMs, jitterMs int
 }
 
 // faultCluster is one running A+B+C cluster.
@@ -106,28 +121,70 @@ type faultCluster struct {
 	httpAddr string
 	aArgs    []string
 	summary  string
+
+	d          *netlab.Host // the replay's host, with replayHost
+	replay     *netlab.Process
+	dArgs      []string
+	dDir       string // D's checkpoint directory (replay snapshots)
+	replayHTTP string
 }
 
 func startFaultCluster(t *testing.T, o faultOpts) *faultCluster {
 	t.Helper()
-	fc := &faultCluster{t: t, bin: qfleetBinary(t), lab: netlab.New(t, "A", "B", "C"), runners: map[string]*netlab.Process{}}
+	hosts, aRoles, want := []string{"A", "B", "C"}, "replay,learner,broadcaster", "A,B,C"
+	if o.replayHost {
+		hosts, aRoles, want = append(hosts, "D"), "learner,broadcaster", "A,B,C,D"
+	}
+	fc := &faultCluster{t: t, bin: qfleetBinary(t), lab: netlab.New(t, hosts...), runners: map[string]*netlab.Process{}}
 	fc.a = fc.lab.Host("A")
+	if o.slowB != "" {
+		// burst 32 kbit (4000 B, > 1 MTU); queue bounded at 400 ms.
+		if err := fc.lab.LimitLink("B", o.slowB, "32kbit", "400ms"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advertise := map[string][]string{}
+	if o.latencyMs > 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"A", "B"} {
+			h := fc.lab.Host(name)
+			p := h.Start(t, "proxy"+name, exe, helperArg, "proxy", net.JoinHostPort(h.Addr(), proxyPort), net.JoinHostPort(h.Addr(), remotePort),
+				strconv.Itoa(o.latencyMs), strconv.Itoa(o.jitterMs))
+			if err := p.WaitOutput("latency", 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			advertise[name] = []string{"--advertise", net.JoinHostPort(h.Addr(), proxyPort)}
+		}
+	}
 	fc.httpAddr = net.JoinHostPort(fc.a.Addr(), httpPort)
 	fc.summary = filepath.Join(t.TempDir(), "A.json")
-	fc.aArgs = nodeArgs(fc.a, "replay,learner,broadcaster", "lan", "--insecure",
+	fc.aArgs = nodeArgs(fc.a, aRoles, "lan", "--insecure",
 		"--target-return", fmt.Sprint(o.target), "--max-steps", strconv.Itoa(o.maxSteps),
 		"--summary", fc.summary, "--http", fc.httpAddr)
+	fc.aArgs = append(fc.aArgs, advertise["A"]...)
 	if o.ckptDir != "" {
-		fc.aArgs = append(fc.aArgs, "--checkpoint-dir", o.ckptDir, "--checkpoint-every", o.ckptEvery)
+		// The replay snapshots too, so a restarted A goes on with its table.
+		fc.aArgs = append(fc.aArgs, "--checkpoint-dir", o.ckptDir, "--checkpoint-every", o.ckptEvery, "--replay-snapshot-every", o.ckptEvery)
 	}
 	fc.learner = fc.a.Start(t, "A", fc.bin, fc.aArgs...)
 	if err := fc.learner.WaitOutput("qfleet node A:", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	seed := net.JoinHostPort(fc.a.Addr(), gossipPort)
+	if o.replayHost {
+		fc.d = fc.lab.Host("D")
+		fc.replayHTTP = net.JoinHostPort(fc.d.Addr(), httpPort)
+		fc.dDir = filepath.Join(t.TempDir(), "D")
+		fc.dArgs = nodeArgs(fc.d, "replay", "lan", "--insecure", "--join", seed, "--http", fc.replayHTTP,
+			"--checkpoint-dir", fc.dDir, "--replay-snapshot-every", "2s")
+		fc.replay = fc.d.Start(t, "D", fc.bin, fc.dArgs...)
+	}
 	for _, name := range []string{"B", "C"} {
 		h := fc.lab.Host(name)
-		args := nodeArgs(h, "runner", "lan", "--insecure", "--join", seed)
+		args := append(nodeArgs(h, "runner", "lan", "--insecure", "--join", seed), advertise[name]...)
 		if o.runnerHTTP {
 			args = append(args, "--http", net.JoinHostPort(h.Addr(), httpPort))
 		}
@@ -142,7 +199,7 @@ func startFaultCluster(t *testing.T, o faultOpts) *faultCluster {
 		}
 		m := append([]string(nil), st.Members...)
 		sort.Strings(m)
-		if strings.Join(m, ",") != "A,B,C" {
+		if strings.Join(m, ",") != want {
 			return fmt.Errorf("members %v", st.Members)
 		}
 		for _, h := range []string{"B", "C"} {
@@ -159,8 +216,20 @@ func startFaultCluster(t *testing.T, o faultOpts) *faultCluster {
 }
 
 func (fc *faultCluster) status() (faultStatus, error) {
+	return fc.statusOf(fc.a, fc.httpAddr)
+}
+
+// replayStatus is the /status of the node with the replay (A, or D).
+func (fc *faultCluster) replayStatus() (faultStatus, error) {
+	if fc.d == nil {
+		return fc.status()
+	}
+	return fc.statusOf(fc.d, fc.replayHTTP)
+}
+
+func (fc *faultCluster) statusOf(h *netlab.Host, addr string) (faultStatus, error) {
 	var st faultStatus
-	body, err := labGet(fc.a, "http://"+fc.httpAddr+"/status")
+	body, err := labGet(h, "http://"+addr+"/status")
 	if err != nil {
 		return st, err
 	}
@@ -259,8 +328,15 @@ func (fc *faultCluster) stop() {
 func (fc *faultCluster) waitRunnersEnd() {
 	t := fc.t
 	t.Helper()
-	for _, name := range []string{"B", "C"} {
+	names := []string{"B", "C"}
+	if fc.replay != nil {
+		names = append(names, "D")
+	}
+	for _, name := range names {
 		p := fc.runners[name]
+		if name == "D" {
+			p = fc.replay
+		}
 		select {
 		case <-p.Done():
 		case <-time.After(20 * time.Second):
@@ -296,7 +372,10 @@ func (fc *faultCluster) waitRunnersEnd() {
 //
 // Hence, per runner, −(500+64+64+32+3) ≤ in_flight ≤ 256. Anything outside N
 // times that is unaccounted experience.
-func checkAccounting(t *testing.T, scenario string, st faultStatus) {
+//
+// rs is the status of the replay's node (A's unless the replay has a host
+// of its own): inserted, rejected and lost are read there.
+func checkAccounting(t *testing.T, scenario string, st, rs faultStatus) {
 	t.Helper()
 	cfg := actors.DefaultConfig()
 	n := int64(len(st.Runners))
@@ -307,13 +386,13 @@ func checkAccounting(t *testing.T, scenario string, st faultStatus) {
 		sent += r.ExperienceSent
 		dropped += r.ExperienceDropped
 	}
-	inserted, lost := st.Counters.ReplayInserted, st.Counters.ExperienceLost
-	inFlight := int64(sent) - int64(inserted) - int64(st.Counters.ExperienceRejected) - int64(lost)
+	inserted, lost, rejected := rs.Counters.ReplayInserted, rs.Counters.ExperienceLost, rs.Counters.ExperienceRejected
+	inFlight := int64(sent) - int64(inserted) - int64(rejected) - int64(lost)
 	t.Logf("FAULT accounting scenario=%s runners=%d sent=%d inserted=%d rejected=%d lost=%d dropped=%d in_flight=%d bound=[%d,%d]",
-		scenario, n, sent, inserted, st.Counters.ExperienceRejected, lost, dropped, inFlight, lo, hi)
+		scenario, n, sent, inserted, rejected, lost, dropped, inFlight, lo, hi)
 	if inFlight < lo || inFlight > hi {
 		t.Errorf("experience accounting: sent %d = inserted %d + rejected %d + lost %d + in flight %d: in flight outside [%d, %d] (unaccounted experience)",
-			sent, inserted, st.Counters.ExperienceRejected, lost, inFlight, lo, hi)
+			sent, inserted, rejected, lost, inFlight, lo, hi)
 	}
 }
 
@@ -400,7 +479,7 @@ func isolationStory(t *testing.T, scenario string, d time.Duration, fault, heal 
 	if current > 5*time.Second {
 		t.Errorf("B acts on current weights %v after the heal, want within 5 s", current)
 	}
-	checkAccounting(t, scenario, end)
+	checkAccounting(t, scenario, end, end)
 	fc.stop()
 }
 
@@ -614,7 +693,7 @@ wait:
 	}
 	// The killed A's replay took its insertions with it: add them back, as
 	// last seen, to check that nothing else went unaccounted.
-	checkAccounting(t, "learner-host-killed", last)
+	checkAccounting(t, "learner-host-killed", last, last)
 }
 
 // TestFaultRunnerHostKilled: B's process is killed with SIGKILL and never
@@ -660,7 +739,147 @@ func TestFaultRunnerHostKilled(t *testing.T) {
 	if pm.maxPause > 2*time.Second {
 		t.Errorf("learner paused %v after B died, want at most 2 s", pm.maxPause)
 	}
-	checkAccounting(t, "runner-host-killed", end)
+	checkAccounting(t, "runner-host-killed", end, end)
 	fc.runners["B"] = fc.runners["C"] // B is gone: only C must end with A
 	fc.stop()
+}
+
+// proxyPort is where a fault proxy listens in front of a node's remote port.
+const proxyPort = "7950"
+
+// TestFaultSlowLinkWithLatency: B's link is limited to 2 Mbit/s (tbf) and
+// every remote connection to A and to B passes through a toxiproxy that adds
+// 100 ± 20 ms each way (C's traffic to A too). Invariants: the run still
+// reaches 195; B keeps acting on recent weights (its lag in publications is
+// measured); weights versions on B never go backwards; experience accounting
+// holds.
+func TestFaultSlowLinkWithLatency(t *testing.T) {
+	requireFaults(t)
+	start := time.Now()
+	fc := startFaultCluster(t, faultOpts{target: 195, maxSteps: 400_000, runnerHTTP: true, slowB: "2mbit", latencyMs: 100, jitterMs: 20})
+	vw := watchRunnerVersions(fc, "B", "C")
+	var maxLag uint64
+	var last faultStatus
+	deadline := time.After(5 * time.Minute)
+wait:
+	for {
+		select {
+		case <-fc.learner.Done():
+			break wait
+		case <-deadline:
+			t.Fatalf("A did not reach 195 within 5 minutes (mean100 %.1f)", last.Mean100)
+		case <-time.After(300 * time.Millisecond):
+			if st, err := fc.status(); err == nil {
+				last = st
+				if b, ok := st.hostRunner("B"); ok && b.WeightsVersion > 0 && publication(st.WeightsVersion) > publication(b.WeightsVersion) {
+					maxLag = max(maxLag, publication(st.WeightsVersion)-publication(b.WeightsVersion))
+				}
+			}
+		}
+	}
+	if err := fc.learner.Wait(); err != nil {
+		t.Fatalf("A exited with %v, want 0", err)
+	}
+	var sum summary
+	if data, err := os.ReadFile(fc.summary); err != nil {
+		t.Errorf("A's summary: %v", err)
+	} else if err := json.Unmarshal(data, &sum); err != nil || !sum.Solved {
+		t.Errorf("A's summary: solved=%v (err %v), want solved\n%s", sum.Solved, err, data)
+	}
+	fc.waitRunnersEnd()
+	if back := vw.close(); len(back) > 0 {
+		t.Errorf("weights versions went backwards on runner nodes: %v", back)
+	}
+	b, _ := last.hostRunner("B")
+	c, _ := last.hostRunner("C")
+	t.Logf("FAULT slow-link-latency solved=%v env_steps=%d wall=%s learner_updates=%d b_env_steps=%d c_env_steps=%d b_max_lag_publications=%d (polled, publish every %d updates) b_dropped=%d",
+		sum.Solved, sum.EnvSteps, ms(time.Since(start)), last.Counters.LearnerUpdates, b.EnvSteps, c.EnvSteps, maxLag, actors.DefaultConfig().PublishEvery, b.ExperienceDropped)
+	checkAccounting(t, "slow-link-latency", last, last)
+}
+
+// TestFaultReplayHostKilled: the replay runs on a host of its own, D, and
+// snapshots every 2 s. D is killed with SIGKILL and restarted with --resume
+// 5 s later. Invariants: A (learner) and the runners keep running while D is
+// gone; the restarted replay starts from its snapshot (not empty); the
+// learner trains again; the experience that died with D since its snapshot,
+// and what was sent while it was down, is counted lost exactly (the
+// accounting holds over both lives of D); training progresses afterwards.
+//
+// It runs in the default `make test` too (~30 s): replay snapshots across
+// real processes are worth checking on every change.
+func TestFaultReplayHostKilled(t *testing.T) {
+	netlab.Require(t)
+	fc := startFaultCluster(t, faultOpts{target: 10000, maxSteps: 10_000_000, replayHost: true})
+	// Underway, and D has written a snapshot.
+	var before faultStatus
+	pollWhile(t, fc.replay, 30*time.Second, 200*time.Millisecond, "a replay snapshot on D", func() error {
+		_, err := os.Stat(filepath.Join(fc.dDir, actors.SnapshotFile))
+		return err
+	})
+	before, _ = fc.watch(3*time.Second, 150*time.Millisecond, nil, nil)
+	rBefore, err := fc.replayStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.replay.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	<-fc.replay.Done()
+	var detect time.Duration
+	fc.watch(10*time.Second, 150*time.Millisecond, nil, func(st faultStatus) bool {
+		if detect == 0 && !slices.Contains(st.Members, "D") {
+			detect = time.Since(killedAt)
+		}
+		return detect > 0 && time.Since(killedAt) > 5*time.Second
+	})
+	for name, p := range map[string]*netlab.Process{"A": fc.learner, "B": fc.runners["B"], "C": fc.runners["C"]} {
+		if learnerDone(p) {
+			t.Fatalf("%s ended after the replay host was killed (%v)\n%s", name, p.Wait(), p.Output())
+		}
+	}
+	atRestart, _ := fc.status()
+	fc.replay = fc.d.Start(t, "D2", fc.bin, append(append([]string(nil), fc.dArgs...), "--resume")...)
+	restartAt := time.Now()
+	var restored faultStatus
+	pollWhile(t, fc.replay, 30*time.Second, 150*time.Millisecond, "the restarted replay to answer", func() error {
+		st, err := fc.replayStatus()
+		if err == nil {
+			restored = st
+		}
+		return err
+	})
+	if restored.Counters.ReplaySize == 0 {
+		t.Errorf("the restarted replay is empty: not restored from its snapshot\n%s", fc.replay.Output())
+	}
+	// The learner trains again.
+	var training time.Duration
+	fc.watch(60*time.Second, 150*time.Millisecond, nil, func(st faultStatus) bool {
+		if st.Counters.LearnerUpdates > atRestart.Counters.LearnerUpdates+100 {
+			training = time.Since(restartAt)
+			return true
+		}
+		return false
+	})
+	if training == 0 {
+		t.Fatalf("the learner did not train again within 60 s of the replay's restart (updates %d)", atRestart.Counters.LearnerUpdates)
+	}
+	end, _ := fc.watch(10*time.Second, 200*time.Millisecond, nil, nil)
+	if end.Counters.LearnerUpdates <= atRestart.Counters.LearnerUpdates || end.Counters.EnvSteps <= atRestart.Counters.EnvSteps {
+		t.Errorf("no progress after the restart: updates %d -> %d, env steps %d -> %d", atRestart.Counters.LearnerUpdates, end.Counters.LearnerUpdates,
+			atRestart.Counters.EnvSteps, end.Counters.EnvSteps)
+	}
+	end, _ = fc.status() // the runners' sent, then at once the replay's counts
+	rEnd, err := fc.replayStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("FAULT replay-host-killed detect=%s restored_size=%d size_before_kill=%d inserted_before_kill=%d learner_training_again=%s updates=%d->%d->%d lost=%d mean100=%.1f->%.1f",
+		ms(detect), restored.Counters.ReplaySize, rBefore.Counters.ReplaySize, rBefore.Counters.ReplayInserted, ms(training),
+		before.Counters.LearnerUpdates, atRestart.Counters.LearnerUpdates, end.Counters.LearnerUpdates, rEnd.Counters.ExperienceLost, before.Mean100, end.Mean100)
+	if detect == 0 || detect > 10*time.Second {
+		t.Errorf("A noticed the replay host's death after %v, want within 10 s", detect)
+	}
+	fc.stop()
+	checkAccounting(t, "replay-host-killed", end, rEnd)
 }

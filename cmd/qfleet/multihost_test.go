@@ -60,8 +60,11 @@ func TestMain(m *testing.M) {
 }
 
 func multihostHelper(args []string) int {
+	if len(args) == 5 && args[0] == "proxy" {
+		return faultProxy(args[1], args[2], args[3], args[4])
+	}
 	if len(args) != 2 || args[0] != "get" {
-		fmt.Fprintf(os.Stderr, "usage: %s get URL\n", helperArg)
+		fmt.Fprintf(os.Stderr, "usage: %s get URL | proxy LISTEN UPSTREAM LATENCY_MS JITTER_MS\n", helperArg)
 		return 2
 	}
 	c := &http.Client{Timeout: 5 * time.Second}

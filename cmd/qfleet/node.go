@@ -47,7 +47,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		rolesFlag  = fs.String("roles", strings.Join(actors.AllRoles, ","), "comma-separated `roles` of this node: "+strings.Join(actors.AllRoles, ", "))
 		gossipAddr = fs.String("gossip-addr", "0.0.0.0:7946", "memberlist gossip bind `address` (TCP and UDP)")
 		remoteAddr = fs.String("remote-addr", "0.0.0.0:7947", "protoactor remote bind `address` (TCP)")
-		advertise  = fs.String("advertise", "", "`host` other nodes reach this node at (NAT, or a wildcard bind); default: the bind host")
+		advertise  = fs.String("advertise", "", "`host[:port]` other nodes reach this node at (NAT, a proxy, or a wildcard bind); the port, if given, is the remote port as seen from outside; default: the bind host")
 		join       = fs.String("join", "", "comma-separated seed gossip `addresses` (host:port); empty for the first node")
 		profile    = fs.String("profile", cluster.ProfileWAN, "failure detection profile: local, lan, wan")
 		keyFile    = fs.String("cluster-key-file", "", "`file` with the shared gossip key (16, 24 or 32 bytes; raw, hex or base64)")
@@ -80,7 +80,14 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil || remotePort < 0 || remotePort > 65535 {
 		return usageError{fmt.Errorf("--remote-addr %q: bad port", *remoteAddr)}
 	}
-	advHost := *advertise
+	advHost, advPort := *advertise, remotePortStr
+	if h, p, err := net.SplitHostPort(advHost); err == nil {
+		// host:port: a NAT or a proxy maps the remote port (gossip keeps its own).
+		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+			return usageError{fmt.Errorf("--advertise %q: bad port", *advertise)}
+		}
+		advHost, advPort = h, p
+	}
 	if advHost == "" {
 		advHost = remoteHost
 	}
@@ -118,7 +125,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(remoteHost, remotePort, net.JoinHostPort(advHost, remotePortStr), tlsCfg))
+	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(remoteHost, remotePort, net.JoinHostPort(advHost, advPort), tlsCfg))
 	if err != nil {
 		closeLn()
 		return err
@@ -127,7 +134,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	ccfg.NodeName, ccfg.Roles, ccfg.GossipAddr, ccfg.RemoteAddr = *name, roles, *gossipAddr, sys.Address()
 	ccfg.Join, ccfg.Profile, ccfg.ClusterKey, ccfg.Logger = seeds, *profile, key, logger
 	if *advertise != "" {
-		ccfg.AdvertiseAddr = *advertise
+		ccfg.AdvertiseAddr = advHost
 	}
 	learnerLeft := make(chan string, 1)
 	var learnerGone atomic.Bool
@@ -159,7 +166,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	node, err := actors.StartNode(actors.NodeOptions{
 		Name: *name, Roles: roles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
 		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
-		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, Resume: t.resume,
+		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume,
 		Logger: logger, System: sys, Directory: dir,
 	})
 	if err != nil {
