@@ -104,8 +104,13 @@ func (l *learner) Receive(ctx actor.Context) {
 			// A malformed batch is the replay's bug or a hostile peer: log it
 			// and keep training on the next one.
 			l.log.Error("update skipped", "err", err)
-		} else if l.updates%uint64(l.cfg.PublishEvery) == 0 {
-			l.publish(ctx)
+		} else {
+			if l.cfg.Prioritized {
+				l.sendPriorities(ctx, msg.GetKeys())
+			}
+			if l.updates%uint64(l.cfg.PublishEvery) == 0 {
+				l.publish(ctx)
+			}
 		}
 		l.request(ctx)
 	case *learnerTick:
@@ -251,6 +256,17 @@ func (l *learner) update(s *messages.SampleBatch) error {
 		l.trainer.SyncTarget()
 	}
 	return nil
+}
+
+// sendPriorities gives the replay the new |TD| of the transitions just
+// trained on (prioritized replay); the replay skips keys overwritten since.
+func (l *learner) sendPriorities(ctx actor.Context, keys []uint64) {
+	replay := l.dir.Replay()
+	if replay == nil || len(keys) == 0 {
+		return
+	}
+	td := l.trainer.TDErrors()
+	ctx.Send(replay, &messages.PriorityUpdate{Keys: append([]uint64(nil), keys...), Priorities: append([]float32(nil), td...)})
 }
 
 // publish sends a copy of the online parameters to the broadcaster.

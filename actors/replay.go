@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/actors/sumtree"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -101,6 +102,9 @@ func (r *replay) Receive(ctx actor.Context) {
 	case *actor.Started:
 		r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
 		r.table.LimitActions(r.numActions)
+		if r.cfg.Prioritized {
+			r.table.Prioritize(r.cfg.PriorityExponent)
+		}
 		r.limiter = NewRateLimiter(r.cfg.SamplesPerInsert, r.cfg.MinReplaySize, r.cfg.RateTolerance)
 		r.rngState = rand.NewPCG(r.seed, 0x7265706c6179)
 		r.rng = rand.New(r.rngState)
@@ -150,6 +154,8 @@ func (r *replay) Receive(ctx actor.Context) {
 		}
 		r.insert(ctx, b)
 		r.serve(ctx)
+	case *messages.PriorityUpdate:
+		r.table.UpdatePriorities(msg.GetKeys(), msg.GetPriorities())
 	case *messages.SampleRequest:
 		if msg.GetBatchSize() == 0 || msg.GetReplyTo() == nil {
 			r.log.Warn("sample request ignored: needs batch_size > 0 and reply_to", "batch_size", msg.GetBatchSize())
@@ -242,7 +248,7 @@ func (r *replay) serve(ctx actor.Context) {
 		}
 		r.waiting = r.waiting[1:]
 		out := &messages.SampleBatch{RequestId: req.GetRequestId()}
-		r.table.SampleUniform(r.rng, n, out)
+		r.table.Sample(r.rng, n, r.beta(), out)
 		r.limiter.Sampled(n)
 		ctx.Send(pid(req.GetReplyTo()), out)
 	}
@@ -324,4 +330,11 @@ func (r *replay) restore() {
 	})
 	r.log.Warn("replay restored from snapshot", "transitions", r.table.Size(), "inserted", r.table.Inserted(),
 		"age", time.Since(time.UnixMilli(s.GetUnixMillis())).Round(time.Millisecond))
+}
+
+// beta is the importance-sampling exponent, annealed from ImportanceBeta to 1
+// over BetaAnnealUpdates learner updates (counted here as batches sampled).
+func (r *replay) beta() float64 {
+	updates := int64(r.limiter.sampled) / int64(max(1, r.cfg.BatchSize))
+	return sumtree.BetaAt(updates, int64(r.cfg.BetaAnnealUpdates), r.cfg.ImportanceBeta)
 }

@@ -234,6 +234,9 @@ func (r *runner) newBatch() {
 		Observations: make([]float32, 0, n*d), NextObservations: make([]float32, 0, n*d),
 		Actions: make([]uint32, 0, n), Rewards: make([]float32, 0, n), Discounts: make([]float32, 0, n),
 	}
+	if r.cfg.Prioritized && r.cfg.RunnerPriorities {
+		r.batch.Priorities = make([]float32, 0, n)
+	}
 }
 
 // takeWeights swaps in weights that are newer than the ones acting, and
@@ -431,7 +434,27 @@ func (r *runner) emit(obs []float32, action int, reward, discount float64, nextO
 	b.Actions = append(b.Actions, uint32(action))
 	b.Rewards = append(b.Rewards, float32(reward))
 	b.Discounts = append(b.Discounts, float32(discount))
+	if r.cfg.Prioritized && r.cfg.RunnerPriorities {
+		b.Priorities = append(b.Priorities, r.tdEstimate(obs, action, reward, discount, nextObs))
+	}
 	b.Count++
+}
+
+// tdEstimate is the runner's initial priority for a transition (Ape-X): the
+// |TD error| under its own copy of the network,
+// |r + γⁿ·(1−done)·max_a' Q(s',a') − Q(s,a)|. Before the first weights the
+// net is untrained; the estimate is then 1, like a new transition's.
+func (r *runner) tdEstimate(obs []float32, action int, reward, discount float64, nextObs []float32) float32 {
+	if r.version == (weightsKey{}) {
+		return 1
+	}
+	qSA := float64(r.policy.Q(obs)[action])
+	qNext := r.policy.Q(nextObs)
+	best := qNext[0]
+	for _, q := range qNext[1:] {
+		best = max(best, q)
+	}
+	return float32(math.Abs(reward + discount*float64(best) - qSA))
 }
 
 func (r *runner) report(ctx actor.Context) {

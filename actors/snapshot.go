@@ -37,6 +37,7 @@ type tableCapture struct {
 	actions                     []uint32
 	rewards, discounts          []float32
 	keys                        []uint64
+	priorities                  []float64 // nil for a uniform table
 	limiterInserted, limiterSmp uint64
 	streams                     map[streamKey]uint64
 	lost, rejected              uint64
@@ -62,6 +63,11 @@ func (t *Table) capture() *tableCapture {
 		c.rewards = append(c.rewards, t.rewards[lo:hi]...)
 		c.discounts = append(c.discounts, t.discounts[lo:hi]...)
 		c.keys = append(c.keys, t.keys[lo:hi]...)
+		if t.prio != nil {
+			for r := lo; r < hi; r++ {
+				c.priorities = append(c.priorities, t.prio.Get(r))
+			}
+		}
 	}
 	return c
 }
@@ -82,6 +88,12 @@ func (c *tableCapture) encode(env string) *messages.ReplaySnapshot {
 	s.Keys = make([]byte, 0, 8*len(c.keys))
 	for _, k := range c.keys {
 		s.Keys = binary.LittleEndian.AppendUint64(s.Keys, k)
+	}
+	if c.priorities != nil {
+		s.Priorities = make([]byte, 0, 8*len(c.priorities))
+		for _, p := range c.priorities {
+			s.Priorities = binary.LittleEndian.AppendUint64(s.Priorities, math.Float64bits(p))
+		}
 	}
 	for k, got := range c.streams {
 		s.Streams = append(s.Streams, &messages.ReplayStream{Runner: k.runner, Incarnation: k.incarnation, Received: got})
@@ -150,6 +162,8 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	case len(s.GetObservations()) != 4*n*d || len(s.GetNextObservations()) != 4*n*d ||
 		len(s.GetActions()) != 4*n || len(s.GetRewards()) != 4*n || len(s.GetDiscounts()) != 4*n || len(s.GetKeys()) != 8*n:
 		return fmt.Errorf("replay snapshot of %d transitions has arrays of the wrong length", n)
+	case len(s.GetPriorities()) != 0 && len(s.GetPriorities()) != 8*n:
+		return fmt.Errorf("replay snapshot of %d transitions has %d bytes of priorities", n, len(s.GetPriorities()))
 	case uint64(n) > s.GetInserted():
 		return fmt.Errorf("replay snapshot holds %d transitions but says %d were ever inserted", n, s.GetInserted())
 	}
@@ -164,9 +178,17 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 		t.rewards[r] = rewards[i]
 		t.discounts[r] = discounts[i]
 		t.keys[r] = binary.LittleEndian.Uint64(s.GetKeys()[8*i:])
+		if t.prio != nil {
+			p := 1.0 // a snapshot of a uniform table: every row alike
+			if len(s.GetPriorities()) > 0 {
+				p = math.Float64frombits(binary.LittleEndian.Uint64(s.GetPriorities()[8*i:]))
+			}
+			t.prio.Set(r, p)
+		}
 	}
 	t.size = n - skip
 	t.next = t.size % t.capacity
 	t.inserted = s.GetInserted()
+	t.keyBase = t.inserted - uint64(t.size) // the oldest row's key: rows stay consecutive keys
 	return nil
 }

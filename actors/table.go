@@ -5,12 +5,14 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/qfleet/qfleet/actors/sumtree"
 	"github.com/qfleet/qfleet/messages"
 )
 
 // Table is the replay's experience store: a ring buffer of transitions with
-// uniform sampling. Rows are flat float32 slices so that a sample is a handful
-// of copies. Not safe for concurrent use: the replay actor owns it.
+// uniform or prioritized sampling. Rows are flat float32 slices so that a
+// sample is a handful of copies. Not safe for concurrent use: the replay
+// actor owns it.
 type Table struct {
 	obsSize    int
 	numActions int // 0: actions unchecked
@@ -18,6 +20,15 @@ type Table struct {
 	size       int    // rows filled
 	next       int    // row the next insert overwrites
 	inserted   uint64 // transitions ever inserted; also the key of the next row
+	// Keys are consecutive along the ring: row = (key − keyBase) mod capacity
+	// (keyBase is 0 unless the table was restored from a snapshot).
+	keyBase uint64
+
+	// Prioritized replay: the sum tree holds each row's (|δ|+ε)^α; nil
+	// samples uniformly.
+	prio    *sumtree.Tree
+	alpha   float64
+	rowsIdx []int // scratch for sampled rows
 
 	obs       []float32
 	nextObs   []float32
@@ -44,6 +55,31 @@ func NewTable(obsSize, capacity int) *Table {
 // LimitActions makes CheckBatch refuse actions outside [0, n).
 func (t *Table) LimitActions(n int) { t.numActions = n }
 
+// Prioritize switches the (empty) table to proportional prioritized
+// sampling with exponent alpha.
+func (t *Table) Prioritize(alpha float64) {
+	t.prio = sumtree.New(t.capacity)
+	t.alpha = alpha
+}
+
+// priorityEpsilon keeps every transition sampleable: p = (|δ| + ε)^α.
+const priorityEpsilon = 1e-3
+
+// priorityOf maps a TD error (or a runner's estimate of it) to the stored
+// priority (|δ|+ε)^α, clamped so one wild value cannot take over the table.
+func (t *Table) priorityOf(delta float32) float64 {
+	return sumtree.Clamp(math.Pow(math.Abs(float64(delta))+priorityEpsilon, t.alpha))
+}
+
+// newPriority is what a transition without a priority gets: the largest
+// held, so that it is sampled at least once soon (Schaul et al.).
+func (t *Table) newPriority() float64 {
+	if m := t.prio.Max(); m > 0 {
+		return m
+	}
+	return 1
+}
+
 // Size is the number of transitions held.
 func (t *Table) Size() int { return t.size }
 
@@ -69,6 +105,8 @@ func (t *Table) CheckShape(b *messages.ExperienceBatch) error {
 		return fmt.Errorf("experience batch from %q: %d/%d observation values for %d transitions of %d", b.GetRunner(), len(b.GetObservations()), len(b.GetNextObservations()), n, t.obsSize)
 	case len(b.GetActions()) != n || len(b.GetRewards()) != n || len(b.GetDiscounts()) != n:
 		return fmt.Errorf("experience batch from %q: actions/rewards/discounts lengths %d/%d/%d, count %d", b.GetRunner(), len(b.GetActions()), len(b.GetRewards()), len(b.GetDiscounts()), n)
+	case len(b.GetPriorities()) != 0 && len(b.GetPriorities()) != n:
+		return fmt.Errorf("experience batch from %q: %d priorities for %d transitions", b.GetRunner(), len(b.GetPriorities()), n)
 	}
 	return nil
 }
@@ -86,7 +124,8 @@ func (t *Table) checkValues(b *messages.ExperienceBatch) error {
 			return fmt.Errorf("experience batch from %q: transition %d: discount %v outside [0, 1]", b.GetRunner(), i, d)
 		}
 	}
-	for _, f := range [][]float32{b.GetRewards(), b.GetObservations(), b.GetNextObservations()} {
+	// Priorities only need to be finite: their size is clamped on insert.
+	for _, f := range [][]float32{b.GetRewards(), b.GetObservations(), b.GetNextObservations(), b.GetPriorities()} {
 		for i, x := range f {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 				return fmt.Errorf("experience batch from %q: non-finite value %v at index %d", b.GetRunner(), x, i)
@@ -108,6 +147,13 @@ func (t *Table) Insert(b *messages.ExperienceBatch) {
 		t.rewards[r] = b.Rewards[i]
 		t.discounts[r] = b.Discounts[i]
 		t.keys[r] = t.inserted
+		if t.prio != nil {
+			p := t.newPriority()
+			if len(b.Priorities) > 0 {
+				p = t.priorityOf(b.Priorities[i])
+			}
+			t.prio.Set(r, p)
+		}
 		t.inserted++
 		t.next = (t.next + 1) % t.capacity
 		if t.size < t.capacity {
@@ -116,9 +162,55 @@ func (t *Table) Insert(b *messages.ExperienceBatch) {
 	}
 }
 
+// Sample fills out with n transitions: proportionally to priority with
+// importance weights for exponent beta when the table is prioritized,
+// uniformly otherwise.
+func (t *Table) Sample(rng *rand.Rand, n int, beta float64, out *messages.SampleBatch) {
+	if t.prio == nil {
+		t.SampleUniform(rng, n, out)
+		return
+	}
+	t.rowsIdx = t.prio.SampleStratified(n, rng, t.rowsIdx)
+	t.fill(t.rowsIdx, out)
+	out.Weights = t.prio.ImportanceWeights(t.rowsIdx, t.size, beta, out.Weights[:0])
+}
+
+// UpdatePriorities sets new priorities from the learner's TD errors; keys
+// whose rows were overwritten since they were sampled are skipped.
+func (t *Table) UpdatePriorities(keys []uint64, tdErrors []float32) {
+	if t.prio == nil {
+		return
+	}
+	for i, k := range keys[:min(len(keys), len(tdErrors))] {
+		if r, ok := t.rowOf(k); ok {
+			t.prio.Set(r, t.priorityOf(tdErrors[i]))
+		}
+	}
+}
+
+// rowOf is the row holding key, if the table still holds it.
+func (t *Table) rowOf(key uint64) (int, bool) {
+	if key < t.keyBase {
+		return 0, false
+	}
+	r := int((key - t.keyBase) % uint64(t.capacity))
+	return r, r < t.size && t.keys[r] == key
+}
+
 // SampleUniform fills out with n transitions drawn uniformly with replacement.
 // It reuses out's slices so that a steady-state sample allocates nothing.
 func (t *Table) SampleUniform(rng *rand.Rand, n int, out *messages.SampleBatch) {
+	t.rowsIdx = resize(t.rowsIdx, n)
+	for i := range t.rowsIdx {
+		t.rowsIdx[i] = rng.IntN(t.size)
+	}
+	t.fill(t.rowsIdx, out)
+	out.Weights = out.Weights[:0]
+}
+
+// fill copies the given rows into out, reusing its slices.
+func (t *Table) fill(rows []int, out *messages.SampleBatch) {
+	n := len(rows)
 	d := t.obsSize
 	out.ObsSize = uint32(d)
 	out.Count = uint32(n)
@@ -128,9 +220,7 @@ func (t *Table) SampleUniform(rng *rand.Rand, n int, out *messages.SampleBatch) 
 	out.Rewards = resize(out.Rewards, n)
 	out.Discounts = resize(out.Discounts, n)
 	out.Keys = resize(out.Keys, n)
-	out.Weights = out.Weights[:0]
-	for i := 0; i < n; i++ {
-		r := rng.IntN(t.size)
+	for i, r := range rows {
 		copy(out.Observations[i*d:(i+1)*d], t.obs[r*d:(r+1)*d])
 		copy(out.NextObservations[i*d:(i+1)*d], t.nextObs[r*d:(r+1)*d])
 		out.Actions[i] = t.actions[r]

@@ -98,3 +98,65 @@ func TestSampleReusesBuffers(t *testing.T) {
 		t.Fatalf("steady-state sample allocates %v times", allocs)
 	}
 }
+
+// A prioritized table samples in proportion to (|δ|+ε)^α, gives importance
+// weights ≤ 1 (1 for the lowest priority), follows the learner's priority
+// updates, skips keys that were overwritten, and keeps it all across a
+// snapshot.
+func TestTablePrioritizedSampling(t *testing.T) {
+	tab := NewTable(1, 4)
+	tab.Prioritize(1)
+	b := batchOf(0, 4, 1)
+	b.Priorities = []float32{1, 3, 0, 1e12} // 0 still sampleable; 1e12 clamped
+	if err := tab.CheckBatch(b); err != nil {
+		t.Fatal(err)
+	}
+	tab.Insert(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	counts := map[float32]int{}
+	var out messages.SampleBatch
+	const draws = 20_000
+	for range draws / 100 {
+		tab.Sample(rng, 100, 1, &out)
+		for i, r := range out.Rewards {
+			counts[r]++
+			if w := out.Weights[i]; !(w > 0 && w <= 1) {
+				t.Fatalf("importance weight %v outside (0, 1]", w)
+			}
+		}
+	}
+	// Row 3's clamped priority dwarfs the others: nearly every draw.
+	if counts[3] < draws*99/100 {
+		t.Fatalf("clamped huge priority drawn %d of %d", counts[3], draws)
+	}
+	// The learner lowers row 3 to δ=0: now rows 0,1,3 ∝ 1.001:3.001:0.001, row 2 0.001.
+	tab.UpdatePriorities([]uint64{3, 99}, []float32{0, 5}) // key 99 does not exist: skipped
+	clear(counts)
+	for range draws / 100 {
+		tab.Sample(rng, 100, 1, &out)
+		for _, r := range out.Rewards {
+			counts[r]++
+		}
+	}
+	ratio := float64(counts[1]) / float64(counts[0])
+	if ratio < 2.6 || ratio > 3.4 {
+		t.Fatalf("rows drawn %v: row 1 / row 0 = %.2f, want ≈ 3", counts, ratio)
+	}
+	// Snapshot round trip keeps priorities, and updates by key still land.
+	c := tab.capture()
+	dst := NewTable(1, 4)
+	dst.Prioritize(1)
+	if err := dst.restore(c.encode("x")); err != nil {
+		t.Fatal(err)
+	}
+	for r := range 4 {
+		if dst.prio.Get(r) != tab.prio.Get(r) {
+			t.Fatalf("row %d priority %v after the restore, want %v", r, dst.prio.Get(r), tab.prio.Get(r))
+		}
+	}
+	tab.Insert(batchOf(4, 1, 1)) // key 4 overwrites key 0's row
+	tab.UpdatePriorities([]uint64{0}, []float32{100})
+	if p := tab.prio.Get(0); p > 50 { // key 4 got the max held (3.001), not the 100 meant for key 0
+		t.Fatalf("update for overwritten key 0 landed on its row (priority %v)", p)
+	}
+}

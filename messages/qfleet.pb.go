@@ -1460,6 +1460,7 @@ type ReplaySnapshot struct {
 	Rejected         uint64                 `protobuf:"varint,15,opt,name=rejected,proto3" json:"rejected,omitempty"`
 	RngState         []byte                 `protobuf:"bytes,16,opt,name=rng_state,json=rngState,proto3" json:"rng_state,omitempty"`
 	UnixMillis       int64                  `protobuf:"varint,17,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
+	Priorities       []byte                 `protobuf:"bytes,18,opt,name=priorities,proto3" json:"priorities,omitempty"` // size float64, the stored (|δ|+ε)^α; empty for a uniform table
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1611,6 +1612,13 @@ func (x *ReplaySnapshot) GetUnixMillis() int64 {
 		return x.UnixMillis
 	}
 	return 0
+}
+
+func (x *ReplaySnapshot) GetPriorities() []byte {
+	if x != nil {
+		return x.Priorities
+	}
+	return nil
 }
 
 // ReplayStream is how much of one runner's stream a replay has received.
@@ -1810,7 +1818,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05index\x18\x04 \x01(\rR\x05index\x12%\n" +
 	"\x0eacting_version\x18\x05 \x01(\x04R\ractingVersion\x12\x1f\n" +
 	"\vacting_term\x18\x06 \x01(\x04R\n" +
-	"actingTerm\"\x99\x04\n" +
+	"actingTerm\"\xb9\x04\n" +
 	"\x0eReplaySnapshot\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x19\n" +
 	"\bobs_size\x18\x02 \x01(\rR\aobsSize\x12\x12\n" +
@@ -1830,7 +1838,10 @@ const file_qfleet_proto_rawDesc = "" +
 	"\brejected\x18\x0f \x01(\x04R\brejected\x12\x1b\n" +
 	"\trng_state\x18\x10 \x01(\fR\brngState\x12\x1f\n" +
 	"\vunix_millis\x18\x11 \x01(\x03R\n" +
-	"unixMillis\"d\n" +
+	"unixMillis\x12\x1e\n" +
+	"\n" +
+	"priorities\x18\x12 \x01(\fR\n" +
+	"priorities\"d\n" +
 	"\fReplayStream\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x1a\n" +

@@ -91,6 +91,30 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 	}
 }
 
+// envOf is the env of the run before the rest is resolved: the --env flag,
+// else the config file's env key, else CartPole-v1.
+func (tf *trainFlags) envOf(fs *flag.FlagSet) (string, error) {
+	id := "CartPole-v1"
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "env" })
+	if given {
+		return *tf.envID, nil
+	}
+	if *tf.cfgPath != "" {
+		var only struct {
+			Env string `yaml:"env"`
+		}
+		data, err := os.ReadFile(*tf.cfgPath)
+		if err != nil {
+			return "", usageError{fmt.Errorf("config %s: %w", *tf.cfgPath, err)}
+		}
+		if yaml.Unmarshal(data, &only) == nil && only.Env != "" {
+			id = only.Env
+		}
+	}
+	return id, nil
+}
+
 // parseFlags parses args, sending asked-for help to stdout.
 func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
@@ -128,7 +152,12 @@ type training struct {
 }
 
 func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
-	cf := configFile{Config: actors.DefaultConfig()}
+	// The defaults depend on the env, named by the flag or else the file.
+	envID, err := tf.envOf(fs)
+	if err != nil {
+		return nil, err
+	}
+	cf := configFile{Config: actors.DefaultConfigFor(envID)}
 	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.LogLevel = "CartPole-v1", 1, 500_000, "2s", "warn"
 	if *tf.cfgPath != "" {
 		if err := loadConfig(*tf.cfgPath, &cf); err != nil {
