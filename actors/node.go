@@ -14,7 +14,6 @@ import (
 	"github.com/qfleet/qfleet/nets"
 )
 
-
 // Role names, as given to `qfleet node --roles`.
 const (
 	RoleRunner      = "runner"
@@ -222,7 +221,6 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.metrics.update(func(st *RunStatus) { st.StoppedRoles = append(st.StoppedRoles, msg.GetWho().GetId()) })
 	}
 }
-
 
 // countRestart records a role actor's restart (called from its Restarting).
 func (m *Metrics) countRestart(roleName, id string) {
