@@ -15,7 +15,7 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 SEEDS         ?= 1 2 3 4 5
 BENCH_COUNT   ?= 5
 
-.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole test-cluster-full clean faults
+.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole solve-acrobot solve-mountaincar solve minatar-breakout test-cluster-full clean faults
 
 build:
 	$(GO) build -o qfleet ./cmd/qfleet
@@ -56,11 +56,26 @@ proto-tools:
 proto-check: proto
 	git diff --exit-code -- messages/ || { echo "messages/*.pb.go is stale: run 'make proto' and commit" >&2; exit 1; }
 
-## solve-cartpole: the 5-seed dev-mode learning benchmark of BENCHMARKS.md.
+## solve-ENV: the 5-seed dev-mode learning benchmarks of BENCHMARKS.md
+## (each stops at the env's reward threshold or its step budget).
 solve-cartpole: build
-	mkdir -p runs/solve-cartpole
-	for s in $(SEEDS); do ./qfleet dev --env CartPole-v1 --seed $$s --progress 0 --summary runs/solve-cartpole/seed-$$s.json; done
-	./qfleet report runs/solve-cartpole/seed-*.json
+	$(MAKE) solve ENV=CartPole-v1 NAME=cartpole STEPS=500000
+
+solve-acrobot: build
+	$(MAKE) solve ENV=Acrobot-v1 NAME=acrobot STEPS=100000
+
+solve-mountaincar: build
+	$(MAKE) solve ENV=MountainCar-v0 NAME=mountaincar STEPS=150000
+
+solve:
+	mkdir -p runs/solve-$(NAME)
+	for s in $(SEEDS); do ./qfleet dev --env $(ENV) --seed $$s --max-steps $(STEPS) --progress 0 --summary runs/solve-$(NAME)/seed-$$s.json; done
+	./qfleet report runs/solve-$(NAME)/seed-*.json
+
+## minatar-breakout: one hour of MinAtar Breakout-v1 in dev mode (target mean100 10).
+minatar-breakout: build
+	mkdir -p runs/minatar
+	./qfleet dev --env MinAtar/Breakout-v1 --seed 1 --max-steps 3000000 --progress 30s --summary runs/minatar/breakout-1.json 2>&1 | tee runs/minatar/breakout-1.log
 
 clean:
 	rm -f qfleet

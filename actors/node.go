@@ -62,10 +62,26 @@ type Node struct {
 // Dev is a node running every role.
 type Dev = Node
 
-// NetSpec is the Q-network for an env under a config.
+// replayOptions picks the replay's storage for an env: MinAtar's
+// observations are 0/1 grids, stored as bits and each frame once.
+func replayOptions(env envs.Env) []replayOption {
+	if strings.HasPrefix(env.Spec().ID, "MinAtar/") {
+		return []replayOption{withBinaryObservations()}
+	}
+	return nil
+}
+
+// NetSpec is the Q-network for an env under a config: an MLP on flat
+// observations; for image observations (height × width × channels, channel
+// last, like MinAtar's) a conv torso of ConvFilters 3×3 filters first, when
+// ConvFilters > 0 (the MinAtar paper's network); a dueling head if asked.
 func NetSpec(env envs.Env, cfg Config) nets.Spec {
 	sp := env.Spec()
-	return nets.Spec{Inputs: sp.ObsSize(), Hidden: append([]int(nil), cfg.Hidden...), Outputs: sp.NumActions}
+	s := nets.Spec{Inputs: sp.ObsSize(), Hidden: append([]int(nil), cfg.Hidden...), Outputs: sp.NumActions, Dueling: cfg.Dueling}
+	if sh := sp.ObsShape; len(sh) == 3 && cfg.ConvFilters > 0 {
+		s.Conv = &nets.ConvSpec{Height: sh[0], Width: sh[1], Channels: sh[2], Filters: cfg.ConvFilters, Kernel: 3}
+	}
+	return s
 }
 
 // StartDev starts every role in one process.
@@ -123,7 +139,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 	}
 	if has[RoleReplay] {
 		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, net.Outputs, o.Seed, d.Metrics, log,
-			SnapshotSpec{Dir: o.CheckpointDir, Every: o.SnapshotEvery, Restore: o.Resume, EnvID: o.EnvID})})
+			SnapshotSpec{Dir: o.CheckpointDir, Every: o.SnapshotEvery, Restore: o.Resume, EnvID: o.EnvID}, replayOptions(env)...)})
 	}
 	if has[RoleBroadcaster] {
 		roles = append(roles, role{"broadcaster", newBroadcaster(o.Config, d.Metrics, log)})

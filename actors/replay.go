@@ -27,6 +27,7 @@ type replay struct {
 	metrics    *Metrics
 	log        *slog.Logger
 	snap       SnapshotSpec
+	binaryObs  bool
 
 	table    *Table
 	limiter  *RateLimiter
@@ -82,7 +83,7 @@ type streamKey struct {
 	incarnation uint64
 }
 
-func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log *slog.Logger, snap SnapshotSpec) actor.Producer {
+func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log *slog.Logger, snap SnapshotSpec, opts ...replayOption) actor.Producer {
 	starts := 0
 	return func() actor.Actor {
 		// After a crash the supervisor builds a fresh replay: it goes on from
@@ -90,9 +91,19 @@ func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log
 		s := snap
 		s.Restore = snap.Restore || (starts > 0 && snap.enabled())
 		starts++
-		return &replay{cfg: cfg, obsSize: obsSize, numActions: numActions, seed: seed, metrics: m, log: log.With("role", "replay"), snap: s}
+		r := &replay{cfg: cfg, obsSize: obsSize, numActions: numActions, seed: seed, metrics: m, log: log.With("role", "replay"), snap: s}
+		for _, o := range opts {
+			o(r)
+		}
+		return r
 	}
 }
+
+type replayOption func(*replay)
+
+// withBinaryObservations makes the replay store observations packed and
+// deduplicated (MinAtar's 0/1 grids); see frameStore.
+func withBinaryObservations() replayOption { return func(r *replay) { r.binaryObs = true } }
 
 func (r *replay) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
@@ -104,6 +115,9 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.table.LimitActions(r.numActions)
 		if r.cfg.Prioritized {
 			r.table.Prioritize(r.cfg.PriorityExponent)
+		}
+		if r.binaryObs {
+			r.table.PackBinary()
 		}
 		r.limiter = NewRateLimiter(r.cfg.SamplesPerInsert, r.cfg.MinReplaySize, r.cfg.RateTolerance)
 		r.rngState = rand.NewPCG(r.seed, 0x7265706c6179)

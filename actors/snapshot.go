@@ -38,6 +38,8 @@ type tableCapture struct {
 	rewards, discounts          []float32
 	keys                        []uint64
 	priorities                  []float64 // nil for a uniform table
+	packedObs, packedNext       []byte    // a packed table's frames per row, instead of obs/nextObs
+	packedBytes                 int
 	limiterInserted, limiterSmp uint64
 	streams                     map[streamKey]uint64
 	lost, rejected              uint64
@@ -48,7 +50,12 @@ type tableCapture struct {
 func (t *Table) capture() *tableCapture {
 	c := &tableCapture{obsSize: t.obsSize, inserted: t.inserted}
 	d, n := t.obsSize, t.size
-	c.obs, c.nextObs = make([]float32, 0, n*d), make([]float32, 0, n*d)
+	if t.frames != nil {
+		c.packedBytes = t.frames.bytesPer
+		c.packedObs, c.packedNext = make([]byte, 0, n*c.packedBytes), make([]byte, 0, n*c.packedBytes)
+	} else {
+		c.obs, c.nextObs = make([]float32, 0, n*d), make([]float32, 0, n*d)
+	}
 	c.actions, c.rewards, c.discounts, c.keys = make([]uint32, 0, n), make([]float32, 0, n), make([]float32, 0, n), make([]uint64, 0, n)
 	// Rows [start, size) then [0, start): the oldest row is t.next once full.
 	start := 0
@@ -57,8 +64,15 @@ func (t *Table) capture() *tableCapture {
 	}
 	for _, span := range [][2]int{{start, t.size}, {0, start}} {
 		lo, hi := span[0], span[1]
-		c.obs = append(c.obs, t.obs[lo*d:hi*d]...)
-		c.nextObs = append(c.nextObs, t.nextObs[lo*d:hi*d]...)
+		if t.frames != nil {
+			for r := lo; r < hi; r++ {
+				c.packedObs = append(c.packedObs, t.frames.frame(t.obsFrame[r])...)
+				c.packedNext = append(c.packedNext, t.frames.frame(t.nextFrame[r])...)
+			}
+		} else {
+			c.obs = append(c.obs, t.obs[lo*d:hi*d]...)
+			c.nextObs = append(c.nextObs, t.nextObs[lo*d:hi*d]...)
+		}
 		c.actions = append(c.actions, t.actions[lo:hi]...)
 		c.rewards = append(c.rewards, t.rewards[lo:hi]...)
 		c.discounts = append(c.discounts, t.discounts[lo:hi]...)
@@ -77,6 +91,7 @@ func (c *tableCapture) encode(env string) *messages.ReplaySnapshot {
 	s := &messages.ReplaySnapshot{
 		Env: env, ObsSize: uint32(c.obsSize), Size: uint32(len(c.actions)), Inserted: c.inserted,
 		Observations: appendF32(nil, c.obs), NextObservations: appendF32(nil, c.nextObs),
+		PackedObservations: c.packedObs, PackedNextObservations: c.packedNext,
 		Rewards: appendF32(nil, c.rewards), Discounts: appendF32(nil, c.discounts),
 		LimiterInserted: c.limiterInserted, LimiterSampled: c.limiterSmp,
 		Lost: c.lost, Rejected: c.rejected, RngState: c.rng, UnixMillis: time.Now().UnixMilli(),
@@ -156,11 +171,16 @@ func ReadLatestSnapshot(dir string) (s *messages.ReplaySnapshot, skipped []error
 // changes nothing on error.
 func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	n, d := int(s.GetSize()), int(s.GetObsSize())
+	bytesPer := (d + 7) / 8
+	packed := len(s.GetPackedObservations()) > 0 || len(s.GetPackedNextObservations()) > 0
 	switch {
 	case d != t.obsSize:
 		return fmt.Errorf("replay snapshot holds observations of %d values, the table %d", d, t.obsSize)
-	case len(s.GetObservations()) != 4*n*d || len(s.GetNextObservations()) != 4*n*d ||
-		len(s.GetActions()) != 4*n || len(s.GetRewards()) != 4*n || len(s.GetDiscounts()) != 4*n || len(s.GetKeys()) != 8*n:
+	case packed && (len(s.GetPackedObservations()) != n*bytesPer || len(s.GetPackedNextObservations()) != n*bytesPer):
+		return fmt.Errorf("replay snapshot of %d transitions has packed observations of the wrong length", n)
+	case !packed && (len(s.GetObservations()) != 4*n*d || len(s.GetNextObservations()) != 4*n*d):
+		return fmt.Errorf("replay snapshot of %d transitions has observation arrays of the wrong length", n)
+	case len(s.GetActions()) != 4*n || len(s.GetRewards()) != 4*n || len(s.GetDiscounts()) != 4*n || len(s.GetKeys()) != 8*n:
 		return fmt.Errorf("replay snapshot of %d transitions has arrays of the wrong length", n)
 	case len(s.GetPriorities()) != 0 && len(s.GetPriorities()) != 8*n:
 		return fmt.Errorf("replay snapshot of %d transitions has %d bytes of priorities", n, len(s.GetPriorities()))
@@ -168,12 +188,34 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 		return fmt.Errorf("replay snapshot holds %d transitions but says %d were ever inserted", n, s.GetInserted())
 	}
 	skip := max(0, n-t.capacity)
-	obs, nextObs := readF32(s.GetObservations()), readF32(s.GetNextObservations())
+	if t.frames != nil && !packed {
+		// Float rows into a packed table: only if every value is 0 or 1.
+		for _, o := range [][]float32{readF32(s.GetObservations()), readF32(s.GetNextObservations())} {
+			if err := checkBinary(o); err != nil {
+				return fmt.Errorf("replay snapshot: %w", err)
+			}
+		}
+	}
+	var obs, nextObs []float32
+	if !packed {
+		obs, nextObs = readF32(s.GetObservations()), readF32(s.GetNextObservations())
+	}
+	rowObs, rowNext := make([]float32, d), make([]float32, d)
+	unpackRow := func(dst []float32, src []byte) {
+		for j := range dst {
+			dst[j] = float32(src[j>>3] >> (j & 7) & 1)
+		}
+	}
 	rewards, discounts := readF32(s.GetRewards()), readF32(s.GetDiscounts())
 	for i := skip; i < n; i++ {
 		r := i - skip
-		copy(t.obs[r*d:(r+1)*d], obs[i*d:(i+1)*d])
-		copy(t.nextObs[r*d:(r+1)*d], nextObs[i*d:(i+1)*d])
+		if packed {
+			unpackRow(rowObs, s.GetPackedObservations()[i*bytesPer:(i+1)*bytesPer])
+			unpackRow(rowNext, s.GetPackedNextObservations()[i*bytesPer:(i+1)*bytesPer])
+			t.setRow(r, rowObs, rowNext)
+		} else {
+			t.setRow(r, obs[i*d:(i+1)*d], nextObs[i*d:(i+1)*d])
+		}
 		t.actions[r] = binary.LittleEndian.Uint32(s.GetActions()[4*i:])
 		t.rewards[r] = rewards[i]
 		t.discounts[r] = discounts[i]

@@ -30,12 +30,15 @@ type Table struct {
 	alpha   float64
 	rowsIdx []int // scratch for sampled rows
 
-	obs       []float32
-	nextObs   []float32
-	actions   []uint32
-	rewards   []float32
-	discounts []float32
-	keys      []uint64
+	obs     []float32 // capacity·obsSize; nil when frames hold the observations
+	nextObs []float32
+	// Binary observations (PackBinary): rows hold frame ids into frames.
+	frames              *frameStore
+	obsFrame, nextFrame []uint64
+	actions             []uint32
+	rewards             []float32
+	discounts           []float32
+	keys                []uint64
 }
 
 // NewTable allocates a table of capacity transitions of obsSize floats each.
@@ -50,6 +53,38 @@ func NewTable(obsSize, capacity int) *Table {
 		discounts: make([]float32, capacity),
 		keys:      make([]uint64, capacity),
 	}
+}
+
+// PackBinary switches the (empty) table to packed, deduplicated storage of
+// binary observations (see frameStore); CheckBatch then refuses any
+// observation value other than 0 or 1.
+func (t *Table) PackBinary() {
+	t.frames = newFrameStore(t.obsSize, t.capacity)
+	t.obs, t.nextObs = nil, nil
+	t.obsFrame, t.nextFrame = make([]uint64, t.capacity), make([]uint64, t.capacity)
+}
+
+// setRow stores row r's observations.
+func (t *Table) setRow(r int, obs, nextObs []float32) {
+	if t.frames != nil {
+		t.obsFrame[r], t.nextFrame[r] = t.frames.intern(obs), t.frames.intern(nextObs)
+		return
+	}
+	d := t.obsSize
+	copy(t.obs[r*d:(r+1)*d], obs)
+	copy(t.nextObs[r*d:(r+1)*d], nextObs)
+}
+
+// readRow copies row r's observations into obs and nextObs.
+func (t *Table) readRow(r int, obs, nextObs []float32) {
+	if t.frames != nil {
+		t.frames.unpack(obs, t.obsFrame[r])
+		t.frames.unpack(nextObs, t.nextFrame[r])
+		return
+	}
+	d := t.obsSize
+	copy(obs, t.obs[r*d:(r+1)*d])
+	copy(nextObs, t.nextObs[r*d:(r+1)*d])
 }
 
 // LimitActions makes CheckBatch refuse actions outside [0, n).
@@ -119,6 +154,13 @@ func (t *Table) checkValues(b *messages.ExperienceBatch) error {
 			return fmt.Errorf("experience batch from %q: transition %d: action %d out of range [0, %d)", b.GetRunner(), i, a, t.numActions)
 		}
 	}
+	if t.frames != nil {
+		for _, o := range [][]float32{b.GetObservations(), b.GetNextObservations()} {
+			if err := checkBinary(o); err != nil {
+				return fmt.Errorf("experience batch from %q: %w", b.GetRunner(), err)
+			}
+		}
+	}
 	for i, d := range b.GetDiscounts() {
 		if !(d >= 0 && d <= 1) {
 			return fmt.Errorf("experience batch from %q: transition %d: discount %v outside [0, 1]", b.GetRunner(), i, d)
@@ -141,8 +183,7 @@ func (t *Table) Insert(b *messages.ExperienceBatch) {
 	d := t.obsSize
 	for i := 0; i < int(b.GetCount()); i++ {
 		r := t.next
-		copy(t.obs[r*d:(r+1)*d], b.Observations[i*d:(i+1)*d])
-		copy(t.nextObs[r*d:(r+1)*d], b.NextObservations[i*d:(i+1)*d])
+		t.setRow(r, b.Observations[i*d:(i+1)*d], b.NextObservations[i*d:(i+1)*d])
 		t.actions[r] = b.Actions[i]
 		t.rewards[r] = b.Rewards[i]
 		t.discounts[r] = b.Discounts[i]
@@ -221,8 +262,7 @@ func (t *Table) fill(rows []int, out *messages.SampleBatch) {
 	out.Discounts = resize(out.Discounts, n)
 	out.Keys = resize(out.Keys, n)
 	for i, r := range rows {
-		copy(out.Observations[i*d:(i+1)*d], t.obs[r*d:(r+1)*d])
-		copy(out.NextObservations[i*d:(i+1)*d], t.nextObs[r*d:(r+1)*d])
+		t.readRow(r, out.Observations[i*d:(i+1)*d], out.NextObservations[i*d:(i+1)*d])
 		out.Actions[i] = t.actions[r]
 		out.Rewards[i] = t.rewards[r]
 		out.Discounts[i] = t.discounts[r]

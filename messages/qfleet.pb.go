@@ -1461,8 +1461,12 @@ type ReplaySnapshot struct {
 	RngState         []byte                 `protobuf:"bytes,16,opt,name=rng_state,json=rngState,proto3" json:"rng_state,omitempty"`
 	UnixMillis       int64                  `protobuf:"varint,17,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
 	Priorities       []byte                 `protobuf:"bytes,18,opt,name=priorities,proto3" json:"priorities,omitempty"` // size float64, the stored (|δ|+ε)^α; empty for a uniform table
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A table of binary observations stores them as bits, ceil(obs_size/8)
+	// bytes per observation (bit j of byte j/8 is value j), instead of 5 and 6.
+	PackedObservations     []byte `protobuf:"bytes,19,opt,name=packed_observations,json=packedObservations,proto3" json:"packed_observations,omitempty"`
+	PackedNextObservations []byte `protobuf:"bytes,20,opt,name=packed_next_observations,json=packedNextObservations,proto3" json:"packed_next_observations,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *ReplaySnapshot) Reset() {
@@ -1617,6 +1621,20 @@ func (x *ReplaySnapshot) GetUnixMillis() int64 {
 func (x *ReplaySnapshot) GetPriorities() []byte {
 	if x != nil {
 		return x.Priorities
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetPackedObservations() []byte {
+	if x != nil {
+		return x.PackedObservations
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetPackedNextObservations() []byte {
+	if x != nil {
+		return x.PackedNextObservations
 	}
 	return nil
 }
@@ -1818,7 +1836,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05index\x18\x04 \x01(\rR\x05index\x12%\n" +
 	"\x0eacting_version\x18\x05 \x01(\x04R\ractingVersion\x12\x1f\n" +
 	"\vacting_term\x18\x06 \x01(\x04R\n" +
-	"actingTerm\"\xb9\x04\n" +
+	"actingTerm\"\xa4\x05\n" +
 	"\x0eReplaySnapshot\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x19\n" +
 	"\bobs_size\x18\x02 \x01(\rR\aobsSize\x12\x12\n" +
@@ -1841,7 +1859,9 @@ const file_qfleet_proto_rawDesc = "" +
 	"unixMillis\x12\x1e\n" +
 	"\n" +
 	"priorities\x18\x12 \x01(\fR\n" +
-	"priorities\"d\n" +
+	"priorities\x12/\n" +
+	"\x13packed_observations\x18\x13 \x01(\fR\x12packedObservations\x128\n" +
+	"\x18packed_next_observations\x18\x14 \x01(\fR\x16packedNextObservations\"d\n" +
 	"\fReplayStream\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x1a\n" +

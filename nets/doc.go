@@ -9,10 +9,19 @@
 //   - Trainer (learner side): online and target networks, Adam state, and the DQN update
 //     (Huber TD loss, backward pass and gradient in gorgonia). One goroutine at a time.
 //
+// # Networks
+//
+// A Spec is an MLP (Inputs → Hidden… → Outputs), optionally with a convolutional torso
+// (Spec.Conv: one valid, stride-1 conv + ReLU on a channel-last observation, the MinAtar
+// paper's network is MinAtarSpec) and optionally with a dueling head (Spec.Dueling:
+// Q = V + A − mean(A)). The zero Conv and Dueling are the plain MLP.
+//
 // # Parameter layout
 //
-// One flat []float32 per network: for each layer l in order, W_l row-major [in][out] then
-// b_l [out] (Spec.NumParams elements). InitParams draws it like PyTorch's nn.Linear.
+// One flat []float32 per network: for each affine layer l in order, W_l row-major [in][out]
+// then b_l [out] (Spec.NumParams elements). The conv is the first such layer, on one K×K×C
+// patch (rows in (ky, kx, c) order); the dueling head is one layer of 1+Outputs columns, V
+// first. See Spec and ConvSpec. InitParams draws it like PyTorch's nn.Linear and nn.Conv2d.
 // Trainer.CopyParams, State and Restore speak this layout; Forward.SetParams reads it.
 //
 // # Update

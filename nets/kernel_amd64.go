@@ -19,5 +19,21 @@ func reluTo(dst, src []float32)
 //go:noescape
 func reluGradTo(dx, y, dy []float32)
 
+// axpy8 sets y[i] += a·x[i] (FMA) for len(y) a multiple of 8 (AVX2+FMA).
+//
+//go:noescape
+func axpy8(y []float32, a float32, x []float32)
+
+// adam8 is adamGo's loop for len(theta) a multiple of 8, bit-identical (AVX); k holds
+// {β₁, 1−β₁, β₂, 1−β₂, step, 1/√(1−β₂ᵗ), ε}.
+//
+//go:noescape
+func adam8(theta, g, m, v []float32, k *[7]float32)
+
+// sumSquares16 returns Σ x[i]² in float64 for len(x) a multiple of 16 (AVX2+FMA).
+//
+//go:noescape
+func sumSquares16(x []float32) float64
+
 // haveKernel reports whether the assembly above can run on this CPU.
 var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA

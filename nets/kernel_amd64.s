@@ -166,3 +166,132 @@ gradtailloop:
 graddone:
 	VZEROUPPER
 	RET
+
+// func axpy8(y []float32, a float32, x []float32)
+//
+// y[i] += a·x[i] (fused multiply-add) for i < len(y), len(y) a multiple of 8, len(x) ≥ len(y).
+TEXT ·axpy8(SB), NOSPLIT, $0-56
+	MOVQ y_base+0(FP), DI
+	MOVQ y_len+8(FP), CX
+	VBROADCASTSS a+24(FP), Y15
+	MOVQ x_base+32(FP), SI
+	CMPQ CX, $16
+	JLT axpyone
+
+axpyloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VFMADD213PS (DI), Y15, Y0 // Y0 = a·x + y
+	VFMADD213PS 32(DI), Y15, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE axpyloop
+
+axpyone:
+	TESTQ CX, CX
+	JEQ axpydone
+	VMOVUPS (SI), Y0
+	VFMADD213PS (DI), Y15, Y0
+	VMOVUPS Y0, (DI)
+
+axpydone:
+	VZEROUPPER
+	RET
+
+// func adam8(theta, g, m, v []float32, k *[7]float32)
+//
+// One Adam step on the first len(theta) elements, len(theta) a multiple of 8, with
+// k = {β₁, 1−β₁, β₂, 1−β₂, step, 1/√(1−β₂ᵗ), ε}:
+//
+//	m = β₁·m + (1−β₁)·g,  v = β₂·v + ((1−β₂)·g)·g,  θ = θ − (step·m)/(√v·k₅ + ε)
+//
+// Separate multiplies and adds (no FMA), in adamGo's order: the results are bit-identical to it.
+TEXT ·adam8(SB), NOSPLIT, $0-104
+	MOVQ theta_base+0(FP), DI
+	MOVQ theta_len+8(FP), CX
+	MOVQ g_base+24(FP), DX
+	MOVQ m_base+48(FP), R9
+	MOVQ v_base+72(FP), R10
+	MOVQ k+96(FP), R8
+	VBROADCASTSS 0(R8), Y8   // β₁
+	VBROADCASTSS 4(R8), Y9   // 1−β₁
+	VBROADCASTSS 8(R8), Y10  // β₂
+	VBROADCASTSS 12(R8), Y11 // 1−β₂
+	VBROADCASTSS 16(R8), Y14 // step
+	VBROADCASTSS 20(R8), Y12 // 1/√(1−β₂ᵗ)
+	VBROADCASTSS 24(R8), Y13 // ε
+	TESTQ CX, CX
+	JEQ adamdone
+
+adamloop:
+	VMOVUPS (DX), Y0
+	VMULPS (R9), Y8, Y1
+	VMULPS Y0, Y9, Y2
+	VADDPS Y2, Y1, Y1 // m
+	VMOVUPS Y1, (R9)
+	VMULPS (R10), Y10, Y3
+	VMULPS Y0, Y11, Y4
+	VMULPS Y0, Y4, Y4
+	VADDPS Y4, Y3, Y3 // v
+	VMOVUPS Y3, (R10)
+	VSQRTPS Y3, Y5
+	VMULPS Y12, Y5, Y5
+	VADDPS Y13, Y5, Y5 // √v·k₅ + ε
+	VMULPS Y1, Y14, Y6
+	VDIVPS Y5, Y6, Y6  // step·m / (√v·k₅ + ε)
+	VMOVUPS (DI), Y7
+	VSUBPS Y6, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ $32, DX
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNE adamloop
+
+adamdone:
+	VZEROUPPER
+	RET
+
+// func sumSquares16(x []float32) float64
+//
+// Σ x[i]² in float64 for i < len(x), len(x) a multiple of 16. A float32 squared is exact in
+// float64, so the FMA only changes the summation order (four interleaved 4-lane sums).
+TEXT ·sumSquares16(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	TESTQ CX, CX
+	JEQ sumsqreduce
+
+sumsqloop:
+	VCVTPS2PD (SI), Y4
+	VCVTPS2PD 16(SI), Y5
+	VCVTPS2PD 32(SI), Y6
+	VCVTPS2PD 48(SI), Y7
+	VFMADD231PD Y4, Y4, Y0
+	VFMADD231PD Y5, Y5, Y1
+	VFMADD231PD Y6, Y6, Y2
+	VFMADD231PD Y7, Y7, Y3
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JNE sumsqloop
+
+sumsqreduce:
+	VADDPD Y1, Y0, Y0
+	VADDPD Y3, Y2, Y2
+	VADDPD Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD X1, X0, X0
+	VPERMILPD $1, X0, X1
+	VADDSD X1, X0, X0
+	VMOVSD X0, ret+24(FP)
+	VZEROUPPER
+	RET

@@ -22,7 +22,7 @@ type qModel struct {
 
 	// Inputs: tensors over slices that Trainer.Update fills before each run.
 	x, actOneHot, target, weight *G.Node
-	xBuf, actBuf                 []float32 // B×(in+1) observations with a trailing 1; B×out one-hot a
+	xBuf, actBuf                 []float32 // input matrix (augNet.fillInput); B×out one-hot a
 	targetBuf, weightBuf         []float32 // B targets; B importance weights already divided by B
 
 	ws []*G.Node // learnables: one augmented matrix per layer (see layout.go), over Trainer.online
@@ -38,47 +38,60 @@ type qModel struct {
 // newQModel builds the graph for batch size b over params (augmented layout) with gradients
 // written into grads (same layout). Both slices are shared, not copied. The graph's matrix
 // products run on mm.
-func newQModel(s Spec, layers []augLayer, b int, params, grads []float32, mm *gemm) (*qModel, error) {
+func newQModel(net augNet, b int, params, grads []float32, mm *gemm) (*qModel, error) {
 	m := &qModel{g: G.NewGraph(), batch: b}
-	in, out := s.Inputs, s.Outputs
-	m.xBuf = make([]float32, b*(in+1))
+	rows, cols, out := b*net.inRows(), net.inCols(), net.outputs
+	m.xBuf = make([]float32, rows*cols)
 	m.actBuf = make([]float32, b*out)
 	m.targetBuf = make([]float32, b)
 	m.weightBuf = make([]float32, b)
-	m.x = inputMatrix(m.g, "x", m.xBuf, b, in+1)
+	m.x = inputMatrix(m.g, "x", m.xBuf, rows, cols)
 	m.actOneHot = inputMatrix(m.g, "actions", m.actBuf, b, out)
 	m.target = inputVector(m.g, "target", m.targetBuf)
 	m.weight = inputVector(m.g, "weight", m.weightBuf)
 
-	m.ws = make([]*G.Node, len(layers))
-	for i, l := range layers {
+	m.ws = make([]*G.Node, len(net.layers))
+	for i, l := range net.layers {
 		val := tensor.New(tensor.WithShape(l.in+1, l.cols), tensor.WithBacking(l.g(params)))
 		grad := tensor.New(tensor.WithShape(l.in+1, l.cols), tensor.WithBacking(l.g(grads)))
 		m.ws[i] = G.NewMatrix(m.g, tensor.Float32, G.WithShape(l.in+1, l.cols),
 			G.WithName(fmt.Sprintf("G%d", i)), G.WithValue(val), G.WithGrad(grad))
 	}
 
-	if err := m.fwd(m.x, layers); err != nil {
+	if err := m.fwd(m.x, net); err != nil {
 		return nil, err
 	}
 	if err := m.lossExpr(); err != nil {
 		return nil, err
 	}
-	if _, err := G.Grad(m.loss, m.learnables()...); err != nil {
+	gradNodes, err := G.Grad(m.loss, m.learnables()...)
+	if err != nil {
 		return nil, fmt.Errorf("nets: gradient of the loss: %w", err)
 	}
 	m.qTm1Val = tensor.New(tensor.WithShape(b), tensor.Of(tensor.Float32))
 	m.tdVal = tensor.New(tensor.WithShape(b), tensor.Of(tensor.Float32))
 	m.lossVal = G.NewF32(0)
 	var lossV G.Value = m.lossVal
-	G.Read(m.qTm1, &m.qTm1Val)
-	G.Read(m.tdError, &m.tdVal)
-	G.Read(m.loss, &lossV)
+	roots := G.Nodes{
+		G.Read(m.qTm1, &m.qTm1Val),
+		G.Read(m.tdError, &m.tdVal),
+		G.Read(m.loss, &lossV),
+	}
+	// Compile only what the reads and the parameter gradients need. gorgonia's symbolic
+	// differentiation builds the gradient of every operand of an op it differentiates, so the
+	// full graph also holds ∂loss/∂x for the input matrix (for a conv net the product
+	// dZ·G_cᵀ, as large as the conv itself) and ∂loss/∂onehot(a); nothing reads them, but
+	// NewTapeMachine on the whole graph computes them every run. The exact subgraph under
+	// these roots leaves them out.
+	prog := m.g
+	if !useWholeGraph {
+		prog = m.g.ExactSubgraphRoots(append(roots, gradNodes...)...)
+	}
 	// BindDualValues makes the machine add each gradient into the node's dual value, which
 	// WithGrad pointed at our grads slice: the gradient lands in place, ready for Adam. The
 	// machine adds rather than sets (gradients accumulate across runs), so Update zeroes grads
 	// before each run.
-	m.vm = G.NewTapeMachine(m.g, G.BindDualValues(m.learnables()...),
+	m.vm = G.NewTapeMachine(prog, G.BindDualValues(m.learnables()...),
 		G.WithEngine(matmulEngine{gemm: mm}))
 	if !useStandardVM {
 		if r, err := newTapeRunner(m.vm); err == nil {
@@ -92,24 +105,40 @@ func newQModel(s Spec, layers []augLayer, b int, params, grads []float32, mm *ge
 // compare the fast path against it.
 var useStandardVM = false
 
+// useWholeGraph makes new models compile the whole graph, dead gradients included (tests).
+var useWholeGraph = false
+
 func (m *qModel) learnables() G.Nodes { return m.ws }
 
-// fwd builds the online Q-network on x (B×(in+1), trailing ones column) into m.q:
+// fwd builds the online Q-network on x (the input matrix, trailing ones column) into m.q:
 //
-//	h_{l+1} = ReLU([h_l, 1]·G_l),  q = [h_L, 1]·G_L
-func (m *qModel) fwd(x *G.Node, layers []augLayer) error {
+//	conv:   h_1 = flatten(ReLU(P·G_c)), 1     (P: the patch matrix, one row per position)
+//	dense:  h_{l+1} = ReLU([h_l, 1]·G_l)
+//	head:   q = [h_L, 1]·G_L, or dueling(·) of it: V + A − mean(A)
+func (m *qModel) fwd(x *G.Node, net augNet) error {
 	h := x
-	for i, l := range layers {
+	for i, l := range net.layers {
 		a, err := G.Mul(h, m.ws[i])
 		if err != nil {
 			return fmt.Errorf("nets: layer %d matmul: %w", i, err)
 		}
-		if l.hidden() {
+		if l.relu() {
 			if a, err = reluFn(a); err != nil {
 				return fmt.Errorf("nets: layer %d relu: %w", i, err)
 			}
 		}
+		if l.conv {
+			if a, err = flattenOnes(a, net.conv.positions()); err != nil {
+				return fmt.Errorf("nets: layer %d flatten: %w", i, err)
+			}
+		}
 		h = a
+	}
+	if net.dueling {
+		var err error
+		if h, err = dueling(h); err != nil {
+			return fmt.Errorf("nets: dueling head: %w", err)
+		}
 	}
 	m.q = h
 	return nil
@@ -213,20 +242,21 @@ func gorgoniaForward(s Spec, params, obs []float32, batch int) ([]float32, error
 	if err := checkParamLen(s, params); err != nil {
 		return nil, err
 	}
-	layers, n := augLayers(s)
-	aug := make([]float32, n)
-	toAug(aug, layers, params)
+	net := newAugNet(s)
+	aug := make([]float32, net.n)
+	toAug(aug, net.layers, params)
 	m := &qModel{g: G.NewGraph(), batch: batch}
-	xBuf := make([]float32, batch*(s.Inputs+1))
-	fillAug(xBuf, obs, s.Inputs)
-	x := inputMatrix(m.g, "x", xBuf, batch, s.Inputs+1)
-	m.ws = make([]*G.Node, len(layers))
-	for i, l := range layers {
+	rows, cols := batch*net.inRows(), net.inCols()
+	xBuf := make([]float32, rows*cols)
+	net.fillInput(xBuf, obs, batch)
+	x := inputMatrix(m.g, "x", xBuf, rows, cols)
+	m.ws = make([]*G.Node, len(net.layers))
+	for i, l := range net.layers {
 		val := tensor.New(tensor.WithShape(l.in+1, l.cols), tensor.WithBacking(l.g(aug)))
 		m.ws[i] = G.NewMatrix(m.g, tensor.Float32, G.WithShape(l.in+1, l.cols),
 			G.WithName(fmt.Sprintf("G%d", i)), G.WithValue(val))
 	}
-	if err := m.fwd(x, layers); err != nil {
+	if err := m.fwd(x, net); err != nil {
 		return nil, err
 	}
 	var qVal G.Value = tensor.New(tensor.WithShape(batch, s.Outputs), tensor.Of(tensor.Float32))

@@ -24,30 +24,135 @@ type naiveDQN struct {
 	nextOnlineQ, nextTgQ G.Value
 }
 
-func naiveMLP(g *G.ExprGraph, s Spec, x *G.Node, params []*tensor.Dense, prefix string) (*G.Node, G.Nodes) {
+// naiveNet builds the network from gorgonia's stock ops, the way its examples do: W and b per
+// layer with BroadcastAdd and Rectify; for a conv net, Conv2d on a BCHW input with the
+// PyTorch layouts (filter F×C×K×K, channel-first flatten); for a dueling head, two streams
+// and Mean/BroadcastSub/BroadcastAdd. x is B×Inputs for an MLP, B×C×H×W for a conv net
+// (toBCHW). params comes from naiveParams.
+func naiveNet(g *G.ExprGraph, s Spec, x *G.Node, params []*tensor.Dense, prefix string) (*G.Node, G.Nodes) {
 	var nodes G.Nodes
-	h := x
-	ls := s.layers()
-	for i, l := range ls {
-		W := G.NewMatrix(g, tensor.Float32, G.WithShape(l.in, l.out), G.WithName(fmt.Sprint(prefix, "W", i)), G.WithValue(params[2*i]))
-		b := G.NewVector(g, tensor.Float32, G.WithShape(l.out), G.WithName(fmt.Sprint(prefix, "b", i)), G.WithValue(params[2*i+1]))
-		nodes = append(nodes, W, b)
-		h = G.Must(G.BroadcastAdd(G.Must(G.Mul(h, W)), b, nil, []byte{0}))
-		if i != len(ls)-1 {
-			h = G.Must(G.Rectify(h))
-		}
+	param := func(name string, i int) *G.Node {
+		t := params[i]
+		n := G.NodeFromAny(g, t, G.WithName(fmt.Sprint(prefix, name, i)))
+		nodes = append(nodes, n)
+		return n
 	}
-	return h, nodes
+	h := x
+	i := 0
+	if c := s.Conv; c != nil {
+		filter, b := param("filter", 0), param("bias", 1)
+		i = 2
+		z := G.Must(G.Conv2d(h, filter, tensor.Shape{c.Kernel, c.Kernel}, nil, []int{1, 1}, nil))
+		z = G.Must(G.BroadcastAdd(z, b, nil, []byte{0, 2, 3}))
+		z = G.Must(G.Rectify(z))
+		h = G.Must(G.Reshape(z, tensor.Shape{z.Shape()[0], c.features()}))
+	}
+	dense := func(h *G.Node, W, b *G.Node) *G.Node {
+		return G.Must(G.BroadcastAdd(G.Must(G.Mul(h, W)), b, nil, []byte{0}))
+	}
+	for range s.Hidden {
+		h = G.Must(G.Rectify(dense(h, param("W", i), param("b", i+1))))
+		i += 2
+	}
+	if !s.Dueling {
+		return dense(h, param("W", i), param("b", i+1)), nodes
+	}
+	v := dense(h, param("Wv", i), param("bv", i+1))   // B×1
+	a := dense(h, param("Wa", i+2), param("ba", i+3)) // B×n
+	meanA := G.Must(G.Mean(a, 1))                     // B
+	meanA = G.Must(G.Reshape(meanA, tensor.Shape{meanA.Shape()[0], 1}))
+	q := G.Must(G.BroadcastSub(a, meanA, nil, []byte{1}))
+	return G.Must(G.BroadcastAdd(q, v, nil, []byte{1})), nodes
 }
 
+// naiveParams converts the flat layout into naiveNet's tensors: per dense layer W (in×out) and
+// b (out); the conv's filter permuted to PyTorch's F×C×K×K and the first dense layer's rows to
+// PyTorch's channel-first flatten; the dueling head split into its V and A streams.
 func naiveParams(s Spec, flat []float32) []*tensor.Dense {
 	var ps []*tensor.Dense
-	for _, l := range s.layers() {
-		ps = append(ps,
-			tensor.New(tensor.WithShape(l.in, l.out), tensor.WithBacking(append([]float32(nil), l.w(flat)...))),
-			tensor.New(tensor.WithShape(l.out), tensor.WithBacking(append([]float32(nil), l.b(flat)...))))
+	mat := func(rows, cols int, data []float32) *tensor.Dense {
+		return tensor.New(tensor.WithShape(rows, cols), tensor.WithBacking(data))
+	}
+	vec := func(data []float32) *tensor.Dense {
+		return tensor.New(tensor.WithShape(len(data)), tensor.WithBacking(data))
+	}
+	ls := s.layers()
+	for li, l := range ls {
+		w, b := append([]float32(nil), l.w(flat)...), append([]float32(nil), l.b(flat)...)
+		switch {
+		case l.conv:
+			c := s.Conv
+			k, ch, f := c.Kernel, c.Channels, c.Filters
+			filter := make([]float32, len(w))
+			for ky := range k {
+				for kx := range k {
+					for ci := range ch {
+						for fi := range f {
+							filter[((fi*ch+ci)*k+ky)*k+kx] = w[((ky*k+kx)*ch+ci)*f+fi]
+						}
+					}
+				}
+			}
+			ps = append(ps, tensor.New(tensor.WithShape(f, ch, k, k), tensor.WithBacking(filter)), vec(b))
+		case li == len(ls)-1 && s.Dueling:
+			n := s.Outputs
+			wv, wa := make([]float32, l.in), make([]float32, l.in*n)
+			for r := range l.in {
+				wv[r] = w[r*(n+1)]
+				copy(wa[r*n:(r+1)*n], w[r*(n+1)+1:(r+1)*(n+1)])
+			}
+			ps = append(ps, mat(l.in, 1, wv), vec(b[:1]), mat(l.in, n, wa), vec(b[1:]))
+		default:
+			if li == 1 && s.Conv != nil { // rows (oy·OW+ox)·F+f → PyTorch's (f·OH+oy)·OW+ox
+				c := s.Conv
+				pt := make([]float32, len(w))
+				for pos := range c.positions() {
+					for fi := range c.Filters {
+						copy(pt[(fi*c.positions()+pos)*l.out:][:l.out], w[(pos*c.Filters+fi)*l.out:][:l.out])
+					}
+				}
+				w = pt
+			}
+			ps = append(ps, mat(l.in, l.out, w), vec(b))
+		}
 	}
 	return ps
+}
+
+// toBCHW permutes batch observations from channel-last (the package's layout) to gorgonia's
+// Conv2d layout B×C×H×W.
+func toBCHW(dst, obs []float32, c *ConvSpec, batch int) {
+	hw := c.Height * c.Width
+	for b := range batch {
+		src, d := obs[b*c.inputs():(b+1)*c.inputs()], dst[b*c.inputs():(b+1)*c.inputs()]
+		for p := range hw {
+			for ci := range c.Channels {
+				d[ci*hw+p] = src[p*c.Channels+ci]
+			}
+		}
+	}
+}
+
+// naiveInput makes the input node for naiveNet over t.
+func naiveInput(g *G.ExprGraph, name string, t *tensor.Dense) *G.Node {
+	return G.NodeFromAny(g, t, G.WithName(name))
+}
+
+// naiveInputTensor allocates the input tensor for a batch: B×Inputs, or B×C×H×W for conv.
+func naiveInputTensor(s Spec, batch int) *tensor.Dense {
+	if c := s.Conv; c != nil {
+		return tensor.New(tensor.WithShape(batch, c.Channels, c.Height, c.Width), tensor.Of(tensor.Float32))
+	}
+	return tensor.New(tensor.WithShape(batch, s.Inputs), tensor.Of(tensor.Float32))
+}
+
+// setNaiveInput copies batch observations into a naiveInputTensor.
+func setNaiveInput(t *tensor.Dense, s Spec, obs []float32, batch int) {
+	if s.Conv != nil {
+		toBCHW(t.Float32s(), obs, s.Conv, batch)
+		return
+	}
+	copy(t.Float32s(), obs)
 }
 
 func newNaiveDQN(s Spec, cfg TrainConfig, init []float32) *naiveDQN {
@@ -56,20 +161,21 @@ func newNaiveDQN(s Spec, cfg TrainConfig, init []float32) *naiveDQN {
 	mk := func(shape ...int) *tensor.Dense {
 		return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
 	}
-	n.x, n.act, n.y, n.w, n.xNext = mk(B, s.Inputs), mk(B, s.Outputs), mk(B), mk(B), mk(B, s.Inputs)
+	n.act, n.y, n.w = mk(B, s.Outputs), mk(B), mk(B)
+	n.x, n.xNext = naiveInputTensor(s, B), naiveInputTensor(s, B)
 	n.onlineP, n.targetP = naiveParams(s, init), naiveParams(s, init)
 
 	gn := G.NewGraph()
-	xn := G.NewMatrix(gn, tensor.Float32, G.WithShape(B, s.Inputs), G.WithName("xNext"), G.WithValue(n.xNext))
-	qo, _ := naiveMLP(gn, s, xn, n.onlineP, "o")
-	qt, _ := naiveMLP(gn, s, xn, n.targetP, "t")
+	xn := naiveInput(gn, "xNext", n.xNext)
+	qo, _ := naiveNet(gn, s, xn, n.onlineP, "o")
+	qt, _ := naiveNet(gn, s, xn, n.targetP, "t")
 	G.Read(qo, &n.nextOnlineQ)
 	G.Read(qt, &n.nextTgQ)
 	n.nextVM = G.NewTapeMachine(gn)
 
 	g := G.NewGraph()
-	x := G.NewMatrix(g, tensor.Float32, G.WithShape(B, s.Inputs), G.WithName("x"), G.WithValue(n.x))
-	q, learn := naiveMLP(g, s, x, n.onlineP, "")
+	x := naiveInput(g, "x", n.x)
+	q, learn := naiveNet(g, s, x, n.onlineP, "")
 	act := G.NewMatrix(g, tensor.Float32, G.WithShape(B, s.Outputs), G.WithName("a"), G.WithValue(n.act))
 	y := G.NewVector(g, tensor.Float32, G.WithShape(B), G.WithName("y"), G.WithValue(n.y))
 	w := G.NewVector(g, tensor.Float32, G.WithShape(B), G.WithName("w"), G.WithValue(n.w))
@@ -91,7 +197,7 @@ func newNaiveDQN(s Spec, cfg TrainConfig, init []float32) *naiveDQN {
 }
 
 func (n *naiveDQN) update(b *Batch) error {
-	copy(n.xNext.Data().([]float32), b.NextObs)
+	setNaiveInput(n.xNext, n.spec, b.NextObs, b.Size)
 	n.nextVM.Reset()
 	if err := n.nextVM.RunAll(); err != nil {
 		return err
@@ -102,7 +208,7 @@ func (n *naiveDQN) update(b *Batch) error {
 	for i := range b.Size {
 		y[i] = b.Rewards[i] + b.Discounts[i]*qt[i*out+argmax(qo[i*out:(i+1)*out])]
 	}
-	copy(n.x.Data().([]float32), b.Obs)
+	setNaiveInput(n.x, n.spec, b.Obs, b.Size)
 	a := n.act.Data().([]float32)
 	clear(a)
 	for i, ai := range b.Actions {
@@ -129,22 +235,33 @@ func (n *naiveDQN) update(b *Batch) error {
 // (AdamSolver's clip is per element, not a global norm: close enough for a cost baseline.)
 func BenchmarkNaiveGorgoniaUpdate(b *testing.B) {
 	for _, n := range []int{32, 128, 512} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(1, 2))
-			cfg := DefaultTrainConfig()
-			cfg.BatchSize = n
-			d := newNaiveDQN(cartPole, cfg, InitParams(cartPole, rng))
-			batches := make([]*Batch, 8)
-			for i := range batches {
-				batches[i] = randomBatch(cartPole, n, rng)
-			}
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if err := d.update(batches[i%len(batches)]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
-		})
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchNaive(b, cartPole, n) })
 	}
+}
+
+// BenchmarkNaiveGorgoniaUpdateMinAtar is the "as it comes" baseline for
+// BenchmarkLearnerUpdateMinAtar: gorgonia's Conv2d on BCHW input, BroadcastAdd, Rectify.
+func BenchmarkNaiveGorgoniaUpdateMinAtar(b *testing.B) {
+	for _, n := range []int{32, 128} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchNaive(b, minAtar, n) })
+	}
+}
+
+func benchNaive(b *testing.B, s Spec, n int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	cfg := DefaultTrainConfig()
+	cfg.BatchSize = n
+	d := newNaiveDQN(s, cfg, InitParams(s, rng))
+	batches := make([]*Batch, 8)
+	for i := range batches {
+		batches[i] = randomBatch(s, n, rng)
+	}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for i := 0; b.Loop(); i++ {
+		if err := d.update(batches[i%len(batches)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, cpu0, "updates")
 }

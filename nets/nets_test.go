@@ -2,13 +2,13 @@ package nets
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 )
 
 func newTestTrainer(t *testing.T, s Spec, cfg TrainConfig, init []float32) *Trainer {
@@ -25,7 +25,7 @@ func TestSpec(t *testing.T) {
 	if got, want := cartPole.NumParams(), 4*64+64+64*64+64+64*2+2; got != want {
 		t.Errorf("NumParams = %d, want %d", got, want)
 	}
-	for _, bad := range []Spec{{0, nil, 2}, {4, nil, 0}, {4, []int{8, 0}, 2}} {
+	for _, bad := range []Spec{{Inputs: 0, Outputs: 2}, {Inputs: 4, Outputs: 0}, {Inputs: 4, Hidden: []int{8, 0}, Outputs: 2}} {
 		if err := bad.Validate(); !errors.Is(err, ErrSpec) {
 			t.Errorf("Validate(%v) = %v, want ErrSpec", bad, err)
 		}
@@ -92,9 +92,9 @@ func TestForwardMatchesGorgonia(t *testing.T) {
 func stockForward(t *testing.T, s Spec, p, obs []float32, batch int) []float32 {
 	t.Helper()
 	g := G.NewGraph()
-	xt := tensor.New(tensor.WithShape(batch, s.Inputs), tensor.WithBacking(append([]float32(nil), obs...)))
-	x := G.NewMatrix(g, tensor.Float32, G.WithShape(batch, s.Inputs), G.WithName("x"), G.WithValue(xt))
-	q, _ := naiveMLP(g, s, x, naiveParams(s, p), "")
+	xt := naiveInputTensor(s, batch)
+	setNaiveInput(xt, s, obs, batch)
+	q, _ := naiveNet(g, s, naiveInput(g, "x", xt), naiveParams(s, p), "")
 	var qv G.Value
 	G.Read(q, &qv)
 	vm := G.NewTapeMachine(g)
@@ -136,102 +136,127 @@ func TestForwardZeroAllocs(t *testing.T) {
 // differences of the float64 reference loss.
 //
 // Tolerance: the gorgonia gradient is float32 (ε ≈ 1.2e-7) accumulated over ≲ 50 terms, so
-// its relative error is ~1e-5; the float64 central difference with h = 1e-4 has truncation
-// error ~h²·|∂³L| ≈ 1e-8 and rounding error ~1e-16/h ≈ 1e-12. ReLU and the Huber kink are
-// the only non-smooth points; a difference straddling one would show an O(1) error, and
-// random data keeps them ≫ h away. So we require |g − fd| ≤ 1e-3·max|fd| + 1e-6: two orders
+// its relative error is ~1e-5; the float64 central difference with h = 1e-6 has truncation
+// error ~h²·|∂³L| ≈ 1e-12 and rounding error ~1e-16/h ≈ 1e-10. ReLU and the Huber kink are
+// the only non-smooth points; a difference straddling one would show an O(1) error. With
+// pre-activations of order 0.1 and a few hundred of them per test, one lands within 1e-4 of
+// a kink now and then (h = 1e-4 hit one in the conv net: a hidden unit at 5e-5); h = 1e-6
+// makes that a hundred times rarer. So we require |g − fd| ≤ 1e-3·max|fd| + 1e-6: two orders
 // above the expected error, far below any real mistake (a wrong sign, a missing weight or a
 // dropped term is an O(1) relative error).
 func TestGradientFiniteDifference(t *testing.T) {
-	s := Spec{Inputs: 3, Hidden: []int{5, 4}, Outputs: 3}
-	cases := []struct {
-		name     string
-		weights  bool
-		terminal bool
-		double   bool
-		scale    float32 // reward scale: large puts most |δ| > 1 (linear Huber branch)
-	}{
+	cases := []gradCase{
 		{"plain", false, false, true, 1},
 		{"weights", true, false, true, 1},
 		{"terminal", false, true, true, 1},
 		{"weights-terminal-linear-branch", true, true, false, 5},
 		{"no-double", false, false, false, 0.5},
 	}
-	for ci, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(100+ci), 3))
-			const batch = 8
-			cfg := DefaultTrainConfig()
-			cfg.BatchSize = batch
-			cfg.DoubleDQN = c.double
-			online := InitParams(s, rng)
-			target := InitParams(s, rng)
-			tr := newTestTrainer(t, s, cfg, online)
-			if err := tr.Restore(TrainerState{Online: online, Target: target,
-				AdamM: make([]float32, len(online)), AdamV: make([]float32, len(online))}); err != nil {
-				t.Fatal(err)
-			}
-			b := randomBatch(s, batch, rng)
-			for i := range b.Rewards {
-				b.Rewards[i] *= c.scale
-				if c.terminal {
-					b.Discounts[i] = 0
-				}
-			}
-			if c.weights {
-				b.Weights = make([]float32, batch)
-				for i := range b.Weights {
-					b.Weights[i] = 0.1 + 2*rng.Float32()
-				}
-			}
-			// Run once on another batch first: the gradient must not carry over between runs.
-			if _, _, err := tr.lossAndGrad(randomBatch(s, batch, rng)); err != nil {
-				t.Fatal(err)
-			}
-			stats, _, err := tr.lossAndGrad(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			grad := fromAug(nil, tr.layers, tr.grads, tr.nFlat)
-
-			p := f64(online)
-			y := refTargets(s, p, f64(target), b, c.double)
-			if c.terminal {
-				for i := range y {
-					if y[i] != float64(b.Rewards[i]) {
-						t.Fatalf("terminal target %v, want reward %v", y[i], b.Rewards[i])
-					}
-				}
-			}
-			l0 := refLoss(s, p, b, y)
-			if d := math.Abs(float64(stats.Loss) - l0); d > 1e-5*math.Max(1, l0) {
-				t.Errorf("gorgonia loss %v, reference %v", stats.Loss, l0)
-			}
-			const h = 1e-4
-			fd := make([]float64, len(p))
-			var fdMax float64
-			for i := range p {
-				orig := p[i]
-				p[i] = orig + h
-				lp := refLoss(s, p, b, y)
-				p[i] = orig - h
-				lm := refLoss(s, p, b, y)
-				p[i] = orig
-				fd[i] = (lp - lm) / (2 * h)
-				fdMax = math.Max(fdMax, math.Abs(fd[i]))
-			}
-			tol := 1e-3*fdMax + 1e-6
-			var worst float64
-			for i := range fd {
-				d := math.Abs(float64(grad[i]) - fd[i])
-				worst = math.Max(worst, d)
-				if d > tol {
-					t.Errorf("param %d: gorgonia %.7g, finite difference %.7g", i, grad[i], fd[i])
-				}
-			}
-			t.Logf("max |g−fd| = %.3g (max |fd| = %.3g)", worst, fdMax)
-		})
+	for si, sc := range gradSpecs {
+		for ci, c := range cases {
+			t.Run(sc.name+"/"+c.name, func(t *testing.T) {
+				testGradient(t, sc.spec, c, rand.New(rand.NewPCG(uint64(100+ci), uint64(3+si))))
+			})
+		}
 	}
+}
+
+type gradCase struct {
+	name     string
+	weights  bool
+	terminal bool
+	double   bool
+	scale    float32 // reward scale: large puts most |δ| > 1 (linear Huber branch)
+}
+
+// gradSpecs are the shapes the gradient and tape tests run on: an MLP, a dueling MLP, conv
+// nets on a non-square observation (a transposed index would show) with and without a dueling
+// head, and a conv net whose features feed the dueling head directly.
+var gradSpecs = []struct {
+	name string
+	spec Spec
+}{
+	{"mlp", Spec{Inputs: 3, Hidden: []int{5, 4}, Outputs: 3}},
+	{"dueling", Spec{Inputs: 3, Hidden: []int{5, 4}, Outputs: 3, Dueling: true}},
+	{"conv", Spec{Inputs: 5 * 4 * 2, Conv: &ConvSpec{Height: 5, Width: 4, Channels: 2, Filters: 3, Kernel: 3},
+		Hidden: []int{4}, Outputs: 3}},
+	{"conv+dueling", Spec{Inputs: 5 * 4 * 2, Conv: &ConvSpec{Height: 5, Width: 4, Channels: 2, Filters: 3, Kernel: 2},
+		Hidden: []int{4}, Outputs: 3, Dueling: true}},
+	{"conv-head-dueling", Spec{Inputs: 4 * 3 * 3, Conv: &ConvSpec{Height: 4, Width: 3, Channels: 3, Filters: 2, Kernel: 2},
+		Outputs: 4, Dueling: true}},
+}
+
+func testGradient(t *testing.T, s Spec, c gradCase, rng *rand.Rand) {
+	const batch = 8
+	cfg := DefaultTrainConfig()
+	cfg.BatchSize = batch
+	cfg.DoubleDQN = c.double
+	online := InitParams(s, rng)
+	target := InitParams(s, rng)
+	tr := newTestTrainer(t, s, cfg, online)
+	if err := tr.Restore(TrainerState{Online: online, Target: target,
+		AdamM: make([]float32, len(online)), AdamV: make([]float32, len(online))}); err != nil {
+		t.Fatal(err)
+	}
+	b := randomBatch(s, batch, rng)
+	for i := range b.Rewards {
+		b.Rewards[i] *= c.scale
+		if c.terminal {
+			b.Discounts[i] = 0
+		}
+	}
+	if c.weights {
+		b.Weights = make([]float32, batch)
+		for i := range b.Weights {
+			b.Weights[i] = 0.1 + 2*rng.Float32()
+		}
+	}
+	// Run once on another batch first: the gradient must not carry over between runs.
+	if _, _, err := tr.lossAndGrad(randomBatch(s, batch, rng)); err != nil {
+		t.Fatal(err)
+	}
+	stats, _, err := tr.lossAndGrad(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grad := fromAug(nil, tr.net.layers, tr.grads, tr.nFlat)
+
+	p := f64(online)
+	y := refTargets(s, p, f64(target), b, c.double)
+	if c.terminal {
+		for i := range y {
+			if y[i] != float64(b.Rewards[i]) {
+				t.Fatalf("terminal target %v, want reward %v", y[i], b.Rewards[i])
+			}
+		}
+	}
+	l0 := refLoss(s, p, b, y)
+	if d := math.Abs(float64(stats.Loss) - l0); d > 1e-5*math.Max(1, l0) {
+		t.Errorf("gorgonia loss %v, reference %v", stats.Loss, l0)
+	}
+	const h = 1e-6
+	fd := make([]float64, len(p))
+	var fdMax float64
+	for i := range p {
+		orig := p[i]
+		p[i] = orig + h
+		lp := refLoss(s, p, b, y)
+		p[i] = orig - h
+		lm := refLoss(s, p, b, y)
+		p[i] = orig
+		fd[i] = (lp - lm) / (2 * h)
+		fdMax = math.Max(fdMax, math.Abs(fd[i]))
+	}
+	tol := 1e-3*fdMax + 1e-6
+	var worst float64
+	for i := range fd {
+		d := math.Abs(float64(grad[i]) - fd[i])
+		worst = math.Max(worst, d)
+		if d > tol {
+			t.Errorf("param %d: gorgonia %.7g, finite difference %.7g", i, grad[i], fd[i])
+		}
+	}
+	t.Logf("max |g−fd| = %.3g (max |fd| = %.3g)", worst, fdMax)
 }
 
 // TestHuberLossValue checks loss, |δ| and MeanQ on a net whose Q-values are its output bias,
@@ -338,7 +363,7 @@ func TestSyncAndSoftUpdateTarget(t *testing.T) {
 		}
 	}
 	// The constant column must survive Polyak averaging exactly, or the bias breaks.
-	if !constColumnsIntact(tr.target, tr.layers) {
+	if !constColumnsIntact(tr.target, tr.net.layers) {
 		t.Error("soft update damaged the augmented constant column")
 	}
 	tr.SyncTarget()
@@ -349,7 +374,7 @@ func TestSyncAndSoftUpdateTarget(t *testing.T) {
 
 func constColumnsIntact(aug []float32, layers []augLayer) bool {
 	for _, l := range layers {
-		if !l.hidden() {
+		if !l.constCol() {
 			continue
 		}
 		g := l.g(aug)
@@ -368,8 +393,13 @@ func constColumnsIntact(aug []float32, layers []augLayer) bool {
 
 // TestStateRestoreRoundTrip: a trainer restored from a checkpoint makes bit-identical updates.
 func TestStateRestoreRoundTrip(t *testing.T) {
+	for _, s := range []Spec{{Inputs: 4, Hidden: []int{16, 8}, Outputs: 3}, gradSpecs[3].spec} {
+		t.Run(fmt.Sprint(s), func(t *testing.T) { testStateRestore(t, s) })
+	}
+}
+
+func testStateRestore(t *testing.T, s Spec) {
 	rng := rand.New(rand.NewPCG(8, 9))
-	s := Spec{Inputs: 4, Hidden: []int{16, 8}, Outputs: 3}
 	cfg := DefaultTrainConfig()
 	cfg.BatchSize = 16
 	a := newTestTrainer(t, s, cfg, InitParams(s, rng))
@@ -411,12 +441,18 @@ func TestStateRestoreRoundTrip(t *testing.T) {
 	}
 }
 
-// TestFastTapeMatchesStandard: the reflective no-Reset runner (tape.go) must compute exactly
-// what gorgonia's documented Reset+RunAll computes, over many updates (stale registers would
-// show up from the second run on).
+// TestFastTapeMatchesStandard: the reflective no-Reset runner (tape.go) on the pruned
+// subgraph (model.go) must compute exactly what gorgonia's documented Reset+RunAll on the
+// whole graph computes, over many updates (stale registers would show up from the second run
+// on).
 func TestFastTapeMatchesStandard(t *testing.T) {
+	for _, s := range []Spec{{Inputs: 4, Hidden: []int{32, 32}, Outputs: 3}, withDueling(minAtar)} {
+		t.Run(fmt.Sprint(s), func(t *testing.T) { testFastTape(t, s) })
+	}
+}
+
+func testFastTape(t *testing.T, s Spec) {
 	rng := rand.New(rand.NewPCG(21, 22))
-	s := Spec{Inputs: 4, Hidden: []int{32, 32}, Outputs: 3}
 	cfg := DefaultTrainConfig()
 	cfg.BatchSize = 32
 	init := InitParams(s, rng)
@@ -424,9 +460,9 @@ func TestFastTapeMatchesStandard(t *testing.T) {
 	if fast.model.runner == nil {
 		t.Fatal("fast tape runner unavailable for this gorgonia version")
 	}
-	useStandardVM = true
+	useStandardVM, useWholeGraph = true, true
 	std := newTestTrainer(t, s, cfg, init)
-	useStandardVM = false
+	useStandardVM, useWholeGraph = false, false
 	for i := range 20 {
 		b := randomBatch(s, 32, rng)
 		b.Weights = make([]float32, 32)

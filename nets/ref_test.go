@@ -8,6 +8,10 @@ import "math"
 func refQ(s Spec, p []float64, obs []float64) []float64 {
 	h := obs
 	ls := s.layers()
+	if c := s.Conv; c != nil {
+		h = refConv(c, ls[0], p, obs)
+		ls = ls[1:]
+	}
 	for li, l := range ls {
 		out := make([]float64, l.out)
 		for j := range l.out {
@@ -22,7 +26,45 @@ func refQ(s Spec, p []float64, obs []float64) []float64 {
 		}
 		h = out
 	}
+	if s.Dueling { // Q(s,a) = V(s) + A(s,a) − mean_a' A(s,a'), h = [V, A]
+		n := s.Outputs
+		var meanA float64
+		for _, a := range h[1:] {
+			meanA += a / float64(n)
+		}
+		q := make([]float64, n)
+		for j := range q {
+			q[j] = h[0] + h[1+j] - meanA
+		}
+		h = q
+	}
 	return h
+}
+
+// refConv is the valid, stride-1 convolution and ReLU, written from ConvSpec's layout
+// description: x[y][x][c] at (y·W+x)·C+c, W[ky][kx][c][f] at row (ky·K+kx)·C+c, bias after,
+// output z[oy][ox][f] at (oy·OW+ox)·F+f.
+func refConv(c *ConvSpec, l layerShape, p, obs []float64) []float64 {
+	k, ch, f := c.Kernel, c.Channels, c.Filters
+	oh, ow := c.Height-k+1, c.Width-k+1
+	w, b := p[l.off:l.off+k*k*ch*f], p[l.off+k*k*ch*f:l.off+(k*k*ch+1)*f]
+	z := make([]float64, oh*ow*f)
+	for oy := range oh {
+		for ox := range ow {
+			for fi := range f {
+				v := b[fi]
+				for ky := range k {
+					for kx := range k {
+						for ci := range ch {
+							v += obs[((oy+ky)*c.Width+ox+kx)*ch+ci] * w[((ky*k+kx)*ch+ci)*f+fi]
+						}
+					}
+				}
+				z[(oy*ow+ox)*f+fi] = math.Max(v, 0)
+			}
+		}
+	}
+	return z
 }
 
 func refArgmax(q []float64) int {

@@ -13,16 +13,49 @@ var ErrSpec = errors.New("nets: invalid spec")
 // ErrParamLen is returned (wrapped) when a parameter vector has the wrong length for its Spec.
 var ErrParamLen = errors.New("nets: wrong parameter vector length")
 
-// Spec is an MLP Q-network: Inputs → Hidden[0] → ... (ReLU) → Outputs (linear Q-values).
+// Spec is a Q-network: an optional convolutional torso (Conv), then dense layers
+// Hidden[0] → ... (ReLU after each), then a linear head of Outputs Q-values, optionally
+// dueling (Dueling). The zero Conv and Dueling give the plain MLP
+// Inputs → Hidden... → Outputs.
 //
-// Parameters live in one flat []float32. For each layer l in order it holds W_l row-major
-// [in][out] followed by b_l [out], so layer l computes out_j = b_j + Σ_i in_i·W[i][j].
+// Parameters live in one flat []float32. For each affine layer l in order it holds W_l
+// row-major [in][out] followed by b_l [out], so layer l computes out_j = b_j + Σ_i in_i·W[i][j].
 // Because b follows W directly, W_l and b_l together are also the row-major (in+1)×out matrix
-// whose last row is the bias; the code relies on that.
+// whose last row is the bias; the code relies on that. The layers are:
+//
+//   - with Conv: the convolution as an affine layer on one K×K×C patch (in = K·K·C,
+//     out = Filters), see ConvSpec for the row order; its output feature map, flattened
+//     channel-last, is the input of the first dense layer (OH·OW·Filters values);
+//   - the dense layers of Hidden;
+//   - the head: out = Outputs, or with Dueling out = 1+Outputs, column 0 the value stream V
+//     and columns 1..Outputs the advantage stream A (see dueling.go).
 type Spec struct {
-	Inputs  int   // observation size
-	Hidden  []int // hidden layer widths, ReLU after each; may be empty (linear Q)
-	Outputs int   // number of discrete actions
+	// Inputs is the observation size. With Conv it must be Height·Width·Channels.
+	Inputs int
+	// Hidden are the dense layer widths, ReLU after each; may be empty (linear Q on the input
+	// or on the conv features).
+	Hidden []int
+	// Outputs is the number of discrete actions.
+	Outputs int
+	// Conv, when non-nil, puts one convolutional layer (+ReLU) in front of Hidden: the
+	// MinAtar network is Conv 16 filters 3×3, Hidden [128]. See MinAtarSpec.
+	Conv *ConvSpec
+	// Dueling splits the head into a state value V(s) and advantages A(s,a) and aggregates
+	// them as Q(s,a) = V(s) + A(s,a) − mean_a' A(s,a') (Wang et al. 2016). It costs one extra
+	// output column; the identifiability term keeps V and A from drifting against each other.
+	Dueling bool
+}
+
+// MinAtarSpec is the network of the MinAtar paper (Young & Tian 2019) for a 10×10×channels
+// observation: Conv2d(channels, 16, 3, stride 1, no padding) → ReLU → Linear(8·8·16, 128) →
+// ReLU → Linear(128, actions).
+func MinAtarSpec(channels, actions int) Spec {
+	return Spec{
+		Inputs:  10 * 10 * channels,
+		Conv:    &ConvSpec{Height: 10, Width: 10, Channels: channels, Filters: 16, Kernel: 3},
+		Hidden:  []int{128},
+		Outputs: actions,
+	}
 }
 
 // Validate reports the first rule the Spec breaks.
@@ -38,6 +71,15 @@ func (s Spec) Validate() error {
 			return fmt.Errorf("%w: Hidden[%d] must be > 0, got %d", ErrSpec, i, h)
 		}
 	}
+	if s.Conv != nil {
+		if err := s.Conv.validate(); err != nil {
+			return err
+		}
+		if n := s.Conv.inputs(); s.Inputs != n {
+			return fmt.Errorf("%w: Inputs must equal Conv.Height·Conv.Width·Conv.Channels = %d, got %d",
+				ErrSpec, n, s.Inputs)
+		}
+	}
 	return nil
 }
 
@@ -50,9 +92,22 @@ func (s Spec) NumParams() int {
 	return n
 }
 
-// MaxWidth is the widest layer (inputs included), the size of Forward's scratch buffers.
+// headOutputs is the width of the last affine layer: Outputs, or 1+Outputs ([V, A]) when
+// dueling.
+func (s Spec) headOutputs() int {
+	if s.Dueling {
+		return 1 + s.Outputs
+	}
+	return s.Outputs
+}
+
+// maxWidth is the widest activation vector of one observation (inputs, conv features and
+// the dueling head included), the size of Forward's scratch buffers.
 func (s Spec) maxWidth() int {
-	w := max(s.Inputs, s.Outputs)
+	w := max(s.Inputs, s.headOutputs())
+	if s.Conv != nil {
+		w = max(w, s.Conv.features())
+	}
 	for _, h := range s.Hidden {
 		w = max(w, h)
 	}
@@ -62,7 +117,8 @@ func (s Spec) maxWidth() int {
 // layerShape is one affine layer of the flat layout: W at [off, off+in·out), b right after.
 type layerShape struct {
 	in, out int
-	off     int // offset of W_l in the flat vector
+	off     int  // offset of W_l in the flat vector
+	conv    bool // the convolution: applied to every K×K×C patch, in = K·K·C, out = Filters
 }
 
 func (l layerShape) w(p []float32) []float32 { return p[l.off : l.off+l.in*l.out] }
@@ -72,26 +128,39 @@ func (l layerShape) b(p []float32) []float32 {
 
 // layers lists the affine layers in order. It allocates; call it at construction time only.
 func (s Spec) layers() []layerShape {
-	dims := make([]int, 0, len(s.Hidden)+2)
-	dims = append(dims, s.Inputs)
-	dims = append(dims, s.Hidden...)
-	dims = append(dims, s.Outputs)
-	ls := make([]layerShape, len(dims)-1)
+	var ls []layerShape
 	off := 0
-	for i := range ls {
-		ls[i] = layerShape{in: dims[i], out: dims[i+1], off: off}
-		off += (dims[i] + 1) * dims[i+1]
+	add := func(in, out int, conv bool) {
+		ls = append(ls, layerShape{in: in, out: out, off: off, conv: conv})
+		off += (in + 1) * out
 	}
+	in := s.Inputs
+	if c := s.Conv; c != nil {
+		add(c.patchSize(), c.Filters, true)
+		in = c.features()
+	}
+	for _, h := range s.Hidden {
+		add(in, h, false)
+		in = h
+	}
+	add(in, s.headOutputs(), false)
 	return ls
 }
 
 func (s Spec) clone() Spec {
 	s.Hidden = append([]int(nil), s.Hidden...)
+	if s.Conv != nil {
+		c := *s.Conv
+		s.Conv = &c
+	}
 	return s
 }
 
-// InitParams draws a flat parameter vector like PyTorch's nn.Linear default:
-// W, b ~ U(−1/√in, 1/√in) with in the layer's fan-in. It panics on an invalid Spec.
+// InitParams draws a flat parameter vector like PyTorch's nn.Linear and nn.Conv2d defaults:
+// W, b ~ U(−1/√fan_in, 1/√fan_in) (kaiming_uniform with a = √5), with fan_in the layer's
+// input width, K·K·C for the convolution. The two dueling streams are separate nn.Linear
+// layers of the same fan-in in PyTorch, so they get the same bound. It panics on an invalid
+// Spec.
 func InitParams(s Spec, rng *rand.Rand) []float32 {
 	if err := s.Validate(); err != nil {
 		panic(err)

@@ -102,11 +102,10 @@ type TrainerState struct {
 // with gorgonia (forward, Huber loss, backward). It is not safe for concurrent use: one
 // goroutine at a time, typically the learner's.
 type Trainer struct {
-	spec   Spec
-	cfg    TrainConfig
-	layers []augLayer
-	nAug   int // length of the augmented vectors
-	nFlat  int // Spec.NumParams()
+	spec  Spec
+	cfg   TrainConfig
+	net   augNet // layers in augmented layout (net.n: length of the augmented vectors)
+	nFlat int    // Spec.NumParams()
 
 	// Augmented layout (layout.go). online and grads back the graph's tensors.
 	online, target, grads []float32
@@ -117,7 +116,7 @@ type Trainer struct {
 	gemm  gemm // matrix products of the graph and of the target passes
 
 	// Scratch for the targets, computed outside the graph.
-	nextX                  []float32 // B×(in+1) next observations with trailing 1
+	nextX                  []float32 // input matrix of the next observations (augNet.fillInput)
 	actsOnline, actsTarget [][]float32
 	absTD                  []float32
 	targets                []float32 // y of the last update (for tests)
@@ -136,28 +135,27 @@ func NewTrainer(s Spec, cfg TrainConfig, init []float32) (*Trainer, error) {
 	if err := checkParamLen(s, init); err != nil {
 		return nil, err
 	}
-	layers, n := augLayers(s)
-	b := cfg.BatchSize
+	net := newAugNet(s)
+	b, n := cfg.BatchSize, net.n
 	t := &Trainer{
 		spec:    s.clone(),
 		cfg:     cfg,
-		layers:  layers,
-		nAug:    n,
+		net:     net,
 		nFlat:   s.NumParams(),
 		online:  make([]float32, n),
 		target:  make([]float32, n),
 		grads:   make([]float32, n),
 		adamM:   make([]float32, n),
 		adamV:   make([]float32, n),
-		nextX:   make([]float32, b*(s.Inputs+1)),
+		nextX:   make([]float32, b*net.inRows()*net.inCols()),
 		absTD:   make([]float32, b),
 		targets: make([]float32, b),
 	}
-	toAug(t.online, layers, init)
+	toAug(t.online, net.layers, init)
 	copy(t.target, t.online)
-	t.actsOnline = newActs(layers, b)
-	t.actsTarget = newActs(layers, b)
-	m, err := newQModel(s, layers, b, t.online, t.grads, &t.gemm)
+	t.actsOnline = newActs(net, b)
+	t.actsTarget = newActs(net, b)
+	m, err := newQModel(net, b, t.online, t.grads, &t.gemm)
 	if err != nil {
 		return nil, fmt.Errorf("nets: build trainer graph: %w", err)
 	}
@@ -231,7 +229,7 @@ func (t *Trainer) lossAndGrad(b *Batch) (UpdateStats, float64, error) {
 	m := t.model
 	t.computeTargets(b)
 	copy(m.targetBuf, t.targets)
-	fillAug(m.xBuf, b.Obs, t.spec.Inputs)
+	t.net.fillInput(m.xBuf, b.Obs, b.Size)
 	clear(m.actBuf)
 	out := t.spec.Outputs
 	for i, a := range b.Actions {
@@ -255,7 +253,7 @@ func (t *Trainer) lossAndGrad(b *Batch) (UpdateStats, float64, error) {
 		t.absTD[i] = float32(math.Abs(float64(d)))
 	}
 	stats := UpdateStats{Loss: float32(*m.lossVal), MeanQ: mean32(m.qTm1Val.Data().([]float32))}
-	maskAug(t.grads, t.layers)
+	maskAug(t.grads, t.net.layers)
 	norm := l2norm(t.grads)
 	if !isFinite(norm) || !isFinite(float64(stats.Loss)) {
 		return stats, norm, fmt.Errorf("%w: loss %v, gradient norm %v at step %d", ErrNonFinite, stats.Loss, norm, t.step)
@@ -271,11 +269,11 @@ func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 //	else:   target = r + disc·max_a Q̄(s',a)
 func (t *Trainer) computeTargets(b *Batch) {
 	n, out := b.Size, t.spec.Outputs
-	fillAug(t.nextX, b.NextObs, t.spec.Inputs)
-	qT := batchForward(&t.gemm, t.layers, t.target, t.nextX, n, t.actsTarget)
+	t.net.fillInput(t.nextX, b.NextObs, n)
+	qT := batchForward(&t.gemm, t.net, t.target, t.nextX, n, t.actsTarget)
 	var qOnline []float32
 	if t.cfg.DoubleDQN {
-		qOnline = batchForward(&t.gemm, t.layers, t.online, t.nextX, n, t.actsOnline)
+		qOnline = batchForward(&t.gemm, t.net, t.online, t.nextX, n, t.actsOnline)
 	}
 	for i := range n {
 		disc := b.Discounts[i]
@@ -301,12 +299,12 @@ func (t *Trainer) TDErrors() []float32 { return t.absTD }
 // CopyParams writes the online parameters (flat layout) into dst, reusing dst's storage when
 // it has the capacity (else allocating), and returns the filled slice.
 func (t *Trainer) CopyParams(dst []float32) []float32 {
-	return fromAug(dst, t.layers, t.online, t.nFlat)
+	return fromAug(dst, t.net.layers, t.online, t.nFlat)
 }
 
 // CopyTargetParams is CopyParams for the target network.
 func (t *Trainer) CopyTargetParams(dst []float32) []float32 {
-	return fromAug(dst, t.layers, t.target, t.nFlat)
+	return fromAug(dst, t.net.layers, t.target, t.nFlat)
 }
 
 // SyncTarget copies the online network into the target network: θ̄ ← θ.
@@ -324,10 +322,10 @@ func (t *Trainer) SoftUpdateTarget(tau float64) {
 // State returns a deep copy of the learned state (for checkpoints).
 func (t *Trainer) State() TrainerState {
 	return TrainerState{
-		Online:   fromAug(nil, t.layers, t.online, t.nFlat),
-		Target:   fromAug(nil, t.layers, t.target, t.nFlat),
-		AdamM:    fromAug(nil, t.layers, t.adamM, t.nFlat),
-		AdamV:    fromAug(nil, t.layers, t.adamV, t.nFlat),
+		Online:   fromAug(nil, t.net.layers, t.online, t.nFlat),
+		Target:   fromAug(nil, t.net.layers, t.target, t.nFlat),
+		AdamM:    fromAug(nil, t.net.layers, t.adamM, t.nFlat),
+		AdamV:    fromAug(nil, t.net.layers, t.adamV, t.nFlat),
 		AdamStep: t.step,
 	}
 }
@@ -345,12 +343,12 @@ func (t *Trainer) Restore(st TrainerState) error {
 	if st.AdamStep < 0 {
 		return fmt.Errorf("nets: restore: negative AdamStep %d", st.AdamStep)
 	}
-	toAug(t.online, t.layers, st.Online)
-	toAug(t.target, t.layers, st.Target)
-	toAug(t.adamM, t.layers, st.AdamM)
-	toAug(t.adamV, t.layers, st.AdamV)
-	maskAug(t.adamM, t.layers) // moments of the constant column are 0, not 1
-	maskAug(t.adamV, t.layers)
+	toAug(t.online, t.net.layers, st.Online)
+	toAug(t.target, t.net.layers, st.Target)
+	toAug(t.adamM, t.net.layers, st.AdamM)
+	toAug(t.adamV, t.net.layers, st.AdamV)
+	maskAug(t.adamM, t.net.layers) // moments of the constant column are 0, not 1
+	maskAug(t.adamV, t.net.layers)
 	t.step = st.AdamStep
 	return nil
 }

@@ -299,6 +299,29 @@ func (fc *faultCluster) watch(d, interval time.Duration, pm *pauseMeter, until f
 	return last, until == nil
 }
 
+// untilDone polls A's /status every interval, passing each to observe (if
+// not nil), until A exits (it reached its target); it fails the test after
+// d. It returns the last status seen.
+func (fc *faultCluster) untilDone(d, interval time.Duration, observe func(faultStatus)) faultStatus {
+	var last faultStatus
+	deadline := time.After(d)
+	for {
+		select {
+		case <-fc.learner.Done():
+			return last
+		case <-deadline:
+			fc.t.Fatalf("A did not reach its target within %v (mean100 %.1f)", d, last.Mean100)
+		case <-time.After(interval):
+			if st, err := fc.status(); err == nil {
+				last = st
+				if observe != nil {
+					observe(st)
+				}
+			}
+		}
+	}
+}
+
 // stop ends the run with SIGTERM on A (a clean shutdown: A leaves, so B and
 // C end by themselves) unless A already finished, and checks that every
 // node exits 0.
@@ -655,21 +678,7 @@ func TestFaultLearnerHostKilled(t *testing.T) {
 	rejoined = time.Since(restartAt)
 
 	// The run goes on to the target.
-	var last faultStatus
-	deadline := time.After(5 * time.Minute)
-wait:
-	for {
-		select {
-		case <-fc.learner.Done():
-			break wait
-		case <-deadline:
-			t.Fatalf("A did not reach the target within 5 minutes of the restart (mean100 %.1f)", last.Mean100)
-		case <-time.After(500 * time.Millisecond):
-			if st, err := fc.status(); err == nil {
-				last = st
-			}
-		}
-	}
+	last := fc.untilDone(5*time.Minute, 500*time.Millisecond, nil)
 	if err := fc.learner.Wait(); err != nil {
 		t.Fatalf("A exited with %v, want 0", err)
 	}
@@ -759,24 +768,11 @@ func TestFaultSlowLinkWithLatency(t *testing.T) {
 	fc := startFaultCluster(t, faultOpts{target: 195, maxSteps: 400_000, runnerHTTP: true, slowB: "2mbit", latencyMs: 100, jitterMs: 20})
 	vw := watchRunnerVersions(fc, "B", "C")
 	var maxLag uint64
-	var last faultStatus
-	deadline := time.After(5 * time.Minute)
-wait:
-	for {
-		select {
-		case <-fc.learner.Done():
-			break wait
-		case <-deadline:
-			t.Fatalf("A did not reach 195 within 5 minutes (mean100 %.1f)", last.Mean100)
-		case <-time.After(300 * time.Millisecond):
-			if st, err := fc.status(); err == nil {
-				last = st
-				if b, ok := st.hostRunner("B"); ok && b.WeightsVersion > 0 && publication(st.WeightsVersion) > publication(b.WeightsVersion) {
-					maxLag = max(maxLag, publication(st.WeightsVersion)-publication(b.WeightsVersion))
-				}
-			}
+	last := fc.untilDone(5*time.Minute, 300*time.Millisecond, func(st faultStatus) {
+		if b, ok := st.hostRunner("B"); ok && b.WeightsVersion > 0 && publication(st.WeightsVersion) > publication(b.WeightsVersion) {
+			maxLag = max(maxLag, publication(st.WeightsVersion)-publication(b.WeightsVersion))
 		}
-	}
+	})
 	if err := fc.learner.Wait(); err != nil {
 		t.Fatalf("A exited with %v, want 0", err)
 	}

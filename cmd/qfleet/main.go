@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	_ "github.com/qfleet/qfleet/envs/minatar" // registers MinAtar/<Game>-v0 and -v1
 )
 
 const usage = `qfleet — distributed deep Q-learning on supervised actors

@@ -1,0 +1,102 @@
+package actors
+
+import "fmt"
+
+// frameStore keeps binary observations (MinAtar's 0/1 grids) for the replay
+// table, packed 8 cells to a byte, and each distinct recent observation once:
+// transition t's next observation s_{t+n} is transition t+n's observation,
+// so storing both per row would keep every frame twice. Rows hold frame ids
+// instead. A MinAtar Breakout frame (400 cells) takes 50 bytes instead of
+// the 1,600 of a float32 row, and about one frame is stored per transition
+// instead of two: 100k transitions take ~10 MB instead of 320 MB.
+//
+// Frames live in a ring of 2·capacity + recentFrames slots. Every inserted
+// transition adds at most two frames, so a frame referenced by any row still
+// in the table (at most capacity transitions old) is never overwritten; a
+// deduplicated frame is at most recentFrames frames older than that.
+type frameStore struct {
+	cells, bytesPer int
+	data            []byte // ring of frames, bytesPer each
+	slots           uint64
+	inserted        uint64 // frames ever stored; a frame's id is its insert index
+
+	// recent maps the packed bytes of the last recentFrames frames to their
+	// ids, for deduplication; order is the FIFO of their keys.
+	recent map[string]uint64
+	order  []string
+	head   int
+	packed []byte // scratch
+}
+
+// recentFrames is how many of the newest frames are candidates for
+// deduplication: enough for several runners' interleaved batches.
+const recentFrames = 4096
+
+func newFrameStore(cells, capacity int) *frameStore {
+	bytesPer := (cells + 7) / 8
+	slots := uint64(2*capacity + recentFrames)
+	return &frameStore{
+		cells: cells, bytesPer: bytesPer, data: make([]byte, int(slots)*bytesPer), slots: slots,
+		recent: make(map[string]uint64, recentFrames), order: make([]string, recentFrames), packed: make([]byte, bytesPer),
+	}
+}
+
+// checkBinary reports an observation that is not all 0s and 1s: packing it
+// would silently change it.
+func checkBinary(obs []float32) error {
+	for i, x := range obs {
+		if x != 0 && x != 1 {
+			return fmt.Errorf("observation value %v at index %d: this table stores binary observations (0 or 1)", x, i)
+		}
+	}
+	return nil
+}
+
+// pack writes obs (0/1 values) as bits into dst.
+func pack(dst []byte, obs []float32) {
+	clear(dst)
+	for i, x := range obs {
+		if x != 0 {
+			dst[i>>3] |= 1 << (i & 7)
+		}
+	}
+}
+
+// intern stores obs (unless an identical recent frame exists) and returns
+// its frame id.
+func (f *frameStore) intern(obs []float32) uint64 {
+	pack(f.packed, obs)
+	if id, ok := f.recent[string(f.packed)]; ok {
+		return id
+	}
+	return f.add(f.packed)
+}
+
+// add stores one packed frame and makes it a deduplication candidate.
+func (f *frameStore) add(packed []byte) uint64 {
+	id := f.inserted
+	f.inserted++
+	copy(f.frame(id), packed)
+	key := string(packed)
+	if old := f.order[f.head]; old != "" {
+		delete(f.recent, old)
+	}
+	f.order[f.head] = key
+	f.head = (f.head + 1) % recentFrames
+	f.recent[key] = id
+	return id
+}
+
+// frame is the packed storage of frame id.
+func (f *frameStore) frame(id uint64) []byte {
+	o := int(id%f.slots) * f.bytesPer
+	return f.data[o : o+f.bytesPer]
+}
+
+// unpack writes frame id as 0/1 floats into dst (cells long).
+func (f *frameStore) unpack(dst []float32, id uint64) {
+	fr := f.frame(id)
+	for i := range dst {
+		dst[i] = float32(fr[i>>3] >> (i & 7) & 1)
+	}
+}
