@@ -132,8 +132,20 @@ func (tf *trainFlags) envOf(fs *flag.FlagSet) (string, error) {
 	return id, nil
 }
 
-// parseFlags parses args, sending asked-for help to stdout.
+// parseFlags parses args, sending asked-for help to stdout; arguments that
+// are not flags are usage errors.
 func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
+	if err := parseFlagsOnly(fs, help, args, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+// parseFlagsOnly is parseFlags without the check for non-flag arguments.
+func parseFlagsOnly(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	for _, a := range args {
 		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
@@ -149,9 +161,6 @@ func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.
 			return errHelp
 		}
 		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
 }

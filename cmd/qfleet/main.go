@@ -22,6 +22,9 @@ Usage:
   qfleet certs [flags]   make a CA, node certificates and a gossip key
   qfleet report FILE...  tabulate 'qfleet dev --summary' JSON files as
                          Markdown, with seeds solved and median solve times
+  qfleet plot RUN_DIR... -o FILE.png
+                         draw the learning curves of run directories (the
+                         mean and min–max band of runs that differ by seed)
   qfleet bench wire|weights  measure the cross-host flows between processes
   qfleet help [command]  show help
 
@@ -56,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runReport(args[1:], stdout, stderr)
 	case "config":
 		err = runConfig(args[1:], stdout, stderr)
+	case "plot":
+		err = runPlot(args[1:], stdout, stderr)
 	case "bench":
 		err = runBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
