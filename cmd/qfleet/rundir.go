@@ -161,10 +161,18 @@ type scalarRates struct {
 }
 
 // openScalars opens path for appending; when it holds records (a resumed
-// run), the wall clock continues from the last one.
+// run), the wall clock continues from the last one. A last line cut short
+// (the previous process died mid-write) is cut off, so that the records
+// appended after it stay whole lines.
 func openScalars(path string) (*scalarWriter, error) {
 	w := &scalarWriter{path: path}
 	if data, err := os.ReadFile(path); err == nil {
+		if n := len(data); n > 0 && data[n-1] != '\n' {
+			data = data[:bytes.LastIndexByte(data, '\n')+1]
+			if err := os.Truncate(path, int64(len(data))); err != nil {
+				return nil, fmt.Errorf("run directory: %w", err)
+			}
+		}
 		w.wallOffset = lastWall(data)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

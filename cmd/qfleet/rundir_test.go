@@ -168,3 +168,30 @@ func TestReadScalars(t *testing.T) {
 		t.Errorf("record without a name: err %v", err)
 	}
 }
+
+// TestOpenScalarsAfterACut: a resumed run appends whole lines after a last
+// line cut short, and its wall clock goes on from the last whole record.
+func TestOpenScalarsAfterACut(t *testing.T) {
+	path := writeFile(t, t.TempDir(), runScalarsFile, `{"step":1,"wall":7.5,"name":"mean100","value":20}`+"\n"+`{"step":2,"wa`)
+	w, err := openScalars(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.wallOffset != 7.5 {
+		t.Errorf("wall offset %v, want 7.5", w.wallOffset)
+	}
+	m := actors.NewMetrics()
+	start := time.Now()
+	w.start(m, start, true)
+	w.record(m, []string{actors.RoleRunner}, start, start.Add(time.Second))
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := readScalars(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) < 2 || recs[1].Wall != 8.5 || recs[1].Name != "env_steps_per_s" {
+		t.Errorf("records after the cut: %+v; want the first, then env_steps_per_s at wall 8.5", recs)
+	}
+}
