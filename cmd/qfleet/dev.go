@@ -57,19 +57,35 @@ the target return, or at --max-steps env steps.
 
 Settings come from the defaults, then --config FILE (YAML; keys are the
 snake_case names of the flags and of the hyper-parameters in actors.Config),
-then the flags given on the command line.
+then the flags given on the command line. 'qfleet config print' shows them all.
+
+Each run writes into its run directory (--run-dir; default a new
+runs/<env>-<seed>-<UTC time> under the current directory):
+  config.yaml    the effective config (as 'qfleet config print'; reusable
+                 with --config for a new run)
+  scalars.jsonl  learning curves, one JSON object a line: {"step": env steps,
+                 "wall": seconds, "name": ..., "value": ...}, every 2 s (or
+                 every --progress when shorter) and at the end; names:
+                 mean100, mean100_all, env_steps_per_s, learner_updates_per_s,
+                 replay_size, learner_loss, weights_lag/<runner> (publications
+                 the runner's weights are behind, as of its last report)
+  summary.json   the --summary JSON, unless --summary names another file
+  checkpoints/   only when --checkpoint-every, --replay-snapshot-every or
+                 --resume is given without --checkpoint-dir
+A run directory that holds a run is refused, except with --resume, which
+continues that run (and appends to its scalars). 'qfleet plot' draws them.
 
 Flags:
 `
 
 // trainFlags are the training flags shared by `dev` and `node`.
 type trainFlags struct {
-	cfgPath, envID, httpAddr, ckptDir, summary, logLevel *string
-	seed, maxSteps                                       *uint64
-	runners                                              *int
-	target                                               *float64
-	progress, ckptEvery, snapEvery                       *time.Duration
-	resume                                               *bool
+	cfgPath, envID, httpAddr, ckptDir, summary, logLevel, runDir *string
+	seed, maxSteps                                               *uint64
+	runners                                                      *int
+	target                                                       *float64
+	progress, ckptEvery, snapEvery                               *time.Duration
+	resume                                                       *bool
 }
 
 func addTrainFlags(fs *flag.FlagSet) *trainFlags {
@@ -81,11 +97,12 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		maxSteps:  fs.Uint64("max-steps", 500_000, "stop after this many env steps"),
 		target:    fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
 		httpAddr:  fs.String("http", "", "serve /metrics, /status and / on this `address` (e.g. 127.0.0.1:9090)"),
-		ckptDir:   fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory`"),
-		ckptEvery: fs.Duration("checkpoint-every", 10*time.Second, "interval of periodic learner checkpoints (0: only at the end)"),
-		snapEvery: fs.Duration("replay-snapshot-every", 0, "interval of replay snapshots into --checkpoint-dir, restored by --resume and by a restarted replay (0: none)"),
-		resume:    fs.Bool("resume", false, "continue the run from the newest checkpoint (and replay snapshot) in --checkpoint-dir"),
-		summary:   fs.String("summary", "", "write a JSON summary of the run to this `file` at exit"),
+		ckptDir:   fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory` (default: none, or RUN_DIR/checkpoints when --checkpoint-every, --replay-snapshot-every or --resume is given)"),
+		ckptEvery: fs.Duration("checkpoint-every", 10*time.Second, "interval of periodic learner checkpoints (0: only at the end); giving it turns checkpoints on"),
+		snapEvery: fs.Duration("replay-snapshot-every", 0, "interval of replay snapshots into the checkpoint directory, restored by --resume and by a restarted replay (0: none)"),
+		resume:    fs.Bool("resume", false, "continue the run from the newest checkpoint (and replay snapshot) in --checkpoint-dir, or in --run-dir's checkpoints"),
+		summary:   fs.String("summary", "", "write a JSON summary of the run to this `file` at exit (default: RUN_DIR/summary.json)"),
+		runDir:    fs.String("run-dir", "", "run `directory`: config.yaml, scalars.jsonl, summary.json, checkpoints/ (default: a new "+runsRoot+"/<env>-<seed>-<UTC time>)"),
 		progress:  fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr (0 turns them off)"),
 		logLevel:  fs.String("log-level", "warn", "log level: debug, info, warn, error"),
 	}
@@ -115,8 +132,20 @@ func (tf *trainFlags) envOf(fs *flag.FlagSet) (string, error) {
 	return id, nil
 }
 
-// parseFlags parses args, sending asked-for help to stdout.
+// parseFlags parses args, sending asked-for help to stdout; arguments that
+// are not flags are usage errors.
 func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
+	if err := parseFlagsOnly(fs, help, args, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+// parseFlagsOnly is parseFlags without the check for non-flag arguments.
+func parseFlagsOnly(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	for _, a := range args {
 		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
@@ -133,9 +162,6 @@ func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.
 		}
 		return usageError{err}
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
 	return nil
 }
 
@@ -149,6 +175,15 @@ type training struct {
 	checkpointEvery time.Duration
 	snapshotEvery   time.Duration
 	resume          bool
+
+	// checkpointsAsked: a checkpoint flag was given (--checkpoint-every,
+	// --replay-snapshot-every, --resume), so checkpoints are on, in
+	// RUN_DIR/checkpoints unless --checkpoint-dir says where. Without one,
+	// a run writes none: they cost time and disk that most runs never use.
+	checkpointsAsked bool
+	runDir           string        // --run-dir; after prepare, the run directory ("" for none)
+	command          []string      // the command line, recorded in config.yaml
+	scalars          *scalarWriter // scalars.jsonl of the run directory; nil without one
 }
 
 func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
@@ -193,6 +228,8 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 			t.progressEvery = *tf.progress
 		case "log-level":
 			cf.LogLevel = *tf.logLevel
+		case "checkpoint-every":
+			t.checkpointsAsked = true
 		}
 	})
 	env, err := envs.Make(cf.Env)
@@ -202,9 +239,9 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	if err := cf.Config.Validate(); err != nil {
 		return nil, usageError{err}
 	}
-	t.checkpointEvery, t.resume = *tf.ckptEvery, *tf.resume
-	if t.resume && cf.CheckpointDir == "" {
-		return nil, usageError{errors.New("--resume needs --checkpoint-dir")}
+	t.checkpointEvery, t.resume, t.runDir = *tf.ckptEvery, *tf.resume, *tf.runDir
+	if t.resume && cf.CheckpointDir == "" && t.runDir == "" {
+		return nil, usageError{errors.New("--resume needs --checkpoint-dir, or --run-dir with the run to continue")}
 	}
 	if t.checkpointEvery < 0 {
 		return nil, usageError{errors.New("--checkpoint-every must be >= 0")}
@@ -213,9 +250,7 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	if t.snapshotEvery < 0 {
 		return nil, usageError{errors.New("--replay-snapshot-every must be >= 0")}
 	}
-	if t.snapshotEvery > 0 && cf.CheckpointDir == "" {
-		return nil, usageError{errors.New("--replay-snapshot-every needs --checkpoint-dir")}
-	}
+	t.checkpointsAsked = t.checkpointsAsked || t.resume || t.snapshotEvery > 0
 	if err := t.level.UnmarshalText([]byte(cf.LogLevel)); err != nil {
 		return nil, usageError{fmt.Errorf("log level %q: want debug, info, warn or error", cf.LogLevel)}
 	}
@@ -229,18 +264,29 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 
 // prepare checks the outputs before training starts: a summary file that
 // cannot be written and an HTTP address in use fail now, not after the run.
-func (t *training) prepare() (net.Listener, error) {
+// Then it sets up the run directory: always when --run-dir is given or
+// defaultRunDir is true, and when checkpoints were asked for without a
+// directory; the run directory is made last, so that a bad flag leaves none.
+func (t *training) prepare(defaultRunDir bool) (net.Listener, error) {
 	if t.cf.Summary != "" {
 		if err := os.WriteFile(t.cf.Summary, []byte("{}\n"), 0o644); err != nil {
 			return nil, fmt.Errorf("summary file: %w", err)
 		}
 	}
-	if t.cf.HTTP == "" {
-		return nil, nil
+	var ln net.Listener
+	if t.cf.HTTP != "" {
+		var err error
+		if ln, err = net.Listen("tcp", t.cf.HTTP); err != nil {
+			return nil, fmt.Errorf("--http %s: %w", t.cf.HTTP, err)
+		}
 	}
-	ln, err := net.Listen("tcp", t.cf.HTTP)
-	if err != nil {
-		return nil, fmt.Errorf("--http %s: %w", t.cf.HTTP, err)
+	if t.runDir != "" || defaultRunDir || t.checkpointsAsked && t.cf.CheckpointDir == "" {
+		if err := t.setUpRunDir(time.Now()); err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return nil, err
+		}
 	}
 	return ln, nil
 }
@@ -255,7 +301,8 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := t.prepare()
+	t.command = append([]string{"qfleet", "dev"}, args...)
+	ln, err := t.prepare(true)
 	if err != nil {
 		return err
 	}
@@ -270,6 +317,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		if ln != nil {
 			ln.Close()
 		}
+		t.closeScalars(stderr, "dev")
 		return err
 	}
 	fmt.Fprintf(stderr, "qfleet dev: %s seed %d, target mean100 %.4g, max %d env steps, %d runner(s), net %v\n",
@@ -307,6 +355,18 @@ func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks ru
 		tick = tk.C
 	}
 	prog := newProgress(node.Metrics, node.Started)
+	var scalarTick <-chan time.Time
+	if t.scalars != nil {
+		fmt.Fprintf(stderr, "qfleet %s: run directory %s\n", name, t.runDir)
+		every := maxScalarsEvery
+		if t.progressEvery > 0 {
+			every = min(every, t.progressEvery)
+		}
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		scalarTick = tk.C
+		t.scalars.start(node.Metrics, node.Started, t.resume)
+	}
 	interrupted := false
 wait:
 	for {
@@ -322,6 +382,8 @@ wait:
 			break wait
 		case <-tick:
 			fmt.Fprintln(stderr, prog.line())
+		case now := <-scalarTick:
+			t.scalars.record(node.Metrics, node.Roles, node.Started, now)
 		}
 	}
 	wall := time.Since(node.Started)
@@ -338,6 +400,10 @@ wait:
 	}
 	node.Stop()
 	fmt.Fprintln(stderr, prog.line())
+	if t.scalars != nil {
+		t.scalars.record(node.Metrics, node.Roles, node.Started, time.Now())
+		t.closeScalars(stderr, name)
+	}
 	res := newSummary(cf.Env, cf.Seed, st, wall, node.Started)
 	fmt.Fprintf(stdout, "%s %s: solved=%v env_steps=%d wall=%.1fs mean100=%.1f", cf.Env, seedStr(cf.Seed), res.Solved, res.EnvSteps, res.WallSeconds, res.MeanReturn100)
 	if res.Solved {
@@ -356,6 +422,18 @@ wait:
 		return errors.New("interrupted")
 	}
 	return nil
+}
+
+// closeScalars closes scalars.jsonl; a write error there is worth a warning,
+// not the run's failure: the summary and checkpoints still tell its result.
+func (t *training) closeScalars(stderr io.Writer, name string) {
+	if t.scalars == nil {
+		return
+	}
+	if err := t.scalars.close(); err != nil {
+		fmt.Fprintf(stderr, "qfleet %s: warning: scalars: %v\n", name, err)
+	}
+	t.scalars = nil
 }
 
 func seedStr(s uint64) string { return fmt.Sprintf("seed=%d", s) }

@@ -163,7 +163,7 @@ func startFaultCluster(t *testing.T, o faultOpts) *faultCluster {
 	fc.summary = filepath.Join(t.TempDir(), "A.json")
 	fc.aArgs = nodeArgs(fc.a, aRoles, "lan", "--insecure",
 		"--target-return", fmt.Sprint(o.target), "--max-steps", strconv.Itoa(o.maxSteps),
-		"--summary", fc.summary, "--http", fc.httpAddr)
+		"--summary", fc.summary, "--http", fc.httpAddr, "--run-dir", filepath.Join(t.TempDir(), "run"))
 	fc.aArgs = append(fc.aArgs, advertise["A"]...)
 	if o.ckptDir != "" {
 		// The replay snapshots too, so a restarted A goes on with its table.

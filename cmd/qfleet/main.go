@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	_ "github.com/qfleet/qfleet/envs/minatar" // registers MinAtar/<Game>-v0 and -v1
 )
@@ -17,13 +18,19 @@ Usage:
   qfleet dev [flags]     train with every role (runners, replay, learner,
                          broadcaster) in one process
   qfleet node [flags]    run one cluster node with the roles it is given
+  qfleet config print [--env ID] [--config FILE]
+                         print the full effective config, every default
+                         and a comment per setting, as YAML
   qfleet certs [flags]   make a CA, node certificates and a gossip key
   qfleet report FILE...  tabulate 'qfleet dev --summary' JSON files as
                          Markdown, with seeds solved and median solve times
+  qfleet plot RUN_DIR... -o FILE.png
+                         draw the learning curves of run directories (the
+                         mean and min–max band of runs that differ by seed)
   qfleet bench wire|weights  measure the cross-host flows between processes
   qfleet help [command]  show help
 
-Run 'qfleet dev --help' for the flags of dev mode.
+Run 'qfleet help COMMAND' (or 'qfleet COMMAND --help') for its flags.
 `
 
 // usageError is a mistake in how the command was called: exit code 2.
@@ -52,16 +59,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCerts(args[1:], stdout, stderr)
 	case "report":
 		err = runReport(args[1:], stdout, stderr)
+	case "config":
+		err = runConfig(args[1:], stdout, stderr)
+	case "plot":
+		err = runPlot(args[1:], stdout, stderr)
 	case "bench":
 		err = runBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		if len(args) > 1 && args[1] == "dev" {
-			err = runDev([]string{"--help"}, stdout, stderr)
-			break
-		}
-		if len(args) > 1 && args[1] == "report" {
-			err = runReport([]string{"--help"}, stdout, stderr)
-			break
+		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+			// 'qfleet help CMD' is 'qfleet CMD --help'.
+			return run([]string{args[1], "--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
 		return 0

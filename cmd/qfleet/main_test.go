@@ -249,7 +249,7 @@ func TestDevHelp(t *testing.T) {
 		}
 		// The flag list goes to stderr today (flag's convention); accept either.
 		out := stdout + stderr
-		for _, f := range []string{"-env", "-seed", "-runners", "-max-steps", "-target-return", "-config", "-http", "-checkpoint-dir", "-summary"} {
+		for _, f := range []string{"-env", "-seed", "-runners", "-max-steps", "-target-return", "-config", "-http", "-checkpoint-dir", "-summary", "-run-dir"} {
 			if !strings.Contains(out, "  "+f+" ") {
 				t.Errorf("qfleet %v: help lacks flag %s:\n%s", args, f, out)
 			}

@@ -52,7 +52,16 @@ func TestMain(m *testing.M) {
 	if len(os.Args) >= 2 && os.Args[1] == helperArg {
 		os.Exit(multihostHelper(os.Args[2:]))
 	}
+	// Runs without --run-dir get one under runsRoot: keep the tests' out of
+	// the source tree.
+	runs, err := os.MkdirTemp("", "qfleet-test-runs-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	runsRoot = runs
 	code := m.Run()
+	os.RemoveAll(runs)
 	if qfleetBin.dir != "" {
 		os.RemoveAll(qfleetBin.dir)
 	}
@@ -197,7 +206,7 @@ func runMultiHost(t *testing.T, c multiHostCase) multiHostResult {
 	start := time.Now()
 	learner := a.Start(t, "A", bin, nodeArgs(a, "replay,learner,broadcaster", c.profile, "--insecure",
 		"--target-return", fmt.Sprint(c.target), "--max-steps", strconv.Itoa(c.maxSteps),
-		"--summary", summaryPath, "--http", httpAddr)...)
+		"--summary", summaryPath, "--http", httpAddr, "--run-dir", filepath.Join(t.TempDir(), "run"))...)
 	if err := learner.WaitOutput("qfleet node A:", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -579,7 +588,7 @@ func TestMultiHostElasticRunnerHostKilled(t *testing.T) {
 	seed := net.JoinHostPort(a.Addr(), gossipPort)
 	httpAddr := net.JoinHostPort(a.Addr(), httpPort)
 	learner := a.Start(t, "A", bin, nodeArgs(a, "replay,learner,broadcaster", "lan", "--insecure",
-		"--target-return", "195", "--max-steps", "300000", "--http", httpAddr)...)
+		"--target-return", "195", "--max-steps", "300000", "--http", httpAddr, "--run-dir", filepath.Join(t.TempDir(), "run"))...)
 	if err := learner.WaitOutput("qfleet node A:", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,11 @@ remote messaging runs over TLS (--tls-cert/--tls-key; mutual TLS with
 --tls-ca). Without them a node refuses to use non-loopback addresses unless
 --insecure is given.
 
+The node with the learner role writes the run directory (see 'qfleet dev
+--help': config.yaml, scalars.jsonl, summary.json, checkpoints/); other nodes
+write one only when --run-dir is given, or when a checkpoint flag is given
+without --checkpoint-dir.
+
 Flags:
 `
 
@@ -114,7 +119,11 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 			return usageError{err}
 		}
 	}
-	ln, err := t.prepare()
+	t.command = append([]string{"qfleet", "node"}, args...)
+	// The learner's node has the run's stats: its run directory has the
+	// curves. Other nodes write one only when asked (--run-dir), or for
+	// checkpoints asked for without --checkpoint-dir.
+	ln, err := t.prepare(slices.Contains(roles, actors.RoleLearner))
 	if err != nil {
 		return err
 	}
@@ -122,6 +131,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		if ln != nil {
 			ln.Close()
 		}
+		t.closeScalars(stderr, *name)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
