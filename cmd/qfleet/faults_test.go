@@ -322,6 +322,28 @@ func (fc *faultCluster) untilDone(d, interval time.Duration, observe func(faultS
 	}
 }
 
+// finishSolved checks the end of a run that A finished by reaching its
+// target: A exited 0 with a solved summary, the runner nodes ended, and the
+// weights versions they acted on never went backwards. It returns A's summary.
+func (fc *faultCluster) finishSolved(vw *versionWatch) summary {
+	t := fc.t
+	t.Helper()
+	if err := fc.learner.Wait(); err != nil {
+		t.Fatalf("A exited with %v, want 0", err)
+	}
+	var sum summary
+	if data, err := os.ReadFile(fc.summary); err != nil {
+		t.Errorf("A's summary: %v", err)
+	} else if err := json.Unmarshal(data, &sum); err != nil || !sum.Solved {
+		t.Errorf("A's summary: solved=%v (err %v), want solved\n%s", sum.Solved, err, data)
+	}
+	fc.waitRunnersEnd()
+	if back := vw.close(); len(back) > 0 {
+		t.Errorf("weights versions went backwards on runner nodes: %v", back)
+	}
+	return sum
+}
+
 // stop ends the run with SIGTERM on A (a clean shutdown: A leaves, so B and
 // C end by themselves) unless A already finished, and checks that every
 // node exits 0.
@@ -679,19 +701,7 @@ func TestFaultLearnerHostKilled(t *testing.T) {
 
 	// The run goes on to the target.
 	last := fc.untilDone(5*time.Minute, 500*time.Millisecond, nil)
-	if err := fc.learner.Wait(); err != nil {
-		t.Fatalf("A exited with %v, want 0", err)
-	}
-	var sum summary
-	if data, err := os.ReadFile(fc.summary); err != nil {
-		t.Errorf("A's summary: %v", err)
-	} else if err := json.Unmarshal(data, &sum); err != nil || !sum.Solved {
-		t.Errorf("A's summary: solved=%v (err %v), want solved\n%s", sum.Solved, err, data)
-	}
-	fc.waitRunnersEnd()
-	if back := vw.close(); len(back) > 0 {
-		t.Errorf("weights versions went backwards on runner nodes: %v", back)
-	}
+	sum := fc.finishSolved(vw)
 	t.Logf("FAULT learner-host-killed restart_after_kill=%s publishing_newer=%s runners_on_new_term=%s runners_reporting=%s updates_before_kill=%d checkpoint_updates=%d updates_after_restart=%d updates_lost=%d version_before=%#x version_first_new=%#x final_updates=%d mean100=%.1f->%.1f solved=%v",
 		ms(restartAt.Sub(killedAt)), ms(publishing), ms(runnersCurrent), ms(rejoined),
 		before.Counters.LearnerUpdates, ckpt.GetLearnerUpdates(), first.Counters.LearnerUpdates,
@@ -773,19 +783,7 @@ func TestFaultSlowLinkWithLatency(t *testing.T) {
 			maxLag = max(maxLag, publication(st.WeightsVersion)-publication(b.WeightsVersion))
 		}
 	})
-	if err := fc.learner.Wait(); err != nil {
-		t.Fatalf("A exited with %v, want 0", err)
-	}
-	var sum summary
-	if data, err := os.ReadFile(fc.summary); err != nil {
-		t.Errorf("A's summary: %v", err)
-	} else if err := json.Unmarshal(data, &sum); err != nil || !sum.Solved {
-		t.Errorf("A's summary: solved=%v (err %v), want solved\n%s", sum.Solved, err, data)
-	}
-	fc.waitRunnersEnd()
-	if back := vw.close(); len(back) > 0 {
-		t.Errorf("weights versions went backwards on runner nodes: %v", back)
-	}
+	sum := fc.finishSolved(vw)
 	b, _ := last.hostRunner("B")
 	c, _ := last.hostRunner("C")
 	t.Logf("FAULT slow-link-latency solved=%v env_steps=%d wall=%s learner_updates=%d b_env_steps=%d c_env_steps=%d b_max_lag_publications=%d (polled, publish every %d updates) b_dropped=%d",
