@@ -368,25 +368,6 @@ func TestMountainCarSetState(t *testing.T) {
 	d.Step(1) // SetState counts as a start
 }
 
-func TestMountainCarInvalidUse(t *testing.T) {
-	mustPanic := func(name, want string, f func()) {
-		t.Helper()
-		defer func() {
-			t.Helper()
-			r := recover()
-			if msg, _ := r.(string); !strings.Contains(msg, want) {
-				t.Errorf("%s: panic %v, want a message containing %q", name, r, want)
-			}
-		}()
-		f()
-	}
-	mustPanic("Step before Reset", "before Reset", func() { NewMountainCar().Step(1) })
-	c := NewMountainCar()
-	c.Reset(0)
-	mustPanic("action 3", "invalid action 3", func() { c.Step(3) })
-	mustPanic("action -1", "invalid action -1", func() { c.Step(-1) })
-}
-
 func TestMountainCarObservationBuffers(t *testing.T) {
 	c := NewMountainCar()
 	o0 := c.Reset(0)
