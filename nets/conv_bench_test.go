@@ -10,9 +10,10 @@ import (
 )
 
 // BenchmarkConvLayer isolates the choice of conv implementation in the learner's graph: one
-// forward and backward of MinAtar's conv layer (10×10×4 → 16@3×3, bias, ReLU) to a scalar
-// loss Σ z⊙R, gradient w.r.t. the conv's weights and bias, on this package's engine
-// (matmulEngine, so both products run on the same kernel):
+// forward and backward of MinAtar's conv layer (10×10×4 → 16@3×3, bias, ReLU), the backward
+// started from a given ∂L/∂z (G.Backpropagate, so no loss ops are timed) down to the conv's
+// weights and bias, on this package's engine (matmulEngine: both run their products on the
+// same kernel):
 //
 //   - impl=gorgonia-conv2d: gorgonia's Conv2d on a BCHW input (its Im2Col op, the product, a
 //     Reshape and a Transpose back to BCHW), BroadcastAdd for the bias, Rectify. It runs with
@@ -34,7 +35,7 @@ func BenchmarkConvLayer(b *testing.B) {
 				obs := minAtarObs(rng, minAtar, n)
 				var mm gemm
 				g := G.NewGraph()
-				var loss *G.Node
+				var z *G.Node // the layer's output
 				var learn G.Nodes
 				var prepare func()
 				rnd := func(shape ...int) *tensor.Dense {
@@ -49,10 +50,8 @@ func BenchmarkConvLayer(b *testing.B) {
 					x := G.NodeFromAny(g, xt, G.WithName("x"))
 					filter := G.NodeFromAny(g, rnd(c.Filters, c.Channels, c.Kernel, c.Kernel), G.WithName("filter"))
 					bias := G.NodeFromAny(g, rnd(c.Filters), G.WithName("bias"))
-					z := G.Must(G.Conv2d(x, filter, tensor.Shape{c.Kernel, c.Kernel}, nil, []int{1, 1}, nil))
+					z = G.Must(G.Conv2d(x, filter, tensor.Shape{c.Kernel, c.Kernel}, nil, []int{1, 1}, nil))
 					z = G.Must(G.Rectify(G.Must(G.BroadcastAdd(z, bias, nil, []byte{0, 2, 3}))))
-					r := G.NodeFromAny(g, rnd(z.Shape()...), G.WithName("R"))
-					loss = G.Must(G.Sum(G.Must(G.HadamardProd(z, r))))
 					learn = G.Nodes{filter, bias}
 					prepare = func() { toBCHW(xt.Float32s(), obs, c, n) }
 				} else {
@@ -61,17 +60,16 @@ func BenchmarkConvLayer(b *testing.B) {
 					xBuf := make([]float32, rows*cols)
 					x := inputMatrix(g, "x", xBuf, rows, cols)
 					w := G.NodeFromAny(g, rnd(cols, c.Filters), G.WithName("Gc"))
-					z := G.Must(flattenOnes(G.Must(reluFn(G.Must(G.Mul(x, w)))), c.positions()))
-					r := G.NodeFromAny(g, rnd(z.Shape()...), G.WithName("R"))
-					loss = G.Must(G.Sum(G.Must(G.HadamardProd(z, r))))
+					z = G.Must(flattenOnes(G.Must(reluFn(G.Must(G.Mul(x, w)))), c.positions()))
 					learn = G.Nodes{w}
 					prepare = func() { net.fillInput(xBuf, obs, n) }
 				}
-				grads, err := G.Grad(loss, learn...)
+				dz := G.NodeFromAny(g, rnd(z.Shape()...), G.WithName("dz")) // ∂L/∂z
+				grads, err := G.Backpropagate(G.Nodes{z}, G.Nodes{dz}, learn)
 				if err != nil {
 					b.Fatal(err)
 				}
-				vm := G.NewTapeMachine(g.ExactSubgraphRoots(append(G.Nodes{loss}, grads...)...),
+				vm := G.NewTapeMachine(g.ExactSubgraphRoots(append(G.Nodes{z}, grads...)...),
 					G.WithEngine(matmulEngine{gemm: &mm}))
 				defer vm.Close()
 				run := func() error { vm.Reset(); return vm.RunAll() }

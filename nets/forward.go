@@ -59,11 +59,11 @@ func (f *Forward) SetParams(p []float32) error {
 //	dense:   h = ReLU(b + h·W)
 //	head:    q = b + h·W, or with Dueling q = V + A − mean(A) on [V, A]
 //
-// The conv runs as one small matrix product on the learner's kernel (gemm): per output
-// position it is a dense 1×(K²·C+1) by (K²·C+1)×F product, 38k multiply-adds for MinAtar,
-// which the kernel does in about a microsecond whatever the observation's sparsity. The conv
-// layer's flat parameters (W then b) already are the (K²·C+1)×F matrix, and the patch rows end
-// in a 1, so the bias comes with the product and ReLU is fused into its stores.
+// The conv runs as one small matrix product on the learner's kernel (gemm): positions×(K²·C+1)
+// by (K²·C+1)×F, 38k multiply-adds for MinAtar, a microsecond or two whatever the
+// observation's sparsity. The conv layer's flat parameters (W then b) already are the
+// (K²·C+1)×F matrix, and the patch rows end in a 1, so the bias comes with the product and
+// ReLU is fused into its stores.
 func (f *Forward) Q(obs []float32) []float32 {
 	in := obs[:f.spec.Inputs]
 	cur, next := f.bufA, f.bufB
