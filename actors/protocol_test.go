@@ -100,8 +100,12 @@ func TestRunnerKeepsNewestWeights(t *testing.T) {
 	// The credit window bounds what the runner sends unacknowledged: with
 	// 64 credits it sends 64 transitions, then stops until credit comes back.
 	sent := 0
+	var first uint64
 	for sent < 64 {
 		b := next[*messages.ExperienceBatch](t, replayCh)
+		if first == 0 {
+			first = b.GetSeq()
+		}
 		sent += int(b.GetCount())
 	}
 	select {
@@ -111,7 +115,7 @@ func TestRunnerKeepsNewestWeights(t *testing.T) {
 		}
 	case <-time.After(200 * time.Millisecond):
 	}
-	sys.Root.Send(r, &messages.Credit{Transitions: 32})
+	sys.Root.Send(r, &messages.Credit{Transitions: 32, Seq: first}) // credit names the batch it answers
 	if b := next[*messages.ExperienceBatch](t, replayCh); b.GetCount() != 32 || b.GetReplyTo().GetId() != r.Id {
 		t.Fatalf("after 32 credits got a batch of %d (reply_to %v)", b.GetCount(), b.GetReplyTo())
 	}

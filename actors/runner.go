@@ -46,13 +46,14 @@ type runner struct {
 	obs     []float32
 	version weightsKey // of the weights acting; zero before the first arrive
 
-	credits    int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
-	lastCredit time.Time
-	idle       bool                        // no step chunk scheduled: waiting for credit
-	batch      *messages.ExperienceBatch   // being built
-	outbox     []*messages.ExperienceBatch // built, waiting for credit or a replay
-	outboxN    int                         // transitions in the outbox
-	replayKey  string                      // the replay we send to, to notice a change
+	credits     int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
+	lastCredit  time.Time
+	idle        bool                        // no step chunk scheduled: waiting for credit
+	batch       *messages.ExperienceBatch   // being built
+	outbox      []*messages.ExperienceBatch // built, waiting for credit or a replay
+	outboxN     int                         // transitions in the outbox
+	replayKey   string                      // the replay we send to, to notice a change
+	replayLocal bool                        // the replay is in this process: nothing sent to it can be lost
 	// Credits for batches up to this seq were written off (the window was
 	// restored without them); if they come after all, they are ignored.
 	writtenOff uint64
@@ -372,6 +373,7 @@ func (r *runner) trySend(ctx actor.Context) {
 		r.replayKey = key
 	}
 	self := ctx.Self()
+	r.replayLocal = replay.Address == self.Address
 	for len(r.outbox) > 0 && r.credits > 0 {
 		b := r.outbox[0]
 		r.outbox[0] = nil
@@ -410,8 +412,13 @@ func (r *runner) trySend(ctx actor.Context) {
 // batch it answers) can be lost, and waiting for it would stall forever.
 // Whether the batches themselves were lost only the replay can tell: it
 // counts the gap exactly from sent_before.
+//
+// Only for a replay on another host: in-process delivery never loses a
+// message, and a credit held back that long only means the learner is slow
+// (a loaded machine); restoring the window then would overrun the
+// sample:insert ratio the replay is holding the runner to.
 func (r *runner) recoverCredit() {
-	if r.credits > 0 || r.outboxN == 0 || time.Since(r.lastCredit) < r.cfg.CreditTimeout {
+	if r.replayLocal || r.credits > 0 || r.outboxN == 0 || time.Since(r.lastCredit) < r.cfg.CreditTimeout {
 		return
 	}
 	r.log.Warn("no credit from the replay: window restored", "waited", time.Since(r.lastCredit), "uncredited", r.cfg.CreditWindow-r.credits)
