@@ -22,6 +22,9 @@ Usage:
                          print the full effective config, every default
                          and a comment per setting, as YAML
   qfleet certs [flags]   make a CA, node certificates and a gossip key
+  qfleet eval --checkpoint DIR [--episodes N] [--render FILE.gif]
+                         play episodes with a saved learner's network and
+                         print their returns; draw the first as a GIF
   qfleet report FILE...  tabulate 'qfleet dev --summary' JSON files as
                          Markdown, with seeds solved and median solve times
   qfleet plot RUN_DIR... -o FILE.png
@@ -57,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runNode(args[1:], stdout, stderr)
 	case "certs":
 		err = runCerts(args[1:], stdout, stderr)
+	case "eval":
+		err = runEval(args[1:], stdout, stderr)
 	case "report":
 		err = runReport(args[1:], stdout, stderr)
 	case "config":
