@@ -45,7 +45,7 @@ func runOptionComments() map[string]fieldComment {
 		"seed":           {text: "random seed of the run (env resets, exploration, initial weights, replay sampling)"},
 		"max_steps":      {text: "stop after this many env steps"},
 		"target_return":  {text: "stop when mean100 reaches this return (default: the env's reward threshold)"},
-		"http":           {text: "serve /metrics, /status and / on this address (empty: no HTTP)"},
+		"http":           {text: "serve the dashboard (/), /metrics, /status and /history on this address (empty: no HTTP)"},
 		"checkpoint_dir": {text: "learner checkpoints (empty: none, or RUN_DIR/checkpoints when a checkpoint flag is given)"},
 		"summary":        {text: "JSON summary at exit (empty: RUN_DIR/summary.json)"},
 		"progress":       {text: "interval between progress lines on stderr; 0 turns them off"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -96,7 +97,7 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		runners:   fs.Int("runners", 0, "env runner actors on this node (default from config: 1)"),
 		maxSteps:  fs.Uint64("max-steps", 500_000, "stop after this many env steps"),
 		target:    fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
-		httpAddr:  fs.String("http", "", "serve /metrics, /status and / on this `address` (e.g. 127.0.0.1:9090)"),
+		httpAddr:  fs.String("http", "", "serve the dashboard (/), /metrics, /status and /history on this `address` (e.g. 127.0.0.1:9090)"),
 		ckptDir:   fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory` (default: none, or RUN_DIR/checkpoints when --checkpoint-every, --replay-snapshot-every or --resume is given)"),
 		ckptEvery: fs.Duration("checkpoint-every", 10*time.Second, "interval of periodic learner checkpoints (0: only at the end); giving it turns checkpoints on"),
 		snapEvery: fs.Duration("replay-snapshot-every", 0, "interval of replay snapshots into the checkpoint directory, restored by --resume and by a restarted replay (0: none)"),
@@ -327,9 +328,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 
 // runHooks connect a training run to cluster membership (all optional).
 type runHooks struct {
-	done       <-chan string   // a reason to end the run (e.g. the learner left the cluster)
-	members    func() []string // for /status; nil: just this node
-	beforeStop func()          // after the checkpoint, before the actors stop (leave the cluster)
+	done       <-chan string       // a reason to end the run (e.g. the learner left the cluster)
+	members    func() []memberInfo // for /status and the dashboard; nil: just this node
+	beforeStop func()              // after the checkpoint, before the actors stop (leave the cluster)
 }
 
 // run serves HTTP, prints progress until the stop rule fires (or a signal,
@@ -339,9 +340,20 @@ func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks ru
 	if ln != nil {
 		members := hooks.members
 		if members == nil {
-			members = func() []string { return []string{name} }
+			self := []memberInfo{{Name: name, Roles: node.Roles, State: "alive", Self: true}}
+			members = func() []memberInfo { return self }
 		}
-		srv := &http.Server{Handler: newHTTPHandler(name, node.Roles, members, node.Metrics, node.Started), ReadHeaderTimeout: 5 * time.Second}
+		// The dashboard's history is kept only when --http serves it; its
+		// goroutine ends when run returns.
+		hist := newHistory(historyLen)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go recordHistory(ctx, hist, &sampler{m: node.Metrics, learner: slices.Contains(node.Roles, actors.RoleLearner),
+			resumed: t.resume, started: node.Started}, historyEvery)
+		srv := &http.Server{Handler: newHTTPHandler(httpView{
+			node: name, roles: node.Roles, members: members, metrics: node.Metrics, started: node.Started, history: hist,
+			run: runInfo{Env: cf.Env, Seed: cf.Seed, TargetReturn: defined(t.targetReturn), MaxSteps: cf.MaxSteps, ReplayCapacity: cf.ReplayCapacity},
+		}), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln) //nolint:errcheck // returns when the listener closes at exit
 		defer srv.Close()
 	}

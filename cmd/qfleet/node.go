@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -152,7 +153,9 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	// The handler runs on membership's goroutine, maybe before Start returns.
 	var nodeRef atomic.Pointer[actors.Node]
 	var memberRef atomic.Pointer[cluster.Membership]
+	gone := newGoneMembers()
 	m, err := cluster.Start(ccfg, cluster.WithEventHandler(func(e cluster.Event) {
+		gone.note(e, time.Now())
 		if n, mm := nodeRef.Load(), memberRef.Load(); n != nil && mm != nil {
 			n.Metrics.ClusterMembers.Set(float64(mm.NumMembers()))
 		}
@@ -190,14 +193,8 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
 		*name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
 	return t.run(*name, node, ln, runHooks{
-		done: learnerLeft,
-		members: func() []string {
-			var names []string
-			for _, mem := range dir.Members() {
-				names = append(names, mem.Name)
-			}
-			return names
-		},
+		done:    learnerLeft,
+		members: func() []memberInfo { return gone.with(m.Members(), *name, time.Now()) },
 		beforeStop: func() {
 			// Leave first, so the others see a graceful leave (runner-only
 			// nodes end with the learner) rather than a failure. When the
@@ -212,6 +209,77 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 			rem.Shutdown(true)
 		},
 	}, stdout, stderr)
+}
+
+// goneMembers remembers the members that left or failed, which the member
+// table forgets at once, so that the dashboard shows a failed runner as
+// failed instead of not at all. Safe for concurrent use.
+type goneMembers struct {
+	mu    sync.Mutex
+	gone  map[string]cluster.Member
+	since map[string]time.Time
+}
+
+// maxGoneMembers bounds the memory of a cluster whose members come and go
+// under new names: the oldest are forgotten first.
+const maxGoneMembers = 64
+
+func newGoneMembers() *goneMembers {
+	return &goneMembers{gone: map[string]cluster.Member{}, since: map[string]time.Time{}}
+}
+
+// note records a member that left or failed, and forgets one that (re)joined.
+func (g *goneMembers) note(e cluster.Event, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch e.Kind {
+	case cluster.Left, cluster.Failed:
+		g.gone[e.Member.Name], g.since[e.Member.Name] = e.Member, now
+		for len(g.gone) > maxGoneMembers {
+			oldest := e.Member.Name
+			for n, t := range g.since {
+				if t.Before(g.since[oldest]) {
+					oldest = n
+				}
+			}
+			delete(g.gone, oldest)
+			delete(g.since, oldest)
+		}
+	case cluster.Joined:
+		delete(g.gone, e.Member.Name)
+		delete(g.since, e.Member.Name)
+	}
+}
+
+// with lists the live members (the table's, sorted by name), then the gone
+// ones, sorted by name.
+func (g *goneMembers) with(live []cluster.Member, self string, now time.Time) []memberInfo {
+	out := make([]memberInfo, 0, len(live))
+	seen := map[string]bool{}
+	for _, mem := range live {
+		seen[mem.Name] = true
+		out = append(out, memberInfo{Name: mem.Name, Roles: mem.Roles, State: mem.State.String(),
+			StateSeconds: secondsSince(mem.Since, now), Self: mem.Name == self})
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var gone []memberInfo
+	for name, mem := range g.gone {
+		if !seen[name] {
+			gone = append(gone, memberInfo{Name: name, Roles: mem.Roles, State: mem.State.String(),
+				StateSeconds: secondsSince(g.since[name], now), Self: name == self})
+		}
+	}
+	slices.SortFunc(gone, func(a, b memberInfo) int { return strings.Compare(a.Name, b.Name) })
+	return append(out, gone...)
+}
+
+// secondsSince is now−t in seconds, 0 for an unknown (zero) t.
+func secondsSince(t, now time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(0, now.Sub(t).Seconds())
 }
 
 func splitList(s string) []string {
