@@ -243,3 +243,26 @@ func TestReplayCountsLostExperienceExactly(t *testing.T) {
 		t.Fatalf("inserted %d, want 45", st.ReplayInserted)
 	}
 }
+
+// A message type a role does not know (a newer peer, a stray tool) is
+// ignored: the role neither crashes nor restarts, and keeps serving.
+func TestRolesIgnoreUnknownMessages(t *testing.T) {
+	sys := newTestSystem(t)
+	runnerCh := spawnProbe(t, sys, "runner")
+	runnerRef := &messages.ActorRef{Address: sys.Address(), Id: "runner"}
+	cfg := DefaultConfig()
+	m := NewMetrics()
+	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler), SnapshotSpec{})))
+	for _, unknown := range []any{&messages.ReplayStream{Runner: "x"}, &messages.Checkpoint{}, "a string", 42} {
+		sys.Root.Send(rp, unknown)
+	}
+	b := batchOf(0, 8, 2)
+	b.ReplyTo = runnerRef
+	sys.Root.Send(rp, b)
+	if c := next[*messages.Credit](t, runnerCh); c.GetTransitions() != 8 {
+		t.Fatalf("credit %d after unknown messages, want 8", c.GetTransitions())
+	}
+	if st := m.Status(); len(st.Restarts) != 0 || st.ReplayInserted != 8 {
+		t.Fatalf("restarts %v, inserted %d: want none and 8", st.Restarts, st.ReplayInserted)
+	}
+}

@@ -163,7 +163,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s\n", data)
 	} else {
-		fmt.Fprintf(stdout, "%s: %d episodes: mean return %.2f std %.2f min %g max %g mean length %.1f\n",
+		fmt.Fprintf(stdout, "%s: %d episodes: mean return %.2f std %.2f min %g max %g mean length %.2f\n",
 			sp.ID, len(res.Episodes), res.MeanReturn, res.StdReturn, res.MinReturn, res.MaxReturn, res.MeanLength)
 	}
 	if rec != nil {

@@ -835,8 +835,13 @@ func TestFaultReplayHostKilled(t *testing.T) {
 	atRestart, _ := fc.status()
 	fc.replay = fc.d.Start(t, "D2", fc.bin, append(append([]string(nil), fc.dArgs...), "--resume")...)
 	restartAt := time.Now()
+	// D's /status can answer before its replay actor has started; the
+	// replay logs (at warn level) once it has restored its snapshot.
 	var restored faultStatus
-	pollWhile(t, fc.replay, 30*time.Second, 150*time.Millisecond, "the restarted replay to answer", func() error {
+	pollWhile(t, fc.replay, 30*time.Second, 150*time.Millisecond, "the restarted replay to restore its snapshot", func() error {
+		if !strings.Contains(fc.replay.Output(), "replay restored from snapshot") {
+			return errors.New("no \"replay restored from snapshot\" in D's log yet")
+		}
 		st, err := fc.replayStatus()
 		if err == nil {
 			restored = st
