@@ -94,9 +94,12 @@ func (f *frameStore) frame(id uint64) []byte {
 }
 
 // unpack writes frame id as 0/1 floats into dst (cells long).
-func (f *frameStore) unpack(dst []float32, id uint64) {
-	fr := f.frame(id)
+func (f *frameStore) unpack(dst []float32, id uint64) { unpackBits(dst, f.frame(id)) }
+
+// unpackBits is pack's inverse: bit i of src (bit i&7 of byte i/8) as a
+// 0/1 float into dst[i], for len(dst) values.
+func unpackBits(dst []float32, src []byte) {
 	for i := range dst {
-		dst[i] = float32(fr[i>>3] >> (i & 7) & 1)
+		dst[i] = float32(src[i>>3] >> (i & 7) & 1)
 	}
 }

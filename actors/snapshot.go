@@ -188,30 +188,25 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 		return fmt.Errorf("replay snapshot holds %d transitions but says %d were ever inserted", n, s.GetInserted())
 	}
 	skip := max(0, n-t.capacity)
-	if t.frames != nil && !packed {
-		// Float rows into a packed table: only if every value is 0 or 1.
-		for _, o := range [][]float32{readF32(s.GetObservations()), readF32(s.GetNextObservations())} {
-			if err := checkBinary(o); err != nil {
-				return fmt.Errorf("replay snapshot: %w", err)
-			}
-		}
-	}
 	var obs, nextObs []float32
 	if !packed {
 		obs, nextObs = readF32(s.GetObservations()), readF32(s.GetNextObservations())
-	}
-	rowObs, rowNext := make([]float32, d), make([]float32, d)
-	unpackRow := func(dst []float32, src []byte) {
-		for j := range dst {
-			dst[j] = float32(src[j>>3] >> (j & 7) & 1)
+		if t.frames != nil {
+			// Float rows into a packed table: only if every value is 0 or 1.
+			for _, o := range [][]float32{obs, nextObs} {
+				if err := checkBinary(o); err != nil {
+					return fmt.Errorf("replay snapshot: %w", err)
+				}
+			}
 		}
 	}
+	rowObs, rowNext := make([]float32, d), make([]float32, d)
 	rewards, discounts := readF32(s.GetRewards()), readF32(s.GetDiscounts())
 	for i := skip; i < n; i++ {
 		r := i - skip
 		if packed {
-			unpackRow(rowObs, s.GetPackedObservations()[i*bytesPer:(i+1)*bytesPer])
-			unpackRow(rowNext, s.GetPackedNextObservations()[i*bytesPer:(i+1)*bytesPer])
+			unpackBits(rowObs, s.GetPackedObservations()[i*bytesPer:(i+1)*bytesPer])
+			unpackBits(rowNext, s.GetPackedNextObservations()[i*bytesPer:(i+1)*bytesPer])
 			t.setRow(r, rowObs, rowNext)
 		} else {
 			t.setRow(r, obs[i*d:(i+1)*d], nextObs[i*d:(i+1)*d])
