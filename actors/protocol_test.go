@@ -38,6 +38,16 @@ func newTestSystem(t *testing.T) *actor.ActorSystem {
 	return sys
 }
 
+// probeRef is the reference of a probe spawned by name, for reply_to fields.
+func probeRef(sys *actor.ActorSystem, name string) *messages.ActorRef {
+	return &messages.ActorRef{Address: sys.Address(), Id: name}
+}
+
+// spawnTestReplay starts a replay for 2-value observations and 3 actions.
+func spawnTestReplay(sys *actor.ActorSystem, cfg Config, m *Metrics, snap SnapshotSpec) *actor.PID {
+	return sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler), snap)))
+}
+
 // next waits for the first message of type T on ch, skipping others.
 func next[T any](t *testing.T, ch chan any) T {
 	t.Helper()
@@ -165,12 +175,12 @@ func TestReplayCreditFollowsTheRateLimiter(t *testing.T) {
 	sys := newTestSystem(t)
 	runnerCh := spawnProbe(t, sys, "runner")
 	learnerCh := spawnProbe(t, sys, "learner")
-	runnerRef := &messages.ActorRef{Address: sys.Address(), Id: "runner"}
-	learnerRef := &messages.ActorRef{Address: sys.Address(), Id: "learner"}
+	runnerRef := probeRef(sys, "runner")
+	learnerRef := probeRef(sys, "learner")
 	cfg := DefaultConfig()
 	cfg.MinReplaySize, cfg.BatchSize, cfg.SamplesPerInsert, cfg.RateTolerance = 64, 64, 4, 64
 	m := NewMetrics()
-	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler), SnapshotSpec{})))
+	rp := spawnTestReplay(sys, cfg, m, SnapshotSpec{})
 	send := func(start, n int) {
 		b := batchOf(start, n, 2)
 		b.ReplyTo = runnerRef
@@ -211,11 +221,11 @@ func TestReplayCreditFollowsTheRateLimiter(t *testing.T) {
 func TestReplayCountsLostExperienceExactly(t *testing.T) {
 	sys := newTestSystem(t)
 	runnerCh := spawnProbe(t, sys, "runner")
-	runnerRef := &messages.ActorRef{Address: sys.Address(), Id: "runner"}
+	runnerRef := probeRef(sys, "runner")
 	cfg := DefaultConfig()
 	cfg.MinReplaySize = 1000
 	m := NewMetrics()
-	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler), SnapshotSpec{})))
+	rp := spawnTestReplay(sys, cfg, m, SnapshotSpec{})
 	send := func(inc, seq, before uint64, n int) {
 		b := batchOf(int(before), n, 2)
 		b.Runner, b.RunnerIncarnation, b.Seq, b.SentBefore, b.ReplyTo = "r0", inc, seq, before, runnerRef
@@ -249,10 +259,10 @@ func TestReplayCountsLostExperienceExactly(t *testing.T) {
 func TestRolesIgnoreUnknownMessages(t *testing.T) {
 	sys := newTestSystem(t)
 	runnerCh := spawnProbe(t, sys, "runner")
-	runnerRef := &messages.ActorRef{Address: sys.Address(), Id: "runner"}
+	runnerRef := probeRef(sys, "runner")
 	cfg := DefaultConfig()
 	m := NewMetrics()
-	rp := sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler), SnapshotSpec{})))
+	rp := spawnTestReplay(sys, cfg, m, SnapshotSpec{})
 	for _, unknown := range []any{&messages.ReplayStream{Runner: "x"}, &messages.Checkpoint{}, "a string", 42} {
 		sys.Root.Send(rp, unknown)
 	}

@@ -2,13 +2,10 @@ package actors
 
 import (
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/qfleet/qfleet/messages"
 )
@@ -102,14 +99,12 @@ func TestCorruptSnapshotFallsBack(t *testing.T) {
 func TestReplayRestartsFromItsSnapshot(t *testing.T) {
 	sys := newTestSystem(t)
 	runnerCh := spawnProbe(t, sys, "runner")
-	runnerRef := &messages.ActorRef{Address: sys.Address(), Id: "runner"}
+	runnerRef := probeRef(sys, "runner")
 	cfg := DefaultConfig()
 	cfg.MinReplaySize = 1000
 	m := NewMetrics()
 	dir := t.TempDir()
-	props := actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler),
-		SnapshotSpec{Dir: dir, Every: 50 * time.Millisecond, EnvID: "test"}))
-	rp := sys.Root.Spawn(props)
+	rp := spawnTestReplay(sys, cfg, m, SnapshotSpec{Dir: dir, Every: 50 * time.Millisecond, EnvID: "test"})
 	var sent uint64
 	send := func(seq uint64, n int) {
 		b := batchOf(int(sent), n, 2)
@@ -135,8 +130,7 @@ func TestReplayRestartsFromItsSnapshot(t *testing.T) {
 	if err := sys.Root.StopFuture(rp).Wait(); err != nil { // a clean stop writes a last snapshot
 		t.Fatal(err)
 	}
-	rp = sys.Root.Spawn(actor.PropsFromProducer(newReplay(cfg, 2, 3, 1, m, slog.New(slog.DiscardHandler),
-		SnapshotSpec{Dir: dir, Every: time.Hour, Restore: true, EnvID: "test"})))
+	rp = spawnTestReplay(sys, cfg, m, SnapshotSpec{Dir: dir, Every: time.Hour, Restore: true, EnvID: "test"})
 	sent += 30 // three batches lost with nobody to receive them
 	send(14, 10)
 	st := m.Status()
