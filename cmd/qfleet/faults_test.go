@@ -228,15 +228,7 @@ func (fc *faultCluster) replayStatus() (faultStatus, error) {
 }
 
 func (fc *faultCluster) statusOf(h *netlab.Host, addr string) (faultStatus, error) {
-	var st faultStatus
-	body, err := labGet(h, "http://"+addr+"/status")
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("/status: %v: %s", err, body)
-	}
-	return st, nil
+	return labStatus[faultStatus](h, addr)
 }
 
 // runnerVersion is qfleet_weights_version on a runner node's /metrics: the

@@ -428,7 +428,13 @@ func labGet(h *netlab.Host, url string) ([]byte, error) {
 }
 
 func getStatus(h *netlab.Host, addr string) (nodeStatus, error) {
-	var st nodeStatus
+	return labStatus[nodeStatus](h, addr)
+}
+
+// labStatus reads a node's /status at addr from inside lab host h into a T
+// (each test decodes the fields it checks).
+func labStatus[T any](h *netlab.Host, addr string) (T, error) {
+	var st T
 	body, err := labGet(h, "http://"+addr+"/status")
 	if err != nil {
 		return st, err
