@@ -17,10 +17,17 @@ const (
 	RoleLearner     = "learner"
 	RoleBroadcaster = "broadcaster"
 	RoleEvaluator   = "evaluator"
+	// RoleTrials: the node runs hyper-parameter sweep trials ('qfleet node
+	// --roles trials'), each a child 'qfleet dev' process.
+	RoleTrials = "trials"
+	// RoleSweep: a 'qfleet sweep' coordinator that joined the cluster to
+	// hand trials to the nodes with RoleTrials.
+	RoleSweep = "sweep"
 )
 
-// AllRoles lists every role, in the order `qfleet node --roles` documents.
-var AllRoles = []string{RoleRunner, RoleReplay, RoleLearner, RoleBroadcaster, RoleEvaluator}
+// AllRoles lists every role, in the order `qfleet node --roles` documents
+// (the sweep coordinator's role last: 'qfleet sweep' takes it, not node).
+var AllRoles = []string{RoleRunner, RoleReplay, RoleLearner, RoleBroadcaster, RoleEvaluator, RoleTrials, RoleSweep}
 
 // Failure-detection profiles (see profile.go for the numbers behind them).
 const (

@@ -1700,6 +1700,656 @@ func (x *ReplayStream) GetReceived() uint64 {
 	return 0
 }
 
+// StartTrial asks a trial worker to run one trial.
+type StartTrial struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Coordinator   *ActorRef              `protobuf:"bytes,1,opt,name=coordinator,proto3" json:"coordinator,omitempty"`                   // where heartbeats and the result go
+	Sweep         string                 `protobuf:"bytes,2,opt,name=sweep,proto3" json:"sweep,omitempty"`                               // the sweep's name (the worker's run directories are grouped by it)
+	Trial         string                 `protobuf:"bytes,3,opt,name=trial,proto3" json:"trial,omitempty"`                               // trial id, unique in the sweep
+	Attempt       uint32                 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`                          // 1, 2, ... each time the coordinator hands the trial out again
+	ConfigYaml    []byte                 `protobuf:"bytes,5,opt,name=config_yaml,json=configYaml,proto3" json:"config_yaml,omitempty"`   // the trial's full config, a 'qfleet dev --config' file
+	MaxSeconds    float64                `protobuf:"fixed64,6,opt,name=max_seconds,json=maxSeconds,proto3" json:"max_seconds,omitempty"` // stop the trial (as by Ctrl-C) after this long; 0: no limit
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTrial) Reset() {
+	*x = StartTrial{}
+	mi := &file_qfleet_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTrial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTrial) ProtoMessage() {}
+
+func (x *StartTrial) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTrial.ProtoReflect.Descriptor instead.
+func (*StartTrial) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StartTrial) GetCoordinator() *ActorRef {
+	if x != nil {
+		return x.Coordinator
+	}
+	return nil
+}
+
+func (x *StartTrial) GetSweep() string {
+	if x != nil {
+		return x.Sweep
+	}
+	return ""
+}
+
+func (x *StartTrial) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *StartTrial) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *StartTrial) GetConfigYaml() []byte {
+	if x != nil {
+		return x.ConfigYaml
+	}
+	return nil
+}
+
+func (x *StartTrial) GetMaxSeconds() float64 {
+	if x != nil {
+		return x.MaxSeconds
+	}
+	return 0
+}
+
+// TrialAccepted: the worker started the trial.
+type TrialAccepted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	RunDir        string                 `protobuf:"bytes,4,opt,name=run_dir,json=runDir,proto3" json:"run_dir,omitempty"` // the trial's run directory on the worker's node
+	Worker        *ActorRef              `protobuf:"bytes,5,opt,name=worker,proto3" json:"worker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrialAccepted) Reset() {
+	*x = TrialAccepted{}
+	mi := &file_qfleet_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrialAccepted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrialAccepted) ProtoMessage() {}
+
+func (x *TrialAccepted) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrialAccepted.ProtoReflect.Descriptor instead.
+func (*TrialAccepted) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *TrialAccepted) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *TrialAccepted) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TrialAccepted) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *TrialAccepted) GetRunDir() string {
+	if x != nil {
+		return x.RunDir
+	}
+	return ""
+}
+
+func (x *TrialAccepted) GetWorker() *ActorRef {
+	if x != nil {
+		return x.Worker
+	}
+	return nil
+}
+
+// TrialRejected: the worker cannot run the trial now (busy, or its setup failed).
+type TrialRejected struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrialRejected) Reset() {
+	*x = TrialRejected{}
+	mi := &file_qfleet_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrialRejected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrialRejected) ProtoMessage() {}
+
+func (x *TrialRejected) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrialRejected.ProtoReflect.Descriptor instead.
+func (*TrialRejected) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TrialRejected) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *TrialRejected) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TrialRejected) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *TrialRejected) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// TrialHeartbeat: a trial is still running, and how far it got.
+type TrialHeartbeat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	EnvSteps      uint64                 `protobuf:"varint,4,opt,name=env_steps,json=envSteps,proto3" json:"env_steps,omitempty"`
+	Mean100       float64                `protobuf:"fixed64,5,opt,name=mean100,proto3" json:"mean100,omitempty"` // the latest mean100 (valid when has_mean100)
+	HasMean100    bool                   `protobuf:"varint,6,opt,name=has_mean100,json=hasMean100,proto3" json:"has_mean100,omitempty"`
+	Seconds       float64                `protobuf:"fixed64,7,opt,name=seconds,proto3" json:"seconds,omitempty"` // since the trial started
+	Worker        *ActorRef              `protobuf:"bytes,8,opt,name=worker,proto3" json:"worker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrialHeartbeat) Reset() {
+	*x = TrialHeartbeat{}
+	mi := &file_qfleet_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrialHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrialHeartbeat) ProtoMessage() {}
+
+func (x *TrialHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrialHeartbeat.ProtoReflect.Descriptor instead.
+func (*TrialHeartbeat) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TrialHeartbeat) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *TrialHeartbeat) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TrialHeartbeat) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *TrialHeartbeat) GetEnvSteps() uint64 {
+	if x != nil {
+		return x.EnvSteps
+	}
+	return 0
+}
+
+func (x *TrialHeartbeat) GetMean100() float64 {
+	if x != nil {
+		return x.Mean100
+	}
+	return 0
+}
+
+func (x *TrialHeartbeat) GetHasMean100() bool {
+	if x != nil {
+		return x.HasMean100
+	}
+	return false
+}
+
+func (x *TrialHeartbeat) GetSeconds() float64 {
+	if x != nil {
+		return x.Seconds
+	}
+	return 0
+}
+
+func (x *TrialHeartbeat) GetWorker() *ActorRef {
+	if x != nil {
+		return x.Worker
+	}
+	return nil
+}
+
+// TrialHeartbeatAck: the coordinator still wants this attempt. A worker that
+// gets none for a minute presumes the sweep gone and stops the trial.
+type TrialHeartbeatAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrialHeartbeatAck) Reset() {
+	*x = TrialHeartbeatAck{}
+	mi := &file_qfleet_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrialHeartbeatAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrialHeartbeatAck) ProtoMessage() {}
+
+func (x *TrialHeartbeatAck) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrialHeartbeatAck.ProtoReflect.Descriptor instead.
+func (*TrialHeartbeatAck) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TrialHeartbeatAck) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *TrialHeartbeatAck) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+// TrialResult: a trial ended. ok is false when its process failed.
+type TrialResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Ok            bool                   `protobuf:"varint,4,opt,name=ok,proto3" json:"ok,omitempty"`
+	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`                                   // why it failed (ok false)
+	RunDir        string                 `protobuf:"bytes,6,opt,name=run_dir,json=runDir,proto3" json:"run_dir,omitempty"`                   // on the worker's node
+	SummaryJson   []byte                 `protobuf:"bytes,7,opt,name=summary_json,json=summaryJson,proto3" json:"summary_json,omitempty"`    // the run's summary.json
+	ConfigYaml    []byte                 `protobuf:"bytes,8,opt,name=config_yaml,json=configYaml,proto3" json:"config_yaml,omitempty"`       // the run's config.yaml
+	ScalarsJsonl  []byte                 `protobuf:"bytes,9,opt,name=scalars_jsonl,json=scalarsJsonl,proto3" json:"scalars_jsonl,omitempty"` // the run's scalars.jsonl, when at most 1 MiB
+	BestMean100   float64                `protobuf:"fixed64,10,opt,name=best_mean100,json=bestMean100,proto3" json:"best_mean100,omitempty"` // the highest mean100 in scalars.jsonl (valid when has_best)
+	HasBest       bool                   `protobuf:"varint,11,opt,name=has_best,json=hasBest,proto3" json:"has_best,omitempty"`
+	WallSeconds   float64                `protobuf:"fixed64,12,opt,name=wall_seconds,json=wallSeconds,proto3" json:"wall_seconds,omitempty"`
+	TimedOut      bool                   `protobuf:"varint,13,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"` // stopped at max_seconds
+	Worker        *ActorRef              `protobuf:"bytes,14,opt,name=worker,proto3" json:"worker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrialResult) Reset() {
+	*x = TrialResult{}
+	mi := &file_qfleet_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrialResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrialResult) ProtoMessage() {}
+
+func (x *TrialResult) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrialResult.ProtoReflect.Descriptor instead.
+func (*TrialResult) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TrialResult) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *TrialResult) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TrialResult) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *TrialResult) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *TrialResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TrialResult) GetRunDir() string {
+	if x != nil {
+		return x.RunDir
+	}
+	return ""
+}
+
+func (x *TrialResult) GetSummaryJson() []byte {
+	if x != nil {
+		return x.SummaryJson
+	}
+	return nil
+}
+
+func (x *TrialResult) GetConfigYaml() []byte {
+	if x != nil {
+		return x.ConfigYaml
+	}
+	return nil
+}
+
+func (x *TrialResult) GetScalarsJsonl() []byte {
+	if x != nil {
+		return x.ScalarsJsonl
+	}
+	return nil
+}
+
+func (x *TrialResult) GetBestMean100() float64 {
+	if x != nil {
+		return x.BestMean100
+	}
+	return 0
+}
+
+func (x *TrialResult) GetHasBest() bool {
+	if x != nil {
+		return x.HasBest
+	}
+	return false
+}
+
+func (x *TrialResult) GetWallSeconds() float64 {
+	if x != nil {
+		return x.WallSeconds
+	}
+	return 0
+}
+
+func (x *TrialResult) GetTimedOut() bool {
+	if x != nil {
+		return x.TimedOut
+	}
+	return false
+}
+
+func (x *TrialResult) GetWorker() *ActorRef {
+	if x != nil {
+		return x.Worker
+	}
+	return nil
+}
+
+// TrialResultAck: the coordinator has recorded the result; stop repeating it.
+type TrialResultAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrialResultAck) Reset() {
+	*x = TrialResultAck{}
+	mi := &file_qfleet_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrialResultAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrialResultAck) ProtoMessage() {}
+
+func (x *TrialResultAck) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrialResultAck.ProtoReflect.Descriptor instead.
+func (*TrialResultAck) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TrialResultAck) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *TrialResultAck) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+// CancelTrial: stop this attempt of a trial (the coordinator gave it to
+// another node, or the sweep ends); no result is wanted.
+type CancelTrial struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTrial) Reset() {
+	*x = CancelTrial{}
+	mi := &file_qfleet_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTrial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTrial) ProtoMessage() {}
+
+func (x *CancelTrial) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTrial.ProtoReflect.Descriptor instead.
+func (*CancelTrial) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CancelTrial) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *CancelTrial) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *CancelTrial) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_qfleet_proto protoreflect.FileDescriptor
 
 const file_qfleet_proto_rawDesc = "" +
@@ -1865,7 +2515,65 @@ const file_qfleet_proto_rawDesc = "" +
 	"\fReplayStream\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x1a\n" +
-	"\breceived\x18\x03 \x01(\x04R\breceived*\\\n" +
+	"\breceived\x18\x03 \x01(\x04R\breceived\"\xcb\x01\n" +
+	"\n" +
+	"StartTrial\x125\n" +
+	"\vcoordinator\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\vcoordinator\x12\x14\n" +
+	"\x05sweep\x18\x02 \x01(\tR\x05sweep\x12\x14\n" +
+	"\x05trial\x18\x03 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x04 \x01(\rR\aattempt\x12\x1f\n" +
+	"\vconfig_yaml\x18\x05 \x01(\fR\n" +
+	"configYaml\x12\x1f\n" +
+	"\vmax_seconds\x18\x06 \x01(\x01R\n" +
+	"maxSeconds\"\x99\x01\n" +
+	"\rTrialAccepted\x12\x14\n" +
+	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x17\n" +
+	"\arun_dir\x18\x04 \x01(\tR\x06runDir\x12+\n" +
+	"\x06worker\x18\x05 \x01(\v2\x13.qfleet.v1.ActorRefR\x06worker\"k\n" +
+	"\rTrialRejected\x12\x14\n" +
+	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xf3\x01\n" +
+	"\x0eTrialHeartbeat\x12\x14\n" +
+	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1b\n" +
+	"\tenv_steps\x18\x04 \x01(\x04R\benvSteps\x12\x18\n" +
+	"\amean100\x18\x05 \x01(\x01R\amean100\x12\x1f\n" +
+	"\vhas_mean100\x18\x06 \x01(\bR\n" +
+	"hasMean100\x12\x18\n" +
+	"\aseconds\x18\a \x01(\x01R\aseconds\x12+\n" +
+	"\x06worker\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\x06worker\"C\n" +
+	"\x11TrialHeartbeatAck\x12\x14\n" +
+	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\"\xa4\x03\n" +
+	"\vTrialResult\x12\x14\n" +
+	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x0e\n" +
+	"\x02ok\x18\x04 \x01(\bR\x02ok\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x17\n" +
+	"\arun_dir\x18\x06 \x01(\tR\x06runDir\x12!\n" +
+	"\fsummary_json\x18\a \x01(\fR\vsummaryJson\x12\x1f\n" +
+	"\vconfig_yaml\x18\b \x01(\fR\n" +
+	"configYaml\x12#\n" +
+	"\rscalars_jsonl\x18\t \x01(\fR\fscalarsJsonl\x12!\n" +
+	"\fbest_mean100\x18\n" +
+	" \x01(\x01R\vbestMean100\x12\x19\n" +
+	"\bhas_best\x18\v \x01(\bR\ahasBest\x12!\n" +
+	"\fwall_seconds\x18\f \x01(\x01R\vwallSeconds\x12\x1b\n" +
+	"\ttimed_out\x18\r \x01(\bR\btimedOut\x12+\n" +
+	"\x06worker\x18\x0e \x01(\v2\x13.qfleet.v1.ActorRefR\x06worker\"@\n" +
+	"\x0eTrialResultAck\x12\x14\n" +
+	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\"U\n" +
+	"\vCancelTrial\x12\x14\n" +
+	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*\\\n" +
 	"\x05Codec\x12\r\n" +
 	"\tCODEC_RAW\x10\x00\x12\x10\n" +
 	"\fCODEC_FRAMES\x10\x01\x12\x11\n" +
@@ -1887,26 +2595,34 @@ func file_qfleet_proto_rawDescGZIP() []byte {
 }
 
 var file_qfleet_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_qfleet_proto_goTypes = []any{
-	(Codec)(0),               // 0: qfleet.v1.Codec
-	(*ActorRef)(nil),         // 1: qfleet.v1.ActorRef
-	(*ExperienceBatch)(nil),  // 2: qfleet.v1.ExperienceBatch
-	(*Credit)(nil),           // 3: qfleet.v1.Credit
-	(*SampleRequest)(nil),    // 4: qfleet.v1.SampleRequest
-	(*SampleBatch)(nil),      // 5: qfleet.v1.SampleBatch
-	(*PriorityUpdate)(nil),   // 6: qfleet.v1.PriorityUpdate
-	(*Weights)(nil),          // 7: qfleet.v1.Weights
-	(*SubscribeWeights)(nil), // 8: qfleet.v1.SubscribeWeights
-	(*WeightsAck)(nil),       // 9: qfleet.v1.WeightsAck
-	(*EpisodeStats)(nil),     // 10: qfleet.v1.EpisodeStats
-	(*RunnerProgress)(nil),   // 11: qfleet.v1.RunnerProgress
-	(*Checkpoint)(nil),       // 12: qfleet.v1.Checkpoint
-	(*PackedExperience)(nil), // 13: qfleet.v1.PackedExperience
-	(*WeightsChunk)(nil),     // 14: qfleet.v1.WeightsChunk
-	(*WeightsChunkAck)(nil),  // 15: qfleet.v1.WeightsChunkAck
-	(*ReplaySnapshot)(nil),   // 16: qfleet.v1.ReplaySnapshot
-	(*ReplayStream)(nil),     // 17: qfleet.v1.ReplayStream
+	(Codec)(0),                // 0: qfleet.v1.Codec
+	(*ActorRef)(nil),          // 1: qfleet.v1.ActorRef
+	(*ExperienceBatch)(nil),   // 2: qfleet.v1.ExperienceBatch
+	(*Credit)(nil),            // 3: qfleet.v1.Credit
+	(*SampleRequest)(nil),     // 4: qfleet.v1.SampleRequest
+	(*SampleBatch)(nil),       // 5: qfleet.v1.SampleBatch
+	(*PriorityUpdate)(nil),    // 6: qfleet.v1.PriorityUpdate
+	(*Weights)(nil),           // 7: qfleet.v1.Weights
+	(*SubscribeWeights)(nil),  // 8: qfleet.v1.SubscribeWeights
+	(*WeightsAck)(nil),        // 9: qfleet.v1.WeightsAck
+	(*EpisodeStats)(nil),      // 10: qfleet.v1.EpisodeStats
+	(*RunnerProgress)(nil),    // 11: qfleet.v1.RunnerProgress
+	(*Checkpoint)(nil),        // 12: qfleet.v1.Checkpoint
+	(*PackedExperience)(nil),  // 13: qfleet.v1.PackedExperience
+	(*WeightsChunk)(nil),      // 14: qfleet.v1.WeightsChunk
+	(*WeightsChunkAck)(nil),   // 15: qfleet.v1.WeightsChunkAck
+	(*ReplaySnapshot)(nil),    // 16: qfleet.v1.ReplaySnapshot
+	(*ReplayStream)(nil),      // 17: qfleet.v1.ReplayStream
+	(*StartTrial)(nil),        // 18: qfleet.v1.StartTrial
+	(*TrialAccepted)(nil),     // 19: qfleet.v1.TrialAccepted
+	(*TrialRejected)(nil),     // 20: qfleet.v1.TrialRejected
+	(*TrialHeartbeat)(nil),    // 21: qfleet.v1.TrialHeartbeat
+	(*TrialHeartbeatAck)(nil), // 22: qfleet.v1.TrialHeartbeatAck
+	(*TrialResult)(nil),       // 23: qfleet.v1.TrialResult
+	(*TrialResultAck)(nil),    // 24: qfleet.v1.TrialResultAck
+	(*CancelTrial)(nil),       // 25: qfleet.v1.CancelTrial
 }
 var file_qfleet_proto_depIdxs = []int32{
 	1,  // 0: qfleet.v1.ExperienceBatch.reply_to:type_name -> qfleet.v1.ActorRef
@@ -1916,11 +2632,15 @@ var file_qfleet_proto_depIdxs = []int32{
 	1,  // 4: qfleet.v1.PackedExperience.reply_to:type_name -> qfleet.v1.ActorRef
 	1,  // 5: qfleet.v1.WeightsChunkAck.runner:type_name -> qfleet.v1.ActorRef
 	17, // 6: qfleet.v1.ReplaySnapshot.streams:type_name -> qfleet.v1.ReplayStream
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	1,  // 7: qfleet.v1.StartTrial.coordinator:type_name -> qfleet.v1.ActorRef
+	1,  // 8: qfleet.v1.TrialAccepted.worker:type_name -> qfleet.v1.ActorRef
+	1,  // 9: qfleet.v1.TrialHeartbeat.worker:type_name -> qfleet.v1.ActorRef
+	1,  // 10: qfleet.v1.TrialResult.worker:type_name -> qfleet.v1.ActorRef
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_qfleet_proto_init() }
@@ -1934,7 +2654,7 @@ func file_qfleet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qfleet_proto_rawDesc), len(file_qfleet_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

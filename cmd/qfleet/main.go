@@ -30,6 +30,10 @@ Usage:
   qfleet plot RUN_DIR... -o FILE.png
                          draw the learning curves of run directories (the
                          mean and min–max band of runs that differ by seed)
+  qfleet sweep SPEC.yaml [flags]
+                         hyper-parameter search (grid or random), each
+                         trial a 'qfleet dev' process, here or spread over
+                         the cluster's nodes with the trials role; resumable
   qfleet bench wire|weights  measure the cross-host flows between processes
   qfleet help [command]  show help
 
@@ -70,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runPlot(args[1:], stdout, stderr)
 	case "bench":
 		err = runBench(args[1:], stdout, stderr)
+	case "sweep":
+		err = runSweep(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
 			// 'qfleet help CMD' is 'qfleet CMD --help'.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/cluster"
@@ -48,20 +50,13 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("qfleet node", flag.ContinueOnError)
 	tf := addTrainFlags(fs)
 	host, _ := os.Hostname()
+	allRoles := append(slices.Clone(actors.AllRoles), cluster.RoleTrials)
 	var (
-		name       = fs.String("name", host, "node `name`, unique in the cluster")
-		rolesFlag  = fs.String("roles", strings.Join(actors.AllRoles, ","), "comma-separated `roles` of this node: "+strings.Join(actors.AllRoles, ", "))
-		gossipAddr = fs.String("gossip-addr", "0.0.0.0:7946", "memberlist gossip bind `address` (TCP and UDP)")
-		remoteAddr = fs.String("remote-addr", "0.0.0.0:7947", "protoactor remote bind `address` (TCP)")
-		advertise  = fs.String("advertise", "", "`host[:port]` other nodes reach this node at (NAT, a proxy, or a wildcard bind); the port, if given, is the remote port as seen from outside; default: the bind host")
-		join       = fs.String("join", "", "comma-separated seed gossip `addresses` (host:port); empty for the first node")
-		profile    = fs.String("profile", cluster.ProfileWAN, "failure detection profile: local, lan, wan")
-		keyFile    = fs.String("cluster-key-file", "", "`file` with the shared gossip key (16, 24 or 32 bytes; raw, hex or base64)")
-		tlsCert    = fs.String("tls-cert", "", "this node's TLS certificate `file` (PEM)")
-		tlsKey     = fs.String("tls-key", "", "this node's TLS private key `file` (PEM)")
-		tlsCA      = fs.String("tls-ca", "", "CA certificate `file`: peers must present certificates it signed (mutual TLS)")
-		insecure   = fs.Bool("insecure", false, "allow non-loopback addresses without a cluster key and TLS")
+		rolesFlag  = fs.String("roles", strings.Join(actors.AllRoles, ","), "comma-separated `roles` of this node: "+strings.Join(allRoles, ", ")+" (trials: runs 'qfleet sweep' trials)")
+		trialsDir  = fs.String("trials-dir", "", "with the trials role: `directory` of the trials' run directories, DIR/<sweep>/<trial> (default "+filepath.Join(runsRoot, "sweeps")+")")
+		trialSlots = fs.Int("trial-slots", 1, "with the trials role: sweep trials this node runs at a time")
 	)
+	cfl := addClusterFlags(fs, host, "0.0.0.0:7946", "0.0.0.0:7947")
 	if err := parseFlags(fs, nodeHelp, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -70,57 +65,28 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	roles := splitList(*rolesFlag)
+	var trainRoles []string
 	for _, r := range roles {
-		if !slices.Contains(actors.AllRoles, r) {
-			return usageError{fmt.Errorf("--roles: %w %q (roles: %s)", actors.ErrUnknownRole, r, strings.Join(actors.AllRoles, ", "))}
+		if !slices.Contains(allRoles, r) {
+			return usageError{fmt.Errorf("--roles: %w %q (roles: %s)", actors.ErrUnknownRole, r, strings.Join(allRoles, ", "))}
+		}
+		if r != cluster.RoleTrials {
+			trainRoles = append(trainRoles, r)
 		}
 	}
-	if *name == "" {
-		return usageError{errors.New("--name: must not be empty")}
+	runsTrials := slices.Contains(roles, cluster.RoleTrials)
+	if *trialSlots < 1 {
+		return usageError{fmt.Errorf("--trial-slots %d: must be >= 1", *trialSlots)}
 	}
-	remoteHost, remotePortStr, err := net.SplitHostPort(*remoteAddr)
+	cs, err := cfl.resolve()
 	if err != nil {
-		return usageError{fmt.Errorf("--remote-addr %q: %v", *remoteAddr, err)}
+		return err
 	}
-	remotePort, err := strconv.Atoi(remotePortStr)
-	if err != nil || remotePort < 0 || remotePort > 65535 {
-		return usageError{fmt.Errorf("--remote-addr %q: bad port", *remoteAddr)}
-	}
-	advHost, advPort := *advertise, remotePortStr
-	if h, p, err := net.SplitHostPort(advHost); err == nil {
-		// host:port: a NAT or a proxy maps the remote port (gossip keeps its own).
-		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
-			return usageError{fmt.Errorf("--advertise %q: bad port", *advertise)}
-		}
-		advHost, advPort = h, p
-	}
-	if advHost == "" {
-		advHost = remoteHost
-	}
-	if ip := net.ParseIP(advHost); advHost == "" || (ip != nil && ip.IsUnspecified()) {
-		return usageError{fmt.Errorf("--remote-addr %s binds every interface: give --advertise HOST, the address other nodes reach this one at", *remoteAddr)}
-	}
-	seeds := splitList(*join)
-	secured := *keyFile != "" && *tlsCert != ""
-	if !secured && !*insecure && !allLoopback(append([]string{*gossipAddr, *remoteAddr, advHost}, seeds...)) {
-		return usageError{errors.New("running across hosts needs --cluster-key-file and --tls-cert/--tls-key (see 'qfleet certs'), or --insecure to run unencrypted")}
-	}
-	var key []byte
-	if *keyFile != "" {
-		if key, err = cluster.LoadClusterKey(*keyFile); err != nil {
-			return usageError{fmt.Errorf("--cluster-key-file: %w", err)}
-		}
-	}
-	var tlsCfg *cluster.TLS
-	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
-		if *tlsCert == "" || *tlsKey == "" {
-			return usageError{errors.New("--tls-cert and --tls-key go together")}
-		}
-		if tlsCfg, err = cluster.LoadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
-			return usageError{err}
-		}
-	}
+	name := &cs.name
 	t.command = append([]string{"qfleet", "node"}, args...)
+	if len(trainRoles) == 0 && runsTrials {
+		return runTrialsNode(cs, roles, *trialsDir, *trialSlots, t.level, stderr)
+	}
 	// The learner's node has the run's stats: its run directory has the
 	// curves. Other nodes write one only when asked (--run-dir), or for
 	// checkpoints asked for without --checkpoint-dir.
@@ -136,17 +102,6 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(remoteHost, remotePort, net.JoinHostPort(advHost, advPort), tlsCfg))
-	if err != nil {
-		closeLn()
-		return err
-	}
-	ccfg := cluster.DefaultConfig()
-	ccfg.NodeName, ccfg.Roles, ccfg.GossipAddr, ccfg.RemoteAddr = *name, roles, *gossipAddr, sys.Address()
-	ccfg.Join, ccfg.Profile, ccfg.ClusterKey, ccfg.Logger = seeds, *profile, key, logger
-	if *advertise != "" {
-		ccfg.AdvertiseAddr = advHost
-	}
 	learnerLeft := make(chan string, 1)
 	var learnerGone atomic.Bool
 	isLearner := slices.Contains(roles, actors.RoleLearner)
@@ -154,7 +109,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	var nodeRef atomic.Pointer[actors.Node]
 	var memberRef atomic.Pointer[cluster.Membership]
 	gone := newGoneMembers()
-	m, err := cluster.Start(ccfg, cluster.WithEventHandler(func(e cluster.Event) {
+	rem, m, err := cs.start(sys, roles, logger, func(e cluster.Event) {
 		gone.note(e, time.Now())
 		if n, mm := nodeRef.Load(), memberRef.Load(); n != nil && mm != nil {
 			n.Metrics.ClusterMembers.Set(float64(mm.NumMembers()))
@@ -166,23 +121,32 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 			default:
 			}
 		}
-	}))
+	})
 	if err != nil {
-		rem.Shutdown(false)
 		closeLn()
-		return usageError{err}
+		return err
 	}
 	memberRef.Store(m)
 	dir := cluster.NewDirectory(m)
 	dir.AttachActorSystem(sys)
 	nets.SetLearnerGC()
+	var worker *trialWorker
+	if runsTrials {
+		if worker, err = startTrialWorker(sys, trialWorkerOptions{Node: *name, Dir: *trialsDir, Slots: *trialSlots, Log: stderr, Logger: logger}); err != nil {
+			m.Shutdown()
+			rem.Shutdown(false)
+			closeLn()
+			return err
+		}
+	}
 	node, err := actors.StartNode(actors.NodeOptions{
-		Name: *name, Roles: roles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
+		Name: *name, Roles: trainRoles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
 		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
 		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume,
 		Logger: logger, System: sys, Directory: dir,
 	})
 	if err != nil {
+		worker.stop()
 		m.Shutdown()
 		rem.Shutdown(false)
 		closeLn()
@@ -204,6 +168,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 					logger.Warn("leave", "err", err)
 				}
 			}
+			worker.stop() // ends its trials (nil-safe)
 			dir.Close()
 			m.Shutdown()
 			rem.Shutdown(true)
@@ -308,4 +273,119 @@ func allLoopback(addrs []string) bool {
 		}
 	}
 	return true
+}
+
+// clusterFlags are the flags of a cluster member, shared by 'qfleet node'
+// and 'qfleet sweep --join'.
+type clusterFlags struct {
+	name, gossipAddr, remoteAddr, advertise, join, profile *string
+	keyFile, tlsCert, tlsKey, tlsCA                        *string
+	insecure                                               *bool
+}
+
+func addClusterFlags(fs *flag.FlagSet, defaultName, defaultGossip, defaultRemote string) *clusterFlags {
+	return &clusterFlags{
+		name:       fs.String("name", defaultName, "node `name`, unique in the cluster"),
+		gossipAddr: fs.String("gossip-addr", defaultGossip, "memberlist gossip bind `address` (TCP and UDP)"),
+		remoteAddr: fs.String("remote-addr", defaultRemote, "protoactor remote bind `address` (TCP)"),
+		advertise:  fs.String("advertise", "", "`host[:port]` other nodes reach this node at (NAT, a proxy, or a wildcard bind); the port, if given, is the remote port as seen from outside; default: the bind host"),
+		join:       fs.String("join", "", "comma-separated seed gossip `addresses` (host:port); empty for the first node"),
+		profile:    fs.String("profile", cluster.ProfileWAN, "failure detection profile: local, lan, wan"),
+		keyFile:    fs.String("cluster-key-file", "", "`file` with the shared gossip key (16, 24 or 32 bytes; raw, hex or base64)"),
+		tlsCert:    fs.String("tls-cert", "", "this node's TLS certificate `file` (PEM)"),
+		tlsKey:     fs.String("tls-key", "", "this node's TLS private key `file` (PEM)"),
+		tlsCA:      fs.String("tls-ca", "", "CA certificate `file`: peers must present certificates it signed (mutual TLS)"),
+		insecure:   fs.Bool("insecure", false, "allow non-loopback addresses without a cluster key and TLS"),
+	}
+}
+
+// clusterSetup is a member's resolved cluster flags.
+type clusterSetup struct {
+	name                string
+	remoteHost          string
+	remotePort          int
+	advHost, advPort    string
+	advertised          bool // --advertise given
+	gossipAddr, profile string
+	seeds               []string
+	key                 []byte
+	tls                 *cluster.TLS
+}
+
+// resolve checks the flags (usage errors name the flag) and loads the key
+// and the TLS credentials.
+func (f *clusterFlags) resolve() (*clusterSetup, error) {
+	if *f.name == "" {
+		return nil, usageError{errors.New("--name: must not be empty")}
+	}
+	c := &clusterSetup{name: *f.name, gossipAddr: *f.gossipAddr, profile: *f.profile, advertised: *f.advertise != ""}
+	remoteHost, remotePortStr, err := net.SplitHostPort(*f.remoteAddr)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--remote-addr %q: %v", *f.remoteAddr, err)}
+	}
+	remotePort, err := strconv.Atoi(remotePortStr)
+	if err != nil || remotePort < 0 || remotePort > 65535 {
+		return nil, usageError{fmt.Errorf("--remote-addr %q: bad port", *f.remoteAddr)}
+	}
+	c.remoteHost, c.remotePort = remoteHost, remotePort
+	advHost, advPort := *f.advertise, remotePortStr
+	if h, p, err := net.SplitHostPort(advHost); err == nil {
+		// host:port: a NAT or a proxy maps the remote port (gossip keeps its own).
+		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+			return nil, usageError{fmt.Errorf("--advertise %q: bad port", *f.advertise)}
+		}
+		advHost, advPort = h, p
+	}
+	if advHost == "" {
+		advHost = remoteHost
+	}
+	if ip := net.ParseIP(advHost); advHost == "" || (ip != nil && ip.IsUnspecified()) {
+		return nil, usageError{fmt.Errorf("--remote-addr %s binds every interface: give --advertise HOST, the address other nodes reach this one at", *f.remoteAddr)}
+	}
+	c.advHost, c.advPort = advHost, advPort
+	c.seeds = splitList(*f.join)
+	secured := *f.keyFile != "" && *f.tlsCert != ""
+	if !secured && !*f.insecure && !allLoopback(append([]string{*f.gossipAddr, *f.remoteAddr, advHost}, c.seeds...)) {
+		return nil, usageError{errors.New("running across hosts needs --cluster-key-file and --tls-cert/--tls-key (see 'qfleet certs'), or --insecure to run unencrypted")}
+	}
+	if *f.keyFile != "" {
+		if c.key, err = cluster.LoadClusterKey(*f.keyFile); err != nil {
+			return nil, usageError{fmt.Errorf("--cluster-key-file: %w", err)}
+		}
+	}
+	if *f.tlsCert != "" || *f.tlsKey != "" || *f.tlsCA != "" {
+		if *f.tlsCert == "" || *f.tlsKey == "" {
+			return nil, usageError{errors.New("--tls-cert and --tls-key go together")}
+		}
+		if c.tls, err = cluster.LoadTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	return c, nil
+}
+
+// start starts the remote on sys, then joins the gossip advertising roles;
+// onEvent gets every membership event (on membership's goroutine, maybe
+// before start returns). A join failure is a usage error.
+func (c *clusterSetup) start(sys *actor.ActorSystem, roles []string, logger *slog.Logger, onEvent func(cluster.Event)) (*remote.Remote, *cluster.Membership, error) {
+	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(c.remoteHost, c.remotePort, net.JoinHostPort(c.advHost, c.advPort), c.tls))
+	if err != nil {
+		return nil, nil, err
+	}
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeName, ccfg.Roles, ccfg.GossipAddr, ccfg.RemoteAddr = c.name, roles, c.gossipAddr, sys.Address()
+	ccfg.Join, ccfg.Profile, ccfg.ClusterKey, ccfg.Logger = c.seeds, c.profile, c.key, logger
+	if c.advertised {
+		ccfg.AdvertiseAddr = c.advHost
+	}
+	var opts []cluster.Option
+	if onEvent != nil {
+		opts = append(opts, cluster.WithEventHandler(onEvent))
+	}
+	m, err := cluster.Start(ccfg, opts...)
+	if err != nil {
+		rem.Shutdown(false)
+		return nil, nil, usageError{err}
+	}
+	return rem, m, nil
 }
