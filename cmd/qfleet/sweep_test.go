@@ -533,3 +533,29 @@ func TestSweepFailedTrialRerun(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepMaxTime: max_time stops a trial as Ctrl-C would; its summary is
+// kept and it counts as finished (ok, timed out).
+func TestSweepMaxTime(t *testing.T) {
+	sweepExecutable = func() (string, error) { return qfleetBinary(t), nil }
+	defer func() { sweepExecutable = os.Executable }()
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "long.yaml")
+	os.WriteFile(specPath, []byte("env: CartPole-v1\nmethod: grid\nmax_steps: 100000000\ntarget_return: 100000\nmax_time: 3s\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runQfleet(t, "sweep", specPath, "--out", out, "--name", "here")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	rows := readRows(t, out)
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	if r.Status != trialOK || !r.TimedOut || r.WallSeconds < 2.5 || r.WallSeconds > 30 || r.EnvSteps == 0 {
+		t.Errorf("row %+v: want ok, timed out, about 3 s of wall, some env steps", r)
+	}
+	if !strings.Contains(stdout, "ok (max_time)") || !strings.Contains(stderr, "(stopped at max_time)") {
+		t.Errorf("table or log lacks max_time:\n%s\n%s", stdout, stderr)
+	}
+}

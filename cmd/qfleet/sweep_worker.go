@@ -44,11 +44,15 @@ const trialWorkerName = "trials"
 // cost a trial.
 const (
 	workerTickEvery   = 2 * time.Second
-	orphanAfter       = 60 * time.Second // no heartbeat acknowledged for this long: the sweep is gone
 	resultRetryFor    = 10 * time.Minute // an unacknowledged result is repeated this long
 	trialStopGrace    = 15 * time.Second // after Ctrl-C, a trial has this long to write its summary
 	maxReturnedScalar = 1 << 20          // scalars.jsonl travels back with the result up to this size
 )
+
+// orphanAfter: a running trial whose heartbeats the coordinator has not
+// acknowledged for this long is stopped (the sweep is gone). A variable for
+// the tests.
+var orphanAfter = 60 * time.Second
 
 // sweepExecutable is the qfleet binary that trials run: this one. Tests
 // point it at a built qfleet (the test binary is not one).
