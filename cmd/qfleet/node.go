@@ -43,6 +43,11 @@ The node with the learner role writes the run directory (see 'qfleet dev
 write one only when --run-dir is given, or when a checkpoint flag is given
 without --checkpoint-dir.
 
+With the trials role (--roles trials, alone or beside training roles), the
+node runs the trials that 'qfleet sweep --join' hands it, --trial-slots at a
+time, each a child 'qfleet dev' process in --trials-dir/<sweep>/<trial>. A
+node with the trials role alone runs until it is stopped (Ctrl-C, SIGTERM).
+
 Flags:
 `
 
@@ -85,6 +90,9 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	name := &cs.name
 	t.command = append([]string{"qfleet", "node"}, args...)
 	if len(trainRoles) == 0 && runsTrials {
+		if t.cf.HTTP != "" {
+			return usageError{errors.New("--http: a node with the trials role alone serves no HTTP (its trials' progress is on the sweep's stderr)")}
+		}
 		return runTrialsNode(cs, roles, *trialsDir, *trialSlots, t.level, stderr)
 	}
 	// The learner's node has the run's stats: its run directory has the

@@ -159,10 +159,10 @@ func (a *coordActor) Receive(ctx actor.Context) {
 		a.ended = true
 		ctx.Respond(true)
 	case *actor.Terminated:
-		a.nodeLost(ctx, m.Who, "its remote endpoint terminated (process gone?)")
+		a.nodeLost(ctx, m.Who, "its node's remote endpoint terminated (the node died, or gossip declared it failed)")
 	case *messages.TrialAccepted:
 		as := a.running[m.Trial]
-		if as == nil || as.attempt != m.Attempt {
+		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
 			if w := pidOf(m.Worker); w != nil && !a.finished[m.Trial] {
 				ctx.Send(w, &messages.CancelTrial{Trial: m.Trial, Attempt: m.Attempt, Reason: "this attempt was given up"})
 			}
@@ -176,7 +176,7 @@ func (a *coordActor) Receive(ctx actor.Context) {
 		as.lastHeard, as.runDir = time.Now(), m.RunDir
 	case *messages.TrialRejected:
 		as := a.running[m.Trial]
-		if as == nil || as.attempt != m.Attempt {
+		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
 			return
 		}
 		fmt.Fprintf(a.o.Log, "sweep %s: %s: %s declined it: %s\n", a.o.Sweep, m.Trial, m.Node, m.Reason)
@@ -186,7 +186,9 @@ func (a *coordActor) Receive(ctx actor.Context) {
 	case *messages.TrialHeartbeat:
 		as := a.running[m.Trial]
 		w := pidOf(m.Worker)
-		if as == nil || as.attempt != m.Attempt {
+		// The node too: a sweep restarted at the same address numbers its
+		// attempts from 1 again, and hears an old run's heartbeats.
+		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
 			if w != nil {
 				// An attempt given up on (its node was presumed lost): stop it.
 				ctx.Send(w, &messages.CancelTrial{Trial: m.Trial, Attempt: m.Attempt, Reason: "this attempt was given up"})

@@ -207,3 +207,65 @@ func TestSweepNodeKilled(t *testing.T) {
 	t.Logf("SWEEP node killed: %s requeued %v after kill -9 of B, finished on C %.1fs after the kill", victim,
 		requeuedAfter.Round(time.Millisecond), finishedAfter.Seconds())
 }
+
+// TestFaultSweepNodeFrozen (-faults, `make faults`): SIGSTOP node B with its
+// trial process mid-trial. Gossip declares B failed and the sweep hands the
+// trial to C; after SIGCONT, B's stale attempt is cancelled by the sweep (or,
+// if it ends first, its result is taken and C's attempt cancelled): either
+// way the trial is recorded once.
+func TestFaultSweepNodeFrozen(t *testing.T) {
+	requireFaults(t)
+	l := startSweepLab(t, "B", "C")
+	spec := strings.Replace(tinySweepSpec, "max_steps: 4000", "max_steps: 30000", 1)
+	p, out := l.sweep(t, spec)
+	var victim string
+	pollWhile(t, p, 60*time.Second, 100*time.Millisecond, "a trial to start on B", func() error {
+		for _, m := range startedOn.FindAllStringSubmatch(p.Output(), -1) {
+			if m[2] == "B" {
+				victim = m[1]
+				return nil
+			}
+		}
+		return fmt.Errorf("no trial started on B yet")
+	})
+	time.Sleep(2 * time.Second)
+	b := l.nodes["B"]
+	pgid := b.Pid() // netlab starts each process in a group of its own; the trial is in it
+	if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	var requeuedAfter time.Duration
+	pollWhile(t, p, 60*time.Second, 100*time.Millisecond, "the sweep to requeue "+victim, func() error {
+		if strings.Contains(p.Output(), victim+" (attempt 1 on B)") {
+			requeuedAfter = time.Since(stopped)
+			return nil
+		}
+		return fmt.Errorf("no requeue of %s yet", victim)
+	})
+	time.Sleep(3 * time.Second)
+	if err := syscall.Kill(-pgid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, p, 180*time.Second); err != nil {
+		t.Fatalf("sweep exited with %v:\n%s", err, p.Output())
+	}
+	by := onceEach(t, readRows(t, out), 2)
+	r := by[victim]
+	if n := strings.Count(p.Output(), " "+victim+" finished on "); n != 1 {
+		t.Errorf("%s reported finished %d times, want once", victim, n)
+	}
+	// B's attempt was stopped by the sweep, unless it finished first.
+	cancelled := strings.Contains(b.Output(), victim+" (attempt 1) cancelled by the sweep")
+	if !cancelled && !(r.Node == "B" && r.Attempt == 1) {
+		t.Errorf("B's stale attempt of %s was neither cancelled nor the one recorded (recorded: %s attempt %d)\nB:\n%s", victim, r.Node, r.Attempt, b.Output())
+	}
+	why := ""
+	for _, line := range strings.Split(p.Output(), "\n") {
+		if strings.Contains(line, victim+" (attempt 1 on B)") {
+			why = line
+		}
+	}
+	t.Logf("FAULT scenario=sweep-node-frozen requeued_after=%s recorded_on=%s attempt=%d stale_attempt_cancelled=%v (%s)",
+		ms(requeuedAfter), r.Node, r.Attempt, cancelled, why)
+}
