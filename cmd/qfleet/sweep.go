@@ -106,6 +106,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		slots     = fs.Int("slots", 1, "with --join: trials at a time per node (each node also caps it with its --trial-slots)")
 		hbTimeout = fs.Duration("heartbeat-timeout", sweepHeartbeatTimeout, "with --join: a running trial whose node is silent this long runs again elsewhere")
 		dryRun    = fs.Bool("dry-run", false, "list the trials (and which are finished) and exit")
+		progEvery = fs.Duration("progress", 30*time.Second, "interval of a line on the running trials (env steps, mean100) on stderr; 0: none")
 		logLevel  = fs.String("log-level", "warn", "debug, info, warn, error")
 	)
 	cfl := addClusterFlags(fs, "", "0.0.0.0:7948", "0.0.0.0:7949")
@@ -131,6 +132,9 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	}
 	if *slots < 1 {
 		return usageError{fmt.Errorf("--slots %d: must be >= 1", *slots)}
+	}
+	if *progEvery < 0 {
+		return usageError{fmt.Errorf("--progress %v: must be >= 0", *progEvery)}
 	}
 	if *hbTimeout < 3*workerTickEvery {
 		return usageError{fmt.Errorf("--heartbeat-timeout %v: must be >= %v (heartbeats come every %v)", *hbTimeout, 3*workerTickEvery, workerTickEvery)}
@@ -218,7 +222,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	rec := &sweepRecorder{path: resultsPath, outDir: outDir, rows: rows, trials: trials}
 	copts := coordOptions{Sweep: spec.Name, Trials: todo, Total: len(trials), DoneBefore: len(skipped), Log: stderr,
-		Record: rec.record, AcceptTimeout: sweepAcceptTimeout, HeartbeatTimeout: *hbTimeout}
+		Record: rec.record, AcceptTimeout: sweepAcceptTimeout, HeartbeatTimeout: *hbTimeout, Progress: *progEvery}
 	var shutdown func()
 	if clustered {
 		rem, m, err := cs.start(sys, []string{cluster.RoleSweep}, logger, nil)

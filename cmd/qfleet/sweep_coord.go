@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -47,6 +48,7 @@ type coordOptions struct {
 	AcceptTimeout    time.Duration
 	HeartbeatTimeout time.Duration
 	Tick             time.Duration
+	Progress         time.Duration // interval of the line on the running trials (0: none)
 }
 
 // coordinator is the running coordinator.
@@ -106,6 +108,7 @@ type assignment struct {
 	accepted  bool
 	lastHeard time.Time
 	runDir    string
+	progress  *messages.TrialHeartbeat // the latest heartbeat
 }
 
 type coordActor struct {
@@ -123,6 +126,7 @@ type coordActor struct {
 	watched   map[string]bool      // worker PIDs watched
 	sawWorker bool
 	waitNote  time.Time
+	lastProg  time.Time
 	ended     bool
 }
 
@@ -197,6 +201,7 @@ func (a *coordActor) Receive(ctx actor.Context) {
 		}
 		as.lastHeard = time.Now()
 		as.accepted = true
+		as.progress = m
 		if w != nil {
 			ctx.Send(w, &messages.TrialHeartbeatAck{Trial: m.Trial, Attempt: m.Attempt})
 		}
@@ -239,6 +244,32 @@ func (a *coordActor) check(ctx actor.Context) {
 		fmt.Fprintf(a.o.Log, "sweep %s: waiting for nodes with the trials role ('qfleet node --roles trials')\n", a.o.Sweep)
 	}
 	a.dispatch(ctx)
+	if a.o.Progress > 0 && len(a.running) > 0 && now.Sub(a.lastProg) >= a.o.Progress {
+		if a.lastProg.IsZero() {
+			a.lastProg = now // the first line after one interval
+			return
+		}
+		a.lastProg = now
+		a.progressLine()
+	}
+}
+
+// progressLine tells where the running trials are, from their heartbeats.
+func (a *coordActor) progressLine() {
+	var parts []string
+	for _, as := range a.sortedRunning() {
+		p := as.progress
+		if p == nil {
+			parts = append(parts, fmt.Sprintf("%s on %s starting", as.trial.ID, as.node))
+			continue
+		}
+		mean := "-"
+		if p.HasMean100 {
+			mean = fmt.Sprintf("%.1f", p.Mean100)
+		}
+		parts = append(parts, fmt.Sprintf("%s on %s %.0fs steps=%d mean100=%s", as.trial.ID, as.node, p.Seconds, p.EnvSteps, mean))
+	}
+	fmt.Fprintf(a.o.Log, "sweep %s: [%d/%d] running: %s; %d waiting\n", a.o.Sweep, a.doneCount(), a.o.Total, strings.Join(parts, ", "), len(a.queue))
 }
 
 func (a *coordActor) sortedRunning() []*assignment {
