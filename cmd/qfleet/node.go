@@ -134,6 +134,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		}
 		t.closeScalars(stderr, *name)
 	}
+	stderr = t.display(stdout, stderr)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(remoteHost, remotePort, net.JoinHostPort(advHost, advPort), tlsCfg))
