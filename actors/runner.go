@@ -46,14 +46,15 @@ type runner struct {
 	obs     []float32
 	version weightsKey // of the weights acting; zero before the first arrive
 
-	credits     int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
-	lastCredit  time.Time
-	idle        bool                        // no step chunk scheduled: waiting for credit
-	batch       *messages.ExperienceBatch   // being built
-	outbox      []*messages.ExperienceBatch // built, waiting for credit or a replay
-	outboxN     int                         // transitions in the outbox
-	replayKey   string                      // the replay we send to, to notice a change
-	replayLocal bool                        // the replay is in this process: nothing sent to it can be lost
+	credits      int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
+	lastCredit   time.Time
+	idle         bool                        // no step chunk scheduled: waiting for credit
+	checkPending bool                        // a creditCheck timer is set
+	batch        *messages.ExperienceBatch   // being built
+	outbox       []*messages.ExperienceBatch // built, waiting for credit or a replay
+	outboxN      int                         // transitions in the outbox
+	replayKey    string                      // the replay we send to (PID and incarnation), to notice a change
+	replayLocal  bool                        // the replay is in this process: nothing sent to it can be lost
 	// Credits for batches up to this seq were written off (the window was
 	// restored without them); if they come after all, they are ignored.
 	writtenOff uint64
@@ -126,12 +127,13 @@ func (r *runner) Receive(ctx actor.Context) {
 		r.trySend(ctx)
 		r.resume(ctx)
 	case *creditCheck:
+		r.checkPending = false
 		if r.idle {
 			r.recoverCredit()
 			r.trySend(ctx)
 			r.resume(ctx)
 			if r.idle {
-				scheduler.NewTimerScheduler(ctx).SendOnce(r.cfg.CreditTimeout, ctx.Self(), &creditCheck{})
+				r.scheduleCreditCheck(ctx)
 			}
 		}
 	case *messages.WeightsChunk:
@@ -323,7 +325,7 @@ func (r *runner) stepChunk(ctx actor.Context) {
 	if !r.canStep() {
 		// Outbox full and no credit: wait for credit (or its timeout).
 		r.idle = true
-		scheduler.NewTimerScheduler(ctx).SendOnce(r.cfg.CreditTimeout, ctx.Self(), &creditCheck{})
+		r.scheduleCreditCheck(ctx)
 		return
 	}
 	ctx.Send(ctx.Self(), &stepChunk{})
@@ -331,6 +333,20 @@ func (r *runner) stepChunk(ctx actor.Context) {
 
 // creditCheck is the runner's timer while it waits for credit.
 type creditCheck struct{}
+
+// maxCreditPoll bounds how long a runner waiting for credit takes to notice
+// a new replay (trySend compares the directory's answer): a replay host
+// restarted at the same address is seen within this, not CreditTimeout.
+const maxCreditPoll = 250 * time.Millisecond
+
+// scheduleCreditCheck sets the creditCheck timer unless one is set: one
+// chain of checks at a time, however often the runner pauses and resumes.
+func (r *runner) scheduleCreditCheck(ctx actor.Context) {
+	if !r.checkPending {
+		r.checkPending = true
+		scheduler.NewTimerScheduler(ctx).SendOnce(min(r.cfg.CreditTimeout, maxCreditPoll), ctx.Self(), &creditCheck{})
+	}
+}
 
 // canStep says whether the runner may take more env steps: always when it
 // drops the oldest experience of a full outbox, else while the outbox has room.
@@ -365,7 +381,11 @@ func (r *runner) trySend(ctx actor.Context) {
 	if replay == nil {
 		return
 	}
-	if key := replay.String(); key != r.replayKey {
+	key := replay.String()
+	if inc, ok := r.dir.(ReplayIncarnations); ok {
+		key = fmt.Sprintf("%s#%d", key, inc.ReplayIncarnation())
+	}
+	if key != r.replayKey {
 		if r.replayKey != "" {
 			r.log.Warn("replay changed: credit window restored", "from", r.replayKey, "to", key, "uncredited", r.cfg.CreditWindow-r.credits)
 			r.restoreWindow()
