@@ -54,10 +54,15 @@ func TestDirectoryReplayIncarnation(t *testing.T) {
 		t.Fatalf("no replay yet: incarnation %d, PID %v", d.ReplayIncarnation(), d.Replay())
 	}
 	seed := []string{self.LocalMember().GossipAddr}
-	peer := func(epoch uint64) *Membership {
+	// A restarted node binds the gossip address it had, as `qfleet node
+	// --gossip` does (another address under the same name conflicts).
+	peer := func(epoch uint64, gossip string) *Membership {
 		m, err := Start(func() Config {
 			c := DefaultLocalConfig()
 			c.NodeName, c.Roles, c.RemoteAddr, c.Join, c.Epoch = "replay", []string{RoleReplay}, "127.0.0.1:16012", seed, epoch
+			if gossip != "" {
+				c.GossipAddr = gossip
+			}
 			c.Logger = testLogger(t, slog.LevelWarn)
 			return c
 		}())
@@ -76,11 +81,12 @@ func TestDirectoryReplayIncarnation(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	first := peer(101)
+	first := peer(101, "")
 	waitIncarnation(101)
 	pidBefore := d.Replay().String()
+	gossip := first.LocalMember().GossipAddr
 	first.Shutdown() // killed: no leave
-	second := peer(202)
+	second := peer(202, gossip)
 	t.Cleanup(func() { second.Shutdown() })
 	waitIncarnation(202)
 	if got := d.Replay().String(); got != pidBefore {
