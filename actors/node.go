@@ -55,8 +55,9 @@ type Node struct {
 	Started time.Time
 	Roles   []string
 
-	root *actor.PID
-	done chan struct{}
+	root    *actor.PID
+	done    chan struct{}
+	runners int // runner actors on this node (RunnerName)
 }
 
 // Dev is a node running every role.
@@ -148,10 +149,11 @@ func StartNode(o NodeOptions) (*Node, error) {
 		roles = append(roles, role{"learner", newLearner(LearnerSpec{EnvID: o.EnvID, Net: net, Seed: o.Seed, CheckpointDir: o.CheckpointDir, CheckpointEvery: o.CheckpointEvery, Resume: o.Resume}, o.Config, dir, d.Metrics, log)})
 	}
 	if has[RoleRunner] {
+		d.runners = o.Config.Runners
 		for i := 0; i < o.Config.Runners; i++ {
 			spec := RunnerSpec{Name: fmt.Sprintf("%s/runner-%d", o.Name, i), Index: i, Count: o.Config.Runners, EnvID: o.EnvID,
 				Seed: o.Seed*1_000_003 + uint64(i) + nameSeed(o.Name), Net: net}
-			roles = append(roles, role{fmt.Sprintf("runner-%d", i), newRunner(spec, o.Config, dir, d.Metrics, log)})
+			roles = append(roles, role{runnerRole(i), newRunner(spec, o.Config, dir, d.Metrics, log)})
 		}
 	}
 	root, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newSupervisor(roles, d.Metrics, log), actor.WithSupervisor(SupervisorStrategy())), SupervisorName)
@@ -174,6 +176,19 @@ func nameSeed(name string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// runnerRole is the actor name of this node's runner i under the supervisor.
+func runnerRole(i int) string { return fmt.Sprintf("runner-%d", i) }
+
+// SetRunnerLadder places this node's runners on rungs offset, offset+1, ...
+// of the ε ladder of total runners (the cluster's; dev mode's ladder is the
+// node's own runners, set at start). Each runner takes its new rung without
+// restarting. No-op on a node without runners.
+func (d *Node) SetRunnerLadder(offset, total int) {
+	for i := 0; i < d.runners; i++ {
+		d.System.Root.Send(actor.NewPID(d.System.Address(), SupervisorName+"/"+runnerRole(i)), &RunnerLadder{Index: offset + i, Count: total})
+	}
 }
 
 // Done is closed when the stop rule fires.

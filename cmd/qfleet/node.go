@@ -147,6 +147,9 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if *advertise != "" {
 		ccfg.AdvertiseAddr = advHost
 	}
+	if slices.Contains(roles, actors.RoleRunner) {
+		ccfg.Runners = t.cf.Runners // advertised: the ε ladder spans every runner node
+	}
 	learnerLeft := make(chan string, 1)
 	var learnerGone atomic.Bool
 	isLearner := slices.Contains(roles, actors.RoleLearner)
@@ -190,6 +193,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	}
 	nodeRef.Store(node)
 	node.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
+	stopLadder := m.WatchRunnerLadder(func(p cluster.LadderPosition) { node.SetRunnerLadder(p.Offset, p.Total) })
 	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
 		*name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
 	return t.run(*name, node, ln, runHooks{
@@ -204,6 +208,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 					logger.Warn("leave", "err", err)
 				}
 			}
+			stopLadder()
 			dir.Close()
 			m.Shutdown()
 			rem.Shutdown(true)
