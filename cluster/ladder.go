@@ -33,7 +33,10 @@ func RunnerLadder(members []Member, self string) (pos LadderPosition, ok bool) {
 		}
 		pos.Total += m.Runners
 	}
-	return pos, ok
+	if !ok {
+		return LadderPosition{}, false
+	}
+	return pos, true
 }
 
 // WatchRunnerLadder calls f with this node's place in the ε ladder now, and
