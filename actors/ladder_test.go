@@ -88,8 +88,9 @@ func TestRunnerTakesLadderPosition(t *testing.T) {
 	}
 }
 
-// Node.SetRunnerLadder reaches every runner of the node, and the stats show
-// each runner's rung and ε in the run status (/status).
+// Node.SetRunnerLadder reaches every runner of the node, even when called
+// as soon as the node starts, and the stats show each runner's rung and ε in
+// the run status (/status).
 func TestNodeSetRunnerLadderShowsInStatus(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Runners, cfg.EpsilonEnd, cfg.EpsilonLadder, cfg.EpsilonDecaySteps = 2, 0.4, 7, 0
@@ -124,9 +125,10 @@ func TestNodeSetRunnerLadderShowsInStatus(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	check(0, 2) // dev mode: the node's own runners
+	// Straight after StartNode, before the supervisor has spawned the
+	// runners: the position must still reach them.
 	d.SetRunnerLadder(2, 4)
 	check(2, 4)
-	d.SetRunnerLadder(0, 2)
+	d.SetRunnerLadder(0, 2) // back to dev mode's ladder, the node's own runners
 	check(0, 2)
 }

@@ -184,12 +184,18 @@ func runnerRole(i int) string { return fmt.Sprintf("runner-%d", i) }
 // SetRunnerLadder places this node's runners on rungs offset, offset+1, ...
 // of the ε ladder of total runners (the cluster's; dev mode's ladder is the
 // node's own runners, set at start). Each runner takes its new rung without
-// restarting. No-op on a node without runners.
+// restarting. No-op on a node without runners. It goes through the node
+// supervisor, which handles it after spawning the runners (a message sent
+// to a runner's PID straight after StartNode could find no runner yet).
 func (d *Node) SetRunnerLadder(offset, total int) {
-	for i := 0; i < d.runners; i++ {
-		d.System.Root.Send(actor.NewPID(d.System.Address(), SupervisorName+"/"+runnerRole(i)), &RunnerLadder{Index: offset + i, Count: total})
+	if d.runners > 0 {
+		d.System.Root.Send(d.root, &setRunnerLadder{offset: offset, total: total, runners: d.runners})
 	}
 }
+
+// setRunnerLadder asks a node supervisor to place its runners on rungs
+// offset, offset+1, ... of total.
+type setRunnerLadder struct{ offset, total, runners int }
 
 // Done is closed when the stop rule fires.
 func (d *Node) Done() <-chan struct{} { return d.done }
@@ -241,6 +247,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			if _, err := ctx.SpawnNamed(actor.PropsFromProducer(r.producer), r.name); err != nil {
 				s.log.Error("role did not start", "role", r.name, "err", err)
 			}
+		}
+	case *setRunnerLadder:
+		for i := 0; i < msg.runners; i++ {
+			ctx.Send(actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/"+runnerRole(i)), &RunnerLadder{Index: msg.offset + i, Count: msg.total})
 		}
 	case *actor.Stopping:
 		s.stopping = true
