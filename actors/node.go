@@ -57,7 +57,7 @@ type Node struct {
 
 	root    *actor.PID
 	done    chan struct{}
-	runners int // runner actors on this node (RunnerName)
+	runners int // runner actors on this node (named runnerRole(i) under the supervisor)
 }
 
 // Dev is a node running every role.
