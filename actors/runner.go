@@ -19,8 +19,8 @@ import (
 // RunnerSpec names one env runner and what it needs.
 type RunnerSpec struct {
 	Name  string
-	Index int // position in the ε ladder, 0-based
-	Count int // runners in the ladder
+	Index int // position among this node's runners, 0-based; its first rung in the ε ladder
+	Count int // runners of this node; the ladder's first size (a RunnerLadder message moves the rung)
 	EnvID string
 	Seed  uint64
 	Net   nets.Spec
@@ -86,6 +86,27 @@ type runnerAccounting struct {
 	incarnation   uint64 // random per process: a new process is a new stream
 	seq           uint64
 	sent, dropped uint64 // transitions
+
+	// The runner's rung in the ε ladder: spec.Index of spec.Count until a
+	// RunnerLadder message places it in the cluster's ladder.
+	ladderIndex, ladderCount int
+}
+
+// RunnerLadder tells a runner its rung in the Ape-X ε ladder: Index of Count
+// runners, across every runner node of the cluster (Node.SetRunnerLadder).
+// The runner keeps stepping; the ε it acts with follows from its next step.
+// A local message (a node to its own runners): never sent between hosts.
+type RunnerLadder struct {
+	Index, Count int
+}
+
+// LadderEpsilon is the ε runner index of count ends at (Ape-X):
+// ε_i = end^(1 + α·i/(count−1)); end for a single runner or α = 0.
+func LadderEpsilon(end, alpha float64, index, count int) float64 {
+	if alpha <= 0 || count <= 1 {
+		return end
+	}
+	return math.Pow(end, 1+alpha*float64(index)/float64(count-1))
 }
 
 // stepChunk is the runner's message to itself: take the next chunk of steps.
@@ -103,7 +124,7 @@ func keyOf(w *messages.Weights) weightsKey {
 }
 
 func newRunner(spec RunnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
-	acct := &runnerAccounting{incarnation: rand.Uint64() | 1}
+	acct := &runnerAccounting{incarnation: rand.Uint64() | 1, ladderIndex: spec.Index, ladderCount: max(spec.Count, 1)}
 	return func() actor.Actor {
 		return &runner{spec: spec, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "runner", "runner", spec.Name), runnerAccounting: acct}
 	}
@@ -157,6 +178,8 @@ func (r *runner) Receive(ctx actor.Context) {
 		}
 	case *runnerTick:
 		r.subscribe(ctx)
+	case *RunnerLadder:
+		r.setLadder(ctx, msg)
 	case *actor.Stopping:
 		if r.stopTick != nil {
 			r.stopTick()
@@ -260,21 +283,37 @@ func (r *runner) takeWeights(w *messages.Weights) {
 	}
 }
 
-// epsilon is the linear schedule from EpsilonStart to this runner's end ε,
-// over EpsilonDecaySteps env steps of all runners together: the run's count
-// comes with the weights (as the learner's node knew it when publishing) plus
-// this runner's steps since; before any weights, its own steps times the
-// node's runner count.
-func (r *runner) epsilon() float64 {
-	end := r.cfg.EpsilonEnd
-	if r.cfg.EpsilonLadder > 0 && r.spec.Count > 1 {
-		// ε_i = ε^(1 + α·i/(N−1))  (Ape-X)
-		end = math.Pow(end, 1+r.cfg.EpsilonLadder*float64(r.spec.Index)/float64(r.spec.Count-1))
+// setLadder moves the runner to another rung of the ε ladder (a change of
+// the cluster's runner nodes) and reports at once, so that the stats show it.
+func (r *runner) setLadder(ctx actor.Context, p *RunnerLadder) {
+	if p.Count < 1 || p.Index < 0 || p.Index >= p.Count {
+		r.log.Warn("ε ladder position refused", "index", p.Index, "count", p.Count)
+		return
 	}
+	if p.Index == r.ladderIndex && p.Count == r.ladderCount {
+		return
+	}
+	r.ladderIndex, r.ladderCount = p.Index, p.Count
+	r.log.Info("ε ladder position", "index", p.Index, "count", p.Count, "epsilon_end", r.ladderEnd())
+	r.report(ctx)
+}
+
+// ladderEnd is the ε this runner's rung decays to.
+func (r *runner) ladderEnd() float64 {
+	return LadderEpsilon(r.cfg.EpsilonEnd, r.cfg.EpsilonLadder, r.ladderIndex, r.ladderCount)
+}
+
+// epsilon is the linear schedule from EpsilonStart to this runner's end ε
+// (its rung of the ladder), over EpsilonDecaySteps env steps of all runners
+// together: the run's count comes with the weights (as the learner's node
+// knew it when publishing) plus this runner's steps since; before any
+// weights, its own steps times the ladder's runner count.
+func (r *runner) epsilon() float64 {
+	end := r.ladderEnd()
 	if r.cfg.EpsilonDecaySteps == 0 {
 		return end
 	}
-	run := r.steps * uint64(r.spec.Count)
+	run := r.steps * uint64(r.ladderCount)
 	if r.runStepsAtWeights > 0 {
 		run = r.runStepsAtWeights + (r.steps - r.ownStepsAtWeights)
 	}
@@ -494,6 +533,7 @@ func (r *runner) report(ctx actor.Context) {
 	ctx.Send(stats, &messages.RunnerProgress{
 		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version.version, WeightsTerm: r.version.term,
 		Epsilon: r.epsilon(), ExperienceSent: r.sent, ExperienceDropped: r.dropped, RunnerIncarnation: r.incarnation,
+		LadderIndex: uint32(r.ladderIndex), LadderCount: uint32(r.ladderCount), LadderEpsilon: r.ladderEnd(),
 	})
 	r.reported = r.steps
 }

@@ -148,6 +148,9 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if *advertise != "" {
 		ccfg.AdvertiseAddr = advHost
 	}
+	if slices.Contains(roles, actors.RoleRunner) {
+		ccfg.Runners = t.cf.Runners // advertised: the ε ladder spans every runner node
+	}
 	learnerLeft := make(chan string, 1)
 	var learnerGone atomic.Bool
 	isLearner := slices.Contains(roles, actors.RoleLearner)
@@ -191,6 +194,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	}
 	nodeRef.Store(node)
 	node.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
+	stopLadder := m.WatchRunnerLadder(func(p cluster.LadderPosition) { node.SetRunnerLadder(p.Offset, p.Total) })
 	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
 		*name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
 	return t.run(*name, node, ln, runHooks{
@@ -205,6 +209,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 					logger.Warn("leave", "err", err)
 				}
 			}
+			stopLadder()
 			dir.Close()
 			m.Shutdown()
 			rem.Shutdown(true)
