@@ -15,7 +15,7 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 SEEDS         ?= 1 2 3 4 5
 BENCH_COUNT   ?= 5
 
-.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole solve-acrobot solve-mountaincar solve minatar-breakout test-cluster-full clean faults
+.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole solve-acrobot solve-mountaincar solve minatar-breakout minatar-curves test-cluster-full clean faults
 
 build:
 	$(GO) build -o qfleet ./cmd/qfleet
@@ -76,6 +76,18 @@ solve:
 minatar-breakout: build
 	mkdir -p runs/minatar
 	./qfleet dev --env MinAtar/Breakout-v1 --seed 1 --max-steps 3000000 --progress 30s --summary runs/minatar/breakout-1.json 2>&1 | tee runs/minatar/breakout-1.log
+
+## minatar-curves: 1M frames of each MinAtar game (-v1), one update per 4
+## frames (samples_per_insert 8, to fit 5 games in about an hour), then a
+## PNG curve per game from the run directories (BENCHMARKS.md).
+GAMES ?= Freeway Seaquest Breakout SpaceInvaders Asterix
+minatar-curves: build
+	mkdir -p runs/minatar
+	printf 'samples_per_insert: 8\n' > runs/minatar/spi8.yaml
+	for g in $(GAMES); do \
+	  ./qfleet dev --env MinAtar/$$g-v1 --seed 1 --max-steps 1000000 --target-return 1e9 --config runs/minatar/spi8.yaml \
+	    --progress 60s --run-dir runs/minatar/$$g-1 2>&1 | tee runs/minatar/$$g-1.log; \
+	  ./qfleet plot runs/minatar/$$g-1 -o runs/minatar/$$g.png; done
 
 clean:
 	rm -f qfleet

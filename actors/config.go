@@ -42,7 +42,7 @@ type Config struct {
 	EpsilonStart      float64 `yaml:"epsilon_start"`       // ε at a runner's first step
 	EpsilonEnd        float64 `yaml:"epsilon_end"`         // ε after the decay (the lowest runner's, with a ladder)
 	EpsilonDecaySteps int     `yaml:"epsilon_decay_steps"` // env steps (all runners together) of the linear decay
-	EpsilonLadder     float64 `yaml:"epsilon_ladder"`      // Ape-X α: runner i ends at ε_end^(1+α·i/(N−1)); 0 gives every runner ε_end
+	EpsilonLadder     float64 `yaml:"epsilon_ladder"`      // Ape-X α: runner i ends at ε_end^(1+α·i/(N−1)), i and N over every runner of the cluster (by node name, then runner); 0 gives every runner ε_end
 
 	// Runners
 	Runners       int           `yaml:"runners"`         // env runner actors

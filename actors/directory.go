@@ -24,6 +24,16 @@ type Directory interface {
 	Stats() *actor.PID
 }
 
+// ReplayIncarnations is implemented by a Directory that can tell a replay
+// restarted at the same address from the one before it (cluster mode: the
+// node's epoch, new with every process). The PID string alone cannot: a node
+// restarted with --resume comes back at the same address and name. A runner
+// that sees a new incarnation knows at once that the credits still due died
+// with the old replay, instead of waiting CreditTimeout for them.
+type ReplayIncarnations interface {
+	ReplayIncarnation() uint64
+}
+
 // LocalDirectory places every role on one actor system (dev mode).
 type LocalDirectory struct{ Address string }
 

@@ -75,7 +75,10 @@ type RunnerStatus struct {
 	Episodes          uint64    `json:"episodes"`
 	WeightsVersion    uint64    `json:"weights_version"` // acted on
 	WeightsTerm       uint64    `json:"weights_term"`
-	Epsilon           float64   `json:"epsilon"`
+	Epsilon           float64   `json:"epsilon"`        // as of its last report
+	LadderIndex       int       `json:"ladder_index"`   // its rung in the Ape-X ε ladder, 0-based, across the cluster's runners
+	LadderCount       int       `json:"ladder_count"`   // runners in the ladder (0: the runner did not say)
+	LadderEpsilon     float64   `json:"ladder_epsilon"` // the ε its rung decays to
 	ExperienceSent    uint64    `json:"experience_sent"`
 	ExperienceDropped uint64    `json:"experience_dropped"`
 	ExperienceLost    uint64    `json:"experience_lost"`

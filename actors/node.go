@@ -55,8 +55,9 @@ type Node struct {
 	Started time.Time
 	Roles   []string
 
-	root *actor.PID
-	done chan struct{}
+	root    *actor.PID
+	done    chan struct{}
+	runners int // runner actors on this node (named runnerRole(i) under the supervisor)
 }
 
 // Dev is a node running every role.
@@ -148,10 +149,11 @@ func StartNode(o NodeOptions) (*Node, error) {
 		roles = append(roles, role{"learner", newLearner(LearnerSpec{EnvID: o.EnvID, Net: net, Seed: o.Seed, CheckpointDir: o.CheckpointDir, CheckpointEvery: o.CheckpointEvery, Resume: o.Resume}, o.Config, dir, d.Metrics, log)})
 	}
 	if has[RoleRunner] {
+		d.runners = o.Config.Runners
 		for i := 0; i < o.Config.Runners; i++ {
 			spec := RunnerSpec{Name: fmt.Sprintf("%s/runner-%d", o.Name, i), Index: i, Count: o.Config.Runners, EnvID: o.EnvID,
 				Seed: o.Seed*1_000_003 + uint64(i) + nameSeed(o.Name), Net: net}
-			roles = append(roles, role{fmt.Sprintf("runner-%d", i), newRunner(spec, o.Config, dir, d.Metrics, log)})
+			roles = append(roles, role{runnerRole(i), newRunner(spec, o.Config, dir, d.Metrics, log)})
 		}
 	}
 	root, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newSupervisor(roles, d.Metrics, log), actor.WithSupervisor(SupervisorStrategy())), SupervisorName)
@@ -175,6 +177,25 @@ func nameSeed(name string) uint64 {
 	}
 	return h
 }
+
+// runnerRole is the actor name of this node's runner i under the supervisor.
+func runnerRole(i int) string { return fmt.Sprintf("runner-%d", i) }
+
+// SetRunnerLadder places this node's runners on rungs offset, offset+1, ...
+// of the ε ladder of total runners (the cluster's; dev mode's ladder is the
+// node's own runners, set at start). Each runner takes its new rung without
+// restarting. No-op on a node without runners. It goes through the node
+// supervisor, which handles it after spawning the runners (a message sent
+// to a runner's PID straight after StartNode could find no runner yet).
+func (d *Node) SetRunnerLadder(offset, total int) {
+	if d.runners > 0 {
+		d.System.Root.Send(d.root, &setRunnerLadder{offset: offset, total: total, runners: d.runners})
+	}
+}
+
+// setRunnerLadder asks a node supervisor to place its runners on rungs
+// offset, offset+1, ... of total.
+type setRunnerLadder struct{ offset, total, runners int }
 
 // Done is closed when the stop rule fires.
 func (d *Node) Done() <-chan struct{} { return d.done }
@@ -226,6 +247,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			if _, err := ctx.SpawnNamed(actor.PropsFromProducer(r.producer), r.name); err != nil {
 				s.log.Error("role did not start", "role", r.name, "err", err)
 			}
+		}
+	case *setRunnerLadder:
+		for i := 0; i < msg.runners; i++ {
+			ctx.Send(actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/"+runnerRole(i)), &RunnerLadder{Index: msg.offset + i, Count: msg.total})
 		}
 	case *actor.Stopping:
 		s.stopping = true

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,5 +275,50 @@ func TestRolesIgnoreUnknownMessages(t *testing.T) {
 	}
 	if st := m.Status(); len(st.Restarts) != 0 || st.ReplayInserted != 8 {
 		t.Fatalf("restarts %v, inserted %d: want none and 8", st.Restarts, st.ReplayInserted)
+	}
+}
+
+// restartingDirectory is a LocalDirectory whose replay can "restart" at the
+// same address: a new incarnation, as cluster.Directory reports a node epoch.
+type restartingDirectory struct {
+	LocalDirectory
+	incarnation atomic.Uint64
+}
+
+func (d *restartingDirectory) ReplayIncarnation() uint64 { return d.incarnation.Load() }
+
+// A runner waiting for credit from a replay that died notices the replay's
+// new incarnation within a poll (250 ms), not after CreditTimeout: it writes
+// off the credits due and sends again, continuing its stream.
+func TestRunnerNoticesRestartedReplay(t *testing.T) {
+	sys := newTestSystem(t)
+	dir := &restartingDirectory{LocalDirectory: LocalDirectory{Address: sys.Address()}}
+	dir.incarnation.Store(1)
+	replayCh := spawnProbe(t, sys, ReplayName)
+	spawnProbe(t, sys, BroadcasterName)
+	spawnProbe(t, sys, StatsName)
+	cfg := DefaultConfig()
+	cfg.CreditWindow, cfg.SendBatch, cfg.NStep = 64, 32, 1
+	cfg.CreditTimeout = time.Hour // only the new incarnation can restore the window
+	spec := RunnerSpec{Name: "r0", Count: 1, EnvID: "CartPole-v1", Seed: 1, Net: testNet()}
+	sys.Root.Spawn(actor.PropsFromProducer(newRunner(spec, cfg, dir, NewMetrics(), slog.New(slog.DiscardHandler))))
+	sent := 0
+	for sent < 64 {
+		sent += int(next[*messages.ExperienceBatch](t, replayCh).GetCount())
+	}
+	// Several polls pass: the same replay, no credit, nothing sent.
+	select {
+	case m := <-replayCh:
+		t.Fatalf("sent without credit from the same replay: %T", m)
+	case <-time.After(4 * maxCreditPoll):
+	}
+	restarted := time.Now()
+	dir.incarnation.Store(2)
+	b := next[*messages.ExperienceBatch](t, replayCh)
+	if waited := time.Since(restarted); waited > 8*maxCreditPoll {
+		t.Errorf("runner took %v to send to the restarted replay", waited)
+	}
+	if b.GetSentBefore() != 64 {
+		t.Errorf("first batch to the new replay: sent_before %d, want 64 (the stream goes on)", b.GetSentBefore())
 	}
 }

@@ -19,8 +19,8 @@ import (
 // RunnerSpec names one env runner and what it needs.
 type RunnerSpec struct {
 	Name  string
-	Index int // position in the ε ladder, 0-based
-	Count int // runners in the ladder
+	Index int // position among this node's runners, 0-based; its first rung in the ε ladder
+	Count int // runners of this node; the ladder's first size (a RunnerLadder message moves the rung)
 	EnvID string
 	Seed  uint64
 	Net   nets.Spec
@@ -46,14 +46,15 @@ type runner struct {
 	obs     []float32
 	version weightsKey // of the weights acting; zero before the first arrive
 
-	credits     int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
-	lastCredit  time.Time
-	idle        bool                        // no step chunk scheduled: waiting for credit
-	batch       *messages.ExperienceBatch   // being built
-	outbox      []*messages.ExperienceBatch // built, waiting for credit or a replay
-	outboxN     int                         // transitions in the outbox
-	replayKey   string                      // the replay we send to, to notice a change
-	replayLocal bool                        // the replay is in this process: nothing sent to it can be lost
+	credits      int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
+	lastCredit   time.Time
+	idle         bool                        // no step chunk scheduled: waiting for credit
+	checkPending bool                        // a creditCheck timer is set
+	batch        *messages.ExperienceBatch   // being built
+	outbox       []*messages.ExperienceBatch // built, waiting for credit or a replay
+	outboxN      int                         // transitions in the outbox
+	replayKey    string                      // the replay we send to (PID and incarnation), to notice a change
+	replayLocal  bool                        // the replay is in this process: nothing sent to it can be lost
 	// Credits for batches up to this seq were written off (the window was
 	// restored without them); if they come after all, they are ignored.
 	writtenOff uint64
@@ -85,6 +86,27 @@ type runnerAccounting struct {
 	incarnation   uint64 // random per process: a new process is a new stream
 	seq           uint64
 	sent, dropped uint64 // transitions
+
+	// The runner's rung in the ε ladder: spec.Index of spec.Count until a
+	// RunnerLadder message places it in the cluster's ladder.
+	ladderIndex, ladderCount int
+}
+
+// RunnerLadder tells a runner its rung in the Ape-X ε ladder: Index of Count
+// runners, across every runner node of the cluster (Node.SetRunnerLadder).
+// The runner keeps stepping; the ε it acts with follows from its next step.
+// A local message (a node to its own runners): never sent between hosts.
+type RunnerLadder struct {
+	Index, Count int
+}
+
+// LadderEpsilon is the ε runner index of count ends at (Ape-X):
+// ε_i = end^(1 + α·i/(count−1)); end for a single runner or α = 0.
+func LadderEpsilon(end, alpha float64, index, count int) float64 {
+	if alpha <= 0 || count <= 1 {
+		return end
+	}
+	return math.Pow(end, 1+alpha*float64(index)/float64(count-1))
 }
 
 // stepChunk is the runner's message to itself: take the next chunk of steps.
@@ -102,7 +124,7 @@ func keyOf(w *messages.Weights) weightsKey {
 }
 
 func newRunner(spec RunnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
-	acct := &runnerAccounting{incarnation: rand.Uint64() | 1}
+	acct := &runnerAccounting{incarnation: rand.Uint64() | 1, ladderIndex: spec.Index, ladderCount: max(spec.Count, 1)}
 	return func() actor.Actor {
 		return &runner{spec: spec, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "runner", "runner", spec.Name), runnerAccounting: acct}
 	}
@@ -126,12 +148,13 @@ func (r *runner) Receive(ctx actor.Context) {
 		r.trySend(ctx)
 		r.resume(ctx)
 	case *creditCheck:
+		r.checkPending = false
 		if r.idle {
 			r.recoverCredit()
 			r.trySend(ctx)
 			r.resume(ctx)
 			if r.idle {
-				scheduler.NewTimerScheduler(ctx).SendOnce(r.cfg.CreditTimeout, ctx.Self(), &creditCheck{})
+				r.scheduleCreditCheck(ctx)
 			}
 		}
 	case *messages.WeightsChunk:
@@ -155,6 +178,8 @@ func (r *runner) Receive(ctx actor.Context) {
 		}
 	case *runnerTick:
 		r.subscribe(ctx)
+	case *RunnerLadder:
+		r.setLadder(ctx, msg)
 	case *actor.Stopping:
 		if r.stopTick != nil {
 			r.stopTick()
@@ -258,21 +283,37 @@ func (r *runner) takeWeights(w *messages.Weights) {
 	}
 }
 
-// epsilon is the linear schedule from EpsilonStart to this runner's end ε,
-// over EpsilonDecaySteps env steps of all runners together: the run's count
-// comes with the weights (as the learner's node knew it when publishing) plus
-// this runner's steps since; before any weights, its own steps times the
-// node's runner count.
-func (r *runner) epsilon() float64 {
-	end := r.cfg.EpsilonEnd
-	if r.cfg.EpsilonLadder > 0 && r.spec.Count > 1 {
-		// ε_i = ε^(1 + α·i/(N−1))  (Ape-X)
-		end = math.Pow(end, 1+r.cfg.EpsilonLadder*float64(r.spec.Index)/float64(r.spec.Count-1))
+// setLadder moves the runner to another rung of the ε ladder (a change of
+// the cluster's runner nodes) and reports at once, so that the stats show it.
+func (r *runner) setLadder(ctx actor.Context, p *RunnerLadder) {
+	if p.Count < 1 || p.Index < 0 || p.Index >= p.Count {
+		r.log.Warn("ε ladder position refused", "index", p.Index, "count", p.Count)
+		return
 	}
+	if p.Index == r.ladderIndex && p.Count == r.ladderCount {
+		return
+	}
+	r.ladderIndex, r.ladderCount = p.Index, p.Count
+	r.log.Info("ε ladder position", "index", p.Index, "count", p.Count, "epsilon_end", r.ladderEnd())
+	r.report(ctx)
+}
+
+// ladderEnd is the ε this runner's rung decays to.
+func (r *runner) ladderEnd() float64 {
+	return LadderEpsilon(r.cfg.EpsilonEnd, r.cfg.EpsilonLadder, r.ladderIndex, r.ladderCount)
+}
+
+// epsilon is the linear schedule from EpsilonStart to this runner's end ε
+// (its rung of the ladder), over EpsilonDecaySteps env steps of all runners
+// together: the run's count comes with the weights (as the learner's node
+// knew it when publishing) plus this runner's steps since; before any
+// weights, its own steps times the ladder's runner count.
+func (r *runner) epsilon() float64 {
+	end := r.ladderEnd()
 	if r.cfg.EpsilonDecaySteps == 0 {
 		return end
 	}
-	run := r.steps * uint64(r.spec.Count)
+	run := r.steps * uint64(r.ladderCount)
 	if r.runStepsAtWeights > 0 {
 		run = r.runStepsAtWeights + (r.steps - r.ownStepsAtWeights)
 	}
@@ -323,7 +364,7 @@ func (r *runner) stepChunk(ctx actor.Context) {
 	if !r.canStep() {
 		// Outbox full and no credit: wait for credit (or its timeout).
 		r.idle = true
-		scheduler.NewTimerScheduler(ctx).SendOnce(r.cfg.CreditTimeout, ctx.Self(), &creditCheck{})
+		r.scheduleCreditCheck(ctx)
 		return
 	}
 	ctx.Send(ctx.Self(), &stepChunk{})
@@ -331,6 +372,20 @@ func (r *runner) stepChunk(ctx actor.Context) {
 
 // creditCheck is the runner's timer while it waits for credit.
 type creditCheck struct{}
+
+// maxCreditPoll bounds how long a runner waiting for credit takes to notice
+// a new replay (trySend compares the directory's answer): a replay host
+// restarted at the same address is seen within this, not CreditTimeout.
+const maxCreditPoll = 250 * time.Millisecond
+
+// scheduleCreditCheck sets the creditCheck timer unless one is set: one
+// chain of checks at a time, however often the runner pauses and resumes.
+func (r *runner) scheduleCreditCheck(ctx actor.Context) {
+	if !r.checkPending {
+		r.checkPending = true
+		scheduler.NewTimerScheduler(ctx).SendOnce(min(r.cfg.CreditTimeout, maxCreditPoll), ctx.Self(), &creditCheck{})
+	}
+}
 
 // canStep says whether the runner may take more env steps: always when it
 // drops the oldest experience of a full outbox, else while the outbox has room.
@@ -365,7 +420,11 @@ func (r *runner) trySend(ctx actor.Context) {
 	if replay == nil {
 		return
 	}
-	if key := replay.String(); key != r.replayKey {
+	key := replay.String()
+	if inc, ok := r.dir.(ReplayIncarnations); ok {
+		key = fmt.Sprintf("%s#%d", key, inc.ReplayIncarnation())
+	}
+	if key != r.replayKey {
 		if r.replayKey != "" {
 			r.log.Warn("replay changed: credit window restored", "from", r.replayKey, "to", key, "uncredited", r.cfg.CreditWindow-r.credits)
 			r.restoreWindow()
@@ -474,6 +533,7 @@ func (r *runner) report(ctx actor.Context) {
 	ctx.Send(stats, &messages.RunnerProgress{
 		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version.version, WeightsTerm: r.version.term,
 		Epsilon: r.epsilon(), ExperienceSent: r.sent, ExperienceDropped: r.dropped, RunnerIncarnation: r.incarnation,
+		LadderIndex: uint32(r.ladderIndex), LadderCount: uint32(r.ladderCount), LadderEpsilon: r.ladderEnd(),
 	})
 	r.reported = r.steps
 }

@@ -102,6 +102,7 @@ func (s *stats) progress(p *messages.RunnerProgress) {
 		r := st.Runners[p.GetRunner()]
 		r.EnvSteps = s.runnerSteps[p.GetRunner()]
 		r.WeightsVersion, r.WeightsTerm, r.Epsilon = p.GetWeightsVersion(), p.GetWeightsTerm(), p.GetEpsilon()
+		r.LadderIndex, r.LadderCount, r.LadderEpsilon = int(p.GetLadderIndex()), int(p.GetLadderCount()), p.GetLadderEpsilon()
 		name, inc := p.GetRunner(), p.GetRunnerIncarnation()
 		if prev := s.incarnation[name]; prev != 0 && prev != inc {
 			s.retired[name] = [2]uint64{r.ExperienceSent, r.ExperienceDropped}

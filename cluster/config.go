@@ -57,6 +57,12 @@ type Config struct {
 	// allowed: such a node only relays gossip (a pure seed).
 	Roles []string
 
+	// Runners is the number of env runner actors this node runs (with
+	// RoleRunner). Advertised in the node metadata so that every runner node
+	// can place its runners in the cluster-wide ε ladder (RunnerLadder).
+	// 0 with RoleRunner: the node takes no place in the ladder.
+	Runners int
+
 	// GossipAddr is the IP:port memberlist binds, on both UDP and TCP.
 	// Port 0 picks a free port (tests, several nodes per host); the real
 	// port is read back by Membership.LocalMember. The host must be an IP
@@ -163,6 +169,9 @@ func (c Config) Validate() error {
 			return bad("Roles: %q listed twice", r)
 		}
 		seen[r] = true
+	}
+	if c.Runners < 0 {
+		return bad("Runners: %d, must be >= 0", c.Runners)
 	}
 	if _, _, err := splitIPPort(c.GossipAddr, false); err != nil {
 		return bad("GossipAddr %q: %v", c.GossipAddr, err)

@@ -50,6 +50,7 @@ type MembersChanged struct {
 type dirView struct {
 	members     []Member // live, sorted by name
 	replay      *actor.PID
+	replayEpoch uint64 // the replay node's epoch: new when its process restarts
 	learner     *actor.PID
 	broadcaster *actor.PID
 	stats       *actor.PID
@@ -83,6 +84,12 @@ func (d *Directory) Close() { d.remove() }
 // Replay is the replay actor's PID, or nil (see Directory).
 func (d *Directory) Replay() *actor.PID { return d.view.Load().replay }
 
+var _ actors.ReplayIncarnations = (*Directory)(nil)
+
+// ReplayIncarnation is the epoch of the node Replay points at (0 for none):
+// it changes when that node's process restarts, even at the same address.
+func (d *Directory) ReplayIncarnation() uint64 { return d.view.Load().replayEpoch }
+
 // Learner is the learner actor's PID, or nil.
 func (d *Directory) Learner() *actor.PID { return d.view.Load().learner }
 
@@ -112,18 +119,18 @@ func (d *Directory) Members() []Member {
 func (d *Directory) rebuild() []Member {
 	members := d.m.Members()
 	v := &dirView{members: members}
-	pid := func(role, name string) *actor.PID {
+	pid := func(role, name string) (*actor.PID, uint64) {
 		for _, m := range members { // sorted: the lowest name wins
 			if m.State == StateAlive && m.RemoteAddr != "" && slices.Contains(m.Roles, role) {
-				return actor.NewPID(m.RemoteAddr, name)
+				return actor.NewPID(m.RemoteAddr, name), m.Epoch
 			}
 		}
-		return nil
+		return nil, 0
 	}
-	v.replay = pid(RoleReplay, actors.ReplayName)
-	v.learner = pid(RoleLearner, actors.LearnerName)
-	v.broadcaster = pid(RoleBroadcaster, actors.BroadcasterName)
-	v.stats = pid(RoleLearner, actors.StatsName)
+	v.replay, v.replayEpoch = pid(RoleReplay, actors.ReplayName)
+	v.learner, _ = pid(RoleLearner, actors.LearnerName)
+	v.broadcaster, _ = pid(RoleBroadcaster, actors.BroadcasterName)
+	v.stats, _ = pid(RoleLearner, actors.StatsName)
 	d.view.Store(v)
 	return members
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -38,5 +39,57 @@ func TestDirectoryTerminatesOldIncarnation(t *testing.T) {
 	}
 	if mc := seen.lastMembers(); mc == nil || mc.Event.Member.Epoch != 2 {
 		t.Fatalf("MembersChanged = %+v, want the restart event", mc)
+	}
+}
+
+// ReplayIncarnation follows the replay node's epoch: a replay node restarted
+// under the same name and remote address is a new incarnation, which the
+// runners use to write off the credits that died with the old one.
+func TestDirectoryReplayIncarnation(t *testing.T) {
+	t.Parallel()
+	self, _ := testNode(t, "self", []string{RoleRunner}, "127.0.0.1:16011", nil, nil)
+	d := NewDirectory(self)
+	t.Cleanup(d.Close)
+	if d.ReplayIncarnation() != 0 || d.Replay() != nil {
+		t.Fatalf("no replay yet: incarnation %d, PID %v", d.ReplayIncarnation(), d.Replay())
+	}
+	seed := []string{self.LocalMember().GossipAddr}
+	// A restarted node binds the gossip address it had, as `qfleet node
+	// --gossip` does (another address under the same name conflicts).
+	peer := func(epoch uint64, gossip string) *Membership {
+		m, err := Start(func() Config {
+			c := DefaultLocalConfig()
+			c.NodeName, c.Roles, c.RemoteAddr, c.Join, c.Epoch = "replay", []string{RoleReplay}, "127.0.0.1:16012", seed, epoch
+			if gossip != "" {
+				c.GossipAddr = gossip
+			}
+			c.Logger = testLogger(t, slog.LevelWarn)
+			return c
+		}())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	waitIncarnation := func(want uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for d.ReplayIncarnation() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("replay incarnation %d, want %d", d.ReplayIncarnation(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	first := peer(101, "")
+	waitIncarnation(101)
+	pidBefore := d.Replay().String()
+	gossip := first.LocalMember().GossipAddr
+	first.Shutdown() // killed: no leave
+	second := peer(202, gossip)
+	t.Cleanup(func() { second.Shutdown() })
+	waitIncarnation(202)
+	if got := d.Replay().String(); got != pidBefore {
+		t.Errorf("replay PID %s after the restart, want the same %s (only the incarnation tells them apart)", got, pidBefore)
 	}
 }

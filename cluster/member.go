@@ -45,6 +45,7 @@ type Member struct {
 	RemoteAddr string      // protoactor remote host:port; PIDs on the node use it
 	Roles      []string    // roles it runs
 	Epoch      uint64      // changes when the node restarts under the same name
+	Runners    int         // env runner actors it runs (Config.Runners; 0 from a node that does not say)
 	State      MemberState // as last heard
 	Since      time.Time   // when this node saw State begin
 }

@@ -144,7 +144,7 @@ func Start(cfg Config, opts ...Option) (*Membership, error) {
 		log:       log,
 		now:       o.now,
 		opts:      o,
-		local:     nodeMeta{Version: metaVersion, Roles: cfg.Roles, Remote: cfg.RemoteAddr, Epoch: cfg.Epoch},
+		local:     nodeMeta{Version: metaVersion, Roles: cfg.Roles, Remote: cfg.RemoteAddr, Epoch: cfg.Epoch, Runners: cfg.Runners},
 		members:   map[string]Member{},
 		listeners: map[int]func(Event){},
 		subs:      map[int]*subscriber{},
@@ -328,7 +328,7 @@ func (m *Membership) LocalMember() Member {
 	// After Leave the table no longer holds us.
 	n := m.ml.LocalNode()
 	return Member{Name: n.Name, GossipAddr: n.Address(), RemoteAddr: m.cfg.RemoteAddr,
-		Roles: slices.Clone(m.cfg.Roles), Epoch: m.cfg.Epoch, State: StateLeft}
+		Roles: slices.Clone(m.cfg.Roles), Epoch: m.cfg.Epoch, Runners: m.cfg.Runners, State: StateLeft}
 }
 
 // Subscribe returns a channel of every later Event and a cancel func that
@@ -502,7 +502,7 @@ func (m *Membership) record(kind EventKind, n *memberlist.Node) {
 	}
 	now := m.now()
 	mem := Member{Name: n.Name, GossipAddr: n.Address(), RemoteAddr: meta.Remote,
-		Roles: slices.Clone(meta.Roles), Epoch: meta.Epoch, State: StateAlive, Since: now}
+		Roles: slices.Clone(meta.Roles), Epoch: meta.Epoch, Runners: meta.Runners, State: StateAlive, Since: now}
 	if meta.Leaving {
 		mem.State = StateLeaving
 	}

@@ -14,13 +14,17 @@ const metaVersion = 1
 
 // nodeMeta is what a node advertises in memberlist metadata. memberlist
 // gossips it in every alive message and panics above memberlist.MetaMaxSize
-// (512 bytes), so it holds only what the Directory needs; short JSON keys keep
-// it around 100 bytes.
+// (512 bytes), so it holds only what the Directory and the ε ladder need;
+// short JSON keys keep it around 100 bytes.
 type nodeMeta struct {
 	Version int      `json:"v"`
 	Roles   []string `json:"r,omitempty"`
 	Remote  string   `json:"a"`
 	Epoch   uint64   `json:"e"`
+	// Runners is the node's env runner count (Config.Runners), for the
+	// cluster-wide ε ladder. Added in version 1 (absent: 0, no place in the
+	// ladder).
+	Runners int `json:"n,omitempty"`
 	// Leaving is set just before a graceful Leave. memberlist's leave
 	// notification does not say whether a node left or died (see
 	// membership.go), so peers read this flag instead.

@@ -874,8 +874,14 @@ type RunnerProgress struct {
 	ExperienceLost    uint64 `protobuf:"varint,7,opt,name=experience_lost,json=experienceLost,proto3" json:"experience_lost,omitempty"` // unused by runners since sent_before (kept for the bench protocol)
 	WeightsTerm       uint64 `protobuf:"varint,8,opt,name=weights_term,json=weightsTerm,proto3" json:"weights_term,omitempty"`
 	RunnerIncarnation uint64 `protobuf:"varint,9,opt,name=runner_incarnation,json=runnerIncarnation,proto3" json:"runner_incarnation,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The runner's rung in the Ape-X ε ladder (index of count, across every
+	// runner node of the cluster) and the ε it decays to there. Count 0: a
+	// runner that does not say (an older version).
+	LadderIndex   uint32  `protobuf:"varint,10,opt,name=ladder_index,json=ladderIndex,proto3" json:"ladder_index,omitempty"`
+	LadderCount   uint32  `protobuf:"varint,11,opt,name=ladder_count,json=ladderCount,proto3" json:"ladder_count,omitempty"`
+	LadderEpsilon float64 `protobuf:"fixed64,12,opt,name=ladder_epsilon,json=ladderEpsilon,proto3" json:"ladder_epsilon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunnerProgress) Reset() {
@@ -967,6 +973,27 @@ func (x *RunnerProgress) GetWeightsTerm() uint64 {
 func (x *RunnerProgress) GetRunnerIncarnation() uint64 {
 	if x != nil {
 		return x.RunnerIncarnation
+	}
+	return 0
+}
+
+func (x *RunnerProgress) GetLadderIndex() uint32 {
+	if x != nil {
+		return x.LadderIndex
+	}
+	return 0
+}
+
+func (x *RunnerProgress) GetLadderCount() uint32 {
+	if x != nil {
+		return x.LadderCount
+	}
+	return 0
+}
+
+func (x *RunnerProgress) GetLadderEpsilon() float64 {
+	if x != nil {
+		return x.LadderEpsilon
 	}
 	return 0
 }
@@ -2425,7 +2452,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"maxEpsilon\x12'\n" +
 	"\x0fweights_version\x18\x05 \x01(\x04R\x0eweightsVersion\x12\x1c\n" +
 	"\ttruncated\x18\x06 \x01(\bR\ttruncated\x12(\n" +
-	"\x10runner_env_steps\x18\a \x01(\x04R\x0erunnerEnvSteps\"\xdb\x02\n" +
+	"\x10runner_env_steps\x18\a \x01(\x04R\x0erunnerEnvSteps\"\xc8\x03\n" +
 	"\x0eRunnerProgress\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x1b\n" +
 	"\tenv_steps\x18\x02 \x01(\x04R\benvSteps\x12'\n" +
@@ -2435,7 +2462,11 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x12experience_dropped\x18\x06 \x01(\x04R\x11experienceDropped\x12'\n" +
 	"\x0fexperience_lost\x18\a \x01(\x04R\x0eexperienceLost\x12!\n" +
 	"\fweights_term\x18\b \x01(\x04R\vweightsTerm\x12-\n" +
-	"\x12runner_incarnation\x18\t \x01(\x04R\x11runnerIncarnation\"\xd5\x02\n" +
+	"\x12runner_incarnation\x18\t \x01(\x04R\x11runnerIncarnation\x12!\n" +
+	"\fladder_index\x18\n" +
+	" \x01(\rR\vladderIndex\x12!\n" +
+	"\fladder_count\x18\v \x01(\rR\vladderCount\x12%\n" +
+	"\x0eladder_epsilon\x18\f \x01(\x01R\rladderEpsilon\"\xd5\x02\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x16\n" +

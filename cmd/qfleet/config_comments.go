@@ -15,7 +15,7 @@ var configComments = map[string]fieldComment{
 	"dueling":              {text: "dueling head: Q = V + A − mean(A) (Wang et al. 2016)"},
 	"epsilon_decay_steps":  {text: "env steps (all runners together) of the linear decay"},
 	"epsilon_end":          {text: "ε after the decay (the lowest runner's, with a ladder)"},
-	"epsilon_ladder":       {text: "Ape-X α: runner i ends at ε_end^(1+α·i/(N−1)); 0 gives every runner ε_end"},
+	"epsilon_ladder":       {text: "Ape-X α: runner i ends at ε_end^(1+α·i/(N−1)), i and N over every runner of the cluster (by node name, then runner); 0 gives every runner ε_end"},
 	"epsilon_start":        {group: "Exploration", text: "ε at a runner's first step"},
 	"gamma":                {text: "discount γ per env step"},
 	"hidden":               {group: "Learning rule", text: "hidden layer widths of the MLP Q-network (after the conv torso, if any)"},

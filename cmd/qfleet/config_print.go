@@ -48,7 +48,8 @@ func runOptionComments() map[string]fieldComment {
 		"http":           {text: "serve the dashboard (/), /metrics, /status and /history on this address (empty: no HTTP)"},
 		"checkpoint_dir": {text: "learner checkpoints (empty: none, or RUN_DIR/checkpoints when a checkpoint flag is given)"},
 		"summary":        {text: "JSON summary at exit (empty: RUN_DIR/summary.json)"},
-		"progress":       {text: "interval between progress lines on stderr; 0 turns them off"},
+		"progress":       {text: "interval between progress log lines on stderr, for logs kept in files; 0 turns them off"},
+		"live":           {text: "the live progress line on stderr (bar, rates, mean100, ETA): auto (only when stdout and stderr are terminals), always or never"},
 		"log_level":      {text: "debug, info, warn or error"},
 	}
 }

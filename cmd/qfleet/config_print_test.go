@@ -224,6 +224,7 @@ func TestConfigPrintInvalid(t *testing.T) {
 		{"credit_timeout: -1s\n", []string{"credit_timeout = -1s", "must be > 0"}},
 		{"learning_rate: .nan\n", []string{"learning_rate = NaN", "must be > 0"}},
 		{"progress: soon\n", []string{"progress", "soon", "not a duration"}},
+		{"live: sometimes\n", []string{"live", "sometimes", "want auto, always, never"}},
 		{"log_level: loud\n", []string{"loud", "want debug, info, warn or error"}},
 		{"env: Pong-v9\n", []string{"Pong-v9"}},
 		{"batch_sise: 32\n", []string{"batch_sise"}},

@@ -38,7 +38,8 @@ type runOptions struct {
 	HTTP          string   `yaml:"http"`
 	CheckpointDir string   `yaml:"checkpoint_dir"`
 	Summary       string   `yaml:"summary"`
-	Progress      string   `yaml:"progress"` // interval between progress lines, e.g. "2s"; "0" turns them off
+	Progress      string   `yaml:"progress"` // interval between progress lines, e.g. "10s"; "0" turns them off
+	Live          string   `yaml:"live"`     // the live progress line: auto, always or never
 	LogLevel      string   `yaml:"log_level"`
 }
 
@@ -82,6 +83,7 @@ Flags:
 // trainFlags are the training flags shared by `dev` and `node`.
 type trainFlags struct {
 	cfgPath, envID, httpAddr, ckptDir, summary, logLevel, runDir *string
+	live                                                         *string
 	seed, maxSteps                                               *uint64
 	runners                                                      *int
 	target                                                       *float64
@@ -104,7 +106,8 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		resume:    fs.Bool("resume", false, "continue the run from the newest checkpoint (and replay snapshot) in --checkpoint-dir, or in --run-dir's checkpoints"),
 		summary:   fs.String("summary", "", "write a JSON summary of the run to this `file` at exit (default: RUN_DIR/summary.json)"),
 		runDir:    fs.String("run-dir", "", "run `directory`: config.yaml, scalars.jsonl, summary.json, checkpoints/ (default: a new "+runsRoot+"/<env>-<seed>-<UTC time>)"),
-		progress:  fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr (0 turns them off)"),
+		progress:  fs.Duration("progress", 0, "interval between progress log lines on stderr, for logs kept in files (0: none)"),
+		live:      fs.String("live", liveAuto, "the live progress line on stderr (bar, rates, mean100, ETA): auto (only when stdout and stderr are terminals), always or never"),
 		logLevel:  fs.String("log-level", "warn", "log level: debug, info, warn, error"),
 	}
 }
@@ -185,6 +188,18 @@ type training struct {
 	runDir           string        // --run-dir; after prepare, the run directory ("" for none)
 	command          []string      // the command line, recorded in config.yaml
 	scalars          *scalarWriter // scalars.jsonl of the run directory; nil without one
+	live             *liveLine     // the live progress line; nil when off
+}
+
+// display turns the live progress line on when --live says so for these
+// writers, and returns the writer for the run's other stderr output: the
+// live line itself, which erases itself before each write.
+func (t *training) display(stdout, stderr io.Writer) io.Writer {
+	if !liveOn(t.cf.Live, stdout, stderr) {
+		return stderr
+	}
+	t.live = newLiveLine(stderr, t.cf.Env, t.cf.MaxSteps, t.targetReturn)
+	return t.live
 }
 
 func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
@@ -194,7 +209,7 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 		return nil, err
 	}
 	cf := configFile{Config: actors.DefaultConfigFor(envID)}
-	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.LogLevel = "CartPole-v1", 1, 500_000, "2s", "warn"
+	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.Live, cf.LogLevel = "CartPole-v1", 1, 500_000, "0s", liveAuto, "warn"
 	if *tf.cfgPath != "" {
 		if err := loadConfig(*tf.cfgPath, &cf); err != nil {
 			return nil, usageError{err}
@@ -227,6 +242,8 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 			cf.Summary = *tf.summary
 		case "progress":
 			t.progressEvery = *tf.progress
+		case "live":
+			cf.Live = *tf.live
 		case "log-level":
 			cf.LogLevel = *tf.logLevel
 		case "checkpoint-every":
@@ -254,6 +271,9 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	t.checkpointsAsked = t.checkpointsAsked || t.resume || t.snapshotEvery > 0
 	if err := t.level.UnmarshalText([]byte(cf.LogLevel)); err != nil {
 		return nil, usageError{fmt.Errorf("log level %q: want debug, info, warn or error", cf.LogLevel)}
+	}
+	if !slices.Contains(liveModes, cf.Live) {
+		return nil, usageError{fmt.Errorf("live %q: want %s", cf.Live, strings.Join(liveModes, ", "))}
 	}
 	t.targetReturn = env.Spec().RewardThreshold
 	if cf.TargetReturn != nil && !math.IsNaN(*cf.TargetReturn) {
@@ -308,6 +328,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	nets.SetLearnerGC()
+	stderr = t.display(stdout, stderr)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level}))
 	dev, err := actors.StartDev(actors.DevOptions{
 		EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
@@ -367,6 +388,14 @@ func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks ru
 		tick = tk.C
 	}
 	prog := newProgress(node.Metrics, node.Started)
+	var liveTick <-chan time.Time
+	if t.live != nil {
+		t.live.start(node.Started, 0)
+		tk := time.NewTicker(liveEvery)
+		defer tk.Stop()
+		liveTick = tk.C
+		defer t.live.clear()
+	}
 	var scalarTick <-chan time.Time
 	if t.scalars != nil {
 		fmt.Fprintf(stderr, "qfleet %s: run directory %s\n", name, t.runDir)
@@ -394,6 +423,8 @@ wait:
 			break wait
 		case <-tick:
 			fmt.Fprintln(stderr, prog.line())
+		case now := <-liveTick:
+			t.live.draw(runStatusOf(node.Metrics), now)
 		case now := <-scalarTick:
 			t.scalars.record(node.Metrics, node.Roles, node.Started, now)
 		}

@@ -108,8 +108,12 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		}
 		t.closeScalars(stderr, *name)
 	}
+	stderr = t.display(stdout, stderr)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	if slices.Contains(roles, actors.RoleRunner) {
+		cs.runners = t.cf.Runners // advertised: the ε ladder spans every runner node
+	}
 	learnerLeft := make(chan string, 1)
 	var learnerGone atomic.Bool
 	isLearner := slices.Contains(roles, actors.RoleLearner)
@@ -162,6 +166,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	}
 	nodeRef.Store(node)
 	node.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
+	stopLadder := m.WatchRunnerLadder(func(p cluster.LadderPosition) { node.SetRunnerLadder(p.Offset, p.Total) })
 	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
 		*name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
 	return t.run(*name, node, ln, runHooks{
@@ -177,6 +182,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 			worker.stop() // ends its trials (nil-safe)
+			stopLadder()
 			dir.Close()
 			m.Shutdown()
 			rem.Shutdown(true)
@@ -314,6 +320,7 @@ type clusterSetup struct {
 	remotePort          int
 	advHost, advPort    string
 	advertised          bool // --advertise given
+	runners             int  // env runners here, advertised for the ε ladder (a node with the runner role)
 	gossipAddr, profile string
 	seeds               []string
 	key                 []byte
@@ -383,6 +390,7 @@ func (c *clusterSetup) start(sys *actor.ActorSystem, roles []string, logger *slo
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeName, ccfg.Roles, ccfg.GossipAddr, ccfg.RemoteAddr = c.name, roles, c.gossipAddr, sys.Address()
 	ccfg.Join, ccfg.Profile, ccfg.ClusterKey, ccfg.Logger = c.seeds, c.profile, c.key, logger
+	ccfg.Runners = c.runners
 	if c.advertised {
 		ccfg.AdvertiseAddr = c.advHost
 	}
