@@ -100,6 +100,7 @@ var sweepOwnKeys = map[string]string{
 	"checkpoint_dir": "trials write into their own run directories",
 	"summary":        "each trial writes summary.json into its run directory",
 	"progress":       "trials run without progress lines",
+	"live":           "trials run without the live progress line",
 	"log_level":      "trials log at warn",
 }
 
@@ -236,7 +237,7 @@ func parseSweepSpec(data []byte, path, dir, defaultName string) (*sweepSpec, err
 				return nil, bad("%s: %s = %v: not allowed in a sweep (%s)", baseWhere, k, v, sweepOwnKeys[k])
 			}
 			delete(base, k)
-		case "progress", "log_level":
+		case "progress", "live", "log_level":
 			delete(base, k)
 		}
 	}
@@ -479,7 +480,7 @@ func (s *sweepSpec) resolve(params map[string]any, seed uint64) (configFile, err
 		return configFile{}, err
 	}
 	cf := configFile{Config: actors.DefaultConfigFor(s.Env)}
-	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.LogLevel = s.Env, seed, 500_000, "0s", "warn"
+	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.Live, cf.LogLevel = s.Env, seed, 500_000, "0s", liveNever, "warn"
 	if err := parseConfig(data, "", &cf); err != nil {
 		// The line numbers are of the merged config, not of the spec.
 		msg := strings.TrimPrefix(err.Error(), "config : ")
