@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -493,6 +495,9 @@ func loadConfig(path string, cf *configFile) error {
 
 // parseConfig decodes YAML config data (named path in errors) over cf.
 func parseConfig(data []byte, path string, cf *configFile) error {
+	if err := checkWholeNumbers(data); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(cf)
@@ -505,6 +510,67 @@ func parseConfig(data []byte, path string, cf *configFile) error {
 	default:
 		return fmt.Errorf("config %s: %s", path, singleLine(err.Error()))
 	}
+}
+
+// checkWholeNumbers refuses a fraction for an integer setting: yaml.v3
+// decodes `batch_size: 51.7` into an int as 51, silently.
+func checkWholeNumbers(data []byte) error {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil // the decoder reports what is wrong with it
+	}
+	kinds := integerKeys()
+	m := doc.Content[0].Content
+	for i := 0; i+1 < len(m); i += 2 {
+		key, val := m[i].Value, m[i+1]
+		if !kinds[key] {
+			continue
+		}
+		values := []*yaml.Node{val}
+		if val.Kind == yaml.SequenceNode {
+			values = val.Content
+		}
+		for _, v := range values {
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!float" {
+				continue
+			}
+			if x, err := strconv.ParseFloat(v.Value, 64); err == nil && x == math.Trunc(x) {
+				continue // 1e5 is a whole number
+			}
+			return fmt.Errorf("line %d: %s = %s: must be a whole number", v.Line, key, v.Value)
+		}
+	}
+	return nil
+}
+
+// integerKeys are the yaml keys of configFile whose values are integers or
+// lists of integers.
+func integerKeys() map[string]bool {
+	keys := map[string]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if opts == "inline" {
+				walk(f.Type)
+				continue
+			}
+			ft := f.Type
+			if ft.Kind() == reflect.Slice || ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			switch ft.Kind() {
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+				reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+				if ft != reflect.TypeFor[time.Duration]() {
+					keys[name] = true
+				}
+			}
+		}
+	}
+	walk(reflect.TypeFor[configFile]())
+	return keys
 }
 
 // singleLine keeps an error message on one line whatever the input quoted in it.
