@@ -44,6 +44,7 @@ func runOptionComments() map[string]fieldComment {
 		"env":            {group: "Run options (flags of the same name override them)", text: "environment id: " + strings.Join(envs.IDs(), ", ")},
 		"seed":           {text: "random seed of the run (env resets, exploration, initial weights, replay sampling)"},
 		"max_steps":      {text: "stop after this many env steps"},
+		"max_time":       {text: "stop after this much wall time, e.g. 10m; 0 for no limit"},
 		"target_return":  {text: "stop when mean100 reaches this return (default: the env's reward threshold)"},
 		"http":           {text: "serve the dashboard (/), /metrics, /status and /history on this address (empty: no HTTP)"},
 		"checkpoint_dir": {text: "learner checkpoints (empty: none, or RUN_DIR/checkpoints when a checkpoint flag is given)"},
@@ -102,6 +103,7 @@ func (t *training) effective() configFile {
 	target := t.targetReturn
 	cf.TargetReturn = &target
 	cf.Progress = t.progressEvery.String()
+	cf.MaxTime = t.maxTime.String()
 	cf.Hidden = slices.Clone(cf.Hidden)
 	return cf
 }

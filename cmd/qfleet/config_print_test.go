@@ -224,6 +224,7 @@ func TestConfigPrintInvalid(t *testing.T) {
 		{"credit_timeout: -1s\n", []string{"credit_timeout = -1s", "must be > 0"}},
 		{"learning_rate: .nan\n", []string{"learning_rate = NaN", "must be > 0"}},
 		{"progress: soon\n", []string{"progress", "soon", "not a duration"}},
+		{"max_time: -5m\n", []string{"max_time", "-5m", "not a duration >= 0"}},
 		{"batch_size: 51.7\n", []string{"batch_size = 51.7", "must be a whole number"}},
 		{"min_replay_size: 1000.5\n", []string{"min_replay_size = 1000.5", "must be a whole number"}},
 		{"hidden: [64, 32.5]\n", []string{"hidden = 32.5", "must be a whole number"}},

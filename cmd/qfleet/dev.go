@@ -36,6 +36,7 @@ type runOptions struct {
 	Env           string   `yaml:"env"`
 	Seed          uint64   `yaml:"seed"`
 	MaxSteps      uint64   `yaml:"max_steps"`
+	MaxTime       string   `yaml:"max_time"`      // stop after this much wall time, e.g. "10m"; "0" for no limit
 	TargetReturn  *float64 `yaml:"target_return"` // nil: the env's reward threshold
 	HTTP          string   `yaml:"http"`
 	CheckpointDir string   `yaml:"checkpoint_dir"`
@@ -89,7 +90,7 @@ type trainFlags struct {
 	seed, maxSteps                                               *uint64
 	runners                                                      *int
 	target                                                       *float64
-	progress, ckptEvery, snapEvery                               *time.Duration
+	progress, ckptEvery, snapEvery, maxTime                      *time.Duration
 	resume                                                       *bool
 }
 
@@ -100,6 +101,7 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		seed:      fs.Uint64("seed", 1, "random seed of the run"),
 		runners:   fs.Int("runners", 0, "env runner actors on this node (default from config: 1)"),
 		maxSteps:  fs.Uint64("max-steps", 500_000, "stop after this many env steps"),
+		maxTime:   fs.Duration("max-time", 0, "stop after this much wall time, e.g. 10m (0: no limit); the run ends as at --max-steps, with its checkpoint and summary"),
 		target:    fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
 		httpAddr:  fs.String("http", "", "serve the dashboard (/), /metrics, /status and /history on this `address` (e.g. 127.0.0.1:9090)"),
 		ckptDir:   fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory` (default: none, or RUN_DIR/checkpoints when --checkpoint-every, --replay-snapshot-every or --resume is given)"),
@@ -176,6 +178,7 @@ func parseFlagsOnly(fs *flag.FlagSet, help string, args []string, stdout, stderr
 type training struct {
 	cf              configFile
 	progressEvery   time.Duration
+	maxTime         time.Duration // 0: no limit
 	level           slog.Level
 	targetReturn    float64
 	checkpointEvery time.Duration
@@ -200,7 +203,7 @@ func (t *training) display(stdout, stderr io.Writer) io.Writer {
 	if !liveOn(t.cf.Live, stdout, stderr) {
 		return stderr
 	}
-	t.live = newLiveLine(stderr, t.cf.Env, t.cf.MaxSteps, t.targetReturn)
+	t.live = newLiveLine(stderr, t.cf.Env, t.cf.MaxSteps, t.maxTime, t.targetReturn)
 	return t.live
 }
 
@@ -211,7 +214,7 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 		return nil, err
 	}
 	cf := configFile{Config: actors.DefaultConfigFor(envID)}
-	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.Live, cf.LogLevel = "CartPole-v1", 1, 500_000, "0s", liveAuto, "warn"
+	cf.Env, cf.Seed, cf.MaxSteps, cf.MaxTime, cf.Progress, cf.Live, cf.LogLevel = "CartPole-v1", 1, 500_000, "0s", "0s", liveAuto, "warn"
 	if *tf.cfgPath != "" {
 		if err := loadConfig(*tf.cfgPath, &cf); err != nil {
 			return nil, usageError{err}
@@ -223,9 +226,16 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	} else {
 		return nil, usageError{fmt.Errorf("config %s: progress = %q: not a duration", *tf.cfgPath, cf.Progress)}
 	}
+	if d, err := time.ParseDuration(cf.MaxTime); (err == nil && d >= 0) || cf.MaxTime == "0" || cf.MaxTime == "" {
+		t.maxTime = max(d, 0)
+	} else {
+		return nil, usageError{fmt.Errorf("config %s: max_time = %q: not a duration >= 0", *tf.cfgPath, cf.MaxTime)}
+	}
 	// Flags given on the command line override the file.
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
+		case "max-time":
+			t.maxTime = *tf.maxTime
 		case "env":
 			cf.Env = *tf.envID
 		case "seed":
@@ -265,6 +275,9 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	}
 	if t.checkpointEvery < 0 {
 		return nil, usageError{errors.New("--checkpoint-every must be >= 0")}
+	}
+	if t.maxTime < 0 {
+		return nil, usageError{errors.New("--max-time must be >= 0")}
 	}
 	t.snapshotEvery = *tf.snapEvery
 	if t.snapshotEvery < 0 {
@@ -410,11 +423,20 @@ func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks ru
 		scalarTick = tk.C
 		t.scalars.start(node.Metrics, node.Started, t.resume)
 	}
+	var deadline <-chan time.Time
+	if t.maxTime > 0 {
+		tm := time.NewTimer(time.Until(node.Started.Add(t.maxTime)))
+		defer tm.Stop()
+		deadline = tm.C
+	}
 	interrupted := false
 wait:
 	for {
 		select {
 		case <-node.Done():
+			break wait
+		case <-deadline:
+			fmt.Fprintf(stderr, "qfleet %s: --max-time %v reached: stopping\n", name, t.maxTime)
 			break wait
 		case why := <-hooks.done:
 			fmt.Fprintf(stderr, "qfleet %s: %s\n", name, why)

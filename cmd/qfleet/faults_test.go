@@ -23,7 +23,10 @@ package main
 //   - TestFaultReplayHostKilled: the replay on a host D of its own, kill -9
 //     D, restart it with --resume (from its snapshot);
 //   - TestFaultSlowLinkWithLatency: B's link at 2 Mbit/s (tbf) and 100±20 ms
-//     each way added by a toxiproxy in front of A's and B's remote ports.
+//     each way added by a toxiproxy in front of A's and B's remote ports;
+//   - TestFaultSweepNodeFrozen (sweep_multihost_test.go): SIGSTOP a sweep's
+//     trial node mid-trial; the trial is rerun on the other node, recorded
+//     once.
 //
 // They run with -faults (`make faults`); the fast subset of the default
 // `make test` is the link cut with an 8 s cut and the replay-host kill

@@ -64,6 +64,7 @@ type liveLine struct {
 
 	env       string
 	maxSteps  uint64
+	maxTime   time.Duration // 0: none
 	target    float64
 	started   time.Time
 	rate      float64 // smoothed env steps/s; 0 until two samples
@@ -71,8 +72,8 @@ type liveLine struct {
 	lastAt    time.Time
 }
 
-func newLiveLine(out io.Writer, env string, maxSteps uint64, target float64) *liveLine {
-	l := &liveLine{out: out, env: env, maxSteps: maxSteps, target: target, width: func() int { return 80 }}
+func newLiveLine(out io.Writer, env string, maxSteps uint64, maxTime time.Duration, target float64) *liveLine {
+	l := &liveLine{out: out, env: env, maxSteps: maxSteps, maxTime: maxTime, target: target, width: func() int { return 80 }}
 	if f, ok := out.(*os.File); ok {
 		l.width = func() int {
 			if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
@@ -105,7 +106,7 @@ func (l *liveLine) draw(st actors.RunStatus, now time.Time) {
 	defer l.mu.Unlock()
 	l.observe(st.EnvSteps, now)
 	line := formatLive(liveState{
-		env: l.env, elapsed: now.Sub(l.started), steps: st.EnvSteps, maxSteps: l.maxSteps, rate: l.rate,
+		env: l.env, elapsed: now.Sub(l.started), steps: st.EnvSteps, maxSteps: l.maxSteps, maxTime: l.maxTime, rate: l.rate,
 		mean100: st.Mean100, target: l.target, solved: st.Solved,
 	}, l.width())
 	fmt.Fprintf(l.out, "\r%s\x1b[K", line)
@@ -149,8 +150,9 @@ type liveState struct {
 	elapsed  time.Duration
 	steps    uint64
 	maxSteps uint64
-	rate     float64 // env steps/s
-	mean100  float64 // NaN until an episode at ε ≤ 0.05 ended
+	maxTime  time.Duration // 0: none
+	rate     float64       // env steps/s
+	mean100  float64       // NaN until an episode at ε ≤ 0.05 ended
 	target   float64
 	solved   bool
 }
@@ -184,9 +186,14 @@ func formatLive(s liveState, width int) string {
 	case s.solved:
 		eta = "solved"
 	case s.rate > 0 && s.steps < s.maxSteps:
-		// The time to --max-steps at the current rate: an upper bound when
-		// the target return ends the run first.
-		eta = "eta " + shortDuration(time.Duration(float64(s.maxSteps-s.steps)/s.rate*float64(time.Second)))
+		// The time to --max-steps at the current rate, or to --max-time if
+		// that comes first: an upper bound when the target return ends the
+		// run first.
+		left := time.Duration(float64(s.maxSteps-s.steps) / s.rate * float64(time.Second))
+		if s.maxTime > 0 {
+			left = max(0, min(left, s.maxTime-s.elapsed))
+		}
+		eta = "eta " + shortDuration(left)
 	}
 	// In display order, each with its rank: the lower, the sooner dropped.
 	parts := []struct {

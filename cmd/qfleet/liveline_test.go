@@ -50,6 +50,13 @@ func TestFormatLive(t *testing.T) {
 			}
 		}
 	}
+	// --max-time ends the run before --max-steps: 60 s left of 2 minutes.
+	timed := s
+	timed.maxTime = 2 * time.Minute
+	timed.elapsed = time.Minute
+	if line := formatLive(timed, 200); !strings.Contains(line, "eta 1m00s") {
+		t.Errorf("with --max-time 2m after 1m: %q", line)
+	}
 	// Before the first greedy episode, and once solved.
 	s.mean100, s.solved = math.NaN(), false
 	if line := formatLive(s, 200); !strings.Contains(line, "mean100 -/475") {
@@ -77,7 +84,7 @@ func TestFormatLive(t *testing.T) {
 // The ETA follows the rate: 1,000 steps/s for 10 s, 9,000 steps left.
 func TestLiveLineRateAndErase(t *testing.T) {
 	var out bytes.Buffer
-	l := newLiveLine(&out, "Acrobot-v1", 20_000, -100)
+	l := newLiveLine(&out, "Acrobot-v1", 20_000, 0, -100)
 	t0 := time.Unix(1000, 0)
 	l.start(t0, 0)
 	for i := 1; i <= 10; i++ {

@@ -407,3 +407,41 @@ func TestDevHTTP(t *testing.T) {
 		t.Errorf("the HTTP server still answers after run returned")
 	}
 }
+
+// --max-time ends a run like --max-steps does: exit 0, a summary, and the
+// checkpoint when asked for.
+func TestDevMaxTime(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	code, stdout, stderr := runQfleet(t, "dev", "--max-steps", "100000000", "--max-time", "3s", "--seed", "4", "--run-dir", dir+"/run")
+	wall := time.Since(start)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "--max-time 3s reached") {
+		t.Errorf("no notice of the time limit:\n%s", stderr)
+	}
+	if wall < 3*time.Second || wall > 30*time.Second {
+		t.Errorf("run took %v with --max-time 3s", wall)
+	}
+	var sum struct {
+		EnvSteps    uint64  `json:"env_steps"`
+		WallSeconds float64 `json:"wall_seconds"`
+	}
+	data, err := os.ReadFile(dir + "/run/summary.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.EnvSteps == 0 || sum.WallSeconds < 3 || sum.WallSeconds > 10 {
+		t.Errorf("summary %+v: want some env steps in 3–10 s", sum)
+	}
+	if !strings.Contains(stdout, "solved=false") {
+		t.Errorf("result line: %s", stdout)
+	}
+	if code, _, stderr := runQfleet(t, "dev", "--max-time", "-1s"); code != 2 || !strings.Contains(stderr, "--max-time") {
+		t.Errorf("--max-time -1s: exit %d, %s", code, stderr)
+	}
+}
