@@ -75,7 +75,11 @@ func runConfigPrint(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("qfleet config print", flag.ContinueOnError)
 	// The other training flags keep their defaults on a set of their own, so
 	// that resolve (the same code as 'dev') computes the effective config.
-	tf := addTrainFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	// The node's flags too, so that the cluster settings print their
+	// defaults.
+	flags := flag.NewFlagSet("", flag.ContinueOnError)
+	tf := addTrainFlags(flags)
+	addNodeFlags(flags)
 	fs.StringVar(tf.envID, "env", "CartPole-v1", "environment `id` ("+strings.Join(envs.IDs(), ", ")+"); default: the config file's, else CartPole-v1")
 	fs.StringVar(tf.cfgPath, "config", "", "YAML config `file` to apply over the env's defaults")
 	if err := parseFlags(fs, configHelp, args, stdout, stderr); err != nil {
@@ -104,6 +108,7 @@ func (t *training) effective() configFile {
 	cf.TargetReturn = &target
 	cf.Progress = t.progressEvery.String()
 	cf.MaxTime = t.maxTime.String()
+	cf.flagSettings.fromFlags(t.flags)
 	cf.Hidden = slices.Clone(cf.Hidden)
 	return cf
 }
@@ -119,6 +124,9 @@ func marshalConfig(cf configFile, header string) ([]byte, error) {
 		return nil, fmt.Errorf("config: encoded as YAML kind %d, want a mapping", n.Kind)
 	}
 	comments := runOptionComments()
+	for k, c := range flagSettingComments {
+		comments[k] = c
+	}
 	for k, c := range configComments {
 		comments[k] = c
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
@@ -119,7 +120,10 @@ func TestConfigComments(t *testing.T) {
 			c = runOpts[key]
 		}
 		if c.text == "" {
-			t.Errorf("config key %s has no comment: give its actors.Config field a line comment, or add it to runOptionComments", key)
+			c = flagSettingComments[key]
+		}
+		if c.text == "" {
+			t.Errorf("config key %s has no comment: give its actors.Config field a line comment, or add it to runOptionComments or flagSettingComments", key)
 		}
 	}
 }
@@ -148,6 +152,7 @@ func effectiveOf(t *testing.T, args ...string) configFile {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	tf := addTrainFlags(fs)
+	addNodeFlags(fs) // as 'config print' does: the cluster settings too
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +169,8 @@ func effectiveOf(t *testing.T, args ...string) configFile {
 func TestConfigPrintRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	custom := writeFile(t, dir, "custom.yaml", "env: Acrobot-v1\nseed: 7\nhidden: [32, 16, 8]\nlearning_rate: 0.00123\n"+
-		"target_return: -90.5\nprogress: 0\ncredit_timeout: 1500ms\nprioritized: true\nepsilon_ladder: 7\nsummary: s.json\n")
+		"target_return: -90.5\nprogress: 0\ncredit_timeout: 1500ms\nprioritized: true\nepsilon_ladder: 7\nsummary: s.json\n"+
+		"replay_snapshot_every: 5s\njoin: 10.1.2.3:7946\nroles: runner\ntrial_slots: 3\n")
 	var cases [][]string
 	for _, id := range envs.IDs() {
 		cases = append(cases, []string{"--env", id})
@@ -259,5 +265,56 @@ func TestConfigUsage(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout+stderr, "Usage: qfleet config print") {
 			t.Errorf("qfleet %v: exit %d, want 0 and the usage:\n%s%s", args, code, stdout, stderr)
 		}
+	}
+}
+
+// Every flag of 'qfleet dev' and 'qfleet node' has its config key (the flag's
+// name with _ for -), except the ones that name the config or act on one
+// run only; a key set in the file reaches the flag, and the command line
+// overrides it.
+func TestConfigCoversEveryFlag(t *testing.T) {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	addTrainFlags(fs)
+	addNodeFlags(fs)
+	keys := map[string]bool{}
+	for _, k := range yamlKeys(reflect.TypeFor[configFile]()) {
+		keys[k] = true
+	}
+	notInFile := map[string]bool{"config": true, "resume": true} // the file itself; an action on one run
+	fs.VisitAll(func(f *flag.Flag) {
+		if !notInFile[f.Name] && !keys[strings.ReplaceAll(f.Name, "-", "_")] {
+			t.Errorf("flag --%s has no config key %s", f.Name, strings.ReplaceAll(f.Name, "-", "_"))
+		}
+	})
+
+	dir := t.TempDir()
+	path := writeFile(t, dir, "node.yaml", "run_dir: "+dir+"/from-file\ncheckpoint_every: 3s\njoin: 10.0.0.1:7946\ntrial_slots: 2\ninsecure: true\nname: b1\n")
+	fs = flag.NewFlagSet("", flag.ContinueOnError)
+	tf := addTrainFlags(fs)
+	nf := addNodeFlags(fs)
+	if err := fs.Parse([]string{"--config", path, "--name", "b2"}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tf.resolve(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.runDir != dir+"/from-file" || tr.checkpointEvery != 3*time.Second || !tr.checkpointsAsked {
+		t.Errorf("run_dir %q, checkpoint_every %v (asked %v): want the file's", tr.runDir, tr.checkpointEvery, tr.checkpointsAsked)
+	}
+	if *nf.cluster.join != "10.0.0.1:7946" || *nf.trialSlots != 2 || !*nf.cluster.insecure {
+		t.Errorf("join %q, trial_slots %d, insecure %v: want the file's", *nf.cluster.join, *nf.trialSlots, *nf.cluster.insecure)
+	}
+	if *nf.cluster.name != "b2" {
+		t.Errorf("name %q: the command line's b2 should override the file's b1", *nf.cluster.name)
+	}
+	// A bad value names its key.
+	bad := writeFile(t, dir, "bad.yaml", "trial_slots: many\n")
+	if code, _, stderr := runQfleet(t, "node", "--config", bad); code != 2 || !strings.Contains(stderr, "trial_slots") {
+		t.Errorf("trial_slots: many: exit %d, %s", code, stderr)
+	}
+	bad = writeFile(t, dir, "bad2.yaml", "checkpoint_every: often\n")
+	if code, _, stderr := runQfleet(t, "dev", "--config", bad); code != 2 || !strings.Contains(stderr, "checkpoint_every = \"often\"") {
+		t.Errorf("checkpoint_every: often: exit %d, %s", code, stderr)
 	}
 }

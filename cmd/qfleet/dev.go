@@ -49,6 +49,7 @@ type runOptions struct {
 // configFile is the YAML config: run options and the hyper-parameters, flat.
 type configFile struct {
 	runOptions    `yaml:",inline"`
+	flagSettings  `yaml:",inline"`
 	actors.Config `yaml:",inline"`
 }
 
@@ -92,10 +93,12 @@ type trainFlags struct {
 	target                                                       *float64
 	progress, ckptEvery, snapEvery, maxTime                      *time.Duration
 	resume                                                       *bool
+	fs                                                           *flag.FlagSet // the set these flags are on
 }
 
 func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 	return &trainFlags{
+		fs:        fs,
 		cfgPath:   fs.String("config", "", "YAML config `file` (flags override it)"),
 		envID:     fs.String("env", "CartPole-v1", "environment `id` ("+strings.Join(envs.IDs(), ", ")+")"),
 		seed:      fs.Uint64("seed", 1, "random seed of the run"),
@@ -194,6 +197,7 @@ type training struct {
 	command          []string      // the command line, recorded in config.yaml
 	scalars          *scalarWriter // scalars.jsonl of the run directory; nil without one
 	live             *liveLine     // the live progress line; nil when off
+	flags            *flag.FlagSet // the command's flags, config settings applied (effective flagSettings)
 }
 
 // display turns the live progress line on when --live says so for these
@@ -219,8 +223,13 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 		if err := loadConfig(*tf.cfgPath, &cf); err != nil {
 			return nil, usageError{err}
 		}
+		// Settings that are flags (run_dir, join, ...) go to the flags, so
+		// that the code below and the command's own flags read them there.
+		if err := cf.flagSettings.apply(tf.fs, *tf.cfgPath); err != nil {
+			return nil, usageError{err}
+		}
 	}
-	t := &training{}
+	t := &training{flags: tf.fs}
 	if d, err := time.ParseDuration(cf.Progress); err == nil || cf.Progress == "0" {
 		t.progressEvery = d
 	} else {

@@ -54,14 +54,9 @@ Flags:
 func runNode(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("qfleet node", flag.ContinueOnError)
 	tf := addTrainFlags(fs)
-	host, _ := os.Hostname()
+	nf := addNodeFlags(fs)
+	rolesFlag, trialsDir, trialSlots, cfl := nf.roles, nf.trialsDir, nf.trialSlots, nf.cluster
 	allRoles := append(slices.Clone(actors.AllRoles), cluster.RoleTrials)
-	var (
-		rolesFlag  = fs.String("roles", strings.Join(actors.AllRoles, ","), "comma-separated `roles` of this node: "+strings.Join(allRoles, ", ")+" (trials: runs 'qfleet sweep' trials)")
-		trialsDir  = fs.String("trials-dir", "", "with the trials role: `directory` of the trials' run directories, DIR/<sweep>/<trial> (default "+filepath.Join(runsRoot, "sweeps")+")")
-		trialSlots = fs.Int("trial-slots", 1, "with the trials role: sweep trials this node runs at a time")
-	)
-	cfl := addClusterFlags(fs, host, "0.0.0.0:7946", "0.0.0.0:7947")
 	if err := parseFlags(fs, nodeHelp, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -83,6 +78,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if *trialSlots < 1 {
 		return usageError{fmt.Errorf("--trial-slots %d: must be >= 1", *trialSlots)}
 	}
+	nameOrHost(cfl.name)
 	cs, err := cfl.resolve()
 	if err != nil {
 		return err
@@ -289,6 +285,32 @@ func allLoopback(addrs []string) bool {
 	return true
 }
 
+// nodeFlags are the flags of 'qfleet node' besides the training flags.
+type nodeFlags struct {
+	roles, trialsDir *string
+	trialSlots       *int
+	cluster          *clusterFlags
+}
+
+func addNodeFlags(fs *flag.FlagSet) nodeFlags {
+	allRoles := append(slices.Clone(actors.AllRoles), cluster.RoleTrials)
+	return nodeFlags{
+		roles:      fs.String("roles", strings.Join(actors.AllRoles, ","), "comma-separated `roles` of this node: "+strings.Join(allRoles, ", ")+" (trials: runs 'qfleet sweep' trials)"),
+		trialsDir:  fs.String("trials-dir", "", "with the trials role: `directory` of the trials' run directories, DIR/<sweep>/<trial> (default "+filepath.Join(runsRoot, "sweeps")+")"),
+		trialSlots: fs.Int("trial-slots", 1, "with the trials role: sweep trials this node runs at a time"),
+		cluster:    addClusterFlags(fs, "", "0.0.0.0:7946", "0.0.0.0:7947"),
+	}
+}
+
+// nameOrHost is the node's name: --name, else the host's name. (The flag's
+// default is empty rather than the host name so that a printed config
+// does not carry one machine's name to another.)
+func nameOrHost(name *string) {
+	if *name == "" {
+		*name, _ = os.Hostname()
+	}
+}
+
 // clusterFlags are the flags of a cluster member, shared by 'qfleet node'
 // and 'qfleet sweep --join'.
 type clusterFlags struct {
@@ -299,7 +321,7 @@ type clusterFlags struct {
 
 func addClusterFlags(fs *flag.FlagSet, defaultName, defaultGossip, defaultRemote string) *clusterFlags {
 	return &clusterFlags{
-		name:       fs.String("name", defaultName, "node `name`, unique in the cluster"),
+		name:       fs.String("name", defaultName, "node `name`, unique in the cluster (default: the host name)"),
 		gossipAddr: fs.String("gossip-addr", defaultGossip, "memberlist gossip bind `address` (TCP and UDP)"),
 		remoteAddr: fs.String("remote-addr", defaultRemote, "protoactor remote bind `address` (TCP)"),
 		advertise:  fs.String("advertise", "", "`host[:port]` other nodes reach this node at (NAT, a proxy, or a wildcard bind); the port, if given, is the remote port as seen from outside; default: the bind host"),
