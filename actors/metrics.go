@@ -22,7 +22,7 @@ type Metrics struct {
 	ReplaySize         prometheus.Gauge
 	ReplayInserted     prometheus.Counter
 	ExperienceDropped  prometheus.Counter
-	ExperienceLost     prometheus.Counter
+	ExperienceLost     prometheus.Gauge // a gauge: a late batch moves its part of a gap back to inserted
 	ExperienceRejected prometheus.Counter
 	LearnerUpdates     prometheus.Counter
 	LearnerLoss        prometheus.Gauge
@@ -107,7 +107,7 @@ func NewMetrics() *Metrics {
 	m.ReplaySize = gauge("qfleet_replay_size", "Transitions held by the replay table.")
 	m.ReplayInserted = counter("qfleet_replay_inserted_total", "Transitions inserted into the replay table.")
 	m.ExperienceDropped = counter("qfleet_experience_dropped_total", "Transitions dropped (counted) before reaching the replay.")
-	m.ExperienceLost = counter("qfleet_experience_lost_total", "Transitions sent by runners that never reached the replay (gaps the replay counted).")
+	m.ExperienceLost = gauge("qfleet_experience_lost", "Transitions sent by runners that never reached the replay (gaps the replay counted; a late batch takes its part back, so it can fall).")
 	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.")
 	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.")
 	m.LearnerLoss = gauge("qfleet_learner_loss", "Huber TD loss of the learner's last update.")

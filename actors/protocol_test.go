@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -239,6 +240,10 @@ func TestReplayCountsLostExperienceExactly(t *testing.T) {
 		t.Helper()
 		if st := m.Status(); st.ExperienceLost != want || st.Runners["r0"].ExperienceLost != want {
 			t.Fatalf("lost %d (runner r0: %d), want %d", st.ExperienceLost, st.Runners["r0"].ExperienceLost, want)
+		}
+		// The Prometheus gauge says the same, also after a late batch.
+		if g := testutil.ToFloat64(m.ExperienceLost); g != float64(want) {
+			t.Fatalf("qfleet_experience_lost = %v, want %d", g, want)
 		}
 	}
 	send(7, 1, 0, 10)

@@ -241,8 +241,8 @@ func (r *replay) account(b *messages.ExperienceBatch) {
 	r.lost = uint64(int64(r.lost) + gap)
 	if gap > 0 {
 		r.log.Warn("experience lost before reaching the replay", "runner", b.GetRunner(), "transitions", gap)
-		r.metrics.ExperienceLost.Add(float64(gap))
 	}
+	r.metrics.ExperienceLost.Set(float64(r.lost))
 	r.metrics.update(func(s *RunStatus) {
 		s.ExperienceLost = r.lost
 		rs := s.Runners[b.GetRunner()]
@@ -337,6 +337,7 @@ func (r *replay) restore() {
 		r.streams[streamKey{st.GetRunner(), st.GetIncarnation()}] = st.GetReceived()
 	}
 	r.lost, r.rejected = s.GetLost(), s.GetRejected()
+	r.metrics.ExperienceLost.Set(float64(r.lost))
 	r.metrics.ReplaySize.Set(float64(r.table.Size()))
 	r.metrics.update(func(st *RunStatus) {
 		st.ReplaySize, st.ReplayInserted = r.table.Size(), r.table.Inserted()
