@@ -323,8 +323,13 @@ func TestDashboardBrowser(t *testing.T) {
 	base := "http://" + addr
 	// CartPole's returns are at most 500: with target 501 the run never
 	// stops by itself; the test ends it (SIGINT) when it has seen enough.
+	// Two runners on an Ape-X ε ladder: the runner table shows each rung.
+	ladder := filepath.Join(t.TempDir(), "ladder.yaml")
+	if err := os.WriteFile(ladder, []byte("runners: 2\nepsilon_ladder: 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(qf, "dev", "--http", addr, "--max-steps", "5000000", "--target-return", "501",
-		"--progress", "0", "--run-dir", filepath.Join(t.TempDir(), "run"))
+		"--progress", "0", "--config", ladder, "--run-dir", filepath.Join(t.TempDir(), "run"))
 	var stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
@@ -396,6 +401,11 @@ func TestDashboardBrowser(t *testing.T) {
 	row := tagWith(dom, "tr", `data-runner="dev/runner-0"`)
 	if _, err := strconv.ParseUint(attrOf(row, "data-lag"), 10, 64); err != nil {
 		t.Errorf("runner row: want dev/runner-0 with a weights lag; got %q", row)
+	}
+	if i := strings.Index(dom, `data-runner="dev/runner-1"`); i < 0 {
+		t.Errorf("no row for dev/runner-1")
+	} else if rest := dom[i:]; !strings.Contains(rest[:strings.Index(rest+"</tr>", "</tr>")], "· 2/2") {
+		t.Errorf("dev/runner-1's row does not show its ladder rung 2/2: %q", rest[:min(len(rest), 400)])
 	}
 
 	dir := filepath.Join("testdata", "artifacts")

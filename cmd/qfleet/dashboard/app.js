@@ -311,7 +311,9 @@ function renderRunners(st) {
     return el('tr', { 'data-runner': n, 'data-lag': lag == null ? '' : lag },
       el('td', { title: age == null ? '' : `last report ${fmtDur(Math.max(0, age))} ago` }, n),
       el('td', {}, fmtInt(r.env_steps)),
-      el('td', {}, r.epsilon.toFixed(3)),
+      // ε now, and the Ape-X ladder rung it decays to (when there is a ladder).
+      el('td', { title: r.ladder_count > 1 ? `rung ${r.ladder_index + 1} of ${r.ladder_count}: decays to ε ${r.ladder_epsilon.toPrecision(3)}` : '' },
+        r.epsilon.toFixed(3) + (r.ladder_count > 1 ? ` · ${r.ladder_index + 1}/${r.ladder_count}` : '')),
       el('td', {}, fmtWeights(r.weights_version)),
       el('td', { title: lag == null ? 'another learner term: does not compare' : '' },
         el('div', { class: 'lag' }, el('span', {}, lag == null ? '–' : String(lag)), bar)));
