@@ -23,7 +23,7 @@ func TestRunnerLadderPositions(t *testing.T) {
 	c := runnerMember("c", 3, StateAlive)
 	d := runnerMember("d", 1, StateAlive, RoleReplay)
 	old := Member{Name: "bb-old", Roles: []string{RoleRunner}, State: StateAlive} // an older node: no runner count
-	all := []Member{d, c, learner, old, b}                                         // not in name order
+	all := []Member{d, c, learner, old, b}                                        // not in name order
 
 	for _, tc := range []struct {
 		name    string
