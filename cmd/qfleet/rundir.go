@@ -70,8 +70,18 @@ func makeRunDir(dir string, resume bool, root, env string, seed uint64, now time
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("run directory: %w", err)
 	}
-	base := filepath.Join(root, defaultRunDirName(env, seed, now))
-	for i := 1; i <= 100; i++ {
+	d, err := mkdirFresh(filepath.Join(root, defaultRunDirName(env, seed, now)), 100)
+	if err != nil {
+		return "", fmt.Errorf("run directory: %w", err)
+	}
+	return d, nil
+}
+
+// mkdirFresh makes a directory that did not exist: base, else base-2, base-3
+// ... up to base-tries. Making it (rather than checking first) is what
+// claims it, so two processes never get the same one.
+func mkdirFresh(base string, tries int) (string, error) {
+	for i := 1; i <= tries; i++ {
 		d := base
 		if i > 1 {
 			d = base + "-" + strconv.Itoa(i)
@@ -81,10 +91,10 @@ func makeRunDir(dir string, resume bool, root, env string, seed uint64, now time
 			return d, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("run directory: %w", err)
+			return "", err
 		}
 	}
-	return "", fmt.Errorf("run directory: %s and 99 suffixed names exist already", base)
+	return "", fmt.Errorf("%s and %d suffixed names exist already", base, tries-1)
 }
 
 // setUpRunDir makes the run directory and fills in what defaults into it:

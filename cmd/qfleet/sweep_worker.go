@@ -14,10 +14,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -274,21 +272,11 @@ func (w *workerActor) makeTrialDir(sweep, trial string) (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", fmt.Errorf("trial directory: %v", err)
 	}
-	base := filepath.Join(parent, clean(trial))
-	for i := 1; i <= 1000; i++ {
-		d := base
-		if i > 1 {
-			d = base + "-" + strconv.Itoa(i)
-		}
-		err := os.Mkdir(d, 0o755)
-		if err == nil {
-			return d, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("trial directory: %v", err)
-		}
+	d, err := mkdirFresh(filepath.Join(parent, clean(trial)), 1000)
+	if err != nil {
+		return "", fmt.Errorf("trial directory: %v", err)
 	}
-	return "", fmt.Errorf("trial directory: %s and 999 suffixed ones exist", base)
+	return d, nil
 }
 
 func (w *workerActor) ended(ctx actor.Context, m *trialEnded) {
