@@ -145,13 +145,14 @@ func TestSweepTwoNodes(t *testing.T) {
 
 var startedOn = regexp.MustCompile(`\] (t\d+-[0-9a-f]+) started on (\w+) \(attempt (\d+)`)
 
-func TestSweepNodeKilled(t *testing.T) {
-	l := startSweepLab(t, "B", "C")
-	// Two trials long enough (30k env steps: several seconds) to kill one
-	// mid-way; one each on B and C.
+// sweepWithTrialOnB starts nodes B and C and a sweep of two trials long
+// enough (30k env steps: several seconds) to hit one mid-way, one on each
+// node, and returns once a trial has started on B: the victim.
+func sweepWithTrialOnB(t *testing.T) (l *sweepLab, p *netlab.Process, out string, victim string) {
+	t.Helper()
+	l = startSweepLab(t, "B", "C")
 	spec := strings.Replace(tinySweepSpec, "max_steps: 4000", "max_steps: 30000", 1)
-	p, out := l.sweep(t, spec)
-	var victim string
+	p, out = l.sweep(t, spec)
 	pollWhile(t, p, 60*time.Second, 100*time.Millisecond, "a trial to start on B", func() error {
 		for _, m := range startedOn.FindAllStringSubmatch(p.Output(), -1) {
 			if m[2] == "B" {
@@ -161,6 +162,11 @@ func TestSweepNodeKilled(t *testing.T) {
 		}
 		return fmt.Errorf("no trial started on B yet")
 	})
+	return l, p, out, victim
+}
+
+func TestSweepNodeKilled(t *testing.T) {
+	l, p, out, victim := sweepWithTrialOnB(t)
 	// Let it run a moment (a heartbeat), then kill B alone: its trial
 	// process must die with it (Pdeathsig), not run on as an orphan.
 	time.Sleep(2 * time.Second)
@@ -215,19 +221,7 @@ func TestSweepNodeKilled(t *testing.T) {
 // way the trial is recorded once.
 func TestFaultSweepNodeFrozen(t *testing.T) {
 	requireFaults(t)
-	l := startSweepLab(t, "B", "C")
-	spec := strings.Replace(tinySweepSpec, "max_steps: 4000", "max_steps: 30000", 1)
-	p, out := l.sweep(t, spec)
-	var victim string
-	pollWhile(t, p, 60*time.Second, 100*time.Millisecond, "a trial to start on B", func() error {
-		for _, m := range startedOn.FindAllStringSubmatch(p.Output(), -1) {
-			if m[2] == "B" {
-				victim = m[1]
-				return nil
-			}
-		}
-		return fmt.Errorf("no trial started on B yet")
-	})
+	l, p, out, victim := sweepWithTrialOnB(t)
 	time.Sleep(2 * time.Second)
 	b := l.nodes["B"]
 	pgid := b.Pid() // netlab starts each process in a group of its own; the trial is in it
