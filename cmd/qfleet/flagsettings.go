@@ -35,6 +35,16 @@ type flagSettings struct {
 	TrialSlots     int    `yaml:"trial_slots"`
 }
 
+// nodeSettingKeys are the keys of flagSettings that only 'qfleet node' reads
+// (its flags beyond the training flags).
+func nodeSettingKeys() map[string]bool {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	addNodeFlags(fs)
+	keys := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { keys[strings.ReplaceAll(f.Name, "-", "_")] = true })
+	return keys
+}
+
 // flagSettingComments are the comments 'qfleet config print' writes.
 var flagSettingComments = map[string]fieldComment{
 	"run_dir":               {group: "Command settings (flags of the same name override them; the cluster ones are read by 'qfleet node' only)", text: "run directory (empty: a new runs/<env>-<seed>-<UTC time>)"},

@@ -99,6 +99,7 @@ var sweepOwnKeys = map[string]string{
 	"http":           "trials run without HTTP",
 	"checkpoint_dir": "trials write into their own run directories",
 	"summary":        "each trial writes summary.json into its run directory",
+	"run_dir":        "each trial runs in a directory of its own",
 	"progress":       "trials run without progress lines",
 	"live":           "trials run without the live progress line",
 	"log_level":      "trials log at warn",
@@ -232,13 +233,17 @@ func parseSweepSpec(data []byte, path, dir, defaultName string) (*sweepSpec, err
 			return nil, bad("%s: %s: unknown config key (see 'qfleet config print')", baseWhere, k)
 		}
 		switch k {
-		case "http", "checkpoint_dir", "summary":
+		case "http", "checkpoint_dir", "summary", "run_dir":
 			if v != nil && v != "" {
 				return nil, bad("%s: %s = %v: not allowed in a sweep (%s)", baseWhere, k, v, sweepOwnKeys[k])
 			}
 			delete(base, k)
 		case "progress", "live", "log_level":
 			delete(base, k)
+		default:
+			if _, nodeOnly := nodeSettingKeys()[k]; nodeOnly {
+				delete(base, k) // a node's place in the cluster: trials run as 'qfleet dev'
+			}
 		}
 	}
 	if e, ok := base["env"]; ok {
@@ -350,6 +355,9 @@ func (s *sweepSpec) parseParams(n *yaml.Node, known []string) ([]sweepParam, err
 		where := "params." + key
 		if why, ok := sweepOwnKeys[key]; ok {
 			return nil, fmt.Errorf("%s: cannot be searched (%s)", where, why)
+		}
+		if nodeSettingKeys()[key] {
+			return nil, fmt.Errorf("%s: cannot be searched (a 'qfleet node' setting; trials run as 'qfleet dev')", where)
 		}
 		if !slices.Contains(known, key) {
 			return nil, fmt.Errorf("%s: unknown config key (see 'qfleet config print')", where)

@@ -54,6 +54,8 @@ func TestSweepSpecErrors(t *testing.T) {
 		{"bounds reversed", "env: CartPole-v1\nmethod: random\ntrials: 2\nparams:\n  gamma: {uniform: [0.99, 0.9]}\n", "low bound 0.99 is above high bound 0.9"},
 		{"unknown distribution", "env: CartPole-v1\nmethod: random\ntrials: 2\nparams:\n  gamma: {normal: [0.9, 0.01]}\n", `params.gamma: unknown distribution "normal"`},
 		{"base http", "env: CartPole-v1\nmethod: grid\nbase:\n  http: 127.0.0.1:9090\n", "base: http = 127.0.0.1:9090: not allowed in a sweep"},
+		{"base run_dir", "env: CartPole-v1\nmethod: grid\nbase:\n  run_dir: /tmp/x\n", "base: run_dir = /tmp/x: not allowed in a sweep (each trial runs in a directory of its own)"},
+		{"node key searched", "env: CartPole-v1\nmethod: grid\nparams:\n  join: [a:1, b:2]\n", "params.join: cannot be searched (a 'qfleet node' setting"},
 		{"base invalid", "env: CartPole-v1\nmethod: grid\nbase:\n  batch_size: 0\n", "base: invalid config: batch_size = 0: must be > 0"},
 		{"base unknown key", "env: CartPole-v1\nmethod: grid\nbase:\n  batchsize: 32\n", "base: batchsize: unknown config key"},
 		{"base file missing", "env: CartPole-v1\nmethod: grid\nbase: nope.yaml\n", "base: open"},
@@ -191,6 +193,30 @@ func TestSweepBaseFile(t *testing.T) {
 	cf := trialConfig(t, trials[0])
 	if cf.Env != "CartPole-v1" || cf.Seed != 9 || cf.NStep != 5 || cf.Gamma != 0.9 {
 		t.Errorf("env %s seed %d n_step %d gamma %v: want the base file's env, seed 9, n_step 5 and gamma 0.9", cf.Env, cf.Seed, cf.NStep, cf.Gamma)
+	}
+}
+
+// A base file printed by 'qfleet config print' (every key, the node's
+// cluster settings included) is a valid base.
+func TestSweepBasePrinted(t *testing.T) {
+	dir := t.TempDir()
+	code, printed, stderr := runQfleet(t, "config", "print", "--env", "Acrobot-v1")
+	if code != 0 {
+		t.Fatalf("config print: exit %d: %s", code, stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "base.yaml"), []byte(printed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseSweepSpec([]byte("method: grid\nbase: base.yaml\nparams:\n  gamma: [0.95]\n"), "spec.yaml", dir, "spec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials, err := s.expand()
+	if err != nil || len(trials) != 1 {
+		t.Fatalf("%d trials, %v", len(trials), err)
+	}
+	if cf := trialConfig(t, trials[0]); cf.Env != "Acrobot-v1" || cf.Gamma != 0.95 || cf.Join != "" {
+		t.Errorf("env %s gamma %v join %q: want Acrobot-v1, 0.95 and no node settings", cf.Env, cf.Gamma, cf.Join)
 	}
 }
 
