@@ -695,31 +695,7 @@ func sqsiCheckNoAllocs(t *testing.T, id string) {
 	}
 }
 
-func BenchmarkSeaquestStep(b *testing.B) { sqsiBenchStep(b, "MinAtar/Seaquest-v0") }
-
-// sqsiBenchStep measures Env.Step (observation included) with pseudo-random
-// actions over the full set, sticky actions and ramping on, resetting at
-// termination. Keep runs short on shared machines:
-//
-//	go test ./envs/minatar/ -run '^$' -bench 'Seaquest|SpaceInvaders' -count 3 -benchtime 200ms
-func sqsiBenchStep(b *testing.B, id string) {
-	env, err := New(id)
-	if err != nil {
-		b.Fatal(err)
-	}
-	env.Reset(1)
-	a := uint64(12345)
-	episodes := int64(1)
-	b.ReportAllocs()
-	for b.Loop() {
-		a = a*6364136223846793005 + 1442695040888963407
-		if _, _, term, _ := env.Step(int((a >> 33) % 6)); term {
-			episodes++
-			env.Reset(episodes)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
-}
+func BenchmarkSeaquestStep(b *testing.B) { benchEnvStep(b, "MinAtar/Seaquest-v0") }
 
 // BenchmarkSeaquestGameStep is the game's own share of a step (act and
 // fill, no sticky draw or float32 observation).

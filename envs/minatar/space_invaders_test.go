@@ -341,7 +341,7 @@ func TestSpaceInvadersStepDoesNotAllocate(t *testing.T) {
 	sqsiCheckNoAllocs(t, "MinAtar/SpaceInvaders-v0")
 }
 
-func BenchmarkSpaceInvadersStep(b *testing.B) { sqsiBenchStep(b, "MinAtar/SpaceInvaders-v0") }
+func BenchmarkSpaceInvadersStep(b *testing.B) { benchEnvStep(b, "MinAtar/SpaceInvaders-v0") }
 
 // BenchmarkSpaceInvadersGameStep is the game's own share of a step (act and
 // fill, no sticky draw or float32 observation).
