@@ -241,24 +241,7 @@ func TestLearnsConvRegression(t *testing.T) {
 		}
 		return b
 	}
-	meanLoss := func(n int) float64 {
-		var sum float64
-		for range n {
-			st, err := tr.Update(batch())
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum += float64(st.Loss)
-		}
-		return sum / float64(n)
-	}
-	first := meanLoss(20)
-	meanLoss(600)
-	last := meanLoss(20)
-	t.Logf("mean loss: first 20 updates %.4f, after 620 updates %.4f", first, last)
-	if !(last < first/5) {
-		t.Errorf("loss did not fall enough: %.4f → %.4f", first, last)
-	}
+	checkLossFalls(t, tr, batch, 600)
 }
 
 // minAtarObs draws n sparse 0/1 observations (about one cell in eight set), like MinAtar's

@@ -589,6 +589,13 @@ func TestLearnsRegression(t *testing.T) {
 		}
 		return b
 	}
+	checkLossFalls(t, tr, batch, 800)
+}
+
+// checkLossFalls trains tr on batch() and checks that the mean loss of 20
+// updates after `train` more has fallen below a fifth of the first 20's.
+func checkLossFalls(t *testing.T, tr *Trainer, batch func() *Batch, train int) {
+	t.Helper()
 	meanLoss := func(n int) float64 {
 		var sum float64
 		for range n {
@@ -601,9 +608,9 @@ func TestLearnsRegression(t *testing.T) {
 		return sum / float64(n)
 	}
 	first := meanLoss(20)
-	meanLoss(800)
+	meanLoss(train)
 	last := meanLoss(20)
-	t.Logf("mean loss: first 20 updates %.4f, after 820 updates %.4f", first, last)
+	t.Logf("mean loss: first 20 updates %.4f, after %d updates %.4f", first, train+20, last)
 	if !(last < first/5) {
 		t.Errorf("loss did not fall enough: %.4f → %.4f", first, last)
 	}
