@@ -117,13 +117,7 @@ func BenchmarkForward(b *testing.B) {
 	for i := range obs {
 		obs[i] = float32(rng.NormFloat64())
 	}
-	b.ReportAllocs()
-	cpu0 := processCPU()
-	for i := 0; b.Loop(); i++ {
-		j := i % 64
-		sinkInt = f.Greedy(obs[j*cartPole.Inputs : (j+1)*cartPole.Inputs])
-	}
-	reportRate(b, cpu0, "steps")
+	benchGreedy(b, f, obs, cartPole.Inputs)
 }
 
 // BenchmarkForwardMinAtar measures the runner's greedy action for the MinAtar network, on
@@ -152,14 +146,20 @@ func BenchmarkForwardMinAtar(b *testing.B) {
 						obs[i] = float32(rng.NormFloat64())
 					}
 				}
-				b.ReportAllocs()
-				cpu0 := processCPU()
-				for i := 0; b.Loop(); i++ {
-					j := i % 64
-					sinkInt = f.Greedy(obs[j*s.Inputs : (j+1)*s.Inputs])
-				}
-				reportRate(b, cpu0, "steps")
+				benchGreedy(b, f, obs, s.Inputs)
 			})
 		}
 	}
+}
+
+// benchGreedy measures f.Greedy over the 64 observations in obs (inputs
+// floats each), in turn: the runner's forward pass per env step.
+func benchGreedy(b *testing.B, f *Forward, obs []float32, inputs int) {
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for i := 0; b.Loop(); i++ {
+		j := i % 64
+		sinkInt = f.Greedy(obs[j*inputs : (j+1)*inputs])
+	}
+	reportRate(b, cpu0, "steps")
 }
