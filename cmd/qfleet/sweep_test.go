@@ -177,12 +177,16 @@ target_return: 200
 	}
 }
 
-func TestSweepBaseFile(t *testing.T) {
+// oneTrialOverBase expands a spec whose base is a file holding base and
+// whose one param is gamma: [gamma], and returns its one trial's config.
+func oneTrialOverBase(t *testing.T, base string, gamma float64) configFile {
+	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "base.yaml"), []byte("env: CartPole-v1\nseed: 9\nn_step: 5\nhttp: \"\"\nprogress: 2s\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "base.yaml"), []byte(base), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := parseSweepSpec([]byte("method: grid\nbase: base.yaml\nparams:\n  gamma: [0.9]\n"), "spec.yaml", dir, "spec")
+	spec := fmt.Sprintf("method: grid\nbase: base.yaml\nparams:\n  gamma: [%v]\n", gamma)
+	s, err := parseSweepSpec([]byte(spec), "spec.yaml", dir, "spec")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +194,11 @@ func TestSweepBaseFile(t *testing.T) {
 	if err != nil || len(trials) != 1 {
 		t.Fatalf("%d trials, %v", len(trials), err)
 	}
-	cf := trialConfig(t, trials[0])
+	return trialConfig(t, trials[0])
+}
+
+func TestSweepBaseFile(t *testing.T) {
+	cf := oneTrialOverBase(t, "env: CartPole-v1\nseed: 9\nn_step: 5\nhttp: \"\"\nprogress: 2s\n", 0.9)
 	if cf.Env != "CartPole-v1" || cf.Seed != 9 || cf.NStep != 5 || cf.Gamma != 0.9 {
 		t.Errorf("env %s seed %d n_step %d gamma %v: want the base file's env, seed 9, n_step 5 and gamma 0.9", cf.Env, cf.Seed, cf.NStep, cf.Gamma)
 	}
@@ -199,23 +207,11 @@ func TestSweepBaseFile(t *testing.T) {
 // A base file printed by 'qfleet config print' (every key, the node's
 // cluster settings included) is a valid base.
 func TestSweepBasePrinted(t *testing.T) {
-	dir := t.TempDir()
 	code, printed, stderr := runQfleet(t, "config", "print", "--env", "Acrobot-v1")
 	if code != 0 {
 		t.Fatalf("config print: exit %d: %s", code, stderr)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "base.yaml"), []byte(printed), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := parseSweepSpec([]byte("method: grid\nbase: base.yaml\nparams:\n  gamma: [0.95]\n"), "spec.yaml", dir, "spec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	trials, err := s.expand()
-	if err != nil || len(trials) != 1 {
-		t.Fatalf("%d trials, %v", len(trials), err)
-	}
-	if cf := trialConfig(t, trials[0]); cf.Env != "Acrobot-v1" || cf.Gamma != 0.95 || cf.Join != "" {
+	if cf := oneTrialOverBase(t, printed, 0.95); cf.Env != "Acrobot-v1" || cf.Gamma != 0.95 || cf.Join != "" {
 		t.Errorf("env %s gamma %v join %q: want Acrobot-v1, 0.95 and no node settings", cf.Env, cf.Gamma, cf.Join)
 	}
 }
