@@ -414,7 +414,9 @@ func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks ru
 	prog := newProgress(node.Metrics, node.Started)
 	var liveTick <-chan time.Time
 	if t.live != nil {
-		t.live.start(node.Started, 0)
+		// From the steps already done (a resumed run's), so that they do
+		// not count as the first rate sample.
+		t.live.start(node.Started, runStatusOf(node.Metrics).EnvSteps)
 		tk := time.NewTicker(liveEvery)
 		defer tk.Stop()
 		liveTick = tk.C

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // flagSettings are the settings that only a command-line flag had before: the
@@ -37,13 +38,13 @@ type flagSettings struct {
 
 // nodeSettingKeys are the keys of flagSettings that only 'qfleet node' reads
 // (its flags beyond the training flags).
-func nodeSettingKeys() map[string]bool {
+var nodeSettingKeys = sync.OnceValue(func() map[string]bool {
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	addNodeFlags(fs)
 	keys := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) { keys[strings.ReplaceAll(f.Name, "-", "_")] = true })
 	return keys
-}
+})
 
 // flagSettingComments are the comments 'qfleet config print' writes.
 var flagSettingComments = map[string]fieldComment{
