@@ -69,8 +69,13 @@ const (
 // dropped as soon as any dial option is given); otherwise TLS 1.3, mutual
 // when tlsCfg.Mutual. extra options are applied last; note that
 // remote.WithDialOptions and remote.WithServerOptions replace these,
-// credentials included.
-func RemoteConfig(listenHost string, port int, advertised string, tlsCfg *TLS, extra ...remote.ConfigOption) *remote.Config {
+// credentials and guard included. guard checks every message peers send
+// (NewGuard for this system); it must not be nil: protoactor's reader alone
+// lets one crafted message end the process.
+func RemoteConfig(listenHost string, port int, advertised string, tlsCfg *TLS, guard *Guard, extra ...remote.ConfigOption) *remote.Config {
+	if guard == nil {
+		panic("cluster.RemoteConfig: nil guard")
+	}
 	serverCreds, clientCreds := insecure.NewCredentials(), insecure.NewCredentials()
 	if tlsCfg != nil {
 		serverCreds, clientCreds = credentials.NewTLS(tlsCfg.Server), credentials.NewTLS(tlsCfg.Client)
@@ -82,6 +87,7 @@ func RemoteConfig(listenHost string, port int, advertised string, tlsCfg *TLS, e
 			grpc.MaxSendMsgSize(MaxBatchBytes),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
+			grpc.ChainStreamInterceptor(guard.intercept), grpc.ChainUnaryInterceptor(guard.interceptUnary),
 		),
 		remote.WithDialOptions(
 			grpc.WithTransportCredentials(clientCreds),

@@ -28,7 +28,7 @@ func TestStartRemotePortInUse(t *testing.T) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }))
 	t.Cleanup(sys.Shutdown)
 
-	r, err := StartRemote(sys, RemoteConfig("127.0.0.1", port, "", nil))
+	r, err := StartRemote(sys, RemoteConfig("127.0.0.1", port, "", nil, NewGuard(sys, GuardConfig{})))
 	if err == nil {
 		r.Shutdown(false)
 		t.Fatal("StartRemote succeeded on a port in use")
@@ -38,14 +38,14 @@ func TestStartRemotePortInUse(t *testing.T) {
 		t.Fatalf("error %q, want ErrRemoteListen naming %s", err, addr)
 	}
 
-	if _, err := StartRemote(sys, RemoteConfig("0.0.0.0", 0, "", nil)); !errors.Is(err, ErrRemoteListen) {
+	if _, err := StartRemote(sys, RemoteConfig("0.0.0.0", 0, "", nil, NewGuard(sys, GuardConfig{}))); !errors.Is(err, ErrRemoteListen) {
 		t.Fatalf("wildcard listen without an advertised address: error %v, want ErrRemoteListen", err)
 	}
 }
 
 // The batch arithmetic documented in remote.go holds.
 func TestRemoteBatchFitsReceiveLimit(t *testing.T) {
-	cfg := RemoteConfig("127.0.0.1", 0, "", nil)
+	cfg := RemoteConfig("127.0.0.1", 0, "", nil, NewGuard(actor.NewActorSystem(), GuardConfig{}))
 	if cfg.EndpointWriterBatchSize != RemoteWriterBatchSize || RemoteWriterBatchSize < 1 {
 		t.Fatalf("batch size %d, want %d", cfg.EndpointWriterBatchSize, RemoteWriterBatchSize)
 	}

@@ -27,7 +27,7 @@ func remoteNode(t *testing.T, tlsCfg *TLS) *actor.ActorSystem {
 	t.Helper()
 	log := testLogger(t, remoteLogLevel)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }))
-	r, err := StartRemote(sys, RemoteConfig("127.0.0.1", 0, "", tlsCfg))
+	r, err := StartRemote(sys, RemoteConfig("127.0.0.1", 0, "", tlsCfg, NewGuard(sys, GuardConfig{})))
 	if err != nil {
 		t.Fatalf("start remote: %v", err)
 	}

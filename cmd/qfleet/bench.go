@@ -129,7 +129,7 @@ func benchSystem(stderr io.Writer) (*actor.ActorSystem, *remote.Remote, *muteWri
 	mw := &muteWriter{w: stderr}
 	logger := slog.New(slog.NewTextHandler(mw, &slog.HandlerOptions{Level: slog.LevelError}))
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig("127.0.0.1", 0, "", nil))
+	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig("127.0.0.1", 0, "", nil, cluster.NewGuard(sys, cluster.GuardConfig{})))
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -161,6 +161,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	nodeRef.Store(node)
+	node.Metrics.Registry.MustRegister(cs.guard)
 	node.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
 	stopLadder := m.WatchRunnerLadder(func(p cluster.LadderPosition) { node.SetRunnerLadder(p.Offset, p.Total) })
 	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
@@ -347,6 +348,7 @@ type clusterSetup struct {
 	seeds               []string
 	key                 []byte
 	tls                 *cluster.TLS
+	guard               *cluster.Guard // set by start: register it in the node's metrics
 }
 
 // resolve checks the flags (usage errors name the flag) and loads the key
@@ -405,7 +407,8 @@ func (f *clusterFlags) resolve() (*clusterSetup, error) {
 // onEvent gets every membership event (on membership's goroutine, maybe
 // before start returns). A join failure is a usage error.
 func (c *clusterSetup) start(sys *actor.ActorSystem, roles []string, logger *slog.Logger, onEvent func(cluster.Event)) (*remote.Remote, *cluster.Membership, error) {
-	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(c.remoteHost, c.remotePort, net.JoinHostPort(c.advHost, c.advPort), c.tls))
+	c.guard = cluster.NewGuard(sys, cluster.GuardConfig{Logger: logger})
+	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(c.remoteHost, c.remotePort, net.JoinHostPort(c.advHost, c.advPort), c.tls, c.guard))
 	if err != nil {
 		return nil, nil, err
 	}

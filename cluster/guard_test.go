@@ -1,0 +1,213 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/qfleet/qfleet/cluster/hostile"
+	"github.com/qfleet/qfleet/messages"
+)
+
+// guardedNode starts one remote with a guard and an actor "sink" that counts
+// the Credit messages it gets.
+func guardedNode(t *testing.T, cfg GuardConfig) (*actor.ActorSystem, *Guard, *atomic.Int64) {
+	t.Helper()
+	log := testLogger(t, slog.LevelWarn)
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }))
+	cfg.Logger = log
+	g := NewGuard(sys, cfg)
+	r, err := StartRemote(sys, RemoteConfig("127.0.0.1", 0, "", nil, g))
+	if err != nil {
+		t.Fatalf("start remote: %v", err)
+	}
+	t.Cleanup(func() { r.Shutdown(false); sys.Shutdown() })
+	var got atomic.Int64
+	sink := actor.PropsFromFunc(func(ctx actor.Context) {
+		if c, ok := ctx.Message().(*messages.Credit); ok {
+			got.Add(int64(c.Transitions))
+		}
+	})
+	if _, err := sys.Root.SpawnNamed(sink, "sink"); err != nil {
+		t.Fatal(err)
+	}
+	return sys, g, &got
+}
+
+// Every crafted batch is refused with its reason, the stream is closed, the
+// process lives on, and a well-formed message on a new stream still arrives.
+func TestGuardRefusesCraftedBatches(t *testing.T) {
+	sys, g, got := guardedNode(t, GuardConfig{})
+	target := actor.NewPID(sys.Address(), "sink")
+	const from = "127.0.0.1:1"
+	credit, _ := proto.Marshal(&messages.Credit{Transitions: 1})
+	name := string(proto.MessageName(&messages.Credit{}))
+	probes := hostile.Probes(target, from, name, credit)
+	want := map[string]int{
+		"type id past the type names": RejectTypeID, "target past the targets": RejectTarget,
+		"negative target": RejectTarget, "sender past the senders": RejectSender,
+		"unknown serializer id": RejectSerializer, "JSON serializer": RejectSerializer,
+		"60 MiB message of an unknown type": RejectTypeName, "actor.Stop to an actor": RejectTypeName,
+		"target on another node": RejectTarget, "nil target": RejectTarget,
+		"bytes that do not decode": RejectDecode, "watch for another node's actor": RejectPID,
+		"terminated about nobody": RejectPID, "100,000 messages in one batch": RejectBatchSize,
+		"batch before the connect request": RejectNoConnect,
+	}
+	if len(want) != len(probes) {
+		t.Fatalf("%d probes, %d expectations", len(probes), len(want))
+	}
+	for i, p := range probes {
+		reason, ok := want[p.Name]
+		if !ok {
+			t.Fatalf("probe %q has no expected reason", p.Name)
+		}
+		before := g.Rejected(reason)
+		peer, err := hostile.Dial(sys.Address(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Connect {
+			if err := peer.Connect(from); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := peer.Send(p.Batch); err != nil {
+			t.Fatalf("%s: send: %v", p.Name, err)
+		}
+		if err := peer.Closed(5 * time.Second); err != nil {
+			t.Errorf("%s: %v", p.Name, err)
+		}
+		peer.Close()
+		if g.Rejected(reason) != before+1 {
+			t.Errorf("%s: %s count %d, want %d", p.Name, RejectReasonName(reason), g.Rejected(reason), before+1)
+		}
+		if g.RejectedTotal() != uint64(i+1) {
+			t.Errorf("after %d probes %d refusals in all", i+1, g.RejectedTotal())
+		}
+	}
+	if got.Load() != 0 {
+		t.Fatalf("the sink got %d credits from refused batches", got.Load())
+	}
+	// The node still takes a well-formed message.
+	peer, err := hostile.Dial(sys.Address(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.Connect(from); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.Send(hostile.Valid(target, name, credit)); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if got.Load() == 1 {
+			return nil
+		}
+		return fmt.Errorf("waiting for the valid credit to arrive: %d credits", got.Load())
+	})
+}
+
+// A bad envelope after good ones drops the whole batch: protoactor's reader
+// alone would deliver the good ones first.
+func TestGuardDropsWholeBatch(t *testing.T) {
+	sys, g, got := guardedNode(t, GuardConfig{})
+	target := actor.NewPID(sys.Address(), "sink")
+	credit, _ := proto.Marshal(&messages.Credit{Transitions: 1})
+	b := hostile.Valid(target, string(proto.MessageName(&messages.Credit{})), credit)
+	b.Envelopes = append(b.Envelopes, b.Envelopes[0], &remote.MessageEnvelope{TypeId: 3})
+	peer, err := hostile.Dial(sys.Address(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.Connect("127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.Send(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.Closed(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if g.Rejected(RejectTypeID) != 1 || got.Load() != 0 {
+		t.Fatalf("type_id refusals %d (want 1), credits delivered %d (want 0)", g.Rejected(RejectTypeID), got.Load())
+	}
+}
+
+// protoactor's unimplemented unary methods panic; the guard answers them.
+func TestGuardRefusesUnaryMethods(t *testing.T) {
+	sys, g, _ := guardedNode(t, GuardConfig{})
+	if err := hostile.CallUnimplemented(sys.Address()); err == nil {
+		t.Fatal("ListProcesses answered without an error")
+	}
+	if g.Rejected(RejectMethod) != 1 {
+		t.Fatalf("method refusals %d, want 1", g.Rejected(RejectMethod))
+	}
+}
+
+// A peer over the message rate is slowed down, not cut off: everything it
+// sends arrives, later.
+func TestGuardPacesFastPeer(t *testing.T) {
+	sys, g, got := guardedNode(t, GuardConfig{Rate: 200, MaxEnvelopes: 50})
+	target := actor.NewPID(sys.Address(), "sink")
+	credit, _ := proto.Marshal(&messages.Credit{Transitions: 1})
+	name := string(proto.MessageName(&messages.Credit{}))
+	peer, err := hostile.Dial(sys.Address(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.Connect("127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	b := hostile.Valid(target, name, credit)
+	for len(b.Envelopes) < 50 {
+		b.Envelopes = append(b.Envelopes, b.Envelopes[0])
+	}
+	start := time.Now()
+	const batches = 8 // 400 messages at 200/s after a burst of 50: ≥ 1.75 s
+	for i := 0; i < batches; i++ {
+		if err := peer.Send(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if got.Load() == batches*50 {
+			return nil
+		}
+		return fmt.Errorf("waiting for every paced credit to arrive: %d credits", got.Load())
+	})
+	if el := time.Since(start); el < 1500*time.Millisecond {
+		t.Fatalf("400 messages at 200/s arrived in %v", el)
+	}
+	if g.RejectedTotal() != 0 || g.paced.Load() == 0 {
+		t.Fatalf("refusals %d (want 0), paced batches %d (want > 0)", g.RejectedTotal(), g.paced.Load())
+	}
+}
+
+// The log holds one line per peer and reason per interval, however many
+// refusals.
+func TestLogLimiter(t *testing.T) {
+	l := newLogLimiter(10 * time.Second)
+	t0 := time.Now()
+	lines := 0
+	for i := 0; i < 1000; i++ {
+		if ok, _ := l.allow("p|type_id", t0.Add(time.Duration(i)*time.Millisecond)); ok {
+			lines++
+		}
+	}
+	ok, held := l.allow("p|type_id", t0.Add(11*time.Second))
+	if lines != 1 || !ok || held != 999 {
+		t.Fatalf("lines %d (want 1), next line allowed %v with %d held (want true, 999)", lines, ok, held)
+	}
+	if ok, _ := l.allow("q|type_id", t0); !ok {
+		t.Fatal("another peer's first line was held back")
+	}
+}
