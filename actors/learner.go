@@ -278,7 +278,7 @@ func (l *learner) publish(ctx actor.Context) {
 	if b := l.dir.Broadcaster(); b != nil {
 		ctx.Send(b, w) // with no broadcaster yet, the next publication reaches it
 	}
-	l.metrics.WeightsVersion.Set(float64(l.version))
+	l.metrics.setWeightsVersion(l.version)
 	l.metrics.update(func(s *RunStatus) { s.LearnerUpdates = l.updates; s.WeightsVersion = l.version })
 }
 

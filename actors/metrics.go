@@ -26,7 +26,11 @@ type Metrics struct {
 	ExperienceRejected prometheus.Counter
 	LearnerUpdates     prometheus.Counter
 	LearnerLoss        prometheus.Gauge
-	WeightsVersion     prometheus.Gauge
+	// The weights version as two gauges, the learner term and the
+	// publication within it: the combined 64-bit order (term<<40 | count)
+	// stays internal, as a float it reads 1.0995e+12.
+	WeightsTerm        prometheus.Gauge
+	WeightsPublication prometheus.Gauge
 	ClusterMembers     prometheus.Gauge
 	WireBytes          *prometheus.CounterVec
 	RoleRestarts       *prometheus.CounterVec
@@ -111,7 +115,8 @@ func NewMetrics() *Metrics {
 	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.")
 	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.")
 	m.LearnerLoss = gauge("qfleet_learner_loss", "Huber TD loss of the learner's last update.")
-	m.WeightsVersion = gauge("qfleet_weights_version", "Weights version: published (learner node) or acted on (runner node).")
+	m.WeightsTerm = gauge("qfleet_weights_term", "Learner term of the weights version: published (learner node) or acted on (runner node); one up per learner start or resume.")
+	m.WeightsPublication = gauge("qfleet_weights_publication", "Publication count within the term of the weights version: published (learner node) or acted on (runner node).")
 	m.ClusterMembers = gauge("qfleet_cluster_members", "Live cluster members, this node included.")
 	m.WireBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qfleet_wire_bytes_total", Help: "Bytes on the wire per flow and direction."}, []string{"flow", "direction"})
 	f(m.WireBytes)
@@ -123,6 +128,13 @@ func NewMetrics() *Metrics {
 	m.status.Runners = map[string]RunnerStatus{}
 	m.status.Restarts = map[string]int{}
 	return m
+}
+
+// setWeightsVersion sets the two weights gauges from a full version
+// (versionOf(term, count)).
+func (m *Metrics) setWeightsVersion(v uint64) {
+	m.WeightsTerm.Set(float64(v >> 40))
+	m.WeightsPublication.Set(float64(v & (1<<40 - 1)))
 }
 
 // Status returns a snapshot of the run status.

@@ -277,7 +277,7 @@ func (r *runner) takeWeights(w *messages.Weights) {
 		return
 	}
 	r.version = k
-	r.metrics.WeightsVersion.Set(float64(k.version)) // on a runner node: the version acted on
+	r.metrics.setWeightsVersion(k.version) // on a runner node: the version acted on
 	if w.GetEnvSteps() > r.runStepsAtWeights {
 		r.runStepsAtWeights, r.ownStepsAtWeights = w.GetEnvSteps(), r.steps
 	}

@@ -234,19 +234,21 @@ func (fc *faultCluster) statusOf(h *netlab.Host, addr string) (faultStatus, erro
 	return labStatus[faultStatus](h, addr)
 }
 
-// runnerVersion is qfleet_weights_version on a runner node's /metrics: the
-// full 64-bit version (term<<40 | count) its runner acts on.
+// runnerVersion is the full 64-bit version (term<<40 | count) a runner node
+// acts on, from qfleet_weights_term and qfleet_weights_publication on its
+// /metrics.
 func (fc *faultCluster) runnerVersion(host string) (uint64, error) {
 	h := fc.lab.Host(host)
 	ms, err := getMetrics(h, net.JoinHostPort(h.Addr(), httpPort))
 	if err != nil {
 		return 0, err
 	}
-	v, ok := promValue(ms, "qfleet_weights_version", nil)
-	if !ok {
-		return 0, fmt.Errorf("%s: no qfleet_weights_version", host)
+	term, okT := promValue(ms, "qfleet_weights_term", nil)
+	n, okN := promValue(ms, "qfleet_weights_publication", nil)
+	if !okT || !okN {
+		return 0, fmt.Errorf("%s: no qfleet_weights_term or qfleet_weights_publication", host)
 	}
-	return uint64(v), nil
+	return uint64(term)<<40 | uint64(n), nil
 }
 
 // pauseMeter follows learner_updates and keeps the longest time it did not
@@ -559,7 +561,7 @@ func TestFaultRunnerLinkCut(t *testing.T) {
 		func(fc *faultCluster) error { return fc.lab.HealLink("B") })
 }
 
-// versionWatch polls the runner nodes' qfleet_weights_version and records
+// versionWatch polls the runner nodes' weights versions and records
 // any step backwards (full 64-bit versions: a new term is higher).
 type versionWatch struct {
 	mu        sync.Mutex

@@ -267,7 +267,7 @@ func TestDevHelp(t *testing.T) {
 var devMetrics = []string{
 	"qfleet_env_steps_total", "qfleet_episodes_total", "qfleet_episode_return_mean100",
 	"qfleet_episode_return_mean100_all", "qfleet_replay_size", "qfleet_replay_inserted_total",
-	"qfleet_experience_dropped_total", "qfleet_learner_updates_total", "qfleet_weights_version",
+	"qfleet_experience_dropped_total", "qfleet_learner_updates_total", "qfleet_weights_term", "qfleet_weights_publication",
 	"qfleet_cluster_members",
 }
 

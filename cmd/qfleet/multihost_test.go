@@ -331,8 +331,7 @@ func logWireBytes(t *testing.T, res multiHostResult) {
 	exp, okE := promValue(res.metrics, "qfleet_wire_bytes_total", map[string]string{"flow": "experience", "direction": "received"})
 	wts, okW := promValue(res.metrics, "qfleet_wire_bytes_total", map[string]string{"flow": "weights", "direction": "sent"})
 	inserted, _ := promValue(res.metrics, "qfleet_replay_inserted_total", nil)
-	v, _ := promValue(res.metrics, "qfleet_weights_version", nil)
-	version := float64(publication(uint64(v)))
+	version, _ := promValue(res.metrics, "qfleet_weights_publication", nil)
 	if !okE && !okW {
 		t.Logf("wire bytes: qfleet_wire_bytes_total has no samples on A (wire codec not counting yet)")
 		return
