@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -337,11 +338,15 @@ func (g *Guard) messageType(name string) protoreflect.MessageType {
 }
 
 // reject counts a refusal and logs it, at most once per LogEvery for each
-// peer and reason.
+// peer host and reason (a peer that reconnects gets a new port each time).
 func (g *Guard) reject(peer string, reason int, detail string) {
 	g.counts[reason].Add(1)
 	name := rejectReasonNames[reason]
-	if ok, held := g.limit.allow(peer+"|"+name, time.Now()); ok {
+	host := peer
+	if h, _, err := net.SplitHostPort(peer); err == nil {
+		host = h
+	}
+	if ok, held := g.limit.allow(host+"|"+name, time.Now()); ok {
 		g.log.Warn("remote message refused; stream closed", "peer", peer, "reason", name,
 			"detail", truncate(detail, 400), "refused_since_last_line", held)
 	}

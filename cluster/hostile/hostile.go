@@ -111,6 +111,7 @@ type Probe struct {
 	Name    string
 	Batch   *remote.MessageBatch
 	Connect bool
+	Reason  string // the guard's refusal reason (qfleet_remote_rejected_total's label)
 }
 
 // Probes are the crafted batches: each once killed a node through
@@ -129,28 +130,28 @@ func Probes(target *actor.PID, from string, name string, data []byte) []Probe {
 	}
 	return []Probe{
 		{"type id past the type names", &remote.MessageBatch{Targets: []*actor.PID{target},
-			Envelopes: []*remote.MessageEnvelope{{TypeId: 7, Target: 0}}}, true},
-		{"target past the targets", with(func(b *remote.MessageBatch) { b.Envelopes[0].Target = 3 }), true},
-		{"negative target", with(func(b *remote.MessageBatch) { b.Envelopes[0].Target = -1 }), true},
-		{"sender past the senders", with(func(b *remote.MessageBatch) { b.Envelopes[0].Sender = 5 }), true},
-		{"unknown serializer id", with(func(b *remote.MessageBatch) { b.Envelopes[0].SerializerId = 9 }), true},
-		{"JSON serializer", with(func(b *remote.MessageBatch) { b.Envelopes[0].SerializerId = 1 }), true},
+			Envelopes: []*remote.MessageEnvelope{{TypeId: 7, Target: 0}}}, true, "type_id"},
+		{"target past the targets", with(func(b *remote.MessageBatch) { b.Envelopes[0].Target = 3 }), true, "target"},
+		{"negative target", with(func(b *remote.MessageBatch) { b.Envelopes[0].Target = -1 }), true, "target"},
+		{"sender past the senders", with(func(b *remote.MessageBatch) { b.Envelopes[0].Sender = 5 }), true, "sender"},
+		{"unknown serializer id", with(func(b *remote.MessageBatch) { b.Envelopes[0].SerializerId = 9 }), true, "serializer"},
+		{"JSON serializer", with(func(b *remote.MessageBatch) { b.Envelopes[0].SerializerId = 1 }), true, "serializer"},
 		{"60 MiB message of an unknown type", &remote.MessageBatch{TypeNames: []string{"nobody.Knows"}, Targets: []*actor.PID{target},
-			Envelopes: []*remote.MessageEnvelope{{MessageData: make([]byte, 60<<20)}}}, true},
+			Envelopes: []*remote.MessageEnvelope{{MessageData: make([]byte, 60<<20)}}}, true, "type_name"},
 		{"actor.Stop to an actor", with(func(b *remote.MessageBatch) {
 			b.TypeNames[0], b.Envelopes[0].MessageData = "actor.Stop", marshal(&actor.Stop{})
-		}), true},
-		{"target on another node", with(func(b *remote.MessageBatch) { b.Targets[0] = other }), true},
-		{"nil target", with(func(b *remote.MessageBatch) { b.Targets[0] = nil }), true},
-		{"bytes that do not decode", with(func(b *remote.MessageBatch) { b.Envelopes[0].MessageData = []byte{0xff, 0xff, 0xff} }), true},
+		}), true, "type_name"},
+		{"target on another node", with(func(b *remote.MessageBatch) { b.Targets[0] = other }), true, "target"},
+		{"nil target", with(func(b *remote.MessageBatch) { b.Targets[0] = nil }), true, "target"},
+		{"bytes that do not decode", with(func(b *remote.MessageBatch) { b.Envelopes[0].MessageData = []byte{0xff, 0xff, 0xff} }), true, "decode"},
 		{"watch for another node's actor", with(func(b *remote.MessageBatch) {
 			b.TypeNames[0], b.Envelopes[0].MessageData = "actor.Watch", marshal(&actor.Watch{Watcher: other})
-		}), true},
+		}), true, "pid"},
 		{"terminated about nobody", with(func(b *remote.MessageBatch) {
 			b.TypeNames[0], b.Envelopes[0].MessageData = "actor.Terminated", marshal(&actor.Terminated{})
-		}), true},
-		{"100,000 messages in one batch", with(func(b *remote.MessageBatch) { b.Envelopes = many }), true},
-		{"batch before the connect request", valid(), false},
+		}), true, "pid"},
+		{"100,000 messages in one batch", with(func(b *remote.MessageBatch) { b.Envelopes = many }), true, "batch_size"},
+		{"batch before the connect request", valid(), false, "no_connect"},
 	}
 }
 
@@ -158,4 +159,24 @@ func Probes(target *actor.PID, from string, name string, data []byte) []Probe {
 func Valid(target *actor.PID, name string, data []byte) *remote.MessageBatch {
 	return &remote.MessageBatch{TypeNames: []string{name}, Targets: []*actor.PID{target},
 		Envelopes: []*remote.MessageEnvelope{{TypeId: 0, MessageData: data, Target: 0, SerializerId: 0}}}
+}
+
+// Run sends p on a stream of its own to addr (announcing from when the
+// probe connects first) and reports whether the node closed the stream
+// within timeout.
+func Run(addr, from string, p Probe, timeout time.Duration) error {
+	peer, err := Dial(addr, nil)
+	if err != nil {
+		return err
+	}
+	defer peer.Close()
+	if p.Connect {
+		if err := peer.Connect(from); err != nil {
+			return err
+		}
+	}
+	if err := peer.Send(p.Batch); err != nil {
+		return err
+	}
+	return peer.Closed(timeout)
 }

@@ -72,6 +72,9 @@ func multihostHelper(args []string) int {
 	if len(args) == 5 && args[0] == "proxy" {
 		return faultProxy(args[1], args[2], args[3], args[4])
 	}
+	if len(args) >= 1 && args[0] == "hostile" {
+		return hostileHelper(args[1:])
+	}
 	if len(args) != 2 || args[0] != "get" {
 		fmt.Fprintf(os.Stderr, "usage: %s get URL | proxy LISTEN UPSTREAM LATENCY_MS JITTER_MS\n", helperArg)
 		return 2
