@@ -5,7 +5,10 @@ import (
 	"context"
 	"log"
 	"log/slog"
+	"strings"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
 )
 
 // memberlistLogger turns memberlist's *log.Logger output ("[WARN] memberlist:
@@ -68,6 +71,14 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	if !w.l.Enabled(ctx, level) {
 		return len(p), nil
 	}
+	if bytes.Contains(msg, []byte("use of closed network connection")) {
+		// memberlist's own goroutines, still sending after Shutdown closed
+		// its sockets: part of every normal stop.
+		level = slog.LevelDebug
+		if !w.l.Enabled(ctx, level) {
+			return len(p), nil
+		}
+	}
 	if level < slog.LevelWarn || w.limit == nil {
 		w.l.Log(ctx, level, string(msg), "component", "memberlist")
 		return len(p), nil
@@ -79,3 +90,51 @@ func (w slogWriter) Write(p []byte) (int, error) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// NewActorSystem returns an actor system that logs through l, with
+// protoactor's lines about connections this node closed itself lowered from
+// ERROR to DEBUG: protoactor logs "EndpointWriter lost connection" at ERROR
+// for every stream it cancels, so every normal shutdown (and every peer a
+// node stops talking to) printed errors that were none.
+func NewActorSystem(l *slog.Logger) *actor.ActorSystem {
+	quiet := slog.New(quietHandler{l.Handler()})
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+}
+
+// quietHandler lowers the records selfInflicted recognises to DEBUG.
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && selfInflicted(r) {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{h.Handler.WithGroup(name)}
+}
+
+// selfInflicted: a stream of ours that our side cancelled (gRPC code
+// Canceled: "the client connection is closing").
+func selfInflicted(r slog.Record) bool {
+	if r.Message != "EndpointWriter lost connection" {
+		return false
+	}
+	canceled := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" && strings.Contains(a.Value.String(), "code = Canceled") {
+			canceled = true
+			return false
+		}
+		return true
+	})
+	return canceled
+}

@@ -128,7 +128,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 func benchSystem(stderr io.Writer) (*actor.ActorSystem, *remote.Remote, *muteWriter, error) {
 	mw := &muteWriter{w: stderr}
 	logger := slog.New(slog.NewTextHandler(mw, &slog.HandlerOptions{Level: slog.LevelError}))
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	sys := cluster.NewActorSystem(logger)
 	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig("127.0.0.1", 0, "", nil, cluster.NewGuard(sys, cluster.GuardConfig{})))
 	if err != nil {
 		return nil, nil, nil, err

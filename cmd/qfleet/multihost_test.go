@@ -308,6 +308,16 @@ wait:
 		}
 	}
 
+	// A clean run logs no errors: neither the end of the run nor the
+	// shutdown of streams each node closed itself is one.
+	for name, p := range map[string]*netlab.Process{"A": learner, "B": runners["B"], "C": runners["C"]} {
+		for _, line := range strings.Split(p.Output(), "\n") {
+			if strings.Contains(line, "level=ERROR") {
+				t.Errorf("%s logged an error in a clean run: %s", name, line)
+			}
+		}
+	}
+
 	// Both remote runners contributed (per-runner breakdown of A's /status).
 	res.runners = map[string]uint64{}
 	lag := map[string]int64{}

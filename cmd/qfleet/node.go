@@ -106,7 +106,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	}
 	stderr = t.display(stdout, stderr)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	sys := cluster.NewActorSystem(logger)
 	if slices.Contains(roles, actors.RoleRunner) {
 		cs.runners = t.cf.Runners // advertised: the ε ladder spans every runner node
 	}

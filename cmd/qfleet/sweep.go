@@ -219,7 +219,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", *cfl.name)
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	sys := cluster.NewActorSystem(logger)
 	rec := &sweepRecorder{path: resultsPath, outDir: outDir, rows: rows, trials: trials}
 	copts := coordOptions{Sweep: spec.Name, Trials: todo, Total: len(trials), DoneBefore: len(skipped), Log: stderr,
 		Record: rec.record, AcceptTimeout: sweepAcceptTimeout, HeartbeatTimeout: *hbTimeout, Progress: *progEvery}
@@ -404,7 +404,7 @@ func isLocalPath(path string) bool {
 // cluster member that runs sweep trials until it is stopped.
 func runTrialsNode(cs *clusterSetup, roles []string, trialsDir string, slots int, level slog.Level, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cs.name)
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	sys := cluster.NewActorSystem(logger)
 	rem, m, err := cs.start(sys, roles, logger, nil)
 	if err != nil {
 		return err
