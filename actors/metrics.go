@@ -24,8 +24,11 @@ type Metrics struct {
 	ExperienceDropped  prometheus.Counter
 	ExperienceLost     prometheus.Gauge // a gauge: a late batch moves its part of a gap back to inserted
 	ExperienceRejected prometheus.Counter
-	LearnerUpdates     prometheus.Counter
-	LearnerLoss        prometheus.Gauge
+	// ExperienceDuplicates: batches over a range of a runner's stream the
+	// replay already had (a replayed message); in no term of the accounting.
+	ExperienceDuplicates prometheus.Counter
+	LearnerUpdates       prometheus.Counter
+	LearnerLoss          prometheus.Gauge
 	// The weights version as two gauges, the learner term and the
 	// publication within it: the combined 64-bit order (term<<40 | count)
 	// stays internal, as a float it reads 1.0995e+12.
@@ -113,6 +116,7 @@ func NewMetrics() *Metrics {
 	m.ExperienceDropped = counter("qfleet_experience_dropped_total", "Transitions dropped (counted) before reaching the replay.")
 	m.ExperienceLost = gauge("qfleet_experience_lost", "Transitions sent by runners that never reached the replay (gaps the replay counted; a late batch takes its part back, so it can fall).")
 	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.")
+	m.ExperienceDuplicates = counter("qfleet_experience_duplicates_total", "Transitions the replay refused as already received (replayed messages).")
 	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.")
 	m.LearnerLoss = gauge("qfleet_learner_loss", "Huber TD loss of the learner's last update.")
 	m.WeightsTerm = gauge("qfleet_weights_term", "Learner term of the weights version: published (learner node) or acted on (runner node); one up per learner start or resume.")

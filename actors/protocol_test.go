@@ -218,8 +218,9 @@ func TestReplayCreditFollowsTheRateLimiter(t *testing.T) {
 
 // The replay counts exactly what never reached it: each batch says how many
 // transitions its runner sent before it, so a missing batch shows as a gap,
-// a batch that arrives late fills its part back in, and a new runner
-// incarnation is a new stream. Credits name the batch they answer.
+// a batch that arrives late fills its part back in, a new runner
+// incarnation is a new stream, and a batch received before is a duplicate.
+// Credits name the batch they answer.
 func TestReplayCountsLostExperienceExactly(t *testing.T) {
 	sys := newTestSystem(t)
 	runnerCh := spawnProbe(t, sys, "runner")
@@ -257,6 +258,16 @@ func TestReplayCountsLostExperienceExactly(t *testing.T) {
 	lost(500)
 	if st := m.Status(); st.ReplayInserted != 45 {
 		t.Fatalf("inserted %d, want 45", st.ReplayInserted)
+	}
+	// A replayed old batch (a peer re-sending a captured message): refused,
+	// no credit, counted apart, and the accounting does not move.
+	old := batchOf(10, 10, 2)
+	old.Runner, old.RunnerIncarnation, old.Seq, old.SentBefore, old.ReplyTo = "r0", 7, 2, 10, runnerRef
+	sys.Root.Send(rp, old)
+	send(7, 5, 40, 10) // the stream goes on; its credit is the next message
+	lost(500)
+	if st := m.Status(); st.ReplayInserted != 55 || testutil.ToFloat64(m.ExperienceDuplicates) != 10 {
+		t.Fatalf("inserted %d (want 55), duplicates %v (want 10)", st.ReplayInserted, testutil.ToFloat64(m.ExperienceDuplicates))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/actors/sumtree"
 	"github.com/qfleet/qfleet/messages"
 )
@@ -37,9 +38,11 @@ type replay struct {
 	waiting  []*messages.SampleRequest // requests the limiter holds back, oldest first
 	deferred []deferredCredit          // credits the limiter holds back
 
-	streams  map[streamKey]uint64 // per runner stream: transitions received (inserted or rejected)
-	lost     uint64               // transitions that never arrived: gaps in the streams
-	rejected uint64               // transitions refused as malformed
+	streams    *streamBook // per runner stream: transitions received (inserted or rejected), open gaps
+	lost       uint64      // transitions that never arrived: gaps in the streams
+	rejected   uint64      // transitions refused as malformed
+	duplicates uint64      // transitions refused as already received (replayed messages)
+	dupLog     *lograte.Limiter
 
 	writing  bool           // a snapshot is on its way to disk
 	writes   sync.WaitGroup // that write's goroutine
@@ -122,7 +125,8 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.limiter = NewRateLimiter(r.cfg.SamplesPerInsert, r.cfg.MinReplaySize, r.cfg.RateTolerance)
 		r.rngState = rand.NewPCG(r.seed, 0x7265706c6179)
 		r.rng = rand.New(r.rngState)
-		r.streams = make(map[streamKey]uint64)
+		r.streams = newStreamBook()
+		r.dupLog = lograte.New(10 * time.Second)
 		if r.snap.Restore && r.snap.Dir != "" {
 			r.restore()
 		}
@@ -189,6 +193,9 @@ func (r *replay) Receive(ctx actor.Context) {
 // when the table is ahead of the learner, once the learner has caught up.
 func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 	n := b.GetCount()
+	if !r.account(b) {
+		return
+	}
 	if err := r.table.CheckBatch(b); err != nil {
 		// Refused and counted; the credit still goes back, or a runner
 		// that sent one bad batch would lose part of its window for good.
@@ -203,7 +210,6 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 		r.metrics.ReplaySize.Set(float64(r.table.Size()))
 		r.metrics.update(func(s *RunStatus) { s.ReplaySize, s.ReplayInserted = r.table.Size(), r.table.Inserted() })
 	}
-	r.account(b)
 	to := pid(b.GetReplyTo())
 	if to == nil || n == 0 {
 		return
@@ -220,23 +226,27 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 // gap: batches lost between hosts, or held by a replay that died (or by this
 // one after its last snapshot). A batch that arrives after a later one fills
 // its part of a gap back in. Batches without an incarnation (tools, old
-// runners) are not accounted.
-func (r *replay) account(b *messages.ExperienceBatch) {
+// runners) are not accounted. It returns false for a duplicate (a range
+// already received: a replayed message), which is refused without a credit
+// and counted apart: the runner did not send it again, so it is in no
+// term of the accounting.
+func (r *replay) account(b *messages.ExperienceBatch) bool {
 	if b.GetRunnerIncarnation() == 0 {
-		return
+		return true
 	}
 	k := streamKey{b.GetRunner(), b.GetRunnerIncarnation()}
-	got, before, n := r.streams[k], b.GetSentBefore(), uint64(b.GetCount())
-	var gap int64
-	switch {
-	case before >= got:
-		gap = int64(before - got)
-		r.streams[k] = before + n
-	default: // late: it was counted in a gap already
-		gap = -int64(min(n, r.lost))
+	outcome, gap := r.streams.record(k, b.GetSentBefore(), uint64(b.GetCount()))
+	if outcome == streamDuplicate {
+		r.duplicates += uint64(b.GetCount())
+		r.metrics.ExperienceDuplicates.Add(float64(b.GetCount()))
+		if ok, held := r.dupLog.Allow(b.GetRunner(), time.Now()); ok {
+			r.log.Warn("duplicate experience refused (already received)", "runner", b.GetRunner(),
+				"sent_before", b.GetSentBefore(), "transitions", b.GetCount(), "refused_since_last_line", held)
+		}
+		return false
 	}
 	if gap == 0 {
-		return
+		return true
 	}
 	r.lost = uint64(int64(r.lost) + gap)
 	if gap > 0 {
@@ -249,6 +259,7 @@ func (r *replay) account(b *messages.ExperienceBatch) {
 		rs.ExperienceLost = uint64(max(0, int64(rs.ExperienceLost)+gap))
 		s.Runners[b.GetRunner()] = rs
 	})
+	return true
 }
 
 // serve answers waiting sample requests while the limiter allows, then
@@ -298,10 +309,7 @@ func (r *replay) snapshot(ctx actor.Context) {
 func (r *replay) captureAll() *tableCapture {
 	c := r.table.capture()
 	c.limiterInserted, c.limiterSmp = r.limiter.inserted, r.limiter.sampled
-	c.streams = make(map[streamKey]uint64, len(r.streams))
-	for k, v := range r.streams {
-		c.streams[k] = v
-	}
+	c.streams = r.streams.received()
 	c.lost, c.rejected = r.lost, r.rejected
 	c.rng, _ = r.rngState.MarshalBinary()
 	return c
@@ -334,7 +342,7 @@ func (r *replay) restore() {
 	}
 	r.limiter.inserted, r.limiter.sampled = s.GetLimiterInserted(), s.GetLimiterSampled()
 	for _, st := range s.GetStreams() {
-		r.streams[streamKey{st.GetRunner(), st.GetIncarnation()}] = st.GetReceived()
+		r.streams.restore(streamKey{st.GetRunner(), st.GetIncarnation()}, st.GetReceived())
 	}
 	r.lost, r.rejected = s.GetLost(), s.GetRejected()
 	r.metrics.ExperienceLost.Set(float64(r.lost))

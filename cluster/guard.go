@@ -22,6 +22,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/qfleet/qfleet/actors/lograte"
 )
 
 // Guard checks every message a peer sends to this node's protoactor remote
@@ -45,7 +47,7 @@ type Guard struct {
 	sys    *actor.ActorSystem
 	cfg    GuardConfig
 	log    *slog.Logger
-	limit  *logLimiter
+	limit  *lograte.Limiter
 	counts [numRejectReasons]atomic.Uint64
 	paced  atomic.Uint64
 	types  sync.Map // type name → protoreflect.MessageType, or nil when refused
@@ -131,7 +133,7 @@ func NewGuard(sys *actor.ActorSystem, cfg GuardConfig) *Guard {
 		log = discardLogger()
 	}
 	return &Guard{
-		sys: sys, cfg: cfg, log: log.With("component", "remote-guard"), limit: newLogLimiter(cfg.LogEvery),
+		sys: sys, cfg: cfg, log: log.With("component", "remote-guard"), limit: lograte.New(cfg.LogEvery),
 		desc: prometheus.NewDesc("qfleet_remote_rejected_total",
 			"Remote messages refused before protoactor read them (the whole batch and the stream are dropped), by reason.",
 			[]string{"reason"}, nil),
@@ -346,7 +348,7 @@ func (g *Guard) reject(peer string, reason int, detail string) {
 	if h, _, err := net.SplitHostPort(peer); err == nil {
 		host = h
 	}
-	if ok, held := g.limit.allow(host+"|"+name, time.Now()); ok {
+	if ok, held := g.limit.Allow(host+"|"+name, time.Now()); ok {
 		g.log.Warn("remote message refused; stream closed", "peer", peer, "reason", name,
 			"detail", truncate(detail, 400), "refused_since_last_line", held)
 	}

@@ -170,23 +170,3 @@ func TestGuardPacesFastPeer(t *testing.T) {
 		t.Fatalf("refusals %d (want 0), paced batches %d (want > 0)", g.RejectedTotal(), g.paced.Load())
 	}
 }
-
-// The log holds one line per peer and reason per interval, however many
-// refusals.
-func TestLogLimiter(t *testing.T) {
-	l := newLogLimiter(10 * time.Second)
-	t0 := time.Now()
-	lines := 0
-	for i := 0; i < 1000; i++ {
-		if ok, _ := l.allow("p|type_id", t0.Add(time.Duration(i)*time.Millisecond)); ok {
-			lines++
-		}
-	}
-	ok, held := l.allow("p|type_id", t0.Add(11*time.Second))
-	if lines != 1 || !ok || held != 999 {
-		t.Fatalf("lines %d (want 1), next line allowed %v with %d held (want true, 999)", lines, ok, held)
-	}
-	if ok, _ := l.allow("q|type_id", t0); !ok {
-		t.Fatal("another peer's first line was held back")
-	}
-}

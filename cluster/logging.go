@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/qfleet/qfleet/actors/lograte"
 )
 
 // memberlistLogger turns memberlist's *log.Logger output ("[WARN] memberlist:
@@ -21,14 +23,14 @@ import (
 // at most once per memberlistLogEvery for each kind of line (the message
 // without its addresses and values), with the count held back since.
 func memberlistLogger(l *slog.Logger) *log.Logger {
-	return log.New(slogWriter{l: l, limit: newLogLimiter(memberlistLogEvery)}, "", 0)
+	return log.New(slogWriter{l: l, limit: lograte.New(memberlistLogEvery)}, "", 0)
 }
 
 const memberlistLogEvery = 10 * time.Second
 
 type slogWriter struct {
 	l     *slog.Logger
-	limit *logLimiter
+	limit *lograte.Limiter
 }
 
 // lineKind is the fixed part of a memberlist line: up to the first ':',
@@ -83,7 +85,7 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		w.l.Log(ctx, level, string(msg), "component", "memberlist")
 		return len(p), nil
 	}
-	if ok, held := w.limit.allow(level.String()+lineKind(msg), time.Now()); ok {
+	if ok, held := w.limit.Allow(level.String()+lineKind(msg), time.Now()); ok {
 		w.l.Log(ctx, level, string(msg), "component", "memberlist", "same_lines_held_back", held)
 	}
 	return len(p), nil
