@@ -24,13 +24,16 @@ package main
 //     D, restart it with --resume (from its snapshot);
 //   - TestFaultSlowLinkWithLatency: B's link at 2 Mbit/s (tbf) and 100±20 ms
 //     each way added by a toxiproxy in front of A's and B's remote ports;
+//   - TestFaultHostilePeer (hostile_test.go): a hostile peer on B sends A
+//     crafted protoactor batches, gossip garbage and 1,000 idle connections
+//     per port;
 //   - TestFaultSweepNodeFrozen (sweep_multihost_test.go): SIGSTOP a sweep's
 //     trial node mid-trial; the trial is rerun on the other node, recorded
 //     once.
 //
 // They run with -faults (`make faults`); the fast subset of the default
-// `make test` is the link cut with an 8 s cut and the replay-host kill
-// (~30 s each).
+// `make test` is the link cut with an 8 s cut, the replay-host kill and the
+// hostile peer (~20-30 s each).
 
 import (
 	"encoding/json"

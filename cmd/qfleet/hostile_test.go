@@ -128,9 +128,9 @@ func labHelper(t *testing.T, fc *faultCluster, host string, args ...string) stri
 	return string(out)
 }
 
-// TestHostilePeer: each hostile input leaves A training, is counted by
+// TestFaultHostilePeer: each hostile input leaves A training, is counted by
 // reason on A's /metrics, and costs a few log lines.
-func TestHostilePeer(t *testing.T) {
+func TestFaultHostilePeer(t *testing.T) {
 	fc := startFaultCluster(t, faultOpts{target: 10000, maxSteps: 10_000_000})
 	before, _ := fc.watch(2*time.Second, 200*time.Millisecond, nil, nil)
 	aRemote := net.JoinHostPort(fc.a.Addr(), remotePort)
