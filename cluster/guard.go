@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -88,12 +89,13 @@ const (
 	RejectPID                // a Watch, Unwatch or Terminated about a PID not on the peer
 	RejectMethod             // a gRPC method protoactor leaves unimplemented (it panics)
 	RejectPanic              // protoactor's reader panicked anyway (recovered)
+	RejectIdentity           // announces an address its TLS certificate does not name
 	numRejectReasons
 )
 
 var rejectReasonNames = [numRejectReasons]string{
 	"message_type", "no_connect", "batch_size", "type_id", "type_name", "serializer",
-	"target", "sender", "size", "decode", "pid", "method", "panic",
+	"target", "sender", "size", "decode", "pid", "method", "panic", "identity",
 }
 
 // acceptedActorTypes are protoactor's own messages a peer legitimately
@@ -236,6 +238,9 @@ func (s *guardedStream) check(msg *remote.RemoteMessage) (int, string) {
 		if sc == nil || sc.Address == "" || (s.from != "" && sc.Address != s.from) {
 			return RejectMessageType, "connect request without a server connection address"
 		}
+		if err := certNames(s.Context(), sc.Address); err != nil {
+			return RejectIdentity, err.Error()
+		}
 		s.from = sc.Address
 		return -1, ""
 	case *remote.RemoteMessage_MessageBatch:
@@ -352,6 +357,31 @@ func (g *Guard) reject(peer string, reason int, detail string) {
 		g.log.Warn("remote message refused; stream closed", "peer", peer, "reason", name,
 			"detail", truncate(detail, 400), "refused_since_last_line", held)
 	}
+}
+
+// certNames checks, on a TLS stream with a client certificate, that the
+// certificate names the host of the address the peer announces: the senders
+// and watch PIDs of its messages must be on that address, so a node holding
+// a certificate can speak only as itself, not as another member. Plaintext
+// streams (an --insecure cluster) have no identity to check.
+func certNames(ctx context.Context, announced string) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(announced)
+	if err != nil {
+		return fmt.Errorf("announced address %q: %v", announced, err)
+	}
+	leaf := info.State.PeerCertificates[0]
+	if err := leaf.VerifyHostname(host); err != nil {
+		return fmt.Errorf("announces %s, certificate %q names %v %v", announced, leaf.Subject.CommonName, leaf.DNSNames, leaf.IPAddresses)
+	}
+	return nil
 }
 
 func peerOf(ctx context.Context) string {

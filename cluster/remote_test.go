@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/cluster/hostile"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -187,3 +189,60 @@ func TestRemoteLargeBatchesArrive(t *testing.T) {
 
 // remoteLogLevel: protoactor logs every connection at Info.
 var remoteLogLevel = slog.LevelWarn
+
+// A node holding a certificate can speak only as itself: a stream that
+// announces an address its certificate does not name is refused
+// ("identity"), while the same certificate announcing its own address is
+// served.
+func TestGuardBindsAddressToCertificate(t *testing.T) {
+	certs := clusterCerts(t, t.TempDir(), "a", "b")
+	log := testLogger(t, slog.LevelWarn)
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }))
+	g := NewGuard(sys, GuardConfig{Logger: log})
+	r, err := StartRemote(sys, RemoteConfig("127.0.0.1", 0, "", certs["b"], g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown(false); sys.Shutdown() })
+	var got atomic.Int64
+	if _, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*messages.Credit); ok {
+			got.Add(1)
+		}
+	}), "sink"); err != nil {
+		t.Fatal(err)
+	}
+	credit, _ := proto.Marshal(&messages.Credit{Transitions: 1})
+	batch := hostile.Valid(actor.NewPID(sys.Address(), "sink"), string(proto.MessageName(&messages.Credit{})), credit)
+	send := func(announce string) *hostile.Peer {
+		t.Helper()
+		p, err := hostile.Dial(sys.Address(), certs["a"].Client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		if err := p.Connect(announce); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Send(batch); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := send("10.9.9.9:7947").Closed(5 * time.Second); err != nil {
+		t.Fatalf("a stream announcing another node's address: %v", err)
+	}
+	if g.Rejected(RejectIdentity) != 1 {
+		t.Fatalf("identity refusals %d, want 1", g.Rejected(RejectIdentity))
+	}
+	send("127.0.0.1:7947")
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if got.Load() != 1 {
+			return fmt.Errorf("the member's own message has not arrived")
+		}
+		return nil
+	})
+	if g.RejectedTotal() != 1 {
+		t.Fatalf("%d refusals in all, want 1", g.RejectedTotal())
+	}
+}
