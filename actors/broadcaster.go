@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -33,6 +34,7 @@ type broadcaster struct {
 	packed      map[weightsKey]*WeightsPacker // chunks of latest, by the base's key (zero: whole), packed as first needed
 	subscribers map[string]*subscriber        // by PID string
 	stopTick    scheduler.CancelFunc
+	refusedLog  *lograte.Limiter
 }
 
 type subscriber struct {
@@ -63,7 +65,8 @@ type broadcasterTick struct{}
 
 func newBroadcaster(cfg Config, m *Metrics, log *slog.Logger) actor.Producer {
 	return func() actor.Actor {
-		return &broadcaster{cfg: cfg, metrics: m, log: log.With("role", "broadcaster"), subscribers: map[string]*subscriber{}}
+		return &broadcaster{cfg: cfg, metrics: m, log: log.With("role", "broadcaster"), subscribers: map[string]*subscriber{},
+			refusedLog: lograte.New(10 * time.Second)}
 	}
 }
 
@@ -139,6 +142,12 @@ func (b *broadcaster) subscribe(ctx actor.Context, r *messages.ActorRef) {
 		return
 	}
 	if _, ok := b.subscribers[p.String()]; !ok {
+		if len(b.subscribers) >= MaxRunners {
+			if ok, held := b.refusedLog.Allow("full", time.Now()); ok {
+				b.log.Warn("subscription refused: the broadcaster has the most runners it serves", "runner", p.String(), "max", MaxRunners, "refused_since_last_line", held)
+			}
+			return
+		}
 		ctx.Watch(p)
 	}
 	s := &subscriber{pid: p, remote: p.Address != ctx.Self().Address}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -41,6 +42,7 @@ type stats struct {
 	retired     map[string][2]uint64
 	total       uint64
 	finished    bool
+	refusedLog  *lograte.Limiter
 }
 
 // returnWindow is the mean of the last 100 returns.
@@ -79,7 +81,7 @@ func newStats(rule StopRule, m *Metrics, log *slog.Logger, done func()) actor.Pr
 	var once sync.Once
 	return func() actor.Actor {
 		return &stats{rule: rule, metrics: m, log: log.With("role", "stats"), done: func() { once.Do(done) }, runnerSteps: map[string]uint64{},
-			incarnation: map[string]uint64{}, retired: map[string][2]uint64{}}
+			incarnation: map[string]uint64{}, retired: map[string][2]uint64{}, refusedLog: lograte.New(10 * time.Second)}
 	}
 }
 
@@ -88,11 +90,37 @@ func (s *stats) Receive(ctx actor.Context) {
 	case *actor.Started:
 		s.start = time.Now()
 	case *messages.RunnerProgress:
+		if !s.admit(msg.GetRunner()) {
+			return
+		}
 		s.advance(msg.GetRunner(), s.runnerSteps[msg.GetRunner()]+msg.GetEnvSteps())
 		s.progress(msg)
 	case *messages.EpisodeStats:
+		if !s.admit(msg.GetRunner()) {
+			return
+		}
 		s.episode(msg)
 	}
+}
+
+// MaxRunners bounds the runners a run keeps books for (stats, /status, the
+// broadcaster's subscribers), so that a peer inventing runner names cannot
+// grow a node's memory without end. Far above any real run.
+const MaxRunners = 4096
+
+// admit reports whether runner's messages are booked: a runner already
+// known, or a new one while there is room.
+func (s *stats) admit(runner string) bool {
+	if _, ok := s.runnerSteps[runner]; ok || len(s.runnerSteps) < MaxRunners {
+		if !ok {
+			s.runnerSteps[runner] = 0
+		}
+		return true
+	}
+	if ok, held := s.refusedLog.Allow("runner", time.Now()); ok {
+		s.log.Warn("runner ignored: the run already has the most runners it keeps books for", "runner", runner, "max", MaxRunners, "ignored_since_last_line", held)
+	}
+	return false
 }
 
 // progress records a runner's latest report; accounting fields are
