@@ -47,6 +47,7 @@ func runOptionComments() map[string]fieldComment {
 		"max_time":       {text: "stop after this much wall time, e.g. 10m; 0 for no limit"},
 		"target_return":  {text: "stop when mean100 reaches this return (default: the env's reward threshold)"},
 		"http":           {text: "serve the dashboard (/), /metrics, /status and /history on this address (empty: no HTTP)"},
+		"pprof":          {text: "also serve the Go profiles at /debug/pprof/ on the http address (off: they reveal internals and cost CPU)"},
 		"checkpoint_dir": {text: "learner checkpoints (empty: none, or RUN_DIR/checkpoints when a checkpoint flag is given)"},
 		"summary":        {text: "JSON summary at exit (empty: RUN_DIR/summary.json)"},
 		"progress":       {text: "interval between progress log lines on stderr, for logs kept in files; 0 turns them off"},

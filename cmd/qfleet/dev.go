@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"reflect"
@@ -39,6 +38,7 @@ type runOptions struct {
 	MaxTime       string   `yaml:"max_time"`      // stop after this much wall time, e.g. "10m"; "0" for no limit
 	TargetReturn  *float64 `yaml:"target_return"` // nil: the env's reward threshold
 	HTTP          string   `yaml:"http"`
+	Pprof         bool     `yaml:"pprof" json:"-"` // not in a sweep trial's key: profiling changes no run
 	CheckpointDir string   `yaml:"checkpoint_dir"`
 	Summary       string   `yaml:"summary"`
 	Progress      string   `yaml:"progress"` // interval between progress lines, e.g. "10s"; "0" turns them off
@@ -92,7 +92,7 @@ type trainFlags struct {
 	runners                                                      *int
 	target                                                       *float64
 	progress, ckptEvery, snapEvery, maxTime                      *time.Duration
-	resume                                                       *bool
+	resume, pprof                                                *bool
 	fs                                                           *flag.FlagSet // the set these flags are on
 }
 
@@ -107,6 +107,7 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		maxTime:   fs.Duration("max-time", 0, "stop after this much wall time, e.g. 10m (0: no limit); the run ends as at --max-steps, with its checkpoint and summary"),
 		target:    fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
 		httpAddr:  fs.String("http", "", "serve the dashboard (/), /metrics, /status and /history on this `address` (e.g. 127.0.0.1:9090)"),
+		pprof:     fs.Bool("pprof", false, "also serve the Go profiles (net/http/pprof) at /debug/pprof/ on the --http address; off by default, because profiles reveal the program's internals to anyone who reaches the port and taking them costs CPU"),
 		ckptDir:   fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory` (default: none, or RUN_DIR/checkpoints when --checkpoint-every, --replay-snapshot-every or --resume is given)"),
 		ckptEvery: fs.Duration("checkpoint-every", 10*time.Second, "interval of periodic learner checkpoints (0: only at the end); giving it turns checkpoints on"),
 		snapEvery: fs.Duration("replay-snapshot-every", 0, "interval of replay snapshots into the checkpoint directory, restored by --resume and by a restarted replay (0: none)"),
@@ -257,6 +258,8 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 			cf.TargetReturn = tf.target
 		case "http":
 			cf.HTTP = *tf.httpAddr
+		case "pprof":
+			cf.Pprof = *tf.pprof
 		case "checkpoint-dir":
 			cf.CheckpointDir = *tf.ckptDir
 		case "summary":
@@ -281,6 +284,9 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	t.checkpointEvery, t.resume, t.runDir = *tf.ckptEvery, *tf.resume, *tf.runDir
 	if t.resume && cf.CheckpointDir == "" && t.runDir == "" {
 		return nil, usageError{errors.New("--resume needs --checkpoint-dir, or --run-dir with the run to continue")}
+	}
+	if *tf.pprof && cf.HTTP == "" { // only the flag: a file's pprof without http (a sweep trial's) serves nothing, harmlessly
+		return nil, usageError{errors.New("--pprof serves on the --http address: give --http too")}
 	}
 	if t.checkpointEvery < 0 {
 		return nil, usageError{errors.New("--checkpoint-every must be >= 0")}
@@ -395,10 +401,11 @@ func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks ru
 		defer cancel()
 		go recordHistory(ctx, hist, &sampler{m: node.Metrics, learner: slices.Contains(node.Roles, actors.RoleLearner),
 			resumed: t.resume, started: node.Started}, historyEvery)
-		srv := &http.Server{Handler: newHTTPHandler(httpView{
+		srv := newHTTPServer(newHTTPHandler(httpView{
 			node: name, roles: node.Roles, members: members, metrics: node.Metrics, started: node.Started, history: hist,
-			run: runInfo{Env: cf.Env, Seed: cf.Seed, TargetReturn: defined(t.targetReturn), MaxSteps: cf.MaxSteps, ReplayCapacity: cf.ReplayCapacity},
-		}), ReadHeaderTimeout: 5 * time.Second}
+			run:   runInfo{Env: cf.Env, Seed: cf.Seed, TargetReturn: defined(t.targetReturn), MaxSteps: cf.MaxSteps, ReplayCapacity: cf.ReplayCapacity},
+			pprof: cf.Pprof,
+		}))
 		go srv.Serve(ln) //nolint:errcheck // returns when the listener closes at exit
 		defer srv.Close()
 	}

@@ -3,8 +3,12 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qfleet/qfleet/actors"
@@ -19,6 +23,7 @@ type httpView struct {
 	started time.Time
 	run     runInfo
 	history *history
+	pprof   bool // serve /debug/pprof/ (--pprof)
 }
 
 // runInfo is the run's fixed settings the dashboard draws against.
@@ -52,12 +57,96 @@ func liveNames(ms []memberInfo) []string {
 	return names
 }
 
+// httpLimits bound what one client can take of the node's HTTP server: the
+// --http port may be reachable by anyone on the network, and without limits
+// a client that connects and sends nothing, or a header byte a second, holds
+// a connection and its goroutine for ever.
+type httpLimits struct {
+	// ReadHeader: the request line and headers must be in by then, however
+	// slowly they trickle in (slowloris); a person's or Prometheus's request
+	// takes milliseconds, so 5 s forgives any real link.
+	ReadHeader time.Duration
+	// Read: the whole request. No endpoint takes a body, so it only has to
+	// cover the headers; it is there so no read runs without a deadline.
+	Read time.Duration
+	// Write: from the end of the request headers to the last response byte.
+	// /history (about 1 MB when full) and /metrics must get through a slow
+	// link, and pprof's CPU profile takes 30 s by default before it sends a
+	// byte (net/http/pprof refuses a profile as long as the write timeout),
+	// so 60 s; a client that reads slower than that is cut off.
+	Write time.Duration
+	// Idle: a kept-alive connection between requests. The dashboard polls
+	// every second and Prometheus scrapes every 15-60 s, both on a kept
+	// connection; a minute frees those of closed tabs and gone scrapers.
+	Idle time.Duration
+	// MaxHeaderBytes: browsers send a few KiB of headers, even with cookies;
+	// 64 KiB leaves room for that and refuses (431) a client that would make
+	// the node buffer megabytes of headers.
+	MaxHeaderBytes int
+}
+
+// defaultHTTPLimits are the limits of every --http server; tests build
+// servers with shorter ones.
+var defaultHTTPLimits = httpLimits{
+	ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second,
+	Idle: 60 * time.Second, MaxHeaderBytes: 64 << 10,
+}
+
+// newHTTPServer is the server for h with the default limits: every server
+// the node runs is made here, so none goes without them.
+func newHTTPServer(h http.Handler) *http.Server { return newHTTPServerWith(h, defaultHTTPLimits) }
+
+func newHTTPServerWith(h http.Handler, l httpLimits) *http.Server {
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: l.ReadHeader, ReadTimeout: l.Read, WriteTimeout: l.Write,
+		IdleTimeout: l.Idle, MaxHeaderBytes: l.MaxHeaderBytes,
+	}
+}
+
+// readOnly answers any method but GET and HEAD with 405 and the methods
+// that work: nothing the node serves changes state, and a method-less
+// pattern (/metrics, /status) would otherwise run its handler for a POST
+// or a DELETE as if it were a GET, which misleads whoever sent it.
+func readOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, r.Method+" not allowed: the node's HTTP endpoints are read-only (GET, HEAD)", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// processGatherer has the Go runtime's and the process's metrics
+// (go_goroutines, go_memstats_*, process_resident_memory_bytes, ...). They
+// describe the process, not a node, so they live in one registry per
+// process, beside each node's own: tests run many nodes in one process, and
+// code that gathers a node's registry (bench) does not pay for them.
+var processGatherer = sync.OnceValue(func() prometheus.Gatherer {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+})
+
+// mountPprof serves the Go profiles under /debug/pprof/ on mux. Importing
+// net/http/pprof also fills http.DefaultServeMux, which nothing here serves:
+// the profiles are only on a node's own mux, and only with --pprof.
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // the index and the named profiles (heap, goroutine, ...)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol) // GET and POST: 'go tool pprof' posts addresses
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+}
+
 // newHTTPHandler serves /metrics (Prometheus text), /status (JSON), /history
-// (JSON) and / (the dashboard), on a mux of its own, never the default one.
+// (JSON) and / (the dashboard), all read-only, and with v.pprof the Go
+// profiles; on muxes of its own, never the default one.
 func newHTTPHandler(v httpView) http.Handler {
 	mux := http.NewServeMux()
 	m := v.metrics
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{m.Registry, processGatherer()}, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		st := m.Status()
 		members := v.members()
@@ -80,7 +169,12 @@ func newHTTPHandler(v httpView) http.Handler {
 		})
 	})
 	serveDashboard(mux, v.history, v.started)
-	return mux
+	top := http.NewServeMux()
+	top.Handle("/", readOnly(mux))
+	if v.pprof {
+		mountPprof(top)
+	}
+	return top
 }
 
 // runnerLags is each runner's weights lag (weightsLag: publications behind
