@@ -15,14 +15,30 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 SEEDS         ?= 1 2 3 4 5
 BENCH_COUNT   ?= 5
 
-.PHONY: build test test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole solve-acrobot solve-mountaincar solve minatar-breakout minatar-curves test-cluster-full clean faults
+.PHONY: build test fuzz-short test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole solve-acrobot solve-mountaincar solve minatar-breakout minatar-curves test-cluster-full clean faults
 
 build:
 	$(GO) build -o qfleet ./cmd/qfleet
 
-## test: unit tests, the short end-to-end learning run and the command smoke tests.
+## test: unit tests, the short end-to-end learning run, the command smoke
+## tests, and a short run of every fuzz target.
 test: vet tidy-check
 	$(GO) test -count=1 -timeout 12m ./...
+	$(MAKE) fuzz-short
+
+## fuzz-short: FUZZTIME of each fuzz target (a peer's or a file's way into a
+## decoder); their committed corpora already run as tests in `go test`.
+## A longer hunt: make fuzz-short FUZZTIME=10m.
+FUZZTIME ?= 5s
+FUZZ_TARGETS ?= \
+	./cluster:FuzzGuard \
+	./actors:FuzzUnpackExperience \
+	./cmd/qfleet:FuzzParseConfig
+fuzz-short:
+	for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 test-race:
 	$(GO) test -race -count=1 -timeout 20m ./...
