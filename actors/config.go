@@ -158,75 +158,24 @@ func (c Config) Validate() error {
 	bad := func(field, rule string, v any) error {
 		return fmt.Errorf("%w: %s = %v: %s", ErrInvalidConfig, field, v, rule)
 	}
-	if len(c.Hidden) == 0 {
-		return bad("hidden", "needs at least one hidden layer", c.Hidden)
+	if err := c.checkRanges(); err != nil {
+		return err
 	}
-	for _, h := range c.Hidden {
-		if h <= 0 {
-			return bad("hidden", "every width must be > 0", c.Hidden)
-		}
-	}
+	// The rules that relate settings (each setting's own range is checked
+	// above).
 	switch {
-	case c.ConvFilters < 0:
-		return bad("conv_filters", "must be >= 0", c.ConvFilters)
-	case c.BatchSize <= 0:
-		return bad("batch_size", "must be > 0", c.BatchSize)
-	case !(c.LearningRate > 0):
-		return bad("learning_rate", "must be > 0", c.LearningRate)
-	case !(c.Gamma >= 0 && c.Gamma <= 1):
-		return bad("gamma", "must be in [0, 1]", c.Gamma)
-	case c.NStep < 1:
-		return bad("n_step", "must be >= 1", c.NStep)
-	case c.MaxGradNorm < 0:
-		return bad("max_grad_norm", "must be >= 0", c.MaxGradNorm)
-	case c.TargetTau < 0 || c.TargetTau > 1:
-		return bad("target_tau", "must be in [0, 1]", c.TargetTau)
 	case c.TargetTau == 0 && c.TargetUpdatePeriod <= 0:
 		return bad("target_update_period", "must be > 0 when target_tau is 0", c.TargetUpdatePeriod)
-	case c.PublishEvery <= 0:
-		return bad("publish_every", "must be > 0", c.PublishEvery)
-	case c.ReplayCapacity <= 0:
-		return bad("replay_capacity", "must be > 0", c.ReplayCapacity)
 	case c.MinReplaySize < c.BatchSize:
 		return bad("min_replay_size", fmt.Sprintf("must be >= batch_size (%d)", c.BatchSize), c.MinReplaySize)
 	case c.MinReplaySize > c.ReplayCapacity:
 		return bad("min_replay_size", fmt.Sprintf("must be <= replay_capacity (%d)", c.ReplayCapacity), c.MinReplaySize)
-	case c.SamplesPerInsert < 0:
-		return bad("samples_per_insert", "must be >= 0", c.SamplesPerInsert)
 	case c.SamplesPerInsert > 0 && c.RateTolerance < float64(c.BatchSize):
 		return bad("rate_tolerance", fmt.Sprintf("must be >= batch_size (%d) or the learner can never sample", c.BatchSize), c.RateTolerance)
-	case !(c.PriorityExponent >= 0 && c.PriorityExponent <= 1):
-		return bad("priority_exponent", "must be in [0, 1]", c.PriorityExponent)
-	case !(c.ImportanceBeta >= 0 && c.ImportanceBeta <= 1):
-		return bad("importance_beta", "must be in [0, 1]", c.ImportanceBeta)
-	case c.BetaAnnealUpdates < 0:
-		return bad("beta_anneal_updates", "must be >= 0", c.BetaAnnealUpdates)
-	case c.PrefetchBatches < 1:
-		return bad("prefetch_batches", "must be >= 1", c.PrefetchBatches)
-	case !(c.EpsilonStart >= 0 && c.EpsilonStart <= 1):
-		return bad("epsilon_start", "must be in [0, 1]", c.EpsilonStart)
-	case !(c.EpsilonEnd >= 0 && c.EpsilonEnd <= 1):
-		return bad("epsilon_end", "must be in [0, 1]", c.EpsilonEnd)
-	case c.EpsilonDecaySteps < 0:
-		return bad("epsilon_decay_steps", "must be >= 0", c.EpsilonDecaySteps)
-	case c.EpsilonLadder < 0:
-		return bad("epsilon_ladder", "must be >= 0", c.EpsilonLadder)
-	case c.Runners < 1:
-		return bad("runners", "must be >= 1", c.Runners)
-	case c.SendBatch < 1:
-		return bad("send_batch", "must be >= 1", c.SendBatch)
 	case c.CreditWindow < c.SendBatch:
 		return bad("credit_window", fmt.Sprintf("must be >= send_batch (%d)", c.SendBatch), c.CreditWindow)
 	case c.OutboxLimit < c.SendBatch:
 		return bad("outbox_limit", fmt.Sprintf("must be >= send_batch (%d)", c.SendBatch), c.OutboxLimit)
-	case c.CreditTimeout <= 0:
-		return bad("credit_timeout", "must be > 0", c.CreditTimeout)
-	case c.WeightsChunkBytes < 1024:
-		return bad("weights_chunk_bytes", "must be >= 1024", c.WeightsChunkBytes)
-	case c.StepsPerChunk < 1:
-		return bad("steps_per_chunk", "must be >= 1", c.StepsPerChunk)
-	case c.ProgressEverySteps < 1:
-		return bad("progress_every_steps", "must be >= 1", c.ProgressEverySteps)
 	}
 	return nil
 }

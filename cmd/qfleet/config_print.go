@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
 )
 
@@ -141,6 +142,9 @@ func marshalConfig(cf configFile, header string) ([]byte, error) {
 			key.HeadComment = header + "\n" + key.HeadComment
 		}
 		val.LineComment = c.text
+		if r := actors.SettingRange(key.Value); r != "" {
+			val.LineComment += " [" + r + "]"
+		}
 		if val.Kind == yaml.SequenceNode {
 			val.Style = yaml.FlowStyle // hidden: [64, 64]
 		}

@@ -220,15 +220,21 @@ func TestConfigPrintInvalid(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"batch_size: 0\n", []string{"batch_size = 0", "must be > 0"}},
-		{"gamma: 1.5\n", []string{"gamma = 1.5", "must be in [0, 1]"}},
-		{"hidden: [64, 0]\n", []string{"hidden = [64 0]", "every width must be > 0"}},
+		{"batch_size: 0\n", []string{"batch_size = 0", "allowed 1..65536"}},
+		{"gamma: 1.5\n", []string{"gamma = 1.5", "allowed 0..1"}},
+		{"hidden: [64, 0]\n", []string{"hidden = [64 0]", "allowed 1..16 layers of width 1..65536"}},
 		{"replay_capacity: 500\nmin_replay_size: 1000\n", []string{"min_replay_size = 1000", "must be <= replay_capacity (500)"}},
 		{"send_batch: 64\ncredit_window: 32\n", []string{"credit_window = 32", "must be >= send_batch (64)"}},
 		{"target_tau: 0\ntarget_update_period: 0\n", []string{"target_update_period = 0", "must be > 0 when target_tau is 0"}},
-		{"runners: 0\n", []string{"runners = 0", "must be >= 1"}},
-		{"credit_timeout: -1s\n", []string{"credit_timeout = -1s", "must be > 0"}},
-		{"learning_rate: .nan\n", []string{"learning_rate = NaN", "must be > 0"}},
+		{"runners: 0\n", []string{"runners = 0", "allowed 1..1024"}},
+		// A typo of a few zeros is one line naming the key, not a crash.
+		{"replay_capacity: 1000000000000\n", []string{"replay_capacity = 1000000000000", "allowed 1..1000000000"}},
+		{"hidden: [100000, 100000]\n", []string{"hidden = [100000 100000]", "width 1..65536"}},
+		{"runners: 100000\n", []string{"runners = 100000", "allowed 1..1024"}},
+		{"n_step: 100000\n", []string{"n_step = 100000", "allowed 1..1000"}},
+		{"weights_chunk_bytes: 10000000\n", []string{"weights_chunk_bytes = 10000000", "allowed 1024..2093056"}},
+		{"credit_timeout: -1s\n", []string{"credit_timeout = -1s", "allowed 1ms..1h0m0s"}},
+		{"learning_rate: .nan\n", []string{"learning_rate = NaN", "allowed 1e-12..1"}},
 		{"progress: soon\n", []string{"progress", "soon", "not a duration"}},
 		{"max_time: -5m\n", []string{"max_time", "-5m", "not a duration >= 0"}},
 		{"batch_size: 51.7\n", []string{"batch_size = 51.7", "must be a whole number"}},

@@ -279,6 +279,9 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 		return nil, usageError{err}
 	}
 	if err := cf.Config.Validate(); err != nil {
+		if *tf.cfgPath != "" {
+			err = fmt.Errorf("config %s (or a flag over it): %w", *tf.cfgPath, err)
+		}
 		return nil, usageError{err}
 	}
 	t.checkpointEvery, t.resume, t.runDir = *tf.ckptEvery, *tf.resume, *tf.runDir
