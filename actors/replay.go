@@ -114,13 +114,14 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.log.Warn("replay restarting")
 		r.metrics.countRestart("replay", ctx.Self().GetId())
 	case *actor.Started:
-		r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
+		if r.binaryObs {
+			r.table = NewBinaryTable(r.obsSize, r.cfg.ReplayCapacity)
+		} else {
+			r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
+		}
 		r.table.LimitActions(r.numActions)
 		if r.cfg.Prioritized {
 			r.table.Prioritize(r.cfg.PriorityExponent)
-		}
-		if r.binaryObs {
-			r.table.PackBinary()
 		}
 		r.limiter = NewRateLimiter(r.cfg.SamplesPerInsert, r.cfg.MinReplaySize, r.cfg.RateTolerance)
 		r.rngState = rand.NewPCG(r.seed, 0x7265706c6179)

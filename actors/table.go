@@ -43,11 +43,26 @@ type Table struct {
 
 // NewTable allocates a table of capacity transitions of obsSize floats each.
 func NewTable(obsSize, capacity int) *Table {
+	t := newTableRows(obsSize, capacity)
+	t.obs, t.nextObs = make([]float32, obsSize*capacity), make([]float32, obsSize*capacity)
+	return t
+}
+
+// NewBinaryTable allocates a table whose observations are binary and packed
+// (see PackBinary) without ever allocating float rows: NewTable then
+// PackBinary held both for a moment, 3.2 GB of floats for a MinAtar table
+// of a million transitions.
+func NewBinaryTable(obsSize, capacity int) *Table {
+	t := newTableRows(obsSize, capacity)
+	t.PackBinary()
+	return t
+}
+
+// newTableRows allocates everything of a row but its observations.
+func newTableRows(obsSize, capacity int) *Table {
 	return &Table{
 		obsSize:   obsSize,
 		capacity:  capacity,
-		obs:       make([]float32, obsSize*capacity),
-		nextObs:   make([]float32, obsSize*capacity),
 		actions:   make([]uint32, capacity),
 		rewards:   make([]float32, capacity),
 		discounts: make([]float32, capacity),

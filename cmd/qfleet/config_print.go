@@ -97,6 +97,16 @@ func runConfigPrint(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	roles := splitList(flags.Lookup("roles").Value.String())
+	est, err := t.memoryEstimate(roles)
+	if err != nil {
+		return err
+	}
+	limit, err := maxMemory(*tf.maxMemory)
+	if err != nil {
+		return err
+	}
+	data = append(data, estimateComment(est, roles, limit)...)
 	_, err = stdout.Write(data)
 	return err
 }

@@ -87,7 +87,7 @@ Flags:
 // trainFlags are the training flags shared by `dev` and `node`.
 type trainFlags struct {
 	cfgPath, envID, httpAddr, ckptDir, summary, logLevel, runDir *string
-	live                                                         *string
+	live, maxMemory                                              *string
 	seed, maxSteps                                               *uint64
 	runners                                                      *int
 	target                                                       *float64
@@ -117,6 +117,7 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		progress:  fs.Duration("progress", 0, "interval between progress log lines on stderr, for logs kept in files (0: none)"),
 		live:      fs.String("live", liveAuto, "the live progress line on stderr (bar, rates, mean100, ETA): auto (only when stdout and stderr are terminals), always or never"),
 		logLevel:  fs.String("log-level", "warn", "log level: debug, info, warn, error"),
+		maxMemory: fs.String("max-memory", "auto", "memory this node may plan to use, e.g. 16GiB or 500MB; a config needing more (by the estimate 'qfleet config print' shows) is refused before anything is allocated; auto: 80% of the machine's memory or cgroup limit; 0: no limit"),
 	}
 }
 
@@ -356,6 +357,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	t.command = append([]string{"qfleet", "dev"}, args...)
+	if err := t.checkMemory(actors.AllRoles, *tf.maxMemory); err != nil {
+		return err
+	}
 	ln, err := t.prepare(true)
 	if err != nil {
 		return err

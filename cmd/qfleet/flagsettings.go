@@ -19,6 +19,7 @@ type flagSettings struct {
 	RunDir              string `yaml:"run_dir"`
 	CheckpointEvery     string `yaml:"checkpoint_every"`
 	ReplaySnapshotEvery string `yaml:"replay_snapshot_every"`
+	MaxMemory           string `yaml:"max_memory"`
 
 	Name           string `yaml:"name"`
 	Roles          string `yaml:"roles"`
@@ -51,6 +52,7 @@ var flagSettingComments = map[string]fieldComment{
 	"run_dir":               {group: "Command settings (flags of the same name override them; the cluster ones are read by 'qfleet node' only)", text: "run directory (empty: a new runs/<env>-<seed>-<UTC time>)"},
 	"checkpoint_every":      {text: "interval of periodic learner checkpoints; a value other than the default turns checkpoints on"},
 	"replay_snapshot_every": {text: "interval of replay snapshots (0s: none)"},
+	"max_memory":            {text: "memory the node may plan to use (16GiB, 500MB; auto: 80% of the machine's or cgroup's; 0: no limit); the estimate is at the end of this file"},
 	"name":                  {text: "node name, unique in the cluster (empty: the host name)"},
 	"roles":                 {text: "comma-separated roles of the node: replay, learner, broadcaster, runner, trials"},
 	"join":                  {text: "comma-separated seed gossip addresses (host:port); empty for the first node"},
