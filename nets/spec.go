@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 )
 
 // ErrSpec is returned (wrapped) by Spec.Validate and by constructors given an invalid Spec.
@@ -181,4 +182,27 @@ func checkParamLen(s Spec, p []float32) error {
 		return fmt.Errorf("%w: got %d, spec %v needs %d", ErrParamLen, len(p), s, n)
 	}
 	return nil
+}
+
+// String is the network as people read it: layer sizes from the input to
+// the Q-values, and its kind ("4 → 64 → 64 → 2, MLP";
+// "10×10×4 → conv 16×3×3 → 128 → 3, conv, dueling").
+func (s Spec) String() string {
+	var b strings.Builder
+	kind := "MLP"
+	if s.Conv != nil {
+		c := s.Conv
+		fmt.Fprintf(&b, "%d×%d×%d → conv %d×%d×%d", c.Height, c.Width, c.Channels, c.Filters, c.Kernel, c.Kernel)
+		kind = "conv"
+	} else {
+		fmt.Fprintf(&b, "%d", s.Inputs)
+	}
+	for _, h := range s.Hidden {
+		fmt.Fprintf(&b, " → %d", h)
+	}
+	fmt.Fprintf(&b, " → %d, %s", s.Outputs, kind)
+	if s.Dueling {
+		b.WriteString(", dueling")
+	}
+	return b.String()
 }

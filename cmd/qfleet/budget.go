@@ -84,3 +84,18 @@ func limitString(limit uint64) string {
 	}
 	return humanize.IBytes(limit)
 }
+
+// netsHelp lists each env's default Q-network for --help ('hidden',
+// 'conv_filters' and 'dueling' change it).
+var netsHelp = func() string {
+	var b strings.Builder
+	b.WriteString("The Q-network of each env by default (the settings hidden, conv_filters and\ndueling change it):\n")
+	for _, id := range envs.IDs() {
+		env, err := envs.Make(id)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "  %-26s %s\n", id, actors.NetSpec(env, actors.DefaultConfigFor(id)))
+	}
+	return b.String()
+}()

@@ -53,7 +53,7 @@ type configFile struct {
 	actors.Config `yaml:",inline"`
 }
 
-const devHelp = `Usage: qfleet dev [flags]
+var devHelp = `Usage: qfleet dev [flags]
 
 Trains a DQN agent with every role in this process: env runners stream
 experience to the replay, the learner trains on samples and publishes weights,
@@ -80,7 +80,7 @@ runs/<env>-<seed>-<UTC time> under the current directory):
                  --resume is given without --checkpoint-dir
 A run directory that holds a run is refused, except with --resume, which
 continues that run (and appends to its scalars). 'qfleet plot' draws them.
-
+` + "\n" + netsHelp + `
 Flags:
 `
 

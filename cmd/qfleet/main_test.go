@@ -95,6 +95,9 @@ func TestDevSmoke(t *testing.T) {
 	if !strings.Contains(stdout, "CartPole-v1 seed=3:") {
 		t.Errorf("stdout lacks the result line for seed 3: %q", stdout)
 	}
+	if !strings.Contains(stderr, "net 4 → 64 → 64 → 2, MLP\n") {
+		t.Errorf("the start line does not show the network as 4 → 64 → 64 → 2, MLP:\n%s", stderr)
+	}
 
 	data, err := os.ReadFile(sumPath)
 	if err != nil {
@@ -249,9 +252,15 @@ func TestDevHelp(t *testing.T) {
 		}
 		// The flag list goes to stderr today (flag's convention); accept either.
 		out := stdout + stderr
-		for _, f := range []string{"-env", "-seed", "-runners", "-max-steps", "-target-return", "-config", "-http", "-checkpoint-dir", "-summary", "-run-dir"} {
+		for _, f := range []string{"-env", "-seed", "-runners", "-max-steps", "-target-return", "-config", "-http", "-checkpoint-dir", "-summary", "-run-dir", "-max-memory"} {
 			if !strings.Contains(out, "  "+f+" ") {
 				t.Errorf("qfleet %v: help lacks flag %s:\n%s", args, f, out)
+			}
+		}
+		// Networks as people read them, not a Go struct.
+		for _, n := range []string{"CartPole-v1                4 → 64 → 64 → 2, MLP", "10×10×4 → conv 16×3×3 → 128 → 3, conv"} {
+			if !strings.Contains(out, n) {
+				t.Errorf("qfleet %v: help lacks the network line %q", args, n)
 			}
 		}
 	}
