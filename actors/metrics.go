@@ -15,15 +15,17 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	EnvSteps           prometheus.Counter
-	Episodes           prometheus.Counter
-	Mean100            prometheus.Gauge
-	Mean100All         prometheus.Gauge
-	ReplaySize         prometheus.Gauge
-	ReplayInserted     prometheus.Counter
-	ExperienceDropped  prometheus.Counter
-	ExperienceLost     prometheus.Gauge // a gauge: a late batch moves its part of a gap back to inserted
-	ExperienceRejected prometheus.Counter
+	EnvSteps          prometheus.Counter
+	Episodes          prometheus.Counter
+	Mean100           prometheus.Gauge
+	Mean100All        prometheus.Gauge
+	ReplaySize        prometheus.Gauge
+	ReplayInserted    prometheus.Counter
+	ExperienceDropped prometheus.Counter
+	ExperienceLost    prometheus.Gauge // a gauge: a late batch moves its part of a gap back to inserted
+	// ExperienceLostDeparted follows RunStatus.ExperienceLostDeparted.
+	ExperienceLostDeparted prometheus.Gauge
+	ExperienceRejected     prometheus.Counter
 	// ExperienceDuplicates: batches over a range of a runner's stream the
 	// replay already had (a replayed message); in no term of the accounting.
 	ExperienceDuplicates prometheus.Counter
@@ -69,8 +71,15 @@ type RunStatus struct {
 	ExperienceSent    uint64 `json:"experience_sent"`
 	ExperienceDropped uint64 `json:"experience_dropped"` // by full runner outboxes (counted, never sent)
 	ExperienceLost    uint64 `json:"experience_lost"`    // sent, never reached the replay (or died with it)
+	// ExperienceLostDeparted: sent by runners whose node is gone, in
+	// flight when it went, never to arrive (settled where the replay is).
+	ExperienceLostDeparted uint64 `json:"experience_lost_departed"`
 
-	Runners map[string]RunnerStatus `json:"runners"`
+	Runners  map[string]RunnerStatus   `json:"runners"`
+	Departed map[string]DepartedRunner `json:"departed_runners"`
+	// Counts of departed runners forgotten to bound the list.
+	settledSent, settledDropped, settledLostDeparted uint64
+	replayLocal                                      bool // the replay is on this node: departed runners can be settled
 
 	Restarts     map[string]int `json:"restarts"`      // per role actor, by its supervisor
 	StoppedRoles []string       `json:"stopped_roles"` // role actors that used up their restart budget
@@ -78,18 +87,21 @@ type RunStatus struct {
 
 // RunnerStatus is what the stats actor knows of one runner.
 type RunnerStatus struct {
-	EnvSteps          uint64    `json:"env_steps"`
-	Episodes          uint64    `json:"episodes"`
-	WeightsVersion    uint64    `json:"weights_version"` // acted on
-	WeightsTerm       uint64    `json:"weights_term"`
-	Epsilon           float64   `json:"epsilon"`        // as of its last report
-	LadderIndex       int       `json:"ladder_index"`   // its rung in the Ape-X ε ladder, 0-based, across the cluster's runners
-	LadderCount       int       `json:"ladder_count"`   // runners in the ladder (0: the runner did not say)
-	LadderEpsilon     float64   `json:"ladder_epsilon"` // the ε its rung decays to
-	ExperienceSent    uint64    `json:"experience_sent"`
-	ExperienceDropped uint64    `json:"experience_dropped"`
-	ExperienceLost    uint64    `json:"experience_lost"`
-	LastReport        time.Time `json:"last_report"`
+	EnvSteps          uint64  `json:"env_steps"`
+	Episodes          uint64  `json:"episodes"`
+	WeightsVersion    uint64  `json:"weights_version"` // acted on
+	WeightsTerm       uint64  `json:"weights_term"`
+	Epsilon           float64 `json:"epsilon"`        // as of its last report
+	LadderIndex       int     `json:"ladder_index"`   // its rung in the Ape-X ε ladder, 0-based, across the cluster's runners
+	LadderCount       int     `json:"ladder_count"`   // runners in the ladder (0: the runner did not say)
+	LadderEpsilon     float64 `json:"ladder_epsilon"` // the ε its rung decays to
+	ExperienceSent    uint64  `json:"experience_sent"`
+	ExperienceDropped uint64  `json:"experience_dropped"`
+	ExperienceLost    uint64  `json:"experience_lost"`
+	// ExperienceReceived: transitions of this runner the replay got
+	// (inserted or rejected), when the replay is on this node.
+	ExperienceReceived uint64    `json:"experience_received"`
+	LastReport         time.Time `json:"last_report"`
 }
 
 // NewMetrics registers every qfleet metric in a fresh registry.
@@ -115,6 +127,7 @@ func NewMetrics() *Metrics {
 	m.ReplayInserted = counter("qfleet_replay_inserted_total", "Transitions inserted into the replay table.")
 	m.ExperienceDropped = counter("qfleet_experience_dropped_total", "Transitions dropped (counted) before reaching the replay.")
 	m.ExperienceLost = gauge("qfleet_experience_lost", "Transitions sent by runners that never reached the replay (gaps the replay counted; a late batch takes its part back, so it can fall).")
+	m.ExperienceLostDeparted = gauge("qfleet_experience_lost_departed", "Transitions sent by runners whose node is gone that were in flight when it went (settled where the replay is; a late batch takes its part back).")
 	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.")
 	m.ExperienceDuplicates = counter("qfleet_experience_duplicates_total", "Transitions the replay refused as already received (replayed messages).")
 	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.")
@@ -150,6 +163,10 @@ func (m *Metrics) Status() RunStatus {
 	for k, v := range m.status.Runners {
 		s.Runners[k] = v
 	}
+	s.Departed = make(map[string]DepartedRunner, len(m.status.Departed))
+	for k, v := range m.status.Departed {
+		s.Departed[k] = v
+	}
 	s.Restarts = make(map[string]int, len(m.status.Restarts))
 	for k, v := range m.status.Restarts {
 		s.Restarts[k] = v
@@ -178,5 +195,7 @@ func (m *Metrics) setEnvStepsBase(n uint64) {
 func (m *Metrics) update(f func(s *RunStatus)) {
 	m.mu.Lock()
 	f(&m.status)
+	lostDeparted := m.status.ExperienceLostDeparted
 	m.mu.Unlock()
+	m.ExperienceLostDeparted.Set(float64(lostDeparted))
 }

@@ -127,6 +127,7 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.rngState = rand.NewPCG(r.seed, 0x7265706c6179)
 		r.rng = rand.New(r.rngState)
 		r.streams = newStreamBook()
+		r.metrics.update(func(s *RunStatus) { s.replayLocal = true })
 		r.dupLog = lograte.New(10 * time.Second)
 		if r.snap.Restore && r.snap.Dir != "" {
 			r.restore()
@@ -246,19 +247,22 @@ func (r *replay) account(b *messages.ExperienceBatch) bool {
 		}
 		return false
 	}
-	if gap == 0 {
-		return true
+	if gap != 0 {
+		r.lost = uint64(int64(r.lost) + gap)
+		if gap > 0 {
+			r.log.Warn("experience lost before reaching the replay", "runner", b.GetRunner(), "transitions", gap)
+		}
+		r.metrics.ExperienceLost.Set(float64(r.lost))
 	}
-	r.lost = uint64(int64(r.lost) + gap)
-	if gap > 0 {
-		r.log.Warn("experience lost before reaching the replay", "runner", b.GetRunner(), "transitions", gap)
-	}
-	r.metrics.ExperienceLost.Set(float64(r.lost))
 	r.metrics.update(func(s *RunStatus) {
 		s.ExperienceLost = r.lost
-		rs := s.Runners[b.GetRunner()]
-		rs.ExperienceLost = uint64(max(0, int64(rs.ExperienceLost)+gap))
-		s.Runners[b.GetRunner()] = rs
+		s.runner(b.GetRunner(), false, func(rs *RunnerStatus) {
+			rs.ExperienceReceived += uint64(b.GetCount())
+			rs.ExperienceLost = uint64(max(0, int64(rs.ExperienceLost)+gap))
+		})
+		if _, gone := s.Departed[b.GetRunner()]; gone {
+			recountExperience(s) // a late batch of a departed runner settles it anew
+		}
 	})
 	return true
 }

@@ -127,7 +127,14 @@ func (s *stats) admit(runner string) bool {
 // cumulative, so the sums over runners are recomputed from the latest.
 func (s *stats) progress(p *messages.RunnerProgress) {
 	s.metrics.update(func(st *RunStatus) {
-		r := st.Runners[p.GetRunner()]
+		st.runner(p.GetRunner(), true, func(r *RunnerStatus) { s.report(r, p) })
+		recountExperience(st)
+	})
+}
+
+// report takes a runner's progress report into its status.
+func (s *stats) report(r *RunnerStatus, p *messages.RunnerProgress) {
+	{
 		r.EnvSteps = s.runnerSteps[p.GetRunner()]
 		r.WeightsVersion, r.WeightsTerm, r.Epsilon = p.GetWeightsVersion(), p.GetWeightsTerm(), p.GetEpsilon()
 		r.LadderIndex, r.LadderCount, r.LadderEpsilon = int(p.GetLadderIndex()), int(p.GetLadderCount()), p.GetLadderEpsilon()
@@ -139,13 +146,7 @@ func (s *stats) progress(p *messages.RunnerProgress) {
 		base := s.retired[name]
 		r.ExperienceSent, r.ExperienceDropped = base[0]+p.GetExperienceSent(), base[1]+p.GetExperienceDropped()
 		r.LastReport = time.Now()
-		st.Runners[name] = r
-		st.ExperienceSent, st.ExperienceDropped = 0, 0
-		for _, r := range st.Runners {
-			st.ExperienceSent += r.ExperienceSent
-			st.ExperienceDropped += r.ExperienceDropped
-		}
-	})
+	}
 }
 
 // advance moves a runner's cumulative step count forward (never back).
@@ -176,9 +177,7 @@ func (s *stats) episode(e *messages.EpisodeStats) {
 	s.metrics.update(func(st *RunStatus) {
 		st.Episodes++
 		st.Mean100, st.Mean100Count, st.Mean100All = mean, s.greedy.n, meanAll
-		r := st.Runners[e.GetRunner()]
-		r.Episodes++
-		st.Runners[e.GetRunner()] = r
+		st.runner(e.GetRunner(), true, func(r *RunnerStatus) { r.Episodes++ })
 	})
 	s.advance(e.GetRunner(), e.GetRunnerEnvSteps())
 	if counted && s.greedy.n == len(s.greedy.buf) && mean >= s.rule.TargetReturn && !s.finished {

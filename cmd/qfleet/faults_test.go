@@ -79,13 +79,16 @@ type faultStatus struct {
 		ExperienceDropped  uint64 `json:"experience_dropped"`
 		ExperienceLost     uint64 `json:"experience_lost"`
 		ExperienceRejected uint64 `json:"experience_rejected"`
-		ReplayInserted     uint64 `json:"replay_inserted"`
-		ReplaySize         uint64 `json:"replay_size"`
+		// In flight to the replay when a runner's node went: settled lost.
+		ExperienceLostDeparted uint64 `json:"experience_lost_departed"`
+		ReplayInserted         uint64 `json:"replay_inserted"`
+		ReplaySize             uint64 `json:"replay_size"`
 	} `json:"counters"`
-	Runners        map[string]actors.RunnerStatus `json:"runners"`
-	WeightsVersion uint64                         `json:"weights_version"`
-	Mean100        float64                        `json:"mean_return_100"`
-	Solved         bool                           `json:"solved"`
+	Runners        map[string]actors.RunnerStatus   `json:"runners"`
+	Departed       map[string]actors.DepartedRunner `json:"departed_runners"`
+	WeightsVersion uint64                           `json:"weights_version"`
+	Mean100        float64                          `json:"mean_return_100"`
+	Solved         bool                             `json:"solved"`
 }
 
 // hostRunner returns the (single) runner of host in st.
@@ -430,24 +433,23 @@ func checkAccounting(t *testing.T, scenario string, st, rsBefore, rsAfter faultS
 	n := int64(len(st.Runners))
 	lo := -n * int64(cfg.ProgressEverySteps+cfg.StepsPerChunk+cfg.OutboxLimit+cfg.SendBatch+cfg.NStep)
 	hi := n * int64(cfg.CreditWindow)
-	var sent, dropped uint64
-	for _, r := range st.Runners {
-		sent += r.ExperienceSent
-		dropped += r.ExperienceDropped
-	}
+	// sent and dropped include the departed runners' (settled: what they
+	// sent is known exactly, what they had in flight is lost_departed), so
+	// only live runners have experience in flight.
+	sent, dropped, lostDeparted := st.Counters.ExperienceSent, st.Counters.ExperienceDropped, int64(st.Counters.ExperienceLostDeparted)
 	accounted := func(rs faultStatus) int64 {
-		return int64(rs.Counters.ReplayInserted) + int64(rs.Counters.ExperienceRejected) + int64(rs.Counters.ExperienceLost)
+		return int64(rs.Counters.ReplayInserted) + int64(rs.Counters.ExperienceRejected) + int64(rs.Counters.ExperienceLost) + lostDeparted
 	}
 	// The replay's counts only grow (a late batch moves lost to inserted),
 	// so in flight at st's moment lies between these two.
 	maxInFlight := int64(sent) - accounted(rsBefore)
 	minInFlight := int64(sent) - accounted(rsAfter)
 	rs := rsAfter
-	t.Logf("FAULT accounting scenario=%s runners=%d sent=%d inserted=%d rejected=%d lost=%d dropped=%d in_flight=%d..%d bound=[%d,%d]",
-		scenario, n, sent, rs.Counters.ReplayInserted, rs.Counters.ExperienceRejected, rs.Counters.ExperienceLost, dropped, minInFlight, maxInFlight, lo, hi)
+	t.Logf("FAULT accounting scenario=%s runners=%d departed=%d sent=%d inserted=%d rejected=%d lost=%d lost_departed=%d dropped=%d in_flight=%d..%d bound=[%d,%d]",
+		scenario, n, len(st.Departed), sent, rs.Counters.ReplayInserted, rs.Counters.ExperienceRejected, rs.Counters.ExperienceLost, lostDeparted, dropped, minInFlight, maxInFlight, lo, hi)
 	if maxInFlight < lo || minInFlight > hi {
-		t.Errorf("experience accounting: sent %d = inserted %d + rejected %d + lost %d + in flight %d..%d: in flight outside [%d, %d] (unaccounted experience)",
-			sent, rs.Counters.ReplayInserted, rs.Counters.ExperienceRejected, rs.Counters.ExperienceLost, minInFlight, maxInFlight, lo, hi)
+		t.Errorf("experience accounting: sent %d = inserted %d + rejected %d + lost %d + lost with departed runners %d + in flight %d..%d: in flight outside [%d, %d] (unaccounted experience)",
+			sent, rs.Counters.ReplayInserted, rs.Counters.ExperienceRejected, rs.Counters.ExperienceLost, lostDeparted, minInFlight, maxInFlight, lo, hi)
 	}
 }
 
@@ -758,10 +760,16 @@ func TestFaultRunnerHostKilled(t *testing.T) {
 		t.Errorf("no progress after B died: updates %d -> %d, C's env steps %d -> %d",
 			mid.Counters.LearnerUpdates, end.Counters.LearnerUpdates, cMid.EnvSteps, cEnd.EnvSteps)
 	}
-	bEnd, _ := end.hostRunner("B")
-	t.Logf("FAULT runner-host-killed detect=%s learner_max_pause=%s updates=%d->%d env_steps=%d->%d b_last_sent=%d mean100=%.1f->%.1f",
+	// B's runner has left /status's runners for the departed list.
+	bEnd, live := end.hostRunner("B")
+	bGone, departed := end.Departed["B/runner-0"]
+	if live || !departed || bGone.Why != "failed" {
+		t.Errorf("B's runner: live %v, departed %v (why %q); want it departed as failed", live, departed, bGone.Why)
+	}
+	t.Logf("FAULT runner-host-killed detect=%s learner_max_pause=%s updates=%d->%d env_steps=%d->%d b_last_sent=%d b_received=%d lost_departed=%d mean100=%.1f->%.1f",
 		ms(detect), ms(pm.maxPause), before.Counters.LearnerUpdates, end.Counters.LearnerUpdates,
-		before.Counters.EnvSteps, end.Counters.EnvSteps, bEnd.ExperienceSent, before.Mean100, end.Mean100)
+		before.Counters.EnvSteps, end.Counters.EnvSteps, bGone.ExperienceSent+bEnd.ExperienceSent, bGone.ExperienceReceived,
+		end.Counters.ExperienceLostDeparted, before.Mean100, end.Mean100)
 	if detect == 0 || detect > 10*time.Second {
 		t.Errorf("B dropped from A's members after %v (0: not within 20 s), want within 10 s", detect)
 	}

@@ -158,10 +158,12 @@ func newHTTPHandler(v httpView) http.Handler {
 				"env_steps": st.EnvSteps, "episodes": st.Episodes, "learner_updates": st.LearnerUpdates,
 				"experience_rejected": st.ExperienceRejected, "experience_sent": st.ExperienceSent,
 				"experience_dropped": st.ExperienceDropped, "experience_lost": st.ExperienceLost,
-				"replay_inserted": st.ReplayInserted, "replay_size": st.ReplaySize,
+				"experience_lost_departed": st.ExperienceLostDeparted,
+				"replay_inserted":          st.ReplayInserted, "replay_size": st.ReplaySize,
 			},
-			"runners":         st.Runners,
-			"mean_return_100": finite(st.Mean100), "mean_return_100_episodes": st.Mean100Count,
+			"runners":          st.Runners,
+			"departed_runners": st.Departed, // runners of nodes gossip declared gone: when, why, their last counts
+			"mean_return_100":  finite(st.Mean100), "mean_return_100_episodes": st.Mean100Count,
 			"mean_return_100_all": finite(st.Mean100All), "solved": st.Solved,
 			// For the dashboard; the fields above stay as tools read them.
 			"member_info": members, "weights_lag": runnerLags(st),

@@ -122,6 +122,11 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	gone := newGoneMembers()
 	rem, m, err := cs.start(sys, roles, logger, func(e cluster.Event) {
 		gone.note(e, time.Now())
+		if n := nodeRef.Load(); n != nil && (e.Kind == cluster.Left || e.Kind == cluster.Failed) && e.Member.HasRole(actors.RoleRunner) {
+			// Its runners leave /status's runners for the departed list, and
+			// what they had in flight is settled as lost with them.
+			n.Metrics.RunnerNodeDeparted(e.Member.Name, e.Kind.String(), time.Now())
+		}
 		if n, mm := nodeRef.Load(), memberRef.Load(); n != nil && mm != nil {
 			n.Metrics.ClusterMembers.Set(float64(mm.NumMembers()))
 		}
