@@ -78,12 +78,8 @@ func FuzzGuard(f *testing.F) {
 func fuzzSend(b *remote.MessageBatch) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		if fuzzNode.peer == nil {
-			p, err := hostile.Dial(fuzzNode.sys.Address(), nil)
+			p, err := hostile.DialConnected(fuzzNode.sys.Address(), nil, fuzzFrom)
 			if err != nil {
-				return err
-			}
-			if err := p.Connect(fuzzFrom); err != nil {
-				p.Close()
 				return err
 			}
 			fuzzNode.peer = p

@@ -40,6 +40,18 @@ func guardedNode(t *testing.T, cfg GuardConfig) (*actor.ActorSystem, *Guard, *at
 	return sys, g, &got
 }
 
+// connectedPeer is a hostile peer's stream to addr, connected as from,
+// closed at the end of the test.
+func connectedPeer(t *testing.T, addr, from string) *hostile.Peer {
+	t.Helper()
+	p, err := hostile.DialConnected(addr, nil, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
 // Every crafted batch is refused with its reason, the stream is closed, the
 // process lives on, and a well-formed message on a new stream still arrives.
 func TestGuardRefusesCraftedBatches(t *testing.T) {
@@ -74,14 +86,7 @@ func TestGuardRefusesCraftedBatches(t *testing.T) {
 		t.Fatalf("the sink got %d credits from refused batches", got.Load())
 	}
 	// The node still takes a well-formed message.
-	peer, err := hostile.Dial(sys.Address(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	if err := peer.Connect(from); err != nil {
-		t.Fatal(err)
-	}
+	peer := connectedPeer(t, sys.Address(), from)
 	if err := peer.Send(hostile.Valid(target, name, credit)); err != nil {
 		t.Fatal(err)
 	}
@@ -101,14 +106,7 @@ func TestGuardDropsWholeBatch(t *testing.T) {
 	credit, _ := proto.Marshal(&messages.Credit{Transitions: 1})
 	b := hostile.Valid(target, string(proto.MessageName(&messages.Credit{})), credit)
 	b.Envelopes = append(b.Envelopes, b.Envelopes[0], &remote.MessageEnvelope{TypeId: 3})
-	peer, err := hostile.Dial(sys.Address(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	if err := peer.Connect("127.0.0.1:1"); err != nil {
-		t.Fatal(err)
-	}
+	peer := connectedPeer(t, sys.Address(), "127.0.0.1:1")
 	if err := peer.Send(b); err != nil {
 		t.Fatal(err)
 	}
@@ -138,14 +136,7 @@ func TestGuardPacesFastPeer(t *testing.T) {
 	target := actor.NewPID(sys.Address(), "sink")
 	credit, _ := proto.Marshal(&messages.Credit{Transitions: 1})
 	name := string(proto.MessageName(&messages.Credit{}))
-	peer, err := hostile.Dial(sys.Address(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	if err := peer.Connect("127.0.0.1:1"); err != nil {
-		t.Fatal(err)
-	}
+	peer := connectedPeer(t, sys.Address(), "127.0.0.1:1")
 	b := hostile.Valid(target, name, credit)
 	for len(b.Envelopes) < 50 {
 		b.Envelopes = append(b.Envelopes, b.Envelopes[0])

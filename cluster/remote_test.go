@@ -216,14 +216,11 @@ func TestGuardBindsAddressToCertificate(t *testing.T) {
 	batch := hostile.Valid(actor.NewPID(sys.Address(), "sink"), string(proto.MessageName(&messages.Credit{})), credit)
 	send := func(announce string) *hostile.Peer {
 		t.Helper()
-		p, err := hostile.Dial(sys.Address(), certs["a"].Client)
+		p, err := hostile.DialConnected(sys.Address(), certs["a"].Client, announce)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(p.Close)
-		if err := p.Connect(announce); err != nil {
-			t.Fatal(err)
-		}
 		if err := p.Send(batch); err != nil {
 			t.Fatal(err)
 		}

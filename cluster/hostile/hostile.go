@@ -55,6 +55,20 @@ func Dial(addr string, tlsCfg *tls.Config) (*Peer, error) {
 	return p, nil
 }
 
+// DialConnected opens a Receive stream to addr and sends the connect
+// request announcing from.
+func DialConnected(addr string, tlsCfg *tls.Config, from string) (*Peer, error) {
+	p, err := Dial(addr, tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Connect(from); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
 // Connect sends the connect request protoactor's writer sends first,
 // announcing from as this peer's actor-system address.
 func (p *Peer) Connect(from string) error {
@@ -165,16 +179,15 @@ func Valid(target *actor.PID, name string, data []byte) *remote.MessageBatch {
 // probe connects first) and reports whether the node closed the stream
 // within timeout.
 func Run(addr, from string, p Probe, timeout time.Duration) error {
-	peer, err := Dial(addr, nil)
+	dial := Dial
+	if p.Connect {
+		dial = func(addr string, tlsCfg *tls.Config) (*Peer, error) { return DialConnected(addr, tlsCfg, from) }
+	}
+	peer, err := dial(addr, nil)
 	if err != nil {
 		return err
 	}
 	defer peer.Close()
-	if p.Connect {
-		if err := peer.Connect(from); err != nil {
-			return err
-		}
-	}
 	if err := peer.Send(p.Batch); err != nil {
 		return err
 	}
