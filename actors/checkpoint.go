@@ -7,10 +7,14 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/nets"
 )
 
 // CheckpointFile is the name of the newest learner checkpoint in a directory;
@@ -143,14 +147,22 @@ func readDurable(path string, magic [4]byte) ([]byte, error) {
 // checksum, falling back to older ones; skipped lists the corrupt ones it
 // passed over. It returns an error wrapping os.ErrNotExist when there is none.
 func ReadLatestCheckpoint(dir string) (c *messages.Checkpoint, skipped []error, err error) {
-	skipped, err = readLatestDurable(dir, CheckpointFile, checkpointMagic, CheckpointsKept, func(path string, payload []byte) error {
-		c, err = decodeCheckpoint(path, payload)
+	c, _, skipped, err = readLatestCheckpoint(dir)
+	return c, skipped, err
+}
+
+// readLatestCheckpoint is ReadLatestCheckpoint that also names the file it
+// read, for errors that must say which one does not fit.
+func readLatestCheckpoint(dir string) (c *messages.Checkpoint, path string, skipped []error, err error) {
+	skipped, err = readLatestDurable(dir, CheckpointFile, checkpointMagic, CheckpointsKept, func(p string, payload []byte) error {
+		c, err = decodeCheckpoint(p, payload)
+		path = p
 		return err
 	})
 	if err != nil {
-		return nil, skipped, fmt.Errorf("checkpoint: %w", err)
+		return nil, "", skipped, fmt.Errorf("checkpoint: %w", err)
 	}
-	return c, skipped, nil
+	return c, path, skipped, nil
 }
 
 // ReadCheckpoint loads dir/learner.ckpt and verifies its checksum.
@@ -169,4 +181,109 @@ func decodeCheckpoint(path string, payload []byte) (*messages.Checkpoint, error)
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptCheckpoint, path, err)
 	}
 	return c, nil
+}
+
+// ErrResumeMisfit is what a checkpoint or replay snapshot of another run
+// shape is (another env, another network, observations of another size):
+// errors.Is(err, ErrResumeMisfit) holds for the errors CheckResume and the
+// learner's restore return for one. Reading it again never helps, so it is
+// a startup error, not a reason to restart.
+var ErrResumeMisfit = errors.New("does not fit this run")
+
+// misfit is an ErrResumeMisfit whose text is the whole story (the file,
+// what it is for, what the run is), without the sentinel's words.
+type misfit string
+
+func (m misfit) Error() string        { return string(m) }
+func (m misfit) Is(target error) bool { return target == ErrResumeMisfit }
+
+// CheckResume checks, before a node starts its roles, that what they would
+// resume from in dir fits the run: with RoleLearner among roles, the newest
+// good checkpoint must be of env and of net's shape and parameter count;
+// with RoleReplay, the newest good replay snapshot must be of env, with
+// observations of net.Inputs values and arrays of the lengths it says. No
+// checkpoint (or snapshot) at all is fine: the role starts fresh. A misfit
+// wraps ErrResumeMisfit; files that exist but none of which reads back whole
+// wrap ErrCorruptCheckpoint. The learner checks again when it restores.
+func CheckResume(dir, env string, net nets.Spec, roles []string) error {
+	if slices.Contains(roles, RoleLearner) {
+		c, path, _, err := readLatestCheckpoint(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return err
+		default:
+			if err := checkpointFits(c, path, env, net); err != nil {
+				return err
+			}
+		}
+	}
+	if slices.Contains(roles, RoleReplay) {
+		s, path, _, err := readLatestSnapshot(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return err
+		case s.GetEnv() != env || int(s.GetObsSize()) != net.Inputs:
+			return misfit(fmt.Sprintf("replay snapshot %s is for %s (observations of %d values), this run is %s (%d values)",
+				path, s.GetEnv(), s.GetObsSize(), env, net.Inputs))
+		default:
+			if err := checkSnapshot(s, net.Inputs); err != nil {
+				return misfit(fmt.Sprintf("replay snapshot %s does not fit %s: %v", path, env, err))
+			}
+		}
+	}
+	return nil
+}
+
+// checkpointFits checks a checkpoint read from path against the run: its
+// env, its layer sizes (when it records them) and the lengths of the four
+// parameter vectors the trainer restores.
+func checkpointFits(c *messages.Checkpoint, path, env string, net nets.Spec) error {
+	want := specLayers(net)
+	n := net.NumParams()
+	layersFit := len(c.GetLayers()) == 0 || slices.Equal(c.GetLayers(), want)
+	countsFit := len(c.GetOnline()) == n && len(c.GetTarget()) == n && len(c.GetAdamM()) == n && len(c.GetAdamV()) == n
+	if c.GetEnv() == env && layersFit && countsFit {
+		return nil
+	}
+	have, need := layersText(c.GetLayers()), layersText(want)
+	if have == need || len(c.GetLayers()) == 0 {
+		// Same layer sizes, other parameter counts (a dueling or conv net,
+		// or a checkpoint that does not record its layers): the counts tell.
+		have, need = paramsText(c), fmt.Sprintf("%s, %d parameters", net, n)
+	}
+	return misfit(fmt.Sprintf("checkpoint %s is for %s (%s), this run is %s (%s)", path, c.GetEnv(), have, env, need))
+}
+
+// specLayers are a network's layer sizes as a checkpoint records them:
+// inputs, hidden widths, outputs.
+func specLayers(net nets.Spec) []uint32 {
+	layers := []uint32{uint32(net.Inputs)}
+	for _, h := range net.Hidden {
+		layers = append(layers, uint32(h))
+	}
+	return append(layers, uint32(net.Outputs))
+}
+
+// layersText is "4 → 64 → 64 → 2".
+func layersText(layers []uint32) string {
+	parts := make([]string, len(layers))
+	for i, l := range layers {
+		parts[i] = strconv.FormatUint(uint64(l), 10)
+	}
+	return strings.Join(parts, " → ")
+}
+
+// paramsText describes a checkpoint's parameter vectors by their lengths.
+func paramsText(c *messages.Checkpoint) string {
+	prefix := ""
+	if len(c.GetLayers()) > 0 {
+		prefix = layersText(c.GetLayers()) + ", "
+	}
+	on, tg, m, v := len(c.GetOnline()), len(c.GetTarget()), len(c.GetAdamM()), len(c.GetAdamV())
+	if on == tg && on == m && on == v {
+		return fmt.Sprintf("%s%d parameters", prefix, on)
+	}
+	return fmt.Sprintf("%s%d online, %d target, %d+%d optimizer parameters", prefix, on, tg, m, v)
 }

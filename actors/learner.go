@@ -93,6 +93,15 @@ func (l *learner) Receive(ctx actor.Context) {
 		l.metrics.countRestart("learner", ctx.Self().GetId())
 	case *actor.Started:
 		if err := l.start(ctx); err != nil {
+			if errors.Is(err, ErrResumeMisfit) || errors.Is(err, ErrCorruptCheckpoint) {
+				// A restart reads the same files and fails the same way: ten
+				// of them would only keep the run going without a learner for
+				// the restart window. Stopped, the learner is listed in the
+				// stopped roles, which ends the command's run.
+				l.log.Error("learner cannot start, stopped: a restart would fail the same way", "err", err)
+				ctx.Stop(ctx.Self())
+				return
+			}
 			panic(err)
 		}
 	case *messages.SampleBatch:
@@ -117,8 +126,12 @@ func (l *learner) Receive(ctx actor.Context) {
 		l.resendStale(ctx)
 		if l.spec.CheckpointDir != "" && l.spec.CheckpointEvery > 0 && time.Since(l.lastCheckpoint) >= l.spec.CheckpointEvery {
 			if _, err := l.saveCheckpoint(); err != nil {
-				// Training goes on; the error is reported, not fatal.
-				l.log.Error("periodic checkpoint failed", "err", err)
+				// Training goes on; the previous checkpoint stays (writes
+				// are atomic). The next try is an interval away, not a tick:
+				// a full disk stays full a while, and one line per interval
+				// says so without flooding the log.
+				l.lastCheckpoint = time.Now()
+				l.log.Error("periodic checkpoint failed: training goes on, the previous checkpoint stays", "err", err, "retry_in", l.spec.CheckpointEvery)
 			}
 		}
 	case *SaveCheckpoint:
@@ -162,18 +175,18 @@ func (l *learner) start(ctx actor.Context) error {
 // counters; the term goes one up, so every version published from now on is
 // newer than any published before the restart.
 func (l *learner) restore() error {
-	c, skipped, err := ReadLatestCheckpoint(l.spec.CheckpointDir)
+	c, path, skipped, err := readLatestCheckpoint(l.spec.CheckpointDir)
 	for _, e := range skipped {
 		l.log.Error("corrupt checkpoint skipped", "err", e)
 	}
 	if err != nil {
 		return err
 	}
-	if c.GetEnv() != l.spec.EnvID {
-		return fmt.Errorf("checkpoint in %s is for %s, not %s", l.spec.CheckpointDir, c.GetEnv(), l.spec.EnvID)
+	if err := checkpointFits(c, path, l.spec.EnvID, l.spec.Net); err != nil {
+		return err
 	}
 	if err := l.trainer.Restore(nets.TrainerState{Online: c.Online, Target: c.Target, AdamM: c.AdamM, AdamV: c.AdamV, AdamStep: c.AdamStep}); err != nil {
-		return fmt.Errorf("checkpoint in %s does not fit the network: %w", l.spec.CheckpointDir, err)
+		return fmt.Errorf("checkpoint %s does not fit the network: %w", path, misfit(err.Error()))
 	}
 	l.updates, l.term, l.published = c.GetLearnerUpdates(), c.GetTerm()+1, 0
 	if l.firstStart {
@@ -287,19 +300,15 @@ func (l *learner) saveCheckpoint() (string, error) {
 		return "", fmt.Errorf("learner: no checkpoint directory configured")
 	}
 	st := l.trainer.State()
-	layers := []uint32{uint32(l.spec.Net.Inputs)}
-	for _, h := range l.spec.Net.Hidden {
-		layers = append(layers, uint32(h))
-	}
-	layers = append(layers, uint32(l.spec.Net.Outputs))
 	c := &messages.Checkpoint{
-		Env: l.spec.EnvID, Layers: layers, Online: st.Online, Target: st.Target,
+		Env: l.spec.EnvID, Layers: specLayers(l.spec.Net), Online: st.Online, Target: st.Target,
 		AdamM: st.AdamM, AdamV: st.AdamV, AdamStep: st.AdamStep,
 		LearnerUpdates: l.updates, WeightsVersion: l.version, Term: l.term,
 		EnvSteps:   l.metrics.EnvStepsTotal(),
 		UnixMillis: time.Now().UnixMilli(),
 	}
 	if err := WriteCheckpoint(l.spec.CheckpointDir, c); err != nil {
+		l.metrics.CheckpointFailures.Inc()
 		return "", err
 	}
 	l.lastCheckpoint = time.Now()

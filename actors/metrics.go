@@ -39,6 +39,9 @@ type Metrics struct {
 	ClusterMembers     prometheus.Gauge
 	WireBytes          *prometheus.CounterVec
 	RoleRestarts       *prometheus.CounterVec
+	// CheckpointFailures: learner checkpoints and replay snapshots that
+	// could not be written (training goes on from the previous files).
+	CheckpointFailures prometheus.Counter
 
 	// LocalRunnerSteps counts the env steps of this node's runners (the
 	// run-wide count lives with the stats on the learner's node).
@@ -130,6 +133,7 @@ func NewMetrics() *Metrics {
 	m.ExperienceLostDeparted = gauge("qfleet_experience_lost_departed", "Transitions sent by runners whose node is gone that were in flight when it went (settled where the replay is; a late batch takes its part back).")
 	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.")
 	m.ExperienceDuplicates = counter("qfleet_experience_duplicates_total", "Transitions the replay refused as already received (replayed messages).")
+	m.CheckpointFailures = counter("qfleet_checkpoint_failures_total", "Learner checkpoints and replay snapshots that could not be written; the previous ones stay.")
 	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.")
 	m.LearnerLoss = gauge("qfleet_learner_loss", "Huber TD loss of the learner's last update.")
 	m.WeightsTerm = gauge("qfleet_weights_term", "Learner term of the weights version: published (learner node) or acted on (runner node); one up per learner start or resume.")

@@ -141,7 +141,9 @@ func (r *replay) Receive(ctx actor.Context) {
 	case *snapshotWritten:
 		r.writing = false
 		if msg.err != nil {
-			// Training goes on; the error is reported, not fatal.
+			// Training goes on; the error is reported, not fatal, once per
+			// interval (the next snapshot is the next try).
+			r.metrics.CheckpointFailures.Inc()
 			r.log.Error("replay snapshot failed", "err", msg.err)
 		} else {
 			r.log.Info("replay snapshot written", "transitions", msg.size, "pause", msg.pause, "write", msg.took)
@@ -156,6 +158,7 @@ func (r *replay) Receive(ctx actor.Context) {
 			r.writes.Wait()
 			start := time.Now()
 			if err := WriteSnapshot(r.snap.Dir, r.captureAll().encode(r.snap.EnvID)); err != nil {
+				r.metrics.CheckpointFailures.Inc()
 				r.log.Error("replay snapshot at shutdown failed", "err", err)
 			} else {
 				r.log.Info("replay snapshot written at shutdown", "transitions", r.table.Size(), "took", time.Since(start))

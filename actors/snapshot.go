@@ -153,40 +153,36 @@ func WriteSnapshot(dir string, s *messages.ReplaySnapshot) error {
 // checksum, falling back to the one before; skipped lists the corrupt ones.
 // The error wraps os.ErrNotExist when there is none.
 func ReadLatestSnapshot(dir string) (s *messages.ReplaySnapshot, skipped []error, err error) {
-	skipped, err = readLatestDurable(dir, SnapshotFile, snapshotMagic, SnapshotsKept, func(path string, payload []byte) error {
+	s, _, skipped, err = readLatestSnapshot(dir)
+	return s, skipped, err
+}
+
+// readLatestSnapshot is ReadLatestSnapshot that also names the file it read.
+func readLatestSnapshot(dir string) (s *messages.ReplaySnapshot, path string, skipped []error, err error) {
+	skipped, err = readLatestDurable(dir, SnapshotFile, snapshotMagic, SnapshotsKept, func(p string, payload []byte) error {
 		s = &messages.ReplaySnapshot{}
 		if err := proto.Unmarshal(payload, s); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrCorruptCheckpoint, path, err)
+			return fmt.Errorf("%w: %s: %v", ErrCorruptCheckpoint, p, err)
 		}
+		path = p
 		return nil
 	})
 	if err != nil {
-		return nil, skipped, fmt.Errorf("replay snapshot: %w", err)
+		return nil, "", skipped, fmt.Errorf("replay snapshot: %w", err)
 	}
-	return s, skipped, nil
+	return s, path, skipped, nil
 }
 
 // restore loads a snapshot's rows into an empty table: the newest ones when
 // the table is smaller than the snapshot. It checks every length first and
 // changes nothing on error.
 func (t *Table) restore(s *messages.ReplaySnapshot) error {
+	if err := checkSnapshot(s, t.obsSize); err != nil {
+		return err
+	}
 	n, d := int(s.GetSize()), int(s.GetObsSize())
 	bytesPer := (d + 7) / 8
 	packed := len(s.GetPackedObservations()) > 0 || len(s.GetPackedNextObservations()) > 0
-	switch {
-	case d != t.obsSize:
-		return fmt.Errorf("replay snapshot holds observations of %d values, the table %d", d, t.obsSize)
-	case packed && (len(s.GetPackedObservations()) != n*bytesPer || len(s.GetPackedNextObservations()) != n*bytesPer):
-		return fmt.Errorf("replay snapshot of %d transitions has packed observations of the wrong length", n)
-	case !packed && (len(s.GetObservations()) != 4*n*d || len(s.GetNextObservations()) != 4*n*d):
-		return fmt.Errorf("replay snapshot of %d transitions has observation arrays of the wrong length", n)
-	case len(s.GetActions()) != 4*n || len(s.GetRewards()) != 4*n || len(s.GetDiscounts()) != 4*n || len(s.GetKeys()) != 8*n:
-		return fmt.Errorf("replay snapshot of %d transitions has arrays of the wrong length", n)
-	case len(s.GetPriorities()) != 0 && len(s.GetPriorities()) != 8*n:
-		return fmt.Errorf("replay snapshot of %d transitions has %d bytes of priorities", n, len(s.GetPriorities()))
-	case uint64(n) > s.GetInserted():
-		return fmt.Errorf("replay snapshot holds %d transitions but says %d were ever inserted", n, s.GetInserted())
-	}
 	skip := max(0, n-t.capacity)
 	var obs, nextObs []float32
 	if !packed {
@@ -227,5 +223,30 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	t.next = t.size % t.capacity
 	t.inserted = s.GetInserted()
 	t.keyBase = t.inserted - uint64(t.size) // the oldest row's key: rows stay consecutive keys
+	return nil
+}
+
+// checkSnapshot checks that a snapshot's arrays have the lengths its size
+// and observation size say, and that its observations have obsSize values:
+// what a table needs to take its rows (the table's capacity is no limit, it
+// keeps the newest).
+func checkSnapshot(s *messages.ReplaySnapshot, obsSize int) error {
+	n, d := int(s.GetSize()), int(s.GetObsSize())
+	bytesPer := (d + 7) / 8
+	packed := len(s.GetPackedObservations()) > 0 || len(s.GetPackedNextObservations()) > 0
+	switch {
+	case d != obsSize:
+		return fmt.Errorf("replay snapshot holds observations of %d values, the table %d", d, obsSize)
+	case packed && (len(s.GetPackedObservations()) != n*bytesPer || len(s.GetPackedNextObservations()) != n*bytesPer):
+		return fmt.Errorf("replay snapshot of %d transitions has packed observations of the wrong length", n)
+	case !packed && (len(s.GetObservations()) != 4*n*d || len(s.GetNextObservations()) != 4*n*d):
+		return fmt.Errorf("replay snapshot of %d transitions has observation arrays of the wrong length", n)
+	case len(s.GetActions()) != 4*n || len(s.GetRewards()) != 4*n || len(s.GetDiscounts()) != 4*n || len(s.GetKeys()) != 8*n:
+		return fmt.Errorf("replay snapshot of %d transitions has arrays of the wrong length", n)
+	case len(s.GetPriorities()) != 0 && len(s.GetPriorities()) != 8*n:
+		return fmt.Errorf("replay snapshot of %d transitions has %d bytes of priorities", n, len(s.GetPriorities()))
+	case uint64(n) > s.GetInserted():
+		return fmt.Errorf("replay snapshot holds %d transitions but says %d were ever inserted", n, s.GetInserted())
+	}
 	return nil
 }

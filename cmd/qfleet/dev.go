@@ -317,12 +317,17 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	return t, nil
 }
 
-// prepare checks the outputs before training starts: a summary file that
-// cannot be written and an HTTP address in use fail now, not after the run.
-// Then it sets up the run directory: always when --run-dir is given or
-// defaultRunDir is true, and when checkpoints were asked for without a
-// directory; the run directory is made last, so that a bad flag leaves none.
+// prepare checks the outputs before training starts: a run or checkpoint
+// directory that cannot be written, a summary file that cannot be written
+// and an HTTP address in use fail now, not after the run. Then it sets up
+// the run directory: always when --run-dir is given or defaultRunDir is
+// true, and when checkpoints were asked for without a directory; the run
+// directory is made last, so that a bad flag leaves none.
 func (t *training) prepare(defaultRunDir bool) (net.Listener, error) {
+	makesRunDir := t.runDir != "" || defaultRunDir || t.checkpointsAsked && t.cf.CheckpointDir == ""
+	if err := t.checkDirs(makesRunDir); err != nil {
+		return nil, err
+	}
 	if t.cf.Summary != "" {
 		if err := os.WriteFile(t.cf.Summary, []byte("{}\n"), 0o644); err != nil {
 			return nil, fmt.Errorf("summary file: %w", err)
@@ -335,12 +340,12 @@ func (t *training) prepare(defaultRunDir bool) (net.Listener, error) {
 			return nil, fmt.Errorf("--http %s: %w", t.cf.HTTP, err)
 		}
 	}
-	if t.runDir != "" || defaultRunDir || t.checkpointsAsked && t.cf.CheckpointDir == "" {
+	if makesRunDir {
 		if err := t.setUpRunDir(time.Now()); err != nil {
 			if ln != nil {
 				ln.Close()
 			}
-			return nil, err
+			return nil, usageError{err} // before any actor: a startup error, like the checks above
 		}
 	}
 	return ln, nil
@@ -358,6 +363,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	}
 	t.command = append([]string{"qfleet", "dev"}, args...)
 	if err := t.checkMemory(actors.AllRoles, *tf.maxMemory); err != nil {
+		return err
+	}
+	if err := t.checkResume(actors.AllRoles); err != nil {
 		return err
 	}
 	ln, err := t.prepare(true)
@@ -396,25 +404,7 @@ type runHooks struct {
 func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks runHooks, stdout, stderr io.Writer) error {
 	cf := t.cf
 	if ln != nil {
-		members := hooks.members
-		if members == nil {
-			self := []memberInfo{{Name: name, Roles: node.Roles, State: "alive", Self: true}}
-			members = func() []memberInfo { return self }
-		}
-		// The dashboard's history is kept only when --http serves it; its
-		// goroutine ends when run returns.
-		hist := newHistory(historyLen)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go recordHistory(ctx, hist, &sampler{m: node.Metrics, learner: slices.Contains(node.Roles, actors.RoleLearner),
-			resumed: t.resume, started: node.Started}, historyEvery)
-		srv := newHTTPServer(newHTTPHandler(httpView{
-			node: name, roles: node.Roles, members: members, metrics: node.Metrics, started: node.Started, history: hist,
-			run:   runInfo{Env: cf.Env, Seed: cf.Seed, TargetReturn: defined(t.targetReturn), MaxSteps: cf.MaxSteps, ReplayCapacity: cf.ReplayCapacity},
-			pprof: cf.Pprof,
-		}))
-		go srv.Serve(ln) //nolint:errcheck // returns when the listener closes at exit
-		defer srv.Close()
+		defer t.serve(name, node, ln, hooks.members)()
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -448,6 +438,8 @@ func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks ru
 		scalarTick = tk.C
 		t.scalars.start(node.Metrics, node.Started, t.resume)
 	}
+	learnerLost, stopWatch := watchLearner(node)
+	defer stopWatch()
 	var deadline <-chan time.Time
 	if t.maxTime > 0 {
 		tm := time.NewTimer(time.Until(node.Started.Add(t.maxTime)))
@@ -476,12 +468,17 @@ wait:
 			t.live.draw(runStatusOf(node.Metrics), now)
 		case now := <-scalarTick:
 			t.scalars.record(node.Metrics, node.Roles, node.Started, now)
+		case <-learnerLost:
+			fmt.Fprintf(stderr, "qfleet %s: the learner stopped for good (its error is logged above): run over\n", name)
+			break wait
 		}
 	}
 	wall := time.Since(node.Started)
 	st := runStatusOf(node.Metrics)
 	var ckptErr error
-	if cf.CheckpointDir != "" && slices.Contains(node.Roles, actors.RoleLearner) {
+	if learnerStopped(node) {
+		ckptErr = errors.New("the learner stopped for good: the run ended without it, no final checkpoint")
+	} else if cf.CheckpointDir != "" && slices.Contains(node.Roles, actors.RoleLearner) {
 		var path string
 		if path, ckptErr = node.SaveCheckpoint(30 * time.Second); ckptErr == nil {
 			fmt.Fprintf(stderr, "qfleet %s: checkpoint written to %s\n", name, path)
@@ -516,16 +513,27 @@ wait:
 	return nil
 }
 
-// closeScalars closes scalars.jsonl; a write error there is worth a warning,
-// not the run's failure: the summary and checkpoints still tell its result.
-func (t *training) closeScalars(stderr io.Writer, name string) {
-	if t.scalars == nil {
-		return
+// serve serves the run's dashboard, /status and /metrics on ln until the
+// returned func is called (members nil: just this node).
+func (t *training) serve(name string, node *actors.Node, ln net.Listener, members func() []memberInfo) (stop func()) {
+	cf := t.cf
+	if members == nil {
+		self := []memberInfo{{Name: name, Roles: node.Roles, State: "alive", Self: true}}
+		members = func() []memberInfo { return self }
 	}
-	if err := t.scalars.close(); err != nil {
-		fmt.Fprintf(stderr, "qfleet %s: warning: scalars: %v\n", name, err)
-	}
-	t.scalars = nil
+	// The dashboard's history is kept only when --http serves it; its
+	// goroutine ends when the run does.
+	hist := newHistory(historyLen)
+	ctx, cancel := context.WithCancel(context.Background())
+	go recordHistory(ctx, hist, &sampler{m: node.Metrics, learner: slices.Contains(node.Roles, actors.RoleLearner),
+		resumed: t.resume, started: node.Started}, historyEvery)
+	srv := newHTTPServer(newHTTPHandler(httpView{
+		node: name, roles: node.Roles, members: members, metrics: node.Metrics, started: node.Started, history: hist,
+		run:   runInfo{Env: cf.Env, Seed: cf.Seed, TargetReturn: defined(t.targetReturn), MaxSteps: cf.MaxSteps, ReplayCapacity: cf.ReplayCapacity},
+		pprof: cf.Pprof,
+	}))
+	go srv.Serve(ln) //nolint:errcheck // returns when the listener closes at exit
+	return func() { srv.Close(); cancel() }
 }
 
 func seedStr(s uint64) string { return fmt.Sprintf("seed=%d", s) }

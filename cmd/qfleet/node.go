@@ -94,6 +94,9 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err := t.checkMemory(trainRoles, *tf.maxMemory); err != nil {
 		return err
 	}
+	if err := t.checkResume(trainRoles); err != nil {
+		return err
+	}
 	// The learner's node has the run's stats: its run directory has the
 	// curves. Other nodes write one only when asked (--run-dir), or for
 	// checkpoints asked for without --checkpoint-dir.

@@ -132,6 +132,18 @@ func (t *training) setUpRunDir(now time.Time) error {
 	return err
 }
 
+// closeScalars closes scalars.jsonl; a write error there is worth a warning,
+// not the run's failure: the summary and checkpoints still tell its result.
+func (t *training) closeScalars(stderr io.Writer, name string) {
+	if t.scalars == nil {
+		return
+	}
+	if err := t.scalars.close(); err != nil {
+		fmt.Fprintf(stderr, "qfleet %s: warning: scalars: %v\n", name, err)
+	}
+	t.scalars = nil
+}
+
 // shellQuote joins args for a person to copy into a shell.
 func shellQuote(args []string) string {
 	q := make([]string, len(args))
