@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
+	"github.com/asynkron/protoactor-go/remote"
 	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 
@@ -67,6 +69,7 @@ type runner struct {
 	subscribedAt         time.Time
 	awaitingWeights      bool // subscribed, nothing heard since
 	stopTick             scheduler.CancelFunc
+	linkSub              *eventstream.Subscription // lost links to other nodes (linkLost)
 
 	steps, reported uint64 // env steps taken; steps already reported to the stats
 	// The run's env steps as of the newest weights, and ours at that moment:
@@ -184,6 +187,11 @@ func (r *runner) Receive(ctx actor.Context) {
 		if r.stopTick != nil {
 			r.stopTick()
 		}
+		if r.linkSub != nil {
+			ctx.ActorSystem().EventStream.Unsubscribe(r.linkSub)
+		}
+	case *linkLost:
+		r.onLinkLost(ctx, msg.address)
 	case *actor.Restarting:
 		r.log.Warn("runner restarting with a fresh env")
 		r.metrics.countRestart("runner", ctx.Self().GetId())
@@ -216,8 +224,40 @@ func (r *runner) start(ctx actor.Context) error {
 	r.lastCredit = time.Now()
 	r.subscribe(ctx)
 	r.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(resubscribeAfter/4, resubscribeAfter/4, ctx.Self(), &runnerTick{})
+	self, sys := ctx.Self(), ctx.ActorSystem()
+	r.linkSub = sys.EventStream.Subscribe(func(evt any) {
+		if t, ok := evt.(*remote.EndpointTerminatedEvent); ok {
+			sys.Root.Send(self, &linkLost{address: t.Address})
+		}
+	})
 	ctx.Send(ctx.Self(), &stepChunk{})
 	return nil
+}
+
+// linkLost: the stream to another node's address broke (protoactor's
+// writer lost its connection, or the cluster reset it: the node failed,
+// left, or came back after being declared failed).
+type linkLost struct{ address string }
+
+// onLinkLost acts on a broken stream at once instead of after timeouts.
+// Delivery is at-most-once: whatever was queued on a broken stream is gone.
+// To the replay, that is the experience in flight, whose credits will never
+// come: write them off and restore the window now, instead of stalling
+// CreditTimeout (after a frozen host continues, its batches of the last
+// moments before the freeze die with the old stream). To the broadcaster,
+// that may be this runner's subscription: subscribe again on the next
+// tick. The replay counts what the broken stream lost (gaps).
+func (r *runner) onLinkLost(ctx actor.Context, address string) {
+	if rp := r.dir.Replay(); rp != nil && rp.Address == address && !r.replayLocal && r.credits < r.cfg.CreditWindow {
+		r.log.Info("link to the replay lost: credits due written off", "uncredited", r.cfg.CreditWindow-r.credits)
+		r.restoreWindow()
+		r.trySend(ctx)
+		r.resume(ctx)
+	}
+	if b := r.dir.Broadcaster(); b != nil && b.Address == address {
+		r.subscribedAt, r.awaitingWeights = time.Time{}, true
+		r.subscribe(ctx)
+	}
 }
 
 // runnerTick drives re-subscription to the broadcaster.
