@@ -196,6 +196,8 @@ type training struct {
 	// a run writes none: they cost time and disk that most runs never use.
 	checkpointsAsked bool
 	runDir           string        // --run-dir; after prepare, the run directory ("" for none)
+	madeRunDir       bool          // prepare made runDir (a failed start removes it)
+	madeSummary      string        // the --summary file prepare created (a failed start removes it)
 	command          []string      // the command line, recorded in config.yaml
 	scalars          *scalarWriter // scalars.jsonl of the run directory; nil without one
 	live             *liveLine     // the live progress line; nil when off
@@ -329,6 +331,9 @@ func (t *training) prepare(defaultRunDir bool) (net.Listener, error) {
 		return nil, err
 	}
 	if t.cf.Summary != "" {
+		if _, err := os.Stat(t.cf.Summary); errors.Is(err, os.ErrNotExist) {
+			t.madeSummary = t.cf.Summary
+		}
 		if err := os.WriteFile(t.cf.Summary, []byte("{}\n"), 0o644); err != nil {
 			return nil, fmt.Errorf("summary file: %w", err)
 		}
@@ -337,6 +342,7 @@ func (t *training) prepare(defaultRunDir bool) (net.Listener, error) {
 	if t.cf.HTTP != "" {
 		var err error
 		if ln, err = net.Listen("tcp", t.cf.HTTP); err != nil {
+			t.abandonStart(io.Discard, "")
 			return nil, fmt.Errorf("--http %s: %w", t.cf.HTTP, err)
 		}
 	}
@@ -345,6 +351,7 @@ func (t *training) prepare(defaultRunDir bool) (net.Listener, error) {
 			if ln != nil {
 				ln.Close()
 			}
+			t.abandonStart(io.Discard, "")
 			return nil, usageError{err} // before any actor: a startup error, like the checks above
 		}
 	}
@@ -384,7 +391,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		if ln != nil {
 			ln.Close()
 		}
-		t.closeScalars(stderr, "dev")
+		t.abandonStart(stderr, "dev")
 		return err
 	}
 	fmt.Fprintf(stderr, "qfleet dev: %s seed %d, target mean100 %.4g, max %d env steps, %d runner(s), net %v\n",

@@ -104,11 +104,11 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	closeLn := func() {
+	closeLn := func() { // a start that failed: close and undo
 		if ln != nil {
 			ln.Close()
 		}
-		t.closeScalars(stderr, *name)
+		t.abandonStart(stderr, *name)
 	}
 	stderr = t.display(stdout, stderr)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)

@@ -103,11 +103,13 @@ func mkdirFresh(base string, tries int) (string, error) {
 // run), then points the summary and, when checkpoints were asked for without
 // a directory, the checkpoints into it, and opens the scalars.
 func (t *training) setUpRunDir(now time.Time) error {
+	_, statErr := os.Stat(t.runDir)
+	existed := t.runDir != "" && statErr == nil
 	dir, err := makeRunDir(t.runDir, t.resume, runsRoot, t.cf.Env, t.cf.Seed, now)
 	if err != nil {
 		return err
 	}
-	t.runDir = dir
+	t.runDir, t.madeRunDir = dir, !existed
 	header := fmt.Sprintf("Effective config of the run in this directory (%s, started %s).\n"+
 		"Command: %s\n"+
 		"Give it to 'qfleet dev --config' to run it again in a new run directory.",
@@ -130,6 +132,23 @@ func (t *training) setUpRunDir(now time.Time) error {
 	}
 	t.scalars, err = openScalars(filepath.Join(dir, runScalarsFile))
 	return err
+}
+
+// abandonStart undoes what a start that failed before training wrote (the
+// run directory it made, the summary file it created), so that the same
+// command runs once the cause is gone instead of finding "a run already".
+func (t *training) abandonStart(stderr io.Writer, name string) {
+	t.closeScalars(stderr, name)
+	if t.madeRunDir {
+		if err := os.RemoveAll(t.runDir); err != nil {
+			fmt.Fprintf(stderr, "qfleet %s: warning: removing the run directory of the failed start: %v\n", name, err)
+		}
+		t.madeRunDir = false
+	}
+	if t.madeSummary != "" {
+		_ = os.Remove(t.madeSummary)
+		t.madeSummary = ""
+	}
 }
 
 // closeScalars closes scalars.jsonl; a write error there is worth a warning,
