@@ -258,7 +258,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		if s.stopping {
 			return
 		}
-		s.log.Error("role stopped for good (restart budget used up)", "pid", msg.GetWho().String())
+		s.log.Error("role stopped for good (its restart budget used up, or it stopped itself on an error it cannot recover from, logged above)", "pid", msg.GetWho().String())
 		s.metrics.update(func(st *RunStatus) { st.StoppedRoles = append(st.StoppedRoles, msg.GetWho().GetId()) })
 	}
 }
