@@ -186,13 +186,12 @@ func checkParamLen(s Spec, p []float32) error {
 
 // String is the network as people read it: layer sizes from the input to
 // the Q-values, and its kind ("4 → 64 → 64 → 2, MLP";
-// "10×10×4 → conv 16×3×3 → 128 → 3, conv, dueling").
+// "10×10×4 → 16@3×3 → 128 → 3, conv, dueling").
 func (s Spec) String() string {
 	var b strings.Builder
 	kind := "MLP"
 	if s.Conv != nil {
-		c := s.Conv
-		fmt.Fprintf(&b, "%d×%d×%d → conv %d×%d×%d", c.Height, c.Width, c.Channels, c.Filters, c.Kernel, c.Kernel)
+		b.WriteString(s.Conv.String()) // "10×10×4 → 16@3×3": 16 filters of 3×3
 		kind = "conv"
 	} else {
 		fmt.Fprintf(&b, "%d", s.Inputs)

@@ -258,7 +258,7 @@ func TestDevHelp(t *testing.T) {
 			}
 		}
 		// Networks as people read them, not a Go struct.
-		for _, n := range []string{"CartPole-v1                4 → 64 → 64 → 2, MLP", "10×10×4 → conv 16×3×3 → 128 → 3, conv"} {
+		for _, n := range []string{"CartPole-v1                4 → 64 → 64 → 2, MLP", "10×10×4 → 16@3×3 → 128 → 3, conv"} {
 			if !strings.Contains(out, n) {
 				t.Errorf("qfleet %v: help lacks the network line %q", args, n)
 			}
