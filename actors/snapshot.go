@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/actors/sumtree"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -186,18 +187,39 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	skip := max(0, n-t.capacity)
 	var obs, nextObs []float32
 	if !packed {
+		// Float rows into a packed table: checkColumns takes them only if
+		// every value is 0 or 1.
 		obs, nextObs = readF32(s.GetObservations()), readF32(s.GetNextObservations())
-		if t.frames != nil {
-			// Float rows into a packed table: only if every value is 0 or 1.
-			for _, o := range [][]float32{obs, nextObs} {
-				if err := checkBinary(o); err != nil {
-					return fmt.Errorf("replay snapshot: %w", err)
-				}
+	}
+	rewards, discounts := readF32(s.GetRewards()), readF32(s.GetDiscounts())
+	actions := make([]uint32, n)
+	for i := range actions {
+		actions[i] = binary.LittleEndian.Uint32(s.GetActions()[4*i:])
+	}
+	// A snapshot is a file anyone can write, and its checksum only tells
+	// that it is whole: its rows get the checks a batch gets (a NaN reward
+	// or an action the env does not have poisons every sample it is drawn
+	// into), its keys must be the consecutive ones the table gave its rows
+	// (priority updates find a row by its key), and its priorities must be
+	// ones the sum tree takes (it panics on others, and samples nothing
+	// from zeros).
+	if err := t.checkColumns(actions, obs, nextObs, rewards, discounts, nil); err != nil {
+		return fmt.Errorf("replay snapshot: %w", err)
+	}
+	first := s.GetInserted() - uint64(n)
+	for i := range n {
+		if k := binary.LittleEndian.Uint64(s.GetKeys()[8*i:]); k != first+uint64(i) {
+			return fmt.Errorf("replay snapshot: row %d has key %d, want %d (rows hold the last %d of %d keys, in order)", i, k, first+uint64(i), n, s.GetInserted())
+		}
+	}
+	if t.prio != nil && len(s.GetPriorities()) > 0 {
+		for i := range n {
+			if p := math.Float64frombits(binary.LittleEndian.Uint64(s.GetPriorities()[8*i:])); !(p >= sumtree.MinPriority && p <= sumtree.MaxPriority) {
+				return fmt.Errorf("replay snapshot: row %d has priority %v, outside [%g, %g]", i, p, sumtree.MinPriority, sumtree.MaxPriority)
 			}
 		}
 	}
 	rowObs, rowNext := make([]float32, d), make([]float32, d)
-	rewards, discounts := readF32(s.GetRewards()), readF32(s.GetDiscounts())
 	for i := skip; i < n; i++ {
 		r := i - skip
 		if packed {
@@ -207,7 +229,7 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 		} else {
 			t.setRow(r, obs[i*d:(i+1)*d], nextObs[i*d:(i+1)*d])
 		}
-		t.actions[r] = binary.LittleEndian.Uint32(s.GetActions()[4*i:])
+		t.actions[r] = actions[i]
 		t.rewards[r] = rewards[i]
 		t.discounts[r] = discounts[i]
 		t.keys[r] = binary.LittleEndian.Uint64(s.GetKeys()[8*i:])

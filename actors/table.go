@@ -162,30 +162,39 @@ func (t *Table) CheckShape(b *messages.ExperienceBatch) error {
 }
 
 func (t *Table) checkValues(b *messages.ExperienceBatch) error {
+	if err := t.checkColumns(b.GetActions(), b.GetObservations(), b.GetNextObservations(), b.GetRewards(), b.GetDiscounts(), b.GetPriorities()); err != nil {
+		return fmt.Errorf("experience batch from %q: %w", b.GetRunner(), err)
+	}
+	return nil
+}
+
+// checkColumns is checkValues on the columns of rows, for batches and for
+// the rows of a replay snapshot.
+func (t *Table) checkColumns(actions []uint32, obs, nextObs, rewards, discounts, priorities []float32) error {
 	// One bad value poisons every batch it is sampled into (a NaN loss), so
 	// the whole batch is refused.
-	for i, a := range b.GetActions() {
+	for i, a := range actions {
 		if t.numActions > 0 && int(a) >= t.numActions {
-			return fmt.Errorf("experience batch from %q: transition %d: action %d out of range [0, %d)", b.GetRunner(), i, a, t.numActions)
+			return fmt.Errorf("transition %d: action %d out of range [0, %d)", i, a, t.numActions)
 		}
 	}
 	if t.frames != nil {
-		for _, o := range [][]float32{b.GetObservations(), b.GetNextObservations()} {
+		for _, o := range [][]float32{obs, nextObs} {
 			if err := checkBinary(o); err != nil {
-				return fmt.Errorf("experience batch from %q: %w", b.GetRunner(), err)
+				return err
 			}
 		}
 	}
-	for i, d := range b.GetDiscounts() {
+	for i, d := range discounts {
 		if !(d >= 0 && d <= 1) {
-			return fmt.Errorf("experience batch from %q: transition %d: discount %v outside [0, 1]", b.GetRunner(), i, d)
+			return fmt.Errorf("transition %d: discount %v outside [0, 1]", i, d)
 		}
 	}
 	// Priorities only need to be finite: their size is clamped on insert.
-	for _, f := range [][]float32{b.GetRewards(), b.GetObservations(), b.GetNextObservations(), b.GetPriorities()} {
+	for _, f := range [][]float32{rewards, obs, nextObs, priorities} {
 		for i, x := range f {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-				return fmt.Errorf("experience batch from %q: non-finite value %v at index %d", b.GetRunner(), x, i)
+				return fmt.Errorf("non-finite value %v at index %d", x, i)
 			}
 		}
 	}
