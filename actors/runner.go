@@ -70,6 +70,7 @@ type runner struct {
 	awaitingWeights      bool // subscribed, nothing heard since
 	stopTick             scheduler.CancelFunc
 	linkSub              *eventstream.Subscription // lost links to other nodes (linkLost)
+	linkRestoredAt       time.Time                 // the last credit window restored for a lost link
 
 	steps, reported uint64 // env steps taken; steps already reported to the stats
 	// The run's env steps as of the newest weights, and ours at that moment:
@@ -247,14 +248,24 @@ type linkLost struct{ address string }
 // moments before the freeze die with the old stream). To the broadcaster,
 // that may be this runner's subscription: subscribe again on the next
 // tick. The replay counts what the broken stream lost (gaps).
+//
+// At most once per CreditTimeout: protoactor's writer publishes the same
+// event when it closes a stream itself, which removes its successor for
+// the same address, whose close removes the next one. Such a chain runs
+// for as long as messages keep creating new writers (a second after a
+// replay host restarted: 30 writers). Sending a window into each would
+// lose it; after the first, the credit timeout takes over.
 func (r *runner) onLinkLost(ctx actor.Context, address string) {
-	if rp := r.dir.Replay(); rp != nil && rp.Address == address && !r.replayLocal && r.credits < r.cfg.CreditWindow {
+	now := time.Now()
+	if rp := r.dir.Replay(); rp != nil && rp.Address == address && !r.replayLocal && r.credits < r.cfg.CreditWindow &&
+		now.Sub(r.linkRestoredAt) >= r.cfg.CreditTimeout {
 		r.log.Info("link to the replay lost: credits due written off", "uncredited", r.cfg.CreditWindow-r.credits)
+		r.linkRestoredAt = now
 		r.restoreWindow()
 		r.trySend(ctx)
 		r.resume(ctx)
 	}
-	if b := r.dir.Broadcaster(); b != nil && b.Address == address {
+	if b := r.dir.Broadcaster(); b != nil && b.Address == address && now.Sub(r.subscribedAt) >= resubscribeRetry/4 {
 		r.subscribedAt, r.awaitingWeights = time.Time{}, true
 		r.subscribe(ctx)
 	}
