@@ -12,9 +12,11 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -72,6 +74,11 @@ func (h *history) after(seq uint64) []sample {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := uint64(len(h.ring))
+	if seq >= h.next-1 {
+		// Nothing newer; and seq+1 below would wrap to 0 for the largest
+		// seq, which a client may send, and return everything.
+		return []sample{}
+	}
 	first := max(seq+1, h.next-min(h.next-1, n))
 	out := make([]sample, 0, h.next-min(first, h.next))
 	for s := first; s < h.next; s++ {
@@ -134,6 +141,20 @@ func defined(x float64) *float64 {
 	return &x
 }
 
+// historyAfter reads /history's query: after=SEQ asks for the samples newer
+// than SEQ; without it, all of them.
+func historyAfter(q url.Values) (uint64, error) {
+	a := q.Get("after")
+	if a == "" {
+		return 0, nil
+	}
+	after, err := strconv.ParseUint(a, 10, 64)
+	if err != nil {
+		return 0, errors.New("after: want a sample seq (an unsigned integer)")
+	}
+	return after, nil
+}
+
 // serveDashboard adds / (the page), /static/ (its script and style) and
 // /history to mux.
 func serveDashboard(mux *http.ServeMux, h *history, started time.Time) {
@@ -157,13 +178,10 @@ func serveDashboard(mux *http.ServeMux, h *history, started time.Time) {
 		_, _ = w.Write(index)
 	})
 	mux.HandleFunc("GET /history", func(w http.ResponseWriter, r *http.Request) {
-		var after uint64
-		if a := r.URL.Query().Get("after"); a != "" {
-			var err error
-			if after, err = strconv.ParseUint(a, 10, 64); err != nil {
-				http.Error(w, "after: want a sample seq (an unsigned integer)", http.StatusBadRequest)
-				return
-			}
+		after, err := historyAfter(r.URL.Query())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -332,8 +333,15 @@ type sweepRecorder struct {
 }
 
 func (r *sweepRecorder) record(t sweepTrial, res *messages.TrialResult) (string, error) {
+	// Every field is the worker's. A float JSON cannot hold (NaN, ±Inf)
+	// would make the row unwritable, and that error stops the sweep: such a
+	// wall time counts as unknown (0), such a best mean100 as none.
+	wall := res.WallSeconds
+	if !(wall >= 0 && wall <= math.MaxFloat64) {
+		wall = 0
+	}
 	row := sweepRow{Trial: t.ID, Key: t.Key, Params: t.Params, Seed: t.Seed, Node: res.Node, Status: trialOK,
-		TimedOut: res.TimedOut, WallSeconds: res.WallSeconds, Attempt: int(res.Attempt), RunDir: res.RunDir,
+		TimedOut: res.TimedOut, WallSeconds: wall, Attempt: int(res.Attempt), RunDir: res.RunDir,
 		Finished: time.Now().UTC().Format(time.RFC3339)}
 	if !res.Ok {
 		row.Status, row.Error = trialFailed, res.Error
@@ -349,7 +357,7 @@ func (r *sweepRecorder) record(t sweepTrial, res *messages.TrialResult) (string,
 			row.FinalMean100 = &f
 		}
 	}
-	if res.HasBest {
+	if res.HasBest && !math.IsNaN(res.BestMean100) && !math.IsInf(res.BestMean100, 0) {
 		b := res.BestMean100
 		row.BestMean100 = &b
 	}
@@ -389,7 +397,9 @@ func (r *sweepRecorder) record(t sweepTrial, res *messages.TrialResult) (string,
 	if row.Status != trialOK {
 		line = fmt.Sprintf("%s failed on %s: %s", t.ID, row.Node, row.Error)
 	}
-	return line, nil
+	// The node's name and its error are the worker's: a line break in them
+	// would write lines of the sweep's log that the sweep never wrote.
+	return singleLine(line), nil
 }
 
 // isLocalPath reports whether path exists on this machine (a trial run by a

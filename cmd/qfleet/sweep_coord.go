@@ -183,7 +183,9 @@ func (a *coordActor) Receive(ctx actor.Context) {
 		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
 			return
 		}
-		fmt.Fprintf(a.o.Log, "sweep %s: %s: %s declined it: %s\n", a.o.Sweep, m.Trial, m.Node, m.Reason)
+		// The reason is the worker's text: one line, so that it cannot
+		// write lines of the sweep's log of its own.
+		fmt.Fprintf(a.o.Log, "sweep %s: %s: %s declined it: %s\n", a.o.Sweep, m.Trial, m.Node, singleLine(m.Reason))
 		a.backoff[as.node] = time.Now().Add(5 * time.Second)
 		a.requeue(ctx, as, "", false)
 		a.dispatch(ctx)

@@ -212,7 +212,7 @@ func markdownTable(rows []sweepRow) string {
 	head = append(head, "seed", "best mean100", "final mean100", "solved", "env steps", "wall", "status")
 	b.WriteString("| " + strings.Join(head, " | ") + " |\n")
 	b.WriteString("|" + strings.Repeat("---|", len(head)) + "\n")
-	esc := strings.NewReplacer("|", `\|`, "\n", " ")
+	esc := strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ")
 	for i, r := range bestFirst(rows) {
 		cols := []string{strconv.Itoa(i + 1), r.Trial, r.Node}
 		for _, k := range keys {

@@ -278,6 +278,11 @@ func parseSweepSpec(data []byte, path, dir, defaultName string) (*sweepSpec, err
 	if len(s.Seeds) == 0 {
 		s.Seeds = []uint64{1}
 	}
+	// Each seed is a trial of every point: more than maxSweepTrials can
+	// never run (and would make the check for repeats below quadratic).
+	if len(s.Seeds) > maxSweepTrials {
+		return nil, bad("seeds: %d listed, at most %d (each runs every point)", len(s.Seeds), maxSweepTrials)
+	}
 	for i, a := range s.Seeds {
 		if slices.Contains(s.Seeds[:i], a) {
 			return nil, bad("seeds: %d listed twice", a)
@@ -309,6 +314,9 @@ func parseSweepSpec(data []byte, path, dir, defaultName string) (*sweepSpec, err
 	case "random":
 		if s.Trials <= 0 {
 			return nil, bad("trials = %d: method random needs trials > 0 (parameter points to draw)", s.Trials)
+		}
+		if s.Trials > maxSweepTrials {
+			return nil, bad("trials = %d: at most %d", s.Trials, maxSweepTrials)
 		}
 		s.Seed = 1
 		if sf.Seed != nil {
@@ -586,7 +594,7 @@ func (s *sweepSpec) expand() ([]sweepTrial, error) {
 		if n := s.gridSize() * len(s.Seeds); n > maxSweepTrials {
 			return nil, fmt.Errorf("spec: the grid has more than %d trials (points × seeds): narrow it", maxSweepTrials)
 		}
-	} else if s.Trials*len(s.Seeds) > maxSweepTrials {
+	} else if s.Trials > maxSweepTrials/max(1, len(s.Seeds)) { // trials × seeds, which could overflow
 		return nil, fmt.Errorf("spec: trials × seeds = %d: at most %d", s.Trials*len(s.Seeds), maxSweepTrials)
 	}
 	var out []sweepTrial
