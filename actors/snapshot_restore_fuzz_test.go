@@ -40,14 +40,14 @@ func fuzzSnapshotArray(s *messages.ReplaySnapshot, f int) *[]byte {
 // Ops of a FuzzSnapshotRestore script (op % fsOps). Each op is 12 bytes: op,
 // field, a 16-bit offset and a 64-bit value.
 const (
-	fsSize      = iota // size = value
-	fsObsSize          // obs_size = value
-	fsInserted         // inserted = value
-	fsTruncate         // array cut to value % (len+1) bytes
-	fsAppend           // array grows by value%17 bytes
-	fsWrite32          // 4 bytes of value at offset (a float32 or uint32 of the row)
-	fsWrite64          // 8 bytes of value at offset (a key or priority)
-	fsClear            // array emptied
+	fsSize     = iota // size = value
+	fsObsSize         // obs_size = value
+	fsInserted        // inserted = value
+	fsTruncate        // array cut to value % (len+1) bytes
+	fsAppend          // array grows by value%17 bytes
+	fsWrite32         // 4 bytes of value at offset (a float32 or uint32 of the row)
+	fsWrite64         // 8 bytes of value at offset (a key or priority)
+	fsClear           // array emptied
 	fsOps
 )
 

@@ -69,13 +69,13 @@ const (
 	fwSegment
 	fwCodec
 	fwBaseVersion
-	fwTruncate   // payload cut to arg % (len+1) bytes
-	fwFlip       // payload byte arg%len XORed with a nonzero byte
-	fwAppend     // 4 bytes of arg appended to the payload
-	fwReplace    // payload replaced by the next arg%64 bytes of the script
-	fwUpdates    // learner_updates
-	fwNil        // a nil chunk
-	fwSwap       // the payload of chunk arg%total
+	fwTruncate // payload cut to arg % (len+1) bytes
+	fwFlip     // payload byte arg%len XORed with a nonzero byte
+	fwAppend   // 4 bytes of arg appended to the payload
+	fwReplace  // payload replaced by the next arg%64 bytes of the script
+	fwUpdates  // learner_updates
+	fwNil      // a nil chunk
+	fwSwap     // the payload of chunk arg%total
 	fuzzWeightsOps
 )
 
