@@ -29,15 +29,24 @@ test: vet tidy-check
 ## fuzz-short: FUZZTIME of each fuzz target (a peer's or a file's way into a
 ## decoder); their committed corpora already run as tests in `go test`.
 ## A longer hunt: make fuzz-short FUZZTIME=10m.
-FUZZTIME ?= 5s
+FUZZTIME ?= 4s
 FUZZ_TARGETS ?= \
 	./cluster:FuzzGuard \
 	./actors:FuzzUnpackExperience \
-	./cmd/qfleet:FuzzParseConfig
+	./actors:FuzzWeightsAssembler \
+	./actors:FuzzReadCheckpoint \
+	./actors:FuzzReadSnapshot \
+	./actors:FuzzSnapshotRestore \
+	./cmd/qfleet:FuzzParseConfig \
+	./cmd/qfleet:FuzzConfigRoundTrip \
+	./cmd/qfleet:FuzzParseSweepSpec \
+	./cmd/qfleet:FuzzSweepRecord \
+	./cmd/qfleet:FuzzHistoryQuery
+# -fuzzminimizetime bounds the minimisation of a new input (60 s by default).
 fuzz-short:
 	for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \
-	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x $$pkg || exit 1; \
 	done
 
 test-race:

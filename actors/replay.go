@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -169,7 +170,21 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.serve(ctx)
 	case *messages.PackedExperience:
 		r.metrics.WireBytes.WithLabelValues("experience", "received").Add(float64(proto.Size(msg)))
-		b, err := UnpackExperience(msg)
+		if limit := r.maxBatch(); msg.GetCount() > limit {
+			// No runner sends more than its credit window at once: a claim
+			// beyond it would only make the decoder inflate a few bytes of
+			// zstd into 100+ MB. Dropped unread, no credit.
+			if ok, held := r.dupLog.Allow("oversized:"+msg.GetRunner(), time.Now()); ok {
+				r.log.Warn("packed experience refused unread: more transitions than any runner may send at once",
+					"runner", msg.GetRunner(), "count", msg.GetCount(), "limit", limit, "refused_since_last_line", held)
+			}
+			return
+		}
+		var b *messages.ExperienceBatch
+		err := fmt.Errorf("observation size %d, this replay's is %d", msg.GetObsSize(), r.obsSize)
+		if int(msg.GetObsSize()) == r.obsSize {
+			b, err = UnpackExperience(msg)
+		}
 		if err != nil {
 			// Refused and counted like any malformed batch; the credit goes back.
 			b = &messages.ExperienceBatch{Runner: msg.GetRunner(), Count: msg.GetCount(), ReplyTo: msg.GetReplyTo()}
@@ -224,6 +239,12 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 	} else {
 		r.deferred = append(r.deferred, deferredCredit{to: to, n: n, seq: b.GetSeq()})
 	}
+}
+
+// maxBatch is the most transitions one experience message may carry: a
+// runner's whole credit window, or a batch with its n-step tail.
+func (r *replay) maxBatch() uint32 {
+	return uint32(max(r.cfg.CreditWindow, r.cfg.SendBatch+r.cfg.NStep))
 }
 
 // account counts what never arrived. A batch says how many transitions its

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
 	"github.com/qfleet/qfleet/nets"
@@ -71,6 +72,7 @@ type runner struct {
 	stopTick             scheduler.CancelFunc
 	linkSub              *eventstream.Subscription // lost links to other nodes (linkLost)
 	linkRestoredAt       time.Time                 // the last credit window restored for a lost link
+	refusedLog           *lograte.Limiter          // refused weights chunks, logged once per 10 s
 
 	steps, reported uint64 // env steps taken; steps already reported to the stats
 	// The run's env steps as of the newest weights, and ours at that moment:
@@ -164,9 +166,16 @@ func (r *runner) Receive(ctx actor.Context) {
 	case *messages.WeightsChunk:
 		r.heardFromBroadcaster, r.awaitingWeights = time.Now(), false
 		r.metrics.WireBytes.WithLabelValues("weights", "received").Add(float64(proto.Size(msg)))
-		w, err := r.assembler.Add(msg)
+		var w *messages.Weights
+		err := fmt.Errorf("%d params, this runner's network has %d", msg.GetNumParams(), r.spec.Net.NumParams())
+		if int(msg.GetNumParams()) == r.spec.Net.NumParams() {
+			// Checked before the assembler allocates for the claimed size.
+			w, err = r.assembler.Add(msg)
+		}
 		if err != nil {
-			r.log.Warn("weights chunk refused", "err", err, "version", msg.GetVersion(), "index", msg.GetIndex())
+			if ok, held := r.refusedLog.Allow("chunk", time.Now()); ok {
+				r.log.Warn("weights chunk refused", "err", err, "version", msg.GetVersion(), "index", msg.GetIndex(), "refused_since_last_line", held)
+			}
 		} else if w != nil {
 			r.takeWeights(w)
 		}
@@ -218,6 +227,7 @@ func (r *runner) start(ctx actor.Context) error {
 	r.policy = nets.NewForward(r.spec.Net)
 	r.rng = rand.New(rand.NewPCG(r.spec.Seed, uint64(r.spec.Index)+1))
 	r.acc = NewNStepAccumulator(r.cfg.NStep, r.cfg.Gamma)
+	r.refusedLog = lograte.New(10 * time.Second)
 	r.credits = r.cfg.CreditWindow
 	r.writtenOff = r.seq // a restarted actor: credits for its predecessor's batches are not ours
 	r.resetEpisode()
