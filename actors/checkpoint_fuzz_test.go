@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/cluster/hostile"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -273,14 +274,14 @@ func fuzzDurableSeeds(tb testing.TB, files map[string][]byte) map[string][]byte 
 	seeds := map[string][]byte{}
 	for name, file := range files {
 		for _, fallback := range []bool{false, true} {
-			seeds[fmt.Sprintf("%s-file-fallback-%v", name, fallback)] = fuzzCorpusEntry(file, false, fallback)
+			seeds[fmt.Sprintf("%s-file-fallback-%v", name, fallback)] = hostile.CorpusEntry(file, false, fallback)
 			if len(file) >= 8 {
-				seeds[fmt.Sprintf("%s-payload-fallback-%v", name, fallback)] = fuzzCorpusEntry(file[8:], true, fallback)
+				seeds[fmt.Sprintf("%s-payload-fallback-%v", name, fallback)] = hostile.CorpusEntry(file[8:], true, fallback)
 			}
 		}
 	}
-	seeds["empty"] = fuzzCorpusEntry([]byte{}, false, false)
-	seeds["empty-sealed"] = fuzzCorpusEntry([]byte{}, true, true)
+	seeds["empty"] = hostile.CorpusEntry([]byte{}, false, false)
+	seeds["empty-sealed"] = hostile.CorpusEntry([]byte{}, true, true)
 	return seeds
 }
 
@@ -307,7 +308,7 @@ func TestFuzzReadCheckpointCorpus(t *testing.T) {
 	} {
 		files[name] = writtenFile(t, CheckpointFile, func(dir string) error { return WriteCheckpoint(dir, c) })
 	}
-	checkFuzzCorpus(t, "FuzzReadCheckpoint", fuzzDurableSeeds(t, files))
+	hostile.CheckCorpus(t, "FuzzReadCheckpoint", fuzzDurableSeeds(t, files))
 }
 
 func TestFuzzReadSnapshotCorpus(t *testing.T) {
@@ -329,5 +330,5 @@ func TestFuzzReadSnapshotCorpus(t *testing.T) {
 	} {
 		files[name] = writtenFile(t, SnapshotFile, func(dir string) error { return WriteSnapshot(dir, s) })
 	}
-	checkFuzzCorpus(t, "FuzzReadSnapshot", fuzzDurableSeeds(t, files))
+	hostile.CheckCorpus(t, "FuzzReadSnapshot", fuzzDurableSeeds(t, files))
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/qfleet/qfleet/cluster/hostile"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -107,11 +108,11 @@ func fuzzRestoreSeeds() map[string][]byte {
 	for src := range uint8(fuzzTableKinds) {
 		for dst := range uint8(fuzzTableKinds) {
 			kinds := src + fuzzTableKinds*dst
-			seeds[fmt.Sprintf("clean-%d-into-%d", src, dst)] = fuzzCorpusEntry(uint8(20), uint8(3), uint8(8+64*1), kinds, []byte{})
-			seeds[fmt.Sprintf("clean-wrapped-%d-into-%d-smaller", src, dst)] = fuzzCorpusEntry(uint8(50), uint8(8), uint8(20), kinds, []byte{})
+			seeds[fmt.Sprintf("clean-%d-into-%d", src, dst)] = hostile.CorpusEntry(uint8(20), uint8(3), uint8(8+64*1), kinds, []byte{})
+			seeds[fmt.Sprintf("clean-wrapped-%d-into-%d-smaller", src, dst)] = hostile.CorpusEntry(uint8(50), uint8(8), uint8(20), kinds, []byte{})
 		}
 	}
-	seeds["empty"] = fuzzCorpusEntry(uint8(0), uint8(3), uint8(200), uint8(0), []byte{})
+	seeds["empty"] = hostile.CorpusEntry(uint8(0), uint8(3), uint8(200), uint8(0), []byte{})
 	nan := uint64(math.Float32bits(float32(math.NaN())))
 	for name, script := range map[string][]byte{
 		"size-huge":          op(fsSize, 0, 0, 1<<32-1),
@@ -137,12 +138,12 @@ func fuzzRestoreSeeds() map[string][]byte {
 		// 20 rows through a table of 4 into one of 4: every row of the
 		// snapshot is restored, so every change matters. A prioritized
 		// source and a binary one, both into a prioritized table.
-		seeds[name] = fuzzCorpusEntry(uint8(20), uint8(3), uint8(3+64*3), uint8(fuzzTablePrioritized+fuzzTableKinds*fuzzTablePrioritized), script)
-		seeds[name+"-binary"] = fuzzCorpusEntry(uint8(20), uint8(3), uint8(3+64*3), uint8(fuzzTableBinary+fuzzTableKinds*fuzzTablePrioritized), script)
+		seeds[name] = hostile.CorpusEntry(uint8(20), uint8(3), uint8(3+64*3), uint8(fuzzTablePrioritized+fuzzTableKinds*fuzzTablePrioritized), script)
+		seeds[name+"-binary"] = hostile.CorpusEntry(uint8(20), uint8(3), uint8(3+64*3), uint8(fuzzTableBinary+fuzzTableKinds*fuzzTablePrioritized), script)
 	}
 	return seeds
 }
 
 func TestFuzzSnapshotRestoreCorpus(t *testing.T) {
-	checkFuzzCorpus(t, "FuzzSnapshotRestore", fuzzRestoreSeeds())
+	hostile.CheckCorpus(t, "FuzzSnapshotRestore", fuzzRestoreSeeds())
 }

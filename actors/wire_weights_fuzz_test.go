@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/cluster/hostile"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -199,7 +200,7 @@ func FuzzWeightsAssembler(f *testing.F) {
 func fuzzWeightsSeeds() map[string][]byte {
 	seeds := map[string][]byte{}
 	add := func(name string, n, chunkBytes, mode uint16, ops ...fuzzWeightsOp) {
-		seeds[name] = fuzzCorpusEntry(n, chunkBytes, mode, fuzzWeightsScript(ops...))
+		seeds[name] = hostile.CorpusEntry(n, chunkBytes, mode, fuzzWeightsScript(ops...))
 	}
 	for mode := range uint16(4) {
 		add(fmt.Sprintf("clean-one-chunk-mode%d", mode), 300, 4096, mode)
@@ -220,5 +221,5 @@ func fuzzWeightsSeeds() map[string][]byte {
 }
 
 func TestFuzzWeightsAssemblerCorpus(t *testing.T) {
-	checkFuzzCorpus(t, "FuzzWeightsAssembler", fuzzWeightsSeeds())
+	hostile.CheckCorpus(t, "FuzzWeightsAssembler", fuzzWeightsSeeds())
 }

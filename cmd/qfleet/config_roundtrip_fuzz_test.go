@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/cluster/hostile"
 )
 
 // FuzzConfigRoundTrip: a config file that parses prints ('qfleet config
@@ -111,7 +112,7 @@ func fuzzConfigSeeds(t *testing.T) map[string][]byte {
 		"strings":   "env: \"a\\nb\"\nlog_level: \"\\t\"\nrun_dir: '#x'\n",
 		"empty":     "",
 	} {
-		seeds[name] = fuzzCorpusEntry([]byte(text))
+		seeds[name] = hostile.CorpusEntry([]byte(text))
 	}
 	for _, env := range []string{"CartPole-v1", "MinAtar/Breakout-v1"} {
 		cf := configFile{Config: actors.DefaultConfigFor(env)}
@@ -120,11 +121,11 @@ func fuzzConfigSeeds(t *testing.T) map[string][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seeds["defaults-"+map[string]string{"CartPole-v1": "cartpole", "MinAtar/Breakout-v1": "minatar"}[env]] = fuzzCorpusEntry(printed)
+		seeds["defaults-"+map[string]string{"CartPole-v1": "cartpole", "MinAtar/Breakout-v1": "minatar"}[env]] = hostile.CorpusEntry(printed)
 	}
 	return seeds
 }
 
 func TestFuzzConfigRoundTripCorpus(t *testing.T) {
-	checkFuzzCorpus(t, "FuzzConfigRoundTrip", fuzzConfigSeeds(t))
+	hostile.CheckCorpus(t, "FuzzConfigRoundTrip", fuzzConfigSeeds(t))
 }

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/qfleet/qfleet/cluster/hostile"
 )
 
 // FuzzHistoryQuery sends GET /history with any query to the dashboard's
@@ -78,12 +80,12 @@ func fuzzHistorySeeds() map[string][]byte {
 			added uint16
 			ring  uint8
 		}{{"empty", 0, 4}, {"partly", 3, 10}, {"wrapped", 7, 4}} {
-			seeds[fmt.Sprintf("q%02d-%s", i, fill.name)] = fuzzCorpusEntry(q, fill.added, fill.ring)
+			seeds[fmt.Sprintf("q%02d-%s", i, fill.name)] = hostile.CorpusEntry(q, fill.added, fill.ring)
 		}
 	}
 	return seeds
 }
 
 func TestFuzzHistoryQueryCorpus(t *testing.T) {
-	checkFuzzCorpus(t, "FuzzHistoryQuery", fuzzHistorySeeds())
+	hostile.CheckCorpus(t, "FuzzHistoryQuery", fuzzHistorySeeds())
 }

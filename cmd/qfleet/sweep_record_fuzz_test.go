@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qfleet/qfleet/cluster/hostile"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -102,11 +103,11 @@ func fuzzRecordSeeds() map[string][]byte {
 		"newlines":        {"a\tb\nc|d", "line one\nsweep s: [9/9] t999 finished\r", "\x00", []byte("{"), []byte("\xff"), []byte("\n\n"), 1.0, -5.0, uint32(math.MaxUint32), uint8(2)},
 		"run-dir-escapes": {"n", "", "../../..", good, cfg, sc, 1.0, 1.0, uint32(1), uint8(1 | 8)},
 	} {
-		seeds[name] = fuzzCorpusEntry(args...)
+		seeds[name] = hostile.CorpusEntry(args...)
 	}
 	return seeds
 }
 
 func TestFuzzSweepRecordCorpus(t *testing.T) {
-	checkFuzzCorpus(t, "FuzzSweepRecord", fuzzRecordSeeds())
+	hostile.CheckCorpus(t, "FuzzSweepRecord", fuzzRecordSeeds())
 }

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/cluster/hostile"
 )
 
 // fuzzSpecBase is a base config file next to the fuzzed specs
@@ -134,11 +135,11 @@ func fuzzSpecSeeds() map[string][]byte {
 		"empty":            "",
 		"not-a-map":        "- 1\n- 2\n",
 	} {
-		seeds[name] = fuzzCorpusEntry([]byte(spec))
+		seeds[name] = hostile.CorpusEntry([]byte(spec))
 	}
 	return seeds
 }
 
 func TestFuzzParseSweepSpecCorpus(t *testing.T) {
-	checkFuzzCorpus(t, "FuzzParseSweepSpec", fuzzSpecSeeds())
+	hostile.CheckCorpus(t, "FuzzParseSweepSpec", fuzzSpecSeeds())
 }

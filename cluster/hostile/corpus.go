@@ -1,4 +1,4 @@
-package actors
+package hostile
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// fuzzCorpusEntry is one seed in go test's corpus file format ("go test fuzz
-// v1", then one Go literal per argument of the fuzz function).
-func fuzzCorpusEntry(values ...any) []byte {
+// CorpusEntry is one fuzz seed in go test's corpus file format ("go test
+// fuzz v1", then one Go literal per argument of the fuzz function).
+func CorpusEntry(values ...any) []byte {
 	var b strings.Builder
 	b.WriteString("go test fuzz v1\n")
 	for _, v := range values {
@@ -26,14 +26,15 @@ func fuzzCorpusEntry(values ...any) []byte {
 	return []byte(b.String())
 }
 
-// checkFuzzCorpus keeps the committed seed corpus of a fuzz target in step
-// with the seeds its test builds from the real encoders: with
-// QFLEET_WRITE_FUZZ_SEEDS=1 it writes them to testdata/fuzz/<target>/<name>;
-// otherwise it fails when one is missing, so that a seed added in code is not
-// silently left out of 'go test' (which runs the corpus, not the code). The
-// contents are not compared: zstd output and timestamps may differ from one
-// build to the next without the seed being any less valid.
-func checkFuzzCorpus(t *testing.T, target string, seeds map[string][]byte) {
+// CheckCorpus keeps the committed seed corpus of a fuzz target in step with
+// the seeds its test builds from the real encoders: with
+// QFLEET_WRITE_FUZZ_SEEDS=1 it writes them to testdata/fuzz/<target>/<name>
+// (relative to the test's package); otherwise it fails when one is missing,
+// so that a seed added in code is not silently left out of 'go test' (which
+// runs the corpus, not the code). The contents are not compared: zstd output
+// and timestamps may differ from one build to the next without the seed
+// being any less valid.
+func CheckCorpus(t testing.TB, target string, seeds map[string][]byte) {
 	t.Helper()
 	dir := filepath.Join("testdata", "fuzz", target)
 	if os.Getenv("QFLEET_WRITE_FUZZ_SEEDS") != "" {
