@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// A config the machine cannot hold is refused before anything is
-// allocated: one line naming the setting, exit 2, within a second, and the
-// process stays small while refusing.
+// A config the machine cannot hold, or a setting outside its range, is
+// refused before anything is allocated: one line naming the setting, exit 2,
+// within a second, and the process stays under 200 MB while refusing.
 func TestMemoryBudgetRefusesBigConfigs(t *testing.T) {
 	bin := qfleetBinary(t)
 	dir := t.TempDir()
@@ -25,6 +25,11 @@ func TestMemoryBudgetRefusesBigConfigs(t *testing.T) {
 			"--remote-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"},
 			[]string{"runners = 1024", "over its limit"}},
 		{[]string{"dev", "--max-memory", "lots"}, []string{"--max-memory \"lots\""}},
+		// Settings outside their range (before: out of memory, or taken).
+		{[]string{"dev", "--config", writeFile(t, dir, "cap.yaml", "replay_capacity: 1000000000000\n")}, []string{"replay_capacity = 1000000000000", "allowed 1..1000000000"}},
+		{[]string{"dev", "--config", writeFile(t, dir, "hidden.yaml", "hidden: [100000, 100000]\n")}, []string{"hidden = [100000 100000]"}},
+		{[]string{"dev", "--config", writeFile(t, dir, "runners.yaml", "runners: 100000\n")}, []string{"runners = 100000", "allowed 1..1024"}},
+		{[]string{"dev", "--config", writeFile(t, dir, "nstep.yaml", "n_step: 100000\n")}, []string{"n_step = 100000", "allowed 1..1000"}},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, c.args...)
