@@ -88,6 +88,9 @@ func TestRunnerRefusesChunksOfAnotherNetwork(t *testing.T) {
 	spec := RunnerSpec{Name: "r0", Count: 1, EnvID: "CartPole-v1", Seed: 1, Net: net}
 	var logged lockedLog
 	r := sys.Root.Spawn(actor.PropsFromProducer(newRunner(spec, DefaultConfig(), LocalDirectory{Address: sys.Address()}, m, slog.New(slog.NewTextHandler(&logged, nil)))))
+	// A runner steps until stopped (ActorSystem.Shutdown does not stop
+	// actors): left running it would allocate under later tests' counts.
+	t.Cleanup(func() { _ = sys.Root.StopFuture(r).Wait() })
 	sys.Root.Send(r, &messages.WeightsChunk{Version: 9, Term: 1, Index: 0, Total: 1, NumParams: 1 << 24, SegmentParams: 1 << 24})
 	w := &messages.Weights{Version: 2, Term: 1, Params: make([]float32, net.NumParams())}
 	chunks, err := PackWeights(w, nil, 32<<10, true)

@@ -94,8 +94,15 @@ func TestSampleReusesBuffers(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var out messages.SampleBatch
 	tab.SampleUniform(rng, 32, &out)
-	if allocs := testing.AllocsPerRun(100, func() { tab.SampleUniform(rng, 32, &out) }); allocs != 0 {
-		t.Fatalf("steady-state sample allocates %v times", allocs)
+	// AllocsPerRun counts every goroutine's allocations, and actors of
+	// earlier tests may still run: the least of a few measurements is the
+	// sample's own (an allocation in it shows in every one).
+	least := math.Inf(1)
+	for i := 0; i < 5 && least > 0; i++ {
+		least = min(least, testing.AllocsPerRun(100, func() { tab.SampleUniform(rng, 32, &out) }))
+	}
+	if least != 0 {
+		t.Fatalf("steady-state sample allocates %v times", least)
 	}
 }
 
