@@ -67,6 +67,26 @@ func fuzzCheckpointFallback() *messages.Checkpoint {
 	return checkpointOf("CartPole-v1", testNet())
 }
 
+// fuzzWriteDurable empties dir and writes data as the newest durable file
+// name (sealed: with a valid header and checksum) and, with fallback, the
+// good older file name.1 holding older.
+func fuzzWriteDurable(t *testing.T, dir, name string, magic [4]byte, data []byte, sealed, fallback bool, older proto.Message) {
+	t.Helper()
+	fuzzClearDir(t, dir)
+	if fallback {
+		payload, err := proto.Marshal(older)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".1"), fuzzDurableFile(magic, payload, true), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), fuzzDurableFile(magic, data, sealed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // FuzzReadCheckpoint: any newest checkpoint file reads as a checkpoint or
 // is skipped as corrupt (never a panic, never "no checkpoint" when there is
 // a file); what reads writes and reads back equal; the older good one is
@@ -75,19 +95,7 @@ func fuzzCheckpointFallback() *messages.Checkpoint {
 func FuzzReadCheckpoint(f *testing.F) {
 	dir := fuzzDir(f)
 	f.Fuzz(func(t *testing.T, data []byte, sealed, fallback bool) {
-		fuzzClearDir(t, dir)
-		if fallback {
-			payload, err := proto.Marshal(fuzzCheckpointFallback())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, CheckpointFile+".1"), fuzzDurableFile(checkpointMagic, payload, true), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, CheckpointFile), fuzzDurableFile(checkpointMagic, data, sealed), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		fuzzWriteDurable(t, dir, CheckpointFile, checkpointMagic, data, sealed, fallback, fuzzCheckpointFallback())
 		c, skipped, err := ReadLatestCheckpoint(dir)
 		switch {
 		case err != nil && !errors.Is(err, ErrCorruptCheckpoint):
@@ -137,19 +145,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	dir := fuzzDir(f)
 	older := fuzzSnapshotFallback()
 	f.Fuzz(func(t *testing.T, data []byte, sealed, fallback bool) {
-		fuzzClearDir(t, dir)
-		if fallback {
-			payload, err := proto.Marshal(older)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, SnapshotFile+".1"), fuzzDurableFile(snapshotMagic, payload, true), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, SnapshotFile), fuzzDurableFile(snapshotMagic, data, sealed), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		fuzzWriteDurable(t, dir, SnapshotFile, snapshotMagic, data, sealed, fallback, older)
 		s, skipped, err := ReadLatestSnapshot(dir)
 		switch {
 		case err != nil && !errors.Is(err, ErrCorruptCheckpoint):
