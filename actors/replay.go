@@ -39,11 +39,11 @@ type replay struct {
 	waiting  []*messages.SampleRequest // requests the limiter holds back, oldest first
 	deferred []deferredCredit          // credits the limiter holds back
 
-	streams    *streamBook // per runner stream: transitions received (inserted or rejected), open gaps
-	lost       uint64      // transitions that never arrived: gaps in the streams
-	rejected   uint64      // transitions refused as malformed
-	duplicates uint64      // transitions refused as already received (replayed messages)
-	dupLog     *lograte.Limiter
+	streams    *streamBook      // per runner stream: transitions received (inserted or rejected), open gaps
+	lost       uint64           // transitions that never arrived: gaps in the streams
+	rejected   uint64           // transitions refused as malformed
+	duplicates uint64           // transitions refused as already received (replayed messages)
+	refusedLog *lograte.Limiter // refused experience (duplicates, impossible sizes), logged once per 10 s per runner
 
 	writing  bool           // a snapshot is on its way to disk
 	writes   sync.WaitGroup // that write's goroutine
@@ -129,7 +129,7 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.rng = rand.New(r.rngState)
 		r.streams = newStreamBook()
 		r.metrics.update(func(s *RunStatus) { s.replayLocal = true })
-		r.dupLog = lograte.New(10 * time.Second)
+		r.refusedLog = lograte.New(10 * time.Second)
 		if r.snap.Restore && r.snap.Dir != "" {
 			r.restore()
 		}
@@ -174,7 +174,7 @@ func (r *replay) Receive(ctx actor.Context) {
 			// No runner sends more than its credit window at once: a claim
 			// beyond it would only make the decoder inflate a few bytes of
 			// zstd into 100+ MB. Dropped unread, no credit.
-			if ok, held := r.dupLog.Allow("oversized:"+msg.GetRunner(), time.Now()); ok {
+			if ok, held := r.refusedLog.Allow("oversized:"+msg.GetRunner(), time.Now()); ok {
 				r.log.Warn("packed experience refused unread: more transitions than any runner may send at once",
 					"runner", msg.GetRunner(), "count", msg.GetCount(), "limit", limit, "refused_since_last_line", held)
 			}
@@ -265,7 +265,7 @@ func (r *replay) account(b *messages.ExperienceBatch) bool {
 	if outcome == streamDuplicate {
 		r.duplicates += uint64(b.GetCount())
 		r.metrics.ExperienceDuplicates.Add(float64(b.GetCount()))
-		if ok, held := r.dupLog.Allow(b.GetRunner(), time.Now()); ok {
+		if ok, held := r.refusedLog.Allow(b.GetRunner(), time.Now()); ok {
 			r.log.Warn("duplicate experience refused (already received)", "runner", b.GetRunner(),
 				"sent_before", b.GetSentBefore(), "transitions", b.GetCount(), "refused_since_last_line", held)
 		}

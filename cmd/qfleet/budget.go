@@ -11,7 +11,6 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/qfleet/qfleet/actors"
-	"github.com/qfleet/qfleet/envs"
 )
 
 // maxMemory is --max-memory in bytes: auto is actors.DefaultMaxMemory, 0
@@ -31,12 +30,8 @@ func maxMemory(flag string) (uint64, error) {
 }
 
 // memoryEstimate is what this node would hold with roles.
-func (t *training) memoryEstimate(roles []string) (actors.MemoryEstimate, error) {
-	env, err := envs.Make(t.cf.Env)
-	if err != nil {
-		return actors.MemoryEstimate{}, usageError{err}
-	}
-	return actors.EstimateMemory(env, t.cf.Config, roles, t.snapshotEvery > 0), nil
+func (t *training) memoryEstimate(roles []string) actors.MemoryEstimate {
+	return actors.EstimateMemory(t.env, t.cf.Config, roles, t.snapshotEvery > 0)
 }
 
 // checkMemory refuses a config this node cannot hold, before anything is
@@ -47,11 +42,7 @@ func (t *training) checkMemory(roles []string, flag string) error {
 	if err != nil {
 		return err
 	}
-	e, err := t.memoryEstimate(roles)
-	if err != nil {
-		return err
-	}
-	if err := e.Check(limit); err != nil {
+	if err := t.memoryEstimate(roles).Check(limit); err != nil {
 		if errors.Is(err, actors.ErrMemoryBudget) {
 			return usageError{fmt.Errorf("%w; see 'qfleet config print' for the estimate", err)}
 		}
@@ -84,18 +75,3 @@ func limitString(limit uint64) string {
 	}
 	return humanize.IBytes(limit)
 }
-
-// netsHelp lists each env's default Q-network for --help ('hidden',
-// 'conv_filters' and 'dueling' change it).
-var netsHelp = func() string {
-	var b strings.Builder
-	b.WriteString("The Q-network of each env by default (the settings hidden, conv_filters and\ndueling change it):\n")
-	for _, id := range envs.IDs() {
-		env, err := envs.Make(id)
-		if err != nil {
-			continue
-		}
-		fmt.Fprintf(&b, "  %-26s %s\n", id, actors.NetSpec(env, actors.DefaultConfigFor(id)))
-	}
-	return b.String()
-}()

@@ -98,10 +98,7 @@ func runConfigPrint(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	roles := splitList(flags.Lookup("roles").Value.String())
-	est, err := t.memoryEstimate(roles)
-	if err != nil {
-		return err
-	}
+	est := t.memoryEstimate(roles)
 	limit, err := maxMemory(*tf.maxMemory)
 	if err != nil {
 		return err
@@ -170,3 +167,18 @@ func marshalConfig(cf configFile, header string) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// netsHelp lists each env's default Q-network for --help ('hidden',
+// 'conv_filters' and 'dueling' change it).
+var netsHelp = func() string {
+	var b strings.Builder
+	b.WriteString("The Q-network of each env by default (the settings hidden, conv_filters and\ndueling change it):\n")
+	for _, id := range envs.IDs() {
+		env, err := envs.Make(id)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "  %-26s %s\n", id, actors.NetSpec(env, actors.DefaultConfigFor(id)))
+	}
+	return b.String()
+}()

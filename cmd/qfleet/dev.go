@@ -145,43 +145,11 @@ func (tf *trainFlags) envOf(fs *flag.FlagSet) (string, error) {
 	return id, nil
 }
 
-// parseFlags parses args, sending asked-for help to stdout; arguments that
-// are not flags are usage errors.
-func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
-	if err := parseFlagsOnly(fs, help, args, stdout, stderr); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
-}
-
-// parseFlagsOnly is parseFlags without the check for non-flag arguments.
-func parseFlagsOnly(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
-			fs.SetOutput(stdout) // asked-for help goes to stdout, like 'qfleet help'
-		}
-	}
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), help)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return usageError{err}
-	}
-	return nil
-}
-
 // training is a resolved training setup: defaults, then the config file,
 // then the flags given.
 type training struct {
 	cf              configFile
+	env             envs.Env // an instance of cf.Env, for its spec (the checks before start)
 	progressEvery   time.Duration
 	maxTime         time.Duration // 0: no limit
 	level           slog.Level
@@ -281,6 +249,7 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
+	t.env = env
 	if err := cf.Config.Validate(); err != nil {
 		if *tf.cfgPath != "" {
 			err = fmt.Errorf("config %s (or a flag over it): %w", *tf.cfgPath, err)
@@ -369,10 +338,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	t.command = append([]string{"qfleet", "dev"}, args...)
-	if err := t.checkMemory(actors.AllRoles, *tf.maxMemory); err != nil {
-		return err
-	}
-	if err := t.checkResume(actors.AllRoles); err != nil {
+	if err := t.checkStart(actors.AllRoles, *tf.maxMemory); err != nil {
 		return err
 	}
 	ln, err := t.prepare(true)

@@ -91,10 +91,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		}
 		return runTrialsNode(cs, roles, *trialsDir, *trialSlots, t.level, stderr)
 	}
-	if err := t.checkMemory(trainRoles, *tf.maxMemory); err != nil {
-		return err
-	}
-	if err := t.checkResume(trainRoles); err != nil {
+	if err := t.checkStart(trainRoles, *tf.maxMemory); err != nil {
 		return err
 	}
 	// The learner's node has the run's stats: its run directory has the
@@ -116,36 +113,13 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if slices.Contains(roles, actors.RoleRunner) {
 		cs.runners = t.cf.Runners // advertised: the ε ladder spans every runner node
 	}
-	learnerLeft := make(chan string, 1)
-	var learnerGone atomic.Bool
-	isLearner := slices.Contains(roles, actors.RoleLearner)
-	// The handler runs on membership's goroutine, maybe before Start returns.
-	var nodeRef atomic.Pointer[actors.Node]
-	var memberRef atomic.Pointer[cluster.Membership]
-	gone := newGoneMembers()
-	rem, m, err := cs.start(sys, roles, logger, func(e cluster.Event) {
-		gone.note(e, time.Now())
-		if n := nodeRef.Load(); n != nil && (e.Kind == cluster.Left || e.Kind == cluster.Failed) && e.Member.HasRole(actors.RoleRunner) {
-			// Its runners leave /status's runners for the departed list, and
-			// what they had in flight is settled as lost with them.
-			n.Metrics.RunnerNodeDeparted(e.Member.Name, e.Kind.String(), time.Now())
-		}
-		if n, mm := nodeRef.Load(), memberRef.Load(); n != nil && mm != nil {
-			n.Metrics.ClusterMembers.Set(float64(mm.NumMembers()))
-		}
-		if !isLearner && e.Kind == cluster.Left && e.Member.HasRole(actors.RoleLearner) {
-			learnerGone.Store(true)
-			select {
-			case learnerLeft <- "the learner node " + e.Member.Name + " left the cluster: run over":
-			default:
-			}
-		}
-	})
+	ev := newNodeEvents(slices.Contains(roles, actors.RoleLearner))
+	rem, m, err := cs.start(sys, roles, logger, ev.handle)
 	if err != nil {
 		closeLn()
 		return err
 	}
-	memberRef.Store(m)
+	ev.member.Store(m)
 	dir := cluster.NewDirectory(m)
 	dir.AttachActorSystem(sys)
 	nets.SetLearnerGC()
@@ -171,20 +145,20 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		closeLn()
 		return err
 	}
-	nodeRef.Store(node)
+	ev.node.Store(node)
 	node.Metrics.Registry.MustRegister(cs.guard)
 	node.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
 	stopLadder := m.WatchRunnerLadder(func(p cluster.LadderPosition) { node.SetRunnerLadder(p.Offset, p.Total) })
 	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
 		*name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
 	return t.run(*name, node, ln, runHooks{
-		done:    learnerLeft,
-		members: func() []memberInfo { return gone.with(m.Members(), *name, time.Now()) },
+		done:    ev.learnerLeft,
+		members: func() []memberInfo { return ev.gone.with(m.Members(), *name, time.Now()) },
 		beforeStop: func() {
 			// Leave first, so the others see a graceful leave (runner-only
 			// nodes end with the learner) rather than a failure. When the
 			// learner has left, the run is over for everyone: no one to tell.
-			if !learnerGone.Load() {
+			if !ev.learnerGone.Load() {
 				if err := m.Leave(2 * time.Second); err != nil {
 					logger.Warn("leave", "err", err)
 				}
@@ -196,6 +170,42 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 			rem.Shutdown(true)
 		},
 	}, stdout, stderr)
+}
+
+// nodeEvents is what a node does with membership events. handle runs on
+// membership's goroutine, maybe before cluster start returns: the node and
+// the membership are set once they exist.
+type nodeEvents struct {
+	isLearner   bool
+	node        atomic.Pointer[actors.Node]
+	member      atomic.Pointer[cluster.Membership]
+	gone        *goneMembers
+	learnerLeft chan string // the run is over: the learner's node left
+	learnerGone atomic.Bool
+}
+
+func newNodeEvents(isLearner bool) *nodeEvents {
+	return &nodeEvents{isLearner: isLearner, gone: newGoneMembers(), learnerLeft: make(chan string, 1)}
+}
+
+func (ev *nodeEvents) handle(e cluster.Event) {
+	ev.gone.note(e, time.Now())
+	n, m := ev.node.Load(), ev.member.Load()
+	if n != nil && (e.Kind == cluster.Left || e.Kind == cluster.Failed) && e.Member.HasRole(actors.RoleRunner) {
+		// Its runners leave /status's runners for the departed list, and
+		// what they had in flight is settled as lost with them.
+		n.Metrics.RunnerNodeDeparted(e.Member.Name, e.Kind.String(), time.Now())
+	}
+	if n != nil && m != nil {
+		n.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
+	}
+	if !ev.isLearner && e.Kind == cluster.Left && e.Member.HasRole(actors.RoleLearner) {
+		ev.learnerGone.Store(true)
+		select {
+		case ev.learnerLeft <- "the learner node " + e.Member.Name + " left the cluster: run over":
+		default:
+		}
+	}
 }
 
 // goneMembers remembers the members that left or failed, which the member

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/qfleet/qfleet/actors"
-	"github.com/qfleet/qfleet/envs"
 )
 
 // checkpointDir is where the run's checkpoints go, when that is known
@@ -31,6 +30,16 @@ func (t *training) checkpointDir() string {
 	return t.cf.CheckpointDir
 }
 
+// checkStart runs the checks a start passes before it writes or starts
+// anything: the memory budget (--max-memory) and the fit of what --resume
+// reads, for the node's training roles.
+func (t *training) checkStart(roles []string, maxMemoryFlag string) error {
+	if err := t.checkMemory(roles, maxMemoryFlag); err != nil {
+		return err
+	}
+	return t.checkResume(roles)
+}
+
 // checkResume refuses, before anything is written or started, a --resume
 // from a checkpoint or replay snapshot that does not fit the run (another
 // env, another network): the learner would fail on every start. roles are
@@ -40,11 +49,7 @@ func (t *training) checkResume(roles []string) error {
 	if !t.resume || dir == "" {
 		return nil
 	}
-	env, err := envs.Make(t.cf.Env)
-	if err != nil {
-		return usageError{err}
-	}
-	if err := actors.CheckResume(dir, t.cf.Env, actors.NetSpec(env, t.cf.Config), roles); err != nil {
+	if err := actors.CheckResume(dir, t.cf.Env, actors.NetSpec(t.env, t.cf.Config), roles); err != nil {
 		return usageError{err}
 	}
 	return nil
