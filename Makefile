@@ -37,11 +37,11 @@ FUZZ_TARGETS ?= \
 	./actors:FuzzReadCheckpoint \
 	./actors:FuzzReadSnapshot \
 	./actors:FuzzSnapshotRestore \
-	./cmd/qfleet:FuzzParseConfig \
-	./cmd/qfleet:FuzzConfigRoundTrip \
-	./cmd/qfleet:FuzzParseSweepSpec \
-	./cmd/qfleet:FuzzSweepRecord \
-	./cmd/qfleet:FuzzHistoryQuery
+	./cmd/qfleet/cli:FuzzParseConfig \
+	./cmd/qfleet/cli:FuzzConfigRoundTrip \
+	./cmd/qfleet/cli:FuzzParseSweepSpec \
+	./cmd/qfleet/cli:FuzzSweepRecord \
+	./cmd/qfleet/cli:FuzzHistoryQuery
 # -fuzzminimizetime bounds the minimisation of a new input (60 s by default).
 fuzz-short:
 	for t in $(FUZZ_TARGETS); do \
@@ -121,9 +121,9 @@ clean:
 ## test-cluster-full: the multi-host runs to CartPole-v1 475 (three network
 ## namespaces, unlimited and 2 Mbit/s links; root). The fast ones are in `test`.
 test-cluster-full:
-	$(GO) test -count=1 -timeout 30m -run 'TestMultiHost' ./cmd/qfleet/ -args -multihost.full
+	$(GO) test -count=1 -timeout 30m -run 'TestMultiHost' ./cmd/qfleet/cli/ -args -multihost.full
 
 ## faults: the fault-injection suite of RELIABILITY.md (real processes in
 ## network namespaces; root; minutes). The 8 s link cut also runs in `test`.
 faults:
-	$(GO) test -count=1 -timeout 30m -run 'TestFault' -v ./cmd/qfleet/ -args -faults
+	$(GO) test -count=1 -timeout 30m -run 'TestFault' -v ./cmd/qfleet/cli/ -args -faults

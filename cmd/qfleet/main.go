@@ -1,133 +1,15 @@
 // Command qfleet trains deep Q-learning agents on supervised actors: all roles
-// in one process (`qfleet dev`) or spread over cluster nodes.
+// in one process (`qfleet dev`) or spread over cluster nodes. Its flags, help
+// and dispatch are in package cli, so that a Go program can build the same
+// command with environments of its own.
 package main
 
 import (
-	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"os"
-	"strings"
 
-	_ "github.com/qfleet/qfleet/envs/minatar" // registers MinAtar/<Game>-v0 and -v1
+	"github.com/qfleet/qfleet/cmd/qfleet/cli"
 )
 
-const usage = `qfleet — distributed deep Q-learning on supervised actors
-
-Usage:
-  qfleet dev [flags]     train with every role (runners, replay, learner,
-                         broadcaster) in one process
-  qfleet node [flags]    run one cluster node with the roles it is given
-  qfleet config print [--env ID] [--config FILE]
-                         print the full effective config, every default
-                         and a comment per setting, as YAML
-  qfleet certs [flags]   make a CA, node certificates and a gossip key
-  qfleet eval --checkpoint DIR [--episodes N] [--render FILE.gif]
-                         play episodes with a saved learner's network and
-                         print their returns; draw the first as a GIF
-  qfleet report FILE...  tabulate 'qfleet dev --summary' JSON files as
-                         Markdown, with seeds solved and median solve times
-  qfleet plot RUN_DIR... -o FILE.png
-                         draw the learning curves of run directories (the
-                         mean and min–max band of runs that differ by seed)
-  qfleet sweep SPEC.yaml [flags]
-                         hyper-parameter search (grid or random), each
-                         trial a 'qfleet dev' process, here or spread over
-                         the cluster's nodes with the trials role; resumable
-  qfleet bench wire|weights  measure the cross-host flows between processes
-  qfleet help [command]  show help
-
-Run 'qfleet help COMMAND' (or 'qfleet COMMAND --help') for its flags.
-`
-
-// usageError is a mistake in how the command was called: exit code 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// run is main without the process exit, so tests can call it in-process.
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "dev":
-		err = runDev(args[1:], stdout, stderr)
-	case "node":
-		err = runNode(args[1:], stdout, stderr)
-	case "certs":
-		err = runCerts(args[1:], stdout, stderr)
-	case "eval":
-		err = runEval(args[1:], stdout, stderr)
-	case "report":
-		err = runReport(args[1:], stdout, stderr)
-	case "config":
-		err = runConfig(args[1:], stdout, stderr)
-	case "plot":
-		err = runPlot(args[1:], stdout, stderr)
-	case "bench":
-		err = runBench(args[1:], stdout, stderr)
-	case "sweep":
-		err = runSweep(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
-			// 'qfleet help CMD' is 'qfleet CMD --help'.
-			return run([]string{args[1], "--help"}, stdout, stderr)
-		}
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "qfleet: unknown command %q (try 'qfleet help')\n", args[0])
-		return 2
-	}
-	if err == nil || errors.Is(err, errHelp) {
-		return 0
-	}
-	fmt.Fprintf(stderr, "qfleet %s: %v\n", args[0], err)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
-}
-
-// parseFlags parses args, sending asked-for help to stdout; arguments that
-// are not flags are usage errors.
-func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
-	if err := parseFlagsOnly(fs, help, args, stdout, stderr); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
-}
-
-// parseFlagsOnly is parseFlags without the check for non-flag arguments.
-func parseFlagsOnly(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
-			fs.SetOutput(stdout) // asked-for help goes to stdout, like 'qfleet help'
-		}
-	}
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), help)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return usageError{err}
-	}
-	return nil
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -1,0 +1,380 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gopkg.in/yaml.v3"
+)
+
+const plotHelp = `Usage: qfleet plot RUN_DIR... -o FILE.png [--x steps|time] [--name mean100] [--width 800] [--height 500]
+
+Draws learning curves from the scalars.jsonl of each run directory (see
+'qfleet dev --help') into one PNG. Runs whose config.yaml is the same but for
+the seed (and the output options: http, summary, checkpoint_dir, progress,
+log_level) are one group: drawn as the mean over the seeds with a shaded
+band from the lowest to the highest seed, from the first x where every seed
+has a value; after a run's last record it counts with its last value (a run
+that stopped at the target keeps its final score). Other runs are drawn
+alone. A run with no records of --name yet is left out with a warning.
+
+Examples:
+  qfleet plot runs/CartPole-v1-* -o cartpole.png
+  qfleet plot runs/a runs/b -o loss.png --name learner_loss --x time
+
+Flags:
+`
+
+// Plot sizes outside these bounds are refused: the image is held in memory.
+const (
+	minPlotPixels = 100
+	maxPlotPixels = 10000
+)
+
+// plotRun is one run directory's curve of the plotted scalar.
+type plotRun struct {
+	dir   string
+	env   string // from config.yaml; "" when it has none
+	seed  string
+	group string // runs with the same group differ only by seed
+	xys   plotter.XYs
+}
+
+func runPlot(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("qfleet plot", flag.ContinueOnError)
+	out := fs.String("o", "", "output `file` (.png)")
+	xAxis := fs.String("x", "steps", "x axis: steps (the run's env steps) or time (wall seconds since the start)")
+	name := fs.String("name", "mean100", "the `scalar` to draw: mean100, mean100_all, env_steps_per_s, learner_updates_per_s, replay_size, learner_loss, weights_lag/<runner>")
+	width := fs.Int("width", 800, "image width in `pixels`")
+	height := fs.Int("height", 500, "image height in `pixels`")
+	// Flags may come after the run directories: parse, take an argument, repeat.
+	var dirs []string
+	for rest := args; ; {
+		if err := parseFlagsOnly(fs, plotHelp, rest, stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		dirs = append(dirs, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	switch {
+	case len(dirs) == 0:
+		return usageError{errors.New("no run directories given")}
+	case *out == "":
+		return usageError{errors.New("-o FILE.png is required")}
+	case !strings.EqualFold(filepath.Ext(*out), ".png"):
+		return usageError{fmt.Errorf("-o %s: only .png is supported", *out)}
+	case *xAxis != "steps" && *xAxis != "time":
+		return usageError{fmt.Errorf("--x %q: want steps or time", *xAxis)}
+	case *width < minPlotPixels || *width > maxPlotPixels || *height < minPlotPixels || *height > maxPlotPixels:
+		return usageError{fmt.Errorf("--width %d --height %d: each must be in [%d, %d]", *width, *height, minPlotPixels, maxPlotPixels)}
+	}
+	var runs []plotRun
+	var without []string    // runs with no records of name (yet): left out
+	namesSeen := []string{} // the names the runs have, for the error below
+	for _, dir := range dirs {
+		r, names, err := loadPlotRun(dir, *name, *xAxis == "time")
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if !slices.Contains(namesSeen, n) {
+				namesSeen = append(namesSeen, n)
+			}
+		}
+		if len(r.xys) == 0 {
+			without = append(without, dir)
+			continue
+		}
+		runs = append(runs, r)
+	}
+	if len(runs) == 0 {
+		slices.Sort(namesSeen)
+		return fmt.Errorf("no run has %q records; the runs have: %s", *name, strings.Join(namesSeen, ", "))
+	}
+	for _, dir := range without {
+		fmt.Fprintf(stderr, "qfleet plot: %s: no %q records; left out\n", dir, *name)
+	}
+	p, err := makePlot(runs, *name, *xAxis == "time", *height)
+	if err != nil {
+		return err
+	}
+	return savePNG(p, *out, *width, *height)
+}
+
+// loadPlotRun reads dir's scalars (the records of name, x by steps or by
+// wall time) and config.yaml; names are the scalar names the run has.
+func loadPlotRun(dir, name string, byTime bool) (r plotRun, names []string, err error) {
+	r = plotRun{dir: dir, group: "dir:" + dir}
+	path := filepath.Join(dir, runScalarsFile)
+	recs, err := readScalars(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, nil, fmt.Errorf("%s: no %s here (not a qfleet run directory?)", dir, runScalarsFile)
+	}
+	if err != nil {
+		return r, nil, err
+	}
+	for _, s := range recs {
+		if !slices.Contains(names, s.Name) {
+			names = append(names, s.Name)
+		}
+		if s.Name != name {
+			continue
+		}
+		x := float64(s.Step)
+		if byTime {
+			x = s.Wall
+		}
+		r.xys = append(r.xys, plotter.XY{X: x, Y: s.Value})
+	}
+	// Records are written in time order; a resumed run's steps continue
+	// its own, so x only goes back for a file edited by hand: sort anyway.
+	slices.SortStableFunc(r.xys, func(a, b plotter.XY) int { return compareFloat(a.X, b.X) })
+	// config.yaml is optional: without it the run is drawn alone.
+	data, err := os.ReadFile(filepath.Join(dir, runConfigFile))
+	if err != nil {
+		return r, names, nil
+	}
+	var cf configFile
+	if yaml.Unmarshal(data, &cf) != nil || cf.Env == "" {
+		return r, names, nil
+	}
+	r.env, r.seed = cf.Env, strconv.FormatUint(cf.Seed, 10)
+	// What does not change learning is not part of the group.
+	cf.Seed, cf.HTTP, cf.Summary, cf.CheckpointDir, cf.Progress, cf.LogLevel = 0, "", "", "", "", ""
+	if key, err := yaml.Marshal(cf); err == nil {
+		r.group = string(key)
+	}
+	return r, names, nil
+}
+
+func compareFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// bandGridPoints is the number of x values at which a group's mean, min
+// and max are taken.
+const bandGridPoints = 256
+
+// band is a group's mean, min and max over its runs on a grid of x values.
+type band struct{ mean, lo, hi plotter.XYs }
+
+// aggregate takes the runs' mean, min and max at grid points spread over
+// [the largest first x, the largest last x]: from where every run has a
+// value (a mean over the runs that have begun would jump as each joins),
+// interpolated linearly between records, and with its last value after its
+// end (a run that stopped at the target keeps its final score).
+func aggregate(runs []plotRun, points int) band {
+	lo, hi := math.Inf(-1), math.Inf(-1)
+	for _, r := range runs {
+		lo, hi = max(lo, r.xys[0].X), max(hi, r.xys[len(r.xys)-1].X)
+	}
+	var b band
+	for i := range points {
+		x := lo
+		if points > 1 {
+			x = lo + (hi-lo)*float64(i)/float64(points-1)
+		}
+		sum, n, mn, mx := 0.0, 0, math.Inf(1), math.Inf(-1)
+		for _, r := range runs {
+			y, ok := valueAt(r.xys, x)
+			if !ok {
+				continue
+			}
+			sum, n, mn, mx = sum+y, n+1, min(mn, y), max(mx, y)
+		}
+		if n == 0 {
+			continue
+		}
+		b.mean = append(b.mean, plotter.XY{X: x, Y: sum / float64(n)})
+		b.lo = append(b.lo, plotter.XY{X: x, Y: mn})
+		b.hi = append(b.hi, plotter.XY{X: x, Y: mx})
+	}
+	return b
+}
+
+// valueAt is the curve xys (sorted by x) at x: linear between records, the
+// last value after the end, none before the start.
+func valueAt(xys plotter.XYs, x float64) (float64, bool) {
+	if len(xys) == 0 || x < xys[0].X {
+		return 0, false
+	}
+	i, _ := slices.BinarySearchFunc(xys, x, func(p plotter.XY, x float64) int { return compareFloat(p.X, x) })
+	switch {
+	case i >= len(xys):
+		return xys[len(xys)-1].Y, true
+	case xys[i].X == x || i == 0:
+		return xys[i].Y, true
+	}
+	a, b := xys[i-1], xys[i]
+	return a.Y + (b.Y-a.Y)*(x-a.X)/(b.X-a.X), true
+}
+
+// makePlot draws the runs: one line per ungrouped run, a mean line and a
+// min–max band per group of seeds.
+func makePlot(runs []plotRun, name string, byTime bool, height int) (*plot.Plot, error) {
+	p := plot.New()
+	var envs []string
+	var order []string
+	groups := map[string][]plotRun{}
+	for _, r := range runs {
+		if _, ok := groups[r.group]; !ok {
+			order = append(order, r.group)
+		}
+		groups[r.group] = append(groups[r.group], r)
+		if r.env != "" && !slices.Contains(envs, r.env) {
+			envs = append(envs, r.env)
+		}
+	}
+	p.Title.Text = name
+	p.Title.Padding = vg.Points(6)
+	if len(envs) > 0 {
+		p.Title.Text += " — " + strings.Join(envs, ", ")
+	}
+	p.X.Label.Text = "env steps"
+	if byTime {
+		p.X.Label.Text = "wall time (s)"
+	}
+	p.Y.Label.Text = name
+	p.X.Tick.Marker = siTicks{}
+	p.Y.Tick.Marker = siTicks{}
+	p.Add(plotter.NewGrid())
+	labels := map[string]bool{}
+	for i, g := range order {
+		rs := groups[g]
+		col := plotutil.Color(i)
+		xys, label := rs[0].xys, runLabel(rs[0])
+		var poly *plotter.Polygon
+		if len(rs) > 1 {
+			b := aggregate(rs, bandGridPoints)
+			xys = b.mean
+			label = fmt.Sprintf("%s: mean of %d seeds, min–max", rs[0].env, len(rs))
+			ring := append(slices.Clone(b.hi), reversed(b.lo)...)
+			var err error
+			if poly, err = plotter.NewPolygon(ring); err != nil {
+				return nil, fmt.Errorf("plot %s: %w", rs[0].dir, err)
+			}
+			r, gg, bb, _ := col.RGBA()
+			poly.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(gg >> 8), B: uint8(bb >> 8), A: 0x50}
+			poly.LineStyle.Width = 0
+			p.Add(poly)
+		}
+		if labels[label] { // two groups of one env with different configs
+			label += " (" + filepath.Base(rs[0].dir) + ")"
+		}
+		labels[label] = true
+		line, err := plotter.NewLine(xys)
+		if err != nil {
+			return nil, fmt.Errorf("plot %s: %w", rs[0].dir, err)
+		}
+		line.Color = col
+		line.Width = vg.Points(1.5)
+		p.Add(line)
+		if poly != nil {
+			p.Legend.Add(label, line, poly)
+		} else {
+			p.Legend.Add(label, line)
+		}
+	}
+	reserveLegendRoom(p, len(order), height)
+	return p, nil
+}
+
+// reserveLegendRoom raises the top of the y axis so that the legend, at the
+// top right, sits above the curves instead of over them (gonum's legend
+// has no background of its own).
+func reserveLegendRoom(p *plot.Plot, rows, heightPx int) {
+	const dpi, marginsPx = 96, 80 // vgimg's resolution; title, x axis and labels
+	rowPx := float64(p.Legend.TextStyle.Font.Size.Points()) * 1.25 * dpi / 72
+	f := min(0.5, (float64(rows)*rowPx+6)/float64(max(heightPx-marginsPx, 1)))
+	// A fraction f of the new range [min, max'] lies above the data:
+	// (max' − max) = f·(max' − min).
+	lo, hi := p.Y.Min, p.Y.Max
+	if hi <= lo {
+		hi = lo + 1 // one flat value: give the axis a range
+	}
+	p.Y.Min, p.Y.Max = lo, (hi-f*lo)/(1-f)
+	p.Legend.Top, p.Legend.Left = true, false
+	p.Legend.XOffs = -vg.Points(4)
+}
+
+// runLabel names a run drawn alone.
+func runLabel(r plotRun) string {
+	if r.env == "" {
+		return filepath.Base(r.dir)
+	}
+	return r.env + " seed " + r.seed
+}
+
+func reversed(xys plotter.XYs) plotter.XYs {
+	out := slices.Clone(xys)
+	slices.Reverse(out)
+	return out
+}
+
+// savePNG draws p into a width × height pixel image at path.
+func savePNG(p *plot.Plot, path string, width, height int) error {
+	c := vgimg.NewWith(vgimg.UseImage(image.NewRGBA(image.Rect(0, 0, width, height))))
+	p.Draw(draw.New(c))
+	f, err := os.Create(path)
+	if err != nil {
+		return err // *fs.PathError names the file
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// siTicks are plot's default ticks labelled 20k, 1.5M: step counts in
+// full are too wide for the axis.
+type siTicks struct{}
+
+func (siTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = siLabel(ts[i].Value)
+		}
+	}
+	return ts
+}
+
+func siLabel(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'g', 4, 64) + "M"
+	case a >= 1e4:
+		return strconv.FormatFloat(v/1e3, 'g', 4, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64)
+}

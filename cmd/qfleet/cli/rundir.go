@@ -1,0 +1,375 @@
+package cli
+
+// The run directory: where one training run leaves what a person looks at
+// afterwards — the effective config, the learning curves as scalars, the
+// summary and (when asked for) the checkpoints — so that runs never
+// overwrite each other's files and 'qfleet plot' finds everything by the
+// directory alone.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/qfleet/qfleet/actors"
+)
+
+// Files of a run directory.
+const (
+	runConfigFile  = "config.yaml"
+	runScalarsFile = "scalars.jsonl"
+	runSummaryFile = "summary.json"
+	runCkptDir     = "checkpoints"
+)
+
+// runsRoot is the directory under which runs without --run-dir get one of
+// their own. A variable so that tests keep their runs out of the source tree.
+var runsRoot = "runs"
+
+// maxScalarsEvery bounds the interval between scalar records: curves stay
+// fine-grained even when progress lines are rare or off.
+const maxScalarsEvery = 2 * time.Second
+
+// ErrRunDirTaken is returned for a --run-dir that holds a run already.
+var ErrRunDirTaken = errors.New("holds a run already (scalars.jsonl): give a new --run-dir, or --resume to continue that run")
+
+// defaultRunDirName is runs/<env>-<seed>-<UTC time>: env ids may contain
+// slashes (MinAtar/Breakout-v1), which would nest directories.
+func defaultRunDirName(env string, seed uint64, now time.Time) string {
+	return fmt.Sprintf("%s-%d-%s", strings.ReplaceAll(env, "/", "_"), seed, now.UTC().Format("20060102T150405Z"))
+}
+
+// makeRunDir creates the run directory: dir when given (it may exist, but
+// holds a run only when that run is resumed), else a new one under root,
+// suffixed -2, -3, ... when runs of the same env and seed start within the
+// same second.
+func makeRunDir(dir string, resume bool, root, env string, seed uint64, now time.Time) (string, error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("--run-dir: %w", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, runScalarsFile)); err == nil && !resume {
+			return "", usageError{fmt.Errorf("--run-dir %s %w", dir, ErrRunDirTaken)}
+		}
+		return dir, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("run directory: %w", err)
+	}
+	d, err := mkdirFresh(filepath.Join(root, defaultRunDirName(env, seed, now)), 100)
+	if err != nil {
+		return "", fmt.Errorf("run directory: %w", err)
+	}
+	return d, nil
+}
+
+// mkdirFresh makes a directory that did not exist: base, else base-2, base-3
+// ... up to base-tries. Making it (rather than checking first) is what
+// claims it, so two processes never get the same one.
+func mkdirFresh(base string, tries int) (string, error) {
+	for i := 1; i <= tries; i++ {
+		d := base
+		if i > 1 {
+			d = base + "-" + strconv.Itoa(i)
+		}
+		err := os.Mkdir(d, 0o755)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s and %d suffixed names exist already", base, tries-1)
+}
+
+// setUpRunDir makes the run directory and fills in what defaults into it:
+// it writes config.yaml (the effective config as the user set it, before the
+// run directory's defaults, so that it can be given to --config for a new
+// run), then points the summary and, when checkpoints were asked for without
+// a directory, the checkpoints into it, and opens the scalars.
+func (t *training) setUpRunDir(now time.Time) error {
+	_, statErr := os.Stat(t.runDir)
+	existed := t.runDir != "" && statErr == nil
+	dir, err := makeRunDir(t.runDir, t.resume, runsRoot, t.cf.Env, t.cf.Seed, now)
+	if err != nil {
+		return err
+	}
+	t.runDir, t.madeRunDir = dir, !existed
+	header := fmt.Sprintf("Effective config of the run in this directory (%s, started %s).\n"+
+		"Command: %s\n"+
+		"Give it to 'qfleet dev --config' to run it again in a new run directory.",
+		t.cf.Env, now.UTC().Format(time.RFC3339), shellQuote(t.command))
+	data, err := marshalConfig(t.effective(), header)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, runConfigFile), data, 0o644); err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	if t.cf.Summary == "" {
+		t.cf.Summary = filepath.Join(dir, runSummaryFile)
+		if err := os.WriteFile(t.cf.Summary, []byte("{}\n"), 0o644); err != nil {
+			return fmt.Errorf("summary file: %w", err)
+		}
+	}
+	if t.checkpointsAsked && t.cf.CheckpointDir == "" {
+		t.cf.CheckpointDir = filepath.Join(dir, runCkptDir)
+	}
+	t.scalars, err = openScalars(filepath.Join(dir, runScalarsFile))
+	return err
+}
+
+// abandonStart undoes what a start that failed before training wrote (the
+// run directory it made, the summary file it created), so that the same
+// command runs once the cause is gone instead of finding "a run already".
+func (t *training) abandonStart(stderr io.Writer, name string) {
+	t.closeScalars(stderr, name)
+	if t.madeRunDir {
+		if err := os.RemoveAll(t.runDir); err != nil {
+			fmt.Fprintf(stderr, "qfleet %s: warning: removing the run directory of the failed start: %v\n", name, err)
+		}
+		t.madeRunDir = false
+	}
+	if t.madeSummary != "" {
+		_ = os.Remove(t.madeSummary)
+		t.madeSummary = ""
+	}
+}
+
+// closeScalars closes scalars.jsonl; a write error there is worth a warning,
+// not the run's failure: the summary and checkpoints still tell its result.
+func (t *training) closeScalars(stderr io.Writer, name string) {
+	if t.scalars == nil {
+		return
+	}
+	if err := t.scalars.close(); err != nil {
+		fmt.Fprintf(stderr, "qfleet %s: warning: scalars: %v\n", name, err)
+	}
+	t.scalars = nil
+}
+
+// shellQuote joins args for a person to copy into a shell.
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}
+
+// scalar is one line of scalars.jsonl.
+type scalar struct {
+	Step  uint64  `json:"step"`  // the run's env steps when it was taken
+	Wall  float64 `json:"wall"`  // seconds since the run started (across resumes)
+	Name  string  `json:"name"`  // mean100, env_steps_per_s, weights_lag/<runner>, ...
+	Value float64 `json:"value"` // never NaN or ±Inf: undefined values are left out
+}
+
+// scalarWriter appends the run's scalars to scalars.jsonl: one write per
+// record batch, so a reader (or a crash) sees whole lines.
+type scalarWriter struct {
+	f          *os.File
+	path       string
+	wallOffset float64 // the wall of the last record before a resume
+	last       scalarRates
+	// resumed: the learner's update count jumps to the checkpoint's some
+	// moment after the start, so the first interval has no updates rate.
+	resumed bool
+	err     error // the first write error; later records are dropped
+}
+
+type scalarRates struct {
+	steps, updates uint64
+	at             time.Time
+}
+
+// openScalars opens path for appending; when it holds records (a resumed
+// run), the wall clock continues from the last one. A last line cut short
+// (the previous process died mid-write) is cut off, so that the records
+// appended after it stay whole lines.
+func openScalars(path string) (*scalarWriter, error) {
+	w := &scalarWriter{path: path}
+	if data, err := os.ReadFile(path); err == nil {
+		if n := len(data); n > 0 && data[n-1] != '\n' {
+			data = data[:bytes.LastIndexByte(data, '\n')+1]
+			if err := os.Truncate(path, int64(len(data))); err != nil {
+				return nil, fmt.Errorf("run directory: %w", err)
+			}
+		}
+		w.wallOffset = lastWall(data)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("run directory: %w", err)
+	}
+	w.f = f
+	return w, nil
+}
+
+// lastWall is the wall of the last whole record in scalars data (0 if none).
+func lastWall(data []byte) float64 {
+	lines := bytes.Split(data, []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		var s scalar
+		if json.Unmarshal(lines[i], &s) == nil && s.Name != "" {
+			return s.Wall
+		}
+	}
+	return 0
+}
+
+// start sets the origin of the first rates.
+func (w *scalarWriter) start(m *actors.Metrics, started time.Time, resumed bool) {
+	st := runStatusOf(m)
+	w.last = scalarRates{steps: st.EnvSteps, updates: st.LearnerUpdates, at: started}
+	w.resumed = resumed
+}
+
+// runSteps is the run's env steps as this node knows them, counting the
+// steps before a resume, so that a resumed run's curve continues.
+func runSteps(m *actors.Metrics) uint64 {
+	return max(m.EnvStepsTotal(), m.LocalRunnerSteps.Load())
+}
+
+// record appends the scalars of this moment: what the node's roles know.
+func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now time.Time) {
+	if w.err != nil {
+		return
+	}
+	st := runStatusOf(m)
+	steps := runSteps(m)
+	wall := math.Round((w.wallOffset+now.Sub(started).Seconds())*1000) / 1000
+	var recs []scalar
+	add := func(name string, v float64) {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			recs = append(recs, scalar{Step: steps, Wall: wall, Name: name, Value: v})
+		}
+	}
+	add("mean100", st.Mean100)
+	add("mean100_all", st.Mean100All)
+	// Rates count this process's steps: the steps before a resume arrive
+	// with the checkpoint, at some moment after the start.
+	if dt := now.Sub(w.last.at).Seconds(); dt > 0 {
+		add("env_steps_per_s", float64(st.EnvSteps-min(w.last.steps, st.EnvSteps))/dt)
+		if slices.Contains(roles, actors.RoleLearner) && !w.resumed {
+			add("learner_updates_per_s", float64(st.LearnerUpdates-min(w.last.updates, st.LearnerUpdates))/dt)
+		}
+	}
+	w.last = scalarRates{steps: st.EnvSteps, updates: st.LearnerUpdates, at: now}
+	w.resumed = false
+	if slices.Contains(roles, actors.RoleReplay) {
+		add("replay_size", float64(st.ReplaySize))
+	}
+	if slices.Contains(roles, actors.RoleLearner) {
+		if st.LearnerUpdates > 0 {
+			add("learner_loss", gaugeValue(m.LearnerLoss))
+		}
+		names := make([]string, 0, len(st.Runners))
+		for name := range st.Runners {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if lag, ok := weightsLag(st.WeightsVersion, st.Runners[name].WeightsVersion); ok {
+				add("weights_lag/"+name, float64(lag))
+			}
+		}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, r := range recs {
+		if err := enc.Encode(r); err != nil {
+			w.err = err
+			return
+		}
+	}
+	if _, err := w.f.Write(b.Bytes()); err != nil {
+		w.err = fmt.Errorf("%s: %w", w.path, err)
+	}
+}
+
+// weightsLag is how many publications the runner's acted-on weights are
+// behind the learner's published ones: versions are term<<40 | count, and
+// counts of different learner terms (before and after a resume) do not
+// compare, so those give no lag. A runner's report can be newer than the
+// learner's, hence the floor at 0.
+func weightsLag(published, acted uint64) (uint64, bool) {
+	const countBits = 1<<40 - 1
+	if published == 0 || published>>40 != acted>>40 {
+		return 0, false
+	}
+	p, a := published&countBits, acted&countBits
+	if a >= p {
+		return 0, true
+	}
+	return p - a, true
+}
+
+// gaugeValue reads a gauge's current value.
+func gaugeValue(g interface{ Write(*dto.Metric) error }) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return math.NaN()
+	}
+	return m.GetGauge().GetValue()
+}
+
+// close ends the file and reports the first error of the run's writes.
+func (w *scalarWriter) close() error {
+	err := w.err
+	if cerr := w.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%s: %w", w.path, cerr)
+	}
+	return err
+}
+
+// readScalars reads a scalars.jsonl. A last line without its newline is a
+// write cut short (the run was killed): it is left out, not an error.
+func readScalars(path string) ([]scalar, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // *fs.PathError names the file
+	}
+	defer f.Close()
+	var out []scalar
+	r := bufio.NewReader(f)
+	for line := 1; ; line++ {
+		text, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return out, nil // a partial last line, or none
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		text = bytes.TrimSpace(text)
+		if len(text) == 0 {
+			continue
+		}
+		var s scalar
+		if err := json.Unmarshal(text, &s); err != nil {
+			return nil, fmt.Errorf("%s:%d: not a scalar record: %v", path, line, err)
+		}
+		if s.Name == "" {
+			return nil, fmt.Errorf("%s:%d: record without a name", path, line)
+		}
+		out = append(out, s)
+	}
+}

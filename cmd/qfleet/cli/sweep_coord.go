@@ -1,0 +1,392 @@
+package cli
+
+// The sweep coordinator: an actor that hands trials to trial workers, at
+// most `slots` at a time per worker, and never loses one. Remote delivery is
+// at-most-once (NOTES-deps.md), so a trial given to a worker counts as
+// running only once the worker accepts it, stays running only while its
+// heartbeats arrive, and is handed out again (a new attempt, preferably on
+// another node) when
+//
+//   - the worker does not answer StartTrial within acceptTimeout,
+//   - its heartbeats stop for heartbeatTimeout,
+//   - its node leaves the member list (left, failed, or restarted), or
+//   - the remote endpoint of its node terminates (a killed node: milliseconds).
+//
+// The first result of any attempt is the trial's result; every other attempt
+// still running is cancelled, so a trial is recorded exactly once.
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+
+	"github.com/qfleet/qfleet/messages"
+)
+
+const coordinatorName = "sweep"
+
+// sweepWorker is a trial worker the coordinator may use.
+type sweepWorker struct {
+	Node string
+	PID  *actor.PID
+}
+
+type coordOptions struct {
+	Sweep            string
+	Trials           []sweepTrial // the trials to run
+	Total            int          // the spec's trials, the finished ones included
+	DoneBefore       int          // finished before this run (resumed)
+	Slots            int          // trials per worker at a time
+	Workers          func() []sweepWorker
+	Record           func(t sweepTrial, res *messages.TrialResult) (string, error) // records a result; returns a line for the log
+	Log              io.Writer
+	AcceptTimeout    time.Duration
+	HeartbeatTimeout time.Duration
+	Tick             time.Duration
+	Progress         time.Duration // interval of the line on the running trials (0: none)
+}
+
+// coordinator is the running coordinator.
+type coordinator struct {
+	sys  *actor.ActorSystem
+	pid  *actor.PID
+	done chan error // one value: nil when every trial is recorded, or why the sweep cannot go on
+}
+
+func startCoordinator(sys *actor.ActorSystem, o coordOptions) (*coordinator, error) {
+	if o.AcceptTimeout == 0 {
+		o.AcceptTimeout = 15 * time.Second
+	}
+	if o.HeartbeatTimeout == 0 {
+		o.HeartbeatTimeout = 30 * time.Second
+	}
+	if o.Tick == 0 {
+		o.Tick = 250 * time.Millisecond
+	}
+	if o.Slots < 1 {
+		o.Slots = 1
+	}
+	c := &coordinator{sys: sys, done: make(chan error, 1)}
+	props := actor.PropsFromProducer(func() actor.Actor { return newCoordActor(o, c.done) })
+	pid, err := sys.Root.SpawnNamed(props, coordinatorName)
+	if err != nil {
+		return nil, fmt.Errorf("sweep coordinator: %w", err)
+	}
+	c.pid = pid
+	return c, nil
+}
+
+// Done delivers nil when every trial is recorded, or the error that stopped
+// the sweep.
+func (c *coordinator) Done() <-chan error { return c.done }
+
+// cancel stops every running trial (the sweep is interrupted), then the actor.
+func (c *coordinator) cancel(why string) {
+	_, _ = c.sys.Root.RequestFuture(c.pid, &coordCancel{why: why}, 5*time.Second).Result()
+	_ = c.sys.Root.StopFuture(c.pid).Wait()
+}
+
+func (c *coordinator) stop() { _ = c.sys.Root.StopFuture(c.pid).Wait() }
+
+type (
+	coordTick   struct{}
+	coordCancel struct{ why string }
+)
+
+// assignment is one attempt of a trial on a worker.
+type assignment struct {
+	trial     *sweepTrial
+	attempt   uint32
+	node      string
+	pid       *actor.PID
+	sent      time.Time
+	accepted  bool
+	lastHeard time.Time
+	runDir    string
+	progress  *messages.TrialHeartbeat // the latest heartbeat
+}
+
+type coordActor struct {
+	o         coordOptions
+	done      chan error
+	self      *actor.PID
+	stopTick  scheduler.CancelFunc
+	byID      map[string]*sweepTrial
+	queue     []*sweepTrial          // waiting, in order
+	running   map[string]*assignment // by trial id
+	attempts  map[string]uint32
+	finished  map[string]bool
+	busy      map[string]int       // node → assignments
+	backoff   map[string]time.Time // node → no new trials before
+	watched   map[string]bool      // worker PIDs watched
+	sawWorker bool
+	waitNote  time.Time
+	lastProg  time.Time
+	ended     bool
+}
+
+func newCoordActor(o coordOptions, done chan error) *coordActor {
+	a := &coordActor{o: o, done: done, byID: map[string]*sweepTrial{}, running: map[string]*assignment{},
+		attempts: map[string]uint32{}, finished: map[string]bool{}, busy: map[string]int{},
+		backoff: map[string]time.Time{}, watched: map[string]bool{}}
+	for i := range o.Trials {
+		t := &o.Trials[i]
+		a.byID[t.ID] = t
+		a.queue = append(a.queue, t)
+	}
+	return a
+}
+
+func (a *coordActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.self = ctx.Self()
+		a.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(a.o.Tick, a.o.Tick, ctx.Self(), &coordTick{})
+		a.check(ctx)
+	case *actor.Stopping:
+		if a.stopTick != nil {
+			a.stopTick()
+		}
+	case *coordTick:
+		a.check(ctx)
+	case *coordCancel:
+		for _, as := range a.running {
+			ctx.Send(as.pid, &messages.CancelTrial{Trial: as.trial.ID, Attempt: as.attempt, Reason: m.why})
+		}
+		a.running = map[string]*assignment{}
+		a.queue = nil
+		a.ended = true
+		ctx.Respond(true)
+	case *actor.Terminated:
+		a.nodeLost(ctx, m.Who, "its node's remote endpoint terminated (the node died, or gossip declared it failed)")
+	case *messages.TrialAccepted:
+		as := a.running[m.Trial]
+		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
+			if w := pidOf(m.Worker); w != nil && !a.finished[m.Trial] {
+				ctx.Send(w, &messages.CancelTrial{Trial: m.Trial, Attempt: m.Attempt, Reason: "this attempt was given up"})
+			}
+			return
+		}
+		if !as.accepted {
+			as.accepted = true
+			fmt.Fprintf(a.o.Log, "sweep %s: [%d/%d] %s started on %s (attempt %d, seed %d, %s)\n", a.o.Sweep, a.doneCount(), a.o.Total,
+				as.trial.ID, as.node, as.attempt, as.trial.Seed, formatParams(as.trial.Params))
+		}
+		as.lastHeard, as.runDir = time.Now(), m.RunDir
+	case *messages.TrialRejected:
+		as := a.running[m.Trial]
+		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
+			return
+		}
+		// The reason is the worker's text: one line, so that it cannot
+		// write lines of the sweep's log of its own.
+		fmt.Fprintf(a.o.Log, "sweep %s: %s: %s declined it: %s\n", a.o.Sweep, m.Trial, m.Node, singleLine(m.Reason))
+		a.backoff[as.node] = time.Now().Add(5 * time.Second)
+		a.requeue(ctx, as, "", false)
+		a.dispatch(ctx)
+	case *messages.TrialHeartbeat:
+		as := a.running[m.Trial]
+		w := pidOf(m.Worker)
+		// The node too: a sweep restarted at the same address numbers its
+		// attempts from 1 again, and hears an old run's heartbeats.
+		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
+			if w != nil {
+				// An attempt given up on (its node was presumed lost): stop it.
+				ctx.Send(w, &messages.CancelTrial{Trial: m.Trial, Attempt: m.Attempt, Reason: "this attempt was given up"})
+			}
+			return
+		}
+		as.lastHeard = time.Now()
+		as.accepted = true
+		as.progress = m
+		if w != nil {
+			ctx.Send(w, &messages.TrialHeartbeatAck{Trial: m.Trial, Attempt: m.Attempt})
+		}
+	case *messages.TrialResult:
+		a.result(ctx, m)
+	}
+}
+
+func (a *coordActor) doneCount() int { return a.o.DoneBefore + len(a.finished) }
+
+// check times out silent attempts, requeues those of lost nodes, then
+// hands out what waits.
+func (a *coordActor) check(ctx actor.Context) {
+	if a.ended {
+		return
+	}
+	now := time.Now()
+	live := map[string]*actor.PID{}
+	for _, w := range a.o.Workers() {
+		live[w.Node] = w.PID
+	}
+	for _, as := range a.sortedRunning() {
+		pid, ok := live[as.node]
+		switch {
+		case !ok:
+			a.requeue(ctx, as, "its node left the cluster or failed", true)
+		case pid.Address != as.pid.Address:
+			a.requeue(ctx, as, "its node restarted at another address", true)
+		case !as.accepted && now.Sub(as.sent) > a.o.AcceptTimeout:
+			a.backoff[as.node] = now.Add(a.o.AcceptTimeout)
+			a.requeue(ctx, as, fmt.Sprintf("no answer to StartTrial within %v", a.o.AcceptTimeout), true)
+		case as.accepted && now.Sub(as.lastHeard) > a.o.HeartbeatTimeout:
+			a.requeue(ctx, as, fmt.Sprintf("no heartbeat for %v", a.o.HeartbeatTimeout), true)
+		}
+	}
+	if len(live) > 0 {
+		a.sawWorker = true
+	} else if len(a.queue) > 0 && now.Sub(a.waitNote) > 15*time.Second {
+		a.waitNote = now
+		fmt.Fprintf(a.o.Log, "sweep %s: waiting for nodes with the trials role ('qfleet node --roles trials')\n", a.o.Sweep)
+	}
+	a.dispatch(ctx)
+	if a.o.Progress > 0 && len(a.running) > 0 && now.Sub(a.lastProg) >= a.o.Progress {
+		if a.lastProg.IsZero() {
+			a.lastProg = now // the first line after one interval
+			return
+		}
+		a.lastProg = now
+		a.progressLine()
+	}
+}
+
+// progressLine tells where the running trials are, from their heartbeats.
+func (a *coordActor) progressLine() {
+	var parts []string
+	for _, as := range a.sortedRunning() {
+		p := as.progress
+		if p == nil {
+			parts = append(parts, fmt.Sprintf("%s on %s starting", as.trial.ID, as.node))
+			continue
+		}
+		mean := "-"
+		if p.HasMean100 {
+			mean = fmt.Sprintf("%.1f", p.Mean100)
+		}
+		parts = append(parts, fmt.Sprintf("%s on %s %.0fs steps=%d mean100=%s", as.trial.ID, as.node, p.Seconds, p.EnvSteps, mean))
+	}
+	fmt.Fprintf(a.o.Log, "sweep %s: [%d/%d] running: %s; %d waiting\n", a.o.Sweep, a.doneCount(), a.o.Total, strings.Join(parts, ", "), len(a.queue))
+}
+
+func (a *coordActor) sortedRunning() []*assignment {
+	out := make([]*assignment, 0, len(a.running))
+	for _, as := range a.running {
+		out = append(out, as)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].trial.Index < out[j].trial.Index })
+	return out
+}
+
+// nodeLost requeues every attempt on the node whose remote endpoint (who's
+// address) terminated.
+func (a *coordActor) nodeLost(ctx actor.Context, who *actor.PID, why string) {
+	if who == nil {
+		return
+	}
+	delete(a.watched, who.String())
+	for _, as := range a.sortedRunning() {
+		if as.pid.Address == who.Address {
+			a.backoff[as.node] = time.Now().Add(10 * time.Second)
+			a.requeue(ctx, as, why, true)
+		}
+	}
+	a.dispatch(ctx)
+}
+
+// requeue gives up an attempt; its trial goes to the front of the queue.
+// cancel: tell the worker to stop it, in case it still runs.
+func (a *coordActor) requeue(ctx actor.Context, as *assignment, why string, cancel bool) {
+	delete(a.running, as.trial.ID)
+	a.busy[as.node]--
+	if cancel {
+		ctx.Send(as.pid, &messages.CancelTrial{Trial: as.trial.ID, Attempt: as.attempt, Reason: why})
+		fmt.Fprintf(a.o.Log, "sweep %s: %s (attempt %d on %s): %s: it will run again\n", a.o.Sweep, as.trial.ID, as.attempt, as.node, why)
+	}
+	a.queue = append([]*sweepTrial{as.trial}, a.queue...)
+}
+
+// dispatch hands waiting trials to workers with a free slot, the least busy
+// first (then by name), so that trials spread over the nodes.
+func (a *coordActor) dispatch(ctx actor.Context) {
+	if a.ended || len(a.queue) == 0 {
+		return
+	}
+	now := time.Now()
+	workers := a.o.Workers()
+	for len(a.queue) > 0 {
+		var best *sweepWorker
+		for i := range workers {
+			w := &workers[i]
+			if a.busy[w.Node] >= a.o.Slots || now.Before(a.backoff[w.Node]) {
+				continue
+			}
+			if best == nil || a.busy[w.Node] < a.busy[best.Node] {
+				best = w
+			}
+		}
+		if best == nil {
+			return
+		}
+		t := a.queue[0]
+		a.queue = a.queue[1:]
+		a.attempts[t.ID]++
+		as := &assignment{trial: t, attempt: a.attempts[t.ID], node: best.Node, pid: best.PID, sent: now}
+		a.running[t.ID] = as
+		a.busy[best.Node]++
+		if !a.watched[best.PID.String()] {
+			a.watched[best.PID.String()] = true
+			ctx.Watch(best.PID)
+		}
+		ctx.Send(best.PID, &messages.StartTrial{Coordinator: refOf(a.self), Sweep: a.o.Sweep, Trial: t.ID, Attempt: as.attempt,
+			ConfigYaml: t.Config, MaxSeconds: t.MaxTime.Seconds()})
+	}
+}
+
+func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
+	if w := pidOf(m.Worker); w != nil {
+		ctx.Send(w, &messages.TrialResultAck{Trial: m.Trial, Attempt: m.Attempt})
+	}
+	t := a.byID[m.Trial]
+	if t == nil || a.finished[m.Trial] || a.ended {
+		return // not ours, or a repeat: recorded once
+	}
+	line, err := a.o.Record(*t, m)
+	if err != nil {
+		a.finish(fmt.Errorf("recording %s: %w", m.Trial, err))
+		return
+	}
+	a.finished[m.Trial] = true
+	if as := a.running[m.Trial]; as != nil {
+		delete(a.running, m.Trial)
+		a.busy[as.node]--
+		if as.attempt != m.Attempt || as.node != m.Node {
+			ctx.Send(as.pid, &messages.CancelTrial{Trial: m.Trial, Attempt: as.attempt, Reason: "another attempt finished it"})
+		}
+	}
+	for i, q := range a.queue {
+		if q.ID == m.Trial {
+			a.queue = append(a.queue[:i], a.queue[i+1:]...)
+			break
+		}
+	}
+	fmt.Fprintf(a.o.Log, "sweep %s: [%d/%d] %s\n", a.o.Sweep, a.doneCount(), a.o.Total, line)
+	if len(a.finished) == len(a.byID) {
+		a.finish(nil)
+		return
+	}
+	a.dispatch(ctx)
+}
+
+func (a *coordActor) finish(err error) {
+	if a.ended {
+		return
+	}
+	a.ended = true
+	a.done <- err
+}
