@@ -6,18 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/cluster"
@@ -83,7 +80,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	name := &cs.name
+	name := cs.Name
 	t.command = append([]string{"qfleet", "node"}, args...)
 	if len(trainRoles) == 0 && runsTrials {
 		if t.cf.HTTP != "" {
@@ -105,70 +102,57 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		if ln != nil {
 			ln.Close()
 		}
-		t.abandonStart(stderr, *name)
+		t.abandonStart(stderr, name)
 	}
 	stderr = t.display(stdout, stderr)
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", *name)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", name)
 	sys := cluster.NewActorSystem(logger)
+	copts := cluster.NodeOptions{Roles: roles, Logger: logger}
 	if slices.Contains(roles, actors.RoleRunner) {
-		cs.runners = t.cf.Runners // advertised: the ε ladder spans every runner node
+		copts.Runners = t.cf.Runners // advertised: the ε ladder spans every runner node
 	}
 	ev := newNodeEvents(slices.Contains(roles, actors.RoleLearner))
-	rem, m, err := cs.start(sys, roles, logger, ev.handle)
+	copts.OnEvent = ev.handle
+	cn, err := startClusterNode(sys, cs, copts)
 	if err != nil {
 		closeLn()
 		return err
 	}
+	m := cn.Membership
 	ev.member.Store(m)
-	dir := cluster.NewDirectory(m)
-	dir.AttachActorSystem(sys)
 	nets.SetLearnerGC()
-	var worker *trialWorker
 	if runsTrials {
-		if worker, err = startTrialWorker(sys, trialWorkerOptions{Node: *name, Dir: *trialsDir, Slots: *trialSlots, Log: stderr, Logger: logger}); err != nil {
-			m.Shutdown()
-			rem.Shutdown(false)
+		worker, err := startTrialWorker(sys, trialWorkerOptions{Node: name, Dir: *trialsDir, Slots: *trialSlots, Log: stderr, Logger: logger})
+		if err != nil {
+			cn.Abort()
 			closeLn()
 			return err
 		}
+		cn.OnClose(worker.stop) // ends its trials
 	}
 	node, err := actors.StartNode(actors.NodeOptions{
-		Name: *name, Roles: trainRoles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
+		Name: name, Roles: trainRoles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
 		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
 		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume,
-		Logger: logger, System: sys, Directory: dir,
+		Logger: logger, System: sys, Directory: cn.Directory,
 	})
 	if err != nil {
-		worker.stop()
-		m.Shutdown()
-		rem.Shutdown(false)
+		cn.Abort()
 		closeLn()
 		return err
 	}
 	ev.node.Store(node)
-	node.Metrics.Registry.MustRegister(cs.guard)
+	node.Metrics.Registry.MustRegister(cn.Guard)
 	node.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
-	stopLadder := m.WatchRunnerLadder(func(p cluster.LadderPosition) { node.SetRunnerLadder(p.Offset, p.Total) })
+	cn.OnClose(m.WatchRunnerLadder(func(p cluster.LadderPosition) { node.SetRunnerLadder(p.Offset, p.Total) }))
 	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
-		*name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
-	return t.run(*name, node, ln, runHooks{
+		name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
+	return t.run(name, node, ln, runHooks{
 		done:    ev.learnerLeft,
-		members: func() []memberInfo { return ev.gone.with(m.Members(), *name, time.Now()) },
-		beforeStop: func() {
-			// Leave first, so the others see a graceful leave (runner-only
-			// nodes end with the learner) rather than a failure. When the
-			// learner has left, the run is over for everyone: no one to tell.
-			if !ev.learnerGone.Load() {
-				if err := m.Leave(2 * time.Second); err != nil {
-					logger.Warn("leave", "err", err)
-				}
-			}
-			worker.stop() // ends its trials (nil-safe)
-			stopLadder()
-			dir.Close()
-			m.Shutdown()
-			rem.Shutdown(true)
-		},
+		members: func() []memberInfo { return ev.gone.with(m.Members(), name, time.Now()) },
+		// When the learner has left, the run is over for everyone: no one
+		// to tell of this node's leave.
+		beforeStop: func() { cn.Close(!ev.learnerGone.Load()) },
 	}, stdout, stderr)
 }
 
@@ -289,24 +273,6 @@ func splitList(s string) []string {
 	return out
 }
 
-// allLoopback reports whether every address (host or host:port) is on loopback.
-func allLoopback(addrs []string) bool {
-	for _, a := range addrs {
-		h := a
-		if host, _, err := net.SplitHostPort(a); err == nil {
-			h = host
-		}
-		if h == "localhost" {
-			continue
-		}
-		ip := net.ParseIP(h)
-		if ip == nil || !ip.IsLoopback() {
-			return false
-		}
-	}
-	return true
-}
-
 // nodeFlags are the flags of 'qfleet node' besides the training flags.
 type nodeFlags struct {
 	roles, trialsDir *string
@@ -357,97 +323,27 @@ func addClusterFlags(fs *flag.FlagSet, defaultName, defaultGossip, defaultRemote
 	}
 }
 
-// clusterSetup is a member's resolved cluster flags.
-type clusterSetup struct {
-	name                string
-	remoteHost          string
-	remotePort          int
-	advHost, advPort    string
-	advertised          bool // --advertise given
-	runners             int  // env runners here, advertised for the ε ladder (a node with the runner role)
-	gossipAddr, profile string
-	seeds               []string
-	key                 []byte
-	tls                 *cluster.TLS
-	guard               *cluster.Guard // set by start: register it in the node's metrics
-}
-
 // resolve checks the flags (usage errors name the flag) and loads the key
 // and the TLS credentials.
-func (f *clusterFlags) resolve() (*clusterSetup, error) {
-	if *f.name == "" {
-		return nil, usageError{errors.New("--name: must not be empty")}
-	}
-	c := &clusterSetup{name: *f.name, gossipAddr: *f.gossipAddr, profile: *f.profile, advertised: *f.advertise != ""}
-	remoteHost, remotePortStr, err := net.SplitHostPort(*f.remoteAddr)
+func (f *clusterFlags) resolve() (*cluster.NodeConfig, error) {
+	c, err := cluster.NodeSpec{
+		Name: *f.name, GossipAddr: *f.gossipAddr, RemoteAddr: *f.remoteAddr, Advertise: *f.advertise,
+		Join: splitList(*f.join), Profile: *f.profile,
+		KeyFile: *f.keyFile, TLSCert: *f.tlsCert, TLSKey: *f.tlsKey, TLSCA: *f.tlsCA, Insecure: *f.insecure,
+	}.Resolve()
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--remote-addr %q: %v", *f.remoteAddr, err)}
-	}
-	remotePort, err := strconv.Atoi(remotePortStr)
-	if err != nil || remotePort < 0 || remotePort > 65535 {
-		return nil, usageError{fmt.Errorf("--remote-addr %q: bad port", *f.remoteAddr)}
-	}
-	c.remoteHost, c.remotePort = remoteHost, remotePort
-	advHost, advPort := *f.advertise, remotePortStr
-	if h, p, err := net.SplitHostPort(advHost); err == nil {
-		// host:port: a NAT or a proxy maps the remote port (gossip keeps its own).
-		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
-			return nil, usageError{fmt.Errorf("--advertise %q: bad port", *f.advertise)}
-		}
-		advHost, advPort = h, p
-	}
-	if advHost == "" {
-		advHost = remoteHost
-	}
-	if ip := net.ParseIP(advHost); advHost == "" || (ip != nil && ip.IsUnspecified()) {
-		return nil, usageError{fmt.Errorf("--remote-addr %s binds every interface: give --advertise HOST, the address other nodes reach this one at", *f.remoteAddr)}
-	}
-	c.advHost, c.advPort = advHost, advPort
-	c.seeds = splitList(*f.join)
-	secured := *f.keyFile != "" && *f.tlsCert != ""
-	if !secured && !*f.insecure && !allLoopback(append([]string{*f.gossipAddr, *f.remoteAddr, advHost}, c.seeds...)) {
-		return nil, usageError{errors.New("running across hosts needs --cluster-key-file and --tls-cert/--tls-key (see 'qfleet certs'), or --insecure to run unencrypted")}
-	}
-	if *f.keyFile != "" {
-		if c.key, err = cluster.LoadClusterKey(*f.keyFile); err != nil {
-			return nil, usageError{fmt.Errorf("--cluster-key-file: %w", err)}
-		}
-	}
-	if *f.tlsCert != "" || *f.tlsKey != "" || *f.tlsCA != "" {
-		if *f.tlsCert == "" || *f.tlsKey == "" {
-			return nil, usageError{errors.New("--tls-cert and --tls-key go together")}
-		}
-		if c.tls, err = cluster.LoadTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA); err != nil {
-			return nil, usageError{err}
-		}
+		return nil, usageError{err}
 	}
 	return c, nil
 }
 
-// start starts the remote on sys, then joins the gossip advertising roles;
-// onEvent gets every membership event (on membership's goroutine, maybe
-// before start returns). A join failure is a usage error.
-func (c *clusterSetup) start(sys *actor.ActorSystem, roles []string, logger *slog.Logger, onEvent func(cluster.Event)) (*remote.Remote, *cluster.Membership, error) {
-	c.guard = cluster.NewGuard(sys, cluster.GuardConfig{Logger: logger})
-	rem, err := cluster.StartRemote(sys, cluster.RemoteConfig(c.remoteHost, c.remotePort, net.JoinHostPort(c.advHost, c.advPort), c.tls, c.guard))
-	if err != nil {
-		return nil, nil, err
+// startClusterNode starts the node's remote and gossip on sys; a failure
+// to join is a usage error (the settings are wrong, not the machine).
+func startClusterNode(sys *actor.ActorSystem, c *cluster.NodeConfig, o cluster.NodeOptions) (*cluster.Node, error) {
+	n, err := cluster.StartNode(sys, c, o)
+	var je *cluster.JoinError
+	if errors.As(err, &je) {
+		return nil, usageError{err}
 	}
-	ccfg := cluster.DefaultConfig()
-	ccfg.NodeName, ccfg.Roles, ccfg.GossipAddr, ccfg.RemoteAddr = c.name, roles, c.gossipAddr, sys.Address()
-	ccfg.Join, ccfg.Profile, ccfg.ClusterKey, ccfg.Logger = c.seeds, c.profile, c.key, logger
-	ccfg.Runners = c.runners
-	if c.advertised {
-		ccfg.AdvertiseAddr = c.advHost
-	}
-	var opts []cluster.Option
-	if onEvent != nil {
-		opts = append(opts, cluster.WithEventHandler(onEvent))
-	}
-	m, err := cluster.Start(ccfg, opts...)
-	if err != nil {
-		rem.Shutdown(false)
-		return nil, nil, usageError{err}
-	}
-	return rem, m, nil
+	return n, err
 }

@@ -153,7 +153,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	clustered := *cfl.join != ""
-	var cs *clusterSetup
+	var cs *cluster.NodeConfig
 	if clustered {
 		if *cfl.name == "" {
 			*cfl.name = "sweep-" + host
@@ -226,12 +226,11 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		Record: rec.record, AcceptTimeout: sweepAcceptTimeout, HeartbeatTimeout: *hbTimeout, Progress: *progEvery}
 	var shutdown func()
 	if clustered {
-		rem, m, err := cs.start(sys, []string{cluster.RoleSweep}, logger, nil)
+		cn, err := startClusterNode(sys, cs, cluster.NodeOptions{Roles: []string{cluster.RoleSweep}, Logger: logger})
 		if err != nil {
 			return err
 		}
-		dir := cluster.NewDirectory(m)
-		dir.AttachActorSystem(sys)
+		dir := cn.Directory
 		copts.Slots = *slots
 		copts.Workers = func() []sweepWorker {
 			var ws []sweepWorker
@@ -241,15 +240,8 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 			return ws
 		}
 		fmt.Fprintf(stderr, "sweep %s: joined the cluster as %s (remote %s), %d node(s) with the trials role\n",
-			spec.Name, cs.name, sys.Address(), len(dir.WithRole(cluster.RoleTrials)))
-		shutdown = func() {
-			if err := m.Leave(2 * time.Second); err != nil {
-				logger.Warn("leave", "err", err)
-			}
-			dir.Close()
-			m.Shutdown()
-			rem.Shutdown(true)
-		}
+			spec.Name, cs.Name, sys.Address(), len(dir.WithRole(cluster.RoleTrials)))
+		shutdown = func() { cn.Close(true) }
 	} else {
 		w, err := startTrialWorker(sys, trialWorkerOptions{Node: *cfl.name, Dir: filepath.Join(outDir, sweepTrialsDir), Flat: true,
 			Slots: *parallel, Logger: logger})
@@ -412,37 +404,29 @@ func isLocalPath(path string) bool {
 
 // runTrialsNode is 'qfleet node --roles trials' (no training roles): a
 // cluster member that runs sweep trials until it is stopped.
-func runTrialsNode(cs *clusterSetup, roles []string, trialsDir string, slots int, level slog.Level, stderr io.Writer) error {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cs.name)
+func runTrialsNode(cs *cluster.NodeConfig, roles []string, trialsDir string, slots int, level slog.Level, stderr io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cs.Name)
 	sys := cluster.NewActorSystem(logger)
-	rem, m, err := cs.start(sys, roles, logger, nil)
+	cn, err := startClusterNode(sys, cs, cluster.NodeOptions{Roles: roles, Logger: logger})
 	if err != nil {
 		return err
 	}
-	dir := cluster.NewDirectory(m)
-	dir.AttachActorSystem(sys)
-	w, err := startTrialWorker(sys, trialWorkerOptions{Node: cs.name, Dir: trialsDir, Slots: slots, Log: stderr, Logger: logger})
+	w, err := startTrialWorker(sys, trialWorkerOptions{Node: cs.Name, Dir: trialsDir, Slots: slots, Log: stderr, Logger: logger})
 	if err != nil {
-		dir.Close()
-		m.Shutdown()
-		rem.Shutdown(false)
+		cn.Abort()
 		return err
 	}
+	// Leave first: a sweep sees the leave and hands this node's trials to
+	// others at once, then the trials stop.
+	cn.OnClose(w.stop)
+	m := cn.Membership
 	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s); %d trial slot(s)\n",
-		cs.name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers(), slots)
+		cs.Name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers(), slots)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
 	s := <-sig
-	fmt.Fprintf(stderr, "qfleet node %s: %v: stopping\n", cs.name, s)
-	// Leave first: a sweep sees the leave and hands this node's trials to
-	// others at once, then the trials stop.
-	if err := m.Leave(2 * time.Second); err != nil {
-		logger.Warn("leave", "err", err)
-	}
-	w.stop()
-	dir.Close()
-	m.Shutdown()
-	rem.Shutdown(true)
+	fmt.Fprintf(stderr, "qfleet node %s: %v: stopping\n", cs.Name, s)
+	cn.Close(true)
 	return nil
 }
