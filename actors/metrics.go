@@ -158,6 +158,14 @@ func (m *Metrics) setWeightsVersion(v uint64) {
 	m.WeightsPublication.Set(float64(v & (1<<40 - 1)))
 }
 
+// NodeStatus is the run status as this node shows it: a runner-only node
+// has no stats actor, so its env steps are its own runners'.
+func (m *Metrics) NodeStatus() RunStatus {
+	st := m.Status()
+	st.EnvSteps = max(st.EnvSteps, m.LocalRunnerSteps.Load())
+	return st
+}
+
 // Status returns a snapshot of the run status.
 func (m *Metrics) Status() RunStatus {
 	m.mu.Lock()

@@ -100,7 +100,7 @@ type sampler struct {
 }
 
 func (s *sampler) take(now time.Time) sample {
-	st := runStatusOf(s.m)
+	st := s.m.NodeStatus()
 	smp := sample{
 		Wall: math.Round(now.Sub(s.started).Seconds()*1000) / 1000, Steps: runSteps(s.m), Episodes: st.Episodes,
 		Mean100: defined(st.Mean100), Mean100All: defined(st.Mean100All), ReplaySize: st.ReplaySize,

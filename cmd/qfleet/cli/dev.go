@@ -24,6 +24,7 @@ import (
 
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/internal/console"
 	"github.com/qfleet/qfleet/nets"
 )
 
@@ -115,7 +116,7 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		summary:   fs.String("summary", "", "write a JSON summary of the run to this `file` at exit (default: RUN_DIR/summary.json)"),
 		runDir:    fs.String("run-dir", "", "run `directory`: config.yaml, scalars.jsonl, summary.json, checkpoints/ (default: a new "+runsRoot+"/<env>-<seed>-<UTC time>)"),
 		progress:  fs.Duration("progress", 0, "interval between progress log lines on stderr, for logs kept in files (0: none)"),
-		live:      fs.String("live", liveAuto, "the live progress line on stderr (bar, rates, mean100, ETA): auto (only when stdout and stderr are terminals), always or never"),
+		live:      fs.String("live", console.LiveAuto, "the live progress line on stderr (bar, rates, mean100, ETA): auto (only when stdout and stderr are terminals), always or never"),
 		logLevel:  fs.String("log-level", "warn", "log level: debug, info, warn, error"),
 		maxMemory: fs.String("max-memory", "auto", "memory this node may plan to use, e.g. 16GiB or 500MB; a config needing more (by the estimate 'qfleet config print' shows) is refused before anything is allocated; auto: 80% of the machine's memory or cgroup limit; 0: no limit"),
 	}
@@ -168,7 +169,7 @@ type training struct {
 	madeSummary      string        // the --summary file prepare created (a failed start removes it)
 	command          []string      // the command line, recorded in config.yaml
 	scalars          *scalarWriter // scalars.jsonl of the run directory; nil without one
-	live             *liveLine     // the live progress line; nil when off
+	live             *console.Live // the live progress line; nil when off
 	flags            *flag.FlagSet // the command's flags, config settings applied (effective flagSettings)
 }
 
@@ -176,10 +177,10 @@ type training struct {
 // writers, and returns the writer for the run's other stderr output: the
 // live line itself, which erases itself before each write.
 func (t *training) display(stdout, stderr io.Writer) io.Writer {
-	if !liveOn(t.cf.Live, stdout, stderr) {
+	if !console.LiveOn(t.cf.Live, stdout, stderr) {
 		return stderr
 	}
-	t.live = newLiveLine(stderr, t.cf.Env, t.cf.MaxSteps, t.maxTime, t.targetReturn)
+	t.live = console.NewLive(stderr, t.cf.Env, t.cf.MaxSteps, t.maxTime, t.targetReturn)
 	return t.live
 }
 
@@ -190,7 +191,7 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 		return nil, err
 	}
 	cf := configFile{Config: actors.DefaultConfigFor(envID)}
-	cf.Env, cf.Seed, cf.MaxSteps, cf.MaxTime, cf.Progress, cf.Live, cf.LogLevel = "CartPole-v1", 1, 500_000, "0s", "0s", liveAuto, "warn"
+	cf.Env, cf.Seed, cf.MaxSteps, cf.MaxTime, cf.Progress, cf.Live, cf.LogLevel = "CartPole-v1", 1, 500_000, "0s", "0s", console.LiveAuto, "warn"
 	if *tf.cfgPath != "" {
 		if err := loadConfig(*tf.cfgPath, &cf); err != nil {
 			return nil, usageError{err}
@@ -277,8 +278,8 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet) (*training, error) {
 	if err := t.level.UnmarshalText([]byte(cf.LogLevel)); err != nil {
 		return nil, usageError{fmt.Errorf("log level %q: want debug, info, warn or error", cf.LogLevel)}
 	}
-	if !slices.Contains(liveModes, cf.Live) {
-		return nil, usageError{fmt.Errorf("live %q: want %s", cf.Live, strings.Join(liveModes, ", "))}
+	if !slices.Contains(console.LiveModes, cf.Live) {
+		return nil, usageError{fmt.Errorf("live %q: want %s", cf.Live, strings.Join(console.LiveModes, ", "))}
 	}
 	t.targetReturn = env.Spec().RewardThreshold
 	if cf.TargetReturn != nil && !math.IsNaN(*cf.TargetReturn) {
@@ -388,16 +389,16 @@ func (t *training) run(name string, node *actors.Node, ln net.Listener, hooks ru
 		defer tk.Stop()
 		tick = tk.C
 	}
-	prog := newProgress(node.Metrics, node.Started)
+	prog := console.NewProgress(node.Metrics, node.Started)
 	var liveTick <-chan time.Time
 	if t.live != nil {
 		// From the steps already done (a resumed run's), so that they do
 		// not count as the first rate sample.
-		t.live.start(node.Started, runStatusOf(node.Metrics).EnvSteps)
-		tk := time.NewTicker(liveEvery)
+		t.live.Start(node.Started, node.Metrics.NodeStatus().EnvSteps)
+		tk := time.NewTicker(console.LiveEvery)
 		defer tk.Stop()
 		liveTick = tk.C
-		defer t.live.clear()
+		defer t.live.Clear()
 	}
 	var scalarTick <-chan time.Time
 	if t.scalars != nil {
@@ -436,9 +437,9 @@ wait:
 			interrupted = true
 			break wait
 		case <-tick:
-			fmt.Fprintln(stderr, prog.line())
+			fmt.Fprintln(stderr, prog.Line())
 		case now := <-liveTick:
-			t.live.draw(runStatusOf(node.Metrics), now)
+			t.live.Draw(node.Metrics.NodeStatus(), now)
 		case now := <-scalarTick:
 			t.scalars.record(node.Metrics, node.Roles, node.Started, now)
 		case <-learnerLost:
@@ -447,7 +448,7 @@ wait:
 		}
 	}
 	wall := time.Since(node.Started)
-	st := runStatusOf(node.Metrics)
+	st := node.Metrics.NodeStatus()
 	var ckptErr error
 	if learnerStopped(node) {
 		ckptErr = errors.New("the learner stopped for good: the run ended without it, no final checkpoint")
@@ -461,7 +462,7 @@ wait:
 		hooks.beforeStop()
 	}
 	node.Stop()
-	fmt.Fprintln(stderr, prog.line())
+	fmt.Fprintln(stderr, prog.Line())
 	if t.scalars != nil {
 		t.scalars.record(node.Metrics, node.Roles, node.Started, time.Now())
 		t.closeScalars(stderr, name)

@@ -238,7 +238,7 @@ func lastWall(data []byte) float64 {
 
 // start sets the origin of the first rates.
 func (w *scalarWriter) start(m *actors.Metrics, started time.Time, resumed bool) {
-	st := runStatusOf(m)
+	st := m.NodeStatus()
 	w.last = scalarRates{steps: st.EnvSteps, updates: st.LearnerUpdates, at: started}
 	w.resumed = resumed
 }
@@ -254,7 +254,7 @@ func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now ti
 	if w.err != nil {
 		return
 	}
-	st := runStatusOf(m)
+	st := m.NodeStatus()
 	steps := runSteps(m)
 	wall := math.Round((w.wallOffset+now.Sub(started).Seconds())*1000) / 1000
 	var recs []scalar

@@ -31,6 +31,7 @@ import (
 
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/internal/console"
 )
 
 // lineRef matches yaml's "line N: " in an error message.
@@ -496,7 +497,7 @@ func (s *sweepSpec) resolve(params map[string]any, seed uint64) (configFile, err
 		return configFile{}, err
 	}
 	cf := configFile{Config: actors.DefaultConfigFor(s.Env)}
-	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.Live, cf.LogLevel = s.Env, seed, 500_000, "0s", liveNever, "warn"
+	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.Live, cf.LogLevel = s.Env, seed, 500_000, "0s", console.LiveNever, "warn"
 	if err := parseConfig(data, "", &cf); err != nil {
 		// The line numbers are of the merged config, not of the spec.
 		msg := strings.TrimPrefix(err.Error(), "config : ")

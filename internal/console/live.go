@@ -1,4 +1,4 @@
-package cli
+package console
 
 import (
 	"fmt"
@@ -19,15 +19,15 @@ import (
 // stdout and stderr are terminals, so a run whose output goes to a file, a
 // pipe or CI stays quiet.
 const (
-	liveAuto   = "auto"
-	liveAlways = "always"
-	liveNever  = "never"
+	LiveAuto   = "auto"
+	LiveAlways = "always"
+	LiveNever  = "never"
 )
 
-var liveModes = []string{liveAuto, liveAlways, liveNever}
+var LiveModes = []string{LiveAuto, LiveAlways, LiveNever}
 
 // liveEvery is how often the live line is redrawn.
-const liveEvery = 500 * time.Millisecond
+const LiveEvery = 500 * time.Millisecond
 
 // rateHalfLife smooths the env steps/s the ETA is computed from: long enough
 // that a pause of the runners (rate limiter, weight swap) does not make the
@@ -35,11 +35,11 @@ const liveEvery = 500 * time.Millisecond
 const rateHalfLife = 5 * time.Second
 
 // liveOn says whether mode draws the live line on these writers.
-func liveOn(mode string, stdout, stderr io.Writer) bool {
+func LiveOn(mode string, stdout, stderr io.Writer) bool {
 	switch mode {
-	case liveAlways:
+	case LiveAlways:
 		return true
-	case liveNever:
+	case LiveNever:
 		return false
 	}
 	return isTerminal(stdout) && isTerminal(stderr)
@@ -56,7 +56,7 @@ func isTerminal(w io.Writer) bool {
 // everything else the run prints on that stream (logs, notices): a write
 // first erases the line, so text never lands in the middle of it, and the
 // next redraw puts it back underneath.
-type liveLine struct {
+type Live struct {
 	mu    sync.Mutex
 	out   io.Writer
 	width func() int // terminal columns
@@ -72,8 +72,8 @@ type liveLine struct {
 	lastAt    time.Time
 }
 
-func newLiveLine(out io.Writer, env string, maxSteps uint64, maxTime time.Duration, target float64) *liveLine {
-	l := &liveLine{out: out, env: env, maxSteps: maxSteps, maxTime: maxTime, target: target, width: func() int { return 80 }}
+func NewLive(out io.Writer, env string, maxSteps uint64, maxTime time.Duration, target float64) *Live {
+	l := &Live{out: out, env: env, maxSteps: maxSteps, maxTime: maxTime, target: target, width: func() int { return 80 }}
 	if f, ok := out.(*os.File); ok {
 		l.width = func() int {
 			if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
@@ -86,7 +86,7 @@ func newLiveLine(out io.Writer, env string, maxSteps uint64, maxTime time.Durati
 }
 
 // Write erases the live line, then writes p.
-func (l *liveLine) Write(p []byte) (int, error) {
+func (l *Live) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.eraseLocked()
@@ -94,14 +94,14 @@ func (l *liveLine) Write(p []byte) (int, error) {
 }
 
 // start sets the clock the elapsed time and the rate are measured from.
-func (l *liveLine) start(at time.Time, steps uint64) {
+func (l *Live) Start(at time.Time, steps uint64) {
 	l.mu.Lock()
 	l.started, l.lastAt, l.lastSteps = at, at, steps
 	l.mu.Unlock()
 }
 
 // draw redraws the line for st as of now.
-func (l *liveLine) draw(st actors.RunStatus, now time.Time) {
+func (l *Live) Draw(st actors.RunStatus, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.observe(st.EnvSteps, now)
@@ -114,13 +114,13 @@ func (l *liveLine) draw(st actors.RunStatus, now time.Time) {
 }
 
 // clear erases the line for good (the run is over).
-func (l *liveLine) clear() {
+func (l *Live) Clear() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.eraseLocked()
 }
 
-func (l *liveLine) eraseLocked() {
+func (l *Live) eraseLocked() {
 	if l.shown {
 		io.WriteString(l.out, "\r\x1b[K") //nolint:errcheck // the write after it reports the stream's errors
 		l.shown = false
@@ -129,7 +129,7 @@ func (l *liveLine) eraseLocked() {
 
 // observe folds the steps done since the last draw into the smoothed rate
 // (an exponential moving average over time, so uneven redraws weigh right).
-func (l *liveLine) observe(steps uint64, now time.Time) {
+func (l *Live) observe(steps uint64, now time.Time) {
 	dt := now.Sub(l.lastAt)
 	if dt <= 0 {
 		return

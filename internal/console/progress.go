@@ -1,4 +1,6 @@
-package cli
+// Package console draws a run's progress on a terminal or into a log: the
+// live line (bar, rates, mean100, ETA) and the periodic progress line.
+package console
 
 import (
 	"fmt"
@@ -10,20 +12,20 @@ import (
 
 // progress formats the periodic progress line: totals and rates since the
 // previous line.
-type progress struct {
+type Progress struct {
 	metrics *actors.Metrics
 	started time.Time
 	last    actors.RunStatus
 	lastAt  time.Time
 }
 
-func newProgress(m *actors.Metrics, started time.Time) *progress {
-	return &progress{metrics: m, started: started, lastAt: started}
+func NewProgress(m *actors.Metrics, started time.Time) *Progress {
+	return &Progress{metrics: m, started: started, lastAt: started}
 }
 
-func (p *progress) line() string {
+func (p *Progress) Line() string {
 	now := time.Now()
-	st := runStatusOf(p.metrics)
+	st := p.metrics.NodeStatus()
 	dt := now.Sub(p.lastAt).Seconds()
 	stepsPerSec := float64(st.EnvSteps-p.last.EnvSteps) / dt
 	updatesPerSec := float64(st.LearnerUpdates-p.last.LearnerUpdates) / dt
@@ -37,10 +39,10 @@ func (p *progress) line() string {
 		st.LearnerUpdates, st.WeightsVersion>>40, st.WeightsVersion&(1<<40-1))
 }
 
-// runStatusOf is the run status as this node shows it: a runner-only node has
-// no stats actor, so its env steps are its own runners'.
-func runStatusOf(m *actors.Metrics) actors.RunStatus {
-	st := m.Status()
-	st.EnvSteps = max(st.EnvSteps, m.LocalRunnerSteps.Load())
-	return st
+// finite is x, or 0 for NaN and ±Inf (a mean over no episodes yet).
+func finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
 }
