@@ -41,7 +41,7 @@ FUZZ_TARGETS ?= \
 	./cmd/qfleet/cli:FuzzConfigRoundTrip \
 	./cmd/qfleet/cli:FuzzParseSweepSpec \
 	./cmd/qfleet/cli:FuzzSweepRecord \
-	./cmd/qfleet/cli:FuzzHistoryQuery
+	./internal/dashboard:FuzzHistoryQuery
 # -fuzzminimizetime bounds the minimisation of a new input (60 s by default).
 fuzz-short:
 	for t in $(FUZZ_TARGETS); do \

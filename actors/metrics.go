@@ -158,6 +158,23 @@ func (m *Metrics) setWeightsVersion(v uint64) {
 	m.WeightsPublication.Set(float64(v & (1<<40 - 1)))
 }
 
+// WeightsLag is how many publications the runner's acted-on weights are
+// behind the learner's published ones: versions are term<<40 | count, and
+// counts of different learner terms (before and after a resume) do not
+// compare, so those give no lag. A runner's report can be newer than the
+// learner's, hence the floor at 0.
+func WeightsLag(published, acted uint64) (uint64, bool) {
+	const countBits = 1<<40 - 1
+	if published == 0 || published>>40 != acted>>40 {
+		return 0, false
+	}
+	p, a := published&countBits, acted&countBits
+	if a >= p {
+		return 0, true
+	}
+	return p - a, true
+}
+
 // NodeStatus is the run status as this node shows it: a runner-only node
 // has no stats actor, so its env steps are its own runners'.
 func (m *Metrics) NodeStatus() RunStatus {
@@ -210,4 +227,19 @@ func (m *Metrics) update(f func(s *RunStatus)) {
 	lostDeparted := m.status.ExperienceLostDeparted
 	m.mu.Unlock()
 	m.ExperienceLostDeparted.Set(float64(lostDeparted))
+}
+
+// RunSteps is the run's env steps as this node knows them, counting the
+// steps before a resume, so that a resumed run's curve continues.
+func (m *Metrics) RunSteps() uint64 {
+	return max(m.EnvStepsTotal(), m.LocalRunnerSteps.Load())
+}
+
+// Finite is x, or 0 for NaN and ±Inf: RunStatus means are NaN before the
+// first episode, and JSON has no NaN.
+func Finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
 }

@@ -35,14 +35,6 @@ func (p *Progress) Line() string {
 		mean = fmt.Sprintf("%.1f (n=%d)", st.Mean100, st.Mean100Count)
 	}
 	return fmt.Sprintf("[%6.1fs] steps=%d episodes=%d mean100=%s mean100_all=%.1f env_steps/s=%.0f updates/s=%.0f updates=%d weights=t%d/v%d",
-		now.Sub(p.started).Seconds(), st.EnvSteps, st.Episodes, mean, finite(st.Mean100All), stepsPerSec, updatesPerSec,
+		now.Sub(p.started).Seconds(), st.EnvSteps, st.Episodes, mean, actors.Finite(st.Mean100All), stepsPerSec, updatesPerSec,
 		st.LearnerUpdates, st.WeightsVersion>>40, st.WeightsVersion&(1<<40-1))
-}
-
-// finite is x, or 0 for NaN and ±Inf (a mean over no episodes yet).
-func finite(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0
-	}
-	return x
 }

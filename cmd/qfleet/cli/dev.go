@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +24,7 @@ import (
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/internal/console"
+	"github.com/qfleet/qfleet/internal/dashboard"
 	"github.com/qfleet/qfleet/nets"
 )
 
@@ -368,9 +368,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 
 // runHooks connect a training run to cluster membership (all optional).
 type runHooks struct {
-	done       <-chan string       // a reason to end the run (e.g. the learner left the cluster)
-	members    func() []memberInfo // for /status and the dashboard; nil: just this node
-	beforeStop func()              // after the checkpoint, before the actors stop (leave the cluster)
+	done       <-chan string             // a reason to end the run (e.g. the learner left the cluster)
+	members    func() []dashboard.Member // for /status and the dashboard; nil: just this node
+	beforeStop func()                    // after the checkpoint, before the actors stop (leave the cluster)
 }
 
 // run serves HTTP, prints progress until the stop rule fires (or a signal,
@@ -489,25 +489,13 @@ wait:
 
 // serve serves the run's dashboard, /status and /metrics on ln until the
 // returned func is called (members nil: just this node).
-func (t *training) serve(name string, node *actors.Node, ln net.Listener, members func() []memberInfo) (stop func()) {
+func (t *training) serve(name string, node *actors.Node, ln net.Listener, members func() []dashboard.Member) (stop func()) {
 	cf := t.cf
-	if members == nil {
-		self := []memberInfo{{Name: name, Roles: node.Roles, State: "alive", Self: true}}
-		members = func() []memberInfo { return self }
-	}
-	// The dashboard's history is kept only when --http serves it; its
-	// goroutine ends when the run does.
-	hist := newHistory(historyLen)
-	ctx, cancel := context.WithCancel(context.Background())
-	go recordHistory(ctx, hist, &sampler{m: node.Metrics, learner: slices.Contains(node.Roles, actors.RoleLearner),
-		resumed: t.resume, started: node.Started}, historyEvery)
-	srv := newHTTPServer(newHTTPHandler(httpView{
-		node: name, roles: node.Roles, members: members, metrics: node.Metrics, started: node.Started, history: hist,
-		run:   runInfo{Env: cf.Env, Seed: cf.Seed, TargetReturn: defined(t.targetReturn), MaxSteps: cf.MaxSteps, ReplayCapacity: cf.ReplayCapacity},
-		pprof: cf.Pprof,
-	}))
-	go srv.Serve(ln) //nolint:errcheck // returns when the listener closes at exit
-	return func() { srv.Close(); cancel() }
+	return dashboard.Serve(ln, dashboard.Options{
+		Node: name, Roles: node.Roles, Members: members, Metrics: node.Metrics, Started: node.Started, Resumed: t.resume,
+		Run:   dashboard.Run{Env: cf.Env, Seed: cf.Seed, TargetReturn: dashboard.Defined(t.targetReturn), MaxSteps: cf.MaxSteps, ReplayCapacity: cf.ReplayCapacity},
+		Pprof: cf.Pprof,
+	})
 }
 
 func seedStr(s uint64) string { return fmt.Sprintf("seed=%d", s) }
@@ -653,7 +641,7 @@ func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration
 	s := summary{
 		Env: env, Seed: seed, EnvSteps: st.EnvSteps, Episodes: st.Episodes, LearnerUpdates: st.LearnerUpdates,
 		WeightsVersion: st.WeightsVersion, WallSeconds: wall.Seconds(), Solved: st.Solved,
-		MeanReturn100: finite(st.Mean100), MeanReturn100N: st.Mean100Count, MeanReturn100All: finite(st.Mean100All),
+		MeanReturn100: actors.Finite(st.Mean100), MeanReturn100N: st.Mean100Count, MeanReturn100All: actors.Finite(st.Mean100All),
 		ExperienceRejected: st.ExperienceRejected,
 	}
 	if st.Solved {
@@ -664,12 +652,6 @@ func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration
 }
 
 // finite maps NaN (no episode yet) to 0: JSON has no NaN.
-func finite(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0
-	}
-	return x
-}
 
 func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while run writes to it from
@@ -280,26 +280,6 @@ var devMetrics = []string{
 	"qfleet_cluster_members",
 }
 
-// promSamples parses the unlabelled samples of a Prometheus text page.
-func promSamples(text string) map[string]float64 {
-	m := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || strings.Contains(name, "{") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(strings.Fields(val)[0], 64); err == nil {
-			m[name] = v
-		}
-	}
-	return m
-}
-
 func httpGet(url string) (string, error) {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(url)
@@ -350,7 +330,7 @@ func TestDevHTTP(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		samples := promSamples(body)
+		samples := testutil.PromSamples(body)
 		for _, name := range devMetrics {
 			if _, ok := samples[name]; !ok {
 				return fmt.Errorf("/metrics lacks %s", name)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/cluster"
+	"github.com/qfleet/qfleet/internal/dashboard"
 	"github.com/qfleet/qfleet/nets"
 )
 
@@ -149,7 +150,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
 	return t.run(name, node, ln, runHooks{
 		done:    ev.learnerLeft,
-		members: func() []memberInfo { return ev.gone.with(m.Members(), name, time.Now()) },
+		members: func() []dashboard.Member { return ev.gone.with(m.Members(), name, time.Now()) },
 		// When the learner has left, the run is over for everyone: no one
 		// to tell of this node's leave.
 		beforeStop: func() { cn.Close(!ev.learnerGone.Load()) },
@@ -234,24 +235,24 @@ func (g *goneMembers) note(e cluster.Event, now time.Time) {
 
 // with lists the live members (the table's, sorted by name), then the gone
 // ones, sorted by name.
-func (g *goneMembers) with(live []cluster.Member, self string, now time.Time) []memberInfo {
-	out := make([]memberInfo, 0, len(live))
+func (g *goneMembers) with(live []cluster.Member, self string, now time.Time) []dashboard.Member {
+	out := make([]dashboard.Member, 0, len(live))
 	seen := map[string]bool{}
 	for _, mem := range live {
 		seen[mem.Name] = true
-		out = append(out, memberInfo{Name: mem.Name, Roles: mem.Roles, State: mem.State.String(),
+		out = append(out, dashboard.Member{Name: mem.Name, Roles: mem.Roles, State: mem.State.String(),
 			StateSeconds: secondsSince(mem.Since, now), Self: mem.Name == self})
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var gone []memberInfo
+	var gone []dashboard.Member
 	for name, mem := range g.gone {
 		if !seen[name] {
-			gone = append(gone, memberInfo{Name: name, Roles: mem.Roles, State: mem.State.String(),
+			gone = append(gone, dashboard.Member{Name: name, Roles: mem.Roles, State: mem.State.String(),
 				StateSeconds: secondsSince(g.since[name], now), Self: name == self})
 		}
 	}
-	slices.SortFunc(gone, func(a, b memberInfo) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(gone, func(a, b dashboard.Member) int { return strings.Compare(a.Name, b.Name) })
 	return append(out, gone...)
 }
 

@@ -243,19 +243,13 @@ func (w *scalarWriter) start(m *actors.Metrics, started time.Time, resumed bool)
 	w.resumed = resumed
 }
 
-// runSteps is the run's env steps as this node knows them, counting the
-// steps before a resume, so that a resumed run's curve continues.
-func runSteps(m *actors.Metrics) uint64 {
-	return max(m.EnvStepsTotal(), m.LocalRunnerSteps.Load())
-}
-
 // record appends the scalars of this moment: what the node's roles know.
 func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now time.Time) {
 	if w.err != nil {
 		return
 	}
 	st := m.NodeStatus()
-	steps := runSteps(m)
+	steps := m.RunSteps()
 	wall := math.Round((w.wallOffset+now.Sub(started).Seconds())*1000) / 1000
 	var recs []scalar
 	add := func(name string, v float64) {
@@ -288,7 +282,7 @@ func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now ti
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			if lag, ok := weightsLag(st.WeightsVersion, st.Runners[name].WeightsVersion); ok {
+			if lag, ok := actors.WeightsLag(st.WeightsVersion, st.Runners[name].WeightsVersion); ok {
 				add("weights_lag/"+name, float64(lag))
 			}
 		}
@@ -304,23 +298,6 @@ func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now ti
 	if _, err := w.f.Write(b.Bytes()); err != nil {
 		w.err = fmt.Errorf("%s: %w", w.path, err)
 	}
-}
-
-// weightsLag is how many publications the runner's acted-on weights are
-// behind the learner's published ones: versions are term<<40 | count, and
-// counts of different learner terms (before and after a resume) do not
-// compare, so those give no lag. A runner's report can be newer than the
-// learner's, hence the floor at 0.
-func weightsLag(published, acted uint64) (uint64, bool) {
-	const countBits = 1<<40 - 1
-	if published == 0 || published>>40 != acted>>40 {
-		return 0, false
-	}
-	p, a := published&countBits, acted&countBits
-	if a >= p {
-		return 0, true
-	}
-	return p - a, true
 }
 
 // gaugeValue reads a gauge's current value.

@@ -1,12 +1,16 @@
-package cli
-
+// Package dashboard is what a run serves on --http: the dashboard page,
+// /status, /history, /metrics and, when asked, the Go profiles, behind a
+// server hardened for a port anyone may reach (read-only methods, limits on
+// headers, bodies and idle connections).
+//
 // The dashboard: / on --http is a page a person reads while a run trains:
 // learning curves, throughput, replay fill, weights lag, members. A small
-// script (dashboard/app.js) draws it from /status and /history. /status is a
+// script (assets/app.js) draws it from /status and /history. /status is a
 // snapshot; the curves need the past, which this node keeps here, in memory:
 // a ring of samples of its metrics, one a second, for the last two hours.
 // Everything the page loads is embedded in the binary: no CDN, nothing to
 // install, and it works on a host without internet access.
+package dashboard
 
 import (
 	"context"
@@ -24,7 +28,7 @@ import (
 	"github.com/qfleet/qfleet/actors"
 )
 
-//go:embed dashboard
+//go:embed assets
 var dashboardFiles embed.FS
 
 const (
@@ -102,7 +106,7 @@ type sampler struct {
 func (s *sampler) take(now time.Time) sample {
 	st := s.m.NodeStatus()
 	smp := sample{
-		Wall: math.Round(now.Sub(s.started).Seconds()*1000) / 1000, Steps: runSteps(s.m), Episodes: st.Episodes,
+		Wall: math.Round(now.Sub(s.started).Seconds()*1000) / 1000, Steps: s.m.RunSteps(), Episodes: st.Episodes,
 		Mean100: defined(st.Mean100), Mean100All: defined(st.Mean100All), ReplaySize: st.ReplaySize,
 	}
 	if dt := now.Sub(s.lastAt).Seconds(); !s.lastAt.IsZero() && dt > 0 {
@@ -158,7 +162,7 @@ func historyAfter(q url.Values) (uint64, error) {
 // serveDashboard adds / (the page), /static/ (its script and style) and
 // /history to mux.
 func serveDashboard(mux *http.ServeMux, h *history, started time.Time) {
-	static, err := fs.Sub(dashboardFiles, "dashboard")
+	static, err := fs.Sub(dashboardFiles, "assets")
 	if err != nil {
 		panic(err) // the embedded directory is part of the binary
 	}

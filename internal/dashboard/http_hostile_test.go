@@ -1,4 +1,4 @@
-package cli
+package dashboard
 
 // What a hostile or merely careless client can do to the --http server:
 // each probe runs against a real server (newHTTPServer's, on a real
@@ -11,15 +11,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // testHTTPView is a node's view with a fresh registry, as one node has.
@@ -28,8 +27,8 @@ func testHTTPView(pprof bool) httpView {
 	h.add(sample{Steps: 10})
 	return httpView{
 		node: "A", roles: []string{"learner"}, metrics: actors.NewMetrics(), started: time.Now(), history: h,
-		members: func() []memberInfo { return []memberInfo{{Name: "A", State: "alive", Self: true}} },
-		run:     runInfo{Env: "CartPole-v1", Seed: 1, MaxSteps: 1000, ReplayCapacity: 100},
+		members: func() []Member { return []Member{{Name: "A", State: "alive", Self: true}} },
+		run:     Run{Env: "CartPole-v1", Seed: 1, MaxSteps: 1000, ReplayCapacity: 100},
 		pprof:   pprof,
 	}
 }
@@ -124,7 +123,7 @@ func TestHTTPMetricsProcessCollectors(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("node %d: GET /metrics: %s\n%s", i, resp.Status, body)
 		}
-		s := promSamples(body)
+		s := testutil.PromSamples(body)
 		for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "go_memstats_heap_alloc_bytes", "qfleet_env_steps_total"} {
 			if _, ok := s[name]; !ok {
 				t.Errorf("node %d: /metrics lacks %s", i, name)
@@ -279,7 +278,7 @@ func TestHTTPIdleConnections(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if n := open.Load(); n < idle {
 			return fmt.Errorf("the server holds %d of %d idle connections", n, idle)
 		}
@@ -326,52 +325,4 @@ func TestHTTPPprof(t *testing.T) {
 	if resp, _ := do(t, http.MethodPost, on+"/status"); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("--pprof: POST /status: %s, want 405", resp.Status)
 	}
-}
-
-// The --pprof flag: in both commands' help, refused without --http, read
-// from a config file, and on a real 'qfleet dev' run it serves the profiles.
-func TestPprofFlag(t *testing.T) {
-	for _, cmd := range []string{"dev", "node"} {
-		_, stdout, _ := runQfleet(t, cmd, "--help")
-		if !strings.Contains(stdout, "-pprof") || !strings.Contains(stdout, "/debug/pprof/") || !strings.Contains(stdout, "off by default") {
-			t.Errorf("qfleet %s --help does not explain --pprof:\n%s", cmd, stdout)
-		}
-		if code, _, stderr := runQfleet(t, cmd, "--pprof"); code != 2 || !strings.Contains(stderr, "--http") {
-			t.Errorf("qfleet %s --pprof without --http: exit %d, want 2 and a word about --http:\n%s", cmd, code, stderr)
-		}
-	}
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfgPath := writeFile(t, dir, "pprof.yaml", "pprof: true\nhttp: "+addr+"\n")
-	code, stdout, stderr := runQfleet(t, "config", "print", "--config", cfgPath)
-	if code != 0 || !strings.Contains(stdout, "\npprof: true") {
-		t.Errorf("config print --config with pprof: true: exit %d, stdout lacks pprof: true\n%s%s", code, stdout, stderr)
-	}
-
-	done := make(chan string, 1)
-	var out, errOut syncBuffer
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		code := run([]string{"dev", "--config", cfgPath, "--max-steps", "100000000", "--max-time", "3s", "--progress", "0",
-			"--live", "never", "--run-dir", filepath.Join(dir, "run")}, &out, &errOut)
-		done <- fmt.Sprintf("exit %d", code)
-	}()
-	defer wg.Wait()
-	eventually(t, 20*time.Second, 25*time.Millisecond, func() error {
-		select {
-		case r := <-done:
-			t.Fatalf("run ended (%s) before /debug/pprof/ answered:\n%s", r, errOut.String())
-		default:
-		}
-		body, err := httpGet("http://" + addr + "/debug/pprof/")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(body, "goroutine") {
-			return fmt.Errorf("/debug/pprof/ lacks the goroutine profile:\n%s", body)
-		}
-		return nil
-	})
 }

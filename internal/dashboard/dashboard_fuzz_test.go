@@ -1,4 +1,4 @@
-package cli
+package dashboard
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package cli
+package dashboard
 
 import (
 	"encoding/json"
@@ -18,16 +18,16 @@ import (
 type httpView struct {
 	node    string
 	roles   []string
-	members func() []memberInfo // this node included
+	members func() []Member // this node included
 	metrics *actors.Metrics
 	started time.Time
-	run     runInfo
+	run     Run
 	history *history
 	pprof   bool // serve /debug/pprof/ (--pprof)
 }
 
 // runInfo is the run's fixed settings the dashboard draws against.
-type runInfo struct {
+type Run struct {
 	Env            string   `json:"env"`
 	Seed           uint64   `json:"seed"`
 	TargetReturn   *float64 `json:"target_return"` // null when not finite
@@ -36,7 +36,7 @@ type runInfo struct {
 }
 
 // memberInfo is one cluster member as /status shows it.
-type memberInfo struct {
+type Member struct {
 	Name  string   `json:"name"`
 	Roles []string `json:"roles"`
 	// State: alive or leaving (live), left or failed (gone: remembered from
@@ -46,8 +46,8 @@ type memberInfo struct {
 	Self         bool    `json:"self"`
 }
 
-// liveNames are the names of the live members: /status's "members".
-func liveNames(ms []memberInfo) []string {
+// LiveNames are the names of the live members: /status's "members".
+func LiveNames(ms []Member) []string {
 	var names []string
 	for _, m := range ms {
 		if m.State == "alive" || m.State == "leaving" {
@@ -152,7 +152,7 @@ func newHTTPHandler(v httpView) http.Handler {
 		members := v.members()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"node": v.node, "roles": v.roles, "members": liveNames(members),
+			"node": v.node, "roles": v.roles, "members": LiveNames(members),
 			"uptime_seconds": time.Since(v.started).Seconds(), "weights_version": st.WeightsVersion,
 			"counters": map[string]any{
 				"env_steps": st.EnvSteps, "episodes": st.Episodes, "learner_updates": st.LearnerUpdates,
@@ -163,8 +163,8 @@ func newHTTPHandler(v httpView) http.Handler {
 			},
 			"runners":          st.Runners,
 			"departed_runners": st.Departed, // runners of nodes gossip declared gone: when, why, their last counts
-			"mean_return_100":  finite(st.Mean100), "mean_return_100_episodes": st.Mean100Count,
-			"mean_return_100_all": finite(st.Mean100All), "solved": st.Solved,
+			"mean_return_100":  actors.Finite(st.Mean100), "mean_return_100_episodes": st.Mean100Count,
+			"mean_return_100_all": actors.Finite(st.Mean100All), "solved": st.Solved,
 			// For the dashboard; the fields above stay as tools read them.
 			"member_info": members, "weights_lag": runnerLags(st),
 			"restarts": st.Restarts, "stopped_roles": st.StoppedRoles, "run": v.run,
@@ -179,13 +179,13 @@ func newHTTPHandler(v httpView) http.Handler {
 	return top
 }
 
-// runnerLags is each runner's weights lag (weightsLag: publications behind
+// runnerLags is each runner's weights lag (actors.WeightsLag: publications behind
 // the learner's published version, as of its last report); runners whose
 // version is of another learner term are left out: they do not compare.
 func runnerLags(st actors.RunStatus) map[string]uint64 {
 	lags := map[string]uint64{}
 	for name, r := range st.Runners {
-		if lag, ok := weightsLag(st.WeightsVersion, r.WeightsVersion); ok {
+		if lag, ok := actors.WeightsLag(st.WeightsVersion, r.WeightsVersion); ok {
 			lags[name] = lag
 		}
 	}
