@@ -37,8 +37,8 @@ FUZZ_TARGETS ?= \
 	./actors:FuzzReadCheckpoint \
 	./actors:FuzzReadSnapshot \
 	./actors:FuzzSnapshotRestore \
-	./cmd/qfleet/cli:FuzzParseConfig \
-	./cmd/qfleet/cli:FuzzConfigRoundTrip \
+	.:FuzzParseConfig \
+	.:FuzzConfigRoundTrip \
 	./cmd/qfleet/cli:FuzzParseSweepSpec \
 	./cmd/qfleet/cli:FuzzSweepRecord \
 	./internal/dashboard:FuzzHistoryQuery

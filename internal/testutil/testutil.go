@@ -4,9 +4,14 @@ package testutil
 
 import (
 	"bufio"
+	"bytes"
 	"net"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -58,4 +63,51 @@ func PromSamples(text string) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// YAMLKeys are the keys of a struct's YAML form, inlined structs flattened.
+func YAMLKeys(typ reflect.Type) []string {
+	var keys []string
+	for f := range typ.Fields() {
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if opts == "inline" {
+			keys = append(keys, YAMLKeys(f.Type)...)
+			continue
+		}
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		keys = append(keys, name)
+	}
+	return keys
+}
+
+// WriteFile writes content to dir/name and returns its path.
+func WriteFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// SyncBuffer is a bytes.Buffer that goroutines may write at once (a
+// run's stderr, written by its actors' loggers).
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
@@ -258,7 +259,7 @@ func loadEvalNet(dir, cfgPath string, stderr io.Writer) (*evalNet, error) {
 	// directory may be that checkpoints/, or a run directory itself when
 	// --checkpoint-dir pointed there.
 	var runDirs []string
-	for _, cand := range []string{dir, filepath.Join(dir, runCkptDir)} {
+	for _, cand := range []string{dir, filepath.Join(dir, qfleet.RunCheckpointsDir)} {
 		c, skipped, err := actors.ReadLatestCheckpoint(cand)
 		if err == nil {
 			for _, e := range skipped {
@@ -280,24 +281,24 @@ func loadEvalNet(dir, cfgPath string, stderr io.Writer) (*evalNet, error) {
 		}
 	}
 	if ld.ckpt == nil {
-		return nil, fmt.Errorf("no checkpoint (%s) in %s or %s", actors.CheckpointFile, dir, filepath.Join(dir, runCkptDir))
+		return nil, fmt.Errorf("no checkpoint (%s) in %s or %s", actors.CheckpointFile, dir, filepath.Join(dir, qfleet.RunCheckpointsDir))
 	}
 	envID := ld.ckpt.GetEnv()
 	if ld.env, err = envs.Make(envID); err != nil {
 		return nil, fmt.Errorf("checkpoint in %s: %w", ld.path, err)
 	}
-	cf := configFile{Config: actors.DefaultConfigFor(envID)}
+	cf := qfleet.Config{Config: actors.DefaultConfigFor(envID)}
 	ld.cfgFrom = "the defaults for " + envID
 	if cfgPath == "" {
 		for _, d := range runDirs {
-			if p := filepath.Join(d, runConfigFile); fileExists(p) {
+			if p := filepath.Join(d, qfleet.RunConfigFile); fileExists(p) {
 				cfgPath = p
 				break
 			}
 		}
 	}
 	if cfgPath != "" {
-		if err := loadConfig(cfgPath, &cf); err != nil {
+		if err := qfleet.LoadConfig(cfgPath, &cf); err != nil {
 			return nil, usageError{err}
 		}
 		ld.cfgFrom = cfgPath

@@ -6,7 +6,6 @@ import (
 	"image"
 	"image/gif"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,10 +14,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/internal/testutil/testckpt"
 	"github.com/qfleet/qfleet/messages"
-	"github.com/qfleet/qfleet/nets"
 )
 
 // trainedRun is a tiny CartPole run directory (config.yaml, checkpoints/),
@@ -33,9 +33,9 @@ var trainedRun = struct {
 func cartPoleRun(t *testing.T) string {
 	t.Helper()
 	trainedRun.once.Do(func() {
-		dir := filepath.Join(runsRoot, "eval-cartpole")
+		dir := filepath.Join(qfleet.RunsRoot, "eval-cartpole")
 		code, _, stderr := runQfleet(t, "dev", "--max-steps", "3000", "--progress", "0", "--seed", "2",
-			"--run-dir", dir, "--checkpoint-dir", filepath.Join(dir, runCkptDir))
+			"--run-dir", dir, "--checkpoint-dir", filepath.Join(dir, qfleet.RunCheckpointsDir))
 		if code != 0 {
 			trainedRun.err = fmt.Sprintf("training run: exit %d\n%s", code, stderr)
 			return
@@ -113,7 +113,7 @@ func checkStats(t *testing.T, r evalResult, tol float64) {
 
 func TestEvalCartPole(t *testing.T) {
 	run := cartPoleRun(t)
-	ckptDir := filepath.Join(run, runCkptDir)
+	ckptDir := filepath.Join(run, qfleet.RunCheckpointsDir)
 
 	code, stdout, stderr := runQfleet(t, "eval", "--checkpoint", run, "--episodes", "3", "--seed", "5")
 	if code != 0 {
@@ -132,7 +132,7 @@ func TestEvalCartPole(t *testing.T) {
 		}
 	}
 	checkStats(t, text, 0.01)
-	if want := filepath.Join(run, runConfigFile); !strings.Contains(stderr, want) {
+	if want := filepath.Join(run, qfleet.RunConfigFile); !strings.Contains(stderr, want) {
 		t.Errorf("stderr does not say the net came from %s:\n%s", want, stderr)
 	}
 
@@ -146,7 +146,7 @@ func TestEvalCartPole(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &js); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, stdout)
 	}
-	if js.Env != "CartPole-v1" || js.Checkpoint != ckptDir || js.Config != filepath.Join(run, runConfigFile) || js.LearnerUpdates == 0 {
+	if js.Env != "CartPole-v1" || js.Checkpoint != ckptDir || js.Config != filepath.Join(run, qfleet.RunConfigFile) || js.LearnerUpdates == 0 {
 		t.Errorf("--json: env %q checkpoint %q config %q updates %d; want CartPole-v1, %s, its run's config.yaml, > 0",
 			js.Env, js.Checkpoint, js.Config, js.LearnerUpdates, ckptDir)
 	}
@@ -207,7 +207,7 @@ func TestEvalRenderCartPole(t *testing.T) {
 func TestEvalMinAtar(t *testing.T) {
 	const id = "MinAtar/Breakout-v1"
 	dir := t.TempDir()
-	writeRandomCheckpoint(t, dir, id, actors.DefaultConfigFor(id))
+	testckpt.WriteRandom(t, dir, id, actors.DefaultConfigFor(id))
 	out := filepath.Join(dir, "breakout.gif")
 	code, stdout, stderr := runQfleet(t, "eval", "--checkpoint", dir, "--episodes", "2", "--render", out, "--max-episode-steps", "300")
 	if code != 0 {
@@ -247,7 +247,7 @@ func TestEvalBadInput(t *testing.T) {
 	corrupt := filepath.Join(dir, "corrupt")
 	writeFile(t, mkdir(t, corrupt), actors.CheckpointFile, "QFC1 not a checkpoint")
 	ok := filepath.Join(dir, "ok")
-	writeRandomCheckpoint(t, ok, "CartPole-v1", actors.DefaultConfigFor("CartPole-v1"))
+	testckpt.WriteRandom(t, ok, "CartPole-v1", actors.DefaultConfigFor("CartPole-v1"))
 
 	cases := []struct {
 		name     string
@@ -432,27 +432,6 @@ func checkFrames(t *testing.T, g *gif.GIF, w, h int) {
 		t.Errorf("all %d frames are identical", len(g.Image))
 	}
 }
-
-// writeRandomCheckpoint writes a checkpoint of an untrained net for env
-// under cfg, as the learner would.
-func writeRandomCheckpoint(t *testing.T, dir, id string, cfg actors.Config) {
-	t.Helper()
-	env, err := envs.Make(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := actors.NetSpec(env, cfg)
-	layers := []uint32{uint32(spec.Inputs)}
-	for _, h := range spec.Hidden {
-		layers = append(layers, uint32(h))
-	}
-	layers = append(layers, uint32(spec.Outputs))
-	p := nets.InitParams(spec, rand.New(rand.NewPCG(1, 2)))
-	if err := actors.WriteCheckpoint(dir, &messages.Checkpoint{Env: id, Layers: layers, Online: p, Target: p, LearnerUpdates: 1}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	data, err := os.ReadFile(from)

@@ -53,6 +53,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/cluster/netlab"
 )
@@ -334,13 +335,13 @@ func (fc *faultCluster) untilDone(d, interval time.Duration, observe func(faultS
 // finishSolved checks the end of a run that A finished by reaching its
 // target: A exited 0 with a solved summary, the runner nodes ended, and the
 // weights versions they acted on never went backwards. It returns A's summary.
-func (fc *faultCluster) finishSolved(vw *versionWatch) summary {
+func (fc *faultCluster) finishSolved(vw *versionWatch) qfleet.Summary {
 	t := fc.t
 	t.Helper()
 	if err := fc.learner.Wait(); err != nil {
 		t.Fatalf("A exited with %v, want 0", err)
 	}
-	var sum summary
+	var sum qfleet.Summary
 	if data, err := os.ReadFile(fc.summary); err != nil {
 		t.Errorf("A's summary: %v", err)
 	} else if err := json.Unmarshal(data, &sum); err != nil || !sum.Solved {

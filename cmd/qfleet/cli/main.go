@@ -12,6 +12,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/qfleet/qfleet"
 	_ "github.com/qfleet/qfleet/envs/minatar" // registers MinAtar/<Game>-v0 and -v1
 )
 
@@ -43,7 +44,8 @@ Usage:
 Run 'qfleet help COMMAND' (or 'qfleet COMMAND --help') for its flags.
 `
 
-// usageError is a mistake in how the command was called: exit code 2.
+// usageError is a mistake in how the command was called: exit code 2, as
+// for a run that qfleet refused before it started (a qfleet.UsageError).
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -97,7 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "qfleet %s: %v\n", args[0], err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	var re qfleet.UsageError
+	if errors.As(err, &ue) || errors.As(err, &re) {
 		return 2
 	}
 	return 1

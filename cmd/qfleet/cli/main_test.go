@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,38 +10,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe to read while run writes to it from
+// testutil.SyncBuffer is a bytes.Buffer safe to read while run writes to it from
 // another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runQfleet calls run in-process and turns a panic into a test failure that
 // names the arguments.
 func runQfleet(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -107,7 +89,7 @@ func TestDevSmoke(t *testing.T) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		t.Fatalf("summary is not JSON: %v\n%s", err, data)
 	}
-	for _, k := range summaryKeys { // the keys DESIGN.md requires (report.go)
+	for _, k := range qfleet.SummaryKeys {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("summary lacks key %q:\n%s", k, data)
 		}
@@ -308,7 +290,7 @@ func TestDevHTTP(t *testing.T) {
 	// 8000 steps take ~5 s alone on 2 cores: long enough to poll, short
 	// enough to end by itself (run has no cancel hook).
 	go func() {
-		var out, errOut syncBuffer
+		var out, errOut testutil.SyncBuffer
 		code := run([]string{"dev", "--max-steps", "8000", "--progress", "0", "--http", addr}, &out, &errOut)
 		done <- result{code, out.String(), errOut.String()}
 	}()

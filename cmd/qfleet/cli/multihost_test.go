@@ -36,6 +36,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/cluster/netlab"
 )
 
@@ -59,7 +60,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	runsRoot = runs
+	qfleet.RunsRoot = runs
 	code := m.Run()
 	os.RemoveAll(runs)
 	if qfleetBin.dir != "" {
@@ -143,7 +144,7 @@ type multiHostCase struct {
 
 // multiHostResult is what a run measured.
 type multiHostResult struct {
-	summary summary
+	summary qfleet.Summary
 	status  nodeStatus        // A's last /status before it exited
 	metrics []promSample      // A's last /metrics before it exited
 	wall    time.Duration     // A's start to A's exit

@@ -10,16 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/cluster"
-	"github.com/qfleet/qfleet/internal/dashboard"
-	"github.com/qfleet/qfleet/nets"
 )
 
 const nodeHelp = `Usage: qfleet node [flags]
@@ -58,18 +54,18 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, nodeHelp, args, stdout, stderr); err != nil {
 		return err
 	}
-	t, err := tf.resolve(fs)
+	t, err := tf.resolve(fs, append([]string{"qfleet", "node"}, args...))
 	if err != nil {
 		return err
 	}
 	roles := splitList(*rolesFlag)
-	var trainRoles []string
+	trainRoles := 0
 	for _, r := range roles {
 		if !slices.Contains(allRoles, r) {
 			return usageError{fmt.Errorf("--roles: %w %q (roles: %s)", actors.ErrUnknownRole, r, strings.Join(allRoles, ", "))}
 		}
 		if r != cluster.RoleTrials {
-			trainRoles = append(trainRoles, r)
+			trainRoles++
 		}
 	}
 	runsTrials := slices.Contains(roles, cluster.RoleTrials)
@@ -81,187 +77,25 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	name := cs.Name
-	t.command = append([]string{"qfleet", "node"}, args...)
-	if len(trainRoles) == 0 && runsTrials {
-		if t.cf.HTTP != "" {
+	if trainRoles == 0 && runsTrials {
+		if t.Effective().HTTP != "" {
 			return usageError{errors.New("--http: a node with the trials role alone serves no HTTP (its trials' progress is on the sweep's stderr)")}
 		}
-		return runTrialsNode(cs, roles, *trialsDir, *trialSlots, t.level, stderr)
+		return runTrialsNode(cs, roles, *trialsDir, *trialSlots, t.LogLevel(), stderr)
 	}
-	if err := t.checkStart(trainRoles, *tf.maxMemory); err != nil {
-		return err
-	}
-	// The learner's node has the run's stats: its run directory has the
-	// curves. Other nodes write one only when asked (--run-dir), or for
-	// checkpoints asked for without --checkpoint-dir.
-	ln, err := t.prepare(slices.Contains(roles, actors.RoleLearner))
-	if err != nil {
-		return err
-	}
-	closeLn := func() { // a start that failed: close and undo
-		if ln != nil {
-			ln.Close()
-		}
-		t.abandonStart(stderr, name)
-	}
-	stderr = t.display(stdout, stderr)
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level})).With("node", name)
-	sys := cluster.NewActorSystem(logger)
-	copts := cluster.NodeOptions{Roles: roles, Logger: logger}
-	if slices.Contains(roles, actors.RoleRunner) {
-		copts.Runners = t.cf.Runners // advertised: the ε ladder spans every runner node
-	}
-	ev := newNodeEvents(slices.Contains(roles, actors.RoleLearner))
-	copts.OnEvent = ev.handle
-	cn, err := startClusterNode(sys, cs, copts)
-	if err != nil {
-		closeLn()
-		return err
-	}
-	m := cn.Membership
-	ev.member.Store(m)
-	nets.SetLearnerGC()
+	o := qfleet.NodeOptions{Cluster: cs, Roles: roles}
 	if runsTrials {
-		worker, err := startTrialWorker(sys, trialWorkerOptions{Node: name, Dir: *trialsDir, Slots: *trialSlots, Log: stderr, Logger: logger})
-		if err != nil {
-			cn.Abort()
-			closeLn()
-			return err
-		}
-		cn.OnClose(worker.stop) // ends its trials
-	}
-	node, err := actors.StartNode(actors.NodeOptions{
-		Name: name, Roles: trainRoles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
-		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
-		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume,
-		Logger: logger, System: sys, Directory: cn.Directory,
-	})
-	if err != nil {
-		cn.Abort()
-		closeLn()
-		return err
-	}
-	ev.node.Store(node)
-	node.Metrics.Registry.MustRegister(cn.Guard)
-	node.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
-	cn.OnClose(m.WatchRunnerLadder(func(p cluster.LadderPosition) { node.SetRunnerLadder(p.Offset, p.Total) }))
-	fmt.Fprintf(stderr, "qfleet node %s: roles %s, remote %s, gossip %s, %d member(s)\n",
-		name, strings.Join(roles, ","), sys.Address(), m.LocalMember().GossipAddr, m.NumMembers())
-	return t.run(name, node, ln, runHooks{
-		done:    ev.learnerLeft,
-		members: func() []dashboard.Member { return ev.gone.with(m.Members(), name, time.Now()) },
-		// When the learner has left, the run is over for everyone: no one
-		// to tell of this node's leave.
-		beforeStop: func() { cn.Close(!ev.learnerGone.Load()) },
-	}, stdout, stderr)
-}
-
-// nodeEvents is what a node does with membership events. handle runs on
-// membership's goroutine, maybe before cluster start returns: the node and
-// the membership are set once they exist.
-type nodeEvents struct {
-	isLearner   bool
-	node        atomic.Pointer[actors.Node]
-	member      atomic.Pointer[cluster.Membership]
-	gone        *goneMembers
-	learnerLeft chan string // the run is over: the learner's node left
-	learnerGone atomic.Bool
-}
-
-func newNodeEvents(isLearner bool) *nodeEvents {
-	return &nodeEvents{isLearner: isLearner, gone: newGoneMembers(), learnerLeft: make(chan string, 1)}
-}
-
-func (ev *nodeEvents) handle(e cluster.Event) {
-	ev.gone.note(e, time.Now())
-	n, m := ev.node.Load(), ev.member.Load()
-	if n != nil && (e.Kind == cluster.Left || e.Kind == cluster.Failed) && e.Member.HasRole(actors.RoleRunner) {
-		// Its runners leave /status's runners for the departed list, and
-		// what they had in flight is settled as lost with them.
-		n.Metrics.RunnerNodeDeparted(e.Member.Name, e.Kind.String(), time.Now())
-	}
-	if n != nil && m != nil {
-		n.Metrics.ClusterMembers.Set(float64(m.NumMembers()))
-	}
-	if !ev.isLearner && e.Kind == cluster.Left && e.Member.HasRole(actors.RoleLearner) {
-		ev.learnerGone.Store(true)
-		select {
-		case ev.learnerLeft <- "the learner node " + e.Member.Name + " left the cluster: run over":
-		default:
-		}
-	}
-}
-
-// goneMembers remembers the members that left or failed, which the member
-// table forgets at once, so that the dashboard shows a failed runner as
-// failed instead of not at all. Safe for concurrent use.
-type goneMembers struct {
-	mu    sync.Mutex
-	gone  map[string]cluster.Member
-	since map[string]time.Time
-}
-
-// maxGoneMembers bounds the memory of a cluster whose members come and go
-// under new names: the oldest are forgotten first.
-const maxGoneMembers = 64
-
-func newGoneMembers() *goneMembers {
-	return &goneMembers{gone: map[string]cluster.Member{}, since: map[string]time.Time{}}
-}
-
-// note records a member that left or failed, and forgets one that (re)joined.
-func (g *goneMembers) note(e cluster.Event, now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	switch e.Kind {
-	case cluster.Left, cluster.Failed:
-		g.gone[e.Member.Name], g.since[e.Member.Name] = e.Member, now
-		for len(g.gone) > maxGoneMembers {
-			oldest := e.Member.Name
-			for n, t := range g.since {
-				if t.Before(g.since[oldest]) {
-					oldest = n
-				}
+		o.Extra = func(cn *cluster.Node, logger *slog.Logger, log io.Writer) error {
+			w, err := startTrialWorker(cn.System, trialWorkerOptions{Node: cs.Name, Dir: *trialsDir, Slots: *trialSlots, Log: log, Logger: logger})
+			if err != nil {
+				return err
 			}
-			delete(g.gone, oldest)
-			delete(g.since, oldest)
-		}
-	case cluster.Joined:
-		delete(g.gone, e.Member.Name)
-		delete(g.since, e.Member.Name)
-	}
-}
-
-// with lists the live members (the table's, sorted by name), then the gone
-// ones, sorted by name.
-func (g *goneMembers) with(live []cluster.Member, self string, now time.Time) []dashboard.Member {
-	out := make([]dashboard.Member, 0, len(live))
-	seen := map[string]bool{}
-	for _, mem := range live {
-		seen[mem.Name] = true
-		out = append(out, dashboard.Member{Name: mem.Name, Roles: mem.Roles, State: mem.State.String(),
-			StateSeconds: secondsSince(mem.Since, now), Self: mem.Name == self})
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var gone []dashboard.Member
-	for name, mem := range g.gone {
-		if !seen[name] {
-			gone = append(gone, dashboard.Member{Name: name, Roles: mem.Roles, State: mem.State.String(),
-				StateSeconds: secondsSince(g.since[name], now), Self: name == self})
+			cn.OnClose(w.stop) // ends its trials
+			return nil
 		}
 	}
-	slices.SortFunc(gone, func(a, b dashboard.Member) int { return strings.Compare(a.Name, b.Name) })
-	return append(out, gone...)
-}
-
-// secondsSince is now−t in seconds, 0 for an unknown (zero) t.
-func secondsSince(t, now time.Time) float64 {
-	if t.IsZero() {
-		return 0
-	}
-	return max(0, now.Sub(t).Seconds())
+	_, err = t.Node(o, stdout, stderr)
+	return err
 }
 
 func splitList(s string) []string {
@@ -285,7 +119,7 @@ func addNodeFlags(fs *flag.FlagSet) nodeFlags {
 	allRoles := append(slices.Clone(actors.AllRoles), cluster.RoleTrials)
 	return nodeFlags{
 		roles:      fs.String("roles", strings.Join(actors.AllRoles, ","), "comma-separated `roles` of this node: "+strings.Join(allRoles, ", ")+" (trials: runs 'qfleet sweep' trials)"),
-		trialsDir:  fs.String("trials-dir", "", "with the trials role: `directory` of the trials' run directories, DIR/<sweep>/<trial> (default "+filepath.Join(runsRoot, "sweeps")+")"),
+		trialsDir:  fs.String("trials-dir", "", "with the trials role: `directory` of the trials' run directories, DIR/<sweep>/<trial> (default "+filepath.Join(qfleet.RunsRoot, "sweeps")+")"),
 		trialSlots: fs.Int("trial-slots", 1, "with the trials role: sweep trials this node runs at a time"),
 		cluster:    addClusterFlags(fs, "", "0.0.0.0:7946", "0.0.0.0:7947"),
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qfleet/qfleet"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -125,10 +126,10 @@ func runPlot(args []string, stdout, stderr io.Writer) error {
 // wall time) and config.yaml; names are the scalar names the run has.
 func loadPlotRun(dir, name string, byTime bool) (r plotRun, names []string, err error) {
 	r = plotRun{dir: dir, group: "dir:" + dir}
-	path := filepath.Join(dir, runScalarsFile)
-	recs, err := readScalars(path)
+	path := filepath.Join(dir, qfleet.RunScalarsFile)
+	recs, err := qfleet.ReadScalars(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return r, nil, fmt.Errorf("%s: no %s here (not a qfleet run directory?)", dir, runScalarsFile)
+		return r, nil, fmt.Errorf("%s: no %s here (not a qfleet run directory?)", dir, qfleet.RunScalarsFile)
 	}
 	if err != nil {
 		return r, nil, err
@@ -150,11 +151,11 @@ func loadPlotRun(dir, name string, byTime bool) (r plotRun, names []string, err 
 	// its own, so x only goes back for a file edited by hand: sort anyway.
 	slices.SortStableFunc(r.xys, func(a, b plotter.XY) int { return compareFloat(a.X, b.X) })
 	// config.yaml is optional: without it the run is drawn alone.
-	data, err := os.ReadFile(filepath.Join(dir, runConfigFile))
+	data, err := os.ReadFile(filepath.Join(dir, qfleet.RunConfigFile))
 	if err != nil {
 		return r, names, nil
 	}
-	var cf configFile
+	var cf qfleet.Config
 	if yaml.Unmarshal(data, &cf) != nil || cf.Env == "" {
 		return r, names, nil
 	}

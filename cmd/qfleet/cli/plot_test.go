@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qfleet/qfleet"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 )
@@ -22,14 +23,14 @@ func fakeRun(t *testing.T, root, name, env string, seed int, top float64) string
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dir, runConfigFile, fmt.Sprintf("env: %s\nseed: %d\nprogress: 2s\n", env, seed))
+	writeFile(t, dir, qfleet.RunConfigFile, fmt.Sprintf("env: %s\nseed: %d\nprogress: 2s\n", env, seed))
 	var b strings.Builder
 	for i := 0; i <= 20; i++ {
 		step := 500 * i
 		fmt.Fprintf(&b, `{"step":%d,"wall":%g,"name":"mean100","value":%g}`+"\n", step, float64(i)/2, 10+(top-10)*float64(i)/20)
 		fmt.Fprintf(&b, `{"step":%d,"wall":%g,"name":"learner_loss","value":%g}`+"\n", step, float64(i)/2, 1/float64(i+1))
 	}
-	writeFile(t, dir, runScalarsFile, b.String())
+	writeFile(t, dir, qfleet.RunScalarsFile, b.String())
 	return dir
 }
 
@@ -75,7 +76,7 @@ func TestPlot(t *testing.T) {
 	if err := os.Mkdir(early, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, early, runScalarsFile, `{"step":100,"wall":1,"name":"env_steps_per_s","value":100}`+"\n")
+	writeFile(t, early, qfleet.RunScalarsFile, `{"step":100,"wall":1,"name":"env_steps_per_s","value":100}`+"\n")
 	out := filepath.Join(root, "curves.png")
 	code, _, stderr := runQfleet(t, "plot", a, b, c, early, "-o", out, "--width", "640", "--height", "400")
 	if code != 0 {
@@ -112,7 +113,7 @@ func TestPlotErrors(t *testing.T) {
 	if err := os.Mkdir(bad, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, bad, runScalarsFile, `{"step":1,"wall":1,"name":"mean100","value":1}`+"\n{oops\n")
+	writeFile(t, bad, qfleet.RunScalarsFile, `{"step":1,"wall":1,"name":"mean100","value":1}`+"\n{oops\n")
 	out := filepath.Join(root, "out.png")
 	cases := []struct {
 		name string
@@ -122,7 +123,7 @@ func TestPlotErrors(t *testing.T) {
 	}{
 		{"dir without scalars.jsonl", []string{good, empty, "-o", out}, 1, []string{empty, "scalars.jsonl"}},
 		{"no such dir", []string{filepath.Join(root, "nope"), "-o", out}, 1, []string{filepath.Join(root, "nope"), "scalars.jsonl"}},
-		{"malformed scalars", []string{bad, "-o", out}, 1, []string{filepath.Join(bad, runScalarsFile) + ":2:"}},
+		{"malformed scalars", []string{bad, "-o", out}, 1, []string{filepath.Join(bad, qfleet.RunScalarsFile) + ":2:"}},
 		{"no records of the name", []string{good, "-o", out, "--name", "nope"}, 1, []string{`"nope"`, "learner_loss, mean100"}},
 		{"unwritable output", []string{good, "-o", filepath.Join(root, "no-dir", "x.png")}, 1, []string{"no-dir"}},
 		{"no -o", []string{good}, 2, []string{"-o"}},

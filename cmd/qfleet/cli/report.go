@@ -1,17 +1,16 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/qfleet/qfleet"
 )
 
 const reportHelp = `Usage: qfleet report FILE...
@@ -22,18 +21,10 @@ seeds solved, the median solved_at_env_steps and solved_at_seconds over the
 solved runs, and the same medians counting unsolved runs as +inf.
 `
 
-// summaryKeys are the keys DESIGN.md requires in a --summary file. A file
-// missing any of them (e.g. the "{}" placeholder of a run that never finished)
-// is rejected rather than read as zeros.
-var summaryKeys = []string{
-	"env", "seed", "env_steps", "episodes", "learner_updates", "wall_seconds",
-	"solved", "solved_at_env_steps", "solved_at_seconds", "mean_return_100",
-}
-
 // reportRow is one --summary file.
 type reportRow struct {
 	file string
-	s    summary
+	s    qfleet.Summary
 }
 
 func runReport(args []string, stdout, stderr io.Writer) error {
@@ -52,7 +43,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	rows := make([]reportRow, 0, fs.NArg())
 	for _, path := range fs.Args() {
-		s, err := readSummary(path)
+		s, err := qfleet.ReadSummary(path)
 		if err != nil {
 			return err
 		}
@@ -69,33 +60,6 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	})
 	_, err := io.WriteString(stdout, formatReport(rows))
 	return err
-}
-
-// readSummary reads and checks one --summary file; errors name the file.
-func readSummary(path string) (summary, error) {
-	var s summary
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return s, err // *fs.PathError names the file
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(data, &keys); err != nil {
-		return s, fmt.Errorf("%s: not a summary JSON object: %w", path, err)
-	}
-	var missing []string
-	for _, k := range summaryKeys {
-		if _, ok := keys[k]; !ok {
-			missing = append(missing, k)
-		}
-	}
-	if len(missing) > 0 {
-		return s, fmt.Errorf("%s: not a complete qfleet summary: missing %s", path, strings.Join(missing, ", "))
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&s); err != nil {
-		return s, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
 }
 
 func formatReport(rows []reportRow) string {

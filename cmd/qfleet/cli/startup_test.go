@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/testutil/testckpt"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -51,14 +52,14 @@ func refusedAtStart(t *testing.T, code int, out string, took time.Duration, want
 // removed, the same command runs.
 func TestResumeMisfitRefusedAtStart(t *testing.T) {
 	dir := t.TempDir()
-	ckpt := filepath.Join(dir, "run", runCkptDir)
-	writeRandomCheckpoint(t, ckpt, "Acrobot-v1", actors.DefaultConfigFor("Acrobot-v1"))
+	ckpt := filepath.Join(dir, "run", qfleet.RunCheckpointsDir)
+	testckpt.WriteRandom(t, ckpt, "Acrobot-v1", actors.DefaultConfigFor("Acrobot-v1"))
 	args := []string{"dev", "--env", "CartPole-v1", "--run-dir", "run", "--resume", "--max-steps", "300", "--max-time", "3s", "--progress", "0", "--live", "never"}
 
 	code, out, took := runBinary(t, dir, args...)
-	refusedAtStart(t, code, out, took, "checkpoint "+filepath.Join("run", runCkptDir, actors.CheckpointFile),
+	refusedAtStart(t, code, out, took, "checkpoint "+filepath.Join("run", qfleet.RunCheckpointsDir, actors.CheckpointFile),
 		"is for Acrobot-v1 (6 → 64 → 64 → 3), this run is CartPole-v1 (4 → 64 → 64 → 2)")
-	for _, f := range []string{runConfigFile, runScalarsFile, runSummaryFile} {
+	for _, f := range []string{qfleet.RunConfigFile, qfleet.RunScalarsFile, qfleet.RunSummaryFile} {
 		if _, err := os.Stat(filepath.Join(dir, "run", f)); err == nil {
 			t.Errorf("the refused start wrote %s", f)
 		}
@@ -75,7 +76,7 @@ func TestResumeMisfitRefusedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, took = runBinary(t, dir, args...)
-	refusedAtStart(t, code, out, took, "replay snapshot "+filepath.Join("run", runCkptDir, actors.SnapshotFile),
+	refusedAtStart(t, code, out, took, "replay snapshot "+filepath.Join("run", qfleet.RunCheckpointsDir, actors.SnapshotFile),
 		"is for Acrobot-v1 (observations of 6 values), this run is CartPole-v1 (4 values)")
 
 	if err := os.Remove(filepath.Join(ckpt, actors.SnapshotFile)); err != nil {
@@ -105,7 +106,7 @@ func TestUnwritableDirsRefusedAtStart(t *testing.T) {
 		{"checkpoint dir under a file", []string{"--run-dir", "r1", "--checkpoint-dir", "blocker/ckpt"}, []string{"--checkpoint-dir blocker/ckpt", "blocker is not a directory"}},
 		{"run dir's checkpoints is a file", []string{"--run-dir", "r2", "--checkpoint-every", "1s"}, []string{"checkpoint directory r2/checkpoints", "r2/checkpoints is not a directory"}},
 	}
-	writeFile(t, mkdir(t, filepath.Join(dir, "r2")), runCkptDir, "not a directory\n")
+	writeFile(t, mkdir(t, filepath.Join(dir, "r2")), qfleet.RunCheckpointsDir, "not a directory\n")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, took := runBinary(t, dir, append(append([]string{"dev"}, c.args...), quick...)...)
@@ -132,50 +133,7 @@ func TestUnwritableDirsRefusedAtStart(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "CartPole-v1 seed=1:") {
 		t.Fatalf("with the file gone: exit %d, want 0 and a result\n%s", code, out)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "blocker", "run", runSummaryFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "blocker", "run", qfleet.RunSummaryFile)); err != nil {
 		t.Errorf("the run that started wrote no summary: %v", err)
-	}
-}
-
-// A run whose learner stops for good ends within a second, with an error
-// naming it, instead of going on without a learner until --max-time and then
-// waiting 30 s for a final checkpoint that no one writes. The node here
-// starts past the command's startup check, as a checkpoint replaced between
-// the check and the learner's start would.
-func TestRunEndsWhenTheLearnerStops(t *testing.T) {
-	dir := t.TempDir()
-	ckpt := filepath.Join(dir, "ckpt")
-	writeRandomCheckpoint(t, ckpt, "Acrobot-v1", actors.DefaultConfigFor("Acrobot-v1"))
-	fs := flag.NewFlagSet("qfleet dev", flag.ContinueOnError)
-	tf := addTrainFlags(fs)
-	if err := fs.Parse([]string{"--max-steps", "100000000", "--max-time", "20s", "--checkpoint-dir", ckpt, "--resume", "--progress", "0", "--live", "never"}); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := tf.resolve(fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.checkResume(actors.AllRoles); err == nil {
-		t.Fatal("the startup check let an Acrobot checkpoint into a CartPole run")
-	}
-	node, err := actors.StartDev(actors.DevOptions{EnvID: tr.cf.Env, Seed: tr.cf.Seed, Config: tr.cf.Config,
-		Stop:          actors.StopRule{TargetReturn: tr.targetReturn, MaxEnvSteps: tr.cf.MaxSteps},
-		CheckpointDir: tr.cf.CheckpointDir, CheckpointEvery: tr.checkpointEvery, Resume: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr syncBuffer
-	start := time.Now()
-	err = tr.run("dev", node, nil, runHooks{}, &stdout, &stderr)
-	took := time.Since(start)
-	t.Logf("run ended after %v: %v\n%s", took.Round(time.Millisecond), err, stderr.String())
-	if err == nil || !strings.Contains(err.Error(), "learner stopped for good") {
-		t.Errorf("run returned %v, want an error saying the learner stopped", err)
-	}
-	if !strings.Contains(stderr.String(), "the learner stopped for good") || strings.Contains(stderr.String(), "--max-time") {
-		t.Errorf("stderr does not say the run ended for the learner:\n%s", stderr.String())
-	}
-	if took > 3*time.Second {
-		t.Errorf("the run went on %v without its learner (--max-time 20s)", took)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/cluster"
 	"github.com/qfleet/qfleet/messages"
 )
@@ -338,7 +339,7 @@ func (r *sweepRecorder) record(t sweepTrial, res *messages.TrialResult) (string,
 	if !res.Ok {
 		row.Status, row.Error = trialFailed, res.Error
 	}
-	var sum summary
+	var sum qfleet.Summary
 	if json.Unmarshal(res.SummaryJson, &sum) == nil && sum.Env != "" {
 		row.Solved, row.EnvSteps = sum.Solved, sum.EnvSteps
 		if sum.WallSeconds > 0 {
@@ -365,7 +366,7 @@ func (r *sweepRecorder) record(t sweepTrial, res *messages.TrialResult) (string,
 		if err := os.MkdirAll(local, 0o755); err != nil {
 			return "", err
 		}
-		for name, data := range map[string][]byte{runSummaryFile: res.SummaryJson, runConfigFile: res.ConfigYaml, runScalarsFile: res.ScalarsJsonl} {
+		for name, data := range map[string][]byte{qfleet.RunSummaryFile: res.SummaryJson, qfleet.RunConfigFile: res.ConfigYaml, qfleet.RunScalarsFile: res.ScalarsJsonl} {
 			if len(data) > 0 {
 				if err := os.WriteFile(filepath.Join(local, name), data, 0o644); err != nil {
 					return "", err
@@ -391,14 +392,14 @@ func (r *sweepRecorder) record(t sweepTrial, res *messages.TrialResult) (string,
 	}
 	// The node's name and its error are the worker's: a line break in them
 	// would write lines of the sweep's log that the sweep never wrote.
-	return singleLine(line), nil
+	return escapeNewlines(line), nil
 }
 
 // isLocalPath reports whether path exists on this machine (a trial run by a
 // local worker; a remote node's path under the same directory name would not
 // hold this trial's files).
 func isLocalPath(path string) bool {
-	_, err := os.Stat(filepath.Join(path, runConfigFile))
+	_, err := os.Stat(filepath.Join(path, qfleet.RunConfigFile))
 	return err == nil
 }
 
@@ -429,4 +430,9 @@ func runTrialsNode(cs *cluster.NodeConfig, roles []string, trialsDir string, slo
 	fmt.Fprintf(stderr, "qfleet node %s: %v: stopping\n", cs.Name, s)
 	cn.Close(true)
 	return nil
+}
+
+// escapeNewlines keeps a message on one line whatever the input quoted in it.
+func escapeNewlines(s string) string {
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
 }

@@ -185,7 +185,7 @@ func (a *coordActor) Receive(ctx actor.Context) {
 		}
 		// The reason is the worker's text: one line, so that it cannot
 		// write lines of the sweep's log of its own.
-		fmt.Fprintf(a.o.Log, "sweep %s: %s: %s declined it: %s\n", a.o.Sweep, m.Trial, m.Node, singleLine(m.Reason))
+		fmt.Fprintf(a.o.Log, "sweep %s: %s: %s declined it: %s\n", a.o.Sweep, m.Trial, m.Node, escapeNewlines(m.Reason))
 		a.backoff[as.node] = time.Now().Add(5 * time.Second)
 		a.requeue(ctx, as, "", false)
 		a.dispatch(ctx)

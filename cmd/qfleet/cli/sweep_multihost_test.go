@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/cluster/netlab"
 )
 
@@ -122,7 +123,7 @@ func TestSweepTwoNodes(t *testing.T) {
 		if !strings.HasPrefix(r.RunDir, filepath.Join(l.dir, "node-"+r.Node)) {
 			t.Errorf("%s: run_dir %s is not under node %s's trials dir", r.Trial, r.RunDir, r.Node)
 		}
-		for _, f := range []string{runSummaryFile, runConfigFile, runScalarsFile} {
+		for _, f := range []string{qfleet.RunSummaryFile, qfleet.RunConfigFile, qfleet.RunScalarsFile} {
 			if _, err := os.Stat(filepath.Join(out, sweepTrialsDir, r.Trial, f)); err != nil {
 				t.Errorf("%s: the sweep's copy: %v", r.Trial, err)
 			}

@@ -29,6 +29,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/internal/console"
@@ -110,7 +111,7 @@ var sweepOwnKeys = map[string]string{
 // print' writes them.
 func configKeys() []string {
 	var n yaml.Node
-	if err := n.Encode(configFile{}); err != nil || n.Kind != yaml.MappingNode {
+	if err := n.Encode(qfleet.Config{}); err != nil || n.Kind != yaml.MappingNode {
 		panic(fmt.Sprintf("config keys: %v", err))
 	}
 	var keys []string
@@ -147,7 +148,7 @@ func integerKey(key string) bool {
 		}
 		return reflect.Invalid, false
 	}
-	k, _ := kind(reflect.TypeFor[configFile]())
+	k, _ := kind(reflect.TypeFor[qfleet.Config]())
 	switch k {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -184,7 +185,7 @@ func parseSweepSpec(data []byte, path, dir, defaultName string) (*sweepSpec, err
 		msg = strings.ReplaceAll(msg, "\n  ", "; ")
 		msg = strings.ReplaceAll(msg, " in type main.specFile", " (spec keys: "+specKeys+")")
 		msg = strings.ReplaceAll(msg, " into main.specFile", " into the spec (want key: value settings)")
-		return nil, bad("%s", singleLine(msg))
+		return nil, bad("%s", escapeNewlines(msg))
 	}
 	s := &sweepSpec{Name: sf.Name, Env: sf.Env, Method: sf.Method, Trials: sf.Trials,
 		Seeds: sf.Seeds, MaxSteps: sf.MaxSteps, TargetReturn: sf.TargetReturn}
@@ -214,7 +215,7 @@ func parseSweepSpec(data []byte, path, dir, defaultName string) (*sweepSpec, err
 		baseWhere = "base " + p
 		var n yaml.Node
 		if err := yaml.Unmarshal(bd, &n); err != nil {
-			return nil, bad("%s: %s", baseWhere, singleLine(err.Error()))
+			return nil, bad("%s: %s", baseWhere, escapeNewlines(err.Error()))
 		}
 		if len(n.Content) == 1 {
 			if err := decodeBase(n.Content[0], base); err != nil {
@@ -342,7 +343,7 @@ func decodeBase(n *yaml.Node, out map[string]any) error {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		var v any
 		if err := n.Content[i+1].Decode(&v); err != nil {
-			return fmt.Errorf("%s: %s", n.Content[i].Value, singleLine(err.Error()))
+			return fmt.Errorf("%s: %s", n.Content[i].Value, escapeNewlines(err.Error()))
 		}
 		out[n.Content[i].Value] = v
 	}
@@ -378,7 +379,7 @@ func (s *sweepSpec) parseParams(n *yaml.Node, known []string) ([]sweepParam, err
 		switch val.Kind {
 		case yaml.SequenceNode:
 			if err := val.Decode(&p.Values); err != nil {
-				return nil, fmt.Errorf("%s: %s", where, singleLine(err.Error()))
+				return nil, fmt.Errorf("%s: %s", where, escapeNewlines(err.Error()))
 			}
 		case yaml.MappingNode:
 			if len(val.Content) != 2 {
@@ -388,7 +389,7 @@ func (s *sweepSpec) parseParams(n *yaml.Node, known []string) ([]sweepParam, err
 			switch kind {
 			case "values":
 				if err := val.Content[1].Decode(&p.Values); err != nil {
-					return nil, fmt.Errorf("%s.values: %s", where, singleLine(err.Error()))
+					return nil, fmt.Errorf("%s.values: %s", where, escapeNewlines(err.Error()))
 				}
 			case "uniform", "log_uniform", "int_uniform":
 				if s.Method != "random" {
@@ -408,7 +409,7 @@ func (s *sweepSpec) parseParams(n *yaml.Node, known []string) ([]sweepParam, err
 		default:
 			var v any
 			if err := val.Decode(&v); err != nil {
-				return nil, fmt.Errorf("%s: %s", where, singleLine(err.Error()))
+				return nil, fmt.Errorf("%s: %s", where, escapeNewlines(err.Error()))
 			}
 			p.Values = []any{v} // one value: the same for every trial
 		}
@@ -478,7 +479,7 @@ func (p sweepParam) checkBounds() error {
 // resolve builds a trial's effective config: the env's defaults, then base,
 // then the stop rules, then params, then the seed. It validates it as 'qfleet
 // dev --config' does.
-func (s *sweepSpec) resolve(params map[string]any, seed uint64) (configFile, error) {
+func (s *sweepSpec) resolve(params map[string]any, seed uint64) (qfleet.Config, error) {
 	merged := map[string]any{}
 	for k, v := range s.Base {
 		merged[k] = v
@@ -494,25 +495,25 @@ func (s *sweepSpec) resolve(params map[string]any, seed uint64) (configFile, err
 	}
 	data, err := yaml.Marshal(merged)
 	if err != nil {
-		return configFile{}, err
+		return qfleet.Config{}, err
 	}
-	cf := configFile{Config: actors.DefaultConfigFor(s.Env)}
+	cf := qfleet.Config{Config: actors.DefaultConfigFor(s.Env)}
 	cf.Env, cf.Seed, cf.MaxSteps, cf.Progress, cf.Live, cf.LogLevel = s.Env, seed, 500_000, "0s", console.LiveNever, "warn"
-	if err := parseConfig(data, "", &cf); err != nil {
+	if err := qfleet.ParseConfig(data, "", &cf); err != nil {
 		// The line numbers are of the merged config, not of the spec.
 		msg := strings.TrimPrefix(err.Error(), "config : ")
-		return configFile{}, errors.New(lineRef.ReplaceAllString(msg, ""))
+		return qfleet.Config{}, errors.New(lineRef.ReplaceAllString(msg, ""))
 	}
 	cf.Env, cf.Seed = s.Env, seed
 	env, err := envs.Make(cf.Env)
 	if err != nil {
-		return configFile{}, err
+		return qfleet.Config{}, err
 	}
 	if err := cf.Config.Validate(); err != nil {
-		return configFile{}, err
+		return qfleet.Config{}, err
 	}
 	if cf.MaxSteps == 0 {
-		return configFile{}, errors.New("max_steps = 0: must be > 0")
+		return qfleet.Config{}, errors.New("max_steps = 0: must be > 0")
 	}
 	target := env.Spec().RewardThreshold
 	if cf.TargetReturn != nil && !math.IsNaN(*cf.TargetReturn) {
@@ -618,7 +619,7 @@ func (s *sweepSpec) expand() ([]sweepTrial, error) {
 			id := fmt.Sprintf("t%03d-%s", idx, key[:6])
 			header := fmt.Sprintf("Trial %s of sweep %s: %s seed %d.\nRun it alone with 'qfleet dev --config FILE'.",
 				id, s.Name, formatParams(pt), seed)
-			data, err := marshalConfig(cf, header)
+			data, err := qfleet.MarshalConfig(cf, header)
 			if err != nil {
 				return nil, err
 			}
@@ -630,9 +631,9 @@ func (s *sweepSpec) expand() ([]sweepTrial, error) {
 
 // trialKey is a hash of what decides a trial's run: its effective config and
 // its time limit. Resuming skips a trial only when a finished row has its key.
-func trialKey(cf configFile, maxTime time.Duration) (string, error) {
+func trialKey(cf qfleet.Config, maxTime time.Duration) (string, error) {
 	b, err := json.Marshal(struct {
-		Config  configFile
+		Config  qfleet.Config
 		MaxTime time.Duration
 	}{cf, maxTime})
 	if err != nil {

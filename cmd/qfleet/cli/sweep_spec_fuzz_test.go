@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/cluster/hostile"
 )
@@ -87,8 +88,8 @@ func FuzzParseSweepSpec(f *testing.F) {
 				t.Fatalf("trial %d: index %d, id %s, key %s (repeated?)", i, tr.Index, tr.ID, tr.Key)
 			}
 			ids[tr.ID], keys[tr.Key] = true, true
-			cf := configFile{Config: actors.DefaultConfigFor(s.Env)}
-			if err := parseConfig(tr.Config, tr.ID, &cf); err != nil {
+			cf := qfleet.Config{Config: actors.DefaultConfigFor(s.Env)}
+			if err := qfleet.ParseConfig(tr.Config, tr.ID, &cf); err != nil {
 				t.Fatalf("trial %s: its config does not parse: %v\n%s", tr.ID, err, tr.Config)
 			}
 			if err := cf.Config.Validate(); err != nil {

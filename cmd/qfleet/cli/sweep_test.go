@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/qfleet/qfleet"
 )
 
 func parseSpecText(t *testing.T, text string) (*sweepSpec, error) {
@@ -80,10 +82,10 @@ func TestSweepSpecErrors(t *testing.T) {
 }
 
 // trialConfig decodes a trial's config file as 'qfleet dev --config' would.
-func trialConfig(t *testing.T, tr sweepTrial) configFile {
+func trialConfig(t *testing.T, tr sweepTrial) qfleet.Config {
 	t.Helper()
-	var cf configFile
-	if err := parseConfig(tr.Config, tr.ID, &cf); err != nil {
+	var cf qfleet.Config
+	if err := qfleet.ParseConfig(tr.Config, tr.ID, &cf); err != nil {
 		t.Fatalf("trial %s config: %v\n%s", tr.ID, err, tr.Config)
 	}
 	return cf
@@ -179,7 +181,7 @@ target_return: 200
 
 // oneTrialOverBase expands a spec whose base is a file holding base and
 // whose one param is gamma: [gamma], and returns its one trial's config.
-func oneTrialOverBase(t *testing.T, base string, gamma float64) configFile {
+func oneTrialOverBase(t *testing.T, base string, gamma float64) qfleet.Config {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "base.yaml"), []byte(base), 0o644); err != nil {
@@ -469,13 +471,13 @@ func TestSweepLocal(t *testing.T) {
 		if r.RunDir != filepath.Join(out, sweepTrialsDir, r.Trial) || r.LocalDir != r.RunDir {
 			t.Errorf("%s: run_dir %s local_dir %s", r.Trial, r.RunDir, r.LocalDir)
 		}
-		var sum summary
-		data, err := os.ReadFile(filepath.Join(r.RunDir, runSummaryFile))
+		var sum qfleet.Summary
+		data, err := os.ReadFile(filepath.Join(r.RunDir, qfleet.RunSummaryFile))
 		if err != nil || json.Unmarshal(data, &sum) != nil || sum.EnvSteps != r.EnvSteps {
 			t.Errorf("%s: summary.json %s (%v): env_steps want %d", r.Trial, data, err, r.EnvSteps)
 		}
-		var cf configFile
-		if err := loadConfig(filepath.Join(r.RunDir, runConfigFile), &cf); err != nil {
+		var cf qfleet.Config
+		if err := qfleet.LoadConfig(filepath.Join(r.RunDir, qfleet.RunConfigFile), &cf); err != nil {
 			t.Errorf("%s: config.yaml: %v", r.Trial, err)
 		} else if lr, _ := r.Params["learning_rate"].(float64); cf.LearningRate != lr || cf.MaxSteps != 4000 || cf.BatchSize != 64 {
 			t.Errorf("%s: the run's config has learning_rate %v max_steps %d batch %d, want %v, 4000, 64", r.Trial, cf.LearningRate, cf.MaxSteps, cf.BatchSize, lr)

@@ -31,6 +31,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -73,7 +74,7 @@ type trialWorker struct {
 
 func startTrialWorker(sys *actor.ActorSystem, o trialWorkerOptions) (*trialWorker, error) {
 	if o.Dir == "" {
-		o.Dir = filepath.Join(runsRoot, "sweeps")
+		o.Dir = filepath.Join(qfleet.RunsRoot, "sweeps")
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
@@ -272,7 +273,7 @@ func (w *workerActor) makeTrialDir(sweep, trial string) (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", fmt.Errorf("trial directory: %v", err)
 	}
-	d, err := mkdirFresh(filepath.Join(parent, clean(trial)), 1000)
+	d, err := qfleet.MkdirFresh(filepath.Join(parent, clean(trial)), 1000)
 	if err != nil {
 		return "", fmt.Errorf("trial directory: %v", err)
 	}
@@ -389,7 +390,7 @@ func runTrialProcess(ctx context.Context, exe, dir, cfgPath string, maxTime time
 	}
 	tick := time.NewTicker(workerTickEvery)
 	defer tick.Stop()
-	tail := &scalarTail{path: filepath.Join(dir, runScalarsFile)}
+	tail := &scalarTail{path: filepath.Join(dir, qfleet.RunScalarsFile)}
 	var kill <-chan time.Time
 	interrupt := func() {
 		if kill == nil {
@@ -420,19 +421,19 @@ wait:
 		}
 	}
 	out.wall = time.Since(start).Seconds()
-	out.summary, _ = os.ReadFile(filepath.Join(dir, runSummaryFile))
-	out.config, _ = os.ReadFile(filepath.Join(dir, runConfigFile))
+	out.summary, _ = os.ReadFile(filepath.Join(dir, qfleet.RunSummaryFile))
+	out.config, _ = os.ReadFile(filepath.Join(dir, qfleet.RunConfigFile))
 	if st, err := os.Stat(tail.path); err == nil && st.Size() <= maxReturnedScalar {
 		out.scalars, _ = os.ReadFile(tail.path)
 	}
-	if recs, err := readScalars(tail.path); err == nil {
+	if recs, err := qfleet.ReadScalars(tail.path); err == nil {
 		for _, r := range recs {
 			if r.Name == "mean100" && (!out.hasBest || r.Value > out.best) {
 				out.best, out.hasBest = r.Value, true
 			}
 		}
 	}
-	var sum summary
+	var sum qfleet.Summary
 	summaryOK := json.Unmarshal(out.summary, &sum) == nil && sum.Env != ""
 	switch {
 	case werr == nil && summaryOK:
@@ -489,7 +490,7 @@ func (s *scalarTail) read() (trialProgress, bool) {
 			break // EOF, or a line not yet whole: read it next time
 		}
 		s.offset += int64(len(line))
-		var rec scalar
+		var rec qfleet.Scalar
 		if json.Unmarshal(bytes.TrimSpace(line), &rec) != nil {
 			continue
 		}

@@ -1,4 +1,4 @@
-package cli
+package qfleet
 
 // The run directory: where one training run leaves what a person looks at
 // afterwards — the effective config, the learning curves as scalars, the
@@ -30,15 +30,15 @@ import (
 
 // Files of a run directory.
 const (
-	runConfigFile  = "config.yaml"
-	runScalarsFile = "scalars.jsonl"
-	runSummaryFile = "summary.json"
-	runCkptDir     = "checkpoints"
+	RunConfigFile     = "config.yaml"
+	RunScalarsFile    = "scalars.jsonl"
+	RunSummaryFile    = "summary.json"
+	RunCheckpointsDir = "checkpoints"
 )
 
 // runsRoot is the directory under which runs without --run-dir get one of
 // their own. A variable so that tests keep their runs out of the source tree.
-var runsRoot = "runs"
+var RunsRoot = "runs"
 
 // maxScalarsEvery bounds the interval between scalar records: curves stay
 // fine-grained even when progress lines are rare or off.
@@ -62,25 +62,25 @@ func makeRunDir(dir string, resume bool, root, env string, seed uint64, now time
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", fmt.Errorf("--run-dir: %w", err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, runScalarsFile)); err == nil && !resume {
-			return "", usageError{fmt.Errorf("--run-dir %s %w", dir, ErrRunDirTaken)}
+		if _, err := os.Stat(filepath.Join(dir, RunScalarsFile)); err == nil && !resume {
+			return "", UsageError{fmt.Errorf("--run-dir %s %w", dir, ErrRunDirTaken)}
 		}
 		return dir, nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("run directory: %w", err)
 	}
-	d, err := mkdirFresh(filepath.Join(root, defaultRunDirName(env, seed, now)), 100)
+	d, err := MkdirFresh(filepath.Join(root, defaultRunDirName(env, seed, now)), 100)
 	if err != nil {
 		return "", fmt.Errorf("run directory: %w", err)
 	}
 	return d, nil
 }
 
-// mkdirFresh makes a directory that did not exist: base, else base-2, base-3
+// MkdirFresh makes a directory that did not exist: base, else base-2, base-3
 // ... up to base-tries. Making it (rather than checking first) is what
 // claims it, so two processes never get the same one.
-func mkdirFresh(base string, tries int) (string, error) {
+func MkdirFresh(base string, tries int) (string, error) {
 	for i := 1; i <= tries; i++ {
 		d := base
 		if i > 1 {
@@ -102,10 +102,10 @@ func mkdirFresh(base string, tries int) (string, error) {
 // run directory's defaults, so that it can be given to --config for a new
 // run), then points the summary and, when checkpoints were asked for without
 // a directory, the checkpoints into it, and opens the scalars.
-func (t *training) setUpRunDir(now time.Time) error {
+func (t *Run) setUpRunDir(now time.Time) error {
 	_, statErr := os.Stat(t.runDir)
 	existed := t.runDir != "" && statErr == nil
-	dir, err := makeRunDir(t.runDir, t.resume, runsRoot, t.cf.Env, t.cf.Seed, now)
+	dir, err := makeRunDir(t.runDir, t.resume, RunsRoot, t.cf.Env, t.cf.Seed, now)
 	if err != nil {
 		return err
 	}
@@ -114,30 +114,30 @@ func (t *training) setUpRunDir(now time.Time) error {
 		"Command: %s\n"+
 		"Give it to 'qfleet dev --config' to run it again in a new run directory.",
 		t.cf.Env, now.UTC().Format(time.RFC3339), shellQuote(t.command))
-	data, err := marshalConfig(t.effective(), header)
+	data, err := MarshalConfig(t.Effective(), header)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, runConfigFile), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, RunConfigFile), data, 0o644); err != nil {
 		return fmt.Errorf("run directory: %w", err)
 	}
 	if t.cf.Summary == "" {
-		t.cf.Summary = filepath.Join(dir, runSummaryFile)
+		t.cf.Summary = filepath.Join(dir, RunSummaryFile)
 		if err := os.WriteFile(t.cf.Summary, []byte("{}\n"), 0o644); err != nil {
 			return fmt.Errorf("summary file: %w", err)
 		}
 	}
 	if t.checkpointsAsked && t.cf.CheckpointDir == "" {
-		t.cf.CheckpointDir = filepath.Join(dir, runCkptDir)
+		t.cf.CheckpointDir = filepath.Join(dir, RunCheckpointsDir)
 	}
-	t.scalars, err = openScalars(filepath.Join(dir, runScalarsFile))
+	t.scalars, err = openScalars(filepath.Join(dir, RunScalarsFile))
 	return err
 }
 
 // abandonStart undoes what a start that failed before training wrote (the
 // run directory it made, the summary file it created), so that the same
 // command runs once the cause is gone instead of finding "a run already".
-func (t *training) abandonStart(stderr io.Writer, name string) {
+func (t *Run) abandonStart(stderr io.Writer, name string) {
 	t.closeScalars(stderr, name)
 	if t.madeRunDir {
 		if err := os.RemoveAll(t.runDir); err != nil {
@@ -153,7 +153,7 @@ func (t *training) abandonStart(stderr io.Writer, name string) {
 
 // closeScalars closes scalars.jsonl; a write error there is worth a warning,
 // not the run's failure: the summary and checkpoints still tell its result.
-func (t *training) closeScalars(stderr io.Writer, name string) {
+func (t *Run) closeScalars(stderr io.Writer, name string) {
 	if t.scalars == nil {
 		return
 	}
@@ -176,7 +176,7 @@ func shellQuote(args []string) string {
 }
 
 // scalar is one line of scalars.jsonl.
-type scalar struct {
+type Scalar struct {
 	Step  uint64  `json:"step"`  // the run's env steps when it was taken
 	Wall  float64 `json:"wall"`  // seconds since the run started (across resumes)
 	Name  string  `json:"name"`  // mean100, env_steps_per_s, weights_lag/<runner>, ...
@@ -228,7 +228,7 @@ func openScalars(path string) (*scalarWriter, error) {
 func lastWall(data []byte) float64 {
 	lines := bytes.Split(data, []byte("\n"))
 	for i := len(lines) - 1; i >= 0; i-- {
-		var s scalar
+		var s Scalar
 		if json.Unmarshal(lines[i], &s) == nil && s.Name != "" {
 			return s.Wall
 		}
@@ -251,10 +251,10 @@ func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now ti
 	st := m.NodeStatus()
 	steps := m.RunSteps()
 	wall := math.Round((w.wallOffset+now.Sub(started).Seconds())*1000) / 1000
-	var recs []scalar
+	var recs []Scalar
 	add := func(name string, v float64) {
 		if !math.IsNaN(v) && !math.IsInf(v, 0) {
-			recs = append(recs, scalar{Step: steps, Wall: wall, Name: name, Value: v})
+			recs = append(recs, Scalar{Step: steps, Wall: wall, Name: name, Value: v})
 		}
 	}
 	add("mean100", st.Mean100)
@@ -320,13 +320,13 @@ func (w *scalarWriter) close() error {
 
 // readScalars reads a scalars.jsonl. A last line without its newline is a
 // write cut short (the run was killed): it is left out, not an error.
-func readScalars(path string) ([]scalar, error) {
+func ReadScalars(path string) ([]Scalar, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err // *fs.PathError names the file
 	}
 	defer f.Close()
-	var out []scalar
+	var out []Scalar
 	r := bufio.NewReader(f)
 	for line := 1; ; line++ {
 		text, err := r.ReadBytes('\n')
@@ -340,7 +340,7 @@ func readScalars(path string) ([]scalar, error) {
 		if len(text) == 0 {
 			continue
 		}
-		var s scalar
+		var s Scalar
 		if err := json.Unmarshal(text, &s); err != nil {
 			return nil, fmt.Errorf("%s:%d: not a scalar record: %v", path, line, err)
 		}

@@ -1,4 +1,4 @@
-package cli
+package qfleet
 
 // Startup checks: what would make a run fail in its first seconds, or
 // silently later (a checkpoint that does not fit, a directory that cannot
@@ -19,13 +19,13 @@ import (
 	"github.com/qfleet/qfleet/actors"
 )
 
-// checkpointDir is where the run's checkpoints go, when that is known
+// CheckpointDir is where the run's checkpoints go, when that is known
 // before the run directory is made: --checkpoint-dir, else the checkpoints
 // of a --run-dir when checkpoints were asked for ("" otherwise; a new
 // default run directory gets its checkpoints inside, probed with it).
-func (t *training) checkpointDir() string {
+func (t *Run) CheckpointDir() string {
 	if t.cf.CheckpointDir == "" && t.checkpointsAsked && t.runDir != "" {
-		return filepath.Join(t.runDir, runCkptDir)
+		return filepath.Join(t.runDir, RunCheckpointsDir)
 	}
 	return t.cf.CheckpointDir
 }
@@ -33,8 +33,8 @@ func (t *training) checkpointDir() string {
 // checkStart runs the checks a start passes before it writes or starts
 // anything: the memory budget (--max-memory) and the fit of what --resume
 // reads, for the node's training roles.
-func (t *training) checkStart(roles []string, maxMemoryFlag string) error {
-	if err := t.checkMemory(roles, maxMemoryFlag); err != nil {
+func (t *Run) checkStart(roles []string) error {
+	if err := t.checkMemory(roles, t.cf.MaxMemory); err != nil {
 		return err
 	}
 	return t.checkResume(roles)
@@ -44,13 +44,13 @@ func (t *training) checkStart(roles []string, maxMemoryFlag string) error {
 // from a checkpoint or replay snapshot that does not fit the run (another
 // env, another network): the learner would fail on every start. roles are
 // the node's training roles (which of the files they read).
-func (t *training) checkResume(roles []string) error {
-	dir := t.checkpointDir()
+func (t *Run) checkResume(roles []string) error {
+	dir := t.CheckpointDir()
 	if !t.resume || dir == "" {
 		return nil
 	}
 	if err := actors.CheckResume(dir, t.cf.Env, actors.NetSpec(t.env, t.cf.Config), roles); err != nil {
-		return usageError{err}
+		return UsageError{err}
 	}
 	return nil
 }
@@ -59,23 +59,23 @@ func (t *training) checkResume(roles []string) error {
 // cannot write in (a path under a regular file, a read-only file system)
 // before anything is written: otherwise the first checkpoint, seconds or
 // minutes in, would be the first to notice.
-func (t *training) checkDirs(makesRunDir bool) error {
+func (t *Run) checkDirs(makesRunDir bool) error {
 	if makesRunDir {
 		what, dir := "--run-dir", t.runDir
 		if dir == "" {
-			what, dir = "run directory root", runsRoot
+			what, dir = "run directory root", RunsRoot
 		}
 		if err := probeDir(dir); err != nil {
-			return usageError{fmt.Errorf("%s %s: %w", what, dir, err)}
+			return UsageError{fmt.Errorf("%s %s: %w", what, dir, err)}
 		}
 	}
-	if dir := t.checkpointDir(); dir != "" {
+	if dir := t.CheckpointDir(); dir != "" {
 		what := "--checkpoint-dir"
 		if t.cf.CheckpointDir == "" {
 			what = "checkpoint directory"
 		}
 		if err := probeDir(dir); err != nil {
-			return usageError{fmt.Errorf("%s %s: %w", what, dir, err)}
+			return UsageError{fmt.Errorf("%s %s: %w", what, dir, err)}
 		}
 	}
 	return nil

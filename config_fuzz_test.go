@@ -1,9 +1,10 @@
-package cli
+package qfleet_test
 
 import (
 	"strings"
 	"testing"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 )
 
@@ -19,8 +20,8 @@ func FuzzParseConfig(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cf := configFile{Config: actors.DefaultConfig()}
-		if err := parseConfig(data, "fuzz.yaml", &cf); err != nil {
+		cf := qfleet.Config{Config: actors.DefaultConfig()}
+		if err := qfleet.ParseConfig(data, "fuzz.yaml", &cf); err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("multi-line error: %q", err)
 			}

@@ -1,4 +1,4 @@
-package cli
+package qfleet
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 
 // maxMemory is --max-memory in bytes: auto is actors.DefaultMaxMemory, 0
 // no limit.
-func maxMemory(flag string) (uint64, error) {
+func ParseMaxMemory(flag string) (uint64, error) {
 	switch flag {
 	case "auto", "":
 		return actors.DefaultMaxMemory(), nil
@@ -24,27 +24,27 @@ func maxMemory(flag string) (uint64, error) {
 	}
 	n, err := humanize.ParseBytes(flag)
 	if err != nil {
-		return 0, usageError{fmt.Errorf("--max-memory %q: want a size such as 16GiB or 500MB, auto or 0", flag)}
+		return 0, UsageError{fmt.Errorf("--max-memory %q: want a size such as 16GiB or 500MB, auto or 0", flag)}
 	}
 	return n, nil
 }
 
-// memoryEstimate is what this node would hold with roles.
-func (t *training) memoryEstimate(roles []string) actors.MemoryEstimate {
+// MemoryEstimate is what this node would hold with roles.
+func (t *Run) MemoryEstimate(roles []string) actors.MemoryEstimate {
 	return actors.EstimateMemory(t.env, t.cf.Config, roles, t.snapshotEvery > 0)
 }
 
 // checkMemory refuses a config this node cannot hold, before anything is
 // allocated or written: a usage error naming the setting behind the
 // largest part, its bytes per unit, the total and the limit.
-func (t *training) checkMemory(roles []string, flag string) error {
-	limit, err := maxMemory(flag)
+func (t *Run) checkMemory(roles []string, flag string) error {
+	limit, err := ParseMaxMemory(flag)
 	if err != nil {
 		return err
 	}
-	if err := t.memoryEstimate(roles).Check(limit); err != nil {
+	if err := t.MemoryEstimate(roles).Check(limit); err != nil {
 		if errors.Is(err, actors.ErrMemoryBudget) {
-			return usageError{fmt.Errorf("%w; see 'qfleet config print' for the estimate", err)}
+			return UsageError{fmt.Errorf("%w; see 'qfleet config print' for the estimate", err)}
 		}
 		return err
 	}
@@ -59,7 +59,7 @@ func (t *training) checkMemory(roles []string, flag string) error {
 }
 
 // estimateComment is the estimate as YAML comment lines for config print.
-func estimateComment(e actors.MemoryEstimate, roles []string, limit uint64) string {
+func EstimateComment(e actors.MemoryEstimate, roles []string, limit uint64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n# Memory this config needs on a node with roles %s (estimate, checked against max_memory, now %s):\n",
 		strings.Join(roles, ","), limitString(limit))

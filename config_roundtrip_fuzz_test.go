@@ -1,4 +1,4 @@
-package cli
+package qfleet_test
 
 import (
 	"math"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/cluster/hostile"
 )
@@ -16,8 +17,8 @@ import (
 // next run reads. FuzzParseConfig checks the parse; this the way back.
 func FuzzConfigRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cf := configFile{Config: actors.DefaultConfig()}
-		if err := parseConfig(data, "fuzz.yaml", &cf); err != nil {
+		cf := qfleet.Config{Config: actors.DefaultConfig()}
+		if err := qfleet.ParseConfig(data, "fuzz.yaml", &cf); err != nil {
 			return
 		}
 		if hasLineBreak(reflect.ValueOf(cf)) {
@@ -27,16 +28,16 @@ func FuzzConfigRoundTrip(f *testing.F) {
 			// address, a path of a line break).
 			t.Skip("a string setting with a line break")
 		}
-		printed, err := marshalConfig(cf, "# round trip")
+		printed, err := qfleet.MarshalConfig(cf, "# round trip")
 		if err != nil {
 			t.Fatalf("a config that parsed does not print: %v", err)
 		}
-		again := configFile{Config: actors.DefaultConfig()}
-		if err := parseConfig(printed, "printed.yaml", &again); err != nil {
+		again := qfleet.Config{Config: actors.DefaultConfig()}
+		if err := qfleet.ParseConfig(printed, "printed.yaml", &again); err != nil {
 			t.Fatalf("printed config does not parse: %v\n%s", err, printed)
 		}
 		if !sameSettings(reflect.ValueOf(cf), reflect.ValueOf(again)) {
-			reprinted, _ := marshalConfig(again, "# round trip")
+			reprinted, _ := qfleet.MarshalConfig(again, "# round trip")
 			t.Fatalf("printed config reads back as another:\n%s\nprints as\n%s", printed, reprinted)
 		}
 	})
@@ -115,9 +116,9 @@ func fuzzConfigSeeds(t *testing.T) map[string][]byte {
 		seeds[name] = hostile.CorpusEntry([]byte(text))
 	}
 	for _, env := range []string{"CartPole-v1", "MinAtar/Breakout-v1"} {
-		cf := configFile{Config: actors.DefaultConfigFor(env)}
+		cf := qfleet.Config{Config: actors.DefaultConfigFor(env)}
 		cf.Env = env
-		printed, err := marshalConfig(cf, "# defaults")
+		printed, err := qfleet.MarshalConfig(cf, "# defaults")
 		if err != nil {
 			t.Fatal(err)
 		}

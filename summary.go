@@ -1,0 +1,89 @@
+package qfleet
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/qfleet/qfleet/actors"
+)
+
+// SummaryKeys are the keys every summary file has. A file
+// missing any of them (e.g. the "{}" placeholder of a run that never finished)
+// is rejected rather than read as zeros.
+var SummaryKeys = []string{
+	"env", "seed", "env_steps", "episodes", "learner_updates", "wall_seconds",
+	"solved", "solved_at_env_steps", "solved_at_seconds", "mean_return_100",
+}
+
+// summary is the --summary JSON.
+type Summary struct {
+	Env                string  `json:"env"`
+	Seed               uint64  `json:"seed"`
+	EnvSteps           uint64  `json:"env_steps"`
+	Episodes           uint64  `json:"episodes"`
+	LearnerUpdates     uint64  `json:"learner_updates"`
+	WeightsVersion     uint64  `json:"weights_version"`
+	WallSeconds        float64 `json:"wall_seconds"`
+	Solved             bool    `json:"solved"`
+	SolvedAtEnvSteps   uint64  `json:"solved_at_env_steps"`
+	SolvedAtSeconds    float64 `json:"solved_at_seconds"`
+	MeanReturn100      float64 `json:"mean_return_100"`
+	MeanReturn100N     int     `json:"mean_return_100_episodes"`
+	MeanReturn100All   float64 `json:"mean_return_100_all"`
+	ExperienceRejected uint64  `json:"experience_rejected"`
+}
+
+func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration, started time.Time) Summary {
+	s := Summary{
+		Env: env, Seed: seed, EnvSteps: st.EnvSteps, Episodes: st.Episodes, LearnerUpdates: st.LearnerUpdates,
+		WeightsVersion: st.WeightsVersion, WallSeconds: wall.Seconds(), Solved: st.Solved,
+		MeanReturn100: actors.Finite(st.Mean100), MeanReturn100N: st.Mean100Count, MeanReturn100All: actors.Finite(st.Mean100All),
+		ExperienceRejected: st.ExperienceRejected,
+	}
+	if st.Solved {
+		s.SolvedAtEnvSteps = st.SolvedAtEnvSteps
+		s.SolvedAtSeconds = st.SolvedAt.Sub(started).Seconds()
+	}
+	return s
+}
+
+// finite maps NaN (no episode yet) to 0: JSON has no NaN.
+
+func WriteJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// readSummary reads and checks one --summary file; errors name the file.
+func ReadSummary(path string) (Summary, error) {
+	var s Summary
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return s, err // *fs.PathError names the file
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return s, fmt.Errorf("%s: not a summary JSON object: %w", path, err)
+	}
+	var missing []string
+	for _, k := range SummaryKeys {
+		if _, ok := keys[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return s, fmt.Errorf("%s: not a complete qfleet summary: missing %s", path, strings.Join(missing, ", "))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
