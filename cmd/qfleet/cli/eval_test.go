@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"image"
 	"image/gif"
 	"math"
 	"os"
@@ -16,7 +15,7 @@ import (
 
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
-	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/envs/render"
 	"github.com/qfleet/qfleet/internal/testutil/testckpt"
 	"github.com/qfleet/qfleet/messages"
 )
@@ -53,10 +52,10 @@ var (
 	summaryLine = regexp.MustCompile(`^(\S+): (\d+) episodes: mean return (\S+) std (\S+) min (\S+) max (\S+) mean length (\S+)$`)
 )
 
-// parseEvalText reads eval's text output back into an evalResult.
-func parseEvalText(t *testing.T, stdout string) evalResult {
+// parseEvalText reads eval's text output back into an qfleet.EvalResult.
+func parseEvalText(t *testing.T, stdout string) qfleet.EvalResult {
 	t.Helper()
-	var r evalResult
+	var r qfleet.EvalResult
 	lines := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
 	for i, l := range lines {
 		if m := episodeLine.FindStringSubmatch(l); m != nil {
@@ -66,7 +65,7 @@ func parseEvalText(t *testing.T, stdout string) evalResult {
 				t.Fatalf("episode line %q: return: %v", l, err)
 			}
 			n, _ := strconv.Atoi(m[5])
-			r.Episodes = append(r.Episodes, evalEpisode{Seed: seed, Return: ret, Length: n, Truncated: m[6] != ""})
+			r.Episodes = append(r.Episodes, qfleet.Episode{Seed: seed, Return: ret, Length: n, Truncated: m[6] != ""})
 			continue
 		}
 		m := summaryLine.FindStringSubmatch(l)
@@ -92,11 +91,11 @@ func parseEvalText(t *testing.T, stdout string) evalResult {
 }
 
 // checkStats checks the summary against the episodes it summarizes.
-func checkStats(t *testing.T, r evalResult, tol float64) {
+func checkStats(t *testing.T, r qfleet.EvalResult, tol float64) {
 	t.Helper()
-	var want evalResult
+	var want qfleet.EvalResult
 	want.Episodes = r.Episodes
-	want.summarize()
+	want.Summarize()
 	for _, c := range []struct {
 		name      string
 		got, want float64
@@ -142,7 +141,7 @@ func TestEvalCartPole(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("eval of the checkpoint directory: exit %d\n%s", code, stderr)
 	}
-	var js evalResult
+	var js qfleet.EvalResult
 	if err := json.Unmarshal([]byte(stdout), &js); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, stdout)
 	}
@@ -192,7 +191,7 @@ func TestEvalRenderCartPole(t *testing.T) {
 	}
 	r := parseEvalText(t, stdout)
 	g := decodeGIF(t, out)
-	want := min(r.Episodes[0].Length+1, maxRenderFrames)
+	want := min(r.Episodes[0].Length+1, render.MaxFrames)
 	if len(g.Image) != want {
 		t.Errorf("%d frames, want %d (episode 1 has %d steps)", len(g.Image), want, r.Episodes[0].Length)
 	}
@@ -221,7 +220,7 @@ func TestEvalMinAtar(t *testing.T) {
 	if len(g.Image) != r.Episodes[0].Length+1 {
 		t.Errorf("%d frames, want %d", len(g.Image), r.Episodes[0].Length+1)
 	}
-	checkFrames(t, g, 10*minatarCell, 10*minatarCell)
+	checkFrames(t, g, 10*render.GridCell, 10*render.GridCell)
 
 	// The same checkpoint read as a plain MLP (no conv torso) has other
 	// parameters: refused.
@@ -302,99 +301,6 @@ func TestEvalHelp(t *testing.T) {
 	}
 }
 
-// TestRenderMinAtarGrid checks the grid renderer on a made-up observation:
-// cell colours by channel, the highest channel winning, black when empty.
-func TestRenderMinAtarGrid(t *testing.T) {
-	const c = 4
-	sp := envs.Spec{ID: "MinAtar/Test-v0", ObsShape: []int{10, 10, c}}
-	draw, err := newRenderer(sp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obs := make([]float32, 10*10*c)
-	set := func(y, x, ch int) { obs[(y*10+x)*c+ch] = 1 }
-	set(0, 0, 0) // one channel
-	set(2, 3, 1) // two: channel 3 wins
-	set(2, 3, 3)
-	set(9, 9, 2) // the last cell: row-major, channel-last indexing
-	img := draw(obs)
-	if b := img.Bounds(); b.Dx() != 10*minatarCell || b.Dy() != 10*minatarCell {
-		t.Fatalf("size %v, want %d×%d", b.Size(), 10*minatarCell, 10*minatarCell)
-	}
-	pal := gridPalette(c)
-	if len(pal) != c+1 {
-		t.Fatalf("palette of %d colours, want %d", len(pal), c+1)
-	}
-	for i := range pal {
-		for j := range i {
-			if pal[i] == pal[j] {
-				t.Errorf("palette colours %d and %d are both %v", i, j, pal[i])
-			}
-		}
-	}
-	at := func(y, x int) (row, col int) { return y*minatarCell + minatarCell/2, x*minatarCell + minatarCell/2 }
-	for _, k := range []struct {
-		y, x int
-		want int // palette index: channel + 1, 0 for empty
-	}{{0, 0, 1}, {2, 3, 4}, {9, 9, 3}, {5, 5, 0}, {3, 2, 0}} {
-		py, px := at(k.y, k.x)
-		if got := img.At(px, py); got != pal[k.want] {
-			t.Errorf("cell (row %d, col %d) is %v, want %v (palette %d)", k.y, k.x, got, pal[k.want], k.want)
-		}
-		// The whole cell has the colour, corners included.
-		y0, x0 := k.y*minatarCell, k.x*minatarCell
-		for _, p := range []image.Point{{x0, y0}, {x0 + minatarCell - 1, y0 + minatarCell - 1}} {
-			if got := img.ColorIndexAt(p.X, p.Y); int(got) != k.want {
-				t.Errorf("cell (row %d, col %d) pixel %v has palette index %d, want %d", k.y, k.x, p, got, k.want)
-			}
-		}
-	}
-}
-
-// TestRenderClassic checks that the classic-control drawings put the moving
-// part where the observation says.
-func TestRenderClassic(t *testing.T) {
-	idx := func(img *image.Paletted, x, y float64) uint8 { return img.ColorIndexAt(int(x), int(y)) }
-
-	// CartPole: the cart at x = 0 is mid-image, at x = 1.2 three quarters
-	// across; a pole tilted right has pole pixels right of the axle.
-	left, right := renderCartPole([]float32{0, 0, 0, 0}), renderCartPole([]float32{1.2, 0, 0.3, 0})
-	if got := idx(left, 150, 143); got != cCart {
-		t.Errorf("CartPole x=0: centre of the image is %d, want the cart %d", got, cCart)
-	}
-	if got := idx(right, 225, 143); got != cCart {
-		t.Errorf("CartPole x=1.2: (225, 143) is %d, want the cart %d", got, cCart)
-	}
-	axleY := 150 - 15*3/4.0
-	if got := idx(right, 225+40*math.Sin(0.3), axleY-40*math.Cos(0.3)); got != cPole {
-		t.Errorf("CartPole θ=0.3: along the pole is %d, want %d", got, cPole)
-	}
-	if got := idx(left, 150, axleY-40); got != cPole {
-		t.Errorf("CartPole θ=0: above the axle is %d, want %d", got, cPole)
-	}
-
-	// Acrobot hanging down (θ1 = θ2 = 0): links straight below the pivot;
-	// straight up (θ1 = π): above it.
-	down, up := renderAcrobot([]float32{1, 0, 1, 0, 0, 0}), renderAcrobot([]float32{-1, 0, 1, 0, 0, 0})
-	scale := 200 / 4.4
-	if idx(down, 100, 100+1.5*scale) != cInk || idx(down, 100, 100-1.5*scale) == cInk {
-		t.Errorf("Acrobot at rest: the second link is not below the pivot")
-	}
-	if idx(up, 100, 100-1.5*scale) != cInk || idx(up, 100, 100+1.5*scale) == cInk {
-		t.Errorf("Acrobot upright: the second link is not above the pivot")
-	}
-
-	// MountainCar: the car's dot at its position on the hill.
-	for _, x := range []float64{-0.5, 0.3} {
-		img := renderMountainCar([]float32{float32(x), 0})
-		px := (x + 1.2) * 300 / 1.8
-		py := 200 - 10 - (0.45*math.Sin(3*x)+0.55)*300/1.8 - 6
-		if got := idx(img, px, py); got != cCar {
-			t.Errorf("MountainCar x=%v: (%.0f, %.0f) is %d, want the car %d", x, px, py, got, cCar)
-		}
-	}
-}
-
 // decodeGIF decodes an animated GIF and checks its frame delays.
 func decodeGIF(t *testing.T, path string) *gif.GIF {
 	t.Helper()
@@ -408,8 +314,8 @@ func decodeGIF(t *testing.T, path string) *gif.GIF {
 		t.Fatalf("%s: %v", path, err)
 	}
 	for i, d := range g.Delay {
-		if d != frameDelay {
-			t.Fatalf("frame %d: delay %d, want %d", i, d, frameDelay)
+		if d != render.FrameDelay {
+			t.Fatalf("frame %d: delay %d, want %d", i, d, render.FrameDelay)
 		}
 	}
 	return g

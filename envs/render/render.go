@@ -1,9 +1,9 @@
-package cli
-
-// Rendering of observations into GIF frames for 'qfleet eval --render'. The
-// frames are drawn from the observation alone — what the agent sees — so
-// that every env can be drawn the same way, whether or not it exposes its
-// internal state. Standard library only: the drawing is a few filled shapes.
+// Package render draws observations into GIF frames ('qfleet eval
+// --render'). The frames are drawn from the observation alone — what the
+// agent sees — so that every env can be drawn the same way, whether or not
+// it exposes its internal state. Standard library only: the drawing is a
+// few filled shapes.
+package render
 
 import (
 	"fmt"
@@ -18,15 +18,15 @@ import (
 )
 
 const (
-	// maxRenderFrames caps the GIF: at 300×200 a frame is 60 kB in memory,
+	// MaxFrames caps the GIF: at 300×200 a frame is 60 kB in memory,
 	// and a longer GIF is too long to watch anyway.
-	maxRenderFrames = 1000
-	frameDelay      = 4  // hundredths of a second: 25 frames/s
-	minatarCell     = 20 // pixels per MinAtar grid cell
+	MaxFrames  = 1000
+	FrameDelay = 4  // hundredths of a second: 25 frames/s
+	GridCell   = 20 // pixels per MinAtar grid cell
 )
 
-// renderer draws one observation as a paletted frame.
-type renderer func(obs []float32) *image.Paletted
+// Renderer draws one observation as a paletted frame.
+type Renderer func(obs []float32) *image.Paletted
 
 // Palette of the classic-control drawings (indices below).
 var classicPalette = color.Palette{
@@ -49,9 +49,9 @@ const (
 	cCar
 )
 
-// newRenderer picks the drawing for an env: MinAtar-like grids (10×10×C
+// For picks the drawing for an env: MinAtar-like grids (10×10×C
 // observations) by their shape, the classic-control envs by their id.
-func newRenderer(sp envs.Spec) (renderer, error) {
+func For(sp envs.Spec) (Renderer, error) {
 	if sh := sp.ObsShape; len(sh) == 3 {
 		pal := gridPalette(sh[2])
 		return func(obs []float32) *image.Paletted { return renderGrid(obs, sh[0], sh[1], sh[2], pal) }, nil
@@ -150,10 +150,10 @@ func gridPalette(channels int) color.Palette {
 }
 
 // renderGrid draws a channel-last rows×cols×channels observation as cells of
-// minatarCell pixels; a cell with several channels on takes the colour of
+// GridCell pixels; a cell with several channels on takes the colour of
 // the highest one, as MinAtar's display does.
 func renderGrid(obs []float32, rows, cols, channels int, pal color.Palette) *image.Paletted {
-	img := image.NewPaletted(image.Rect(0, 0, cols*minatarCell, rows*minatarCell), pal)
+	img := image.NewPaletted(image.Rect(0, 0, cols*GridCell, rows*GridCell), pal)
 	for y := range rows {
 		for x := range cols {
 			idx := uint8(0)
@@ -164,7 +164,7 @@ func renderGrid(obs []float32, rows, cols, channels int, pal color.Palette) *ima
 				}
 			}
 			if idx != 0 {
-				fillRect(img, float64(x*minatarCell), float64(y*minatarCell), float64((x+1)*minatarCell), float64((y+1)*minatarCell), idx)
+				fillRect(img, float64(x*GridCell), float64(y*GridCell), float64((x+1)*GridCell), float64((y+1)*GridCell), idx)
 			}
 		}
 	}
@@ -209,26 +209,36 @@ func fillCircle(img *image.Paletted, x, y, r float64, c uint8) {
 	thickLine(img, x, y, x, y, 2*r, c)
 }
 
-// frameRecorder keeps the frames of one episode, up to maxRenderFrames.
-type frameRecorder struct {
-	draw    renderer
+// Recorder keeps the frames of one episode, up to MaxFrames.
+type Recorder struct {
+	draw    Renderer
 	frames  []*image.Paletted
 	dropped int // observations past the cap
 }
 
-func (fr *frameRecorder) add(obs []float32) {
-	if len(fr.frames) >= maxRenderFrames {
+// NewRecorder records frames drawn by draw.
+func NewRecorder(draw Renderer) *Recorder { return &Recorder{draw: draw} }
+
+// Frames is the number of frames kept; Dropped, of those past MaxFrames.
+func (fr *Recorder) Frames() int { return len(fr.frames) }
+
+// Dropped is the number of observations past MaxFrames, not drawn.
+func (fr *Recorder) Dropped() int { return fr.dropped }
+
+// Add draws obs as the next frame.
+func (fr *Recorder) Add(obs []float32) {
+	if len(fr.frames) >= MaxFrames {
 		fr.dropped++
 		return
 	}
 	fr.frames = append(fr.frames, fr.draw(obs))
 }
 
-// writeGIF writes the frames as an endlessly looping animated GIF.
-func (fr *frameRecorder) writeGIF(path string) error {
+// WriteGIF writes the frames as an endlessly looping animated GIF.
+func (fr *Recorder) WriteGIF(path string) error {
 	g := &gif.GIF{Image: fr.frames, Delay: make([]int, len(fr.frames))}
 	for i := range g.Delay {
-		g.Delay[i] = frameDelay
+		g.Delay[i] = FrameDelay
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -244,5 +254,5 @@ func (fr *frameRecorder) writeGIF(path string) error {
 	return nil
 }
 
-// isGIFPath: --render writes GIF only, so another extension is a mistake.
-func isGIFPath(p string) bool { return strings.HasSuffix(strings.ToLower(p), ".gif") }
+// IsGIFPath: --render writes GIF only, so another extension is a mistake.
+func IsGIFPath(p string) bool { return strings.HasSuffix(strings.ToLower(p), ".gif") }

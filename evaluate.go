@@ -1,0 +1,279 @@
+package qfleet
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/envs/render"
+	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/nets"
+)
+
+// Evaluation of a saved network apart from training: greedy episodes (or
+// ε-greedy ones) on fresh env copies, with seeds of their own.
+
+// DefaultEvalMaxSteps ends episodes of envs without a time limit (MinAtar's):
+// a good enough agent could otherwise play one forever.
+const DefaultEvalMaxSteps = 100_000
+
+// Episode is one evaluation episode.
+type Episode struct {
+	Seed      int64   `json:"seed"`
+	Return    float64 `json:"return"`
+	Length    int     `json:"length"`
+	Truncated bool    `json:"truncated"` // by the env's time limit or EvalOptions.MaxEpisodeSteps
+}
+
+// EvalResult is an evaluation: where the network came from, the episodes
+// and their statistics ('qfleet eval --json').
+type EvalResult struct {
+	Env            string    `json:"env"`
+	Checkpoint     string    `json:"checkpoint"`
+	Config         string    `json:"config"` // where the net's shape came from
+	LearnerUpdates uint64    `json:"learner_updates"`
+	EnvSteps       uint64    `json:"env_steps"`
+	Seed           uint64    `json:"seed"`
+	Epsilon        float64   `json:"epsilon"`
+	Episodes       []Episode `json:"episodes"`
+	MeanReturn     float64   `json:"mean_return"`
+	StdReturn      float64   `json:"std_return"`
+	MinReturn      float64   `json:"min_return"`
+	MaxReturn      float64   `json:"max_return"`
+	MeanLength     float64   `json:"mean_length"`
+}
+
+// EvalOptions say how to evaluate.
+type EvalOptions struct {
+	Episodes        int     // at least 1
+	Seed            uint64  // of the episodes' starts and of the ε draws
+	Epsilon         float64 // probability of a uniformly random action instead of the greedy one
+	MaxEpisodeSteps int     // 0: the env's time limit, or DefaultEvalMaxSteps for envs without one
+	// Record, when set, gets every observation of the first episode, the
+	// first included (steps+1 frames).
+	Record *render.Recorder
+	// OnEpisode, when set, sees each episode as it ends (i from 0).
+	OnEpisode func(i int, ep Episode)
+}
+
+// Evaluate plays o.Episodes episodes with p's network on its env.
+func (p *Policy) Evaluate(o EvalOptions) EvalResult {
+	sp := p.env.Spec()
+	limit := o.MaxEpisodeSteps
+	if limit == 0 {
+		limit = sp.MaxEpisodeSteps
+		if limit == 0 {
+			limit = DefaultEvalMaxSteps
+		}
+	}
+	res := EvalResult{
+		Env: sp.ID, Checkpoint: p.path, Config: p.cfgFrom, LearnerUpdates: p.ckpt.GetLearnerUpdates(),
+		EnvSteps: p.ckpt.GetEnvSteps(), Seed: o.Seed, Epsilon: o.Epsilon,
+	}
+	// Two streams: the episodes' starts do not depend on how many ε draws
+	// the episodes before them made.
+	starts := rand.New(rand.NewPCG(o.Seed, 1))
+	acts := rand.New(rand.NewPCG(o.Seed, 2))
+	for i := range o.Episodes {
+		rec := o.Record
+		if i > 0 {
+			rec = nil
+		}
+		ep := playEpisode(p.env, p.fwd, starts.Int64(), o.Epsilon, acts, limit, rec)
+		res.Episodes = append(res.Episodes, ep)
+		if o.OnEpisode != nil {
+			o.OnEpisode(i, ep)
+		}
+	}
+	res.Summarize()
+	return res
+}
+
+// playEpisode plays one episode: greedy on f, a uniform action with
+// probability eps; rec, when non-nil, gets every observation, the first
+// included (so steps+1 frames).
+func playEpisode(env envs.Env, f *nets.Forward, seed int64, eps float64, rng *rand.Rand, limit int, rec *render.Recorder) Episode {
+	ep := Episode{Seed: seed}
+	obs := env.Reset(seed)
+	nA := env.Spec().NumActions
+	for {
+		if rec != nil {
+			rec.Add(obs)
+		}
+		if ep.Length >= limit {
+			ep.Truncated = true
+			return ep
+		}
+		a := f.Greedy(obs)
+		if eps > 0 && rng.Float64() < eps {
+			a = rng.IntN(nA)
+		}
+		var r float64
+		var term, trunc bool
+		obs, r, term, trunc = env.Step(a)
+		ep.Return += r
+		ep.Length++
+		if term || trunc {
+			if rec != nil {
+				rec.Add(obs)
+			}
+			ep.Truncated = trunc && !term
+			return ep
+		}
+	}
+}
+
+// Summarize computes the statistics of r.Episodes (at least one).
+func (r *EvalResult) Summarize() {
+	var sum, sumLen float64
+	r.MinReturn, r.MaxReturn = math.Inf(1), math.Inf(-1)
+	for _, e := range r.Episodes {
+		sum += e.Return
+		sumLen += float64(e.Length)
+		r.MinReturn, r.MaxReturn = min(r.MinReturn, e.Return), max(r.MaxReturn, e.Return)
+	}
+	k := float64(len(r.Episodes))
+	r.MeanReturn, r.MeanLength = sum/k, sumLen/k
+	var ss float64
+	for _, e := range r.Episodes {
+		ss += (e.Return - r.MeanReturn) * (e.Return - r.MeanReturn)
+	}
+	r.StdReturn = math.Sqrt(ss / k)
+}
+
+// Policy is a saved learner's network loaded for its env: the greedy
+// policy of its Q-values.
+type Policy struct {
+	ckpt    *messages.Checkpoint
+	path    string // the checkpoint directory it came from
+	cfgFrom string // the config file that shaped the net, or "the defaults for ENV"
+	cfg     actors.Config
+	env     envs.Env
+	fwd     *nets.Forward
+}
+
+// LoadPolicy finds the newest good checkpoint in dir (a checkpoint
+// directory or a run directory), the config of its run (cfgPath, else the
+// run directory's config.yaml, else the env's defaults), and builds the
+// network they describe. Warnings (a corrupt newer checkpoint skipped, a
+// config of another env) go to warn.
+func LoadPolicy(dir, cfgPath string, warn io.Writer) (*Policy, error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, UsageError{fmt.Errorf("--checkpoint %s: no such directory", dir)}
+	case err != nil:
+		return nil, UsageError{fmt.Errorf("--checkpoint: %w", err)}
+	case !fi.IsDir():
+		return nil, UsageError{fmt.Errorf("--checkpoint %s: not a directory", dir)}
+	}
+	ld := &Policy{}
+	// A run directory holds config.yaml next to checkpoints/; a checkpoint
+	// directory may be that checkpoints/, or a run directory itself when
+	// --checkpoint-dir pointed there.
+	var runDirs []string
+	for _, cand := range []string{dir, filepath.Join(dir, RunCheckpointsDir)} {
+		c, skipped, err := actors.ReadLatestCheckpoint(cand)
+		if err == nil {
+			for _, e := range skipped {
+				fmt.Fprintf(warn, "qfleet eval: warning: skipped %v\n", e)
+			}
+			ld.ckpt, ld.path = c, cand
+			runDirs = []string{dir}
+			if cand == dir {
+				runDirs = append(runDirs, filepath.Join(dir, ".."))
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			// All there are corrupt: one line that says why each is.
+			for _, e := range skipped {
+				err = fmt.Errorf("%w; %v", err, e)
+			}
+			return nil, err
+		}
+	}
+	if ld.ckpt == nil {
+		return nil, fmt.Errorf("no checkpoint (%s) in %s or %s", actors.CheckpointFile, dir, filepath.Join(dir, RunCheckpointsDir))
+	}
+	envID := ld.ckpt.GetEnv()
+	if ld.env, err = envs.Make(envID); err != nil {
+		return nil, fmt.Errorf("checkpoint in %s: %w", ld.path, err)
+	}
+	cf := Config{Config: actors.DefaultConfigFor(envID)}
+	ld.cfgFrom = "the defaults for " + envID
+	if cfgPath == "" {
+		for _, d := range runDirs {
+			if p := filepath.Join(d, RunConfigFile); fileExists(p) {
+				cfgPath = p
+				break
+			}
+		}
+	}
+	if cfgPath != "" {
+		if err := LoadConfig(cfgPath, &cf); err != nil {
+			return nil, UsageError{err}
+		}
+		ld.cfgFrom = cfgPath
+		if cf.Env != "" && cf.Env != envID {
+			fmt.Fprintf(warn, "qfleet eval: warning: %s is a config for %s, the checkpoint is for %s\n", cfgPath, cf.Env, envID)
+		}
+	}
+	spec := actors.NetSpec(ld.env, cf.Config)
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", ld.cfgFrom, err)
+	}
+	if err := checkFits(ld.ckpt, spec); err != nil {
+		return nil, fmt.Errorf("checkpoint in %s does not fit the net of %s (%s): %w; give the training run's config with --config",
+			ld.path, ld.cfgFrom, netShape(cf.Config, spec), err)
+	}
+	ld.cfg, ld.fwd = cf.Config, nets.NewForward(spec)
+	if err := ld.fwd.SetParams(ld.ckpt.GetOnline()); err != nil {
+		return nil, err // checkFits compared the lengths already
+	}
+	return ld, nil
+}
+
+// checkFits compares the checkpoint's layer widths (when it records them)
+// and parameter count with the net's.
+func checkFits(c *messages.Checkpoint, s nets.Spec) error {
+	want := []uint32{uint32(s.Inputs)}
+	for _, h := range s.Hidden {
+		want = append(want, uint32(h))
+	}
+	want = append(want, uint32(s.Outputs))
+	if got := c.GetLayers(); len(got) > 0 && !slices.Equal(got, want) {
+		return fmt.Errorf("its layers are %v, the net's %v", got, want)
+	}
+	if got, n := len(c.GetOnline()), s.NumParams(); got != n {
+		return fmt.Errorf("it has %d parameters, the net %d", got, n)
+	}
+	return nil
+}
+
+// netShape names the settings that shape the net, to say what to fix.
+func netShape(c actors.Config, s nets.Spec) string {
+	return fmt.Sprintf("hidden %v, conv_filters %d, dueling %v: %d parameters", c.Hidden, c.ConvFilters, c.Dueling, s.NumParams())
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
+}
+
+// Env is the policy's env (a fresh instance of the checkpoint's).
+func (p *Policy) Env() envs.Env { return p.env }
+
+// Describe says where the policy came from, for a person.
+func (p *Policy) Describe() string {
+	return fmt.Sprintf("checkpoint %s (%d learner updates, %d env steps), net (%s) from %s",
+		p.path, p.ckpt.GetLearnerUpdates(), p.ckpt.GetEnvSteps(), netShape(p.cfg, p.fwd.Spec()), p.cfgFrom)
+}
