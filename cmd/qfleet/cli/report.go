@@ -5,12 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/internal/report"
 )
 
 const reportHelp = `Usage: qfleet report FILE...
@@ -20,12 +18,6 @@ Markdown table with one row per run (sorted by seed), then one line with the
 seeds solved, the median solved_at_env_steps and solved_at_seconds over the
 solved runs, and the same medians counting unsolved runs as +inf.
 `
-
-// reportRow is one --summary file.
-type reportRow struct {
-	file string
-	s    qfleet.Summary
-}
 
 func runReport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("qfleet report", flag.ContinueOnError)
@@ -41,94 +33,23 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return usageError{errors.New("no summary files given")}
 	}
-	rows := make([]reportRow, 0, fs.NArg())
+	rows := make([]report.Row, 0, fs.NArg())
 	for _, path := range fs.Args() {
 		s, err := qfleet.ReadSummary(path)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, reportRow{file: path, s: s})
+		rows = append(rows, report.Row{File: path, Summary: s})
 	}
-	slices.SortStableFunc(rows, func(a, b reportRow) int {
+	slices.SortStableFunc(rows, func(a, b report.Row) int {
 		switch {
-		case a.s.Seed < b.s.Seed:
+		case a.Summary.Seed < b.Summary.Seed:
 			return -1
-		case a.s.Seed > b.s.Seed:
+		case a.Summary.Seed > b.Summary.Seed:
 			return 1
 		}
 		return 0
 	})
-	_, err := io.WriteString(stdout, formatReport(rows))
+	_, err := io.WriteString(stdout, report.Markdown(rows))
 	return err
-}
-
-func formatReport(rows []reportRow) string {
-	var b strings.Builder
-	b.WriteString("| seed | solved | solved_at_env_steps | solved_at_seconds | env_steps | wall_seconds | mean_return_100 |\n")
-	b.WriteString("|-----:|:------:|--------------------:|------------------:|----------:|-------------:|----------------:|\n")
-	var solvedSteps, solvedSecs, allSteps, allSecs []float64
-	for _, r := range rows {
-		s := r.s
-		atSteps, atSecs := "-", "-"
-		if s.Solved {
-			atSteps = strconv.FormatUint(s.SolvedAtEnvSteps, 10)
-			atSecs = strconv.FormatFloat(s.SolvedAtSeconds, 'f', 1, 64)
-			solvedSteps = append(solvedSteps, float64(s.SolvedAtEnvSteps))
-			solvedSecs = append(solvedSecs, s.SolvedAtSeconds)
-			allSteps = append(allSteps, float64(s.SolvedAtEnvSteps))
-			allSecs = append(allSecs, s.SolvedAtSeconds)
-		} else {
-			allSteps = append(allSteps, math.Inf(1))
-			allSecs = append(allSecs, math.Inf(1))
-		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d | %.1f | %.1f |\n",
-			s.Seed, yesNo(s.Solved), atSteps, atSecs, s.EnvSteps, s.WallSeconds, s.MeanReturn100)
-	}
-	fmt.Fprintf(&b, "\nseeds solved %d/%d; median over the solved runs: solved_at_env_steps %s, solved_at_seconds %s; "+
-		"median counting unsolved runs as +inf: solved_at_env_steps %s, solved_at_seconds %s\n",
-		len(solvedSteps), len(rows),
-		fmtMedian(solvedSteps, 0), fmtMedian(solvedSecs, 1),
-		fmtMedian(allSteps, 0), fmtMedian(allSecs, 1))
-	return b.String()
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-// median of xs (the mean of the two middle values for an even count; +Inf if
-// either of them is); NaN for none.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	a, b := s[n/2-1], s[n/2]
-	if math.IsInf(a, 1) || math.IsInf(b, 1) {
-		return math.Inf(1)
-	}
-	return (a + b) / 2
-}
-
-// fmtMedian prints a median with prec decimals (fewer for whole numbers when
-// prec is 0), "+inf" for an infinite one and "n/a" for the median of nothing.
-func fmtMedian(xs []float64, prec int) string {
-	m := median(xs)
-	switch {
-	case math.IsNaN(m):
-		return "n/a"
-	case math.IsInf(m, 1):
-		return "+inf"
-	case prec == 0 && m != math.Trunc(m):
-		return strconv.FormatFloat(m, 'f', 1, 64) // the mean of two middle step counts
-	}
-	return strconv.FormatFloat(m, 'f', prec, 64)
 }
