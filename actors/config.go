@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/qfleet/qfleet/nets"
 )
 
 // Config is the one hyper-parameter struct of a DQN run, grouped as in Acme's
@@ -63,14 +65,15 @@ type Config struct {
 // DefaultConfig returns the defaults used for CartPole-v1 in dev mode. They were
 // tuned for env steps to a solved task on a 2-core machine (BENCHMARKS.md).
 func DefaultConfig() Config {
+	tc := nets.DefaultTrainConfig()
 	return Config{
 		Hidden:             []int{64, 64},
-		BatchSize:          128,
-		LearningRate:       5e-4,
+		BatchSize:          tc.BatchSize,
+		LearningRate:       tc.LearningRate,
 		Gamma:              0.99,
 		NStep:              3,
-		MaxGradNorm:        10,
-		DoubleDQN:          true,
+		MaxGradNorm:        tc.MaxGradNorm,
+		DoubleDQN:          tc.DoubleDQN,
 		TargetUpdatePeriod: 500,
 		TargetTau:          0.005,
 		PublishEvery:       10,

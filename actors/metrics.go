@@ -9,7 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics holds a node's Prometheus metrics (names fixed by DESIGN.md) in a
+// Metrics holds a node's Prometheus metrics (their names are an interface:
+// dashboards and alerts use them; never rename one) in a
 // registry of its own, never the global one, so that several nodes can live
 // in one test process. All methods are safe for concurrent use.
 type Metrics struct {

@@ -7,15 +7,18 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/qfleet/qfleet/actors"
 )
 
-// Roles a node can run (DESIGN.md, "Roles"). Stats has no role of its own:
-// it lives on the learner's node.
+// Roles a node can advertise in gossip. The training roles are the actors'
+// (actors.AllRoles), named once there; stats has no role of its own: it
+// lives on the learner's node.
 const (
-	RoleRunner      = "runner"
-	RoleReplay      = "replay"
-	RoleLearner     = "learner"
-	RoleBroadcaster = "broadcaster"
+	RoleRunner      = actors.RoleRunner
+	RoleReplay      = actors.RoleReplay
+	RoleLearner     = actors.RoleLearner
+	RoleBroadcaster = actors.RoleBroadcaster
 	RoleEvaluator   = "evaluator"
 	// RoleTrials: the node runs hyper-parameter sweep trials ('qfleet node
 	// --roles trials'), each a child 'qfleet dev' process.

@@ -13,6 +13,6 @@
 // are always explicit.
 //
 // Virtual actors (protoactor's own cluster package) are deliberately not used:
-// see NOTES-deps.md. Each role has a well-known name on its node
+// cluster/README.md says why. Each role has a well-known name on its node
 // (actors.ReplayName, ...), so a member's remote address is all a PID needs.
 package cluster

@@ -19,7 +19,7 @@ import (
 //	                           SuspicionMult−2 other members confirm the suspicion
 //
 // memberlist's own presets give LAN 5.6–6.4 s and WAN ~39 s (measured, see
-// NOTES-deps.md): the WAN preset probes every 5 s and suspects for 30 s. The
+// cluster/README.md): the WAN preset probes every 5 s and suspects for 30 s. The
 // profiles below trade probe traffic (one UDP ping of ~100 bytes per member
 // per ProbeInterval) and false suspicions for speed. A false suspicion costs
 // nothing visible: the suspect refutes it by gossip within the suspicion

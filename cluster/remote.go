@@ -19,7 +19,7 @@ import (
 // protoactor sends up to EndpointWriterBatchSize queued messages as ONE gRPC
 // message, and gRPC's default 4 MiB receive limit applies to that whole
 // batch: above it the stream breaks and the batch is lost without a dead
-// letter (NOTES-deps.md: 91 of 20,000 20 KB messages arrived). So:
+// letter (cluster/README.md: 91 of 20,000 20 KB messages arrived). So:
 //
 //	RemoteWriterBatchSize = MaxBatchBytes / (MaxMessageBytes + EnvelopeOverheadBytes)
 //	                      = 64 MiB / (2 MiB + 1 KiB) = 31

@@ -51,13 +51,14 @@ type TrainConfig struct {
 	DoubleDQN bool
 }
 
-// DefaultTrainConfig is a setting that learns small control tasks (CartPole-sized nets):
-// batch 64 (a middle ground between SB3's 32 and Acme's 256), lr 1e-3 with PyTorch's Adam
-// defaults β = (0.9, 0.999), ε = 1e-8, gradient norm clipped at 10, double DQN on.
+// DefaultTrainConfig is the learner's default update: batch 128, Adam at lr
+// 5e-4 with PyTorch's defaults β = (0.9, 0.999), ε = 1e-8, the gradient norm
+// clipped at 10, double DQN on. actors.DefaultConfig takes its learner
+// settings from here, so that the defaults are written once.
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
-		BatchSize:    64,
-		LearningRate: 1e-3,
+		BatchSize:    128,
+		LearningRate: 5e-4,
 		AdamBeta1:    0.9,
 		AdamBeta2:    0.999,
 		AdamEps:      1e-8,
