@@ -25,7 +25,7 @@ func (t *Run) Dev(stdout, stderr io.Writer) (Summary, error) {
 	nets.SetLearnerGC()
 	stderr = t.display(stdout, stderr)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level}))
-	dev, err := actors.StartDev(actors.DevOptions{
+	dev, err := actors.StartDev(actors.NodeOptions{
 		EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
 		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
 		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume, Logger: logger,

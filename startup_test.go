@@ -30,7 +30,7 @@ func TestRunEndsWhenTheLearnerStops(t *testing.T) {
 	if err := tr.checkResume(actors.AllRoles); err == nil {
 		t.Fatal("the startup check let an Acrobot checkpoint into a CartPole run")
 	}
-	node, err := actors.StartDev(actors.DevOptions{EnvID: tr.cf.Env, Seed: tr.cf.Seed, Config: tr.cf.Config,
+	node, err := actors.StartDev(actors.NodeOptions{EnvID: tr.cf.Env, Seed: tr.cf.Seed, Config: tr.cf.Config,
 		Stop:          actors.StopRule{TargetReturn: tr.targetReturn, MaxEnvSteps: tr.cf.MaxSteps},
 		CheckpointDir: tr.cf.CheckpointDir, CheckpointEvery: tr.checkpointEvery, Resume: true})
 	if err != nil {

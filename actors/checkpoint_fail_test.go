@@ -148,7 +148,7 @@ func TestLearnerGoesOnWhenCheckpointsFail(t *testing.T) {
 	dir, fill, free := fullableDir(t)
 	const every = 2 * time.Second
 	var logs lockedLog
-	d, err := StartDev(DevOptions{EnvID: "CartPole-v1", Seed: 5, Config: DefaultConfig(), Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 1e9},
+	d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 5, Config: DefaultConfig(), Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 1e9},
 		CheckpointDir: dir, CheckpointEvery: every, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ func TestDevLearnsCartPole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("learning run: skipped with -short")
 	}
-	d, err := StartDev(DevOptions{
+	d, err := StartDev(NodeOptions{
 		EnvID: "CartPole-v1", Seed: 7, Config: DefaultConfig(),
 		Stop:   StopRule{TargetReturn: 150, MaxEnvSteps: 80_000},
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),

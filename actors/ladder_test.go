@@ -95,7 +95,7 @@ func TestNodeSetRunnerLadderShowsInStatus(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Runners, cfg.EpsilonEnd, cfg.EpsilonLadder, cfg.EpsilonDecaySteps = 2, 0.4, 7, 0
 	cfg.ProgressEverySteps = 100
-	d, err := StartDev(DevOptions{EnvID: "CartPole-v1", Seed: 1, Config: cfg, Stop: StopRule{MaxEnvSteps: 1 << 40}})
+	d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 1, Config: cfg, Stop: StopRule{MaxEnvSteps: 1 << 40}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,11 +43,7 @@ type NodeOptions struct {
 	Directory       Directory          // nil: LocalDirectory on System
 }
 
-// DevOptions configures a dev-mode run: a node with every role in one
-// process. StartDev fills Name ("dev") and Roles (AllRoles) when empty.
-type DevOptions = NodeOptions
-
-// Node is a running node; Dev is the dev-mode name for it.
+// Node is a running node: the roles it was given on one actor system.
 type Node struct {
 	System  *actor.ActorSystem
 	Metrics *Metrics
@@ -59,9 +55,6 @@ type Node struct {
 	done    chan struct{}
 	runners int // runner actors on this node (named runnerRole(i) under the supervisor)
 }
-
-// Dev is a node running every role.
-type Dev = Node
 
 // replayOptions picks the replay's storage for an env: MinAtar's
 // observations are 0/1 grids, stored as bits and each frame once.
@@ -85,8 +78,9 @@ func NetSpec(env envs.Env, cfg Config) nets.Spec {
 	return s
 }
 
-// StartDev starts every role in one process.
-func StartDev(o DevOptions) (*Dev, error) {
+// StartDev starts a dev-mode node: every role in one process. It fills
+// Name ("dev") and Roles (AllRoles) when they are empty.
+func StartDev(o NodeOptions) (*Node, error) {
 	if o.Name == "" {
 		o.Name = "dev"
 	}

@@ -162,7 +162,7 @@ func TestLearnerWithMisfitCheckpointStopsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	d, err := StartDev(DevOptions{EnvID: "CartPole-v1", Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 1e9},
+	d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 1e9},
 		CheckpointDir: dir, Resume: true, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
