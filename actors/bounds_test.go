@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -24,19 +25,14 @@ func TestStatsKeepBooksForAtMostMaxRunners(t *testing.T) {
 		sys.Root.Send(st, &messages.RunnerProgress{Runner: fmt.Sprintf("invented-%d", i), EnvSteps: 1, RunnerIncarnation: 1})
 	}
 	sys.Root.Send(st, &messages.RunnerProgress{Runner: "invented-0", EnvSteps: 5, RunnerIncarnation: 1})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s := m.Status()
-		if s.EnvSteps == MaxRunners+5 {
-			if len(s.Runners) != MaxRunners {
-				t.Fatalf("%d runners in the books, want %d", len(s.Runners), MaxRunners)
-			}
-			return
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if s := m.Status(); s.EnvSteps != MaxRunners+5 {
+			return fmt.Errorf("env steps %d, runners %d: want %d and %d", s.EnvSteps, len(s.Runners), MaxRunners+5, MaxRunners)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("env steps %d, runners %d: want %d and %d", s.EnvSteps, len(s.Runners), MaxRunners+5, MaxRunners)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if s := m.Status(); len(s.Runners) != MaxRunners {
+		t.Fatalf("%d runners in the books, want %d", len(s.Runners), MaxRunners)
 	}
 }
 

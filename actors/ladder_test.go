@@ -9,6 +9,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -102,28 +103,18 @@ func TestNodeSetRunnerLadderShowsInStatus(t *testing.T) {
 	defer d.Stop()
 	check := func(offset, total int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			err := func() error {
-				st := d.Metrics.Status()
-				for i := range 2 {
-					name := fmt.Sprintf("dev/runner-%d", i)
-					r, ok := st.Runners[name]
-					want := LadderEpsilon(0.4, 7, offset+i, total)
-					if !ok || r.LadderIndex != offset+i || r.LadderCount != total || math.Abs(r.Epsilon-want) > 1e-15 || math.Abs(r.LadderEpsilon-want) > 1e-15 {
-						return fmt.Errorf("%s: %+v (reported %v), want rung %d of %d at ε %v", name, r, ok, offset+i, total, want)
-					}
+		testutil.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+			st := d.Metrics.Status()
+			for i := range 2 {
+				name := fmt.Sprintf("dev/runner-%d", i)
+				r, ok := st.Runners[name]
+				want := LadderEpsilon(0.4, 7, offset+i, total)
+				if !ok || r.LadderIndex != offset+i || r.LadderCount != total || math.Abs(r.Epsilon-want) > 1e-15 || math.Abs(r.LadderEpsilon-want) > 1e-15 {
+					return fmt.Errorf("%s: %+v (reported %v), want rung %d of %d at ε %v", name, r, ok, offset+i, total, want)
 				}
-				return nil
-			}()
-			if err == nil {
-				return
 			}
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	// Straight after StartNode, before the supervisor has spawned the
 	// runners: the position must still reach them.

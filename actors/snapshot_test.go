@@ -2,11 +2,13 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -117,16 +119,12 @@ func TestReplayRestartsFromItsSnapshot(t *testing.T) {
 		send(seq, 10)
 	}
 	// Wait until a snapshot holds all 100.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if s, _, err := ReadLatestSnapshot(dir); err == nil && s.GetSize() == 100 {
-			break
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if s, _, err := ReadLatestSnapshot(dir); err != nil || s.GetSize() != 100 {
+			return fmt.Errorf("no snapshot of 100 transitions (newest: %v, %v)", s.GetSize(), err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot of 100 transitions within 5 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := sys.Root.StopFuture(rp).Wait(); err != nil { // a clean stop writes a last snapshot
 		t.Fatal(err)
 	}

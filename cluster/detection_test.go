@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // Each profile detects a silent node within its documented bound, and a
@@ -29,7 +31,7 @@ func TestFailureDetectionTimes(t *testing.T) {
 				nodes, logs = append(nodes, n), append(logs, l)
 			}
 			for _, n := range nodes {
-				checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+				testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 					if n.NumMembers() != len(nodes) {
 						return fmt.Errorf("%s sees %d members", n.LocalMember().Name, n.NumMembers())
 					}

@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // A member that restarted under the same name faster than failure detection
@@ -73,13 +75,12 @@ func TestDirectoryReplayIncarnation(t *testing.T) {
 	}
 	waitIncarnation := func(want uint64) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for d.ReplayIncarnation() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("replay incarnation %d, want %d", d.ReplayIncarnation(), want)
+		testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			if got := d.ReplayIncarnation(); got != want {
+				return fmt.Errorf("replay incarnation %d, want %d", got, want)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	first := peer(101, "")
 	waitIncarnation(101)

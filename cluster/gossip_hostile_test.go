@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // lineCounter is a log sink that keeps the lines for assertions.
@@ -67,7 +69,7 @@ func TestGossipGarbageFloodLogsFewLines(t *testing.T) {
 	// The member still works: a third one joins through it and all agree.
 	n3, _ := testNode(t, "n3", []string{RoleLearner}, "127.0.0.1:10103", seed, nil)
 	for _, n := range []*Membership{n1, n2, n3} {
-		checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 			if n.NumMembers() != 3 {
 				return fmt.Errorf("%s sees %d members after the flood", n.LocalMember().Name, n.NumMembers())
 			}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/cluster/hostile"
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -90,7 +91,7 @@ func TestGuardRefusesCraftedBatches(t *testing.T) {
 	if err := peer.Send(hostile.Valid(target, name, credit)); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if got.Load() == 1 {
 			return nil
 		}
@@ -148,7 +149,7 @@ func TestGuardPacesFastPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got.Load() == batches*50 {
 			return nil
 		}

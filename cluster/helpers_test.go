@@ -7,24 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// checkFor polls f every `every` until it returns nil or total has passed,
-// then fails the test with f's last error.
-func checkFor(t testing.TB, total, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
-}
+	"github.com/qfleet/qfleet/internal/testutil"
+)
 
 // testLogger routes logs at level and above to t.Log until the test ends
 // (memberlist and protoactor goroutines may log after it; t.Log would panic).
@@ -100,7 +85,7 @@ func (l *eventLog) about(member string) string {
 func (l *eventLog) waitFor(t testing.TB, kind EventKind, member string, total time.Duration) timedEvent {
 	t.Helper()
 	var found timedEvent
-	checkFor(t, total, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, total, 20*time.Millisecond, func() error {
 		e, ok := l.find(kind, member)
 		if !ok {
 			return fmt.Errorf("no %v event for %s; events about it: %s", kind, member, l.about(member))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 func runnerMember(name string, runners int, state MemberState, roles ...string) Member {
@@ -104,7 +105,7 @@ func TestWatchRunnerLadder(t *testing.T) {
 	}
 	expect := func(want map[string]LadderPosition) {
 		t.Helper()
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 			mu.Lock()
 			defer mu.Unlock()
 			for name, p := range want {

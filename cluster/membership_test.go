@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // Three nodes find each other, the directory resolves every role to the
@@ -42,7 +43,7 @@ func TestThreeMembersLeaveAndFail(t *testing.T) {
 		"n3": {remote3, []string{RoleRunner}},
 	}
 	for _, n := range []*Membership{n1, n2, n3} {
-		checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 			ms := n.Members()
 			if len(ms) != 3 || n.NumMembers() != 3 {
 				return fmt.Errorf("%s sees %d members", n.LocalMember().Name, len(ms))
@@ -61,7 +62,7 @@ func TestThreeMembersLeaveAndFail(t *testing.T) {
 	t.Cleanup(d1.Close)
 	t.Cleanup(d3.Close)
 	for _, d := range []*Directory{d1, d3} {
-		checkFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+		testutil.CheckFor(t, 2*time.Second, 10*time.Millisecond, func() error {
 			return expectPIDs(d, actor.NewPID(remote1, actors.ReplayName), actor.NewPID(remote2, actors.BroadcasterName), actor.NewPID(remote1, actors.StatsName))
 		})
 		if got := d.WithRole(RoleRunner); len(got) != 1 || got[0].Name != "n3" {
@@ -94,7 +95,7 @@ func TestThreeMembersLeaveAndFail(t *testing.T) {
 		t.Fatalf("n1 reported the graceful leave as a failure: %+v", e)
 	}
 	waitChan(t, events, Left, "n3")
-	checkFor(t, time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, time.Second, 10*time.Millisecond, func() error {
 		if !seen.terminated(remote3) {
 			return errors.New("no EndpointTerminatedEvent for n3's remote")
 		}
@@ -117,7 +118,7 @@ func TestThreeMembersLeaveAndFail(t *testing.T) {
 		t.Errorf("failure detection took %v, over the local profile's %v", took, bound)
 	}
 	waitChan(t, events, Failed, "n2")
-	checkFor(t, time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, time.Second, 10*time.Millisecond, func() error {
 		if d1.Broadcaster() != nil {
 			return fmt.Errorf("directory still has broadcaster %v", d1.Broadcaster())
 		}
@@ -209,7 +210,7 @@ func TestEncryptionKeepsStrangersOut(t *testing.T) {
 	n1, _ := testNode(t, "k1", []string{RoleReplay}, "127.0.0.1:11001", nil, keyed)
 	seed := []string{n1.LocalMember().GossipAddr}
 	n2, _ := testNode(t, "k2", []string{RoleRunner}, "127.0.0.1:11002", seed, keyed)
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if n1.NumMembers() != 2 || n2.NumMembers() != 2 {
 			return fmt.Errorf("keyed members see %d and %d members, want 2", n1.NumMembers(), n2.NumMembers())
 		}
@@ -290,7 +291,7 @@ func TestRejoinRestartedSeed(t *testing.T) {
 	seedNode, _ := testNode(t, "seed", []string{RoleReplay}, "127.0.0.1:13001", nil, nil)
 	addr := seedNode.LocalMember().GossipAddr
 	other, otherLog := testNode(t, "other", []string{RoleRunner}, "127.0.0.1:13002", []string{addr}, nil)
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if other.NumMembers() != 2 {
 			return fmt.Errorf("other sees %d members", other.NumMembers())
 		}
@@ -302,7 +303,7 @@ func TestRejoinRestartedSeed(t *testing.T) {
 	otherLog.waitFor(t, Failed, "seed", 5*time.Second)
 
 	restarted, _ := testNode(t, "seed", []string{RoleReplay}, "127.0.0.1:13001", nil, func(c *Config) { c.GossipAddr = addr })
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if other.NumMembers() != 2 || restarted.NumMembers() != 2 {
 			return fmt.Errorf("after the seed restarted: other sees %d, seed sees %d members", other.NumMembers(), restarted.NumMembers())
 		}

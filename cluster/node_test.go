@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 func TestNodeSpecResolve(t *testing.T) {
@@ -89,7 +91,7 @@ func TestNodeLifecycle(t *testing.T) {
 	a := startTestNode(t, "a", nil, &aLog)
 	defer a.Close(false)
 	b := startTestNode(t, "b", []string{a.Membership.LocalMember().GossipAddr}, nil)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if len(a.Directory.WithRole(RoleRunner)) != 2 {
 			return errors.New("a's directory does not list both runner nodes")
 		}

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/cluster/hostile"
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -131,7 +132,7 @@ func TestRemoteRejectsStrangers(t *testing.T) {
 	a := remoteNode(t, certs["a"])
 	a.Root.Send(target(), &messages.Credit{Transitions: 1})
 
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if fromMember.Load() != 1 {
 			return fmt.Errorf("the member's message has not arrived")
 		}
@@ -181,7 +182,7 @@ func TestRemoteLargeBatchesArrive(t *testing.T) {
 	for i := 0; i < nLarge; i++ {
 		a.Root.Send(target, largeMsg)
 	}
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if small.Load() != nSmall || large.Load() != nLarge {
 			return fmt.Errorf("arrived %d/%d small and %d/%d large messages", small.Load(), nSmall, large.Load(), nLarge)
 		}
@@ -237,7 +238,7 @@ func TestGuardBindsAddressToCertificate(t *testing.T) {
 		t.Fatalf("identity refusals %d, want 1", g.Rejected(RejectIdentity))
 	}
 	send("127.0.0.1:7947")
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if got.Load() != 1 {
 			return fmt.Errorf("the member's own message has not arrived")
 		}
