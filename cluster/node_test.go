@@ -3,7 +3,6 @@ package cluster
 import (
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,7 +64,7 @@ func TestNodeSpecResolve(t *testing.T) {
 func startTestNode(t *testing.T, name string, join []string, log *eventLog) *Node {
 	t.Helper()
 	// The remote's port is advertised as given: it must be a real one.
-	c, err := NodeSpec{Name: name, GossipAddr: "127.0.0.1:0", RemoteAddr: freeLoopbackAddr(t), Join: join, Profile: ProfileLocal}.Resolve()
+	c, err := NodeSpec{Name: name, GossipAddr: "127.0.0.1:0", RemoteAddr: testutil.FreeAddr(t), Join: join, Profile: ProfileLocal}.Resolve()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +133,7 @@ func memberNames(m *Membership) []string {
 // TestNodeJoinError: a seed that is not there is a JoinError (the settings
 // are wrong), and the remote started before it is shut down again.
 func TestNodeJoinError(t *testing.T) {
-	c, err := NodeSpec{Name: "lonely", GossipAddr: "127.0.0.1:0", RemoteAddr: freeLoopbackAddr(t), Join: []string{"127.0.0.1:1"}, Profile: ProfileLocal}.Resolve()
+	c, err := NodeSpec{Name: "lonely", GossipAddr: "127.0.0.1:0", RemoteAddr: testutil.FreeAddr(t), Join: []string{"127.0.0.1:1"}, Profile: ProfileLocal}.Resolve()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,15 +144,4 @@ func TestNodeJoinError(t *testing.T) {
 	if !errors.As(err, &je) {
 		t.Fatalf("StartNode with an unreachable seed: %v, want a *JoinError", err)
 	}
-}
-
-// freeLoopbackAddr is a loopback TCP address that was free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
