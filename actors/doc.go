@@ -1,0 +1,59 @@
+// Package actors holds the roles of a qfleet run as protoactor actors and
+// the protocol between them. The same code runs every role in one process
+// (StartDev) or some of them on one cluster node (StartNode, with a
+// Directory that follows gossip); only where a PID points differs.
+//
+// # The roles
+//
+//   - runner (runner.go): steps an env with an ε-greedy policy on its
+//     behaviour copy of the Q-network, turns steps into n-step transitions
+//     (nstep.go) and streams them to the replay in batches.
+//   - replay (replay.go): owns the experience table (table.go; frames.go
+//     stores binary frames once), prioritized sampling (sumtree), the
+//     sample:insert rate limiter (ratelimit.go), the runners' credit and
+//     the books of their streams (streams.go, departed.go); it snapshots
+//     itself (snapshot.go).
+//   - learner (learner.go): keeps sample requests outstanding, trains the
+//     online network on each batch (package nets), syncs the target,
+//     publishes weights and writes checkpoints (checkpoint.go).
+//   - broadcaster (broadcaster.go): keeps only the newest weights and gives
+//     each subscribed runner one message in flight.
+//   - stats (stats.go, on the learner's node): the episode books, mean100
+//     and the stop rule.
+//
+// Each node spawns its roles under one supervisor (supervision.go: a
+// restart budget with back-off) by well-known names (ReplayName, ...), so
+// that a role's PID is its node's remote address plus its name.
+//
+// # One transition, env to learner
+//
+// A runner steps its env; the n-step accumulator emits a transition
+// (obs, action, n-step return, discount, next obs) into the batch being
+// filled. A full batch (SendBatch transitions) waits in the runner's
+// outbox until the replay has granted credit for it; then it goes as an
+// ExperienceBatch to a replay on the same node, or packed by messages/wire
+// (deduplicated observations, float16, zstd) as a PackedExperience to one
+// on another host. The replay checks it (sizes, the stream's sequence:
+// duplicates and late batches are counted, never inserted twice), inserts
+// it, and returns a Credit for as many transitions. The learner's
+// SampleRequest is answered when the rate limiter allows, with a
+// SampleBatch; the learner trains on it and sends back PriorityUpdates.
+//
+// # One weights version, learner to runner
+//
+// Every PublishEvery updates the learner sends Weights (term and version:
+// the term changes when a learner restarts from a checkpoint) to the
+// broadcaster. The broadcaster keeps the newest only. A runner that
+// subscribed (SubscribeWeights) and acknowledged its last message gets the
+// newest: the Weights itself on the same node, or WeightsChunks (zstd,
+// a delta against the version the runner acknowledged) one in flight over
+// a remote link. The runner assembles the chunks, keeps the newest by
+// (term, version) and loads them into its behaviour network between chunks
+// of env steps.
+//
+// Delivery between actors is at most once (protoactor drops what was queued
+// on a broken stream): everything that must arrive is acknowledged by its
+// receiver — credits for experience, acks for weights — and a runner that
+// loses its link to the replay restores its credit window instead of
+// waiting forever.
+package actors
