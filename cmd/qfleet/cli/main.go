@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/qfleet/qfleet"
-	_ "github.com/qfleet/qfleet/envs/minatar" // registers MinAtar/<Game>-v0 and -v1
 )
 
 const usage = `qfleet — distributed deep Q-learning on supervised actors

@@ -1,0 +1,7 @@
+package qfleet
+
+import (
+	// The MinAtar games are built-in envs like the classic-control ones: a
+	// program that trains through this package has them all.
+	_ "github.com/qfleet/qfleet/envs/minatar"
+)
