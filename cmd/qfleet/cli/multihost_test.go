@@ -4,7 +4,7 @@ package cli
 // cluster/netlab Lab, and every node a separate `qfleet node` process, built
 // once from this package. Host A runs replay + learner + broadcaster, hosts B
 // and C run one runner each, all joined by gossip over the lab's addresses.
-// The stories they tell (issue 3, "What it must show"):
+// The stories they tell:
 //
 //   - TestMultiHostCartPole: three hosts find each other, both remote
 //     runners feed the learner, CartPole-v1 reaches mean100 >= 195, and the
@@ -22,9 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +30,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,91 +44,7 @@ var multihostFull = flag.Bool("multihost.full", false,
 // namespace (lab addresses are unreachable from the test's own namespace):
 //
 //	<test binary> multihost-helper get URL   print the body of a 200 response
-const helperArg = "multihost-helper"
-
-func TestMain(m *testing.M) {
-	if len(os.Args) >= 2 && os.Args[1] == helperArg {
-		os.Exit(multihostHelper(os.Args[2:]))
-	}
-	// Runs without --run-dir get one under runsRoot: keep the tests' out of
-	// the source tree.
-	runs, err := os.MkdirTemp("", "qfleet-test-runs-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	qfleet.RunsRoot = runs
-	code := m.Run()
-	os.RemoveAll(runs)
-	if qfleetBin.dir != "" {
-		os.RemoveAll(qfleetBin.dir)
-	}
-	os.Exit(code)
-}
-
-func multihostHelper(args []string) int {
-	if len(args) == 5 && args[0] == "proxy" {
-		return faultProxy(args[1], args[2], args[3], args[4])
-	}
-	if len(args) >= 1 && args[0] == "hostile" {
-		return hostileHelper(args[1:])
-	}
-	if len(args) != 2 || args[0] != "get" {
-		fmt.Fprintf(os.Stderr, "usage: %s get URL | proxy LISTEN UPSTREAM LATENCY_MS JITTER_MS\n", helperArg)
-		return 2
-	}
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(os.Stderr, "GET %s: %s\n", args[1], resp.Status)
-		return 1
-	}
-	os.Stdout.Write(body)
-	return 0
-}
-
-// qfleetBin is the qfleet binary, built once per test process into a
-// temporary directory that TestMain removes.
-var qfleetBin struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
-
-func qfleetBinary(t *testing.T) string {
-	t.Helper()
-	qfleetBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "qfleet-multihost-")
-		if err != nil {
-			qfleetBin.err = err
-			return
-		}
-		qfleetBin.dir = dir
-		path := filepath.Join(dir, "qfleet")
-		// go test puts GOROOT/bin first on PATH, so this is the same toolchain.
-		out, err := exec.Command("go", "build", "-o", path, "github.com/qfleet/qfleet/cmd/qfleet").CombinedOutput()
-		if err != nil {
-			qfleetBin.err = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		qfleetBin.path = path
-	})
-	if qfleetBin.err != nil {
-		t.Fatalf("building qfleet: %v", qfleetBin.err)
-	}
-	return qfleetBin.path
-}
-
+//
 // multiHostCase is one cluster run: A = replay+learner+broadcaster, B and C
 // = one runner each.
 type multiHostCase struct {
@@ -219,8 +132,44 @@ func runMultiHost(t *testing.T, c multiHostCase) multiHostResult {
 		runners[h.Name()] = h.Start(t, h.Name(), bin, nodeArgs(h, "runner", c.profile, "--insecure", "--join", seed)...)
 	}
 
-	// Story 1: the cluster forms. A lists A, B and C, counts 3 live members,
-	// and has episodes of both remote runners.
+	// Story 1: the cluster forms. Story 2: training runs to the end on A.
+	// Story 3: with the learner gone, the runner-only nodes end on their own.
+	res := waitFormed(t, learner, a, httpAddr, start)
+	leftAt := waitTrained(t, c, learner, a, httpAddr, start, &res)
+	data, err := os.ReadFile(summaryPath)
+	if err != nil {
+		t.Fatalf("A's summary: %v", err)
+	}
+	if err := json.Unmarshal(data, &res.summary); err != nil {
+		t.Fatalf("A's summary: %v\n%s", err, data)
+	}
+	if !res.summary.Solved || res.summary.MeanReturn100 < c.target {
+		t.Errorf("A's summary: solved=%v mean_return_100=%.1f, want solved with >= %v\n%s", res.summary.Solved, res.summary.MeanReturn100, c.target, data)
+	}
+	checkRunnersEnd(t, learner, runners, leftAt)
+
+	// Both remote runners contributed (per-runner breakdown of A's /status).
+	res.runners = map[string]uint64{}
+	lag := map[string]int64{}
+	for name, r := range res.status.Runners {
+		res.runners[name] = r.EnvSteps
+		lag[name] = int64(publication(res.status.WeightsVersion)) - int64(publication(r.WeightsVersion))
+	}
+	for _, h := range []string{"B", "C"} {
+		if runnerEpisodes(res.status, h) == 0 || runnerSteps(res.status, h) == 0 {
+			t.Errorf("A's last /status has no episodes or env steps from %s: runners %v", h, res.status.Runners)
+		}
+	}
+	t.Logf("solved=%v mean100=%.1f at %d env steps (%d total), A's wall %.1fs; env steps by runner %v; weights versions behind A at the last /status %v",
+		res.summary.Solved, res.summary.MeanReturn100, res.summary.SolvedAtEnvSteps, res.summary.EnvSteps, res.wall.Seconds(), res.runners, lag)
+	logWireBytes(t, res)
+	return res
+}
+
+// waitFormed waits for the cluster to form: A lists A, B and C, counts 3
+// live members, and has episodes of both remote runners.
+func waitFormed(t *testing.T, learner *netlab.Process, a *netlab.Host, httpAddr string, start time.Time) multiHostResult {
+	t.Helper()
 	var res multiHostResult
 	pollWhile(t, learner, 60*time.Second, 500*time.Millisecond, "A to see 3 members and episodes from B and C", func() error {
 		st, err := getStatus(a, httpAddr)
@@ -248,9 +197,13 @@ func runMultiHost(t *testing.T, c multiHostCase) multiHostResult {
 		return nil
 	})
 	t.Logf("cluster of A, B, C formed; episodes from both runners after %v (env steps %d)", time.Since(start).Round(100*time.Millisecond), res.status.Counters.EnvSteps)
+	return res
+}
 
-	// Story 2: training runs to the end on A. Keep A's last /status and
-	// /metrics (they are gone once A exits).
+// waitTrained follows training on A to its end, keeping A's last /status
+// and /metrics in res (they are gone once A exits), and returns when A left.
+func waitTrained(t *testing.T, c multiHostCase, learner *netlab.Process, a *netlab.Host, httpAddr string, start time.Time, res *multiHostResult) (leftAt time.Time) {
+	t.Helper()
 	deadline := time.NewTimer(c.timeout - time.Since(start))
 	defer deadline.Stop()
 	tick := time.NewTicker(time.Second)
@@ -277,22 +230,17 @@ wait:
 		}
 	}
 	res.wall = time.Since(start)
-	leftAt := time.Now()
+	leftAt = time.Now()
 	if err := learner.Wait(); err != nil {
 		t.Fatalf("A exited with %v, want 0", err)
 	}
-	data, err := os.ReadFile(summaryPath)
-	if err != nil {
-		t.Fatalf("A's summary: %v", err)
-	}
-	if err := json.Unmarshal(data, &res.summary); err != nil {
-		t.Fatalf("A's summary: %v\n%s", err, data)
-	}
-	if !res.summary.Solved || res.summary.MeanReturn100 < c.target {
-		t.Errorf("A's summary: solved=%v mean_return_100=%.1f, want solved with >= %v\n%s", res.summary.Solved, res.summary.MeanReturn100, c.target, data)
-	}
+	return leftAt
+}
 
-	// Story 3: with the learner gone, the runner-only nodes end on their own.
+// checkRunnersEnd: with the learner gone, the runner-only nodes end on
+// their own, and no node logged an error in the clean run.
+func checkRunnersEnd(t *testing.T, learner *netlab.Process, runners map[string]*netlab.Process, leftAt time.Time) {
+	t.Helper()
 	for _, name := range []string{"B", "C"} {
 		p := runners[name]
 		select {
@@ -318,23 +266,6 @@ wait:
 			}
 		}
 	}
-
-	// Both remote runners contributed (per-runner breakdown of A's /status).
-	res.runners = map[string]uint64{}
-	lag := map[string]int64{}
-	for name, r := range res.status.Runners {
-		res.runners[name] = r.EnvSteps
-		lag[name] = int64(publication(res.status.WeightsVersion)) - int64(publication(r.WeightsVersion))
-	}
-	for _, h := range []string{"B", "C"} {
-		if runnerEpisodes(res.status, h) == 0 || runnerSteps(res.status, h) == 0 {
-			t.Errorf("A's last /status has no episodes or env steps from %s: runners %v", h, res.status.Runners)
-		}
-	}
-	t.Logf("solved=%v mean100=%.1f at %d env steps (%d total), A's wall %.1fs; env steps by runner %v; weights versions behind A at the last /status %v",
-		res.summary.Solved, res.summary.MeanReturn100, res.summary.SolvedAtEnvSteps, res.summary.EnvSteps, res.wall.Seconds(), res.runners, lag)
-	logWireBytes(t, res)
-	return res
 }
 
 // logWireBytes reports the bandwidth the run used, from A's last /metrics:
@@ -390,147 +321,6 @@ func runnerSteps(st nodeStatus, host string) (n uint64) {
 	return n
 }
 
-// pollWhile calls cond every interval until it returns nil. It fails the
-// test with cond's last error when timeout passes, or at once when p exits
-// first (so a crashed node is reported now, not at the timeout); p may be nil.
-func pollWhile(t *testing.T, p *netlab.Process, timeout, interval time.Duration, what string, cond func() error) {
-	t.Helper()
-	var exited <-chan struct{} // nil: never
-	if p != nil {
-		exited = p.Done()
-	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-exited:
-			if err = cond(); err == nil {
-				return
-			}
-			t.Fatalf("waiting for %s: the process exited (%v) first; last: %v", what, p.Wait(), err)
-		case <-deadline.C:
-			t.Fatalf("waiting for %s: not within %v: %v", what, timeout, err)
-		case <-tick.C:
-		}
-	}
-}
-
-// labGet fetches url from inside h's namespace with the helper mode of the
-// test binary.
-func labGet(h *netlab.Host, url string) ([]byte, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := h.Command(ctx, exe, helperArg, "get", url)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("GET %s in %s: %v: %s", url, h.Name(), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
-}
-
-func getStatus(h *netlab.Host, addr string) (nodeStatus, error) {
-	return labStatus[nodeStatus](h, addr)
-}
-
-// labStatus reads a node's /status at addr from inside lab host h into a T
-// (each test decodes the fields it checks).
-func labStatus[T any](h *netlab.Host, addr string) (T, error) {
-	var st T
-	body, err := labGet(h, "http://"+addr+"/status")
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("/status: %v: %s", err, body)
-	}
-	return st, nil
-}
-
-func getMetrics(h *netlab.Host, addr string) ([]promSample, error) {
-	body, err := labGet(h, "http://"+addr+"/metrics")
-	if err != nil {
-		return nil, err
-	}
-	return parseProm(string(body))
-}
-
-// promSample is one sample of the Prometheus text format.
-type promSample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// parseProm reads the Prometheus text exposition format as promhttp writes
-// it (no timestamps, label values without commas).
-func parseProm(text string) ([]promSample, error) {
-	var out []promSample
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			return nil, fmt.Errorf("metrics line %q: no value", line)
-		}
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %q: %v", line, err)
-		}
-		s := promSample{name: line[:sp], labels: map[string]string{}, value: v}
-		if i := strings.IndexByte(s.name, '{'); i >= 0 {
-			body := strings.TrimSuffix(s.name[i+1:], "}")
-			s.name = s.name[:i]
-			for _, kv := range strings.Split(body, ",") {
-				k, q, ok := strings.Cut(kv, "=")
-				if !ok {
-					continue
-				}
-				val, err := strconv.Unquote(q)
-				if err != nil {
-					return nil, fmt.Errorf("metrics line %q: label %s: %v", line, k, err)
-				}
-				s.labels[k] = val
-			}
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// promValue returns the value of the sample named name whose labels include
-// labels.
-func promValue(samples []promSample, name string, labels map[string]string) (float64, bool) {
-next:
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		for k, v := range labels {
-			if s.labels[k] != v {
-				continue next
-			}
-		}
-		return s.value, true
-	}
-	return 0, false
-}
-
-// TestMultiHostCartPole: three hosts, one learner and two remote runners,
-// CartPole-v1 to mean100 >= 195 (the fast variant, in `make test`).
 func TestMultiHostCartPole(t *testing.T) {
 	netlab.Require(t)
 	t.Run("insecure-required", testInsecureRequired)
