@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ func TestRunnerRefusesChunksOfAnotherNetwork(t *testing.T) {
 	m := NewMetrics()
 	net := testNet()
 	spec := RunnerSpec{Name: "r0", Count: 1, EnvID: "CartPole-v1", Seed: 1, Net: net}
-	var logged lockedLog
+	var logged testutil.SyncBuffer
 	r := sys.Root.Spawn(actor.PropsFromProducer(newRunner(spec, DefaultConfig(), LocalDirectory{Address: sys.Address()}, m, slog.New(slog.NewTextHandler(&logged, nil)))))
 	// A runner steps until stopped (ActorSystem.Shutdown does not stop
 	// actors): left running it would allocate under later tests' counts.
@@ -105,7 +106,7 @@ func TestRunnerRefusesChunksOfAnotherNetwork(t *testing.T) {
 			t.Fatal("the runner took the oversized chunk's version")
 		}
 	}
-	if want := fmt.Sprintf("16777216 params, this runner's network has %d", net.NumParams()); logged.count(want) != 1 {
+	if want := fmt.Sprintf("16777216 params, this runner's network has %d", net.NumParams()); strings.Count(logged.String(), want) != 1 {
 		t.Fatalf("the refusal does not say %q once (the assembler saw the chunk first?)", want)
 	}
 }

@@ -8,12 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // fullableDir is a directory on a small file system of its own (a tmpfs,
@@ -113,24 +113,6 @@ func TestCheckpointWriteOnAFullDisk(t *testing.T) {
 	}
 }
 
-// lockedLog collects log output from the actors' goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
 	t.Helper()
 	var m dto.Metric
@@ -147,7 +129,7 @@ func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64
 func TestLearnerGoesOnWhenCheckpointsFail(t *testing.T) {
 	dir, fill, free := fullableDir(t)
 	const every = 2 * time.Second
-	var logs lockedLog
+	var logs testutil.SyncBuffer
 	d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 5, Config: DefaultConfig(), Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 1e9},
 		CheckpointDir: dir, CheckpointEvery: every, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
@@ -173,12 +155,12 @@ func TestLearnerGoesOnWhenCheckpointsFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	updates := d.Metrics.Status().LearnerUpdates
-	failures0, logged0 := counterValue(t, d.Metrics.CheckpointFailures), logs.count("periodic checkpoint failed")
+	failures0, logged0 := counterValue(t, d.Metrics.CheckpointFailures), strings.Count(logs.String(), "periodic checkpoint failed")
 	const window = 7 * time.Second
 	time.Sleep(window)
 
 	failures := counterValue(t, d.Metrics.CheckpointFailures) - failures0
-	logged := logs.count("periodic checkpoint failed") - logged0
+	logged := strings.Count(logs.String(), "periodic checkpoint failed") - logged0
 	after := d.Metrics.Status()
 	t.Logf("in %v with a full disk: %v failures counted, %d logged; learner updates %d → %d", window, failures, logged, updates, after.LearnerUpdates)
 	// One try per interval: 3 in 7 s (a tick-paced retry would make 7).

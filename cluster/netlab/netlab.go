@@ -47,7 +47,6 @@ package netlab
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +60,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // Lab is a set of hosts in network namespaces joined by a bridge that lives
@@ -280,7 +281,7 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 type Process struct {
 	Cmd  *exec.Cmd
 	name string
-	out  syncBuffer
+	out  testutil.SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -395,23 +396,6 @@ func (p *Process) stateString() string {
 	default:
 		return "running"
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var requireOnce struct {

@@ -7,32 +7,14 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
-
-// lockedBuffer is a bytes.Buffer written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestBenchSmoke runs both benchmarks briefly, in-process; the other sides
 // are processes of a qfleet binary built for the test (this test binary
@@ -59,7 +41,7 @@ func TestBenchSmoke(t *testing.T) {
 		{[]string{"bench", "weights", "--runners", "2", "--params", "4866", "--rounds", "3"},
 			[]string{"median_ms", "p90_ms", "first_full_ms", "bytes_per_runner_median"}},
 	} {
-		var stdout, stderr lockedBuffer
+		var stdout, stderr testutil.SyncBuffer
 		if code := run(c.args, &stdout, &stderr); code != 0 {
 			t.Fatalf("qfleet %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(c.args, " "), code, stdout.String(), stderr.String())
 		}
@@ -81,12 +63,12 @@ func TestBenchSmoke(t *testing.T) {
 }
 
 func TestBenchUsage(t *testing.T) {
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testutil.SyncBuffer
 	if code := run([]string{"bench", "--help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "qfleet bench weights") {
 		t.Errorf("bench --help: exit %d, stdout %q", code, stdout.String())
 	}
 	for _, args := range [][]string{{"bench", "nope"}, {"bench", "wire", "--seconds", "0"}, {"bench", "weights", "--runners", "0"}} {
-		var stdout, stderr lockedBuffer
+		var stdout, stderr testutil.SyncBuffer
 		code := run(args, &stdout, &stderr)
 		if msg := strings.TrimSpace(stderr.String()); code != 2 || strings.Count(msg, "\n") != 0 || !strings.HasPrefix(msg, "qfleet bench: ") {
 			t.Errorf("qfleet %s: exit %d, stderr %q; want exit 2 and one line", strings.Join(args, " "), code, msg)
