@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
-	"strings"
 
 	"github.com/dustin/go-humanize"
 
@@ -56,22 +55,4 @@ func (t *Run) checkMemory(roles []string, flag string) error {
 		debug.SetMemoryLimit(int64(min(limit, math.MaxInt64)))
 	}
 	return nil
-}
-
-// estimateComment is the estimate as YAML comment lines for config print.
-func EstimateComment(e actors.MemoryEstimate, roles []string, limit uint64) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n# Memory this config needs on a node with roles %s (estimate, checked against max_memory, now %s):\n",
-		strings.Join(roles, ","), limitString(limit))
-	for _, line := range strings.Split(e.String(), "\n") {
-		b.WriteString("#   " + line + "\n")
-	}
-	return b.String()
-}
-
-func limitString(limit uint64) string {
-	if limit == 0 {
-		return "no limit"
-	}
-	return humanize.IBytes(limit)
 }

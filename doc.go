@@ -17,7 +17,7 @@
 //	if err != nil {
 //		log.Fatal(err) // a qfleet.UsageError names the setting
 //	}
-//	err = run.Dev(os.Stdout, os.Stderr)
+//	summary, err := run.Dev(os.Stdout, os.Stderr) // progress on stderr
 //
 // The run stops when mean100 (the mean return of the last 100 episodes
 // played at ε ≤ 0.05) reaches the target return, at MaxSteps env steps, at

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
@@ -74,7 +75,7 @@ func runConfigPrint(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	data = append(data, qfleet.EstimateComment(est, roles, limit)...)
+	data = append(data, estimateComment(est, roles, limit)...)
 	_, err = stdout.Write(data)
 	return err
 }
@@ -93,4 +94,22 @@ func netsHelp() string {
 		fmt.Fprintf(&b, "  %-26s %s\n", id, actors.NetSpec(env, actors.DefaultConfigFor(id)))
 	}
 	return b.String()
+}
+
+// estimateComment is the estimate as YAML comment lines for config print.
+func estimateComment(e actors.MemoryEstimate, roles []string, limit uint64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n# Memory this config needs on a node with roles %s (estimate, checked against max_memory, now %s):\n",
+		strings.Join(roles, ","), limitString(limit))
+	for _, line := range strings.Split(e.String(), "\n") {
+		b.WriteString("#   " + line + "\n")
+	}
+	return b.String()
+}
+
+func limitString(limit uint64) string {
+	if limit == 0 {
+		return "no limit"
+	}
+	return humanize.IBytes(limit)
 }
