@@ -74,10 +74,13 @@ func (n *Network) StartNode(name string, cfg NodeConfig) (*Node, error) {
 func (nd *Node) Address() string { return nd.System.Address() }
 
 // Close stops the remote at once (a graceful stop waits up to 10 s for
-// peers' streams) and the actor system. Idempotent.
+// peers' streams) and the actor system, unless something (actors.Node.Stop)
+// stopped it already: a second ActorSystem.Shutdown panics. Idempotent.
 func (nd *Node) Close() {
 	nd.once.Do(func() {
 		nd.Remote.Shutdown(false)
-		nd.System.Shutdown()
+		if !nd.System.IsStopped() {
+			nd.System.Shutdown()
+		}
 	})
 }
