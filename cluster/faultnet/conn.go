@@ -89,13 +89,15 @@ func (c *conn) destroy(rst bool) {
 // reset breaks the connection, both sides at once; lost says it is reset
 // because bytes vanished on it.
 func (c *conn) reset(lost bool) {
+	// The socket first: once done is closed, pumpOut may close it itself,
+	// without the RST.
+	c.destroy(true)
 	if c.end(errReset) {
 		c.outLink.resets.Add(1)
 		if lost {
 			c.outLink.terminated.Add(1)
 		}
 	}
-	c.destroy(true)
 }
 
 // failed returns why the connection ended, or nil.
@@ -171,6 +173,9 @@ func (c *conn) pumpIn() {
 			}
 		}
 		if err != nil {
+			if expired(c.kill) {
+				return // our own end of it, not the peer's
+			}
 			// The peer's close travels the link too (and vanishes with a
 			// drop: the reader then hangs, as it would).
 			if delay, drop := c.net.send(c.to, c.from, 0); !drop {
