@@ -32,8 +32,8 @@ test: vet tidy-check
 FUZZTIME ?= 4s
 FUZZ_TARGETS ?= \
 	./cluster:FuzzGuard \
-	./actors:FuzzUnpackExperience \
-	./actors:FuzzWeightsAssembler \
+	./messages/wire:FuzzUnpackExperience \
+	./messages/wire:FuzzWeightsAssembler \
 	./actors:FuzzReadCheckpoint \
 	./actors:FuzzReadSnapshot \
 	./actors:FuzzSnapshotRestore \

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 )
 
 // A peer inventing runner names cannot grow the stats' books (and /status)
@@ -50,7 +51,7 @@ func TestReplayRefusesImpossibleExperienceUnread(t *testing.T) {
 	rp := spawnTestReplay(sys, cfg, m, SnapshotSpec{})
 	pack := func(b *messages.ExperienceBatch) *messages.PackedExperience {
 		b.ReplyTo = probeRef(sys, "runner")
-		p, err := PackExperience(b, DefaultWireOptions)
+		p, err := wire.PackExperience(b, wire.DefaultOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +91,7 @@ func TestRunnerRefusesChunksOfAnotherNetwork(t *testing.T) {
 	t.Cleanup(func() { _ = sys.Root.StopFuture(r).Wait() })
 	sys.Root.Send(r, &messages.WeightsChunk{Version: 9, Term: 1, Index: 0, Total: 1, NumParams: 1 << 24, SegmentParams: 1 << 24})
 	w := &messages.Weights{Version: 2, Term: 1, Params: make([]float32, net.NumParams())}
-	chunks, err := PackWeights(w, nil, 32<<10, true)
+	chunks, err := wire.PackWeights(w, nil, 32<<10, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 )
 
 // broadcaster is the weight broadcaster role. It keeps only the newest
@@ -31,8 +32,8 @@ type broadcaster struct {
 	log     *slog.Logger
 
 	latest      *messages.Weights
-	packed      map[weightsKey]*WeightsPacker // chunks of latest, by the base's key (zero: whole), packed as first needed
-	subscribers map[string]*subscriber        // by PID string
+	packed      map[weightsKey]*wire.WeightsPacker // chunks of latest, by the base's key (zero: whole), packed as first needed
+	subscribers map[string]*subscriber             // by PID string
 	stopTick    scheduler.CancelFunc
 	refusedLog  *lograte.Limiter
 }
@@ -46,7 +47,7 @@ type subscriber struct {
 	base     *messages.Weights // that version, the base of a delta (remote only)
 
 	sending *messages.Weights // the version being transferred in chunks
-	chunks  *WeightsPacker
+	chunks  *wire.WeightsPacker
 	next    int // index of the next chunk to send
 	done    int // chunks acknowledged (acks are cumulative)
 }
@@ -84,7 +85,7 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 			return
 		}
 		b.latest = msg
-		b.packed = map[weightsKey]*WeightsPacker{}
+		b.packed = map[weightsKey]*wire.WeightsPacker{}
 		for _, s := range b.subscribers {
 			b.send(ctx, s)
 		}
@@ -202,7 +203,7 @@ func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
 // chunksFor packs the latest weights for s: a delta against the version s
 // has whole when there is one of the same term, else whole; packed once per
 // base and shared.
-func (b *broadcaster) chunksFor(s *subscriber) (*WeightsPacker, error) {
+func (b *broadcaster) chunksFor(s *subscriber) (*wire.WeightsPacker, error) {
 	var base *messages.Weights
 	if b.cfg.WeightsDelta && s.base != nil && s.base.GetTerm() == b.latest.GetTerm() && len(s.base.GetParams()) == len(b.latest.GetParams()) {
 		base = s.base
@@ -214,7 +215,7 @@ func (b *broadcaster) chunksFor(s *subscriber) (*WeightsPacker, error) {
 	if pk, ok := b.packed[key]; ok {
 		return pk, nil
 	}
-	pk, err := NewWeightsPacker(b.latest, base, b.cfg.WeightsChunkBytes, true)
+	pk, err := wire.NewWeightsPacker(b.latest, base, b.cfg.WeightsChunkBytes, true)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/actors/sumtree"
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 )
 
 // replay is the replay role: it owns the experience table and the
@@ -183,7 +184,7 @@ func (r *replay) Receive(ctx actor.Context) {
 		var b *messages.ExperienceBatch
 		err := fmt.Errorf("observation size %d, this replay's is %d", msg.GetObsSize(), r.obsSize)
 		if int(msg.GetObsSize()) == r.obsSize {
-			b, err = UnpackExperience(msg)
+			b, err = wire.UnpackExperience(msg)
 		}
 		if err != nil {
 			// Refused and counted like any malformed batch; the credit goes back.

@@ -16,6 +16,7 @@ import (
 	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 	"github.com/qfleet/qfleet/nets"
 )
 
@@ -64,8 +65,8 @@ type runner struct {
 
 	*runnerAccounting // survives restarts of the actor
 
-	assembler            WeightsAssembler // chunks from a broadcaster on another host
-	subscribedTo         string           // broadcaster PID we subscribed to
+	assembler            wire.WeightsAssembler // chunks from a broadcaster on another host
+	subscribedTo         string                // broadcaster PID we subscribed to
 	heardFromBroadcaster time.Time
 	subscribedAt         time.Time
 	awaitingWeights      bool // subscribed, nothing heard since
@@ -512,7 +513,7 @@ func (r *runner) trySend(ctx actor.Context) {
 			continue
 		}
 		// Another host: pack (frames, zstd, optional float16) and count bytes.
-		p, err := PackExperience(b, WireOptions{Frames: true, Float16: r.cfg.WireFloat16, Zstd: true})
+		p, err := wire.PackExperience(b, wire.Options{Frames: true, Float16: r.cfg.WireFloat16, Zstd: true})
 		if err != nil {
 			r.log.Error("experience not packed: dropped", "err", err, "transitions", n)
 			r.dropped += uint64(n)

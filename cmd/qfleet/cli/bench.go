@@ -38,6 +38,7 @@ import (
 	"github.com/qfleet/qfleet/cluster"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 	"github.com/qfleet/qfleet/nets"
 )
 
@@ -54,7 +55,7 @@ load shows in the numbers: take the median of several runs.
       A runner process streams CartPole-v1 experience to a replay process.
       The batches are built once (random actions, 3-step transitions, 256
       distinct batches) and sent round-robin with new sequence numbers; the
-      sender packs every batch (actors.PackExperience, DefaultWireOptions:
+      sender packs every batch (wire.PackExperience, wire.DefaultOptions:
       frames, float16, zstd) inside the measured loop, as a runner does, and
       sends only under the credit window (a batch per credit granted). The
       receiver is the real replay actor (actors.StartNode, role replay, its
@@ -65,7 +66,7 @@ load shows in the numbers: take the median of several runs.
   qfleet bench weights [--runners 4] [--params 4610|1000000] [--rounds 20]
       A broadcaster process (the real broadcaster actor: 32 KiB zstd chunks,
       one chunk in flight per runner, acked) and --runners runner processes
-      (each assembles chunks with actors.WeightsAssembler, acts on the
+      (each assembles chunks with wire.WeightsAssembler, acts on the
       weights, acks as a runner does and reports the version it acts on).
       Measures, per version, the time from handing new weights to the
       broadcaster to the last runner acting on them; the next version is
@@ -595,7 +596,7 @@ func benchWire(args []string, stdout, stderr io.Writer) error {
 		Rejected:              st.ExperienceRejected,
 	}
 	fmt.Fprintf(stdout, "bench wire: CartPole-v1 experience, runner process → replay process over protoactor remote on loopback\n")
-	fmt.Fprintf(stdout, "  %d runner actor(s), batch %d transitions, credit window %d each, codec frames+float16+zstd (actors.DefaultWireOptions), packed in the loop\n", r.Senders, r.Batch, r.Window)
+	fmt.Fprintf(stdout, "  %d runner actor(s), batch %d transitions, credit window %d each, codec frames+float16+zstd (wire.DefaultOptions), packed in the loop\n", r.Senders, r.Batch, r.Window)
 	fmt.Fprintf(stdout, "  %.0f transitions inserted in %.2f s: %.0f transitions/s (target >= 500000), %.0f messages/s\n", n, wall, r.TransitionsPerSecond, r.MessagesPerSecond)
 	fmt.Fprintf(stdout, "  wire: %.2f bytes/transition (target <= 12; raw float32 obs+next_obs alone is 32), %.2f MB/s\n", r.BytesPerTransition, r.WireMBPerSecond)
 	fmt.Fprintf(stdout, "  CPU: sender %.2f cores (packing %.1f µs/batch), replay %.2f cores, on %d cores shared with other load; a sender waited for credit %.1f%% of the time\n",
@@ -662,7 +663,7 @@ func (s *wireSender) trySend(ctx actor.Context) {
 		s.seq++
 		b.Seq, b.WeightsVersion, b.ReplyTo = s.seq, 7, self
 		t := time.Now()
-		p, err := actors.PackExperience(b, actors.DefaultWireOptions)
+		p, err := wire.PackExperience(b, wire.DefaultOptions)
 		if err != nil {
 			select {
 			case s.stats.fail <- err:
@@ -838,8 +839,8 @@ func benchWeights(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case *runners < 1 || *runners > 64:
 		return usageError{fmt.Errorf("--runners %d: must be in 1..64", *runners)}
-	case *params < 1 || *params > actors.MaxWireFloats:
-		return usageError{fmt.Errorf("--params %d: must be in 1..%d", *params, actors.MaxWireFloats)}
+	case *params < 1 || *params > wire.MaxFloats:
+		return usageError{fmt.Errorf("--params %d: must be in 1..%d", *params, wire.MaxFloats)}
 	case *rounds < 1 || *rounds > 10000:
 		return usageError{fmt.Errorf("--rounds %d: must be in 1..10000", *rounds)}
 	case *chunk < 1024 || *chunk > cluster.MaxMessageBytes-4096:
@@ -1051,7 +1052,7 @@ type weightsRunner struct {
 	name                   string
 	broadcaster, collector *actor.PID
 
-	asm     actors.WeightsAssembler
+	asm     wire.WeightsAssembler
 	policy  *nets.Forward
 	params  []float32
 	version weightsVersion

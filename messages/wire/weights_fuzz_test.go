@@ -1,4 +1,4 @@
-package actors
+package wire
 
 import (
 	"encoding/binary"
@@ -26,8 +26,8 @@ const (
 func fuzzWeightsChunks(tb testing.TB, nParams, chunkBytes uint16, mode uint16) (base, next *messages.Weights, chunks []*messages.WeightsChunk) {
 	n := int(nParams % 1025)
 	cb := max(int(chunkBytes), 4*((n+31)/32), 1)
-	base = wireTestWeights(n, fuzzWeightsBaseVersion, fuzzWeightsTerm, uint64(nParams))
-	next = wireStepWeights(base, 0.3, uint64(chunkBytes))
+	base = testWeights(n, fuzzWeightsBaseVersion, fuzzWeightsTerm, uint64(nParams))
+	next = stepWeights(base, 0.3, uint64(chunkBytes))
 	next.EnvSteps = 12345
 	var against *messages.Weights
 	if mode&1 != 0 {
@@ -121,7 +121,7 @@ func FuzzWeightsAssembler(f *testing.F) {
 					w.Term, w.Version, len(w.Params), c.GetTerm(), c.GetVersion(), c.GetNumParams())
 			}
 			if keyOf(w) == want && !spoiled {
-				if err := wireSameWeights(w, next); err != nil {
+				if err := sameWeights(w, next); err != nil {
 					t.Fatalf("%s: real version completed wrong: %v", what, err)
 				}
 				if w.EnvSteps != next.EnvSteps {

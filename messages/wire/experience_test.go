@@ -1,4 +1,4 @@
-package actors
+package wire_test
 
 import (
 	"bytes"
@@ -14,32 +14,34 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 )
 
-// wireStreamStats counts how a generated stream's episodes ended.
-type wireStreamStats struct {
+// streamStats counts how a generated stream's episodes ended.
+type streamStats struct {
 	terminatedInside, truncatedInside int // episode ends with the batch continuing after them
 	terminated, truncated             int
 }
 
-// wireCartPoleStream builds experience batches exactly as a runner does: a real
+// cartPoleStream builds experience batches exactly as a runner does: a real
 // CartPole-v1 episode stream through the n-step accumulator, a batch cut as
 // soon as it holds batchSize transitions (an episode-end burst may overshoot).
 // eps is the probability of a random action; otherwise the action is a simple
 // balancing rule (push towards the pole's fall), which reaches the 500-step
 // time limit. eps = 1 is a uniformly random policy.
-func wireCartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float64, seed uint64) ([]*messages.ExperienceBatch, wireStreamStats) {
+func cartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float64, seed uint64) ([]*messages.ExperienceBatch, streamStats) {
 	tb.Helper()
 	env, err := envs.Make("CartPole-v1")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 7))
-	acc := NewNStepAccumulator(nstep, 0.99)
+	acc := actors.NewNStepAccumulator(nstep, 0.99)
 	var out []*messages.ExperienceBatch
-	var st wireStreamStats
+	var st streamStats
 	newBatch := func() *messages.ExperienceBatch {
 		return &messages.ExperienceBatch{
 			Runner: "runner-07", ObsSize: 4, Seq: uint64(len(out) + 1), WeightsVersion: 1234 + uint64(len(out)),
@@ -92,30 +94,26 @@ func wireCartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float
 	return out, st
 }
 
-// wireMixedStream is the stream the size target is stated for: per episode ε is
+// mixedStream is the stream the size target is stated for: per episode ε is
 // 1 (random, short episodes ending in termination) or 0.05 (long episodes,
 // mostly truncated at 500 steps).
-func wireMixedStream(tb testing.TB, nBatches, batchSize int, seed uint64) []*messages.ExperienceBatch {
-	long, _ := wireCartPoleStream(tb, nBatches/2, batchSize, 3, 0.05, seed)
-	short, _ := wireCartPoleStream(tb, nBatches-nBatches/2, batchSize, 3, 1, seed+1)
+func mixedStream(tb testing.TB, nBatches, batchSize int, seed uint64) []*messages.ExperienceBatch {
+	long, _ := cartPoleStream(tb, nBatches/2, batchSize, 3, 0.05, seed)
+	short, _ := cartPoleStream(tb, nBatches-nBatches/2, batchSize, 3, 1, seed+1)
 	return append(long, short...)
 }
 
-var wireAllOptions = func() []WireOptions {
-	var all []WireOptions
+var allOptions = func() []wire.Options {
+	var all []wire.Options
 	for i := range 8 {
-		all = append(all, WireOptions{Frames: i&1 != 0, Float16: i&2 != 0, Zstd: i&4 != 0})
+		all = append(all, wire.Options{Frames: i&1 != 0, Float16: i&2 != 0, Zstd: i&4 != 0})
 	}
 	return all
 }()
 
-func (o WireOptions) String() string {
-	return fmt.Sprintf("frames=%v,f16=%v,zstd=%v", o.Frames, o.Float16, o.Zstd)
-}
-
-// wireSameBatch reports how got differs from want; with half, observations must
+// sameBatch reports how got differs from want; with half, observations must
 // equal want's rounded to half precision (and back) bit for bit.
-func wireSameBatch(got, want *messages.ExperienceBatch, half bool) error {
+func sameBatch(got, want *messages.ExperienceBatch, half bool) error {
 	switch {
 	case got.GetRunner() != want.GetRunner() || got.GetSeq() != want.GetSeq() || got.GetCount() != want.GetCount() ||
 		got.GetObsSize() != want.GetObsSize() || got.GetWeightsVersion() != want.GetWeightsVersion():
@@ -142,7 +140,7 @@ func wireSameBatch(got, want *messages.ExperienceBatch, half bool) error {
 		}
 		for i, w := range f.want {
 			if f.half {
-				w = f16ToF32(f32ToF16(w))
+				w = wire.F16ToF32(wire.F32ToF16(w))
 			}
 			if math.Float32bits(f.got[i]) != math.Float32bits(w) {
 				return fmt.Errorf("%s[%d] = %v (%#x), want %v (%#x)", f.name, i, f.got[i], math.Float32bits(f.got[i]), w, math.Float32bits(w))
@@ -152,10 +150,10 @@ func wireSameBatch(got, want *messages.ExperienceBatch, half bool) error {
 	return nil
 }
 
-// wireEdgeBatches are hand-made batches that exercise the codec's corners:
+// edgeBatches are hand-made batches that exercise the codec's corners:
 // empty, single, duplicate and reordered rows, NaN and signed zeros, wide
 // actions, priorities, empty observations.
-func wireEdgeBatches() []*messages.ExperienceBatch {
+func edgeBatches() []*messages.ExperienceBatch {
 	nan := float32(math.NaN())
 	negZero := float32(math.Copysign(0, -1))
 	return []*messages.ExperienceBatch{
@@ -178,13 +176,13 @@ func wireEdgeBatches() []*messages.ExperienceBatch {
 }
 
 func TestWireRoundTripCartPole(t *testing.T) {
-	random, rst := wireCartPoleStream(t, 20, 64, 3, 1, 1)
-	balanced, bst := wireCartPoleStream(t, 40, 64, 3, 0.05, 2)
+	random, rst := cartPoleStream(t, 20, 64, 3, 1, 1)
+	balanced, bst := cartPoleStream(t, 40, 64, 3, 0.05, 2)
 	if rst.terminatedInside == 0 || bst.truncatedInside == 0 {
 		t.Fatalf("stream lacks episode ends inside a batch: random %+v, balanced %+v", rst, bst)
 	}
 	t.Logf("episode ends: random stream %+v, balanced stream %+v", rst, bst)
-	batches := append(append(random, balanced...), wireEdgeBatches()...)
+	batches := append(append(random, balanced...), edgeBatches()...)
 	// Priorities on some CartPole batches too.
 	for i, b := range random[:5] {
 		b.Priorities = make([]float32, b.Count)
@@ -192,9 +190,9 @@ func TestWireRoundTripCartPole(t *testing.T) {
 			b.Priorities[j] = float32(i*j) * 0.125
 		}
 	}
-	for _, o := range wireAllOptions {
+	for _, o := range allOptions {
 		for i, b := range batches {
-			p, err := PackExperience(b, o)
+			p, err := wire.PackExperience(b, o)
 			if err != nil {
 				t.Fatalf("%v batch %d (%s): pack: %v", o, i, b.Runner, err)
 			}
@@ -220,11 +218,11 @@ func TestWireRoundTripCartPole(t *testing.T) {
 			if err := proto.Unmarshal(buf, &q); err != nil {
 				t.Fatal(err)
 			}
-			got, err := UnpackExperience(&q)
+			got, err := wire.UnpackExperience(&q)
 			if err != nil {
 				t.Fatalf("%v batch %d (%s): unpack: %v", o, i, b.Runner, err)
 			}
-			if err := wireSameBatch(got, b, o.Float16); err != nil {
+			if err := sameBatch(got, b, o.Float16); err != nil {
 				t.Fatalf("%v batch %d (%s): %v", o, i, b.Runner, err)
 			}
 			if b.Runner == "runner-07" && o.Float16 {
@@ -240,16 +238,15 @@ func TestWireRoundTripCartPole(t *testing.T) {
 }
 
 func TestWireFramesFindTheNStepPattern(t *testing.T) {
-	batches, _ := wireCartPoleStream(t, 10, 64, 3, 0.05, 3)
+	batches, _ := cartPoleStream(t, 10, 64, 3, 0.05, 3)
 	for _, b := range batches {
-		s := new(wireScratch)
-		nObs, stride := s.dedup(b)
+		nObs, stride, rows := wire.Dedup(b)
 		if stride != 3 || nObs != int(b.Count) {
 			t.Fatalf("stride %d, %d observation frames for %d transitions; want 3 and all distinct", stride, nObs, b.Count)
 		}
 		// Distinct rows: the observations, three next observations past the
 		// end, plus one terminal row per episode end.
-		if extra := len(s.rows) - nObs; extra < 3 || extra > 3+3 {
+		if extra := rows - nObs; extra < 3 || extra > 3+3 {
 			t.Fatalf("%d extra frames", extra)
 		}
 	}
@@ -260,8 +257,8 @@ func TestWireBytesPerTransition(t *testing.T) {
 		name    string
 		batches []*messages.ExperienceBatch
 	}{
-		{"mixed", wireMixedStream(t, 40, 64, 11)},
-		{"random", func() []*messages.ExperienceBatch { b, _ := wireCartPoleStream(t, 20, 64, 3, 1, 12); return b }()},
+		{"mixed", mixedStream(t, 40, 64, 11)},
+		{"random", func() []*messages.ExperienceBatch { b, _ := cartPoleStream(t, 20, 64, 3, 1, 12); return b }()},
 	}
 	for _, st := range streams {
 		var n, rawBytes int
@@ -270,10 +267,10 @@ func TestWireBytesPerTransition(t *testing.T) {
 			rawBytes += proto.Size(b)
 		}
 		t.Logf("%s stream, %d batches, %d transitions: ExperienceBatch %.2f B/transition", st.name, len(st.batches), n, float64(rawBytes)/float64(n))
-		for _, o := range wireAllOptions {
+		for _, o := range allOptions {
 			var size int
 			for _, b := range st.batches {
-				p, err := PackExperience(b, o)
+				p, err := wire.PackExperience(b, o)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -281,85 +278,24 @@ func TestWireBytesPerTransition(t *testing.T) {
 			}
 			per := float64(size) / float64(n)
 			t.Logf("  %-32v %6.2f B/transition", o, per)
-			if o == DefaultWireOptions && per > 12 {
+			if o == wire.DefaultOptions && per > 12 {
 				t.Errorf("%s stream: %v packs to %.2f B/transition, want ≤ 12", st.name, o, per)
 			}
-			if o == (WireOptions{}) && per >= float64(rawBytes)/float64(n) {
+			if o == (wire.Options{}) && per >= float64(rawBytes)/float64(n) {
 				t.Errorf("raw codec (%.2f) no smaller than the ExperienceBatch (%.2f)", per, float64(rawBytes)/float64(n))
 			}
 		}
 	}
 }
 
-func TestFloat16Conversion(t *testing.T) {
-	// Every half survives half → float32 → half (signalling NaNs become quiet).
-	for h := range 1 << 16 {
-		f := f16ToF32(uint16(h))
-		back := f32ToF16(f)
-		isNaN := h&0x7c00 == 0x7c00 && h&0x3ff != 0
-		if isNaN {
-			if !math.IsNaN(float64(f)) || back&0x7c00 != 0x7c00 || back&0x3ff == 0 {
-				t.Fatalf("NaN %#04x → %v → %#04x", h, f, back)
-			}
-			continue
-		}
-		if back != uint16(h) {
-			t.Fatalf("%#04x → %v → %#04x", h, f, back)
-		}
-	}
-	// Known values.
-	for _, c := range []struct {
-		f float32
-		h uint16
-	}{
-		{1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {65519.99, 0x7bff}, {65520, 0x7c00}, {1e9, 0x7c00},
-		{0.1, 0x2e66}, {1.0 / 3, 0x3555},
-		{float32(math.Ldexp(1, -24)), 0x0001}, {float32(math.Ldexp(1, -25)), 0x0000}, // tie → even (0)
-		{float32(math.Ldexp(3, -25)), 0x0002},                                              // 1.5 × 2⁻²⁴: tie → even (2)
-		{float32(math.Ldexp(1, -25) * (1 + 1.0/64)), 0x01},                                 // just above the tie
-		{float32(math.Ldexp(1023, -24)), 0x03ff}, {float32(math.Ldexp(2047, -25)), 0x0400}, // largest subnormal; tie → smallest normal
-		{1 + 1.0/2048, 0x3c00}, {1 + 3.0/2048, 0x3c02}, // ties to even in normals
-	} {
-		if got := f32ToF16(c.f); got != c.h {
-			t.Errorf("f32ToF16(%g) = %#04x, want %#04x", c.f, got, c.h)
-		}
-	}
-	// Nearest, ties to even, against float64 arithmetic on random floats.
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 1 << 20 {
-		f := math.Float32frombits(rng.Uint32())
-		if math.IsNaN(float64(f)) || math.Abs(float64(f)) >= 65520 {
-			continue
-		}
-		if rng.IntN(2) == 0 { // a midpoint between two halves
-			h := f32ToF16(f) &^ 0x8000
-			if h >= 0x7bff {
-				continue
-			}
-			f = float32((float64(f16ToF32(h)) + float64(f16ToF32(h+1))) / 2)
-		}
-		h := f32ToF16(f)
-		x, v := float64(f), float64(f16ToF32(h))
-		for _, nb := range []uint16{h - 1, h + 1} {
-			if nb&0x7fff >= 0x7c00 || (h&0x7fff == 0 && nb&0x7fff == 0x7fff) {
-				continue
-			}
-			w := float64(f16ToF32(nb))
-			if math.Abs(x-w) < math.Abs(x-v) || (math.Abs(x-w) == math.Abs(x-v) && h&1 == 1) {
-				t.Fatalf("f32ToF16(%g) = %#04x (%g); neighbour %#04x (%g) is nearer or even", f, h, v, nb, w)
-			}
-		}
-	}
-}
-
-// wirePackedSeeds are valid packings of small batches with every option.
-func wirePackedSeeds(tb testing.TB) []*messages.PackedExperience {
-	batches, _ := wireCartPoleStream(tb, 2, 12, 3, 1, 5)
-	batches = append(batches, wireEdgeBatches()[1:3]...)
+// packedSeeds are valid packings of small batches with every option.
+func packedSeeds(tb testing.TB) []*messages.PackedExperience {
+	batches, _ := cartPoleStream(tb, 2, 12, 3, 1, 5)
+	batches = append(batches, edgeBatches()[1:3]...)
 	var out []*messages.PackedExperience
 	for _, b := range batches {
-		for _, o := range wireAllOptions {
-			p, err := PackExperience(b, o)
+		for _, o := range allOptions {
+			p, err := wire.PackExperience(b, o)
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -379,7 +315,7 @@ func TestUnpackHostile(t *testing.T) {
 					t.Fatalf("%s: panic %v", name, r)
 				}
 			}()
-			_, err = UnpackExperience(p)
+			_, err = wire.UnpackExperience(p)
 		}()
 		if err == nil {
 			t.Fatalf("%s: no error", name)
@@ -389,7 +325,7 @@ func TestUnpackHostile(t *testing.T) {
 		}
 	}
 	mustFail("nil", nil, "nil")
-	for i, p := range wirePackedSeeds(t) {
+	for i, p := range packedSeeds(t) {
 		name := fmt.Sprintf("seed %d codec %#x", i, p.Codec)
 		// Every truncation.
 		for n := 0; n < len(p.Payload); n++ {
@@ -428,8 +364,8 @@ func TestUnpackHostile(t *testing.T) {
 								t.Fatalf("%s byte %d ^ %#x: panic %v", name, k, x, r)
 							}
 						}()
-						if b, err := UnpackExperience(q); err == nil {
-							if err := NewTable(int(b.ObsSize), 1).CheckShape(b); err != nil {
+						if b, err := wire.UnpackExperience(q); err == nil {
+							if err := actors.NewTable(int(b.ObsSize), 1).CheckShape(b); err != nil {
 								t.Fatalf("%s byte %d ^ %#x: decoded an inconsistent batch: %v", name, k, x, err)
 							}
 						}
@@ -449,7 +385,7 @@ func TestUnpackHostile(t *testing.T) {
 		return &messages.PackedExperience{Count: 2, ObsSize: 1, Codec: uint32(messages.Codec_CODEC_FRAMES), Payload: payload}
 	}
 	ok := frames(hdr(2, 3, 1), 3, []byte{0, 1}) // obs 0,1; next 1 (stride), 2 (new)
-	if _, err := UnpackExperience(ok); err != nil {
+	if _, err := wire.UnpackExperience(ok); err != nil {
 		t.Fatalf("hand-made payload: %v", err)
 	}
 	mustFail("layout version", frames([]byte{2, 2, 1, 3, 1}, 3, []byte{0, 1}), "layout version")
@@ -473,7 +409,7 @@ func TestUnpackHostile(t *testing.T) {
 		payload := bytes.Join([][]byte{hdr(2|4, 3, 1), make([]byte, 6), {0, 1}, {0}, {size}, make([]byte, 8*int(size)), idx, make([]byte, 6)}, nil)
 		return &messages.PackedExperience{Count: 2, ObsSize: 1, Codec: ok.Codec, Payload: payload}
 	}
-	if _, err := UnpackExperience(palette(2, 0, 1)); err != nil {
+	if _, err := wire.UnpackExperience(palette(2, 0, 1)); err != nil {
 		t.Fatalf("hand-made palette payload: %v", err)
 	}
 	mustFail("palette index out of range", palette(2, 0, 2), "palette entry")
@@ -494,25 +430,25 @@ func TestUnpackHostile(t *testing.T) {
 	w, _ := zstd.NewWriter(&stream)
 	w.Write(make([]byte, 100))
 	w.Close()
-	// Payloads are a mode byte and a magicless frame (wireZstdWhole), or a mode
-	// byte, a frame length, a frame and raw bytes (wireZstdSplit).
-	whole := func(frame []byte) []byte { return append([]byte{wireZstdWhole}, frame[len(wireZstdMagic):]...) }
+	// Payloads are a mode byte and a magicless frame (wire.ZstdWhole), or a mode
+	// byte, a frame length, a frame and raw bytes (wire.ZstdSplit).
+	whole := func(frame []byte) []byte { return append([]byte{wire.ZstdWhole}, frame[len(wire.ZstdMagic):]...) }
 	mustFail("zstd without content size", zs(whole(stream.Bytes())), "content size")
 	mustFail("zstd empty", zs(nil), "empty")
 	mustFail("zstd unknown mode", zs([]byte{7, 1, 2, 3}), "mode")
-	mustFail("zstd split bad length", zs([]byte{wireZstdSplit, 100, 1, 2, 3}), "frame length")
-	mustFail("zstd split bad varint", zs([]byte{wireZstdSplit, 0x80}), "frame length")
-	enc, _, _ := wireZstdCoders()
+	mustFail("zstd split bad length", zs([]byte{wire.ZstdSplit, 100, 1, 2, 3}), "frame length")
+	mustFail("zstd split bad varint", zs([]byte{wire.ZstdSplit, 0x80}), "frame length")
+	enc, _, _ := wire.ZstdCoders()
 	bomb := enc.EncodeAll(make([]byte, 16<<20), nil)
 	t.Logf("16 MiB bomb compresses to %d bytes", len(bomb))
 	mustFail("zstd bomb", zs(whole(bomb)), "exceeds")
-	split := append([]byte{wireZstdSplit}, binary.AppendUvarint(nil, uint64(len(bomb)-4))...)
+	split := append([]byte{wire.ZstdSplit}, binary.AppendUvarint(nil, uint64(len(bomb)-4))...)
 	mustFail("zstd bomb, split", zs(append(split, bomb[4:]...)), "exceeds")
-	mustFail("zstd split, raw tail too long", zs(append([]byte{wireZstdSplit, 0}, make([]byte, 8000)...)), "exceed")
+	mustFail("zstd split, raw tail too long", zs(append([]byte{wire.ZstdSplit, 0}, make([]byte, 8000)...)), "exceed")
 	// A frame whose content does not match its header.
 	lie := enc.EncodeAll(bytes.Repeat([]byte{1, 2, 3}, 1000), nil)
 	lie[len(lie)/2] ^= 0x55
-	if _, err := UnpackExperience(zs(whole(lie))); err == nil {
+	if _, err := wire.UnpackExperience(zs(whole(lie))); err == nil {
 		t.Fatal("corrupted zstd frame decoded without error")
 	}
 }
@@ -520,28 +456,28 @@ func TestUnpackHostile(t *testing.T) {
 // FuzzUnpackExperience checks that no input panics and that whatever decodes
 // is a consistent batch that packs and unpacks to itself.
 func FuzzUnpackExperience(f *testing.F) {
-	for _, p := range wirePackedSeeds(f) {
+	for _, p := range packedSeeds(f) {
 		f.Add(p.Codec, p.Count, p.ObsSize, p.Payload)
 	}
 	f.Fuzz(func(t *testing.T, codec, count, obsSize uint32, payload []byte) {
 		p := &messages.PackedExperience{Runner: "fuzz", Codec: codec, Count: count, ObsSize: obsSize, Payload: payload}
-		b, err := UnpackExperience(p)
+		b, err := wire.UnpackExperience(p)
 		if err != nil {
 			return
 		}
-		if err := NewTable(int(b.ObsSize), 1).CheckShape(b); err != nil {
+		if err := actors.NewTable(int(b.ObsSize), 1).CheckShape(b); err != nil {
 			t.Fatalf("inconsistent batch decoded: %v", err)
 		}
-		o := WireOptions{Frames: codec&1 != 0, Float16: codec&2 != 0, Zstd: codec&4 != 0}
-		q, err := PackExperience(b, o)
+		o := wire.Options{Frames: codec&1 != 0, Float16: codec&2 != 0, Zstd: codec&4 != 0}
+		q, err := wire.PackExperience(b, o)
 		if err != nil {
 			t.Fatalf("decoded batch does not pack: %v", err)
 		}
-		b2, err := UnpackExperience(q)
+		b2, err := wire.UnpackExperience(q)
 		if err != nil {
 			t.Fatalf("repacked batch does not unpack: %v", err)
 		}
-		if err := wireSameBatch(b2, b, o.Float16); err != nil {
+		if err := sameBatch(b2, b, o.Float16); err != nil {
 			t.Fatalf("repacked batch differs: %v", err)
 		}
 	})
@@ -555,7 +491,7 @@ func TestWireFuzzSeeds(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for i, p := range wirePackedSeeds(t) {
+		for i, p := range packedSeeds(t) {
 			if i%3 != 0 && p.Count > 1 { // a few of each kind is plenty
 				continue
 			}
@@ -587,333 +523,8 @@ func TestWireFuzzSeeds(t *testing.T) {
 			t.Fatalf("%s: payload: %v", name, err)
 		}
 		p := &messages.PackedExperience{Codec: codec, Count: count, ObsSize: obsSize, Payload: []byte(payload)}
-		if _, err := UnpackExperience(p); err != nil {
+		if _, err := wire.UnpackExperience(p); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
-	}
-}
-
-// ---- weights ----
-
-func wireTestWeights(n int, version, term uint64, seed uint64) *messages.Weights {
-	rng := rand.New(rand.NewPCG(seed, 3))
-	p := make([]float32, n)
-	for i := range p {
-		p[i] = float32(rng.NormFloat64() * 0.1)
-	}
-	if n > 3 {
-		p[0], p[1], p[2] = float32(math.NaN()), float32(math.Copysign(0, -1)), float32(math.Inf(-1))
-	}
-	return &messages.Weights{Version: version, Term: term, Params: p, LearnerUpdates: version * 10}
-}
-
-// step perturbs a fraction of w's params, as a few learner updates would.
-func wireStepWeights(w *messages.Weights, frac float64, seed uint64) *messages.Weights {
-	rng := rand.New(rand.NewPCG(seed, 4))
-	p := append([]float32(nil), w.Params...)
-	for i := range p {
-		if rng.Float64() < frac {
-			p[i] += float32(rng.NormFloat64() * 1e-3)
-		}
-	}
-	return &messages.Weights{Version: w.Version + 1, Term: w.Term, Params: p, LearnerUpdates: w.LearnerUpdates + 5}
-}
-
-func wireSameWeights(got, want *messages.Weights) error {
-	if got == nil {
-		return fmt.Errorf("no weights")
-	}
-	if got.Version != want.Version || got.Term != want.Term || got.LearnerUpdates != want.LearnerUpdates || len(got.Params) != len(want.Params) {
-		return fmt.Errorf("got %d/%d updates %d, %d params; want %d/%d updates %d, %d params",
-			got.Term, got.Version, got.LearnerUpdates, len(got.Params), want.Term, want.Version, want.LearnerUpdates, len(want.Params))
-	}
-	for i := range want.Params {
-		if math.Float32bits(got.Params[i]) != math.Float32bits(want.Params[i]) {
-			return fmt.Errorf("param %d = %#x, want %#x", i, math.Float32bits(got.Params[i]), math.Float32bits(want.Params[i]))
-		}
-	}
-	return nil
-}
-
-func TestPackWeightsRoundTrip(t *testing.T) {
-	const n = 4866 // the 4-64-64-2 net
-	base := wireTestWeights(n, 7, 2, 1)
-	next := wireStepWeights(base, 0.3, 2)
-	rng := rand.New(rand.NewPCG(9, 9))
-	for _, delta := range []bool{false, true} {
-		for _, compress := range []bool{false, true} {
-			for _, chunkBytes := range []int{1 << 20, 4096, 1000, 7} {
-				var b *messages.Weights
-				if delta {
-					b = base
-				}
-				chunks, err := PackWeights(next, b, chunkBytes, compress)
-				if err != nil {
-					t.Fatal(err)
-				}
-				// Chunk i holds params [i·s, (i+1)·s) with s = chunkBytes/4
-				// (at least 1): at most chunkBytes raw, plus zstd's frame
-				// overhead when compression does not pay on a tiny segment.
-				var size int
-				seg := max(1, chunkBytes/4)
-				for i, c := range chunks {
-					size += len(c.Payload)
-					if len(c.Payload) > 4*seg+32 || int(c.Index) != i || int(c.Total) != len(chunks) || int(c.SegmentParams) != seg {
-						t.Fatalf("chunk %d: %d bytes (max %d), index %d total %d of %d, segment %d", i, len(c.Payload), 4*seg+32, c.Index, c.Total, len(chunks), c.SegmentParams)
-					}
-				}
-				if want := max(1, (n+seg-1)/seg); len(chunks) != want {
-					t.Fatalf("%d chunks for %d params in segments of %d, want %d", len(chunks), n, seg, want)
-				}
-				if chunkBytes == 1<<20 {
-					t.Logf("delta=%v zstd=%v: %d params in %d bytes (%.2f B/param)", delta, compress, n, size, float64(size)/n)
-				}
-				// Through the wire, in random order.
-				var a WeightsAssembler
-				if delta {
-					a.Base = func(version, term uint64) *messages.Weights {
-						if version == base.Version && term == base.Term {
-							return base
-						}
-						return nil
-					}
-				}
-				var got *messages.Weights
-				for k, i := range rng.Perm(len(chunks)) {
-					buf, _ := proto.Marshal(chunks[i])
-					var c messages.WeightsChunk
-					if err := proto.Unmarshal(buf, &c); err != nil {
-						t.Fatal(err)
-					}
-					w, err := a.Add(&c)
-					if err != nil {
-						t.Fatalf("delta=%v zstd=%v chunk %d: %v", delta, compress, i, err)
-					}
-					if (w != nil) != (k == len(chunks)-1) {
-						t.Fatalf("chunk %d of %d: complete=%v", k+1, len(chunks), w != nil)
-					}
-					got = w
-				}
-				if err := wireSameWeights(got, next); err != nil {
-					t.Fatalf("delta=%v zstd=%v chunks=%d: %v", delta, compress, len(chunks), err)
-				}
-			}
-		}
-	}
-	// Sizes: a delta of a small step compresses far better than the weights.
-	full, _ := PackWeights(next, nil, 1<<20, true)
-	dl, _ := PackWeights(next, base, 1<<20, true)
-	if len(dl[0].Payload) >= len(full[0].Payload)*3/4 {
-		t.Errorf("delta payload %d bytes, full %d: delta should be much smaller", len(dl[0].Payload), len(full[0].Payload))
-	}
-}
-
-func TestWeightsAssemblerUsesLastAsBase(t *testing.T) {
-	w1 := wireTestWeights(1000, 1, 1, 1)
-	w2 := wireStepWeights(w1, 0.1, 2)
-	w3 := wireStepWeights(w2, 0.1, 3)
-	var a WeightsAssembler
-	for _, step := range []struct{ w, base *messages.Weights }{{w1, nil}, {w2, w1}, {w3, w2}} {
-		chunks, err := PackWeights(step.w, step.base, 512, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got *messages.Weights
-		for _, c := range chunks {
-			if got, err = a.Add(c); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := wireSameWeights(got, step.w); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A delta against a base the assembler does not hold.
-	w4 := wireStepWeights(w3, 0.1, 4)
-	chunks, _ := PackWeights(w4, w2, 1<<20, true)
-	if _, err := a.Add(chunks[0]); err == nil || !strings.Contains(err.Error(), "base weights not available") {
-		t.Fatalf("delta against an unknown base: %v", err)
-	}
-}
-
-func TestWeightsAssemblerVersions(t *testing.T) {
-	pack := func(w *messages.Weights) []*messages.WeightsChunk {
-		t.Helper()
-		c, err := PackWeights(w, nil, 2000, true)
-		if err != nil || len(c) < 4 {
-			t.Fatalf("%d chunks, %v", len(c), err)
-		}
-		return c
-	}
-	add := func(a *WeightsAssembler, c *messages.WeightsChunk) *messages.Weights {
-		t.Helper()
-		w, err := a.Add(c)
-		if err != nil {
-			t.Fatalf("chunk %d of %d/%d: %v", c.Index, c.Term, c.Version, err)
-		}
-		return w
-	}
-	v5, v6 := wireTestWeights(4866, 5, 1, 5), wireTestWeights(4866, 6, 1, 6)
-	c5, c6 := pack(v5), pack(v6)
-
-	// Out of order within a version.
-	var a WeightsAssembler
-	for i := len(c5) - 1; i > 0; i-- {
-		if add(&a, c5[i]) != nil {
-			t.Fatal("complete before the last chunk")
-		}
-	}
-	if add(&a, c5[1]) != nil { // a duplicate is harmless
-		t.Fatal("duplicate completed the version")
-	}
-	if err := wireSameWeights(add(&a, c5[0]), v5); err != nil {
-		t.Fatal(err)
-	}
-
-	// A newer version mid-assembly discards the older partial.
-	a = WeightsAssembler{}
-	add(&a, c5[0])
-	add(&a, c5[1])
-	add(&a, c6[2])
-	for _, c := range c5[2:] { // the rest of v5 is now older: ignored
-		if add(&a, c) != nil {
-			t.Fatal("discarded version completed")
-		}
-	}
-	var got *messages.Weights
-	for i, c := range c6 {
-		if i != 2 {
-			got = add(&a, c)
-		}
-	}
-	if err := wireSameWeights(got, v6); err != nil {
-		t.Fatal(err)
-	}
-	// Older versions (and the completed one again) are ignored afterwards.
-	for _, c := range append(append([]*messages.WeightsChunk{}, c5...), c6...) {
-		if add(&a, c) != nil {
-			t.Fatal("old chunk completed a version")
-		}
-	}
-	if a.Last() != got {
-		t.Fatal("Last changed")
-	}
-
-	// An older version's chunk during a partial is ignored; the partial survives.
-	a = WeightsAssembler{}
-	add(&a, c6[0])
-	add(&a, c5[0])
-	for _, c := range c6[1:] {
-		got = add(&a, c)
-	}
-	if err := wireSameWeights(got, v6); err != nil {
-		t.Fatal(err)
-	}
-
-	// Terms order before versions: term 2 version 1 is newer than term 1 version 6.
-	t2 := wireTestWeights(4866, 1, 2, 7)
-	c7 := pack(t2)
-	a = WeightsAssembler{}
-	add(&a, c6[0])
-	add(&a, c7[0])
-	for _, c := range c6[1:] {
-		add(&a, c) // ignored
-	}
-	for _, c := range c7[1:] {
-		got = add(&a, c)
-	}
-	if err := wireSameWeights(got, t2); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestWeightsAssemblerRejects(t *testing.T) {
-	w := wireTestWeights(4866, 3, 1, 3)
-	chunks, _ := PackWeights(w, nil, 4000, true)
-	mut := func(i int, f func(c *messages.WeightsChunk)) *messages.WeightsChunk {
-		c := proto.Clone(chunks[i]).(*messages.WeightsChunk)
-		f(c)
-		return c
-	}
-	for _, tc := range []struct {
-		name  string
-		first *messages.WeightsChunk
-		bad   *messages.WeightsChunk
-		want  string
-	}{
-		{"nil", nil, nil, "nil"},
-		{"index out of range", nil, mut(0, func(c *messages.WeightsChunk) { c.Index = c.Total }), "index"},
-		{"total 0", nil, mut(0, func(c *messages.WeightsChunk) { c.Total, c.Index = 0, 0 }), "total"},
-		{"too many chunks", nil, mut(0, func(c *messages.WeightsChunk) { c.Total = MaxWeightsChunks + 1 }), "total"},
-		{"too many params", nil, mut(0, func(c *messages.WeightsChunk) { c.NumParams = MaxWireFloats + 1 }), "params"},
-		{"unknown codec", nil, mut(0, func(c *messages.WeightsChunk) { c.Codec |= 2 }), "codec"},
-		{"delta base not older", nil, mut(0, func(c *messages.WeightsChunk) { c.Codec |= 8; c.BaseVersion = c.Version }), "base"},
-		{"inconsistent total", chunks[0], mut(1, func(c *messages.WeightsChunk) { c.Total++ }), "inconsistent"},
-		{"inconsistent params", chunks[0], mut(1, func(c *messages.WeightsChunk) { c.NumParams-- }), "inconsistent"},
-		{"different duplicate", chunks[0], mut(0, func(c *messages.WeightsChunk) { c.Payload = []byte{1} }), "twice"},
-	} {
-		var a WeightsAssembler
-		if tc.first != nil {
-			if _, err := a.Add(tc.first); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := a.Add(tc.bad); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
-		}
-	}
-	// Undecodable payloads: wrong size, corrupt zstd, zstd bomb.
-	single := func(codec uint32, n uint32, payload []byte) *messages.WeightsChunk {
-		return &messages.WeightsChunk{Version: 1, Term: 1, Total: 1, NumParams: n, Codec: codec, Payload: payload}
-	}
-	enc, _, _ := wireZstdCoders()
-	for _, tc := range []struct {
-		name string
-		c    *messages.WeightsChunk
-	}{
-		{"short", single(0, 10, make([]byte, 39))},
-		{"long", single(0, 10, make([]byte, 41))},
-		{"garbage zstd", single(4, 10, []byte("garbage garbage garbage"))},
-		{"bomb", single(4, 10, enc.EncodeAll(make([]byte, 8<<20), nil))},
-		{"zstd size mismatch", single(4, 10, enc.EncodeAll(make([]byte, 36), nil))},
-	} {
-		var a WeightsAssembler
-		if _, err := a.Add(tc.c); err == nil {
-			t.Errorf("%s: no error", tc.name)
-		}
-	}
-	// Random mutations never panic.
-	rng := rand.New(rand.NewPCG(5, 5))
-	for range 2000 {
-		var a WeightsAssembler
-		for _, c := range chunks {
-			c = proto.Clone(c).(*messages.WeightsChunk)
-			switch rng.IntN(6) {
-			case 0:
-				if len(c.Payload) > 0 {
-					c.Payload[rng.IntN(len(c.Payload))] ^= byte(1 + rng.IntN(255))
-				}
-			case 1:
-				c.Payload = c.Payload[:rng.IntN(len(c.Payload)+1)]
-			case 2:
-				c.NumParams = rng.Uint32N(10000)
-			case 3:
-				c.Codec = rng.Uint32N(16)
-			}
-			a.Add(c)
-		}
-	}
-	// PackWeights' own checks.
-	if _, err := PackWeights(w, wireTestWeights(10, 2, 1, 1), 100, true); err == nil {
-		t.Error("base of another size accepted")
-	}
-	if _, err := PackWeights(w, wireTestWeights(4866, 2, 0, 1), 100, true); err == nil {
-		t.Error("base of another term accepted")
-	}
-	if _, err := PackWeights(w, nil, 0, true); err == nil {
-		t.Error("chunk size 0 accepted")
-	}
-	if _, err := PackWeights(wireTestWeights(MaxWeightsChunks+1, 1, 1, 1), nil, 1, false); err == nil {
-		t.Error("more than MaxWeightsChunks chunks accepted")
 	}
 }

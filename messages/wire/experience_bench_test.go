@@ -1,4 +1,4 @@
-package actors
+package wire_test
 
 import (
 	"fmt"
@@ -8,10 +8,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 )
 
-func wireBenchBatches(b *testing.B, size int) []*messages.ExperienceBatch {
-	batches := wireMixedStream(b, 16, size, 21)
+func benchBatches(b *testing.B, size int) []*messages.ExperienceBatch {
+	batches := mixedStream(b, 16, size, 21)
 	b.ResetTimer()
 	return batches
 }
@@ -20,12 +21,12 @@ func wireBenchBatches(b *testing.B, size int) []*messages.ExperienceBatch {
 func BenchmarkPackExperience(b *testing.B) {
 	for _, size := range []int{32, 128} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			batches := wireBenchBatches(b, size)
+			batches := benchBatches(b, size)
 			b.ReportAllocs()
 			var n, bytes int
 			for i := 0; b.Loop(); i++ {
 				eb := batches[i%len(batches)]
-				p, err := PackExperience(eb, DefaultWireOptions)
+				p, err := wire.PackExperience(eb, wire.DefaultOptions)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -41,11 +42,11 @@ func BenchmarkPackExperience(b *testing.B) {
 func BenchmarkUnpackExperience(b *testing.B) {
 	for _, size := range []int{32, 128} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			batches := wireBenchBatches(b, size)
+			batches := benchBatches(b, size)
 			packed := make([]*messages.PackedExperience, len(batches))
 			for i, eb := range batches {
 				var err error
-				if packed[i], err = PackExperience(eb, DefaultWireOptions); err != nil {
+				if packed[i], err = wire.PackExperience(eb, wire.DefaultOptions); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -54,7 +55,7 @@ func BenchmarkUnpackExperience(b *testing.B) {
 			var n, bytes int
 			for i := 0; b.Loop(); i++ {
 				p := packed[i%len(packed)]
-				if _, err := UnpackExperience(p); err != nil {
+				if _, err := wire.UnpackExperience(p); err != nil {
 					b.Fatal(err)
 				}
 				n += int(p.Count)
@@ -69,11 +70,11 @@ func BenchmarkUnpackExperience(b *testing.B) {
 // BenchmarkWireZstdLevel compares zstd levels on the uncompressed
 // frames+float16 payloads of 64-transition batches (payload bytes only).
 func BenchmarkWireZstdLevel(b *testing.B) {
-	batches := wireMixedStream(b, 16, 64, 22)
+	batches := mixedStream(b, 16, 64, 22)
 	var raws [][]byte
 	var count int
 	for _, eb := range batches {
-		p, err := PackExperience(eb, WireOptions{Frames: true, Float16: true})
+		p, err := wire.PackExperience(eb, wire.Options{Frames: true, Float16: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -83,7 +84,7 @@ func BenchmarkWireZstdLevel(b *testing.B) {
 	perBatch := float64(count) / float64(len(batches))
 	for _, l := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault, zstd.SpeedBetterCompression} {
 		b.Run("level="+l.String(), func(b *testing.B) {
-			enc, err := newWireEncoder(l)
+			enc, err := wire.NewEncoder(l)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -96,62 +97,6 @@ func BenchmarkWireZstdLevel(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)*perBatch/b.Elapsed().Seconds(), "transitions/s")
 			b.ReportMetric(float64(bytes)/(float64(n)*perBatch), "payloadB/transition")
-		})
-	}
-}
-
-// BenchmarkPackWeights: the 4-64-64-2 net and a 1M-parameter vector, full
-// and as a delta against the previous version, zstd, 64 KiB chunks.
-func BenchmarkPackWeights(b *testing.B) {
-	for _, n := range []int{4866, 1 << 20} {
-		base := wireTestWeights(n, 1, 1, 1)
-		next := wireStepWeights(base, 1, 2)
-		for _, delta := range []bool{false, true} {
-			var bw *messages.Weights
-			if delta {
-				bw = base
-			}
-			b.Run(fmt.Sprintf("params=%d/delta=%v", n, delta), func(b *testing.B) {
-				b.SetBytes(int64(4 * n))
-				var size int
-				for b.Loop() {
-					chunks, err := PackWeights(next, bw, 64<<10, true)
-					if err != nil {
-						b.Fatal(err)
-					}
-					size = 0
-					for _, c := range chunks {
-						size += len(c.Payload)
-					}
-				}
-				b.ReportMetric(float64(size)/float64(n), "B/param")
-			})
-		}
-	}
-}
-
-func BenchmarkAssembleWeights(b *testing.B) {
-	for _, n := range []int{4866, 1 << 20} {
-		base := wireTestWeights(n, 1, 1, 1)
-		next := wireStepWeights(base, 1, 2)
-		chunks, err := PackWeights(next, base, 64<<10, true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("params=%d/delta=true", n), func(b *testing.B) {
-			b.SetBytes(int64(4 * n))
-			for b.Loop() {
-				a := WeightsAssembler{Base: func(uint64, uint64) *messages.Weights { return base }}
-				var w *messages.Weights
-				for _, c := range chunks {
-					if w, err = a.Add(c); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if w == nil {
-					b.Fatal("incomplete")
-				}
-			}
 		})
 	}
 }
