@@ -11,12 +11,9 @@ import (
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/asynkron/protoactor-go/scheduler"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
-	"github.com/qfleet/qfleet/messages/wire"
 	"github.com/qfleet/qfleet/nets"
 )
 
@@ -36,6 +33,11 @@ type RunnerSpec struct {
 // keep stepping; it pauses only when the replay's credit is used up. It works
 // in chunks of StepsPerChunk steps and re-sends itself a message between
 // chunks, so weights and credits are taken in between.
+//
+// The runner keeps the env, the policy, ε and the n-step returns; its
+// sender (sender.go) owns the outbox and the replay's credit, its weights
+// client (weightsclient.go) the subscription to the broadcaster and the
+// weights acting.
 type runner struct {
 	spec    RunnerSpec
 	cfg     Config
@@ -43,37 +45,22 @@ type runner struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	env     envs.Env
-	policy  *nets.Forward
-	rng     *rand.Rand
-	acc     *NStepAccumulator
-	obs     []float32
-	version weightsKey // of the weights acting; zero before the first arrive
+	env    envs.Env
+	policy *nets.Forward
+	rng    *rand.Rand
+	acc    *NStepAccumulator
+	obs    []float32
 
-	credits      int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
-	lastCredit   time.Time
-	idle         bool                        // no step chunk scheduled: waiting for credit
-	checkPending bool                        // a creditCheck timer is set
-	batch        *messages.ExperienceBatch   // being built
-	outbox       []*messages.ExperienceBatch // built, waiting for credit or a replay
-	outboxN      int                         // transitions in the outbox
-	replayKey    string                      // the replay we send to (PID and incarnation), to notice a change
-	replayLocal  bool                        // the replay is in this process: nothing sent to it can be lost
-	// Credits for batches up to this seq were written off (the window was
-	// restored without them); if they come after all, they are ignored.
-	writtenOff uint64
+	sender       *experienceSender
+	weights      *weightsClient
+	idle         bool                      // no step chunk scheduled: waiting for credit
+	checkPending bool                      // a creditCheck timer is set
+	batch        *messages.ExperienceBatch // being built
 
 	*runnerAccounting // survives restarts of the actor
 
-	assembler            wire.WeightsAssembler // chunks from a broadcaster on another host
-	subscribedTo         string                // broadcaster PID we subscribed to
-	heardFromBroadcaster time.Time
-	subscribedAt         time.Time
-	awaitingWeights      bool // subscribed, nothing heard since
-	stopTick             scheduler.CancelFunc
-	linkSub              *eventstream.Subscription // lost links to other nodes (linkLost)
-	linkRestoredAt       time.Time                 // the last credit window restored for a lost link
-	refusedLog           *lograte.Limiter          // refused weights chunks, logged once per 10 s
+	stopTick scheduler.CancelFunc
+	linkSub  *eventstream.Subscription // lost links to other nodes (linkLost)
 
 	steps, reported uint64 // env steps taken; steps already reported to the stats
 	// The run's env steps as of the newest weights, and ours at that moment:
@@ -147,51 +134,27 @@ func (r *runner) Receive(ctx actor.Context) {
 	case *stepChunk:
 		r.stepChunk(ctx)
 	case *messages.Credit:
-		if msg.GetSeq() <= r.writtenOff {
-			return // its batch was written off when the window was restored
+		if !r.sender.credit(msg) {
+			return
 		}
-		r.credits += int(msg.GetTransitions())
-		r.lastCredit = time.Now()
-		r.trySend(ctx)
+		r.send(ctx)
 		r.resume(ctx)
 	case *creditCheck:
 		r.checkPending = false
 		if r.idle {
-			r.recoverCredit()
-			r.trySend(ctx)
+			r.sender.recoverCredit()
+			r.send(ctx)
 			r.resume(ctx)
 			if r.idle {
 				r.scheduleCreditCheck(ctx)
 			}
 		}
 	case *messages.WeightsChunk:
-		r.heardFromBroadcaster, r.awaitingWeights = time.Now(), false
-		r.metrics.WireBytes.WithLabelValues("weights", "received").Add(float64(proto.Size(msg)))
-		var w *messages.Weights
-		err := fmt.Errorf("%d params, this runner's network has %d", msg.GetNumParams(), r.spec.Net.NumParams())
-		if int(msg.GetNumParams()) == r.spec.Net.NumParams() {
-			// Checked before the assembler allocates for the claimed size.
-			w, err = r.assembler.Add(msg)
-		}
-		if err != nil {
-			if ok, held := r.refusedLog.Allow("chunk", time.Now()); ok {
-				r.log.Warn("weights chunk refused", "err", err, "version", msg.GetVersion(), "index", msg.GetIndex(), "refused_since_last_line", held)
-			}
-		} else if w != nil {
-			r.takeWeights(w)
-		}
-		if b := r.dir.Broadcaster(); b != nil {
-			ctx.Send(b, &messages.WeightsChunkAck{Runner: ref(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
-				ActingVersion: r.version.version, ActingTerm: r.version.term})
-		}
+		r.weights.chunk(ctx, msg)
 	case *messages.Weights:
-		r.heardFromBroadcaster, r.awaitingWeights = time.Now(), false
-		r.takeWeights(msg)
-		if b := r.dir.Broadcaster(); b != nil {
-			ctx.Send(b, &messages.WeightsAck{Runner: ref(ctx.Self()), Version: r.version.version, Term: r.version.term})
-		}
+		r.weights.whole(ctx, msg)
 	case *runnerTick:
-		r.subscribe(ctx)
+		r.weights.subscribe(ctx)
 	case *RunnerLadder:
 		r.setLadder(ctx, msg)
 	case *actor.Stopping:
@@ -211,7 +174,7 @@ func (r *runner) Receive(ctx actor.Context) {
 
 // resume restarts stepping after a pause once the outbox has room.
 func (r *runner) resume(ctx actor.Context) {
-	if r.idle && r.canStep() {
+	if r.idle && r.sender.hasRoom() {
 		r.idle = false
 		ctx.Send(ctx.Self(), &stepChunk{})
 	}
@@ -228,13 +191,11 @@ func (r *runner) start(ctx actor.Context) error {
 	r.policy = nets.NewForward(r.spec.Net)
 	r.rng = rand.New(rand.NewPCG(r.spec.Seed, uint64(r.spec.Index)+1))
 	r.acc = NewNStepAccumulator(r.cfg.NStep, r.cfg.Gamma)
-	r.refusedLog = lograte.New(10 * time.Second)
-	r.credits = r.cfg.CreditWindow
-	r.writtenOff = r.seq // a restarted actor: credits for its predecessor's batches are not ours
+	r.sender = newExperienceSender(r.cfg, r.dir, r.metrics, r.log, r.runnerAccounting)
+	r.weights = newWeightsClient(r.dir, r.metrics, r.log, r.spec.Net.NumParams(), r.applyWeights)
 	r.resetEpisode()
 	r.newBatch()
-	r.lastCredit = time.Now()
-	r.subscribe(ctx)
+	r.weights.subscribe(ctx)
 	r.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(resubscribeAfter/4, resubscribeAfter/4, ctx.Self(), &runnerTick{})
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	r.linkSub = sys.EventStream.Subscribe(func(evt any) {
@@ -257,8 +218,8 @@ type linkLost struct{ address string }
 // come: write them off and restore the window now, instead of stalling
 // CreditTimeout (after a frozen host continues, its batches of the last
 // moments before the freeze die with the old stream). To the broadcaster,
-// that may be this runner's subscription: subscribe again on the next
-// tick. The replay counts what the broken stream lost (gaps).
+// that may be this runner's subscription: subscribe again at once. The
+// replay counts what the broken stream lost (gaps).
 //
 // At most once per CreditTimeout: protoactor's writer publishes the same
 // event when it closes a stream itself, which removes its successor for
@@ -267,48 +228,15 @@ type linkLost struct{ address string }
 // replay host restarted: 30 writers). Sending a window into each would
 // lose it; after the first, the credit timeout takes over.
 func (r *runner) onLinkLost(ctx actor.Context, address string) {
-	now := time.Now()
-	if rp := r.dir.Replay(); rp != nil && rp.Address == address && !r.replayLocal && r.credits < r.cfg.CreditWindow &&
-		now.Sub(r.linkRestoredAt) >= r.cfg.CreditTimeout {
-		r.log.Info("link to the replay lost: credits due written off", "uncredited", r.cfg.CreditWindow-r.credits)
-		r.linkRestoredAt = now
-		r.restoreWindow()
-		r.trySend(ctx)
+	if r.sender.linkLost(address) {
+		r.send(ctx)
 		r.resume(ctx)
 	}
-	if b := r.dir.Broadcaster(); b != nil && b.Address == address && now.Sub(r.subscribedAt) >= resubscribeRetry/4 {
-		r.subscribedAt, r.awaitingWeights = time.Time{}, true
-		r.subscribe(ctx)
-	}
+	r.weights.linkLost(ctx, address)
 }
 
 // runnerTick drives re-subscription to the broadcaster.
 type runnerTick struct{}
-
-// A runner subscribes again when the broadcaster changes, when weights have
-// not come within resubscribeRetry of subscribing (the subscription or the
-// broadcaster's state was lost: a cut link, a restart), or when the
-// broadcaster has been silent for resubscribeAfter. Subscribing is
-// idempotent; the broadcaster answers with the newest weights.
-const (
-	resubscribeRetry = 2 * time.Second
-	resubscribeAfter = 8 * time.Second
-)
-
-func (r *runner) subscribe(ctx actor.Context) {
-	b := r.dir.Broadcaster()
-	if b == nil {
-		return
-	}
-	now := time.Now()
-	due := now.Sub(r.subscribedAt) >= resubscribeRetry &&
-		(r.awaitingWeights || now.Sub(r.heardFromBroadcaster) >= resubscribeAfter)
-	if b.String() == r.subscribedTo && !due {
-		return
-	}
-	r.subscribedTo, r.subscribedAt, r.awaitingWeights = b.String(), now, true
-	ctx.Send(b, &messages.SubscribeWeights{Runner: ref(ctx.Self())})
-}
 
 func (r *runner) resetEpisode() {
 	r.obs = append(r.obs[:0], r.env.Reset(r.rng.Int64())...)
@@ -327,23 +255,22 @@ func (r *runner) newBatch() {
 	}
 }
 
-// takeWeights swaps in weights that are newer than the ones acting, and
-// ignores older ones (they can arrive late or out of order).
-func (r *runner) takeWeights(w *messages.Weights) {
-	k := keyOf(w)
-	if !k.newerThan(r.version) {
-		return
-	}
+// applyWeights loads weights newer than the acting ones (the weights client
+// decides which) into the behaviour network, and takes the run's env steps
+// they carry for the ε schedule.
+func (r *runner) applyWeights(w *messages.Weights) error {
 	if err := r.policy.SetParams(w.GetParams()); err != nil {
-		r.log.Error("weights refused", "err", err, "version", w.GetVersion())
-		return
+		return err
 	}
-	r.version = k
-	r.metrics.setWeightsVersion(k.version) // on a runner node: the version acted on
 	if w.GetEnvSteps() > r.runStepsAtWeights {
 		r.runStepsAtWeights, r.ownStepsAtWeights = w.GetEnvSteps(), r.steps
 	}
+	return nil
 }
+
+// version is the (term, version) of the weights acting; zero before the
+// first arrive.
+func (r *runner) version() weightsKey { return r.weights.acting }
 
 // setLadder moves the runner to another rung of the ε ladder (a change of
 // the cluster's runner nodes) and reports at once, so that the stats show it.
@@ -387,14 +314,14 @@ func (r *runner) epsilon() float64 {
 }
 
 func (r *runner) act(eps float64) int {
-	if r.version == (weightsKey{}) || r.rng.Float64() < eps {
+	if r.version() == (weightsKey{}) || r.rng.Float64() < eps {
 		return r.rng.IntN(r.spec.Net.Outputs)
 	}
 	return r.policy.Greedy(r.obs)
 }
 
 func (r *runner) stepChunk(ctx actor.Context) {
-	for i := 0; i < r.cfg.StepsPerChunk && r.canStep(); i++ {
+	for i := 0; i < r.cfg.StepsPerChunk && r.sender.hasRoom(); i++ {
 		eps := r.epsilon()
 		a := r.act(eps)
 		next, reward, terminated, truncated := r.env.Step(a)
@@ -407,7 +334,7 @@ func (r *runner) stepChunk(ctx actor.Context) {
 			if stats := r.dir.Stats(); stats != nil {
 				ctx.Send(stats, &messages.EpisodeStats{
 					Runner: r.spec.Name, Return: r.epReturn, Length: r.epLength, MaxEpsilon: r.epMaxEpsilon,
-					WeightsVersion: r.version.version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
+					WeightsVersion: r.version().version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
 				})
 			}
 			r.resetEpisode()
@@ -418,12 +345,12 @@ func (r *runner) stepChunk(ctx actor.Context) {
 			r.enqueue()
 		}
 	}
-	r.recoverCredit()
-	r.trySend(ctx)
+	r.sender.recoverCredit()
+	r.send(ctx)
 	if r.steps-r.reported >= uint64(r.cfg.ProgressEverySteps) {
 		r.report(ctx)
 	}
-	if !r.canStep() {
+	if !r.sender.hasRoom() {
 		// Outbox full and no credit: wait for credit (or its timeout).
 		r.idle = true
 		r.scheduleCreditCheck(ctx)
@@ -449,109 +376,20 @@ func (r *runner) scheduleCreditCheck(ctx actor.Context) {
 	}
 }
 
-// canStep says whether the runner may take more env steps: always when it
-// drops the oldest experience of a full outbox, else while the outbox has room.
-func (r *runner) canStep() bool {
-	return r.cfg.DropWhenFull || r.outboxN < r.cfg.OutboxLimit
-}
-
-// enqueue moves the batch being built to the outbox, dropping (and counting)
-// the oldest batches if the outbox overflows in drop mode.
+// enqueue hands the batch being built to the sender's outbox and starts a
+// new one.
 func (r *runner) enqueue() {
 	if r.batch.Count == 0 {
 		return
 	}
-	r.outbox = append(r.outbox, r.batch)
-	r.outboxN += int(r.batch.Count)
+	r.sender.enqueue(r.batch)
 	r.newBatch()
-	for r.cfg.DropWhenFull && r.outboxN > r.cfg.OutboxLimit && len(r.outbox) > 1 {
-		n := r.outbox[0].Count
-		r.outbox[0] = nil
-		r.outbox = r.outbox[1:]
-		r.outboxN -= int(n)
-		r.dropped += uint64(n)
-		r.metrics.ExperienceDropped.Add(float64(n))
-	}
 }
 
-// trySend hands outbox batches to the replay while there is credit. A new
-// replay (another address, or the first one) starts with a full window; what
-// the old one never credited is counted as lost in flight.
-func (r *runner) trySend(ctx actor.Context) {
-	replay := r.dir.Replay()
-	if replay == nil {
-		return
-	}
-	key := replay.String()
-	if inc, ok := r.dir.(ReplayIncarnations); ok {
-		key = fmt.Sprintf("%s#%d", key, inc.ReplayIncarnation())
-	}
-	if key != r.replayKey {
-		if r.replayKey != "" {
-			r.log.Warn("replay changed: credit window restored", "from", r.replayKey, "to", key, "uncredited", r.cfg.CreditWindow-r.credits)
-			r.restoreWindow()
-		}
-		r.replayKey = key
-	}
-	self := ctx.Self()
-	r.replayLocal = replay.Address == self.Address
-	for len(r.outbox) > 0 && r.credits > 0 {
-		b := r.outbox[0]
-		r.outbox[0] = nil
-		r.outbox = r.outbox[1:]
-		n := int(b.Count)
-		r.outboxN -= n
-		r.credits -= n
-		b.SentBefore, b.RunnerIncarnation = r.sent, r.incarnation
-		r.sent += uint64(n)
-		r.seq++
-		b.Seq = r.seq
-		b.WeightsVersion = r.version.version
-		b.ReplyTo = ref(self)
-		if replay.Address == self.Address {
-			ctx.Send(replay, b)
-			continue
-		}
-		// Another host: pack (frames, zstd, optional float16) and count bytes.
-		p, err := wire.PackExperience(b, wire.Options{Frames: true, Float16: r.cfg.WireFloat16, Zstd: true})
-		if err != nil {
-			r.log.Error("experience not packed: dropped", "err", err, "transitions", n)
-			r.dropped += uint64(n)
-			r.metrics.ExperienceDropped.Add(float64(n))
-			r.credits += n // never sent, so no credit will come back for it
-			r.sent -= uint64(n)
-			r.seq--
-			continue
-		}
-		r.metrics.WireBytes.WithLabelValues("experience", "sent").Add(float64(proto.Size(p)))
-		ctx.Send(replay, p)
-	}
-}
-
-// recoverCredit restores the credit window when credit has been missing for
-// CreditTimeout: delivery between hosts is at-most-once, so a Credit (or the
-// batch it answers) can be lost, and waiting for it would stall forever.
-// Whether the batches themselves were lost only the replay can tell: it
-// counts the gap exactly from sent_before.
-//
-// Only for a replay on another host: in-process delivery never loses a
-// message, and a credit held back that long only means the learner is slow
-// (a loaded machine); restoring the window then would overrun the
-// sample:insert ratio the replay is holding the runner to.
-func (r *runner) recoverCredit() {
-	if r.replayLocal || r.credits > 0 || r.outboxN == 0 || time.Since(r.lastCredit) < r.cfg.CreditTimeout {
-		return
-	}
-	r.log.Warn("no credit from the replay: window restored", "waited", time.Since(r.lastCredit), "uncredited", r.cfg.CreditWindow-r.credits)
-	r.restoreWindow()
-}
-
-// restoreWindow gives the runner a full credit window and writes off the
-// credits still due for the batches sent so far.
-func (r *runner) restoreWindow() {
-	r.credits = r.cfg.CreditWindow
-	r.writtenOff = r.seq
-	r.lastCredit = time.Now()
+// send hands the sender's outbox to the replay as far as credit allows,
+// stamped with the weights version acting.
+func (r *runner) send(ctx actor.Context) {
+	r.sender.trySend(ctx, r.version().version)
 }
 
 // emit appends one finished transition to the batch being built.
@@ -573,7 +411,7 @@ func (r *runner) emit(obs []float32, action int, reward, discount float64, nextO
 // |r + γⁿ·(1−done)·max_a' Q(s',a') − Q(s,a)|. Before the first weights the
 // net is untrained; the estimate is then 1, like a new transition's.
 func (r *runner) tdEstimate(obs []float32, action int, reward, discount float64, nextObs []float32) float32 {
-	if r.version == (weightsKey{}) {
+	if r.version() == (weightsKey{}) {
 		return 1
 	}
 	qSA := float64(r.policy.Q(obs)[action])
@@ -593,7 +431,7 @@ func (r *runner) report(ctx actor.Context) {
 		return // reported once the stats are reachable: the deltas add up
 	}
 	ctx.Send(stats, &messages.RunnerProgress{
-		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version.version, WeightsTerm: r.version.term,
+		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version().version, WeightsTerm: r.version().term,
 		Epsilon: r.epsilon(), ExperienceSent: r.sent, ExperienceDropped: r.dropped, RunnerIncarnation: r.incarnation,
 		LadderIndex: uint32(r.ladderIndex), LadderCount: uint32(r.ladderCount), LadderEpsilon: r.ladderEnd(),
 	})

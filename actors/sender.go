@@ -1,0 +1,186 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
+)
+
+// outbound is what the runner's helpers need of its actor context: the
+// runner's own PID and a way to send. actor.Context has both; tests use a
+// recorder.
+type outbound interface {
+	Self() *actor.PID
+	Send(pid *actor.PID, message any)
+}
+
+// experienceSender is the runner's way to the replay: the outbox of full
+// batches, the credit window the replay grants, packing for a replay on
+// another host, and noticing that the replay changed or that the link to it
+// broke (whatever was in flight then never earns its credit, so the window
+// is restored instead of waited for). A plain struct owned by the runner
+// actor: it is called from the runner's Receive only.
+type experienceSender struct {
+	cfg     Config
+	dir     Directory
+	metrics *Metrics
+	log     *slog.Logger
+	acct    *runnerAccounting // seq and the counters: they outlive the actor
+
+	credits        int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
+	lastCredit     time.Time
+	outbox         []*messages.ExperienceBatch // built, waiting for credit or a replay
+	outboxN        int                         // transitions in the outbox
+	replayKey      string                      // the replay we send to (PID and incarnation), to notice a change
+	replayLocal    bool                        // the replay is in this process: nothing sent to it can be lost
+	linkRestoredAt time.Time                   // the last credit window restored for a lost link
+	// Credits for batches up to this seq were written off (the window was
+	// restored without them); if they come after all, they are ignored.
+	writtenOff uint64
+}
+
+// newExperienceSender starts with a full window. Credits for batches of a
+// predecessor (a restarted runner actor shares acct) are not ours: they are
+// written off.
+func newExperienceSender(cfg Config, dir Directory, m *Metrics, log *slog.Logger, acct *runnerAccounting) *experienceSender {
+	return &experienceSender{cfg: cfg, dir: dir, metrics: m, log: log, acct: acct,
+		credits: cfg.CreditWindow, writtenOff: acct.seq, lastCredit: time.Now()}
+}
+
+// hasRoom says whether the runner may build more experience: always when
+// the oldest of a full outbox is dropped, else while the outbox has room.
+func (s *experienceSender) hasRoom() bool {
+	return s.cfg.DropWhenFull || s.outboxN < s.cfg.OutboxLimit
+}
+
+// credit takes the replay's Credit, and says whether it counted: credits
+// for written-off batches do not.
+func (s *experienceSender) credit(c *messages.Credit) bool {
+	if c.GetSeq() <= s.writtenOff {
+		return false // its batch was written off when the window was restored
+	}
+	s.credits += int(c.GetTransitions())
+	s.lastCredit = time.Now()
+	return true
+}
+
+// enqueue puts a full batch in the outbox, dropping (and counting) the
+// oldest batches if the outbox overflows in drop mode.
+func (s *experienceSender) enqueue(b *messages.ExperienceBatch) {
+	s.outbox = append(s.outbox, b)
+	s.outboxN += int(b.Count)
+	for s.cfg.DropWhenFull && s.outboxN > s.cfg.OutboxLimit && len(s.outbox) > 1 {
+		n := s.outbox[0].Count
+		s.outbox[0] = nil
+		s.outbox = s.outbox[1:]
+		s.outboxN -= int(n)
+		s.acct.dropped += uint64(n)
+		s.metrics.ExperienceDropped.Add(float64(n))
+	}
+}
+
+// trySend hands outbox batches to the replay while there is credit, each
+// stamped with its sequence, the stream's position and weightsVersion (the
+// weights the runner acts on). A new replay (another address, or the first
+// one) starts with a full window; what the old one never credited is
+// counted as lost in flight.
+func (s *experienceSender) trySend(ctx outbound, weightsVersion uint64) {
+	replay := s.dir.Replay()
+	if replay == nil {
+		return
+	}
+	key := replay.String()
+	if inc, ok := s.dir.(ReplayIncarnations); ok {
+		key = fmt.Sprintf("%s#%d", key, inc.ReplayIncarnation())
+	}
+	if key != s.replayKey {
+		if s.replayKey != "" {
+			s.log.Warn("replay changed: credit window restored", "from", s.replayKey, "to", key, "uncredited", s.cfg.CreditWindow-s.credits)
+			s.restoreWindow()
+		}
+		s.replayKey = key
+	}
+	self := ctx.Self()
+	s.replayLocal = replay.Address == self.Address
+	a := s.acct
+	for len(s.outbox) > 0 && s.credits > 0 {
+		b := s.outbox[0]
+		s.outbox[0] = nil
+		s.outbox = s.outbox[1:]
+		n := int(b.Count)
+		s.outboxN -= n
+		s.credits -= n
+		b.SentBefore, b.RunnerIncarnation = a.sent, a.incarnation
+		a.sent += uint64(n)
+		a.seq++
+		b.Seq = a.seq
+		b.WeightsVersion = weightsVersion
+		b.ReplyTo = ref(self)
+		if replay.Address == self.Address {
+			ctx.Send(replay, b)
+			continue
+		}
+		// Another host: pack (frames, zstd, optional float16) and count bytes.
+		p, err := wire.PackExperience(b, wire.Options{Frames: true, Float16: s.cfg.WireFloat16, Zstd: true})
+		if err != nil {
+			s.log.Error("experience not packed: dropped", "err", err, "transitions", n)
+			a.dropped += uint64(n)
+			s.metrics.ExperienceDropped.Add(float64(n))
+			s.credits += n // never sent, so no credit will come back for it
+			a.sent -= uint64(n)
+			a.seq--
+			continue
+		}
+		s.metrics.WireBytes.WithLabelValues("experience", "sent").Add(float64(proto.Size(p)))
+		ctx.Send(replay, p)
+	}
+}
+
+// recoverCredit restores the credit window when credit has been missing for
+// CreditTimeout: delivery between hosts is at-most-once, so a Credit (or the
+// batch it answers) can be lost, and waiting for it would stall forever.
+// Whether the batches themselves were lost only the replay can tell: it
+// counts the gap exactly from sent_before.
+//
+// Only for a replay on another host: in-process delivery never loses a
+// message, and a credit held back that long only means the learner is slow
+// (a loaded machine); restoring the window then would overrun the
+// sample:insert ratio the replay is holding the runner to.
+func (s *experienceSender) recoverCredit() {
+	if s.replayLocal || s.credits > 0 || s.outboxN == 0 || time.Since(s.lastCredit) < s.cfg.CreditTimeout {
+		return
+	}
+	s.log.Warn("no credit from the replay: window restored", "waited", time.Since(s.lastCredit), "uncredited", s.cfg.CreditWindow-s.credits)
+	s.restoreWindow()
+}
+
+// linkLost acts on a broken stream to address (see runner.onLinkLost): if it
+// was the stream to a replay on another host with credits due, they are
+// written off and the window restored, at most once per CreditTimeout. It
+// says whether it restored the window.
+func (s *experienceSender) linkLost(address string) bool {
+	now := time.Now()
+	rp := s.dir.Replay()
+	if rp == nil || rp.Address != address || s.replayLocal || s.credits >= s.cfg.CreditWindow ||
+		now.Sub(s.linkRestoredAt) < s.cfg.CreditTimeout {
+		return false
+	}
+	s.log.Info("link to the replay lost: credits due written off", "uncredited", s.cfg.CreditWindow-s.credits)
+	s.linkRestoredAt = now
+	s.restoreWindow()
+	return true
+}
+
+// restoreWindow gives the runner a full credit window and writes off the
+// credits still due for the batches sent so far.
+func (s *experienceSender) restoreWindow() {
+	s.credits = s.cfg.CreditWindow
+	s.writtenOff = s.acct.seq
+	s.lastCredit = time.Now()
+}
