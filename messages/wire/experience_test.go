@@ -305,24 +305,33 @@ func packedSeeds(tb testing.TB) []*messages.PackedExperience {
 	return out
 }
 
+// unpackMustFail checks that p is refused, without a panic, with an error
+// that mentions want.
+func unpackMustFail(t *testing.T, name string, p *messages.PackedExperience, want string) {
+	t.Helper()
+	var err error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("%s: panic %v", name, r)
+			}
+		}()
+		_, err = wire.UnpackExperience(p)
+	}()
+	if err == nil {
+		t.Fatalf("%s: no error", name)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s: error %q does not mention %q", name, err, want)
+	}
+}
+
+// TestUnpackHostile: valid packings, truncated, extended, with wrong
+// counts, sizes and codec flags, and corrupted byte by byte.
 func TestUnpackHostile(t *testing.T) {
 	mustFail := func(name string, p *messages.PackedExperience, want string) {
 		t.Helper()
-		var err error
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					t.Fatalf("%s: panic %v", name, r)
-				}
-			}()
-			_, err = wire.UnpackExperience(p)
-		}()
-		if err == nil {
-			t.Fatalf("%s: no error", name)
-		}
-		if !strings.Contains(err.Error(), want) {
-			t.Fatalf("%s: error %q does not mention %q", name, err, want)
-		}
+		unpackMustFail(t, name, p, want)
 	}
 	mustFail("nil", nil, "nil")
 	for i, p := range packedSeeds(t) {
@@ -374,7 +383,15 @@ func TestUnpackHostile(t *testing.T) {
 			}
 		}
 	}
+}
 
+// TestUnpackHostileLayout: hand-made payloads that break each rule of the
+// layout, and counts beyond the limits.
+func TestUnpackHostileLayout(t *testing.T) {
+	mustFail := func(name string, p *messages.PackedExperience, want string) {
+		t.Helper()
+		unpackMustFail(t, name, p, want)
+	}
 	// Hand-made frames payloads (no zstd): 2 transitions of 1 value.
 	// Layout: header, high row bytes, codes, actions, rewards, discounts, low
 	// row bytes (float32: 2+2 bytes per value).
@@ -419,8 +436,15 @@ func TestUnpackHostile(t *testing.T) {
 
 	// Too large for the limits, before anything is read.
 	mustFail("huge batch", &messages.PackedExperience{Count: 1 << 24, ObsSize: 84 * 84, Payload: []byte{1, 0, 0}}, "exceed")
+}
 
-	// zstd: garbage, a frame without content size, a bomb.
+// TestUnpackHostileZstd: garbage, a frame without content size, bombs in
+// either mode, a frame whose content does not match its header.
+func TestUnpackHostileZstd(t *testing.T) {
+	mustFail := func(name string, p *messages.PackedExperience, want string) {
+		t.Helper()
+		unpackMustFail(t, name, p, want)
+	}
 	zs := func(payload []byte) *messages.PackedExperience {
 		return &messages.PackedExperience{Count: 64, ObsSize: 4, Codec: uint32(messages.Codec_CODEC_ZSTD | messages.Codec_CODEC_FRAMES), Payload: payload}
 	}
