@@ -363,8 +363,9 @@ func (r *runner) stepChunk(ctx actor.Context) {
 type creditCheck struct{}
 
 // maxCreditPoll bounds how long a runner waiting for credit takes to notice
-// a new replay (trySend compares the directory's answer): a replay host
-// restarted at the same address is seen within this, not CreditTimeout.
+// a new replay (the sender's trySend compares the directory's answer): a
+// replay host restarted at the same address is seen within this, not
+// CreditTimeout.
 const maxCreditPoll = 250 * time.Millisecond
 
 // scheduleCreditCheck sets the creditCheck timer unless one is set: one
