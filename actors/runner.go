@@ -51,8 +51,8 @@ type runner struct {
 	acc    *NStepAccumulator
 	obs    []float32
 
-	sender       *experienceSender
-	weights      *weightsClient
+	sender       *ExperienceSender
+	weights      *WeightsClient
 	idle         bool                      // no step chunk scheduled: waiting for credit
 	checkPending bool                      // a creditCheck timer is set
 	batch        *messages.ExperienceBatch // being built
@@ -77,9 +77,7 @@ type runner struct {
 // replay's gap detection (ExperienceBatch.sent_before) and the run's totals
 // stay exact when the supervisor replaces a failed runner.
 type runnerAccounting struct {
-	incarnation   uint64 // random per process: a new process is a new stream
-	seq           uint64
-	sent, dropped uint64 // transitions
+	ExperienceStream
 
 	// The runner's rung in the ε ladder: spec.Index of spec.Count until a
 	// RunnerLadder message places it in the cluster's ladder.
@@ -118,7 +116,7 @@ func keyOf(w *messages.Weights) weightsKey {
 }
 
 func newRunner(spec RunnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
-	acct := &runnerAccounting{incarnation: rand.Uint64() | 1, ladderIndex: spec.Index, ladderCount: max(spec.Count, 1)}
+	acct := &runnerAccounting{ExperienceStream: ExperienceStream{Incarnation: rand.Uint64() | 1}, ladderIndex: spec.Index, ladderCount: max(spec.Count, 1)}
 	return func() actor.Actor {
 		return &runner{spec: spec, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "runner", "runner", spec.Name), runnerAccounting: acct}
 	}
@@ -134,7 +132,7 @@ func (r *runner) Receive(ctx actor.Context) {
 	case *stepChunk:
 		r.stepChunk(ctx)
 	case *messages.Credit:
-		if !r.sender.credit(msg) {
+		if !r.sender.Credit(msg) {
 			return
 		}
 		r.send(ctx)
@@ -142,7 +140,7 @@ func (r *runner) Receive(ctx actor.Context) {
 	case *creditCheck:
 		r.checkPending = false
 		if r.idle {
-			r.sender.recoverCredit()
+			r.sender.RecoverCredit()
 			r.send(ctx)
 			r.resume(ctx)
 			if r.idle {
@@ -150,11 +148,11 @@ func (r *runner) Receive(ctx actor.Context) {
 			}
 		}
 	case *messages.WeightsChunk:
-		r.weights.chunk(ctx, msg)
+		r.weights.Chunk(ctx, msg)
 	case *messages.Weights:
-		r.weights.whole(ctx, msg)
+		r.weights.Whole(ctx, msg)
 	case *runnerTick:
-		r.weights.subscribe(ctx)
+		r.weights.Subscribe(ctx)
 	case *RunnerLadder:
 		r.setLadder(ctx, msg)
 	case *actor.Stopping:
@@ -174,7 +172,7 @@ func (r *runner) Receive(ctx actor.Context) {
 
 // resume restarts stepping after a pause once the outbox has room.
 func (r *runner) resume(ctx actor.Context) {
-	if r.idle && r.sender.hasRoom() {
+	if r.idle && r.sender.HasRoom() {
 		r.idle = false
 		ctx.Send(ctx.Self(), &stepChunk{})
 	}
@@ -191,11 +189,11 @@ func (r *runner) start(ctx actor.Context) error {
 	r.policy = nets.NewForward(r.spec.Net)
 	r.rng = rand.New(rand.NewPCG(r.spec.Seed, uint64(r.spec.Index)+1))
 	r.acc = NewNStepAccumulator(r.cfg.NStep, r.cfg.Gamma)
-	r.sender = newExperienceSender(r.cfg, r.dir, r.metrics, r.log, r.runnerAccounting)
-	r.weights = newWeightsClient(r.dir, r.metrics, r.log, r.spec.Net.NumParams(), r.applyWeights)
+	r.sender = NewExperienceSender(r.cfg, r.dir, r.metrics, r.log, &r.ExperienceStream)
+	r.weights = NewWeightsClient(r.dir, r.metrics, r.log, r.spec.Net.NumParams(), r.applyWeights)
 	r.resetEpisode()
 	r.newBatch()
-	r.weights.subscribe(ctx)
+	r.weights.Subscribe(ctx)
 	r.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(resubscribeAfter/4, resubscribeAfter/4, ctx.Self(), &runnerTick{})
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	r.linkSub = sys.EventStream.Subscribe(func(evt any) {
@@ -228,11 +226,11 @@ type linkLost struct{ address string }
 // replay host restarted: 30 writers). Sending a window into each would
 // lose it; after the first, the credit timeout takes over.
 func (r *runner) onLinkLost(ctx actor.Context, address string) {
-	if r.sender.linkLost(address) {
+	if r.sender.LinkLost(address) {
 		r.send(ctx)
 		r.resume(ctx)
 	}
-	r.weights.linkLost(ctx, address)
+	r.weights.LinkLost(ctx, address)
 }
 
 // runnerTick drives re-subscription to the broadcaster.
@@ -321,7 +319,7 @@ func (r *runner) act(eps float64) int {
 }
 
 func (r *runner) stepChunk(ctx actor.Context) {
-	for i := 0; i < r.cfg.StepsPerChunk && r.sender.hasRoom(); i++ {
+	for i := 0; i < r.cfg.StepsPerChunk && r.sender.HasRoom(); i++ {
 		eps := r.epsilon()
 		a := r.act(eps)
 		next, reward, terminated, truncated := r.env.Step(a)
@@ -345,12 +343,12 @@ func (r *runner) stepChunk(ctx actor.Context) {
 			r.enqueue()
 		}
 	}
-	r.sender.recoverCredit()
+	r.sender.RecoverCredit()
 	r.send(ctx)
 	if r.steps-r.reported >= uint64(r.cfg.ProgressEverySteps) {
 		r.report(ctx)
 	}
-	if !r.sender.hasRoom() {
+	if !r.sender.HasRoom() {
 		// Outbox full and no credit: wait for credit (or its timeout).
 		r.idle = true
 		r.scheduleCreditCheck(ctx)
@@ -383,14 +381,14 @@ func (r *runner) enqueue() {
 	if r.batch.Count == 0 {
 		return
 	}
-	r.sender.enqueue(r.batch)
+	r.sender.Enqueue(r.batch)
 	r.newBatch()
 }
 
 // send hands the sender's outbox to the replay as far as credit allows,
 // stamped with the weights version acting.
 func (r *runner) send(ctx actor.Context) {
-	r.sender.trySend(ctx, r.version().version)
+	r.sender.TrySend(ctx, r.version().version)
 }
 
 // emit appends one finished transition to the batch being built.
@@ -433,7 +431,7 @@ func (r *runner) report(ctx actor.Context) {
 	}
 	ctx.Send(stats, &messages.RunnerProgress{
 		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version().version, WeightsTerm: r.version().term,
-		Epsilon: r.epsilon(), ExperienceSent: r.sent, ExperienceDropped: r.dropped, RunnerIncarnation: r.incarnation,
+		Epsilon: r.epsilon(), ExperienceSent: r.Sent, ExperienceDropped: r.Dropped, RunnerIncarnation: r.Incarnation,
 		LadderIndex: uint32(r.ladderIndex), LadderCount: uint32(r.ladderCount), LadderEpsilon: r.ladderEnd(),
 	})
 	r.reported = r.steps

@@ -12,26 +12,26 @@ import (
 	"github.com/qfleet/qfleet/messages/wire"
 )
 
-// outbound is what the runner's helpers need of its actor context: the
+// Outbound is what the runner's helpers need of its actor context: the
 // runner's own PID and a way to send. actor.Context has both; tests use a
 // recorder.
-type outbound interface {
+type Outbound interface {
 	Self() *actor.PID
 	Send(pid *actor.PID, message any)
 }
 
-// experienceSender is the runner's way to the replay: the outbox of full
+// ExperienceSender is the runner's way to the replay: the outbox of full
 // batches, the credit window the replay grants, packing for a replay on
 // another host, and noticing that the replay changed or that the link to it
 // broke (whatever was in flight then never earns its credit, so the window
 // is restored instead of waited for). A plain struct owned by the runner
 // actor: it is called from the runner's Receive only.
-type experienceSender struct {
+type ExperienceSender struct {
 	cfg     Config
 	dir     Directory
 	metrics *Metrics
 	log     *slog.Logger
-	acct    *runnerAccounting // seq and the counters: they outlive the actor
+	stream  *ExperienceStream // seq and the counters: they outlive the actor
 
 	credits        int // transitions the replay still accepts from us (sent, not yet credited back = window − credits)
 	lastCredit     time.Time
@@ -45,23 +45,34 @@ type experienceSender struct {
 	writtenOff uint64
 }
 
-// newExperienceSender starts with a full window. Credits for batches of a
-// predecessor (a restarted runner actor shares acct) are not ours: they are
-// written off.
-func newExperienceSender(cfg Config, dir Directory, m *Metrics, log *slog.Logger, acct *runnerAccounting) *experienceSender {
-	return &experienceSender{cfg: cfg, dir: dir, metrics: m, log: log, acct: acct,
-		credits: cfg.CreditWindow, writtenOff: acct.seq, lastCredit: time.Now()}
+// ExperienceStream is one stream's identity and counters, kept apart from
+// the sender because they outlive it: a runner actor restarted by its
+// supervisor goes on with the same stream, so the replay's gap detection
+// (ExperienceBatch.sent_before) and the run's totals stay exact.
+type ExperienceStream struct {
+	Incarnation uint64 // random per process: a new process is a new stream
+	Seq         uint64 // of the last batch sent
+	Sent        uint64 // transitions sent
+	Dropped     uint64 // transitions dropped (outbox overflow, packing failed)
 }
 
-// hasRoom says whether the runner may build more experience: always when
+// NewExperienceSender starts with a full window. Credits for batches of a
+// predecessor (a restarted actor that shares the stream) are not ours: they
+// are written off.
+func NewExperienceSender(cfg Config, dir Directory, m *Metrics, log *slog.Logger, stream *ExperienceStream) *ExperienceSender {
+	return &ExperienceSender{cfg: cfg, dir: dir, metrics: m, log: log, stream: stream,
+		credits: cfg.CreditWindow, writtenOff: stream.Seq, lastCredit: time.Now()}
+}
+
+// HasRoom says whether the runner may build more experience: always when
 // the oldest of a full outbox is dropped, else while the outbox has room.
-func (s *experienceSender) hasRoom() bool {
+func (s *ExperienceSender) HasRoom() bool {
 	return s.cfg.DropWhenFull || s.outboxN < s.cfg.OutboxLimit
 }
 
-// credit takes the replay's Credit, and says whether it counted: credits
+// Credit takes the replay's Credit, and says whether it counted: credits
 // for written-off batches do not.
-func (s *experienceSender) credit(c *messages.Credit) bool {
+func (s *ExperienceSender) Credit(c *messages.Credit) bool {
 	if c.GetSeq() <= s.writtenOff {
 		return false // its batch was written off when the window was restored
 	}
@@ -70,9 +81,9 @@ func (s *experienceSender) credit(c *messages.Credit) bool {
 	return true
 }
 
-// enqueue puts a full batch in the outbox, dropping (and counting) the
+// Enqueue puts a full batch in the outbox, dropping (and counting) the
 // oldest batches if the outbox overflows in drop mode.
-func (s *experienceSender) enqueue(b *messages.ExperienceBatch) {
+func (s *ExperienceSender) Enqueue(b *messages.ExperienceBatch) {
 	s.outbox = append(s.outbox, b)
 	s.outboxN += int(b.Count)
 	for s.cfg.DropWhenFull && s.outboxN > s.cfg.OutboxLimit && len(s.outbox) > 1 {
@@ -80,17 +91,17 @@ func (s *experienceSender) enqueue(b *messages.ExperienceBatch) {
 		s.outbox[0] = nil
 		s.outbox = s.outbox[1:]
 		s.outboxN -= int(n)
-		s.acct.dropped += uint64(n)
+		s.stream.Dropped += uint64(n)
 		s.metrics.ExperienceDropped.Add(float64(n))
 	}
 }
 
-// trySend hands outbox batches to the replay while there is credit, each
+// TrySend hands outbox batches to the replay while there is credit, each
 // stamped with its sequence, the stream's position and weightsVersion (the
 // weights the runner acts on). A new replay (another address, or the first
 // one) starts with a full window; what the old one never credited is
 // counted as lost in flight.
-func (s *experienceSender) trySend(ctx outbound, weightsVersion uint64) {
+func (s *ExperienceSender) TrySend(ctx Outbound, weightsVersion uint64) {
 	replay := s.dir.Replay()
 	if replay == nil {
 		return
@@ -108,7 +119,7 @@ func (s *experienceSender) trySend(ctx outbound, weightsVersion uint64) {
 	}
 	self := ctx.Self()
 	s.replayLocal = replay.Address == self.Address
-	a := s.acct
+	a := s.stream
 	for len(s.outbox) > 0 && s.credits > 0 {
 		b := s.outbox[0]
 		s.outbox[0] = nil
@@ -116,10 +127,10 @@ func (s *experienceSender) trySend(ctx outbound, weightsVersion uint64) {
 		n := int(b.Count)
 		s.outboxN -= n
 		s.credits -= n
-		b.SentBefore, b.RunnerIncarnation = a.sent, a.incarnation
-		a.sent += uint64(n)
-		a.seq++
-		b.Seq = a.seq
+		b.SentBefore, b.RunnerIncarnation = a.Sent, a.Incarnation
+		a.Sent += uint64(n)
+		a.Seq++
+		b.Seq = a.Seq
 		b.WeightsVersion = weightsVersion
 		b.ReplyTo = ref(self)
 		if replay.Address == self.Address {
@@ -130,11 +141,11 @@ func (s *experienceSender) trySend(ctx outbound, weightsVersion uint64) {
 		p, err := wire.PackExperience(b, wire.Options{Frames: true, Float16: s.cfg.WireFloat16, Zstd: true})
 		if err != nil {
 			s.log.Error("experience not packed: dropped", "err", err, "transitions", n)
-			a.dropped += uint64(n)
+			a.Dropped += uint64(n)
 			s.metrics.ExperienceDropped.Add(float64(n))
 			s.credits += n // never sent, so no credit will come back for it
-			a.sent -= uint64(n)
-			a.seq--
+			a.Sent -= uint64(n)
+			a.Seq--
 			continue
 		}
 		s.metrics.WireBytes.WithLabelValues("experience", "sent").Add(float64(proto.Size(p)))
@@ -142,7 +153,7 @@ func (s *experienceSender) trySend(ctx outbound, weightsVersion uint64) {
 	}
 }
 
-// recoverCredit restores the credit window when credit has been missing for
+// RecoverCredit restores the credit window when credit has been missing for
 // CreditTimeout: delivery between hosts is at-most-once, so a Credit (or the
 // batch it answers) can be lost, and waiting for it would stall forever.
 // Whether the batches themselves were lost only the replay can tell: it
@@ -152,7 +163,7 @@ func (s *experienceSender) trySend(ctx outbound, weightsVersion uint64) {
 // message, and a credit held back that long only means the learner is slow
 // (a loaded machine); restoring the window then would overrun the
 // sample:insert ratio the replay is holding the runner to.
-func (s *experienceSender) recoverCredit() {
+func (s *ExperienceSender) RecoverCredit() {
 	if s.replayLocal || s.credits > 0 || s.outboxN == 0 || time.Since(s.lastCredit) < s.cfg.CreditTimeout {
 		return
 	}
@@ -160,11 +171,11 @@ func (s *experienceSender) recoverCredit() {
 	s.restoreWindow()
 }
 
-// linkLost acts on a broken stream to address (see runner.onLinkLost): if it
+// LinkLost acts on a broken stream to address (see runner.onLinkLost): if it
 // was the stream to a replay on another host with credits due, they are
 // written off and the window restored, at most once per CreditTimeout. It
 // says whether it restored the window.
-func (s *experienceSender) linkLost(address string) bool {
+func (s *ExperienceSender) LinkLost(address string) bool {
 	now := time.Now()
 	rp := s.dir.Replay()
 	if rp == nil || rp.Address != address || s.replayLocal || s.credits >= s.cfg.CreditWindow ||
@@ -179,8 +190,8 @@ func (s *experienceSender) linkLost(address string) bool {
 
 // restoreWindow gives the runner a full credit window and writes off the
 // credits still due for the batches sent so far.
-func (s *experienceSender) restoreWindow() {
+func (s *ExperienceSender) restoreWindow() {
 	s.credits = s.cfg.CreditWindow
-	s.writtenOff = s.acct.seq
+	s.writtenOff = s.stream.Seq
 	s.lastCredit = time.Now()
 }

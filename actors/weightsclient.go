@@ -12,14 +12,14 @@ import (
 	"github.com/qfleet/qfleet/messages/wire"
 )
 
-// weightsClient is the runner's side of the broadcaster: it subscribes (and
+// WeightsClient is the runner's side of the broadcaster: it subscribes (and
 // subscribes again when the broadcaster changes, goes silent or its link
 // breaks), assembles WeightsChunks from a broadcaster on another host,
 // acknowledges every message, and keeps the newest weights by (term,
 // version): older ones can arrive late or out of order and are ignored. A
-// plain struct owned by the runner actor: it is called from the runner's
-// Receive only.
-type weightsClient struct {
+// plain struct owned by one actor (the runner, or the benchmark harness's
+// stand-in for it): call it from that actor's Receive only.
+type WeightsClient struct {
 	dir       Directory
 	metrics   *Metrics
 	log       *slog.Logger
@@ -37,8 +37,8 @@ type weightsClient struct {
 	refusedLog   *lograte.Limiter // refused weights chunks, logged once per 10 s
 }
 
-func newWeightsClient(dir Directory, m *Metrics, log *slog.Logger, numParams int, apply func(*messages.Weights) error) *weightsClient {
-	return &weightsClient{dir: dir, metrics: m, log: log, numParams: numParams, apply: apply, refusedLog: lograte.New(10 * time.Second)}
+func NewWeightsClient(dir Directory, m *Metrics, log *slog.Logger, numParams int, apply func(*messages.Weights) error) *WeightsClient {
+	return &WeightsClient{dir: dir, metrics: m, log: log, numParams: numParams, apply: apply, refusedLog: lograte.New(10 * time.Second)}
 }
 
 // A runner subscribes again when the broadcaster changes, when weights have
@@ -51,8 +51,8 @@ const (
 	resubscribeAfter = 8 * time.Second
 )
 
-// subscribe sends SubscribeWeights when it is due (above).
-func (c *weightsClient) subscribe(ctx outbound) {
+// Subscribe sends SubscribeWeights when it is due (above).
+func (c *WeightsClient) Subscribe(ctx Outbound) {
 	b := c.dir.Broadcaster()
 	if b == nil {
 		return
@@ -67,21 +67,33 @@ func (c *weightsClient) subscribe(ctx outbound) {
 	ctx.Send(b, &messages.SubscribeWeights{Runner: ref(ctx.Self())})
 }
 
-// linkLost subscribes again at once when the broken stream was the one to
-// the broadcaster (it may have carried the subscription), unless it just
-// subscribed.
-func (c *weightsClient) linkLost(ctx outbound, address string) {
-	if b := c.dir.Broadcaster(); b != nil && b.Address == address && time.Since(c.subscribedAt) >= resubscribeRetry/4 {
-		c.subscribedAt, c.awaiting = time.Time{}, true
-		c.subscribe(ctx)
+// LinkLost subscribes again at once when the broken stream was the one to
+// the broadcaster (it may have carried the subscription), unless it
+// subscribed less than resubscribeRetry/4 ago: then the subscription may
+// have been lost with the link, so it counts as unanswered and is sent
+// again resubscribeRetry after the last one, not after resubscribeAfter of
+// silence.
+func (c *WeightsClient) LinkLost(ctx Outbound, address string) {
+	b := c.dir.Broadcaster()
+	if b == nil || b.Address != address {
+		return
+	}
+	c.awaiting = true
+	if time.Since(c.subscribedAt) >= resubscribeRetry/4 {
+		c.subscribedAt = time.Time{}
+		c.Subscribe(ctx)
 	}
 }
 
-// chunk takes one WeightsChunk: assembled with the others of its version,
+// Acting is the term and version of the weights acting: zero before the
+// first are taken.
+func (c *WeightsClient) Acting() (term, version uint64) { return c.acting.term, c.acting.version }
+
+// Chunk takes one WeightsChunk: assembled with the others of its version,
 // the whole weights are taken when it was the last one. Every chunk is
 // acknowledged with the version acting, so that the broadcaster sends the
 // next one (and deltas against what the runner has).
-func (c *weightsClient) chunk(ctx outbound, msg *messages.WeightsChunk) {
+func (c *WeightsClient) Chunk(ctx Outbound, msg *messages.WeightsChunk) {
 	c.heardFrom, c.awaiting = time.Now(), false
 	c.metrics.WireBytes.WithLabelValues("weights", "received").Add(float64(proto.Size(msg)))
 	var w *messages.Weights
@@ -105,9 +117,9 @@ func (c *weightsClient) chunk(ctx outbound, msg *messages.WeightsChunk) {
 	}
 }
 
-// whole takes Weights from a broadcaster in this process and acknowledges
+// Whole takes Weights from a broadcaster in this process and acknowledges
 // them with the version acting.
-func (c *weightsClient) whole(ctx outbound, w *messages.Weights) {
+func (c *WeightsClient) Whole(ctx Outbound, w *messages.Weights) {
 	c.heardFrom, c.awaiting = time.Now(), false
 	c.take(w)
 	if b := c.dir.Broadcaster(); b != nil {
@@ -117,7 +129,7 @@ func (c *weightsClient) whole(ctx outbound, w *messages.Weights) {
 
 // take applies weights that are newer than the ones acting, and ignores
 // older ones (they can arrive late or out of order).
-func (c *weightsClient) take(w *messages.Weights) {
+func (c *WeightsClient) take(w *messages.Weights) {
 	k := keyOf(w)
 	if !k.newerThan(c.acting) {
 		return

@@ -19,7 +19,7 @@ const broadcasterHost = "10.0.0.1:8090"
 // runnerHost, with a broadcaster on broadcasterHost, that records the
 // weights it applies and refuses them while refuse is set.
 type weightsClientUnderTest struct {
-	*weightsClient
+	*WeightsClient
 	dir     *roleDirectory
 	ctx     *sendRecorder
 	applied []weightsKey
@@ -34,7 +34,7 @@ func newTestWeightsClient(t *testing.T) *weightsClientUnderTest {
 		dir: &roleDirectory{broadcaster: actor.NewPID(broadcasterHost, BroadcasterName)},
 		ctx: &sendRecorder{self: actor.NewPID(runnerHost, "runner-1")},
 	}
-	c.weightsClient = newWeightsClient(c.dir, NewMetrics(), slog.New(slog.DiscardHandler), testClientParams, func(w *messages.Weights) error {
+	c.WeightsClient = NewWeightsClient(c.dir, NewMetrics(), slog.New(slog.DiscardHandler), testClientParams, func(w *messages.Weights) error {
 		if c.refuse {
 			return errors.New("refused by the test")
 		}
@@ -92,7 +92,7 @@ func TestWeightsClientKeepsTheNewest(t *testing.T) {
 		{2, 1, weightsKey{2, 1}}, // a new learner term wins over a higher version
 		{1, 9, weightsKey{2, 1}},
 	} {
-		c.whole(c.ctx, testWeightsOf(step.term, step.version))
+		c.Whole(c.ctx, testWeightsOf(step.term, step.version))
 		c.acked(t, step.acting)
 		if c.acting != step.acting {
 			t.Fatalf("after %d/%d: acting %v, want %v", step.term, step.version, c.acting, step.acting)
@@ -106,13 +106,13 @@ func TestWeightsClientKeepsTheNewest(t *testing.T) {
 func TestWeightsClientApplyRefused(t *testing.T) {
 	c := newTestWeightsClient(t)
 	c.refuse = true
-	c.whole(c.ctx, testWeightsOf(1, 1))
+	c.Whole(c.ctx, testWeightsOf(1, 1))
 	c.acked(t, weightsKey{})
 	if c.acting != (weightsKey{}) {
 		t.Fatalf("acting %v after the network refused the weights", c.acting)
 	}
 	c.refuse = false
-	c.whole(c.ctx, testWeightsOf(1, 1))
+	c.Whole(c.ctx, testWeightsOf(1, 1))
 	c.acked(t, weightsKey{1, 1})
 }
 
@@ -132,7 +132,7 @@ func TestWeightsClientAssemblesChunks(t *testing.T) {
 
 	// Out of order within a version; every chunk is acknowledged by index.
 	for k, i := range []int{2, 0, 3, 1} {
-		c.chunk(c.ctx, v5[i])
+		c.Chunk(c.ctx, v5[i])
 		acting := weightsKey{}
 		if k == 3 {
 			acting = weightsKey{1, 5}
@@ -144,20 +144,20 @@ func TestWeightsClientAssemblesChunks(t *testing.T) {
 	if len(c.applied) != 1 || c.applied[0] != (weightsKey{1, 5}) {
 		t.Fatalf("applied %v, want 1/5 once", c.applied)
 	}
-	if c.weightsClient.assembler.Last().Params[999] != testWeightsOf(1, 5).Params[999] {
+	if c.WeightsClient.assembler.Last().Params[999] != testWeightsOf(1, 5).Params[999] {
 		t.Fatal("assembled params differ")
 	}
 
 	// A newer version started, an older one arriving meanwhile: the older
 	// is ignored, the newest completes.
-	c.chunk(c.ctx, v7[0])
+	c.Chunk(c.ctx, v7[0])
 	c.acked(t, weightsKey{1, 5})
 	for _, ch := range v6 {
-		c.chunk(c.ctx, ch)
+		c.Chunk(c.ctx, ch)
 		c.acked(t, weightsKey{1, 5})
 	}
 	for _, ch := range v7[1:] {
-		c.chunk(c.ctx, ch)
+		c.Chunk(c.ctx, ch)
 	}
 	c.ctx.take()
 	if c.acting != (weightsKey{1, 7}) || len(c.applied) != 2 {
@@ -166,7 +166,7 @@ func TestWeightsClientAssemblesChunks(t *testing.T) {
 
 	// Stale chunks after the newest completed: ignored.
 	for _, ch := range append(v5, v6...) {
-		c.chunk(c.ctx, ch)
+		c.Chunk(c.ctx, ch)
 		c.acked(t, weightsKey{1, 7})
 	}
 	if len(c.applied) != 2 {
@@ -179,10 +179,10 @@ func TestWeightsClientChunksOlderThanActing(t *testing.T) {
 	// of 1/7 that complete afterwards are older and must not replace them.
 	c := newTestWeightsClient(t)
 	v7 := chunksOf(t, testWeightsOf(1, 7))
-	c.chunk(c.ctx, v7[0])
-	c.whole(c.ctx, testWeightsOf(1, 8))
+	c.Chunk(c.ctx, v7[0])
+	c.Whole(c.ctx, testWeightsOf(1, 8))
 	for _, ch := range v7[1:] {
-		c.chunk(c.ctx, ch)
+		c.Chunk(c.ctx, ch)
 	}
 	if c.acting != (weightsKey{1, 8}) || len(c.applied) != 1 {
 		t.Fatalf("acting %v, applied %v; want 1/8 only", c.acting, c.applied)
@@ -192,13 +192,13 @@ func TestWeightsClientChunksOlderThanActing(t *testing.T) {
 func TestWeightsClientRefusesChunksOfAnotherNetwork(t *testing.T) {
 	c := newTestWeightsClient(t)
 	ch := &messages.WeightsChunk{Term: 1, Version: 1, Total: 1, NumParams: math.MaxUint32, SegmentParams: math.MaxUint32}
-	c.chunk(c.ctx, ch)
+	c.Chunk(c.ctx, ch)
 	c.acked(t, weightsKey{})
 	bigger, err := wire.PackWeights(&messages.Weights{Term: 1, Version: 1, Params: make([]float32, testClientParams+1)}, nil, 1<<20, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.chunk(c.ctx, bigger[0])
+	c.Chunk(c.ctx, bigger[0])
 	c.acked(t, weightsKey{})
 	if len(c.applied) != 0 || c.assembler.Last() != nil {
 		t.Fatalf("weights of another network applied: %v", c.applied)
@@ -226,39 +226,39 @@ func TestWeightsClientSubscribes(t *testing.T) {
 	c := newTestWeightsClient(t)
 	past := func(d time.Duration) time.Time { return time.Now().Add(-d) }
 
-	if c.subscribe(c.ctx); !c.subscribed(t) {
+	if c.Subscribe(c.ctx); !c.subscribed(t) {
 		t.Fatal("no first subscription")
 	}
-	if c.subscribe(c.ctx); c.subscribed(t) {
+	if c.Subscribe(c.ctx); c.subscribed(t) {
 		t.Fatal("subscribed again at once")
 	}
 	// No weights within resubscribeRetry of subscribing: again.
 	c.subscribedAt = past(resubscribeRetry + time.Second)
-	if c.subscribe(c.ctx); !c.subscribed(t) {
+	if c.Subscribe(c.ctx); !c.subscribed(t) {
 		t.Fatal("no second subscription while waiting for weights")
 	}
 	// Weights came: no need, until the broadcaster is silent for
 	// resubscribeAfter.
-	c.whole(c.ctx, testWeightsOf(1, 1))
+	c.Whole(c.ctx, testWeightsOf(1, 1))
 	c.ctx.take()
 	c.subscribedAt = past(resubscribeRetry + time.Second)
-	if c.subscribe(c.ctx); c.subscribed(t) {
+	if c.Subscribe(c.ctx); c.subscribed(t) {
 		t.Fatal("subscribed again while the broadcaster sends")
 	}
 	c.heardFrom = past(resubscribeAfter + time.Second)
-	if c.subscribe(c.ctx); !c.subscribed(t) {
+	if c.Subscribe(c.ctx); !c.subscribed(t) {
 		t.Fatal("no subscription after the broadcaster went silent")
 	}
 	// Another broadcaster: at once.
 	c.dir.broadcaster = actor.NewPID("10.0.0.4:8090", BroadcasterName)
-	if c.subscribe(c.ctx); !c.subscribed(t) {
+	if c.Subscribe(c.ctx); !c.subscribed(t) {
 		t.Fatal("no subscription to a new broadcaster")
 	}
 	// No broadcaster known: nothing to do.
 	saved := c.dir.broadcaster
 	c.dir.broadcaster = nil
 	c.subscribedAt = time.Time{}
-	if c.subscribe(c.ctx); c.subscribed(t) {
+	if c.Subscribe(c.ctx); c.subscribed(t) {
 		t.Fatal("subscribed to no broadcaster")
 	}
 	c.dir.broadcaster = saved
@@ -266,20 +266,29 @@ func TestWeightsClientSubscribes(t *testing.T) {
 
 func TestWeightsClientResubscribesOnLinkLost(t *testing.T) {
 	c := newTestWeightsClient(t)
-	c.subscribe(c.ctx)
+	c.Subscribe(c.ctx)
 	c.ctx.take()
-	c.whole(c.ctx, testWeightsOf(1, 1))
+	c.Whole(c.ctx, testWeightsOf(1, 1))
 	c.ctx.take()
 	// Just subscribed: a lost link now is the stream the subscription
 	// replaced.
-	if c.linkLost(c.ctx, broadcasterHost); c.subscribed(t) {
+	if c.LinkLost(c.ctx, broadcasterHost); c.subscribed(t) {
 		t.Fatal("subscribed again right after subscribing")
 	}
+	// But that subscription may have died with the link: it is retried
+	// resubscribeRetry after it was sent, although weights came lately
+	// (not after resubscribeAfter of silence).
+	saved := c.subscribedAt
 	c.subscribedAt = time.Now().Add(-resubscribeRetry)
-	if c.linkLost(c.ctx, "10.9.9.9:1"); c.subscribed(t) {
+	if c.Subscribe(c.ctx); !c.subscribed(t) {
+		t.Fatal("the subscription sent just before the link broke is not retried after resubscribeRetry")
+	}
+	c.subscribedAt = saved
+	c.subscribedAt = time.Now().Add(-resubscribeRetry)
+	if c.LinkLost(c.ctx, "10.9.9.9:1"); c.subscribed(t) {
 		t.Fatal("subscribed again for another host's link")
 	}
-	if c.linkLost(c.ctx, broadcasterHost); !c.subscribed(t) {
+	if c.LinkLost(c.ctx, broadcasterHost); !c.subscribed(t) {
 		t.Fatal("no subscription after the broadcaster's link broke")
 	}
 	if !c.awaiting {
