@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qfleet/qfleet/internal/bench"
 	"github.com/qfleet/qfleet/internal/testutil"
 )
 
@@ -28,9 +29,9 @@ func TestBenchSmoke(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/qfleet/qfleet/cmd/qfleet").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	saved := benchExecutable
-	benchExecutable = func() (string, error) { return bin, nil }
-	t.Cleanup(func() { benchExecutable = saved })
+	saved := bench.Executable
+	bench.Executable = func() (string, error) { return bin, nil }
+	t.Cleanup(func() { bench.Executable = saved })
 
 	for _, c := range []struct {
 		args     []string
