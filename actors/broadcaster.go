@@ -32,8 +32,8 @@ type broadcaster struct {
 	log     *slog.Logger
 
 	latest      *messages.Weights
-	packed      map[weightsKey]*wire.WeightsPacker // chunks of latest, by the base's key (zero: whole), packed as first needed
-	subscribers map[string]*subscriber             // by PID string
+	packed      map[wire.Version]*wire.WeightsPacker // chunks of latest, by the base's key (zero: whole), packed as first needed
+	subscribers map[string]*subscriber               // by PID string
 	stopTick    scheduler.CancelFunc
 	refusedLog  *lograte.Limiter
 }
@@ -43,7 +43,7 @@ type subscriber struct {
 	remote   bool
 	inFlight bool
 	sentAt   time.Time
-	acked    weightsKey        // newest version the runner has whole
+	acked    wire.Version      // newest version the runner has whole
 	base     *messages.Weights // that version, the base of a delta (remote only)
 
 	sending *messages.Weights // the version being transferred in chunks
@@ -81,11 +81,11 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		b.stopTick()
 	case *messages.Weights:
-		if b.latest != nil && !keyOf(msg).newerThan(keyOf(b.latest)) {
+		if b.latest != nil && !wire.VersionOf(msg).NewerThan(wire.VersionOf(b.latest)) {
 			return
 		}
 		b.latest = msg
-		b.packed = map[weightsKey]*wire.WeightsPacker{}
+		b.packed = map[wire.Version]*wire.WeightsPacker{}
 		for _, s := range b.subscribers {
 			b.send(ctx, s)
 		}
@@ -103,7 +103,7 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 			return
 		}
 		s.inFlight = false
-		if k := (weightsKey{term: msg.GetTerm(), version: msg.GetVersion()}); k.newerThan(s.acked) {
+		if k := (wire.Version{Term: msg.GetTerm(), Version: msg.GetVersion()}); k.NewerThan(s.acked) {
 			s.acked = k
 		}
 		b.send(ctx, s)
@@ -113,14 +113,14 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 			b.subscribe(ctx, msg.GetRunner()) // as for WeightsAck
 			return
 		}
-		if s.sending == nil || (weightsKey{msg.GetTerm(), msg.GetVersion()}) != keyOf(s.sending) || int(msg.GetIndex()) < s.done || int(msg.GetIndex()) >= s.next {
+		if s.sending == nil || (wire.Version{Term: msg.GetTerm(), Version: msg.GetVersion()}) != wire.VersionOf(s.sending) || int(msg.GetIndex()) < s.done || int(msg.GetIndex()) >= s.next {
 			return // a late ack of something already re-sent or superseded
 		}
 		s.done = int(msg.GetIndex()) + 1
 		s.sentAt = time.Now() // progress: the resend timer starts over
 		if s.done == s.chunks.Total() {
 			// The runner has this version whole: it is the next delta's base.
-			s.acked, s.base, s.sending, s.chunks, s.inFlight = keyOf(s.sending), s.sending, nil, nil, false
+			s.acked, s.base, s.sending, s.chunks, s.inFlight = wire.VersionOf(s.sending), s.sending, nil, nil, false
 		}
 		b.send(ctx, s)
 	case *actor.Terminated:
@@ -168,7 +168,7 @@ func (b *broadcaster) subscriber(r *messages.ActorRef) *subscriber {
 // of the transfer in progress, or the start of the newest version's.
 func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
 	if !s.remote {
-		if s.inFlight || b.latest == nil || !keyOf(b.latest).newerThan(s.acked) {
+		if s.inFlight || b.latest == nil || !wire.VersionOf(b.latest).NewerThan(s.acked) {
 			return
 		}
 		s.inFlight, s.sentAt = true, time.Now()
@@ -176,7 +176,7 @@ func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
 		return
 	}
 	if s.sending == nil {
-		if b.latest == nil || !keyOf(b.latest).newerThan(s.acked) {
+		if b.latest == nil || !wire.VersionOf(b.latest).NewerThan(s.acked) {
 			return
 		}
 		chunks, err := b.chunksFor(s)
@@ -208,9 +208,9 @@ func (b *broadcaster) chunksFor(s *subscriber) (*wire.WeightsPacker, error) {
 	if b.cfg.WeightsDelta && s.base != nil && s.base.GetTerm() == b.latest.GetTerm() && len(s.base.GetParams()) == len(b.latest.GetParams()) {
 		base = s.base
 	}
-	var key weightsKey
+	var key wire.Version
 	if base != nil {
-		key = keyOf(base)
+		key = wire.VersionOf(base)
 	}
 	if pk, ok := b.packed[key]; ok {
 		return pk, nil

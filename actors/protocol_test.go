@@ -1,11 +1,12 @@
 package actors
 
 import (
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/asynkron/protoactor-go/actor"
 

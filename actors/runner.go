@@ -14,6 +14,7 @@ import (
 
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 	"github.com/qfleet/qfleet/nets"
 )
 
@@ -103,17 +104,6 @@ func LadderEpsilon(end, alpha float64, index, count int) float64 {
 
 // stepChunk is the runner's message to itself: take the next chunk of steps.
 type stepChunk struct{}
-
-// weightsKey orders weights: a newer term wins, then a newer version.
-type weightsKey struct{ term, version uint64 }
-
-func (k weightsKey) newerThan(o weightsKey) bool {
-	return k.term > o.term || (k.term == o.term && k.version > o.version)
-}
-
-func keyOf(w *messages.Weights) weightsKey {
-	return weightsKey{term: w.GetTerm(), version: w.GetVersion()}
-}
 
 func newRunner(spec RunnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
 	acct := &runnerAccounting{ExperienceStream: ExperienceStream{Incarnation: rand.Uint64() | 1}, ladderIndex: spec.Index, ladderCount: max(spec.Count, 1)}
@@ -268,7 +258,7 @@ func (r *runner) applyWeights(w *messages.Weights) error {
 
 // version is the (term, version) of the weights acting; zero before the
 // first arrive.
-func (r *runner) version() weightsKey { return r.weights.acting }
+func (r *runner) version() wire.Version { return r.weights.acting }
 
 // setLadder moves the runner to another rung of the ε ladder (a change of
 // the cluster's runner nodes) and reports at once, so that the stats show it.
@@ -312,7 +302,7 @@ func (r *runner) epsilon() float64 {
 }
 
 func (r *runner) act(eps float64) int {
-	if r.version() == (weightsKey{}) || r.rng.Float64() < eps {
+	if r.version() == (wire.Version{}) || r.rng.Float64() < eps {
 		return r.rng.IntN(r.spec.Net.Outputs)
 	}
 	return r.policy.Greedy(r.obs)
@@ -332,7 +322,7 @@ func (r *runner) stepChunk(ctx actor.Context) {
 			if stats := r.dir.Stats(); stats != nil {
 				ctx.Send(stats, &messages.EpisodeStats{
 					Runner: r.spec.Name, Return: r.epReturn, Length: r.epLength, MaxEpsilon: r.epMaxEpsilon,
-					WeightsVersion: r.version().version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
+					WeightsVersion: r.version().Version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
 				})
 			}
 			r.resetEpisode()
@@ -388,7 +378,7 @@ func (r *runner) enqueue() {
 // send hands the sender's outbox to the replay as far as credit allows,
 // stamped with the weights version acting.
 func (r *runner) send(ctx actor.Context) {
-	r.sender.TrySend(ctx, r.version().version)
+	r.sender.TrySend(ctx, r.version().Version)
 }
 
 // emit appends one finished transition to the batch being built.
@@ -410,7 +400,7 @@ func (r *runner) emit(obs []float32, action int, reward, discount float64, nextO
 // |r + γⁿ·(1−done)·max_a' Q(s',a') − Q(s,a)|. Before the first weights the
 // net is untrained; the estimate is then 1, like a new transition's.
 func (r *runner) tdEstimate(obs []float32, action int, reward, discount float64, nextObs []float32) float32 {
-	if r.version() == (weightsKey{}) {
+	if r.version() == (wire.Version{}) {
 		return 1
 	}
 	qSA := float64(r.policy.Q(obs)[action])
@@ -430,7 +420,7 @@ func (r *runner) report(ctx actor.Context) {
 		return // reported once the stats are reachable: the deltas add up
 	}
 	ctx.Send(stats, &messages.RunnerProgress{
-		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version().version, WeightsTerm: r.version().term,
+		Runner: r.spec.Name, EnvSteps: r.steps - r.reported, WeightsVersion: r.version().Version, WeightsTerm: r.version().Term,
 		Epsilon: r.epsilon(), ExperienceSent: r.Sent, ExperienceDropped: r.Dropped, RunnerIncarnation: r.Incarnation,
 		LadderIndex: uint32(r.ladderIndex), LadderCount: uint32(r.ladderCount), LadderEpsilon: r.ladderEnd(),
 	})

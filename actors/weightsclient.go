@@ -28,7 +28,7 @@ type WeightsClient struct {
 	// network; on an error they are refused and the acting ones stay.
 	apply func(*messages.Weights) error
 
-	acting       weightsKey // of the weights acting; zero before the first arrive
+	acting       wire.Version // of the weights acting; zero before the first arrive
 	assembler    wire.WeightsAssembler
 	subscribedTo string // broadcaster PID we subscribed to
 	heardFrom    time.Time
@@ -85,9 +85,9 @@ func (c *WeightsClient) LinkLost(ctx Outbound, address string) {
 	}
 }
 
-// Acting is the term and version of the weights acting: zero before the
-// first are taken.
-func (c *WeightsClient) Acting() (term, version uint64) { return c.acting.term, c.acting.version }
+// Acting is the version of the weights acting: zero before the first are
+// taken.
+func (c *WeightsClient) Acting() wire.Version { return c.acting }
 
 // Chunk takes one WeightsChunk: assembled with the others of its version,
 // the whole weights are taken when it was the last one. Every chunk is
@@ -113,7 +113,7 @@ func (c *WeightsClient) Chunk(ctx Outbound, msg *messages.WeightsChunk) {
 	}
 	if b := c.dir.Broadcaster(); b != nil {
 		ctx.Send(b, &messages.WeightsChunkAck{Runner: ref(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
-			ActingVersion: c.acting.version, ActingTerm: c.acting.term})
+			ActingVersion: c.acting.Version, ActingTerm: c.acting.Term})
 	}
 }
 
@@ -123,15 +123,15 @@ func (c *WeightsClient) Whole(ctx Outbound, w *messages.Weights) {
 	c.heardFrom, c.awaiting = time.Now(), false
 	c.take(w)
 	if b := c.dir.Broadcaster(); b != nil {
-		ctx.Send(b, &messages.WeightsAck{Runner: ref(ctx.Self()), Version: c.acting.version, Term: c.acting.term})
+		ctx.Send(b, &messages.WeightsAck{Runner: ref(ctx.Self()), Version: c.acting.Version, Term: c.acting.Term})
 	}
 }
 
 // take applies weights that are newer than the ones acting, and ignores
 // older ones (they can arrive late or out of order).
 func (c *WeightsClient) take(w *messages.Weights) {
-	k := keyOf(w)
-	if !k.newerThan(c.acting) {
+	k := wire.VersionOf(w)
+	if !k.NewerThan(c.acting) {
 		return
 	}
 	if err := c.apply(w); err != nil {
@@ -139,5 +139,5 @@ func (c *WeightsClient) take(w *messages.Weights) {
 		return
 	}
 	c.acting = k
-	c.metrics.setWeightsVersion(k.version) // on a runner node: the version acted on
+	c.metrics.setWeightsVersion(k.Version) // on a runner node: the version acted on
 }

@@ -22,7 +22,7 @@ type weightsClientUnderTest struct {
 	*WeightsClient
 	dir     *roleDirectory
 	ctx     *sendRecorder
-	applied []weightsKey
+	applied []wire.Version
 	refuse  bool
 }
 
@@ -41,7 +41,7 @@ func newTestWeightsClient(t *testing.T) *weightsClientUnderTest {
 		if len(w.Params) != testClientParams {
 			t.Fatalf("applied %d params", len(w.Params))
 		}
-		c.applied = append(c.applied, keyOf(w))
+		c.applied = append(c.applied, wire.VersionOf(w))
 		return nil
 	})
 	return c
@@ -58,18 +58,18 @@ func testWeightsOf(term, version uint64) *messages.Weights {
 
 // acked checks that the client sent exactly one ack, to the broadcaster,
 // naming acting as the version it acts on, and returns it.
-func (c *weightsClientUnderTest) acked(t *testing.T, acting weightsKey) any {
+func (c *weightsClientUnderTest) acked(t *testing.T, acting wire.Version) any {
 	t.Helper()
 	sends := c.ctx.take()
 	if len(sends) != 1 || sends[0].to.Address != broadcasterHost {
 		t.Fatalf("sends %+v, want one ack to the broadcaster", sends)
 	}
-	var got weightsKey
+	var got wire.Version
 	switch m := sends[0].msg.(type) {
 	case *messages.WeightsAck:
-		got = weightsKey{term: m.Term, version: m.Version}
+		got = wire.Version{Term: m.Term, Version: m.Version}
 	case *messages.WeightsChunkAck:
-		got = weightsKey{term: m.ActingTerm, version: m.ActingVersion}
+		got = wire.Version{Term: m.ActingTerm, Version: m.ActingVersion}
 	default:
 		t.Fatalf("sent %T, want an ack", m)
 	}
@@ -83,14 +83,14 @@ func TestWeightsClientKeepsTheNewest(t *testing.T) {
 	c := newTestWeightsClient(t)
 	for _, step := range []struct {
 		term, version uint64
-		acting        weightsKey // after the message
+		acting        wire.Version // after the message
 	}{
-		{1, 2, weightsKey{1, 2}},
-		{1, 1, weightsKey{1, 2}}, // older: late or out of order
-		{1, 2, weightsKey{1, 2}}, // the same again
-		{1, 3, weightsKey{1, 3}},
-		{2, 1, weightsKey{2, 1}}, // a new learner term wins over a higher version
-		{1, 9, weightsKey{2, 1}},
+		{1, 2, wire.Version{Term: 1, Version: 2}},
+		{1, 1, wire.Version{Term: 1, Version: 2}}, // older: late or out of order
+		{1, 2, wire.Version{Term: 1, Version: 2}}, // the same again
+		{1, 3, wire.Version{Term: 1, Version: 3}},
+		{2, 1, wire.Version{Term: 2, Version: 1}}, // a new learner term wins over a higher version
+		{1, 9, wire.Version{Term: 2, Version: 1}},
 	} {
 		c.Whole(c.ctx, testWeightsOf(step.term, step.version))
 		c.acked(t, step.acting)
@@ -98,7 +98,7 @@ func TestWeightsClientKeepsTheNewest(t *testing.T) {
 			t.Fatalf("after %d/%d: acting %v, want %v", step.term, step.version, c.acting, step.acting)
 		}
 	}
-	if want := []weightsKey{{1, 2}, {1, 3}, {2, 1}}; len(c.applied) != len(want) || c.applied[0] != want[0] || c.applied[1] != want[1] || c.applied[2] != want[2] {
+	if want := []wire.Version{{Term: 1, Version: 2}, {Term: 1, Version: 3}, {Term: 2, Version: 1}}; len(c.applied) != len(want) || c.applied[0] != want[0] || c.applied[1] != want[1] || c.applied[2] != want[2] {
 		t.Fatalf("applied %v, want %v", c.applied, want)
 	}
 }
@@ -107,13 +107,13 @@ func TestWeightsClientApplyRefused(t *testing.T) {
 	c := newTestWeightsClient(t)
 	c.refuse = true
 	c.Whole(c.ctx, testWeightsOf(1, 1))
-	c.acked(t, weightsKey{})
-	if c.acting != (weightsKey{}) {
+	c.acked(t, wire.Version{})
+	if c.acting != (wire.Version{}) {
 		t.Fatalf("acting %v after the network refused the weights", c.acting)
 	}
 	c.refuse = false
 	c.Whole(c.ctx, testWeightsOf(1, 1))
-	c.acked(t, weightsKey{1, 1})
+	c.acked(t, wire.Version{Term: 1, Version: 1})
 }
 
 // chunksOf packs w into 4 chunks.
@@ -133,15 +133,15 @@ func TestWeightsClientAssemblesChunks(t *testing.T) {
 	// Out of order within a version; every chunk is acknowledged by index.
 	for k, i := range []int{2, 0, 3, 1} {
 		c.Chunk(c.ctx, v5[i])
-		acting := weightsKey{}
+		acting := wire.Version{}
 		if k == 3 {
-			acting = weightsKey{1, 5}
+			acting = wire.Version{Term: 1, Version: 5}
 		}
 		if ack := c.acked(t, acting).(*messages.WeightsChunkAck); ack.Index != uint32(i) || ack.Version != 5 {
 			t.Fatalf("ack of chunk %d: %+v", i, ack)
 		}
 	}
-	if len(c.applied) != 1 || c.applied[0] != (weightsKey{1, 5}) {
+	if len(c.applied) != 1 || c.applied[0] != (wire.Version{Term: 1, Version: 5}) {
 		t.Fatalf("applied %v, want 1/5 once", c.applied)
 	}
 	if c.WeightsClient.assembler.Last().Params[999] != testWeightsOf(1, 5).Params[999] {
@@ -151,23 +151,23 @@ func TestWeightsClientAssemblesChunks(t *testing.T) {
 	// A newer version started, an older one arriving meanwhile: the older
 	// is ignored, the newest completes.
 	c.Chunk(c.ctx, v7[0])
-	c.acked(t, weightsKey{1, 5})
+	c.acked(t, wire.Version{Term: 1, Version: 5})
 	for _, ch := range v6 {
 		c.Chunk(c.ctx, ch)
-		c.acked(t, weightsKey{1, 5})
+		c.acked(t, wire.Version{Term: 1, Version: 5})
 	}
 	for _, ch := range v7[1:] {
 		c.Chunk(c.ctx, ch)
 	}
 	c.ctx.take()
-	if c.acting != (weightsKey{1, 7}) || len(c.applied) != 2 {
+	if c.acting != (wire.Version{Term: 1, Version: 7}) || len(c.applied) != 2 {
 		t.Fatalf("acting %v, applied %v; want 1/7 after 1/5", c.acting, c.applied)
 	}
 
 	// Stale chunks after the newest completed: ignored.
 	for _, ch := range append(v5, v6...) {
 		c.Chunk(c.ctx, ch)
-		c.acked(t, weightsKey{1, 7})
+		c.acked(t, wire.Version{Term: 1, Version: 7})
 	}
 	if len(c.applied) != 2 {
 		t.Fatalf("stale chunks applied: %v", c.applied)
@@ -184,7 +184,7 @@ func TestWeightsClientChunksOlderThanActing(t *testing.T) {
 	for _, ch := range v7[1:] {
 		c.Chunk(c.ctx, ch)
 	}
-	if c.acting != (weightsKey{1, 8}) || len(c.applied) != 1 {
+	if c.acting != (wire.Version{Term: 1, Version: 8}) || len(c.applied) != 1 {
 		t.Fatalf("acting %v, applied %v; want 1/8 only", c.acting, c.applied)
 	}
 }
@@ -193,13 +193,13 @@ func TestWeightsClientRefusesChunksOfAnotherNetwork(t *testing.T) {
 	c := newTestWeightsClient(t)
 	ch := &messages.WeightsChunk{Term: 1, Version: 1, Total: 1, NumParams: math.MaxUint32, SegmentParams: math.MaxUint32}
 	c.Chunk(c.ctx, ch)
-	c.acked(t, weightsKey{})
+	c.acked(t, wire.Version{})
 	bigger, err := wire.PackWeights(&messages.Weights{Term: 1, Version: 1, Params: make([]float32, testClientParams+1)}, nil, 1<<20, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Chunk(c.ctx, bigger[0])
-	c.acked(t, weightsKey{})
+	c.acked(t, wire.Version{})
 	if len(c.applied) != 0 || c.assembler.Last() != nil {
 		t.Fatalf("weights of another network applied: %v", c.applied)
 	}

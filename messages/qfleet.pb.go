@@ -1133,7 +1133,7 @@ func (x *Checkpoint) GetUnixMillis() int64 {
 
 // PackedExperience is an ExperienceBatch as it crosses hosts: the same
 // routing and accounting fields, the transitions in a compact payload
-// (actors/wire.go documents the layout). Bandwidth between hosts is the
+// (messages/wire documents the layout). Bandwidth between hosts is the
 // scarce thing: a CartPole transition packs to about 10 bytes instead of 50.
 type PackedExperience struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`

@@ -29,7 +29,7 @@ func TestCustomEnvCommand(t *testing.T) {
 	if code := cli.Main([]string{"config", "print", "--env", CorridorID}, &stdout, &stderr); code != 0 {
 		t.Fatalf("config print: exit %d\n%s", code, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "env: "+CorridorID)  {
+	if !strings.Contains(stdout.String(), "env: "+CorridorID) {
 		t.Errorf("config print of %s:\n%s", CorridorID, stdout.String())
 	}
 	stdout.Reset()

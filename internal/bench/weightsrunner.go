@@ -14,6 +14,7 @@ import (
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
+	"github.com/qfleet/qfleet/messages/wire"
 	"github.com/qfleet/qfleet/nets"
 )
 
@@ -31,7 +32,7 @@ type weightsRunner struct {
 	fail      chan error
 
 	// Diagnostics of the version being assembled, reported with it.
-	cur        [2]uint64 // term, version
+	cur        wire.Version
 	firstChunk time.Time
 	chunks     uint64
 }
@@ -42,19 +43,19 @@ func (r *weightsRunner) Receive(ctx actor.Context) {
 		r.client.Subscribe(ctx)
 		ctx.Send(r.collector, &messages.RunnerProgress{Runner: r.name})
 	case *messages.WeightsChunk:
-		if k := [2]uint64{msg.GetTerm(), msg.GetVersion()}; k != r.cur {
+		if k := (wire.Version{Term: msg.GetTerm(), Version: msg.GetVersion()}); k != r.cur {
 			r.cur, r.firstChunk, r.chunks = k, time.Now(), 0
 		}
 		r.chunks++
-		beforeTerm, before := r.client.Acting()
+		before := r.client.Acting()
 		t := time.Now()
 		r.client.Chunk(ctx, msg)
 		took := time.Since(t)
-		if term, version := r.client.Acting(); version != before || term != beforeTerm {
+		if now := r.client.Acting(); now != before {
 			// A bench-only use of RunnerProgress's counters: env_steps carries
 			// the first chunk's arrival (Unix ns, same host clock), experience_sent
 			// the chunks, experience_lost the final chunk's time in the client (ns).
-			ctx.Send(r.collector, &messages.RunnerProgress{Runner: r.name, WeightsVersion: version, WeightsTerm: term,
+			ctx.Send(r.collector, &messages.RunnerProgress{Runner: r.name, WeightsVersion: now.Version, WeightsTerm: now.Term,
 				EnvSteps: uint64(r.firstChunk.UnixNano()), ExperienceSent: r.chunks, ExperienceLost: uint64(took)})
 		}
 	}

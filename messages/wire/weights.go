@@ -9,15 +9,18 @@ import (
 	"github.com/qfleet/qfleet/messages"
 )
 
-// weightsKey orders weights: a newer term wins, then a newer version.
-type weightsKey struct{ term, version uint64 }
+// Version orders weights: a newer learner term wins, then a newer version.
+// The zero Version is older than any weights.
+type Version struct{ Term, Version uint64 }
 
-func (k weightsKey) newerThan(o weightsKey) bool {
-	return k.term > o.term || (k.term == o.term && k.version > o.version)
+// NewerThan says whether k comes after o.
+func (k Version) NewerThan(o Version) bool {
+	return k.Term > o.Term || (k.Term == o.Term && k.Version > o.Version)
 }
 
-func keyOf(w *messages.Weights) weightsKey {
-	return weightsKey{term: w.GetTerm(), version: w.GetVersion()}
+// VersionOf is the Version of w.
+func VersionOf(w *messages.Weights) Version {
+	return Version{Term: w.GetTerm(), Version: w.GetVersion()}
 }
 
 // worthCompressing compresses a sample of the planes (the first 16k
@@ -168,12 +171,12 @@ type WeightsAssembler struct {
 	Base func(version, term uint64) *messages.Weights
 
 	last    *messages.Weights // last completed; callers must not modify its params
-	lastKey weightsKey
+	lastKey Version
 	cur     *partialWeights
 }
 
 type partialWeights struct {
-	key        weightsKey
+	key        Version
 	meta       *messages.WeightsChunk // first chunk seen, for consistency checks
 	params     []float32              // decoded so far
 	base       []float32              // of a delta
@@ -193,15 +196,15 @@ func (a *WeightsAssembler) Add(c *messages.WeightsChunk) (*messages.Weights, err
 	if c == nil {
 		return nil, errors.New("weights chunk: nil")
 	}
-	k := weightsKey{term: c.GetTerm(), version: c.GetVersion()}
-	if a.last != nil && !k.newerThan(a.lastKey) {
+	k := Version{Term: c.GetTerm(), Version: c.GetVersion()}
+	if a.last != nil && !k.NewerThan(a.lastKey) {
 		return nil, nil
 	}
 	if a.cur != nil {
 		switch {
-		case a.cur.key.newerThan(k):
+		case a.cur.key.NewerThan(k):
 			return nil, nil
-		case k.newerThan(a.cur.key):
+		case k.NewerThan(a.cur.key):
 			a.cur = nil
 		}
 	}
@@ -289,7 +292,7 @@ func (a *WeightsAssembler) base(c *messages.WeightsChunk, n int) ([]float32, err
 	if a.Base != nil {
 		base = a.Base(c.GetBaseVersion(), c.GetTerm())
 	}
-	if base == nil && a.last != nil && a.lastKey == (weightsKey{term: c.GetTerm(), version: c.GetBaseVersion()}) {
+	if base == nil && a.last != nil && a.lastKey == (Version{Term: c.GetTerm(), Version: c.GetBaseVersion()}) {
 		base = a.last
 	}
 	switch {

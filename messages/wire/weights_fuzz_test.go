@@ -94,7 +94,7 @@ const (
 func FuzzWeightsAssembler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, nParams, chunkBytes, mode uint16, script []byte) {
 		base, next, chunks := fuzzWeightsChunks(t, nParams, chunkBytes, mode)
-		want := keyOf(next)
+		want := VersionOf(next)
 		a := &WeightsAssembler{Base: func(version, term uint64) *messages.Weights {
 			if version == fuzzWeightsBaseVersion && term == fuzzWeightsTerm {
 				return base
@@ -104,7 +104,7 @@ func FuzzWeightsAssembler(f *testing.F) {
 		spoiled, completed := false, false
 		feed := func(c *messages.WeightsChunk, changed bool, what string) {
 			w, err := a.Add(c)
-			if changed && err == nil && c != nil && !want.newerThan(weightsKey{term: c.GetTerm(), version: c.GetVersion()}) {
+			if changed && err == nil && c != nil && !want.NewerThan(Version{Term: c.GetTerm(), Version: c.GetVersion()}) {
 				spoiled = true
 			}
 			if !changed && err != nil && !spoiled {
@@ -116,11 +116,11 @@ func FuzzWeightsAssembler(f *testing.F) {
 			if err != nil {
 				t.Fatalf("%s: weights and an error: %v", what, err)
 			}
-			if len(w.Params) != int(c.GetNumParams()) || keyOf(w) != (weightsKey{term: c.GetTerm(), version: c.GetVersion()}) {
+			if len(w.Params) != int(c.GetNumParams()) || VersionOf(w) != (Version{Term: c.GetTerm(), Version: c.GetVersion()}) {
 				t.Fatalf("%s: completed %d/%d with %d params from a chunk of %d/%d announcing %d", what,
 					w.Term, w.Version, len(w.Params), c.GetTerm(), c.GetVersion(), c.GetNumParams())
 			}
-			if keyOf(w) == want && !spoiled {
+			if VersionOf(w) == want && !spoiled {
 				if err := sameWeights(w, next); err != nil {
 					t.Fatalf("%s: real version completed wrong: %v", what, err)
 				}
@@ -186,9 +186,9 @@ func FuzzWeightsAssembler(f *testing.F) {
 		}
 		if !spoiled {
 			if !completed {
-				t.Fatalf("%d chunks fed as packed, version %d/%d never completed", len(chunks), want.term, want.version)
+				t.Fatalf("%d chunks fed as packed, version %d/%d never completed", len(chunks), want.Term, want.Version)
 			}
-			if a.Last() == nil || keyOf(a.Last()) != want {
+			if a.Last() == nil || VersionOf(a.Last()) != want {
 				t.Fatalf("Last is not the real version after the final pass")
 			}
 		}
