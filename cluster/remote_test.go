@@ -2,7 +2,7 @@
 
 // Two or more protoactor remotes in one process trip the race detector in
 // protoactor itself (remote.Start calls grpclog.SetLoggerV2 on a global; see
-// NOTES-deps.md), so these tests are left out of -race builds. Multi-node
+// cluster/README.md), so these tests are left out of -race builds. Multi-node
 // tests that must run under -race start nodes as subprocesses.
 
 package cluster

@@ -222,7 +222,7 @@ func (n *naiveDQN) update(b *Batch) error {
 	if err := n.solver.Step(G.NodesToValueGrads(n.learn)); err != nil {
 		return err
 	}
-	// Gradients accumulate across runs (NOTES-deps.md): zero them.
+	// Gradients accumulate across runs of a gorgonia machine: zero them.
 	for _, l := range n.learn {
 		if g, err := l.Grad(); err == nil {
 			g.(*tensor.Dense).Zero()

@@ -252,7 +252,7 @@ func TestDevHelp(t *testing.T) {
 	}
 }
 
-// devMetrics are the metric names DESIGN.md lists. qfleet_wire_bytes_total
+// devMetrics are the metric names a dev run must export. qfleet_wire_bytes_total
 // is left out: it is a CounterVec, and dev mode puts nothing on the wire, so it
 // has no samples and Prometheus does not expose it (TestDevHTTP checks that).
 var devMetrics = []string{
