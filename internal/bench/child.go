@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,6 +107,20 @@ func (c *child) command(cmd string) error {
 		return fmt.Errorf("the %s process does not take commands: %v", c.name, err)
 	}
 	return nil
+}
+
+// sleep waits d, unless the child exits or ctx is cancelled first.
+func (c *child) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.exited()
+	case <-ctx.Done():
+		return ErrInterrupted
+	case <-t.C:
+		return nil
+	}
 }
 
 // stop closes the child's stdin (it exits on EOF), gives it a moment, then

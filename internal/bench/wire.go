@@ -121,56 +121,20 @@ func Wire(ctx context.Context, o WireOptions) (WireResult, error) {
 		if time.Now().After(deadline) {
 			return WireResult{}, errors.New("no experience reached the replay within 15 s")
 		}
-		select {
-		case <-sender.done:
-			return WireResult{}, sender.exited()
-		case <-ctx.Done():
-			return WireResult{}, ErrInterrupted
-		case <-time.After(5 * time.Millisecond):
+		if err := sender.sleep(ctx, 5*time.Millisecond); err != nil {
+			return WireResult{}, err
 		}
 	}
-	warm := min(time.Second, time.Duration(o.Seconds*float64(time.Second)/4))
-	select {
-	case <-sender.done:
-		return WireResult{}, sender.exited()
-	case <-ctx.Done():
-		return WireResult{}, ErrInterrupted
-	case <-time.After(warm):
+	if err := sender.sleep(ctx, min(time.Second, time.Duration(o.Seconds*float64(time.Second)/4))); err != nil {
+		return WireResult{}, err
 	}
-
-	type snap struct {
-		at              time.Time
-		inserted, bytes float64
-		cpu             float64
-		s               wireSenderStats
-	}
-	take := func() (snap, error) {
-		if err := sender.command("stats"); err != nil {
-			return snap{}, err
-		}
-		l, err := sender.readLine(10*time.Second, "stats")
-		if err != nil {
-			return snap{}, err
-		}
-		var s snap
-		if err := json.Unmarshal([]byte(l), &s.s); err != nil {
-			return snap{}, fmt.Errorf("the sender process said %q: %v", l, err)
-		}
-		st := node.Metrics.Status()
-		s.at, s.inserted, s.cpu = time.Now(), float64(st.ReplayInserted), cpuSeconds()
-		s.bytes = counterValue(node.Metrics, "qfleet_wire_bytes_total", "flow", "experience", "direction", "received")
-		return s, nil
-	}
+	take := func() (wireSnap, error) { return snapshot(sender, node.Metrics) }
 	a, err := take()
 	if err != nil {
 		return WireResult{}, err
 	}
-	select {
-	case <-sender.done:
-		return WireResult{}, sender.exited()
-	case <-ctx.Done():
-		return WireResult{}, ErrInterrupted
-	case <-time.After(time.Duration(o.Seconds * float64(time.Second))):
+	if err := sender.sleep(ctx, time.Duration(o.Seconds*float64(time.Second))); err != nil {
+		return WireResult{}, err
 	}
 	b, err := take()
 	if err != nil {
@@ -200,6 +164,33 @@ func Wire(ctx context.Context, o WireOptions) (WireResult, error) {
 		Rejected:              st.ExperienceRejected,
 	}
 	return r, nil
+}
+
+// wireSnap is the counters of both sides at one moment.
+type wireSnap struct {
+	at              time.Time
+	inserted, bytes float64
+	cpu             float64
+	s               wireSenderStats
+}
+
+// snapshot asks the sender process for its counters and reads the replay's.
+func snapshot(sender *child, m *actors.Metrics) (wireSnap, error) {
+	if err := sender.command("stats"); err != nil {
+		return wireSnap{}, err
+	}
+	l, err := sender.readLine(10*time.Second, "stats")
+	if err != nil {
+		return wireSnap{}, err
+	}
+	var s wireSnap
+	if err := json.Unmarshal([]byte(l), &s.s); err != nil {
+		return wireSnap{}, fmt.Errorf("the sender process said %q: %v", l, err)
+	}
+	st := m.Status()
+	s.at, s.inserted, s.cpu = time.Now(), float64(st.ReplayInserted), cpuSeconds()
+	s.bytes = counterValue(m, "qfleet_wire_bytes_total", "flow", "experience", "direction", "received")
+	return s, nil
 }
 
 // Report writes the human summary and then the JSON line.
