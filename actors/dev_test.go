@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // The whole pipeline learns: runners → replay → learner → broadcaster →
@@ -18,7 +20,7 @@ func TestDevLearnsCartPole(t *testing.T) {
 	d, err := StartDev(NodeOptions{
 		EnvID: "CartPole-v1", Seed: 7, Config: DefaultConfig(),
 		Stop:   StopRule{TargetReturn: 150, MaxEnvSteps: 80_000},
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: testLogger(t, slog.LevelWarn),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +51,8 @@ func TestDevLearnsCartPole(t *testing.T) {
 	}
 }
 
-// testWriter routes logs to t.Log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
+// testLogger logs at level and above into t.Log until the test ends.
+func testLogger(t *testing.T, level slog.Level) *slog.Logger {
+	l, _ := testutil.Logger(t, level)
+	return l
 }

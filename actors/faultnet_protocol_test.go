@@ -63,7 +63,7 @@ type pair struct {
 func startPair(t *testing.T, cfg actors.Config, lRoles ...string) *pair {
 	t.Helper()
 	p := &pair{net: faultnet.New(), cfg: cfg}
-	log, mute := testLog(t)
+	log, mute := qtest.Logger(t, slog.LevelWarn)
 	var err error
 	if p.lNet, err = p.net.StartNode("L", faultnet.NodeConfig{Logger: log.With("host", "L")}); err != nil {
 		t.Fatal(err)
@@ -386,28 +386,4 @@ func TestFaultnetLostCreditsLoseNoExperience(t *testing.T) {
 		t.Errorf("replay received %d of the runner's transitions, inserted %d", got, after)
 	}
 	p.checkClean(t)
-}
-
-// testLog sends WARN and above to t.Log until mute or the test's end (roles
-// and protoactor log from their own goroutines, maybe after it).
-func testLog(t *testing.T) (*slog.Logger, func()) {
-	w := &lockedTestWriter{t: t}
-	mute := func() { w.mu.Lock(); w.done = true; w.mu.Unlock() }
-	t.Cleanup(mute)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})), mute
-}
-
-type lockedTestWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *lockedTestWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(b), "\n"))
-	}
-	return len(b), nil
 }

@@ -23,7 +23,7 @@ func TestDevMinAtarPipeline(t *testing.T) {
 	run := func(resume bool) RunStatus {
 		d, err := StartDev(NodeOptions{EnvID: "MinAtar/Breakout-v1", Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 3_000},
 			CheckpointDir: dir, SnapshotEvery: time.Hour, Resume: resume,
-			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			Logger: testLogger(t, slog.LevelWarn)})
 		if err != nil {
 			t.Fatal(err)
 		}

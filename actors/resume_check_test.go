@@ -163,7 +163,7 @@ func TestLearnerWithMisfitCheckpointStopsAtOnce(t *testing.T) {
 	}
 	start := time.Now()
 	d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 1e9},
-		CheckpointDir: dir, Resume: true, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		CheckpointDir: dir, Resume: true, Logger: testLogger(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatal(err)
 	}

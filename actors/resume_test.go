@@ -17,7 +17,7 @@ func TestLearnerResumesInANewTerm(t *testing.T) {
 	run := func(resume bool, steps uint64) RunStatus {
 		t.Helper()
 		d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 3, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: steps},
-			CheckpointDir: dir, SnapshotEvery: time.Second, Resume: resume, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			CheckpointDir: dir, SnapshotEvery: time.Second, Resume: resume, Logger: testLogger(t, slog.LevelWarn)})
 		if err != nil {
 			t.Fatal(err)
 		}

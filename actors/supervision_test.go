@@ -34,7 +34,7 @@ func TestRunnerWithFailingEnvIsRestarted(t *testing.T) {
 	})
 	cfg := DefaultConfig()
 	d, err := StartDev(NodeOptions{EnvID: "test/FlakyCartPole-v1", Seed: 2, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 5_000},
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))})
+		Logger: testLogger(t, slog.LevelError)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,33 +11,10 @@ import (
 	"github.com/qfleet/qfleet/internal/testutil"
 )
 
-// testLogger routes logs at level and above to t.Log until the test ends
-// (memberlist and protoactor goroutines may log after it; t.Log would panic).
+// testLogger routes logs at level and above to t.Log until the test ends.
 func testLogger(t testing.TB, level slog.Level) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
+	l, _ := testutil.Logger(t, level)
+	return l
 }
 
 // eventLog records the events of one Membership for assertions.

@@ -5,6 +5,7 @@ package testutil
 import (
 	"bufio"
 	"bytes"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -110,4 +111,34 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Logger logs at level and above into t.Log until mute is called or the
+// test ends: actors, memberlist and protoactor log from goroutines of their
+// own, maybe after the test has ended, where t.Log would panic.
+func Logger(t testing.TB, level slog.Level) (logger *slog.Logger, mute func()) {
+	w := &testLogWriter{t: t}
+	t.Cleanup(w.mute)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), w.mute
+}
+
+type testLogWriter struct {
+	mu    sync.Mutex
+	t     testing.TB
+	muted bool
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.muted {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testLogWriter) mute() {
+	w.mu.Lock()
+	w.muted = true
+	w.mu.Unlock()
 }
