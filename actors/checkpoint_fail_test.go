@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -138,11 +139,12 @@ func TestLearnerGoesOnWhenCheckpointsFail(t *testing.T) {
 	defer d.Stop()
 	waitFor := func(what string, timeout time.Duration, ok func() bool) {
 		t.Helper()
-		for start := time.Now(); !ok(); time.Sleep(50 * time.Millisecond) {
-			if time.Since(start) > timeout {
-				t.Fatalf("no %s within %v; status %+v", what, timeout, d.Metrics.Status())
+		testutil.CheckFor(t, timeout, 50*time.Millisecond, func() error {
+			if !ok() {
+				return fmt.Errorf("no %s yet; status %+v", what, d.Metrics.Status())
 			}
-		}
+			return nil
+		})
 	}
 	waitFor("first checkpoint", 15*time.Second, func() bool {
 		c, err := ReadCheckpoint(dir)

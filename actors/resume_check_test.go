@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/messages"
 	"github.com/qfleet/qfleet/nets"
 )
@@ -169,13 +171,12 @@ func TestLearnerWithMisfitCheckpointStopsAtOnce(t *testing.T) {
 	}
 	defer d.Stop()
 	var st RunStatus
-	for {
-		st = d.Metrics.Status()
-		if len(st.StoppedRoles) > 0 || time.Since(start) > 10*time.Second {
-			break
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if st = d.Metrics.Status(); len(st.StoppedRoles) == 0 {
+			return fmt.Errorf("no role listed as stopped; restarts %v", st.Restarts)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	took := time.Since(start)
 	t.Logf("learner listed as stopped after %v: %v, restarts %v", took.Round(time.Millisecond), st.StoppedRoles, st.Restarts)
 	if len(st.StoppedRoles) != 1 || st.StoppedRoles[0] != LearnerName || took > 2*time.Second {
