@@ -121,7 +121,7 @@ func (s *experienceSender) trySend(ctx outbound, weightsVersion uint64) {
 		a.seq++
 		b.Seq = a.seq
 		b.WeightsVersion = weightsVersion
-		b.ReplyTo = ref(self)
+		b.ReplyTo = RefOf(self)
 		if replay.Address == self.Address {
 			ctx.Send(replay, b)
 			continue

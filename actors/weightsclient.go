@@ -64,7 +64,7 @@ func (c *weightsClient) subscribe(ctx outbound) {
 		return
 	}
 	c.subscribedTo, c.subscribedAt, c.awaiting = b.String(), now, true
-	ctx.Send(b, &messages.SubscribeWeights{Runner: ref(ctx.Self())})
+	ctx.Send(b, &messages.SubscribeWeights{Runner: RefOf(ctx.Self())})
 }
 
 // linkLost subscribes again at once when the broken stream was the one to
@@ -100,7 +100,7 @@ func (c *weightsClient) chunk(ctx outbound, msg *messages.WeightsChunk) {
 		c.take(w)
 	}
 	if b := c.dir.Broadcaster(); b != nil {
-		ctx.Send(b, &messages.WeightsChunkAck{Runner: ref(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
+		ctx.Send(b, &messages.WeightsChunkAck{Runner: RefOf(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
 			ActingVersion: c.acting.version, ActingTerm: c.acting.term})
 	}
 }
@@ -111,7 +111,7 @@ func (c *weightsClient) whole(ctx outbound, w *messages.Weights) {
 	c.heardFrom, c.awaiting = time.Now(), false
 	c.take(w)
 	if b := c.dir.Broadcaster(); b != nil {
-		ctx.Send(b, &messages.WeightsAck{Runner: ref(ctx.Self()), Version: c.acting.version, Term: c.acting.term})
+		ctx.Send(b, &messages.WeightsAck{Runner: RefOf(ctx.Self()), Version: c.acting.version, Term: c.acting.term})
 	}
 }
 

@@ -161,10 +161,6 @@ func (m *muteWriter) mute() {
 	m.mu.Unlock()
 }
 
-func actorRef(p *actor.PID) *messages.ActorRef {
-	return &messages.ActorRef{Address: p.Address, Id: p.Id}
-}
-
 // cpuSeconds is the user+system CPU time of this process so far.
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
@@ -656,7 +652,7 @@ func (s *wireSender) Receive(ctx actor.Context) {
 }
 
 func (s *wireSender) trySend(ctx actor.Context) {
-	self := actorRef(ctx.Self())
+	self := actors.RefOf(ctx.Self())
 	for s.credits > 0 {
 		b := s.batches[s.next]
 		s.next = (s.next + 1) % len(s.batches)
@@ -1069,7 +1065,7 @@ type weightsVersion struct{ term, version uint64 }
 func (r *weightsRunner) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		ctx.Send(r.broadcaster, &messages.SubscribeWeights{Runner: actorRef(ctx.Self())})
+		ctx.Send(r.broadcaster, &messages.SubscribeWeights{Runner: actors.RefOf(ctx.Self())})
 		ctx.Send(r.collector, &messages.RunnerProgress{Runner: r.name})
 	case *messages.WeightsChunk:
 		if k := (weightsVersion{msg.GetTerm(), msg.GetVersion()}); k != r.cur {
@@ -1088,7 +1084,7 @@ func (r *weightsRunner) Receive(ctx actor.Context) {
 		} else if w != nil {
 			acted = r.take(w)
 		}
-		ctx.Send(r.broadcaster, &messages.WeightsChunkAck{Runner: actorRef(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
+		ctx.Send(r.broadcaster, &messages.WeightsChunkAck{Runner: actors.RefOf(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
 			ActingVersion: r.version.version, ActingTerm: r.version.term})
 		if acted {
 			// A bench-only use of RunnerProgress's counters: env_steps carries
