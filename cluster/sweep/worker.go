@@ -73,7 +73,7 @@ type WorkerOptions struct {
 	// Logger gets the worker's warnings (nil: none).
 	Logger *slog.Logger
 	// Executable is the program each trial runs as 'EXE dev --config
-	// FILE ...' (""  for os.Executable, this program). A program of its
+	// FILE ...' ("" for os.Executable, this program). A program of its
 	// own must therefore dispatch the dev command as cli.Main does, or
 	// name a qfleet binary here.
 	Executable string
