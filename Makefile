@@ -39,8 +39,8 @@ FUZZ_TARGETS ?= \
 	./actors:FuzzSnapshotRestore \
 	.:FuzzParseConfig \
 	.:FuzzConfigRoundTrip \
-	./cmd/qfleet/cli:FuzzParseSweepSpec \
-	./cmd/qfleet/cli:FuzzSweepRecord \
+	./cluster/sweep:FuzzParseSweepSpec \
+	./cluster/sweep:FuzzSweepRecord \
 	./internal/dashboard:FuzzHistoryQuery
 # -fuzzminimizetime bounds the minimisation of a new input (60 s by default).
 fuzz-short:

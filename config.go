@@ -108,6 +108,16 @@ type CommandSettings struct {
 	TrialSlots     int    `yaml:"trial_slots"`
 }
 
+// NodeSettingKeys are the keys of CommandSettings that only 'qfleet node'
+// reads: a node's place in the cluster and its roles. A sweep's trials run
+// as 'qfleet dev', so a sweep spec drops these from a base config and
+// refuses them as searched params. The cli checks that they are the flags
+// of 'qfleet node' beyond the training flags.
+func NodeSettingKeys() []string {
+	return []string{"name", "roles", "join", "gossip_addr", "remote_addr", "advertise", "profile",
+		"cluster_key_file", "tls_cert", "tls_key", "tls_ca", "insecure", "trials_dir", "trial_slots"}
+}
+
 // fieldComment is what the printed config says above and beside one key.
 type fieldComment struct {
 	group string // section comment starting a group of keys ("" inside one)

@@ -21,7 +21,7 @@ type creditSink struct{ got *atomic.Int64 }
 func (s *creditSink) Receive(ctx actor.Context) {
 	if b, ok := ctx.Message().(*messages.ExperienceBatch); ok {
 		s.got.Add(int64(b.GetCount()))
-		ctx.Send(pid(b.GetReplyTo()), &messages.Credit{Transitions: b.GetCount(), Seq: b.GetSeq()})
+		ctx.Send(PIDOf(b.GetReplyTo()), &messages.Credit{Transitions: b.GetCount(), Seq: b.GetSeq()})
 	}
 }
 

@@ -138,7 +138,7 @@ func (b *broadcaster) Receive(ctx actor.Context) {
 
 // subscribe (re)starts a runner's subscription: it has nothing from us.
 func (b *broadcaster) subscribe(ctx actor.Context, r *messages.ActorRef) {
-	p := pid(r)
+	p := PIDOf(r)
 	if p == nil {
 		return
 	}
@@ -157,7 +157,7 @@ func (b *broadcaster) subscribe(ctx actor.Context, r *messages.ActorRef) {
 }
 
 func (b *broadcaster) subscriber(r *messages.ActorRef) *subscriber {
-	if p := pid(r); p != nil {
+	if p := PIDOf(r); p != nil {
 		return b.subscribers[p.String()]
 	}
 	return nil

@@ -43,10 +43,16 @@ func (d LocalDirectory) Replay() *actor.PID      { return actor.NewPID(d.Address
 func (d LocalDirectory) Broadcaster() *actor.PID { return actor.NewPID(d.Address, BroadcasterName) }
 func (d LocalDirectory) Stats() *actor.PID       { return actor.NewPID(d.Address, StatsName) }
 
-// ref turns a PID into its wire form and back.
-func ref(p *actor.PID) *messages.ActorRef { return &messages.ActorRef{Address: p.Address, Id: p.Id} }
+// RefOf is a PID in its wire form (messages cannot import protoactor, so
+// the PIDs in messages are ActorRefs); PIDOf turns it back. Every package
+// that puts PIDs on the wire uses this one pair.
+func RefOf(p *actor.PID) *messages.ActorRef {
+	return &messages.ActorRef{Address: p.Address, Id: p.Id}
+}
 
-func pid(r *messages.ActorRef) *actor.PID {
+// PIDOf is the PID of a ref from the wire; nil for a nil ref (a field the
+// sender left out), which callers check before sending.
+func PIDOf(r *messages.ActorRef) *actor.PID {
 	if r == nil {
 		return nil
 	}

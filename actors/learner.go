@@ -227,7 +227,7 @@ func (l *learner) sendRequest(ctx actor.Context, id uint64) {
 		return // no replay in the cluster yet: the tick sends it later
 	}
 	l.pending[id] = time.Now()
-	ctx.Send(replay, &messages.SampleRequest{RequestId: id, BatchSize: uint32(l.cfg.BatchSize), ReplyTo: ref(ctx.Self())})
+	ctx.Send(replay, &messages.SampleRequest{RequestId: id, BatchSize: uint32(l.cfg.BatchSize), ReplyTo: RefOf(ctx.Self())})
 }
 
 func (l *learner) resendStale(ctx actor.Context) {

@@ -146,7 +146,7 @@ func TestBroadcasterSendsOnlyTheNewest(t *testing.T) {
 		t.Fatal(err)
 	}
 	sys.Root.Send(b, weights(1, 1, 0))
-	sys.Root.Send(b, &messages.SubscribeWeights{Runner: ref(runnerPID)})
+	sys.Root.Send(b, &messages.SubscribeWeights{Runner: RefOf(runnerPID)})
 	if w := next[*messages.Weights](t, runnerCh); w.GetVersion() != 1 {
 		t.Fatalf("subscriber got v%d first, want the newest v1", w.GetVersion())
 	}
@@ -159,11 +159,11 @@ func TestBroadcasterSendsOnlyTheNewest(t *testing.T) {
 		t.Fatalf("broadcaster sent %T while the previous weights were unacknowledged", m)
 	case <-time.After(200 * time.Millisecond):
 	}
-	sys.Root.Send(b, &messages.WeightsAck{Runner: ref(runnerPID), Version: 1, Term: 1})
+	sys.Root.Send(b, &messages.WeightsAck{Runner: RefOf(runnerPID), Version: 1, Term: 1})
 	if w := next[*messages.Weights](t, runnerCh); w.GetVersion() != 10 {
 		t.Fatalf("after the ack the runner got v%d, want v10", w.GetVersion())
 	}
-	sys.Root.Send(b, &messages.WeightsAck{Runner: ref(runnerPID), Version: 10, Term: 1})
+	sys.Root.Send(b, &messages.WeightsAck{Runner: RefOf(runnerPID), Version: 10, Term: 1})
 	select {
 	case m := <-runnerCh:
 		t.Fatalf("runner that has the newest weights was sent %T", m)

@@ -231,7 +231,7 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 		r.metrics.ReplaySize.Set(float64(r.table.Size()))
 		r.metrics.update(func(s *RunStatus) { s.ReplaySize, s.ReplayInserted = r.table.Size(), r.table.Inserted() })
 	}
-	to := pid(b.GetReplyTo())
+	to := PIDOf(b.GetReplyTo())
 	if to == nil || n == 0 {
 		return
 	}
@@ -305,7 +305,7 @@ func (r *replay) serve(ctx actor.Context) {
 		out := &messages.SampleBatch{RequestId: req.GetRequestId()}
 		r.table.Sample(r.rng, n, r.beta(), out)
 		r.limiter.Sampled(n)
-		ctx.Send(pid(req.GetReplyTo()), out)
+		ctx.Send(PIDOf(req.GetReplyTo()), out)
 	}
 	for len(r.deferred) > 0 && r.limiter.CanInsert() {
 		c := r.deferred[0]

@@ -132,7 +132,7 @@ func (s *ExperienceSender) TrySend(ctx Outbound, weightsVersion uint64) {
 		a.Seq++
 		b.Seq = a.Seq
 		b.WeightsVersion = weightsVersion
-		b.ReplyTo = ref(self)
+		b.ReplyTo = RefOf(self)
 		if replay.Address == self.Address {
 			ctx.Send(replay, b)
 			continue

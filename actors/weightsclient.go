@@ -64,7 +64,7 @@ func (c *WeightsClient) Subscribe(ctx Outbound) {
 		return
 	}
 	c.subscribedTo, c.subscribedAt, c.awaiting = b.String(), now, true
-	ctx.Send(b, &messages.SubscribeWeights{Runner: ref(ctx.Self())})
+	ctx.Send(b, &messages.SubscribeWeights{Runner: RefOf(ctx.Self())})
 }
 
 // LinkLost subscribes again at once when the broken stream was the one to
@@ -112,7 +112,7 @@ func (c *WeightsClient) Chunk(ctx Outbound, msg *messages.WeightsChunk) {
 		c.take(w)
 	}
 	if b := c.dir.Broadcaster(); b != nil {
-		ctx.Send(b, &messages.WeightsChunkAck{Runner: ref(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
+		ctx.Send(b, &messages.WeightsChunkAck{Runner: RefOf(ctx.Self()), Version: msg.GetVersion(), Term: msg.GetTerm(), Index: msg.GetIndex(),
 			ActingVersion: c.acting.Version, ActingTerm: c.acting.Term})
 	}
 }
@@ -123,7 +123,7 @@ func (c *WeightsClient) Whole(ctx Outbound, w *messages.Weights) {
 	c.heardFrom, c.awaiting = time.Now(), false
 	c.take(w)
 	if b := c.dir.Broadcaster(); b != nil {
-		ctx.Send(b, &messages.WeightsAck{Runner: ref(ctx.Self()), Version: c.acting.Version, Term: c.acting.Term})
+		ctx.Send(b, &messages.WeightsAck{Runner: RefOf(ctx.Self()), Version: c.acting.Version, Term: c.acting.Term})
 	}
 }
 

@@ -10,20 +10,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/qfleet/qfleet"
 )
-
-// nodeSettingKeys are the keys of qfleet.CommandSettings that only 'qfleet node' reads
-// (its flags beyond the training flags).
-var nodeSettingKeys = sync.OnceValue(func() map[string]bool {
-	fs := flag.NewFlagSet("", flag.ContinueOnError)
-	addNodeFlags(fs)
-	keys := map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) { keys[strings.ReplaceAll(f.Name, "-", "_")] = true })
-	return keys
-})
 
 // flagName is the flag a qfleet.CommandSettings field stands for.
 func flagName(f reflect.StructField) string {

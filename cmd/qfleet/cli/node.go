@@ -11,11 +11,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/cluster"
+	"github.com/qfleet/qfleet/cluster/sweep"
 )
 
 const nodeHelp = `Usage: qfleet node [flags]
@@ -81,16 +80,20 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		if t.Effective().HTTP != "" {
 			return usageError{errors.New("--http: a node with the trials role alone serves no HTTP (its trials' progress is on the sweep's stderr)")}
 		}
-		return runTrialsNode(cs, roles, *trialsDir, *trialSlots, t.LogLevel(), stderr)
+		ctx, stop := signalContext()
+		defer stop()
+		return sweep.RunTrialsNode(ctx, cs, sweep.NodeOptions{Roles: roles, TrialsDir: *trialsDir, Slots: *trialSlots,
+			Executable: trialExecutable, Stderr: stderr, LogLevel: t.LogLevel()})
 	}
 	o := qfleet.NodeOptions{Cluster: cs, Roles: roles}
 	if runsTrials {
 		o.Extra = func(cn *cluster.Node, logger *slog.Logger, log io.Writer) error {
-			w, err := startTrialWorker(cn.System, trialWorkerOptions{Node: cs.Name, Dir: *trialsDir, Slots: *trialSlots, Log: log, Logger: logger})
+			w, err := sweep.StartWorker(cn.System, sweep.WorkerOptions{Node: cs.Name, Dir: *trialsDir, Slots: *trialSlots, Log: log,
+				Logger: logger, Executable: trialExecutable})
 			if err != nil {
 				return err
 			}
-			cn.OnClose(w.stop) // ends its trials
+			cn.OnClose(w.Stop) // ends its trials
 			return nil
 		}
 	}
@@ -170,15 +173,4 @@ func (f *clusterFlags) resolve() (*cluster.NodeConfig, error) {
 		return nil, usageError{err}
 	}
 	return c, nil
-}
-
-// startClusterNode starts the node's remote and gossip on sys; a failure
-// to join is a usage error (the settings are wrong, not the machine).
-func startClusterNode(sys *actor.ActorSystem, c *cluster.NodeConfig, o cluster.NodeOptions) (*cluster.Node, error) {
-	n, err := cluster.StartNode(sys, c, o)
-	var je *cluster.JoinError
-	if errors.As(err, &je) {
-		return nil, usageError{err}
-	}
-	return n, err
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/cluster/netlab"
+	"github.com/qfleet/qfleet/cluster/sweep"
 )
 
 // sweepLab is a lab with trial nodes and a coordinator host S.
@@ -84,15 +85,15 @@ func waitExit(t *testing.T, p *netlab.Process, d time.Duration) error {
 }
 
 // onceEach checks that every trial has exactly one row, ok.
-func onceEach(t *testing.T, rows []sweepRow, trials int) map[string]sweepRow {
+func onceEach(t *testing.T, rows []sweep.Row, trials int) map[string]sweep.Row {
 	t.Helper()
-	by := map[string]sweepRow{}
+	by := map[string]sweep.Row{}
 	for _, r := range rows {
 		if _, dup := by[r.Trial]; dup {
 			t.Errorf("trial %s recorded twice", r.Trial)
 		}
 		by[r.Trial] = r
-		if r.Status != trialOK {
+		if r.Status != sweep.StatusOK {
 			t.Errorf("trial %s: %s %s", r.Trial, r.Status, r.Error)
 		}
 	}
@@ -124,7 +125,7 @@ func TestSweepTwoNodes(t *testing.T) {
 			t.Errorf("%s: run_dir %s is not under node %s's trials dir", r.Trial, r.RunDir, r.Node)
 		}
 		for _, f := range []string{qfleet.RunSummaryFile, qfleet.RunConfigFile, qfleet.RunScalarsFile} {
-			if _, err := os.Stat(filepath.Join(out, sweepTrialsDir, r.Trial, f)); err != nil {
+			if _, err := os.Stat(filepath.Join(out, sweep.TrialsDir, r.Trial, f)); err != nil {
 				t.Errorf("%s: the sweep's copy: %v", r.Trial, err)
 			}
 		}
@@ -132,7 +133,7 @@ func TestSweepTwoNodes(t *testing.T) {
 	if nodes["B"] == 0 || nodes["C"] == 0 || len(nodes) != 2 {
 		t.Errorf("trials by node %v: want both B and C", nodes)
 	}
-	tsv, _ := os.ReadFile(filepath.Join(out, sweepTableFile))
+	tsv, _ := os.ReadFile(filepath.Join(out, sweep.TableFile))
 	for _, n := range []string{"\tB\tok\t", "\tC\tok\t"} {
 		if !strings.Contains(string(tsv), n) {
 			t.Errorf("results.tsv lacks a row with %q:\n%s", n, tsv)

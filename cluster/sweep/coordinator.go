@@ -1,4 +1,4 @@
-package cli
+package sweep
 
 // The sweep coordinator: an actor that hands trials to trial workers, at
 // most `slots` at a time per worker, and never loses one. Remote delivery is
@@ -25,6 +25,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
 
+	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -38,12 +39,12 @@ type sweepWorker struct {
 
 type coordOptions struct {
 	Sweep            string
-	Trials           []sweepTrial // the trials to run
-	Total            int          // the spec's trials, the finished ones included
-	DoneBefore       int          // finished before this run (resumed)
-	Slots            int          // trials per worker at a time
+	Trials           []Trial // the trials to run
+	Total            int     // the spec's trials, the finished ones included
+	DoneBefore       int     // finished before this run (resumed)
+	Slots            int     // trials per worker at a time
 	Workers          func() []sweepWorker
-	Record           func(t sweepTrial, res *messages.TrialResult) (string, error) // records a result; returns a line for the log
+	Record           func(t Trial, res *messages.TrialResult) (string, error) // records a result; returns a line for the log
 	Log              io.Writer
 	AcceptTimeout    time.Duration
 	HeartbeatTimeout time.Duration
@@ -100,7 +101,7 @@ type (
 
 // assignment is one attempt of a trial on a worker.
 type assignment struct {
-	trial     *sweepTrial
+	trial     *Trial
 	attempt   uint32
 	node      string
 	pid       *actor.PID
@@ -116,8 +117,8 @@ type coordActor struct {
 	done      chan error
 	self      *actor.PID
 	stopTick  scheduler.CancelFunc
-	byID      map[string]*sweepTrial
-	queue     []*sweepTrial          // waiting, in order
+	byID      map[string]*Trial
+	queue     []*Trial               // waiting, in order
 	running   map[string]*assignment // by trial id
 	attempts  map[string]uint32
 	finished  map[string]bool
@@ -131,7 +132,7 @@ type coordActor struct {
 }
 
 func newCoordActor(o coordOptions, done chan error) *coordActor {
-	a := &coordActor{o: o, done: done, byID: map[string]*sweepTrial{}, running: map[string]*assignment{},
+	a := &coordActor{o: o, done: done, byID: map[string]*Trial{}, running: map[string]*assignment{},
 		attempts: map[string]uint32{}, finished: map[string]bool{}, busy: map[string]int{},
 		backoff: map[string]time.Time{}, watched: map[string]bool{}}
 	for i := range o.Trials {
@@ -167,7 +168,7 @@ func (a *coordActor) Receive(ctx actor.Context) {
 	case *messages.TrialAccepted:
 		as := a.running[m.Trial]
 		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
-			if w := pidOf(m.Worker); w != nil && !a.finished[m.Trial] {
+			if w := refPID(m.Worker); w != nil && !a.finished[m.Trial] {
 				ctx.Send(w, &messages.CancelTrial{Trial: m.Trial, Attempt: m.Attempt, Reason: "this attempt was given up"})
 			}
 			return
@@ -191,7 +192,7 @@ func (a *coordActor) Receive(ctx actor.Context) {
 		a.dispatch(ctx)
 	case *messages.TrialHeartbeat:
 		as := a.running[m.Trial]
-		w := pidOf(m.Worker)
+		w := refPID(m.Worker)
 		// The node too: a sweep restarted at the same address numbers its
 		// attempts from 1 again, and hears an old run's heartbeats.
 		if as == nil || as.attempt != m.Attempt || as.node != m.Node {
@@ -308,7 +309,7 @@ func (a *coordActor) requeue(ctx actor.Context, as *assignment, why string, canc
 		ctx.Send(as.pid, &messages.CancelTrial{Trial: as.trial.ID, Attempt: as.attempt, Reason: why})
 		fmt.Fprintf(a.o.Log, "sweep %s: %s (attempt %d on %s): %s: it will run again\n", a.o.Sweep, as.trial.ID, as.attempt, as.node, why)
 	}
-	a.queue = append([]*sweepTrial{as.trial}, a.queue...)
+	a.queue = append([]*Trial{as.trial}, a.queue...)
 }
 
 // dispatch hands waiting trials to workers with a free slot, the least busy
@@ -343,13 +344,13 @@ func (a *coordActor) dispatch(ctx actor.Context) {
 			a.watched[best.PID.String()] = true
 			ctx.Watch(best.PID)
 		}
-		ctx.Send(best.PID, &messages.StartTrial{Coordinator: refOf(a.self), Sweep: a.o.Sweep, Trial: t.ID, Attempt: as.attempt,
+		ctx.Send(best.PID, &messages.StartTrial{Coordinator: actors.RefOf(a.self), Sweep: a.o.Sweep, Trial: t.ID, Attempt: as.attempt,
 			ConfigYaml: t.Config, MaxSeconds: t.MaxTime.Seconds()})
 	}
 }
 
 func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
-	if w := pidOf(m.Worker); w != nil {
+	if w := refPID(m.Worker); w != nil {
 		ctx.Send(w, &messages.TrialResultAck{Trial: m.Trial, Attempt: m.Attempt})
 	}
 	t := a.byID[m.Trial]

@@ -1,4 +1,4 @@
-package cli
+package sweep
 
 import (
 	"math"
@@ -12,7 +12,7 @@ import (
 )
 
 // fuzzRecordTrial is the trial whose result FuzzSweepRecord records.
-var fuzzRecordTrial = sweepTrial{Index: 0, ID: "t000-abcdef", Key: "abcdef0123456789",
+var fuzzRecordTrial = Trial{Index: 0, ID: "t000-abcdef", Key: "abcdef0123456789",
 	Params: map[string]any{"gamma": 0.99, "hidden": []any{64, 64}}, Seed: 1, Config: []byte("env: CartPole-v1\n")}
 
 // fuzzRecordDir is the sweep directory of FuzzSweepRecord, reused for every
@@ -51,9 +51,9 @@ func FuzzSweepRecord(f *testing.F) {
 			RunDir: runDir, SummaryJson: summary, ConfigYaml: config, ScalarsJsonl: scalars,
 			BestMean100: best, HasBest: flags&2 != 0, WallSeconds: wall, TimedOut: flags&4 != 0}
 		if flags&8 != 0 {
-			res.RunDir = filepath.Join(out, sweepTrialsDir, runDir) // a run directory under the sweep's
+			res.RunDir = filepath.Join(out, TrialsDir, runDir) // a run directory under the sweep's
 		}
-		rec := &sweepRecorder{path: filepath.Join(out, sweepResultsFile), outDir: out, trials: []sweepTrial{fuzzRecordTrial}}
+		rec := &recorder{path: filepath.Join(out, ResultsFile), outDir: out, trials: []Trial{fuzzRecordTrial}}
 		line, err := rec.record(fuzzRecordTrial, res)
 		if err != nil {
 			t.Fatalf("a worker's result stopped the sweep: %v", err)
@@ -61,7 +61,7 @@ func FuzzSweepRecord(f *testing.F) {
 		if strings.ContainsAny(line, "\n\r") {
 			t.Fatalf("log line spans lines: %q", line)
 		}
-		rows, err := readSweepResults(rec.path)
+		rows, err := ReadResults(rec.path)
 		if err != nil || len(rows) != 1 || rows[0].Key != fuzzRecordTrial.Key || rows[0].Trial != fuzzRecordTrial.ID {
 			t.Fatalf("results.jsonl reads back %d rows, %v", len(rows), err)
 		}
@@ -70,7 +70,7 @@ func FuzzSweepRecord(f *testing.F) {
 				t.Fatalf("a mean100 of %v recorded", *p)
 			}
 		}
-		tsv, err := os.ReadFile(filepath.Join(out, sweepTableFile))
+		tsv, err := os.ReadFile(filepath.Join(out, TableFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func FuzzSweepRecord(f *testing.F) {
 		if len(lines) != 2 || strings.Count(lines[0], "\t") != strings.Count(lines[1], "\t") {
 			t.Fatalf("results.tsv is not a header and one row:\n%q", tsv)
 		}
-		if md := markdownTable(rows); strings.Count(md, "\n") != 3 || strings.Contains(md, "\r") {
+		if md := MarkdownTable(rows); strings.Count(md, "\n") != 3 || strings.Contains(md, "\r") {
 			t.Fatalf("Markdown table is not a header, a rule and one row:\n%q", md)
 		}
 	})

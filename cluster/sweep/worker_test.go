@@ -1,4 +1,4 @@
-package cli
+package sweep
 
 // The trial worker's protocol, against a fake coordinator and fake trial
 // processes (shell scripts in place of 'qfleet dev'): accept, busy, repeated
@@ -15,6 +15,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -27,7 +29,7 @@ func (f *fakeCoord) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.TrialHeartbeat:
 		if f.ack.Load() {
-			ctx.Send(pidOf(m.Worker), &messages.TrialHeartbeatAck{Trial: m.Trial, Attempt: m.Attempt})
+			ctx.Send(refPID(m.Worker), &messages.TrialHeartbeatAck{Trial: m.Trial, Attempt: m.Attempt})
 		}
 		f.msgs <- m
 	case *messages.TrialAccepted, *messages.TrialRejected, *messages.TrialResult:
@@ -39,7 +41,7 @@ func (f *fakeCoord) Receive(ctx actor.Context) {
 // fake trial program.
 type workerRig struct {
 	sys   *actor.ActorSystem
-	w     *trialWorker
+	w     *Worker
 	coord *actor.PID
 	fc    *fakeCoord
 	dir   string
@@ -52,23 +54,21 @@ func newWorkerRig(t *testing.T, script string, slots int) *workerRig {
 	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sweepExecutable = func() (string, error) { return exe, nil }
-	t.Cleanup(func() { sweepExecutable = os.Executable })
 	r := &workerRig{sys: actor.NewActorSystem(), fc: &fakeCoord{msgs: make(chan any, 100)}, dir: dir}
 	var err error
-	if r.w, err = startTrialWorker(r.sys, trialWorkerOptions{Node: "W", Dir: filepath.Join(dir, "trials"), Slots: slots}); err != nil {
+	if r.w, err = StartWorker(r.sys, WorkerOptions{Node: "W", Dir: filepath.Join(dir, "trials"), Slots: slots, Executable: exe}); err != nil {
 		t.Fatal(err)
 	}
 	r.coord = r.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return r.fc }))
 	t.Cleanup(func() {
-		r.w.stop()
+		r.w.Stop()
 		r.sys.Shutdown()
 	})
 	return r
 }
 
 func (r *workerRig) start(trial string, attempt uint32) {
-	r.sys.Root.Send(r.w.pid, &messages.StartTrial{Coordinator: refOf(r.coord), Sweep: "s", Trial: trial, Attempt: attempt, ConfigYaml: []byte("env: CartPole-v1\n")})
+	r.sys.Root.Send(r.w.pid, &messages.StartTrial{Coordinator: actors.RefOf(r.coord), Sweep: "s", Trial: trial, Attempt: attempt, ConfigYaml: []byte("env: CartPole-v1\n")})
 }
 
 // next waits for the next message of type T from the worker, skipping others
@@ -135,7 +135,7 @@ func TestSweepWorkerAcceptBusyCancel(t *testing.T) {
 	}
 	// Cancel: the process is interrupted, no result is sent.
 	r.sys.Root.Send(r.w.pid, &messages.CancelTrial{Trial: "a", Attempt: 1, Reason: "test"})
-	eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if log, _ := os.ReadFile(filepath.Join(acc.RunDir, "trial.log")); !strings.Contains(string(log), "interrupted") {
 			return os.ErrNotExist
 		}
@@ -157,7 +157,7 @@ func TestSweepWorkerOrphanStopped(t *testing.T) {
 	r.start("a", 1) // the fake coordinator does not acknowledge heartbeats
 	acc := next[*messages.TrialAccepted](t, r, 5*time.Second)
 	started := time.Now()
-	eventually(t, 15*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
 		if log, _ := os.ReadFile(filepath.Join(acc.RunDir, "trial.log")); !strings.Contains(string(log), "interrupted") {
 			return os.ErrNotExist
 		}

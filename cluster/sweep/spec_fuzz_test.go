@@ -1,4 +1,4 @@
-package cli
+package sweep
 
 import (
 	"math/big"
@@ -24,7 +24,7 @@ const fuzzSpecExpandMax = 8
 
 // FuzzParseSweepSpec: any bytes as SPEC.yaml give a spec or a one-line error
 // naming the spec, never a panic. A spec that parses has an env, a method
-// and distinct seeds; it expands into at most maxSweepTrials trials or says
+// and distinct seeds; it expands into at most maxTrials trials or says
 // it is too large (before building any), and its trials have distinct ids
 // and keys, and configs that 'qfleet dev --config' reads back to the same
 // key (what a resumed sweep and a trial run alone rely on).
@@ -37,7 +37,7 @@ func FuzzParseSweepSpec(f *testing.F) {
 		if fuzzSpecReadsOutside(data) {
 			t.Skip("base names a file outside the fuzz directory")
 		}
-		s, err := parseSweepSpec(data, "fuzz.yaml", dir, "fuzz")
+		s, err := ParseSpec(data, "fuzz.yaml", dir, "fuzz")
 		if err != nil {
 			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "spec fuzz.yaml: ") {
 				t.Fatalf("error not one line naming the spec: %q", msg)
@@ -64,15 +64,15 @@ func FuzzParseSweepSpec(f *testing.F) {
 			n.Mul(n, big.NewInt(int64(s.Trials)))
 		}
 		switch {
-		case n.Cmp(big.NewInt(maxSweepTrials)) > 0:
-			if trials, err := s.expand(); err == nil {
-				t.Fatalf("%v trials (more than %d) expanded into %d", n, maxSweepTrials, len(trials))
+		case n.Cmp(big.NewInt(maxTrials)) > 0:
+			if trials, err := s.Expand(); err == nil {
+				t.Fatalf("%v trials (more than %d) expanded into %d", n, maxTrials, len(trials))
 			}
 			return
 		case n.Cmp(big.NewInt(fuzzSpecExpandMax)) > 0:
 			return
 		}
-		trials, err := s.expand()
+		trials, err := s.Expand()
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("expand: error spans lines: %q", err)

@@ -1,4 +1,4 @@
-package cli
+package sweep
 
 // The sweep's results: results.jsonl (one row per ended trial, appended as
 // trials end: the record a resumed sweep reads), results.tsv (the table of
@@ -20,22 +20,29 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/messages"
 )
 
+// The files of a sweep's output directory (Options.Out), for programs that
+// read a sweep's results.
 const (
-	sweepResultsFile = "results.jsonl"
-	sweepTableFile   = "results.tsv"
-	sweepTrialsDir   = "trials"
+	ResultsFile = "results.jsonl" // a Row per ended trial, as ReadResults reads it
+	TableFile   = "results.tsv"   // the table of the trials, as WriteTable writes it
+	TrialsDir   = "trials"        // the trials' run directories, trials/<id>
 )
 
 // Trial statuses of a result row.
 const (
-	trialOK     = "ok"     // the run ended by its stop rules (target, max_steps, max_time)
-	trialFailed = "failed" // its process failed; a resumed sweep runs it again
+	StatusOK     = "ok"     // the run ended by its stop rules (target, max_steps, max_time)
+	StatusFailed = "failed" // its process failed; a resumed sweep runs it again
 )
 
-// sweepRow is one line of results.jsonl.
-type sweepRow struct {
+// Row is one ended trial, a line of results.jsonl: what a sweep records, a
+// resumed sweep reads back (by Key), and the tables show.
+type Row struct {
 	Trial        string         `json:"trial"`
 	Key          string         `json:"key"`
 	Params       map[string]any `json:"params"`
@@ -55,9 +62,9 @@ type sweepRow struct {
 	Finished     string         `json:"finished"` // RFC 3339, UTC
 }
 
-// readSweepResults reads results.jsonl; a missing file is no rows. A last
+// ReadResults reads results.jsonl; a missing file is no rows. A last
 // line cut short (the sweep was killed mid-write) is left out.
-func readSweepResults(path string) ([]sweepRow, error) {
+func ReadResults(path string) ([]Row, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -66,7 +73,7 @@ func readSweepResults(path string) ([]sweepRow, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var rows []sweepRow
+	var rows []Row
 	r := bufio.NewReader(f)
 	for line := 1; ; line++ {
 		text, err := r.ReadBytes('\n')
@@ -79,7 +86,7 @@ func readSweepResults(path string) ([]sweepRow, error) {
 		if text = bytes.TrimSpace(text); len(text) == 0 {
 			continue
 		}
-		var row sweepRow
+		var row Row
 		if err := json.Unmarshal(text, &row); err != nil {
 			return nil, fmt.Errorf("%s:%d: not a result row: %v", path, line, err)
 		}
@@ -90,8 +97,8 @@ func readSweepResults(path string) ([]sweepRow, error) {
 	}
 }
 
-// appendSweepResult appends one row as one write: a crash leaves whole lines.
-func appendSweepResult(path string, row sweepRow) error {
+// appendResult appends one row as one write: a crash leaves whole lines.
+func appendResult(path string, row Row) error {
 	b, err := json.Marshal(row)
 	if err != nil {
 		return err
@@ -107,10 +114,10 @@ func appendSweepResult(path string, row sweepRow) error {
 	return f.Close()
 }
 
-// latestByKey is the last row of each trial key: a failed trial that a
+// LatestByKey is the last row of each trial key: a failed trial that a
 // resumed sweep ran again is recorded twice, and the newer row tells.
-func latestByKey(rows []sweepRow) map[string]sweepRow {
-	out := make(map[string]sweepRow, len(rows))
+func LatestByKey(rows []Row) map[string]Row {
+	out := make(map[string]Row, len(rows))
 	for _, r := range rows {
 		out[r.Key] = r
 	}
@@ -119,8 +126,8 @@ func latestByKey(rows []sweepRow) map[string]sweepRow {
 
 // tableRows are the rows of the spec's trials that have one, in trial order,
 // with the trial's current id.
-func tableRows(trials []sweepTrial, byKey map[string]sweepRow) []sweepRow {
-	var out []sweepRow
+func tableRows(trials []Trial, byKey map[string]Row) []Row {
+	var out []Row
 	for _, t := range trials {
 		if r, ok := byKey[t.Key]; ok {
 			r.Trial = t.ID
@@ -131,7 +138,7 @@ func tableRows(trials []sweepTrial, byKey map[string]sweepRow) []sweepRow {
 }
 
 // paramKeys lists the param keys of rows, sorted.
-func paramKeys(rows []sweepRow) []string {
+func paramKeys(rows []Row) []string {
 	var keys []string
 	for _, r := range rows {
 		for k := range r.Params {
@@ -151,9 +158,10 @@ func optFloat(p *float64) string {
 	return strconv.FormatFloat(*p, 'f', 1, 64)
 }
 
-// writeSweepTable writes results.tsv: a header and a row per trial, in trial
-// order (atomically: a reader never sees half a table).
-func writeSweepTable(path string, rows []sweepRow) error {
+// WriteTable writes rows as results.tsv writes them: a header and a row
+// per trial, in the order given, a column per param (atomically: a reader
+// never sees half a table).
+func WriteTable(path string, rows []Row) error {
 	keys := paramKeys(rows)
 	var b bytes.Buffer
 	head := append([]string{"trial", "node", "status", "seed"}, keys...)
@@ -186,10 +194,10 @@ func writeSweepTable(path string, rows []sweepRow) error {
 
 // bestFirst sorts rows by best mean100, highest first; rows without one
 // (and failed ones) last, then by trial id.
-func bestFirst(rows []sweepRow) []sweepRow {
+func bestFirst(rows []Row) []Row {
 	out := slices.Clone(rows)
-	val := func(r sweepRow) float64 {
-		if r.BestMean100 == nil || r.Status != trialOK {
+	val := func(r Row) float64 {
+		if r.BestMean100 == nil || r.Status != StatusOK {
 			return math.Inf(-1)
 		}
 		return *r.BestMean100
@@ -204,8 +212,10 @@ func bestFirst(rows []sweepRow) []sweepRow {
 	return out
 }
 
-// markdownTable is the table printed at the end, best first.
-func markdownTable(rows []sweepRow) string {
+// MarkdownTable is rows as the table a sweep prints at its end: best
+// mean100 first (failed trials and those without one last), a column per
+// param.
+func MarkdownTable(rows []Row) string {
 	keys := paramKeys(rows)
 	var b strings.Builder
 	head := append([]string{"#", "trial", "node"}, keys...)
@@ -241,5 +251,91 @@ func markdownTable(rows []sweepRow) string {
 
 // trialLocalDir is where the sweep keeps a trial's files.
 func trialLocalDir(out, trialID string) string {
-	return filepath.Join(out, sweepTrialsDir, trialID)
+	return filepath.Join(out, TrialsDir, trialID)
+}
+
+// recorder writes a trial's result: its files under the sweep's
+// directory (when it ran elsewhere), a row of results.jsonl, results.tsv.
+type recorder struct {
+	path, outDir string
+	rows         []Row
+	trials       []Trial
+}
+
+func (r *recorder) record(t Trial, res *messages.TrialResult) (string, error) {
+	// Every field is the worker's. A float JSON cannot hold (NaN, ±Inf)
+	// would make the row unwritable, and that error stops the sweep: such a
+	// wall time counts as unknown (0), such a best mean100 as none.
+	wall := res.WallSeconds
+	if !(wall >= 0 && wall <= math.MaxFloat64) {
+		wall = 0
+	}
+	row := Row{Trial: t.ID, Key: t.Key, Params: t.Params, Seed: t.Seed, Node: res.Node, Status: StatusOK,
+		TimedOut: res.TimedOut, WallSeconds: wall, Attempt: int(res.Attempt), RunDir: res.RunDir,
+		Finished: time.Now().UTC().Format(time.RFC3339)}
+	if !res.Ok {
+		row.Status, row.Error = StatusFailed, res.Error
+	}
+	var sum qfleet.Summary
+	if json.Unmarshal(res.SummaryJson, &sum) == nil && sum.Env != "" {
+		row.Solved, row.EnvSteps = sum.Solved, sum.EnvSteps
+		if sum.WallSeconds > 0 {
+			row.WallSeconds = sum.WallSeconds
+		}
+		if sum.MeanReturn100N > 0 {
+			f := sum.MeanReturn100
+			row.FinalMean100 = &f
+		}
+	}
+	if res.HasBest && !math.IsNaN(res.BestMean100) && !math.IsInf(res.BestMean100, 0) {
+		b := res.BestMean100
+		row.BestMean100 = &b
+	}
+	if row.FinalMean100 != nil && (row.BestMean100 == nil || *row.FinalMean100 > *row.BestMean100) {
+		b := *row.FinalMean100
+		row.BestMean100 = &b
+	}
+	// A trial that ran elsewhere sent its files: keep them with the sweep.
+	local := trialLocalDir(r.outDir, t.ID)
+	if rel, err := filepath.Rel(filepath.Join(r.outDir, TrialsDir), res.RunDir); err == nil && !strings.HasPrefix(rel, "..") && isLocalPath(res.RunDir) {
+		row.LocalDir = res.RunDir
+	} else {
+		if err := os.MkdirAll(local, 0o755); err != nil {
+			return "", err
+		}
+		for name, data := range map[string][]byte{qfleet.RunSummaryFile: res.SummaryJson, qfleet.RunConfigFile: res.ConfigYaml, qfleet.RunScalarsFile: res.ScalarsJsonl} {
+			if len(data) > 0 {
+				if err := os.WriteFile(filepath.Join(local, name), data, 0o644); err != nil {
+					return "", err
+				}
+			}
+		}
+		row.LocalDir = local
+	}
+	if err := appendResult(r.path, row); err != nil {
+		return "", err
+	}
+	r.rows = append(r.rows, row)
+	if err := WriteTable(filepath.Join(r.outDir, TableFile), tableRows(r.trials, LatestByKey(r.rows))); err != nil {
+		return "", err
+	}
+	line := fmt.Sprintf("%s finished on %s: best mean100 %s, final %s, %d env steps, %.1fs", t.ID, row.Node,
+		optFloat(row.BestMean100), optFloat(row.FinalMean100), row.EnvSteps, row.WallSeconds)
+	if row.TimedOut {
+		line += " (stopped at max_time)"
+	}
+	if row.Status != StatusOK {
+		line = fmt.Sprintf("%s failed on %s: %s", t.ID, row.Node, row.Error)
+	}
+	// The node's name and its error are the worker's: a line break in them
+	// would write lines of the sweep's log that the sweep never wrote.
+	return escapeNewlines(line), nil
+}
+
+// isLocalPath reports whether path exists on this machine (a trial run by a
+// local worker; a remote node's path under the same directory name would not
+// hold this trial's files).
+func isLocalPath(path string) bool {
+	_, err := os.Stat(filepath.Join(path, qfleet.RunConfigFile))
+	return err == nil
 }

@@ -1,4 +1,4 @@
-package cli
+package sweep
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/qfleet/qfleet"
 )
 
 // trialSysProcAttr makes a trial's process die with the node that started
@@ -25,7 +27,7 @@ func lockSweepDir(dir string) (unlock func(), err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, usageError{fmt.Errorf("--out %s: another 'qfleet sweep' is using it", dir)}
+			return nil, qfleet.UsageError{Err: fmt.Errorf("--out %s: another 'qfleet sweep' is using it", dir)}
 		}
 		return nil, fmt.Errorf("--out: lock: %w", err)
 	}

@@ -1,4 +1,4 @@
-package cli
+package sweep
 
 // The sweep's actors take fields of remote messages as they come: trial ids,
 // attempts, node names, actor refs, reasons, floats. Any values, of any
@@ -18,6 +18,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -40,8 +41,8 @@ func (c *coordCtx) deliver(a *coordActor, m any) { c.msg = m; a.Receive(c) }
 
 func TestSweepCoordinatorHostileMessages(t *testing.T) {
 	out := t.TempDir()
-	trials := []sweepTrial{{Index: 0, ID: "t000-a", Key: "a"}, {Index: 1, ID: "t001-b", Key: "b"}}
-	rec := &sweepRecorder{path: filepath.Join(out, sweepResultsFile), outDir: out, trials: trials}
+	trials := []Trial{{Index: 0, ID: "t000-a", Key: "a"}, {Index: 1, ID: "t001-b", Key: "b"}}
+	rec := &recorder{path: filepath.Join(out, ResultsFile), outDir: out, trials: trials}
 	worker := actor.NewPID("127.0.0.1:9", trialWorkerName)
 	var log bytes.Buffer
 	done := make(chan error, 1)
@@ -106,7 +107,7 @@ func TestSweepCoordinatorHostileMessages(t *testing.T) {
 			t.Errorf("a remote's text wrote a line of the log of its own: %q", l)
 		}
 	}
-	rows, err := readSweepResults(rec.path)
+	rows, err := ReadResults(rec.path)
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("results.jsonl: %d rows, %v", len(rows), err)
 	}
@@ -129,7 +130,7 @@ func TestSweepWorkerHostileStart(t *testing.T) {
 		{Sweep: "s", Trial: "negative", MaxSeconds: -5},
 		{Sweep: "s", Trial: "huge", MaxSeconds: 1e300},
 	} {
-		m.Coordinator = refOf(r.coord)
+		m.Coordinator = actors.RefOf(r.coord)
 		r.sys.Root.Send(r.w.pid, m)
 		var runDir string
 		select {

@@ -1,7 +1,7 @@
-package cli
+package sweep
 
 // The trial worker: the actor of a node with the "trials" role (and of a
-// local 'qfleet sweep') that runs sweep trials, each as a child 'qfleet dev'
+// local sweep) that runs sweep trials, each as a child 'qfleet dev'
 // process in a run directory of its own, so a trial that crashes takes
 // nothing else down. It answers StartTrial with TrialAccepted or
 // TrialRejected, sends a TrialHeartbeat for each running trial every
@@ -32,17 +32,22 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/messages"
 )
 
 // trialWorkerName is the worker's well-known actor name on its node.
 const trialWorkerName = "trials"
 
-// Timing of the worker. Heartbeats are far more frequent than the
-// coordinator's timeout (sweepHeartbeatTimeout), so a few lost ones do not
-// cost a trial.
+// HeartbeatEvery is how often a worker sends a heartbeat for each running
+// trial. A coordinator's Options.HeartbeatTimeout must be a few of these
+// (the command asks for at least three), so that a few lost heartbeats do
+// not cost a trial.
+const HeartbeatEvery = 2 * time.Second
+
+// Timing of the worker.
 const (
-	workerTickEvery   = 2 * time.Second
+	workerTickEvery   = HeartbeatEvery
 	resultRetryFor    = 10 * time.Minute // an unacknowledged result is repeated this long
 	trialStopGrace    = 15 * time.Second // after Ctrl-C, a trial has this long to write its summary
 	maxReturnedScalar = 1 << 20          // scalars.jsonl travels back with the result up to this size
@@ -53,26 +58,41 @@ const (
 // the tests.
 var orphanAfter = 60 * time.Second
 
-// sweepExecutable is the qfleet binary that trials run: this one. Tests
-// point it at a built qfleet (the test binary is not one).
-var sweepExecutable = os.Executable
-
-type trialWorkerOptions struct {
-	Node   string
-	Dir    string // trials run in Dir/<sweep>/<trial> ("" : runsRoot/sweeps)
-	Flat   bool   // trials run in Dir/<trial> (a local sweep's own directory)
-	Slots  int    // trials at a time
-	Log    io.Writer
+// WorkerOptions configure a trial worker.
+type WorkerOptions struct {
+	// Node is the name of the worker's node: coordinators match it with
+	// the member list, and results and log lines show it.
+	Node string
+	// Dir holds the trials' run directories, Dir/<sweep>/<trial> (""
+	// for qfleet.RunsRoot/sweeps).
+	Dir string
+	// Slots is how many trials run at a time (at least 1).
+	Slots int
+	// Log gets a line per trial start, end and cancel (nil: none).
+	Log io.Writer
+	// Logger gets the worker's warnings (nil: none).
 	Logger *slog.Logger
+	// Executable is the program each trial runs as 'EXE dev --config
+	// FILE ...' ("" for os.Executable, this program). A program of its
+	// own must therefore dispatch the dev command as cli.Main does, or
+	// name a qfleet binary here.
+	Executable string
+
+	flat bool // trials run in Dir/<trial> (a local sweep's own directory)
 }
 
-// trialWorker is the running worker (nil-safe stop).
-type trialWorker struct {
+// Worker is a running trial worker: the actor, named "trials" on its actor
+// system, that coordinators of a cluster find on every node with the
+// trials role (cluster.RoleTrials).
+type Worker struct {
 	sys *actor.ActorSystem
 	pid *actor.PID
 }
 
-func startTrialWorker(sys *actor.ActorSystem, o trialWorkerOptions) (*trialWorker, error) {
+// StartWorker spawns the trial worker on sys. Its directory is made now, so
+// a directory that cannot be written is an error here rather than a
+// rejected trial later. Stop it with Stop.
+func StartWorker(sys *actor.ActorSystem, o WorkerOptions) (*Worker, error) {
 	if o.Dir == "" {
 		o.Dir = filepath.Join(qfleet.RunsRoot, "sweeps")
 	}
@@ -84,9 +104,11 @@ func startTrialWorker(sys *actor.ActorSystem, o trialWorkerOptions) (*trialWorke
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("--trials-dir: %w", err)
 	}
-	exe, err := sweepExecutable()
-	if err != nil {
-		return nil, fmt.Errorf("trial worker: the qfleet executable: %w", err)
+	exe := o.Executable
+	if exe == "" {
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("trial worker: the qfleet executable: %w", err)
+		}
 	}
 	if o.Slots < 1 {
 		o.Slots = 1
@@ -104,11 +126,12 @@ func startTrialWorker(sys *actor.ActorSystem, o trialWorkerOptions) (*trialWorke
 	if err != nil {
 		return nil, fmt.Errorf("trial worker: %w", err)
 	}
-	return &trialWorker{sys: sys, pid: pid}, nil
+	return &Worker{sys: sys, pid: pid}, nil
 }
 
-// stop ends the worker: its trials are stopped (as by Ctrl-C) and waited for.
-func (w *trialWorker) stop() {
+// Stop ends the worker: its trials are stopped (as by Ctrl-C) and waited
+// for, up to a grace period each. A nil Worker is stopped already.
+func (w *Worker) Stop() {
 	if w == nil {
 		return
 	}
@@ -116,7 +139,7 @@ func (w *trialWorker) stop() {
 }
 
 type workerActor struct {
-	o        trialWorkerOptions
+	o        WorkerOptions
 	exe      string
 	self     *actor.PID
 	stopTick scheduler.CancelFunc
@@ -208,7 +231,7 @@ func (w *workerActor) Receive(ctx actor.Context) {
 }
 
 func (w *workerActor) startTrial(ctx actor.Context, m *messages.StartTrial) {
-	coord := pidOf(m.Coordinator)
+	coord := refPID(m.Coordinator)
 	if coord == nil {
 		return // nowhere to answer
 	}
@@ -218,7 +241,7 @@ func (w *workerActor) startTrial(ctx actor.Context, m *messages.StartTrial) {
 	}
 	if t := w.running[key]; t != nil {
 		// A repeated StartTrial (its answer was lost): answer again.
-		ctx.Send(coord, &messages.TrialAccepted{Trial: m.Trial, Attempt: m.Attempt, Node: w.o.Node, RunDir: t.runDir, Worker: refOf(w.self)})
+		ctx.Send(coord, &messages.TrialAccepted{Trial: m.Trial, Attempt: m.Attempt, Node: w.o.Node, RunDir: t.runDir, Worker: actors.RefOf(w.self)})
 		return
 	}
 	if len(w.running) >= w.o.Slots {
@@ -239,7 +262,7 @@ func (w *workerActor) startTrial(ctx actor.Context, m *messages.StartTrial) {
 	now := time.Now()
 	t := &workerTrial{start: m, coord: coord, runDir: dir, cancel: cancel, started: now, lastAck: now}
 	w.running[key] = t
-	ctx.Send(coord, &messages.TrialAccepted{Trial: m.Trial, Attempt: m.Attempt, Node: w.o.Node, RunDir: dir, Worker: refOf(w.self)})
+	ctx.Send(coord, &messages.TrialAccepted{Trial: m.Trial, Attempt: m.Attempt, Node: w.o.Node, RunDir: dir, Worker: actors.RefOf(w.self)})
 	fmt.Fprintf(w.o.Log, "qfleet trials %s: %s (attempt %d) of sweep %s started in %s\n", w.o.Node, m.Trial, m.Attempt, m.Sweep, dir)
 	sys, self := ctx.ActorSystem(), ctx.Self()
 	maxTime := time.Duration(m.MaxSeconds * float64(time.Second))
@@ -267,7 +290,7 @@ func (w *workerActor) makeTrialDir(sweep, trial string) (string, error) {
 		return s
 	}
 	parent := w.o.Dir
-	if !w.o.Flat {
+	if !w.o.flat {
 		parent = filepath.Join(parent, clean(sweep))
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -302,7 +325,7 @@ func (w *workerActor) ended(ctx actor.Context, m *trialEnded) {
 		Trial: s.Trial, Attempt: s.Attempt, Node: w.o.Node, Ok: m.out.ok, Error: m.out.err, RunDir: t.runDir,
 		SummaryJson: m.out.summary, ConfigYaml: m.out.config, ScalarsJsonl: m.out.scalars,
 		BestMean100: m.out.best, HasBest: m.out.hasBest, WallSeconds: m.out.wall, TimedOut: m.out.timedOut,
-		Worker: refOf(w.self),
+		Worker: actors.RefOf(w.self),
 	}
 	w.unacked[m.key] = &pendingResult{res: res, coord: t.coord, since: time.Now()}
 	ctx.Send(t.coord, res)
@@ -323,7 +346,7 @@ func (w *workerActor) tick(ctx actor.Context) {
 		}
 		p := t.progress
 		ctx.Send(t.coord, &messages.TrialHeartbeat{Trial: t.start.Trial, Attempt: t.start.Attempt, Node: w.o.Node,
-			EnvSteps: p.steps, Mean100: p.mean100, HasMean100: p.hasMean, Seconds: now.Sub(t.started).Seconds(), Worker: refOf(w.self)})
+			EnvSteps: p.steps, Mean100: p.mean100, HasMean100: p.hasMean, Seconds: now.Sub(t.started).Seconds(), Worker: actors.RefOf(w.self)})
 	}
 	for k, p := range w.unacked {
 		if now.Sub(p.since) > resultRetryFor {
@@ -335,15 +358,13 @@ func (w *workerActor) tick(ctx actor.Context) {
 	}
 }
 
-func refOf(p *actor.PID) *messages.ActorRef {
-	return &messages.ActorRef{Address: p.Address, Id: p.Id}
-}
-
-func pidOf(r *messages.ActorRef) *actor.PID {
-	if r == nil || r.Id == "" {
+// refPID is the PID of a ref a remote sent, nil when it names no actor (no
+// ref, or one without an id): the sweep's actors answer only real senders.
+func refPID(r *messages.ActorRef) *actor.PID {
+	if r.GetId() == "" {
 		return nil
 	}
-	return actor.NewPID(r.Address, r.Id)
+	return actors.PIDOf(r)
 }
 
 // trialOutcome is what a trial's process left.
