@@ -297,7 +297,7 @@ wait:
 	}
 	fmt.Fprintln(stdout)
 	if cf.Summary != "" {
-		if err := WriteJSON(cf.Summary, res); err != nil {
+		if err := writeJSON(cf.Summary, res); err != nil {
 			return res, fmt.Errorf("summary file: %w", err)
 		}
 	}

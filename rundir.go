@@ -13,19 +13,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/freshdir"
 )
 
 // Files of a run directory.
@@ -70,31 +69,11 @@ func makeRunDir(dir string, resume bool, root, env string, seed uint64, now time
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("run directory: %w", err)
 	}
-	d, err := MkdirFresh(filepath.Join(root, defaultRunDirName(env, seed, now)), 100)
+	d, err := freshdir.Make(filepath.Join(root, defaultRunDirName(env, seed, now)), 100)
 	if err != nil {
 		return "", fmt.Errorf("run directory: %w", err)
 	}
 	return d, nil
-}
-
-// MkdirFresh makes a directory that did not exist: base, else base-2, base-3
-// ... up to base-tries. Making it (rather than checking first) is what
-// claims it, so two processes never get the same one.
-func MkdirFresh(base string, tries int) (string, error) {
-	for i := 1; i <= tries; i++ {
-		d := base
-		if i > 1 {
-			d = base + "-" + strconv.Itoa(i)
-		}
-		err := os.Mkdir(d, 0o755)
-		if err == nil {
-			return d, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("%s and %d suffixed names exist already", base, tries-1)
 }
 
 // setUpRunDir makes the run directory and fills in what defaults into it:

@@ -51,9 +51,8 @@ func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration
 	return s
 }
 
-// finite maps NaN (no episode yet) to 0: JSON has no NaN.
-
-func WriteJSON(path string, v any) error {
+// writeJSON writes v as indented JSON, the summary's form.
+func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -61,7 +60,7 @@ func WriteJSON(path string, v any) error {
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
-// readSummary reads and checks one --summary file; errors name the file.
+// ReadSummary reads and checks one --summary file; errors name the file.
 func ReadSummary(path string) (Summary, error) {
 	var s Summary
 	data, err := os.ReadFile(path)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/freshdir"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -296,7 +297,7 @@ func (w *workerActor) makeTrialDir(sweep, trial string) (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", fmt.Errorf("trial directory: %v", err)
 	}
-	d, err := qfleet.MkdirFresh(filepath.Join(parent, clean(trial)), 1000)
+	d, err := freshdir.Make(filepath.Join(parent, clean(trial)), 1000)
 	if err != nil {
 		return "", fmt.Errorf("trial directory: %v", err)
 	}
