@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // A config the machine cannot hold, or a setting outside its range, is
@@ -18,7 +20,7 @@ func TestMemoryBudgetRefusesBigConfigs(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"dev", "--max-memory", "8GiB", "--config", writeFile(t, dir, "big.yaml", "replay_capacity: 900000000\n")},
+		{[]string{"dev", "--max-memory", "8GiB", "--config", testutil.WriteFile(t, dir, "big.yaml", "replay_capacity: 900000000\n")},
 			[]string{"replay_capacity = 900000000 × 52 B each", "44 GiB", "over its limit of 8.0 GiB", "--max-memory"}},
 		{[]string{"dev", "--max-memory", "40MiB"}, []string{"Go runtime and libraries alone take 64 MiB", "over its limit of 40 MiB"}},
 		{[]string{"node", "--roles", "runner", "--runners", "1024", "--max-memory", "100MB", "--name", "r",
@@ -26,10 +28,10 @@ func TestMemoryBudgetRefusesBigConfigs(t *testing.T) {
 			[]string{"runners = 1024", "over its limit"}},
 		{[]string{"dev", "--max-memory", "lots"}, []string{"--max-memory \"lots\""}},
 		// Settings outside their range (before: out of memory, or taken).
-		{[]string{"dev", "--config", writeFile(t, dir, "cap.yaml", "replay_capacity: 1000000000000\n")}, []string{"replay_capacity = 1000000000000", "allowed 1..1000000000"}},
-		{[]string{"dev", "--config", writeFile(t, dir, "hidden.yaml", "hidden: [100000, 100000]\n")}, []string{"hidden = [100000 100000]"}},
-		{[]string{"dev", "--config", writeFile(t, dir, "runners.yaml", "runners: 100000\n")}, []string{"runners = 100000", "allowed 1..1024"}},
-		{[]string{"dev", "--config", writeFile(t, dir, "nstep.yaml", "n_step: 100000\n")}, []string{"n_step = 100000", "allowed 1..1000"}},
+		{[]string{"dev", "--config", testutil.WriteFile(t, dir, "cap.yaml", "replay_capacity: 1000000000000\n")}, []string{"replay_capacity = 1000000000000", "allowed 1..1000000000"}},
+		{[]string{"dev", "--config", testutil.WriteFile(t, dir, "hidden.yaml", "hidden: [100000, 100000]\n")}, []string{"hidden = [100000 100000]"}},
+		{[]string{"dev", "--config", testutil.WriteFile(t, dir, "runners.yaml", "runners: 100000\n")}, []string{"runners = 100000", "allowed 1..1024"}},
+		{[]string{"dev", "--config", testutil.WriteFile(t, dir, "nstep.yaml", "n_step: 100000\n")}, []string{"n_step = 100000", "allowed 1..1000"}},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, c.args...)

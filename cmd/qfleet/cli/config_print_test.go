@@ -37,7 +37,7 @@ func effectiveOf(t *testing.T, args ...string) qfleet.Config {
 // effective config, every field equal.
 func TestConfigPrintRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	custom := writeFile(t, dir, "custom.yaml", "env: Acrobot-v1\nseed: 7\nhidden: [32, 16, 8]\nlearning_rate: 0.00123\n"+
+	custom := testutil.WriteFile(t, dir, "custom.yaml", "env: Acrobot-v1\nseed: 7\nhidden: [32, 16, 8]\nlearning_rate: 0.00123\n"+
 		"target_return: -90.5\nprogress: 0\ncredit_timeout: 1500ms\nprioritized: true\nepsilon_ladder: 7\nsummary: s.json\n"+
 		"replay_snapshot_every: 5s\njoin: 10.1.2.3:7946\nroles: runner\ntrial_slots: 3\n")
 	var cases [][]string
@@ -51,7 +51,7 @@ func TestConfigPrintRoundTrip(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
-			printed := writeFile(t, t.TempDir(), "printed.yaml", stdout)
+			printed := testutil.WriteFile(t, t.TempDir(), "printed.yaml", stdout)
 			want := effectiveOf(t, args...)
 			got := effectiveOf(t, "--config", printed)
 			if !reflect.DeepEqual(got, want) {
@@ -116,7 +116,7 @@ func TestConfigPrintInvalid(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(strings.TrimSpace(c.yaml), func(t *testing.T) {
-			path := writeFile(t, dir, fmt.Sprintf("bad-%d.yaml", i), c.yaml)
+			path := testutil.WriteFile(t, dir, fmt.Sprintf("bad-%d.yaml", i), c.yaml)
 			code, stdout, stderr := runQfleet(t, "config", "print", "--config", path)
 			if code != 2 {
 				t.Errorf("exit %d, want 2", code)
@@ -163,7 +163,7 @@ func TestConfigCoversEveryFlag(t *testing.T) {
 	})
 
 	dir := t.TempDir()
-	path := writeFile(t, dir, "node.yaml", "run_dir: "+dir+"/from-file\ncheckpoint_every: 3s\njoin: 10.0.0.1:7946\ntrial_slots: 2\ninsecure: true\nname: b1\n")
+	path := testutil.WriteFile(t, dir, "node.yaml", "run_dir: "+dir+"/from-file\ncheckpoint_every: 3s\njoin: 10.0.0.1:7946\ntrial_slots: 2\ninsecure: true\nname: b1\n")
 	fs = flag.NewFlagSet("", flag.ContinueOnError)
 	tf := addTrainFlags(fs)
 	nf := addNodeFlags(fs)
@@ -185,11 +185,11 @@ func TestConfigCoversEveryFlag(t *testing.T) {
 		t.Errorf("name %q: the command line's b2 should override the file's b1", *nf.cluster.name)
 	}
 	// A bad value names its key.
-	bad := writeFile(t, dir, "bad.yaml", "trial_slots: many\n")
+	bad := testutil.WriteFile(t, dir, "bad.yaml", "trial_slots: many\n")
 	if code, _, stderr := runQfleet(t, "node", "--config", bad); code != 2 || !strings.Contains(stderr, "trial_slots") {
 		t.Errorf("trial_slots: many: exit %d, %s", code, stderr)
 	}
-	bad = writeFile(t, dir, "bad2.yaml", "checkpoint_every: often\n")
+	bad = testutil.WriteFile(t, dir, "bad2.yaml", "checkpoint_every: often\n")
 	if code, _, stderr := runQfleet(t, "dev", "--config", bad); code != 2 || !strings.Contains(stderr, "checkpoint_every = \"often\"") {
 		t.Errorf("checkpoint_every: often: exit %d, %s", code, stderr)
 	}

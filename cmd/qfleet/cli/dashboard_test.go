@@ -27,7 +27,7 @@ func TestDashboardBrowser(t *testing.T) {
 	begin := time.Now()
 	chrome := chromiumBinary(t)
 	qf := qfleetBinary(t)
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	base := "http://" + addr
 	// CartPole's returns are at most 500: with target 501 the run never
 	// stops by itself; the test ends it (SIGINT) when it has seen enough.
@@ -146,8 +146,8 @@ func TestPprofFlag(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfgPath := writeFile(t, dir, "pprof.yaml", "pprof: true\nhttp: "+addr+"\n")
+	addr := testutil.FreeAddr(t)
+	cfgPath := testutil.WriteFile(t, dir, "pprof.yaml", "pprof: true\nhttp: "+addr+"\n")
 	code, stdout, stderr := runQfleet(t, "config", "print", "--config", cfgPath)
 	if code != 0 || !strings.Contains(stdout, "\npprof: true") {
 		t.Errorf("config print --config with pprof: true: exit %d, stdout lacks pprof: true\n%s%s", code, stdout, stderr)

@@ -16,6 +16,7 @@ import (
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/envs/render"
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/internal/testutil/testckpt"
 	"github.com/qfleet/qfleet/messages"
 )
@@ -174,7 +175,7 @@ func TestEvalCartPole(t *testing.T) {
 	}
 
 	// A config that gives another net is refused, naming both shapes.
-	small := writeFile(t, t.TempDir(), "small.yaml", "hidden: [32]\n")
+	small := testutil.WriteFile(t, t.TempDir(), "small.yaml", "hidden: [32]\n")
 	code, stdout, stderr = runQfleet(t, "eval", "--checkpoint", run, "--episodes", "1", "--config", small)
 	if code == 0 || stdout != "" {
 		t.Errorf("a net of another shape: exit %d, stdout %q; want non-zero, nothing played", code, stdout)
@@ -224,7 +225,7 @@ func TestEvalMinAtar(t *testing.T) {
 
 	// The same checkpoint read as a plain MLP (no conv torso) has other
 	// parameters: refused.
-	mlp := writeFile(t, dir, "mlp.yaml", "conv_filters: 0\n")
+	mlp := testutil.WriteFile(t, dir, "mlp.yaml", "conv_filters: 0\n")
 	code, _, stderr = runQfleet(t, "eval", "--checkpoint", dir, "--config", mlp)
 	if code == 0 {
 		t.Errorf("conv checkpoint read as an MLP: exit 0")
@@ -244,7 +245,7 @@ func TestEvalBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	corrupt := filepath.Join(dir, "corrupt")
-	writeFile(t, mkdir(t, corrupt), actors.CheckpointFile, "QFC1 not a checkpoint")
+	testutil.WriteFile(t, mkdir(t, corrupt), actors.CheckpointFile, "QFC1 not a checkpoint")
 	ok := filepath.Join(dir, "ok")
 	testckpt.WriteRandom(t, ok, "CartPole-v1", actors.DefaultConfigFor("CartPole-v1"))
 

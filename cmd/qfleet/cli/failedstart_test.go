@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // A start that fails leaves nothing that blocks the next one: the run
@@ -15,7 +17,7 @@ import (
 // file.
 func TestFailedStartLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
-	junk := writeFile(t, dir, "junk.pem", "not a certificate\n")
+	junk := testutil.WriteFile(t, dir, "junk.pem", "not a certificate\n")
 	cases := []struct {
 		name  string
 		busy  string // "gossip", "remote" or "http": that port is taken
@@ -30,7 +32,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			addrs := map[string]string{"gossip": freeAddr(t), "remote": freeAddr(t), "http": freeAddr(t)}
+			addrs := map[string]string{"gossip": testutil.FreeAddr(t), "remote": testutil.FreeAddr(t), "http": testutil.FreeAddr(t)}
 			runDir := filepath.Join(dir, "run-"+string(rune('a'+i)))
 			summary := filepath.Join(dir, "summary-"+string(rune('a'+i))+".json")
 			args := []string{"node", "--name", "n", "--roles", "runner,replay,learner,broadcaster", "--profile", "local",

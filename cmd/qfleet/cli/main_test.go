@@ -36,35 +36,6 @@ func runQfleet(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// eventually polls cond every interval until it returns nil or timeout
-// passes; then it fails the test with cond's last error (pollWhile without
-// a process to watch).
-func eventually(t *testing.T, timeout, interval time.Duration, cond func() error) {
-	t.Helper()
-	pollWhile(t, nil, timeout, interval, "condition", cond)
-}
-
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestDevSmoke(t *testing.T) {
 	dir := t.TempDir()
 	sumPath := filepath.Join(dir, "summary.json")
@@ -169,9 +140,9 @@ func oneLine(t *testing.T, stderr string, want ...string) {
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "no-such-config.yaml")
-	unknownKey := writeFile(t, dir, "unknown-key.yaml", "seed: 2\nbatch_sise: 32\n")
-	badValue := writeFile(t, dir, "bad-value.yaml", "batch_size: 0\n")
-	badType := writeFile(t, dir, "bad-type.yaml", "seed: 2\nbatch_size: abc\n")
+	unknownKey := testutil.WriteFile(t, dir, "unknown-key.yaml", "seed: 2\nbatch_sise: 32\n")
+	badValue := testutil.WriteFile(t, dir, "bad-value.yaml", "batch_size: 0\n")
+	badType := testutil.WriteFile(t, dir, "bad-type.yaml", "seed: 2\nbatch_size: abc\n")
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +251,7 @@ func httpGet(url string) (string, error) {
 }
 
 func TestDevHTTP(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	base := "http://" + addr
 	type result struct {
 		code           int
@@ -304,7 +275,7 @@ func TestDevHTTP(t *testing.T) {
 	}
 
 	var metrics string
-	eventually(t, 20*time.Second, 25*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
 		if r := finished(); r != nil {
 			t.Fatalf("run ended (exit %d) before /metrics was complete:\n%s", r.code, r.stderr)
 		}

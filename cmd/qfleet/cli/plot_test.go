@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/internal/testutil"
 	"gonum.org/v1/plot/plotutil"
 )
 
@@ -22,14 +23,14 @@ func fakeRun(t *testing.T, root, name, env string, seed int, top float64) string
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dir, qfleet.RunConfigFile, fmt.Sprintf("env: %s\nseed: %d\nprogress: 2s\n", env, seed))
+	testutil.WriteFile(t, dir, qfleet.RunConfigFile, fmt.Sprintf("env: %s\nseed: %d\nprogress: 2s\n", env, seed))
 	var b strings.Builder
 	for i := 0; i <= 20; i++ {
 		step := 500 * i
 		fmt.Fprintf(&b, `{"step":%d,"wall":%g,"name":"mean100","value":%g}`+"\n", step, float64(i)/2, 10+(top-10)*float64(i)/20)
 		fmt.Fprintf(&b, `{"step":%d,"wall":%g,"name":"learner_loss","value":%g}`+"\n", step, float64(i)/2, 1/float64(i+1))
 	}
-	writeFile(t, dir, qfleet.RunScalarsFile, b.String())
+	testutil.WriteFile(t, dir, qfleet.RunScalarsFile, b.String())
 	return dir
 }
 
@@ -75,7 +76,7 @@ func TestPlot(t *testing.T) {
 	if err := os.Mkdir(early, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, early, qfleet.RunScalarsFile, `{"step":100,"wall":1,"name":"env_steps_per_s","value":100}`+"\n")
+	testutil.WriteFile(t, early, qfleet.RunScalarsFile, `{"step":100,"wall":1,"name":"env_steps_per_s","value":100}`+"\n")
 	out := filepath.Join(root, "curves.png")
 	code, _, stderr := runQfleet(t, "plot", a, b, c, early, "-o", out, "--width", "640", "--height", "400")
 	if code != 0 {
@@ -112,7 +113,7 @@ func TestPlotErrors(t *testing.T) {
 	if err := os.Mkdir(bad, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, bad, qfleet.RunScalarsFile, `{"step":1,"wall":1,"name":"mean100","value":1}`+"\n{oops\n")
+	testutil.WriteFile(t, bad, qfleet.RunScalarsFile, `{"step":1,"wall":1,"name":"mean100","value":1}`+"\n{oops\n")
 	out := filepath.Join(root, "out.png")
 	cases := []struct {
 		name string

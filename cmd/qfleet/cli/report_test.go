@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 func summaryJSON(seed int, solved bool, atSteps int, atSecs float64, steps int, wall, mean float64) string {
@@ -18,10 +20,10 @@ func TestReport(t *testing.T) {
 	dir := t.TempDir()
 	// Given out of seed order: the table is sorted by seed.
 	files := []string{
-		writeFile(t, dir, "seed-3.json", summaryJSON(3, false, 0, 0, 500000, 400.25, 212.5)),
-		writeFile(t, dir, "seed-1.json", summaryJSON(1, true, 40000, 30.5, 41000, 31.0, 475.3)),
-		writeFile(t, dir, "seed-2.json", summaryJSON(2, true, 60000, 50.5, 61000, 51.0, 480)),
-		writeFile(t, dir, "seed-4.json", summaryJSON(4, true, 20000, 10.5, 21000, 11.0, 490)),
+		testutil.WriteFile(t, dir, "seed-3.json", summaryJSON(3, false, 0, 0, 500000, 400.25, 212.5)),
+		testutil.WriteFile(t, dir, "seed-1.json", summaryJSON(1, true, 40000, 30.5, 41000, 31.0, 475.3)),
+		testutil.WriteFile(t, dir, "seed-2.json", summaryJSON(2, true, 60000, 50.5, 61000, 51.0, 480)),
+		testutil.WriteFile(t, dir, "seed-4.json", summaryJSON(4, true, 20000, 10.5, 21000, 11.0, 490)),
 	}
 	code, stdout, stderr := runQfleet(t, append([]string{"report"}, files...)...)
 	if code != 0 {
@@ -59,9 +61,9 @@ func TestReportMedians(t *testing.T) {
 	dir := t.TempDir()
 	// Two of three unsolved: the +inf median is +inf; none solved: n/a.
 	files := []string{
-		writeFile(t, dir, "a.json", summaryJSON(1, true, 12345, 9.25, 13000, 10, 476)),
-		writeFile(t, dir, "b.json", summaryJSON(2, false, 0, 0, 500000, 300, 100)),
-		writeFile(t, dir, "c.json", summaryJSON(3, false, 0, 0, 500000, 300, 100)),
+		testutil.WriteFile(t, dir, "a.json", summaryJSON(1, true, 12345, 9.25, 13000, 10, 476)),
+		testutil.WriteFile(t, dir, "b.json", summaryJSON(2, false, 0, 0, 500000, 300, 100)),
+		testutil.WriteFile(t, dir, "c.json", summaryJSON(3, false, 0, 0, 500000, 300, 100)),
 	}
 	_, stdout, _ := runQfleet(t, append([]string{"report"}, files...)...)
 	want := "seeds solved 1/3; median over the solved runs: solved_at_env_steps 12345, solved_at_seconds 9.2; " +
@@ -79,16 +81,16 @@ func TestReportMedians(t *testing.T) {
 
 func TestReportErrors(t *testing.T) {
 	dir := t.TempDir()
-	good := writeFile(t, dir, "good.json", summaryJSON(1, true, 100, 1, 200, 2, 480))
+	good := testutil.WriteFile(t, dir, "good.json", summaryJSON(1, true, 100, 1, 200, 2, 480))
 	cases := []struct {
 		name, file string
 		want       []string
 	}{
 		{"missing file", filepath.Join(dir, "nope.json"), nil},
-		{"invalid JSON", writeFile(t, dir, "bad.json", `{"seed": 1,`), []string{"not a summary JSON"}},
-		{"not an object", writeFile(t, dir, "list.json", `[1, 2]`), nil},
-		{"placeholder of an unfinished run", writeFile(t, dir, "empty.json", "{}\n"), []string{"missing env,"}},
-		{"wrong type", writeFile(t, dir, "type.json", strings.Replace(summaryJSON(1, false, 0, 0, 1, 1, 1), `"seed": 1`, `"seed": "one"`, 1)), nil},
+		{"invalid JSON", testutil.WriteFile(t, dir, "bad.json", `{"seed": 1,`), []string{"not a summary JSON"}},
+		{"not an object", testutil.WriteFile(t, dir, "list.json", `[1, 2]`), nil},
+		{"placeholder of an unfinished run", testutil.WriteFile(t, dir, "empty.json", "{}\n"), []string{"missing env,"}},
+		{"wrong type", testutil.WriteFile(t, dir, "type.json", strings.Replace(summaryJSON(1, false, 0, 0, 1, 1, 1), `"seed": 1`, `"seed": "one"`, 1)), nil},
 		{"a directory", dir, nil},
 	}
 	for _, c := range cases {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/testutil"
 	"github.com/qfleet/qfleet/internal/testutil/testckpt"
 	"github.com/qfleet/qfleet/messages"
 )
@@ -94,7 +95,7 @@ func TestResumeMisfitRefusedAtStart(t *testing.T) {
 // cause is gone, the same command runs.
 func TestUnwritableDirsRefusedAtStart(t *testing.T) {
 	dir := t.TempDir()
-	blocker := writeFile(t, dir, "blocker", "a regular file where a directory should be\n")
+	blocker := testutil.WriteFile(t, dir, "blocker", "a regular file where a directory should be\n")
 	quick := []string{"--max-steps", "300", "--progress", "0", "--live", "never"}
 	cases := []struct {
 		name string
@@ -106,7 +107,7 @@ func TestUnwritableDirsRefusedAtStart(t *testing.T) {
 		{"checkpoint dir under a file", []string{"--run-dir", "r1", "--checkpoint-dir", "blocker/ckpt"}, []string{"--checkpoint-dir blocker/ckpt", "blocker is not a directory"}},
 		{"run dir's checkpoints is a file", []string{"--run-dir", "r2", "--checkpoint-every", "1s"}, []string{"checkpoint directory r2/checkpoints", "r2/checkpoints is not a directory"}},
 	}
-	writeFile(t, mkdir(t, filepath.Join(dir, "r2")), qfleet.RunCheckpointsDir, "not a directory\n")
+	testutil.WriteFile(t, mkdir(t, filepath.Join(dir, "r2")), qfleet.RunCheckpointsDir, "not a directory\n")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, took := runBinary(t, dir, append(append([]string{"dev"}, c.args...), quick...)...)

@@ -26,6 +26,7 @@ import (
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/cluster/netlab"
 	"github.com/qfleet/qfleet/cluster/sweep"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // sweepLab is a lab with trial nodes and a coordinator host S.
@@ -186,7 +187,7 @@ func TestSweepNodeKilled(t *testing.T) {
 		}
 		return fmt.Errorf("no requeue of %s yet", victim)
 	})
-	eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		pids, err := exec.Command("ip", "netns", "pids", l.lab.Host("B").Namespace()).Output()
 		if err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/cluster/sweep"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // A base file printed by 'qfleet config print' (every key, the node's
@@ -27,7 +28,7 @@ func TestSweepBasePrinted(t *testing.T) {
 		t.Fatalf("config print: exit %d: %s", code, stderr)
 	}
 	dir := t.TempDir()
-	writeFile(t, dir, "base.yaml", printed)
+	testutil.WriteFile(t, dir, "base.yaml", printed)
 	s, err := sweep.ParseSpec([]byte("method: grid\nbase: base.yaml\nparams:\n  gamma: [0.95]\n"), "spec.yaml", dir, "spec")
 	if err != nil {
 		t.Fatal(err)
