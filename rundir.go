@@ -7,7 +7,6 @@ package qfleet
 // directory alone.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/qfleet/qfleet/actors"
 	"github.com/qfleet/qfleet/internal/freshdir"
+	"github.com/qfleet/qfleet/internal/jsonl"
 )
 
 // Files of a run directory.
@@ -297,35 +297,13 @@ func (w *scalarWriter) close() error {
 	return err
 }
 
-// readScalars reads a scalars.jsonl. A last line without its newline is a
+// ReadScalars reads a scalars.jsonl. A last line without its newline is a
 // write cut short (the run was killed): it is left out, not an error.
 func ReadScalars(path string) ([]Scalar, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err // *fs.PathError names the file
-	}
-	defer f.Close()
-	var out []Scalar
-	r := bufio.NewReader(f)
-	for line := 1; ; line++ {
-		text, err := r.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return out, nil // a partial last line, or none
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		text = bytes.TrimSpace(text)
-		if len(text) == 0 {
-			continue
-		}
-		var s Scalar
-		if err := json.Unmarshal(text, &s); err != nil {
-			return nil, fmt.Errorf("%s:%d: not a scalar record: %v", path, line, err)
-		}
+	return jsonl.Read(path, "scalar record", func(s *Scalar) error {
 		if s.Name == "" {
-			return nil, fmt.Errorf("%s:%d: record without a name", path, line)
+			return errors.New("record without a name")
 		}
-		out = append(out, s)
-	}
+		return nil
+	})
 }

@@ -6,12 +6,10 @@ package sweep
 // the end, best first.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -23,6 +21,7 @@ import (
 	"time"
 
 	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/internal/jsonl"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -65,36 +64,16 @@ type Row struct {
 // ReadResults reads results.jsonl; a missing file is no rows. A last
 // line cut short (the sweep was killed mid-write) is left out.
 func ReadResults(path string) ([]Row, error) {
-	f, err := os.Open(path)
+	rows, err := jsonl.Read(path, "result row", func(r *Row) error {
+		if r.Key == "" {
+			return errors.New("result row without a key")
+		}
+		return nil
+	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var rows []Row
-	r := bufio.NewReader(f)
-	for line := 1; ; line++ {
-		text, err := r.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if text = bytes.TrimSpace(text); len(text) == 0 {
-			continue
-		}
-		var row Row
-		if err := json.Unmarshal(text, &row); err != nil {
-			return nil, fmt.Errorf("%s:%d: not a result row: %v", path, line, err)
-		}
-		if row.Key == "" {
-			return nil, fmt.Errorf("%s:%d: result row without a key", path, line)
-		}
-		rows = append(rows, row)
-	}
+	return rows, err
 }
 
 // appendResult appends one row as one write: a crash leaves whole lines.
