@@ -56,10 +56,11 @@ type Node struct {
 	runners int // runner actors on this node (named runnerRole(i) under the supervisor)
 }
 
-// replayOptions picks the replay's storage for an env: MinAtar's
-// observations are 0/1 grids, stored as bits and each frame once.
+// replayOptions picks the replay's storage from the env's observation
+// dtype: 0/1 observations (MinAtar's grids) are stored as bits and each
+// frame once.
 func replayOptions(env envs.Env) []replayOption {
-	if strings.HasPrefix(env.Spec().ID, "MinAtar/") {
+	if env.Spec().ObsDType == envs.Binary {
 		return []replayOption{withBinaryObservations()}
 	}
 	return nil

@@ -8,13 +8,72 @@
 // Python baselines.
 package envs
 
+import (
+	"fmt"
+	"math"
+	"strconv"
+)
+
 // Spec describes an environment to the agents that act in it.
 type Spec struct {
-	ID              string  // Gymnasium-style id, e.g. "CartPole-v1"
-	ObsShape        []int   // shape of one observation; Step/Reset return it flattened, row-major
-	NumActions      int     // discrete actions are 0 .. NumActions-1
-	MaxEpisodeSteps int     // TimeLimit: the step that reaches it reports truncated
-	RewardThreshold float64 // mean return at which the task counts as solved
+	ID              string   // Gymnasium-style id, e.g. "CartPole-v1"
+	ObsShape        []int    // shape of one observation; Step/Reset return it flattened, row-major
+	ObsDType        ObsDType // what the observation's values are (Float32 unless set): the replay stores them by it
+	NumActions      int      // discrete actions are 0 .. NumActions-1
+	MaxEpisodeSteps int      // TimeLimit: the step that reaches it reports truncated
+	RewardThreshold float64  // mean return at which the task counts as solved
+}
+
+// ObsDType is the kind of value an observation holds. Observations are
+// always handed over as float32; the dtype promises which values occur, so
+// that the replay and the wire can store and send them compactly.
+type ObsDType uint8
+
+const (
+	Float32 ObsDType = iota // any float32 (the zero value: every env that says nothing)
+	Uint8                   // whole numbers 0..255 (pixels): one byte a value in the replay
+	Binary                  // 0 or 1 (MinAtar's grids): one bit a value in the replay
+)
+
+var dtypeNames = [...]string{Float32: "float32", Uint8: "uint8", Binary: "binary"}
+
+// String is the dtype's name in configs and in the env protocol.
+func (d ObsDType) String() string {
+	if int(d) < len(dtypeNames) {
+		return dtypeNames[d]
+	}
+	return "ObsDType(" + strconv.Itoa(int(d)) + ")"
+}
+
+// ParseObsDType is the dtype of a name String gives.
+func ParseObsDType(name string) (ObsDType, error) {
+	for d, n := range dtypeNames {
+		if n == name {
+			return ObsDType(d), nil
+		}
+	}
+	return 0, fmt.Errorf("observation dtype %q: want float32, uint8 or binary", name)
+}
+
+// Holds says whether every value of obs is one the dtype promises.
+func (d ObsDType) Holds(obs []float32) bool {
+	for _, v := range obs {
+		switch d {
+		case Uint8:
+			if !(v >= 0 && v <= 255) || v != float32(int(v)) {
+				return false
+			}
+		case Binary:
+			if v != 0 && v != 1 {
+				return false
+			}
+		default:
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ObsSize is the length of a flattened observation: the product of ObsShape

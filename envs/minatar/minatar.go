@@ -189,6 +189,7 @@ func newEnv(id string, info *gameInfo, minimal bool, opts ...Option) *Env {
 	e.spec = envs.Spec{
 		ID:              id,
 		ObsShape:        []int{gridSize, gridSize, c},
+		ObsDType:        envs.Binary, // 0/1 grids
 		NumActions:      len(e.actionSet),
 		MaxEpisodeSteps: 0, // no time limit in the reference
 		RewardThreshold: rewardThresholds[info.name],
