@@ -94,24 +94,28 @@ func (w slogWriter) Write(p []byte) (int, error) {
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // NewActorSystem returns an actor system that logs through l, with
-// protoactor's lines about connections this node closed itself lowered from
-// ERROR to DEBUG: protoactor logs "EndpointWriter lost connection" at ERROR
-// for every stream it cancels, so every normal shutdown (and every peer a
-// node stops talking to) printed errors that were none.
+// protoactor's lines about connections that ended normally lowered from
+// ERROR: protoactor logs "EndpointWriter lost connection" at ERROR for
+// every stream it cancels (lowered to DEBUG), and for every stream whose
+// peer stopped gracefully (lowered to INFO: a runner node ending after its
+// learner left, say), so every normal shutdown printed errors that were
+// none.
 func NewActorSystem(l *slog.Logger) *actor.ActorSystem {
 	quiet := slog.New(quietHandler{l.Handler()})
 	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 }
 
-// quietHandler lowers the records selfInflicted recognises to DEBUG.
+// quietHandler lowers the records normalEnd recognises.
 type quietHandler struct{ slog.Handler }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError && selfInflicted(r) {
-		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
-			return nil
+	if r.Level >= slog.LevelError {
+		if level, ok := normalEnd(r); ok {
+			if !h.Handler.Enabled(ctx, level) {
+				return nil
+			}
+			r.Level = level
 		}
-		r.Level = slog.LevelDebug
 	}
 	return h.Handler.Handle(ctx, r)
 }
@@ -124,19 +128,28 @@ func (h quietHandler) WithGroup(name string) slog.Handler {
 	return quietHandler{h.Handler.WithGroup(name)}
 }
 
-// selfInflicted: a stream of ours that our side cancelled (gRPC code
-// Canceled: "the client connection is closing").
-func selfInflicted(r slog.Record) bool {
+// normalEnd recognises a lost connection that is no failure, and gives the
+// level it deserves: a stream of ours that our side cancelled (gRPC code
+// Canceled: "the client connection is closing") is DEBUG; a stream whose
+// peer said goodbye first (an HTTP/2 GOAWAY with NO_ERROR, gRPC's
+// "graceful_stop": the peer's remote shut down in order) is INFO.
+func normalEnd(r slog.Record) (slog.Level, bool) {
 	if r.Message != "EndpointWriter lost connection" {
-		return false
+		return 0, false
 	}
-	canceled := false
+	var level slog.Level
+	found := false
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "error" && strings.Contains(a.Value.String(), "code = Canceled") {
-			canceled = true
-			return false
+		if a.Key != "error" {
+			return true
 		}
-		return true
+		switch msg := a.Value.String(); {
+		case strings.Contains(msg, "code = Canceled"):
+			level, found = slog.LevelDebug, true
+		case strings.Contains(msg, "received prior goaway: code: NO_ERROR"):
+			level, found = slog.LevelInfo, true
+		}
+		return false
 	})
-	return canceled
+	return level, found
 }
