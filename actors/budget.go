@@ -99,7 +99,7 @@ func EstimateMemory(env envs.Env, cfg Config, roles []string, snapshots bool) Me
 	return e
 }
 
-// replayItems are the replay's table (NewTable or NewBinaryTable, with the
+// replayItems are the replay's table (NewTable or NewFrameTable, with the
 // sum tree when prioritized) and, for packed frames, the recent-frame index.
 func replayItems(env envs.Env, cfg Config, snapshots bool) []MemoryItem {
 	obs, capacity := uint64(env.Spec().ObsSize()), uint64(cfg.ReplayCapacity)
@@ -107,7 +107,7 @@ func replayItems(env envs.Env, cfg Config, snapshots bool) []MemoryItem {
 	items := []MemoryItem{{What: "replay: sampling scratch and small state", Units: 1, PerUnit: 64 << 10}}
 	if len(replayOptions(env)) > 0 {
 		// Packed frames: two per row in the ring, plus two frame ids.
-		packed := (obs + 7) / 8
+		packed := uint64(frameBytes(env.Spec().ObsDType, int(obs)))
 		row = 2*packed + 36
 		items = append(items, MemoryItem{What: "replay: recent frames kept for deduplication", Units: recentFrames, PerUnit: 2*packed + 96})
 	}

@@ -51,7 +51,7 @@ func TestMemoryEstimateMatchesReplayTable(t *testing.T) {
 		got := heapOf(func() any {
 			var tb *Table
 			if len(replayOptions(env)) > 0 {
-				tb = NewBinaryTable(obs, cfg.ReplayCapacity)
+				tb = NewFrameTable(envs.Binary, obs, cfg.ReplayCapacity)
 			} else {
 				tb = NewTable(obs, cfg.ReplayCapacity)
 			}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/cluster/hostile"
+	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -193,7 +194,7 @@ func fuzzTable(obsSize, capacity, kind int) *Table {
 		t = NewTable(obsSize, capacity)
 		t.Prioritize(0.6)
 	case fuzzTableBinary:
-		t = NewBinaryTable(obsSize, capacity)
+		t = NewFrameTable(envs.Binary, obsSize, capacity)
 	default:
 		t = NewTable(obsSize, capacity)
 	}
@@ -311,7 +312,7 @@ func TestFuzzReadSnapshotCorpus(t *testing.T) {
 	prio := NewTable(4, 8)
 	prio.Prioritize(0.6)
 	prio.Insert(batchOf(0, 11, 4)) // wrapped
-	bin := NewBinaryTable(9, 6)
+	bin := NewFrameTable(envs.Binary, 9, 6)
 	bb := batchOf(0, 4, 9)
 	for i := range bb.Observations {
 		bb.Observations[i], bb.NextObservations[i] = float32(i%3%2), float32(i%5%2)

@@ -1,9 +1,15 @@
 package actors
 
-import "fmt"
+import (
+	"fmt"
 
-// frameStore keeps binary observations (MinAtar's 0/1 grids) for the replay
-// table, packed 8 cells to a byte, and each distinct recent observation once:
+	"github.com/qfleet/qfleet/envs"
+)
+
+// frameStore keeps the observations of an env whose spec promises binary
+// values (MinAtar's 0/1 grids: packed 8 cells to a byte) or uint8 values
+// (pixels: a byte a cell) for the replay table, and each distinct recent
+// observation once:
 // transition t's next observation s_{t+n} is transition t+n's observation,
 // so storing both per row would keep every frame twice. Rows hold frame ids
 // instead. A MinAtar Breakout frame (400 cells) takes 50 bytes instead of
@@ -15,6 +21,7 @@ import "fmt"
 // in the table (at most capacity transitions old) is never overwritten; a
 // deduplicated frame is at most recentFrames frames older than that.
 type frameStore struct {
+	dtype           envs.ObsDType // Binary or Uint8
 	cells, bytesPer int
 	data            []byte // ring of frames, bytesPer each
 	slots           uint64
@@ -32,21 +39,32 @@ type frameStore struct {
 // deduplication: enough for several runners' interleaved batches.
 const recentFrames = 4096
 
-func newFrameStore(cells, capacity int) *frameStore {
-	bytesPer := (cells + 7) / 8
+func newFrameStore(dtype envs.ObsDType, cells, capacity int) *frameStore {
+	bytesPer := frameBytes(dtype, cells)
 	slots := uint64(2*capacity + recentFrames)
 	return &frameStore{
-		cells: cells, bytesPer: bytesPer, data: make([]byte, int(slots)*bytesPer), slots: slots,
+		dtype: dtype, cells: cells, bytesPer: bytesPer, data: make([]byte, int(slots)*bytesPer), slots: slots,
 		recent: make(map[string]uint64, recentFrames), order: make([]string, recentFrames), packed: make([]byte, bytesPer),
 	}
 }
 
-// checkBinary reports an observation that is not all 0s and 1s: packing it
-// would silently change it.
-func checkBinary(obs []float32) error {
+// frameBytes is the size of one stored frame of cells values of dtype.
+func frameBytes(dtype envs.ObsDType, cells int) int {
+	if dtype == envs.Binary {
+		return (cells + 7) / 8
+	}
+	return cells
+}
+
+// check reports an observation with a value its dtype does not promise:
+// storing it would silently change it.
+func (f *frameStore) check(obs []float32) error {
+	if f.dtype.Holds(obs) {
+		return nil
+	}
 	for i, x := range obs {
-		if x != 0 && x != 1 {
-			return fmt.Errorf("observation value %v at index %d: this table stores binary observations (0 or 1)", x, i)
+		if !f.dtype.Holds(obs[i : i+1]) {
+			return fmt.Errorf("observation value %v at index %d: this table stores %s observations", x, i, f.dtype)
 		}
 	}
 	return nil
@@ -62,10 +80,21 @@ func pack(dst []byte, obs []float32) {
 	}
 }
 
+// packFrame writes obs into dst in the store's form.
+func (f *frameStore) packFrame(dst []byte, obs []float32) {
+	if f.dtype == envs.Binary {
+		pack(dst, obs)
+		return
+	}
+	for i, x := range obs {
+		dst[i] = byte(x)
+	}
+}
+
 // intern stores obs (unless an identical recent frame exists) and returns
 // its frame id.
 func (f *frameStore) intern(obs []float32) uint64 {
-	pack(f.packed, obs)
+	f.packFrame(f.packed, obs)
 	if id, ok := f.recent[string(f.packed)]; ok {
 		return id
 	}
@@ -93,8 +122,19 @@ func (f *frameStore) frame(id uint64) []byte {
 	return f.data[o : o+f.bytesPer]
 }
 
-// unpack writes frame id as 0/1 floats into dst (cells long).
-func (f *frameStore) unpack(dst []float32, id uint64) { unpackBits(dst, f.frame(id)) }
+// unpack writes frame id as floats into dst (cells long).
+func (f *frameStore) unpack(dst []float32, id uint64) { unpackFrame(f.dtype, dst, f.frame(id)) }
+
+// unpackFrame is packFrame's inverse for a frame of dtype.
+func unpackFrame(dtype envs.ObsDType, dst []float32, src []byte) {
+	if dtype == envs.Binary {
+		unpackBits(dst, src)
+		return
+	}
+	for i := range dst {
+		dst[i] = float32(src[i])
+	}
+}
 
 // unpackBits is pack's inverse: bit i of src (bit i&7 of byte i/8) as a
 // 0/1 float into dst[i], for len(dst) values.

@@ -57,11 +57,11 @@ type Node struct {
 }
 
 // replayOptions picks the replay's storage from the env's observation
-// dtype: 0/1 observations (MinAtar's grids) are stored as bits and each
-// frame once.
+// dtype: 0/1 observations (MinAtar's grids) are stored as bits, uint8 ones
+// (pixels) as bytes, each frame once.
 func replayOptions(env envs.Env) []replayOption {
-	if env.Spec().ObsDType == envs.Binary {
-		return []replayOption{withBinaryObservations()}
+	if d := env.Spec().ObsDType; d == envs.Binary || d == envs.Uint8 {
+		return []replayOption{withFrames(d)}
 	}
 	return nil
 }

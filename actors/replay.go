@@ -15,6 +15,7 @@ import (
 
 	"github.com/qfleet/qfleet/actors/lograte"
 	"github.com/qfleet/qfleet/actors/sumtree"
+	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
 	"github.com/qfleet/qfleet/messages/wire"
 )
@@ -30,7 +31,7 @@ type replay struct {
 	metrics    *Metrics
 	log        *slog.Logger
 	snap       SnapshotSpec
-	binaryObs  bool
+	frames     envs.ObsDType // Float32: float rows; Binary, Uint8: frames
 
 	table    *Table
 	limiter  *RateLimiter
@@ -106,9 +107,9 @@ func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log
 
 type replayOption func(*replay)
 
-// withBinaryObservations makes the replay store observations packed and
-// deduplicated (MinAtar's 0/1 grids); see frameStore.
-func withBinaryObservations() replayOption { return func(r *replay) { r.binaryObs = true } }
+// withFrames makes the replay store observations of dtype (binary or
+// uint8) as packed, deduplicated frames; see frameStore.
+func withFrames(dtype envs.ObsDType) replayOption { return func(r *replay) { r.frames = dtype } }
 
 func (r *replay) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
@@ -116,8 +117,8 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.log.Warn("replay restarting")
 		r.metrics.countRestart("replay", ctx.Self().GetId())
 	case *actor.Started:
-		if r.binaryObs {
-			r.table = NewBinaryTable(r.obsSize, r.cfg.ReplayCapacity)
+		if r.frames != envs.Float32 {
+			r.table = NewFrameTable(r.frames, r.obsSize, r.cfg.ReplayCapacity)
 		} else {
 			r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
 		}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/actors/sumtree"
+	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -41,6 +42,7 @@ type tableCapture struct {
 	priorities                  []float64 // nil for a uniform table
 	packedObs, packedNext       []byte    // a packed table's frames per row, instead of obs/nextObs
 	packedBytes                 int
+	packedDType                 envs.ObsDType
 	limiterInserted, limiterSmp uint64
 	streams                     map[streamKey]uint64
 	lost, rejected              uint64
@@ -52,7 +54,7 @@ func (t *Table) capture() *tableCapture {
 	c := &tableCapture{obsSize: t.obsSize, inserted: t.inserted}
 	d, n := t.obsSize, t.size
 	if t.frames != nil {
-		c.packedBytes = t.frames.bytesPer
+		c.packedBytes, c.packedDType = t.frames.bytesPer, t.frames.dtype
 		c.packedObs, c.packedNext = make([]byte, 0, n*c.packedBytes), make([]byte, 0, n*c.packedBytes)
 	} else {
 		c.obs, c.nextObs = make([]float32, 0, n*d), make([]float32, 0, n*d)
@@ -93,7 +95,8 @@ func (c *tableCapture) encode(env string) *messages.ReplaySnapshot {
 		Env: env, ObsSize: uint32(c.obsSize), Size: uint32(len(c.actions)), Inserted: c.inserted,
 		Observations: appendF32(nil, c.obs), NextObservations: appendF32(nil, c.nextObs),
 		PackedObservations: c.packedObs, PackedNextObservations: c.packedNext,
-		Rewards: appendF32(nil, c.rewards), Discounts: appendF32(nil, c.discounts),
+		PackedDtype: packedDTypeName(c),
+		Rewards:     appendF32(nil, c.rewards), Discounts: appendF32(nil, c.discounts),
 		LimiterInserted: c.limiterInserted, LimiterSampled: c.limiterSmp,
 		Lost: c.lost, Rejected: c.rejected, RngState: c.rng, UnixMillis: time.Now().UnixMilli(),
 	}
@@ -182,7 +185,7 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 		return err
 	}
 	n, d := int(s.GetSize()), int(s.GetObsSize())
-	bytesPer := (d + 7) / 8
+	dtype, bytesPer, _ := snapshotFrames(s) // checked by checkSnapshot
 	packed := len(s.GetPackedObservations()) > 0 || len(s.GetPackedNextObservations()) > 0
 	skip := max(0, n-t.capacity)
 	var obs, nextObs []float32
@@ -206,6 +209,19 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	if err := t.checkColumns(actions, obs, nextObs, rewards, discounts, nil); err != nil {
 		return fmt.Errorf("replay snapshot: %w", err)
 	}
+	if packed && t.frames != nil && !dtypeFits(dtype, t.frames.dtype) {
+		// Frames into a table of a narrower dtype (uint8 into binary):
+		// every row is checked before any is stored.
+		row := make([]float32, d)
+		for _, b := range [][]byte{s.GetPackedObservations(), s.GetPackedNextObservations()} {
+			for i := range n {
+				unpackFrame(dtype, row, b[i*bytesPer:(i+1)*bytesPer])
+				if err := t.frames.check(row); err != nil {
+					return fmt.Errorf("replay snapshot: row %d: %w", i, err)
+				}
+			}
+		}
+	}
 	first := s.GetInserted() - uint64(n)
 	for i := range n {
 		if k := binary.LittleEndian.Uint64(s.GetKeys()[8*i:]); k != first+uint64(i) {
@@ -223,8 +239,8 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	for i := skip; i < n; i++ {
 		r := i - skip
 		if packed {
-			unpackBits(rowObs, s.GetPackedObservations()[i*bytesPer:(i+1)*bytesPer])
-			unpackBits(rowNext, s.GetPackedNextObservations()[i*bytesPer:(i+1)*bytesPer])
+			unpackFrame(dtype, rowObs, s.GetPackedObservations()[i*bytesPer:(i+1)*bytesPer])
+			unpackFrame(dtype, rowNext, s.GetPackedNextObservations()[i*bytesPer:(i+1)*bytesPer])
 			t.setRow(r, rowObs, rowNext)
 		} else {
 			t.setRow(r, obs[i*d:(i+1)*d], nextObs[i*d:(i+1)*d])
@@ -248,13 +264,44 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	return nil
 }
 
+// dtypeFits says whether every value of dtype from is one of dtype to.
+func dtypeFits(from, to envs.ObsDType) bool {
+	return from == to || to == envs.Float32 || (from == envs.Binary && to == envs.Uint8)
+}
+
+// packedDTypeName is the snapshot's packed_dtype: empty for float rows.
+func packedDTypeName(c *tableCapture) string {
+	if c.packedObs == nil && c.packedNext == nil {
+		return ""
+	}
+	return c.packedDType.String()
+}
+
+// snapshotFrames is how a snapshot's packed observations are stored: their
+// dtype (binary when it says nothing, as snapshots did before uint8 frames)
+// and bytes per observation.
+func snapshotFrames(s *messages.ReplaySnapshot) (envs.ObsDType, int, error) {
+	dtype := envs.Binary
+	if name := s.GetPackedDtype(); name != "" {
+		d, err := envs.ParseObsDType(name)
+		if err != nil || d == envs.Float32 {
+			return 0, 0, fmt.Errorf("replay snapshot: packed observations of dtype %q: want binary or uint8", name)
+		}
+		dtype = d
+	}
+	return dtype, frameBytes(dtype, int(s.GetObsSize())), nil
+}
+
 // checkSnapshot checks that a snapshot's arrays have the lengths its size
 // and observation size say, and that its observations have obsSize values:
 // what a table needs to take its rows (the table's capacity is no limit, it
 // keeps the newest).
 func checkSnapshot(s *messages.ReplaySnapshot, obsSize int) error {
 	n, d := int(s.GetSize()), int(s.GetObsSize())
-	bytesPer := (d + 7) / 8
+	_, bytesPer, err := snapshotFrames(s)
+	if err != nil {
+		return err
+	}
 	packed := len(s.GetPackedObservations()) > 0 || len(s.GetPackedNextObservations()) > 0
 	switch {
 	case d != obsSize:

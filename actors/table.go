@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/qfleet/qfleet/actors/sumtree"
+	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -32,7 +33,8 @@ type Table struct {
 
 	obs     []float32 // capacity·obsSize; nil when frames hold the observations
 	nextObs []float32
-	// Binary observations (PackBinary): rows hold frame ids into frames.
+	// Binary or uint8 observations (packFrames): rows hold frame ids into
+	// frames.
 	frames              *frameStore
 	obsFrame, nextFrame []uint64
 	actions             []uint32
@@ -48,13 +50,14 @@ func NewTable(obsSize, capacity int) *Table {
 	return t
 }
 
-// NewBinaryTable allocates a table whose observations are binary and packed
-// (see PackBinary) without ever allocating float rows: NewTable then
-// PackBinary held both for a moment, 3.2 GB of floats for a MinAtar table
-// of a million transitions.
-func NewBinaryTable(obsSize, capacity int) *Table {
+// NewFrameTable allocates a table whose observations are binary or uint8
+// (the env's spec says so) and stored as frames, each once (see frameStore),
+// without ever allocating float rows: NewTable then converting held both
+// for a moment, 3.2 GB of floats for a MinAtar table of a million
+// transitions.
+func NewFrameTable(dtype envs.ObsDType, obsSize, capacity int) *Table {
 	t := newTableRows(obsSize, capacity)
-	t.PackBinary()
+	t.packFrames(dtype)
 	return t
 }
 
@@ -70,11 +73,11 @@ func newTableRows(obsSize, capacity int) *Table {
 	}
 }
 
-// PackBinary switches the (empty) table to packed, deduplicated storage of
-// binary observations (see frameStore); CheckBatch then refuses any
-// observation value other than 0 or 1.
-func (t *Table) PackBinary() {
-	t.frames = newFrameStore(t.obsSize, t.capacity)
+// packFrames switches the (empty) table to packed, deduplicated storage of
+// observations of dtype (see frameStore); CheckBatch then refuses any
+// observation value the dtype does not promise.
+func (t *Table) packFrames(dtype envs.ObsDType) {
+	t.frames = newFrameStore(dtype, t.obsSize, t.capacity)
 	t.obs, t.nextObs = nil, nil
 	t.obsFrame, t.nextFrame = make([]uint64, t.capacity), make([]uint64, t.capacity)
 }
@@ -180,7 +183,7 @@ func (t *Table) checkColumns(actions []uint32, obs, nextObs, rewards, discounts,
 	}
 	if t.frames != nil {
 		for _, o := range [][]float32{obs, nextObs} {
-			if err := checkBinary(o); err != nil {
+			if err := t.frames.check(o); err != nil {
 				return err
 			}
 		}

@@ -1,10 +1,13 @@
 package actors
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
+	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -171,11 +174,21 @@ func TestTablePrioritizedSampling(t *testing.T) {
 // binaryBatch makes n transitions of a binary "grid" whose bits encode the
 // index: next observation i is observation i+1, as with 1-step returns.
 func binaryBatch(start, n, cells int) *messages.ExperienceBatch {
+	return frameBatch(envs.Binary, start, n, cells)
+}
+
+// frameBatch is binaryBatch for either frame dtype: uint8 "pixels" take
+// every value 0..255 across a frame.
+func frameBatch(dtype envs.ObsDType, start, n, cells int) *messages.ExperienceBatch {
 	b := &messages.ExperienceBatch{Runner: "test", ObsSize: uint32(cells), Count: uint32(n)}
 	grid := func(i int) []float32 {
 		g := make([]float32, cells)
 		for j := range g {
-			g[j] = float32((i >> (j % 20)) & 1)
+			if dtype == envs.Uint8 {
+				g[j] = float32((i*7 + j) % 256)
+			} else {
+				g[j] = float32((i >> (j % 20)) & 1)
+			}
 		}
 		return g
 	}
@@ -189,50 +202,79 @@ func binaryBatch(start, n, cells int) *messages.ExperienceBatch {
 	return b
 }
 
-// A packed table stores binary observations as bits, each distinct recent
-// frame once, gives back exactly what was inserted, refuses non-binary
-// values, and survives a snapshot round trip.
-func TestTablePackedBinaryObservations(t *testing.T) {
+// A frame table stores binary observations as bits and uint8 ones as
+// bytes, each distinct recent frame once, gives back exactly what was
+// inserted, refuses values its dtype does not promise, and survives a
+// snapshot round trip.
+func TestTableFrames(t *testing.T) {
 	const cells, capacity = 400, 64
-	packed := NewTable(cells, capacity)
-	packed.PackBinary()
-	plain := NewTable(cells, capacity)
-	for start := 0; start < 200; start += 10 { // wraps the ring three times
-		b := binaryBatch(start, 10, cells)
-		if err := packed.CheckBatch(b); err != nil {
-			t.Fatal(err)
+	for _, c := range []struct {
+		dtype     envs.ObsDType
+		frameSize int
+		bad       float32
+	}{{envs.Binary, cells / 8, 0.5}, {envs.Uint8, cells, 256}, {envs.Uint8, cells, 1.5}} {
+		t.Run(fmt.Sprintf("%v/bad=%v", c.dtype, c.bad), func(t *testing.T) {
+			packed := NewFrameTable(c.dtype, cells, capacity)
+			plain := NewTable(cells, capacity)
+			for start := 0; start < 200; start += 10 { // wraps the ring three times
+				b := frameBatch(c.dtype, start, 10, cells)
+				if err := packed.CheckBatch(b); err != nil {
+					t.Fatal(err)
+				}
+				packed.Insert(b)
+				plain.Insert(b)
+			}
+			// 200 transitions, 201 distinct frames (next i = obs i+1): about one frame per transition.
+			if f := packed.frames.inserted; f > 205 {
+				t.Fatalf("%d frames stored for 200 transitions: observations stored twice", f)
+			}
+			rng1, rng2 := rand.New(rand.NewPCG(3, 4)), rand.New(rand.NewPCG(3, 4))
+			var a, b messages.SampleBatch
+			packed.SampleUniform(rng1, 128, &a)
+			plain.SampleUniform(rng2, 128, &b)
+			if !equalF32(a.Observations, b.Observations) || !equalF32(a.NextObservations, b.NextObservations) || !equalF32(a.Rewards, b.Rewards) {
+				t.Fatal("frame table returned other observations than the plain one")
+			}
+			bad := frameBatch(c.dtype, 0, 2, cells)
+			bad.Observations[5] = c.bad
+			if err := packed.CheckBatch(bad); err == nil || !strings.Contains(err.Error(), c.dtype.String()) {
+				t.Fatalf("frame table took an observation value of %v: %v", c.bad, err)
+			}
+			snap := packed.capture().encode("X-v0")
+			if len(snap.GetObservations()) != 0 || len(snap.GetPackedObservations()) != capacity*c.frameSize {
+				t.Fatalf("snapshot of a frame table: %d float bytes, %d packed bytes", len(snap.GetObservations()), len(snap.GetPackedObservations()))
+			}
+			restored := NewFrameTable(c.dtype, cells, capacity)
+			if err := restored.restore(snap); err != nil {
+				t.Fatal(err)
+			}
+			// Rows come back oldest first: compare in that order.
+			if got := restored.capture(); string(got.packedObs) != string(snap.GetPackedObservations()) ||
+				string(got.packedNext) != string(snap.GetPackedNextObservations()) || !equalF32(got.rewards, packed.capture().rewards) {
+				t.Fatal("restored frame table differs")
+			}
+		})
+	}
+	// A snapshot says how its frames are packed: binary ones restore into a
+	// uint8 or a float table (0 and 1 are values of both); uint8 ones do
+	// not fit a binary table.
+	bin := NewFrameTable(envs.Binary, cells, capacity)
+	bin.Insert(frameBatch(envs.Binary, 0, 4, cells))
+	binSnap := bin.capture().encode("X-v0")
+	for _, into := range []*Table{NewFrameTable(envs.Uint8, cells, capacity), NewTable(cells, capacity)} {
+		if err := into.restore(binSnap); err != nil {
+			t.Errorf("a binary snapshot into a %v table: %v", into.frames, err)
+		} else if got := into.capture(); !equalF32(got.rewards, bin.capture().rewards) {
+			t.Error("a binary snapshot restored other rows")
 		}
-		packed.Insert(b)
-		plain.Insert(b)
 	}
-	// 200 transitions, 201 distinct frames (next i = obs i+1): about one frame per transition.
-	if f := packed.frames.inserted; f > 205 {
-		t.Fatalf("%d frames stored for 200 transitions: observations stored twice", f)
+	u8 := NewFrameTable(envs.Uint8, cells, capacity)
+	u8.Insert(frameBatch(envs.Uint8, 0, 4, cells))
+	if err := NewFrameTable(envs.Binary, cells, capacity).restore(u8.capture().encode("X-v0")); err == nil || !strings.Contains(err.Error(), "binary") {
+		t.Errorf("a uint8 snapshot into a binary table: %v, want refused", err)
 	}
-	rng1, rng2 := rand.New(rand.NewPCG(3, 4)), rand.New(rand.NewPCG(3, 4))
-	var a, b messages.SampleBatch
-	packed.SampleUniform(rng1, 128, &a)
-	plain.SampleUniform(rng2, 128, &b)
-	if !equalF32(a.Observations, b.Observations) || !equalF32(a.NextObservations, b.NextObservations) || !equalF32(a.Rewards, b.Rewards) {
-		t.Fatal("packed table returned other observations than the plain one")
-	}
-	bad := binaryBatch(0, 2, cells)
-	bad.Observations[5] = 0.5
-	if err := packed.CheckBatch(bad); err == nil {
-		t.Fatal("packed table accepted an observation value of 0.5")
-	}
-	snap := packed.capture().encode("MinAtar/x")
-	if len(snap.GetObservations()) != 0 || len(snap.GetPackedObservations()) != capacity*cells/8 {
-		t.Fatalf("snapshot of a packed table: %d float bytes, %d packed bytes", len(snap.GetObservations()), len(snap.GetPackedObservations()))
-	}
-	restored := NewTable(cells, capacity)
-	restored.PackBinary()
-	if err := restored.restore(snap); err != nil {
-		t.Fatal(err)
-	}
-	// Rows come back oldest first: compare in that order.
-	if got := restored.capture(); string(got.packedObs) != string(snap.GetPackedObservations()) ||
-		string(got.packedNext) != string(snap.GetPackedNextObservations()) || !equalF32(got.rewards, packed.capture().rewards) {
-		t.Fatal("restored packed table differs")
+	binSnap.PackedDtype = "float32"
+	if err := NewTable(cells, capacity).restore(binSnap); err == nil || !strings.Contains(err.Error(), "float32") {
+		t.Errorf("packed observations said to be float32: %v, want refused", err)
 	}
 }

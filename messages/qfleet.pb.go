@@ -1488,10 +1488,13 @@ type ReplaySnapshot struct {
 	RngState         []byte                 `protobuf:"bytes,16,opt,name=rng_state,json=rngState,proto3" json:"rng_state,omitempty"`
 	UnixMillis       int64                  `protobuf:"varint,17,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
 	Priorities       []byte                 `protobuf:"bytes,18,opt,name=priorities,proto3" json:"priorities,omitempty"` // size float64, the stored (|δ|+ε)^α; empty for a uniform table
-	// A table of binary observations stores them as bits, ceil(obs_size/8)
-	// bytes per observation (bit j of byte j/8 is value j), instead of 5 and 6.
+	// A table of frames stores observations packed instead of 5 and 6, as
+	// packed_dtype says: "binary" (or empty, as before uint8 frames existed)
+	// is ceil(obs_size/8) bytes per observation, bit j of byte j/8 value j;
+	// "uint8" is obs_size bytes, one per value.
 	PackedObservations     []byte `protobuf:"bytes,19,opt,name=packed_observations,json=packedObservations,proto3" json:"packed_observations,omitempty"`
 	PackedNextObservations []byte `protobuf:"bytes,20,opt,name=packed_next_observations,json=packedNextObservations,proto3" json:"packed_next_observations,omitempty"`
+	PackedDtype            string `protobuf:"bytes,21,opt,name=packed_dtype,json=packedDtype,proto3" json:"packed_dtype,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -1664,6 +1667,13 @@ func (x *ReplaySnapshot) GetPackedNextObservations() []byte {
 		return x.PackedNextObservations
 	}
 	return nil
+}
+
+func (x *ReplaySnapshot) GetPackedDtype() string {
+	if x != nil {
+		return x.PackedDtype
+	}
+	return ""
 }
 
 // ReplayStream is how much of one runner's stream a replay has received.
@@ -2517,7 +2527,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05index\x18\x04 \x01(\rR\x05index\x12%\n" +
 	"\x0eacting_version\x18\x05 \x01(\x04R\ractingVersion\x12\x1f\n" +
 	"\vacting_term\x18\x06 \x01(\x04R\n" +
-	"actingTerm\"\xa4\x05\n" +
+	"actingTerm\"\xc7\x05\n" +
 	"\x0eReplaySnapshot\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x19\n" +
 	"\bobs_size\x18\x02 \x01(\rR\aobsSize\x12\x12\n" +
@@ -2542,7 +2552,8 @@ const file_qfleet_proto_rawDesc = "" +
 	"priorities\x18\x12 \x01(\fR\n" +
 	"priorities\x12/\n" +
 	"\x13packed_observations\x18\x13 \x01(\fR\x12packedObservations\x128\n" +
-	"\x18packed_next_observations\x18\x14 \x01(\fR\x16packedNextObservations\"d\n" +
+	"\x18packed_next_observations\x18\x14 \x01(\fR\x16packedNextObservations\x12!\n" +
+	"\fpacked_dtype\x18\x15 \x01(\tR\vpackedDtype\"d\n" +
 	"\fReplayStream\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x1a\n" +
