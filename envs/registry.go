@@ -40,17 +40,30 @@ func Register(id string, factory func() Env) {
 // Make returns a new instance of the environment registered under id. For an
 // unknown id the error wraps ErrUnknownEnv and names the id and every known
 // one, so a command-line typo explains itself.
+//
+// An env registered with RegisterVec is made as a vector of one, seen as an
+// Env (Single): its process or connection lasts until Close(env).
 func Make(id string) (Env, error) {
 	registry.RLock()
 	factory, ok := registry.factories[id]
 	registry.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownEnv, id, strings.Join(IDs(), ", "))
+	if ok {
+		return factory(), nil
 	}
-	return factory(), nil
+	vecRegistry.RLock()
+	vf, vec := vecRegistry.factories[id]
+	vecRegistry.RUnlock()
+	if vec {
+		v, err := checkedVec(id, vf, 1)
+		if err != nil {
+			return nil, err
+		}
+		return Single(v), nil
+	}
+	return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownEnv, id, strings.Join(IDs(), ", "))
 }
 
-// IDs returns the registered ids, sorted.
+// IDs returns the registered ids of both registries, sorted.
 func IDs() []string {
 	registry.RLock()
 	ids := make([]string, 0, len(registry.factories))
@@ -58,6 +71,91 @@ func IDs() []string {
 		ids = append(ids, id)
 	}
 	registry.RUnlock()
+	vecRegistry.RLock()
+	for id := range vecRegistry.factories {
+		ids = append(ids, id)
+	}
+	vecRegistry.RUnlock()
 	slices.Sort(ids)
 	return ids
+}
+
+// vecRegistry holds the envs that exist only as vectors: external envs
+// (another process or host, over the env protocol), registered at run time
+// once their spec is known from the handshake.
+var vecRegistry = struct {
+	sync.RWMutex
+	specs     map[string]Spec
+	factories map[string]func(n int) (VecEnv, error)
+}{specs: map[string]Spec{}, factories: map[string]func(n int) (VecEnv, error){}}
+
+// RegisterVec makes an env that comes as a vector (an external env) known
+// under spec.ID: MakeVec builds its vectors with factory, SpecOf answers
+// with spec without starting anything, and Make gives a vector of one seen
+// as an Env. Unlike Register it returns an error, for an id taken by either
+// registry: it is called at run time with an id from outside.
+func RegisterVec(spec Spec, factory func(n int) (VecEnv, error)) error {
+	if spec.ID == "" || factory == nil {
+		return errors.New("envs: RegisterVec needs a spec with an id and a factory")
+	}
+	registry.RLock()
+	_, taken := registry.factories[spec.ID]
+	registry.RUnlock()
+	vecRegistry.Lock()
+	defer vecRegistry.Unlock()
+	if _, dup := vecRegistry.factories[spec.ID]; dup || taken {
+		return fmt.Errorf("env id %q is registered already", spec.ID)
+	}
+	vecRegistry.specs[spec.ID], vecRegistry.factories[spec.ID] = spec, factory
+	return nil
+}
+
+// MakeVec returns a vector of n envs of id: an external env's own vector,
+// or n Go envs stepped in turn (NewVec).
+func MakeVec(id string, n int) (VecEnv, error) {
+	vecRegistry.RLock()
+	factory, ok := vecRegistry.factories[id]
+	vecRegistry.RUnlock()
+	if ok {
+		return checkedVec(id, factory, n)
+	}
+	if _, err := Make(id); err != nil {
+		return nil, err
+	}
+	return NewVec(n, func() (Env, error) { return Make(id) })
+}
+
+// SpecOf is the spec of env id, without stepping it (for an external env,
+// without starting one).
+func SpecOf(id string) (Spec, error) {
+	vecRegistry.RLock()
+	spec, ok := vecRegistry.specs[id]
+	vecRegistry.RUnlock()
+	if ok {
+		return spec, nil
+	}
+	e, err := Make(id)
+	if err != nil {
+		return Spec{}, err
+	}
+	return e.Spec(), nil
+}
+
+// checkedVec makes a registered vector and checks that it is still the env
+// registered: an external env's program can change between the handshake
+// that registered it and a later start.
+func checkedVec(id string, factory func(n int) (VecEnv, error), n int) (VecEnv, error) {
+	v, err := factory(n)
+	if err != nil {
+		return nil, err
+	}
+	vecRegistry.RLock()
+	want := vecRegistry.specs[id]
+	vecRegistry.RUnlock()
+	if got := v.Spec(); got.ID != want.ID || !slices.Equal(got.ObsShape, want.ObsShape) || got.ObsDType != want.ObsDType || got.NumActions != want.NumActions {
+		v.Close()
+		return nil, fmt.Errorf("env %s changed since it was registered: now %s %v %s with %d actions, was %v %s with %d actions",
+			id, got.ID, got.ObsShape, got.ObsDType, got.NumActions, want.ObsShape, want.ObsDType, want.NumActions)
+	}
+	return v, nil
 }
