@@ -16,6 +16,8 @@ type Forward struct {
 	// ConvSpec.im2col) and the matrix product that applies the conv to it.
 	patches []float32
 	mm      gemm
+
+	batch forwardBatch // QBatch and GreedyBatch (forward_batch.go)
 }
 
 // NewForward returns a Forward with all parameters zero; call SetParams before use.
@@ -32,6 +34,7 @@ func NewForward(s Spec) *Forward {
 		bufA:   make([]float32, w),
 		bufB:   make([]float32, w),
 		nz:     make([]int32, w),
+		batch:  forwardBatch{net: newAugNet(s)},
 	}
 	if c := s.Conv; c != nil {
 		f.patches = make([]float32, c.positions()*(c.patchSize()+1))
@@ -49,6 +52,7 @@ func (f *Forward) SetParams(p []float32) error {
 		return err
 	}
 	copy(f.params, p)
+	f.batch.stale = true
 	return nil
 }
 
