@@ -41,7 +41,8 @@ FUZZ_TARGETS ?= \
 	.:FuzzConfigRoundTrip \
 	./cluster/sweep:FuzzParseSweepSpec \
 	./cluster/sweep:FuzzSweepRecord \
-	./internal/dashboard:FuzzHistoryQuery
+	./internal/dashboard:FuzzHistoryQuery \
+	./envs/external:FuzzReadReply
 # -fuzzminimizetime bounds the minimisation of a new input (60 s by default).
 fuzz-short:
 	for t in $(FUZZ_TARGETS); do \
@@ -67,9 +68,11 @@ tidy-check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./envs/ ./nets/ ./actors/
 
-## proto: regenerate messages/*.pb.go with the pinned generators.
+## proto: regenerate messages/*.pb.go, messages/envpb and the env
+## protocol's Python module (python/env_pb2.py) with the pinned generators.
 proto: proto-tools
 	cd messages && PATH="$(GOBIN):$$PATH" $(PROTOC) --go_out=. --go_opt=paths=source_relative qfleet.proto
+	cd messages && PATH="$(GOBIN):$$PATH" $(PROTOC) --go_out=. --go_opt=module=github.com/qfleet/qfleet/messages --python_out=../python env.proto
 
 proto-tools:
 	@$(PROTOC) --version 2>/dev/null | grep -q "$(PROTOC_VERSION)" || { \
@@ -79,7 +82,7 @@ proto-tools:
 
 ## proto-check: the committed generated code matches the .proto.
 proto-check: proto
-	git diff --exit-code -- messages/ || { echo "messages/*.pb.go is stale: run 'make proto' and commit" >&2; exit 1; }
+	git diff --exit-code -- messages/ python/env_pb2.py || { echo "the generated code is stale: run 'make proto' and commit" >&2; exit 1; }
 
 ## solve-ENV: the 5-seed dev-mode learning benchmarks of BENCHMARKS.md
 ## (each stops at the env's reward threshold or its step budget).

@@ -1,0 +1,215 @@
+package external
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qfleet/qfleet/messages/envpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// frame is m as one protocol frame.
+func frame(t testing.TB, m proto.Message) []byte {
+	b, err := writeFrame(io.Discard, nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func cartpoleHandshake(version uint32, n uint32) *envpb.Reply {
+	th := 475.0
+	return &envpb.Reply{Kind: &envpb.Reply_Handshake{Handshake: &envpb.Handshake{ProtocolVersion: version, NumEnvs: n, Spec: &envpb.Spec{
+		Id: "Fake-v0", ObsShape: []uint32{4}, ObsDtype: envpb.DType_DTYPE_FLOAT32, NumActions: 2, MaxEpisodeSteps: 10, RewardThreshold: &th}}}}
+}
+
+func floats(vs ...float32) []byte {
+	b := make([]byte, 0, 4*len(vs))
+	for _, v := range vs {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	}
+	return b
+}
+
+func resetReply(obs []byte) *envpb.Reply {
+	return &envpb.Reply{Kind: &envpb.Reply_ResetResult{ResetResult: &envpb.ResetResult{Observations: obs}}}
+}
+
+func stepReply(r *envpb.StepResult) *envpb.Reply {
+	return &envpb.Reply{Kind: &envpb.Reply_StepResult{StepResult: r}}
+}
+
+// fakeServer answers the i-th request with replies[i] (raw bytes); after
+// the last it holds the connection open without a word until the test ends.
+func fakeServer(t *testing.T, replies ...[]byte) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var buf []byte
+		for _, r := range replies {
+			if buf, err = readFrame(c, buf, 1<<20); err != nil {
+				return
+			}
+			if r == nil {
+				return // hang up
+			}
+			if _, err := c.Write(r); err != nil {
+				return
+			}
+		}
+		<-done
+	}()
+	return ln.Addr().String()
+}
+
+// Broken servers: every way a reply can be wrong is one clear error from
+// Dial, Reset or Step, within the timeout.
+func TestBrokenReplies(t *testing.T) {
+	hs := frame(t, cartpoleHandshake(ProtocolVersion, 1))
+	okReset := frame(t, resetReply(floats(0, 0, 0, 0)))
+	nan := float32(math.NaN())
+	huge := binary.LittleEndian.AppendUint32(nil, 0xffffffff)
+	for _, c := range []struct {
+		name    string
+		replies [][]byte
+		want    string
+	}{
+		{"version 2", [][]byte{frame(t, cartpoleHandshake(2, 1))}, "the env speaks protocol version 2, this client 1"},
+		{"no spec", [][]byte{frame(t, &envpb.Reply{Kind: &envpb.Reply_Handshake{Handshake: &envpb.Handshake{ProtocolVersion: 1, NumEnvs: 1}}})}, "no spec"},
+		{"other count", [][]byte{frame(t, cartpoleHandshake(1, 3))}, "serves 3 envs, 1 were asked for"},
+		{"4 GB frame", [][]byte{huge}, "the peer announced 4294967295 bytes, the limit is 1048576"},
+		{"not protobuf", [][]byte{{3, 0, 0, 0, 0xff, 0xff, 0xff}}, "not a protocol message"},
+		{"hangs up", [][]byte{nil}, "handshake: EOF"},
+		{"silent", [][]byte{}, "no reply within 300ms"},
+		{"short reset", [][]byte{hs, frame(t, resetReply(floats(0, 0, 0)))}, "reset: observations: 12 bytes, want 16"},
+		{"wrong kind", [][]byte{hs, hs}, "a *envpb.Reply_Handshake reply to reset"},
+		{"reset NaN", [][]byte{hs, frame(t, resetReply(floats(0, nan, 0, 0)))}, "value NaN at env 0 index 1"},
+		{"rewards", [][]byte{hs, okReset, frame(t, stepReply(&envpb.StepResult{Observations: floats(0, 0, 0, 0)}))}, "0 rewards, 0 terminated and 0 truncated flags for 1 envs"},
+		{"reward Inf", [][]byte{hs, okReset, frame(t, stepReply(&envpb.StepResult{Observations: floats(0, 0, 0, 0),
+			Rewards: []float64{math.Inf(1)}, Terminated: []bool{false}, Truncated: []bool{false}}))}, "reward +Inf for env 0"},
+		{"no final", [][]byte{hs, okReset, frame(t, stepReply(&envpb.StepResult{Observations: floats(0, 0, 0, 0),
+			Rewards: []float64{1}, Terminated: []bool{true}, Truncated: []bool{false}}))}, "final observations of 0 bytes for 1 ended episodes, want 16"},
+		{"final NaN", [][]byte{hs, okReset, frame(t, stepReply(&envpb.StepResult{Observations: floats(0, 0, 0, 0),
+			Rewards: []float64{1}, Terminated: []bool{false}, Truncated: []bool{true}, FinalObservations: floats(nan, 0, 0, 0)}))}, "env 0: final observation: value NaN"},
+		{"error reply", [][]byte{hs, okReset, frame(t, &envpb.Reply{Kind: &envpb.Reply_Error{Error: &envpb.Error{Code: envpb.Error_CODE_BAD_REQUEST, Message: "no"}}})},
+			"the env server refused a request: no"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr := fakeServer(t, c.replies...)
+			start := time.Now()
+			v, err := Dial(context.Background(), addr, Options{Envs: 1, Timeout: 300 * time.Millisecond})
+			if err == nil {
+				defer v.Close()
+				_, err = v.Reset([]int64{1})
+				if err == nil {
+					_, err = v.Step([]int32{1})
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one saying %q", err, c.want)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
+	}
+}
+
+// A good fake session: the client's side of the protocol, byte for byte.
+func TestFakeSession(t *testing.T) {
+	hs := frame(t, cartpoleHandshake(ProtocolVersion, 2))
+	addr := fakeServer(t, hs, frame(t, resetReply(floats(1, 2, 3, 4, 5, 6, 7, 8))),
+		frame(t, stepReply(&envpb.StepResult{Observations: floats(0, 0, 0, 1, 0, 0, 0, 2), Rewards: []float64{1, -1},
+			Terminated: []bool{false, true}, Truncated: []bool{false, false}, FinalObservations: floats(9, 9, 9, 9)})))
+	v, err := Dial(context.Background(), addr, Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if v.Len() != 2 || v.Spec().ID != "Fake-v0" || v.Spec().RewardThreshold != 475 || v.Spec().MaxEpisodeSteps != 10 {
+		t.Fatalf("len %d spec %+v", v.Len(), v.Spec())
+	}
+	obs, err := v.Reset([]int64{1, 2})
+	if err != nil || obs[7] != 8 {
+		t.Fatalf("reset: %v %v", obs, err)
+	}
+	if _, err := v.Step([]int32{0, 2}); err == nil || !strings.Contains(err.Error(), "action 2 for env 1") {
+		t.Fatalf("an action out of range: %v", err)
+	}
+	s, err := v.Step([]int32{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Obs[7] != 2 || s.Rewards[1] != -1 || !s.Done(1) || s.Done(0) || s.Final[4] != 9 || s.Final[0] != 0 {
+		t.Fatalf("step: %+v", s)
+	}
+}
+
+// FuzzReadReply feeds arbitrary bytes to the client's reading of replies:
+// framing, protobuf and every check. It must return errors, never panic or
+// allocate past the frame limit.
+func FuzzReadReply(f *testing.F) {
+	f.Add(frame(f, cartpoleHandshake(1, 2)))
+	f.Add(frame(f, resetReply(floats(1, 2, 3, 4, 5, 6, 7, 8))))
+	f.Add(frame(f, stepReply(&envpb.StepResult{Observations: floats(0, 0, 0, 1, 0, 0, 0, 2), Rewards: []float64{1, -1},
+		Terminated: []bool{false, true}, Truncated: []bool{false, false}, FinalObservations: floats(9, 9, 9, 9)})))
+	f.Add(binary.LittleEndian.AppendUint32(nil, 0xffffffff))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const n = 2
+		l := layout{obsSize: 4, elem: 4}
+		obs, final := make([]float32, n*4), make([]float32, n*4)
+		rewards, term, trunc := make([]float64, n), make([]bool, n), make([]bool, n)
+		r := bytes.NewReader(data)
+		var buf []byte
+		var reply envpb.Reply
+		for {
+			var err error
+			buf, err = readFrame(r, buf, l.maxReply(n))
+			if err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errFrameTooLarge) {
+					t.Fatalf("readFrame: %v", err)
+				}
+				return
+			}
+			if cap(buf) > l.maxReply(n) {
+				t.Fatalf("a buffer of %d bytes past the limit", cap(buf))
+			}
+			if unmarshalReply(buf, &reply) != nil {
+				continue
+			}
+			switch {
+			case reply.GetHandshake() != nil:
+				_, _, _ = specOf(reply.GetHandshake(), 0)
+			case reply.GetResetResult() != nil:
+				_ = l.decodeObs(obs, reply.GetResetResult().GetObservations(), n, "reset")
+			case reply.GetStepResult() != nil:
+				if l.stepInto(reply.GetStepResult(), n, obs, rewards, term, trunc, final) == nil {
+					for _, v := range obs {
+						if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+							t.Fatalf("accepted a non-finite observation %v", v)
+						}
+					}
+				}
+			case reply.GetError() != nil:
+				_ = replyError(reply.GetError())
+			}
+		}
+	})
+}

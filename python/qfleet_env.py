@@ -1,0 +1,295 @@
+"""Serve Gymnasium-API environments to qfleet over the env protocol.
+
+    import qfleet_env
+    qfleet_env.serve(lambda: MyEnv())
+
+serve() runs a vector of envs in this process and answers qfleet's
+requests for it: one message per step for the whole vector, the
+observations copied once into one contiguous buffer. It works with any
+object that has Gymnasium's Env API (reset(seed=...) -> (obs, info),
+step(a) -> (obs, reward, terminated, truncated, info), observation_space
+.shape/.dtype, a discrete action_space .n, and optionally spec.id,
+spec.max_episode_steps and spec.reward_threshold); Gymnasium itself is not
+needed.
+
+Two ways to run:
+  * started by qfleet (the subprocess transport): qfleet sets
+    QFLEET_ENV_FDS=3,4 and the protocol runs on those file descriptors, so
+    the env may print and log freely on stdout and stderr;
+  * as a server (the address transport): python3 my_env.py --listen
+    HOST:PORT [--envs N] [--tls-cert C --tls-key K]; every connection gets
+    a vector of its own.
+
+The protocol is docs/env-protocol.md; the messages are messages/env.proto,
+generated into env_pb2.py next to this file (`make proto`). Needs Python 3,
+numpy and protobuf only (Debian: python3-numpy python3-protobuf).
+"""
+
+import argparse
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+import traceback
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import env_pb2 as pb  # noqa: E402  (generated next to this file)
+
+PROTOCOL_VERSION = 1
+FDS_VAR = "QFLEET_ENV_FDS"
+# Requests are small (a seed or an action per env); a larger length is a
+# broken or hostile peer and is refused before anything is allocated.
+MAX_REQUEST = 1 << 24
+
+_HEADER = struct.Struct("<I")
+_DTYPES = {"float32": pb.DTYPE_FLOAT32, "uint8": pb.DTYPE_UINT8, "binary": pb.DTYPE_BINARY}
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol: the session ends with a BAD_REQUEST error."""
+
+
+def read_frame(f):
+    """One frame's bytes from a binary reader; None at a clean end of stream."""
+    hdr = f.read(4)
+    if not hdr:
+        return None
+    if len(hdr) < 4:
+        raise ProtocolError("the stream ended inside a frame header")
+    (n,) = _HEADER.unpack(hdr)
+    if n > MAX_REQUEST:
+        raise ProtocolError(f"a frame of {n} bytes, over the limit of {MAX_REQUEST}")
+    body = f.read(n)
+    if len(body) < n:
+        raise ProtocolError("the stream ended inside a frame")
+    return body
+
+
+def write_frame(f, msg):
+    """Writes msg as one frame: its length (4 bytes, little-endian), then it."""
+    data = msg.SerializeToString()
+    f.write(_HEADER.pack(len(data)))
+    f.write(data)
+    f.flush()
+
+
+def _error(code, message):
+    return pb.Reply(error=pb.Error(code=code, message=message))
+
+
+def _wire_dtype(space_dtype, override):
+    if override is not None:
+        if override not in _DTYPES:
+            raise ValueError(f"obs_dtype {override!r}: want one of {sorted(_DTYPES)}")
+        return _DTYPES[override]
+    dt = np.dtype(space_dtype)
+    if dt == np.bool_:
+        return pb.DTYPE_BINARY
+    if dt == np.uint8:
+        return pb.DTYPE_UINT8
+    if dt.kind in "fiu":
+        return pb.DTYPE_FLOAT32  # rounded to float32 on the wire
+    raise ValueError(f"observation dtype {dt}: want a float, integer, uint8 or bool space")
+
+
+class _Vector:
+    """n envs of one spec, their observations in one buffer."""
+
+    def __init__(self, make_env, n, obs_dtype=None, env_id=None):
+        self.envs = [make_env() for _ in range(n)]
+        env = self.envs[0]
+        space, actions = env.observation_space, env.action_space
+        if not hasattr(actions, "n"):
+            raise ValueError(f"action space {actions!r}: only discrete action spaces (with .n) are served")
+        self.num_actions = int(actions.n)
+        self.action_start = int(getattr(actions, "start", 0))
+        self.shape = tuple(int(d) for d in space.shape)
+        self.dtype = _wire_dtype(space.dtype, obs_dtype)
+        np_dtype = np.dtype("<f4") if self.dtype == pb.DTYPE_FLOAT32 else np.dtype(np.uint8)
+        self.obs = np.zeros((n,) + self.shape, dtype=np_dtype)
+        self.final = np.zeros_like(self.obs)
+        spec = getattr(env, "spec", None)
+        self.spec = pb.Spec(
+            id=env_id or getattr(spec, "id", None) or type(getattr(env, "unwrapped", env)).__name__,
+            obs_shape=self.shape,
+            obs_dtype=self.dtype,
+            num_actions=self.num_actions,
+            max_episode_steps=int(getattr(spec, "max_episode_steps", None) or 0),
+        )
+        threshold = getattr(spec, "reward_threshold", None)
+        if threshold is not None:
+            self.spec.reward_threshold = float(threshold)
+        self.ready = False
+
+    def _put(self, buf, i, obs):
+        if np.shape(obs) != self.shape:
+            raise ValueError(f"the env returned an observation of shape {np.shape(obs)}, its space says {self.shape}")
+        buf[i] = obs
+
+    def reset(self, seeds):
+        if len(seeds) != len(self.envs):
+            raise ProtocolError(f"reset: {len(seeds)} seeds for {len(self.envs)} envs")
+        for i, (env, seed) in enumerate(zip(self.envs, seeds)):
+            # Seeds are int64 on the wire; numpy wants them >= 0, so a
+            # negative one is read as its two's complement, as qfleet's Go
+            # envs read it.
+            obs, _ = env.reset(seed=seed % (1 << 64))
+            self._put(self.obs, i, obs)
+        self.ready = True
+        return pb.Reply(reset_result=pb.ResetResult(observations=self.obs.tobytes()))
+
+    def step(self, actions):
+        n = len(self.envs)
+        if not self.ready:
+            raise ProtocolError("step before reset")
+        if len(actions) != n:
+            raise ProtocolError(f"step: {len(actions)} actions for {n} envs")
+        rewards, terminated, truncated = [0.0] * n, [False] * n, [False] * n
+        k, start, put = 0, self.action_start, self._put
+        for i, (env, a) in enumerate(zip(self.envs, actions)):
+            if not 0 <= a < self.num_actions:
+                raise ProtocolError(f"step: action {a} for env {i}, want 0..{self.num_actions - 1}")
+            obs, r, term, trunc, _ = env.step(a + start)
+            rewards[i], terminated[i], truncated[i] = float(r), bool(term), bool(trunc)
+            if term or trunc:
+                # Same-step autoreset: keep the last observation, start the
+                # next episode on the env's own random stream (no seed).
+                put(self.final, k, obs)
+                k += 1
+                obs, _ = env.reset()
+            put(self.obs, i, obs)
+        return pb.Reply(
+            step_result=pb.StepResult(
+                observations=self.obs.tobytes(),
+                rewards=rewards,
+                terminated=terminated,
+                truncated=truncated,
+                final_observations=self.final[:k].tobytes(),
+            )
+        )
+
+    def close(self):
+        for env in self.envs:
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001  (closing is best effort)
+                pass
+
+
+def _session(rf, wf, make_env, default_envs, obs_dtype, env_id):
+    """Serves one client until it closes; returns the exit code: 0 when the
+    client closed, 1 when the env raised, 2 when the client broke the
+    protocol. Failures are sent as an Error reply before returning."""
+    vec = None
+    try:
+        data = read_frame(rf)
+        if data is None:
+            return 0
+        req = pb.Request.FromString(data)
+        if req.WhichOneof("kind") != "hello":
+            raise ProtocolError(f"the first request is {req.WhichOneof('kind')}, want hello")
+        if req.hello.protocol_version != PROTOCOL_VERSION:
+            write_frame(wf, _error(pb.Error.CODE_VERSION,
+                                   f"the client speaks protocol version {req.hello.protocol_version}, "
+                                   f"this server {PROTOCOL_VERSION}"))
+            return 2
+        vec = _Vector(make_env, req.hello.num_envs or default_envs, obs_dtype, env_id)
+        write_frame(wf, pb.Reply(handshake=pb.Handshake(
+            protocol_version=PROTOCOL_VERSION, spec=vec.spec, num_envs=len(vec.envs))))
+        while True:
+            data = read_frame(rf)
+            if data is None:
+                return 0
+            req = pb.Request.FromString(data)
+            kind = req.WhichOneof("kind")
+            if kind == "step":
+                write_frame(wf, vec.step(req.step.actions))
+            elif kind == "reset_envs":
+                write_frame(wf, vec.reset(req.reset_envs.seeds))
+            elif kind == "close":
+                return 0
+            else:
+                raise ProtocolError(f"a {kind} request in a session")
+    except ProtocolError as e:
+        print(f"qfleet_env: {e}", file=sys.stderr)
+        _try_send(wf, _error(pb.Error.CODE_BAD_REQUEST, str(e)))
+        return 2
+    except (BrokenPipeError, ConnectionError):
+        return 0  # the client is gone: nobody to answer
+    except Exception:  # noqa: BLE001  (any env failure goes to the client)
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr, end="")
+        _try_send(wf, _error(pb.Error.CODE_ENV, tb))
+        return 1
+    finally:
+        if vec is not None:
+            vec.close()
+
+
+def _try_send(wf, msg):
+    try:
+        write_frame(wf, msg)
+    except OSError:
+        pass
+
+
+def _listen(addr, make_env, default_envs, obs_dtype, env_id, tls):
+    host, _, port = addr.rpartition(":")
+    srv = socket.create_server((host.strip("[]"), int(port)))
+    print(f"qfleet_env: serving on {srv.getsockname()[0]}:{srv.getsockname()[1]}", file=sys.stderr, flush=True)
+
+    def handle(sock, peer):
+        try:
+            # Requests and replies are small and strictly alternate.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_side=True)
+            with sock.makefile("rb") as rf, sock.makefile("wb") as wf:
+                _session(rf, wf, make_env, default_envs, obs_dtype, env_id)
+        except OSError as e:  # ssl.SSLError included: a client that failed TLS
+            print(f"qfleet_env: client {peer}: {e}", file=sys.stderr)
+        finally:
+            sock.close()
+
+    while True:
+        sock, peer = srv.accept()
+        # One thread a client: a stuck or slow client holds up no other.
+        threading.Thread(target=handle, args=(sock, peer), daemon=True).start()
+
+
+def serve(make_env, *, envs=1, obs_dtype=None, env_id=None, argv=None):
+    """Serves vectors of make_env() envs, as the command line and the
+    environment say (see the module's doc); does not return.
+
+    envs is the vector's length when the client leaves it to the server;
+    obs_dtype ("float32", "uint8" or "binary") overrides the dtype read
+    from the observation space; env_id the id read from env.spec.
+    """
+    p = argparse.ArgumentParser(description="Serve an environment to qfleet over the env protocol.")
+    p.add_argument("--listen", metavar="HOST:PORT", help="serve over TCP (the address transport)")
+    p.add_argument("--envs", type=int, default=envs, help="envs per connection when the client leaves it open")
+    p.add_argument("--tls-cert", help="TLS certificate (PEM) for --listen")
+    p.add_argument("--tls-key", help="TLS private key (PEM) for --listen")
+    args = p.parse_args(argv)
+    fds = os.environ.get(FDS_VAR)
+    if fds:
+        rfd, wfd = (int(x) for x in fds.split(","))
+        # The env's prints reach qfleet's log line by line, even when it dies.
+        sys.stdout.reconfigure(line_buffering=True)
+        with os.fdopen(rfd, "rb") as rf, os.fdopen(wfd, "wb") as wf:
+            code = _session(rf, wf, make_env, args.envs, obs_dtype, env_id)
+        sys.exit(code)
+    if args.listen:
+        tls = None
+        if args.tls_cert:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        try:
+            _listen(args.listen, make_env, args.envs, obs_dtype, env_id, tls)
+        except KeyboardInterrupt:
+            sys.exit(0)
+    p.error(f"run me from qfleet (it sets {FDS_VAR}) or with --listen HOST:PORT")
