@@ -26,37 +26,45 @@ func (s *creditSink) Receive(ctx actor.Context) {
 }
 
 // BenchmarkRunner measures a runner actor's env steps/s: CartPole, ε-greedy on
-// the 4-64-64-2 behaviour net at ε = 0.05, 3-step returns, batches of 32 sent
-// as messages, credit returned by a sink.
+// the 4-64-64-2 behaviour net at ε = 0.05, 3-step returns, batches of 32 or
+// 128 sent as messages, credit returned by a sink; one env, or a vector of 8
+// or 64 (envs_per_runner: one batched forward pass per vector step).
 func BenchmarkRunner(b *testing.B) {
 	for _, sendBatch := range []int{32, 128} {
-		b.Run(fmt.Sprintf("send_batch=%d", sendBatch), func(b *testing.B) {
-			sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
-			defer sys.Shutdown()
-			var got atomic.Int64
-			sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &creditSink{got: &got} }), ReplayName)
-			sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &probe{got: make(chan any, 1<<20)} }), StatsName)
-			bc, _ := sys.Root.SpawnNamed(actor.PropsFromProducer(newBroadcaster(DefaultConfig(), NewMetrics(), slog.New(slog.DiscardHandler))), BroadcasterName)
-			net := nets.Spec{Inputs: 4, Hidden: []int{64, 64}, Outputs: 2}
-			sys.Root.Send(bc, &messages.Weights{Version: 1, Term: 1, Params: nets.InitParams(net, rand.New(rand.NewPCG(1, 1)))})
-			cfg := DefaultConfig()
-			cfg.EpsilonStart, cfg.EpsilonEnd, cfg.SendBatch, cfg.CreditWindow = 0.05, 0.05, sendBatch, 8*sendBatch
-			r := sys.Root.Spawn(actor.PropsFromProducer(newRunner(RunnerSpec{Name: "bench", Count: 1, EnvID: "CartPole-v1", Seed: 1, Net: net}, cfg, LocalDirectory{Address: sys.Address()}, NewMetrics(), slog.New(slog.DiscardHandler))))
-			defer sys.Root.Stop(r)
-			// Warm up until the runner acts on weights.
-			for got.Load() < 10_000 {
-				time.Sleep(time.Millisecond)
-			}
-			b.ResetTimer()
-			start, t0 := got.Load(), time.Now()
-			for got.Load()-start < int64(b.N) {
-				time.Sleep(100 * time.Microsecond)
-			}
-			el := time.Since(t0)
-			b.StopTimer()
-			b.ReportMetric(float64(got.Load()-start)/el.Seconds(), "steps/s")
-		})
+		for _, n := range []int{1, 8, 64} {
+			b.Run(fmt.Sprintf("send_batch=%d/envs_per_runner=%d", sendBatch, n), func(b *testing.B) {
+				cfg := DefaultConfig()
+				cfg.EpsilonStart, cfg.EpsilonEnd, cfg.SendBatch, cfg.CreditWindow = 0.05, 0.05, sendBatch, 8*sendBatch
+				cfg.EnvsPerRunner = n
+				benchRunner(b, cfg)
+			})
+		}
 	}
+}
+
+func benchRunner(b *testing.B, cfg Config) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	defer sys.Shutdown()
+	var got atomic.Int64
+	sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &creditSink{got: &got} }), ReplayName)
+	sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &probe{got: make(chan any, 1<<20)} }), StatsName)
+	bc, _ := sys.Root.SpawnNamed(actor.PropsFromProducer(newBroadcaster(DefaultConfig(), NewMetrics(), slog.New(slog.DiscardHandler))), BroadcasterName)
+	net := nets.Spec{Inputs: 4, Hidden: []int{64, 64}, Outputs: 2}
+	sys.Root.Send(bc, &messages.Weights{Version: 1, Term: 1, Params: nets.InitParams(net, rand.New(rand.NewPCG(1, 1)))})
+	r := sys.Root.Spawn(actor.PropsFromProducer(newRunner(RunnerSpec{Name: "bench", Count: 1, EnvID: "CartPole-v1", Seed: 1, Net: net}, cfg, LocalDirectory{Address: sys.Address()}, NewMetrics(), slog.New(slog.DiscardHandler))))
+	defer sys.Root.Stop(r)
+	// Warm up until the runner acts on weights.
+	for got.Load() < 10_000 {
+		time.Sleep(time.Millisecond)
+	}
+	b.ResetTimer()
+	start, t0 := got.Load(), time.Now()
+	for got.Load()-start < int64(b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	el := time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(float64(got.Load()-start)/el.Seconds(), "steps/s")
 }
 
 // BenchmarkReplaySample measures the table's uniform sampling at the learner's batch sizes.

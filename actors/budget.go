@@ -13,6 +13,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/nets"
 )
 
 // ErrMemoryBudget: the node would need more memory than it may use.
@@ -70,13 +71,7 @@ func EstimateMemory(env envs.Env, cfg Config, roles []string, snapshots bool) Me
 		e.Items = append(e.Items, replayItems(env, cfg, snapshots)...)
 	}
 	if slices.Contains(roles, RoleLearner) {
-		width := uint64(net.Inputs + net.Outputs)
-		for _, h := range net.Hidden {
-			width += uint64(h)
-		}
-		if net.Conv != nil {
-			width += uint64(net.Conv.Height * net.Conv.Width * net.Conv.Filters)
-		}
+		width := uint64(netWidth(net))
 		e.Items = append(e.Items,
 			MemoryItem{What: "learner: online, target, gradient and Adam's two moments", Setting: "hidden",
 				Units: params, PerUnit: 5 * 4},
@@ -95,6 +90,17 @@ func EstimateMemory(env envs.Env, cfg Config, roles []string, snapshots bool) Me
 			64<<10 // actor, env and scratch
 		e.Items = append(e.Items, MemoryItem{What: "runners: network copies and experience buffers", Setting: "runners",
 			Units: uint64(cfg.Runners), PerUnit: perRunner})
+		// Each env of a runner's vector: its observation in the VecEnv, its
+		// final one, the runner's copy, its n-step buffer, one vector
+		// step's burst of transitions past the outbox limit, the batched
+		// forward pass's activations, and the env itself.
+		act := uint64(netWidth(net))
+		if c := net.Conv; c != nil {
+			act += uint64((c.Height - c.Kernel + 1) * (c.Width - c.Kernel + 1) * (c.Kernel*c.Kernel*c.Channels + 1)) // im2col's patches
+		}
+		perEnv := (3+uint64(cfg.NStep))*4*obs + uint64(cfg.NStep)*transition + 4*act + 1<<10
+		e.Items = append(e.Items, MemoryItem{What: "runners: their envs' observations and n-step buffers", Setting: "envs_per_runner",
+			Units: uint64(cfg.Runners) * uint64(max(cfg.EnvsPerRunner, 1)), PerUnit: perEnv})
 	}
 	return e
 }
@@ -205,4 +211,17 @@ func memTotal() uint64 {
 // limit).
 func DefaultMaxMemory() uint64 {
 	return uint64(float64(MachineMemory()) * DefaultMemoryShare)
+}
+
+// netWidth is the activations of one observation through net: its input,
+// the conv's feature maps, the hidden layers and the Q-values.
+func netWidth(net nets.Spec) int {
+	width := net.Inputs + net.Outputs
+	for _, h := range net.Hidden {
+		width += h
+	}
+	if net.Conv != nil {
+		width += net.Conv.Height * net.Conv.Width * net.Conv.Filters
+	}
+	return width
 }

@@ -44,10 +44,11 @@ type Config struct {
 	EpsilonStart      float64 `yaml:"epsilon_start"`       // ε at a runner's first step
 	EpsilonEnd        float64 `yaml:"epsilon_end"`         // ε after the decay (the lowest runner's, with a ladder)
 	EpsilonDecaySteps int     `yaml:"epsilon_decay_steps"` // env steps (all runners together) of the linear decay
-	EpsilonLadder     float64 `yaml:"epsilon_ladder"`      // Ape-X α: runner i ends at ε_end^(1+α·i/(N−1)), i and N over every runner of the cluster (by node name, then runner); 0 gives every runner ε_end
+	EpsilonLadder     float64 `yaml:"epsilon_ladder"`      // Ape-X α: env i ends at ε_end^(1+α·i/(N−1)), i and N over every env of every runner of the cluster (by node name, runner, then env); 0 gives every env ε_end
 
 	// Runners
 	Runners       int           `yaml:"runners"`         // env runner actors
+	EnvsPerRunner int           `yaml:"envs_per_runner"` // envs each runner steps together (1..4096): one batched forward pass per step for all of them, each env its own rung of the ε ladder
 	SendBatch     int           `yaml:"send_batch"`      // transitions per experience message
 	CreditWindow  int           `yaml:"credit_window"`   // transitions a runner may have un-acknowledged by the replay
 	StepsPerChunk int           `yaml:"steps_per_chunk"` // env steps per mailbox turn; keeps weights and credits flowing in
@@ -94,6 +95,7 @@ func DefaultConfig() Config {
 		EpsilonDecaySteps: 10_000,
 
 		Runners:       1,
+		EnvsPerRunner: 1,
 		SendBatch:     32,
 		CreditWindow:  256,
 		StepsPerChunk: 64,
@@ -153,6 +155,11 @@ func DefaultConfigFor(envID string) Config {
 	return c
 }
 
+// MaxEnvsPerRunner bounds envs_per_runner: a runner holds each env, its
+// observations and its n-step buffer, and acts on all of them in one
+// mailbox turn per step.
+const MaxEnvsPerRunner = 4096
+
 // ErrInvalidConfig wraps every validation failure; the message names the field.
 var ErrInvalidConfig = errors.New("invalid config")
 
@@ -163,6 +170,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.checkRanges(); err != nil {
 		return err
+	}
+	if c.EnvsPerRunner < 1 || c.EnvsPerRunner > MaxEnvsPerRunner {
+		return fmt.Errorf("%w: envs_per_runner = %d: allowed 1..%d (envs each runner steps together)", ErrInvalidConfig, c.EnvsPerRunner, MaxEnvsPerRunner)
 	}
 	// The rules that relate settings (each setting's own range is checked
 	// above).

@@ -7,11 +7,13 @@
 //
 //   - runner (runner.go): steps an env with an ε-greedy policy on its
 //     behaviour copy of the Q-network, turns steps into n-step transitions
-//     (nstep.go) and streams them to the replay in batches. Its experience
-//     sender (sender.go: outbox, credit window, packing, lost links) and
-//     its weights client (weightsclient.go: subscription, chunk assembly,
-//     newest weights only) are exported for programs that stream
-//     experience or take weights without a runner.
+//     (nstep.go) and streams them to the replay in batches. The env is a
+//     vector of envs_per_runner (envs.VecEnv), one batched forward pass per
+//     step, each env with its own ε rung and n-step returns (runnerenvs.go).
+//     Its experience sender (sender.go: outbox, credit window, packing,
+//     lost links) and its weights client (weightsclient.go: subscription,
+//     chunk assembly, newest weights only) are exported for programs that
+//     stream experience or take weights without a runner.
 //   - replay (replay.go): owns the experience table (table.go; frames.go
 //     stores binary frames once), prioritized sampling (sumtree), the
 //     sample:insert rate limiter (ratelimit.go), the runners' credit and

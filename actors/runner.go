@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,19 +27,25 @@ type RunnerSpec struct {
 	EnvID string
 	Seed  uint64
 	Net   nets.Spec
+	// NewEnv makes the runner's vector of n envs (Config.EnvsPerRunner),
+	// at its start and again after each restart; nil: n Go envs of EnvID
+	// (envs.NewVec over envs.Make). An external env plugs in here.
+	NewEnv func(n int) (envs.VecEnv, error)
 }
 
-// runner is the env runner role: it steps one env with an ε-greedy policy on
-// its behaviour copy of the Q-network, turns steps into n-step transitions,
-// and streams them to the replay in batches. It never waits on a reply to
-// keep stepping; it pauses only when the replay's credit is used up. It works
-// in chunks of StepsPerChunk steps and re-sends itself a message between
-// chunks, so weights and credits are taken in between.
+// runner is the env runner role: it steps a vector of EnvsPerRunner envs with
+// an ε-greedy policy on its behaviour copy of the Q-network (one batched
+// forward pass per step for the whole vector), turns each env's steps into
+// n-step transitions, and streams them to the replay in batches. It never
+// waits on a reply to keep stepping; it pauses only when the replay's credit
+// is used up. It works in chunks of StepsPerChunk env steps (N per vector
+// step) and re-sends itself a message between chunks, so weights and credits
+// are taken in between.
 //
-// The runner keeps the env, the policy, ε and the n-step returns; its
-// sender (sender.go) owns the outbox and the replay's credit, its weights
-// client (weightsclient.go) the subscription to the broadcaster and the
-// weights acting.
+// The runner keeps the envs, the policy, ε and the n-step returns (per env:
+// runnerenvs.go); its sender (sender.go) owns the outbox and the replay's
+// credit, its weights client (weightsclient.go) the subscription to the
+// broadcaster and the weights acting.
 type runner struct {
 	spec    RunnerSpec
 	cfg     Config
@@ -46,11 +53,16 @@ type runner struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	env    envs.Env
-	policy *nets.Forward
-	rng    *rand.Rand
-	acc    *NStepAccumulator
-	obs    []float32
+	vec     envs.VecEnv
+	obsSize int
+	obs     []float32 // the observations to act on, env i's at [i·obsSize, (i+1)·obsSize): a copy, the VecEnv reuses its own
+	slots   []envSlot // per env: n-step returns, ε rung, episode
+	actions []int32
+	explore []bool  // the env's action this step is a random one
+	greedy  []int32 // GreedyBatch's actions
+	sink    TransitionSink
+	policy  *nets.Forward
+	rng     *rand.Rand
 
 	sender       *ExperienceSender
 	weights      *WeightsClient
@@ -68,9 +80,6 @@ type runner struct {
 	// the ε schedule follows the whole cluster's steps.
 	runStepsAtWeights, ownStepsAtWeights uint64
 	reportedLocal                        uint64 // steps already added to this node's LocalRunnerSteps
-	epReturn                             float64
-	epLength                             uint32
-	epMaxEpsilon                         float64
 }
 
 // runnerAccounting is the part of a runner's state that outlives a restart
@@ -81,7 +90,8 @@ type runnerAccounting struct {
 	ExperienceStream
 
 	// The runner's rung in the ε ladder: spec.Index of spec.Count until a
-	// RunnerLadder message places it in the cluster's ladder.
+	// RunnerLadder message places it in the cluster's ladder. Its N envs
+	// take the rungs ladderIndex·N+i of ladderCount·N (envSlot.epsEnd).
 	ladderIndex, ladderCount int
 }
 
@@ -93,7 +103,8 @@ type RunnerLadder struct {
 	Index, Count int
 }
 
-// LadderEpsilon is the ε runner index of count ends at (Ape-X):
+// LadderEpsilon is the ε rung index of count ends at (Ape-X; a rung is one
+// env of one runner):
 // ε_i = end^(1 + α·i/(count−1)); end for a single runner or α = 0.
 func LadderEpsilon(end, alpha float64, index, count int) float64 {
 	if alpha <= 0 || count <= 1 {
@@ -116,8 +127,7 @@ func (r *runner) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		if err := r.start(ctx); err != nil {
-			// Panic so the supervisor sees the failure and applies its budget.
-			panic(err)
+			r.fail(err)
 		}
 	case *stepChunk:
 		r.stepChunk(ctx)
@@ -146,18 +156,38 @@ func (r *runner) Receive(ctx actor.Context) {
 	case *RunnerLadder:
 		r.setLadder(ctx, msg)
 	case *actor.Stopping:
-		if r.stopTick != nil {
-			r.stopTick()
-		}
-		if r.linkSub != nil {
-			ctx.ActorSystem().EventStream.Unsubscribe(r.linkSub)
-		}
+		r.release(ctx)
 	case *linkLost:
 		r.onLinkLost(ctx, msg.address)
 	case *actor.Restarting:
-		r.log.Warn("runner restarting with a fresh env")
+		r.log.Warn("runner restarting with fresh envs")
 		r.metrics.countRestart("runner", ctx.Self().GetId())
+		r.release(ctx)
 	}
+}
+
+// fail ends the actor on an error (its envs failed, or could not be made):
+// the panic lets the supervisor see the failure, apply its restart budget
+// and start a fresh runner on the same stream.
+func (r *runner) fail(err error) {
+	r.log.Error("runner failed: the supervisor restarts it", "err", err)
+	panic(err)
+}
+
+// release lets go of what outlives the actor instance: the timer, the event
+// subscription and the envs (an external env's process). A restarted
+// runner's new instance makes its own; without this each restart would
+// leave a repeating timer behind.
+func (r *runner) release(ctx actor.Context) {
+	if r.stopTick != nil {
+		r.stopTick()
+		r.stopTick = nil
+	}
+	if r.linkSub != nil {
+		ctx.ActorSystem().EventStream.Unsubscribe(r.linkSub)
+		r.linkSub = nil
+	}
+	r.closeEnvs()
 }
 
 // resume restarts stepping after a pause once the outbox has room.
@@ -168,20 +198,17 @@ func (r *runner) resume(ctx actor.Context) {
 	}
 }
 
-// start builds a fresh env and policy (also after a restart: a runner whose
-// env failed gets a new one) and subscribes to weights.
+// start builds fresh envs and policy (also after a restart: a runner whose
+// env failed gets new ones) and subscribes to weights.
 func (r *runner) start(ctx actor.Context) error {
-	env, err := envs.Make(r.spec.EnvID)
-	if err != nil {
-		return fmt.Errorf("runner %s: %w", r.spec.Name, err)
-	}
-	r.env = env
 	r.policy = nets.NewForward(r.spec.Net)
 	r.rng = rand.New(rand.NewPCG(r.spec.Seed, uint64(r.spec.Index)+1))
-	r.acc = NewNStepAccumulator(r.cfg.NStep, r.cfg.Gamma)
+	if err := r.startEnvs(); err != nil {
+		return fmt.Errorf("runner %s: %w", r.spec.Name, err)
+	}
+	r.sink = r.emit
 	r.sender = NewExperienceSender(r.cfg, r.dir, r.metrics, r.log, &r.ExperienceStream)
 	r.weights = NewWeightsClient(r.dir, r.metrics, r.log, r.spec.Net.NumParams(), r.applyWeights)
-	r.resetEpisode()
 	r.newBatch()
 	r.weights.Subscribe(ctx)
 	r.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(resubscribeAfter/4, resubscribeAfter/4, ctx.Self(), &runnerTick{})
@@ -226,13 +253,10 @@ func (r *runner) onLinkLost(ctx actor.Context, address string) {
 // runnerTick drives re-subscription to the broadcaster.
 type runnerTick struct{}
 
-func (r *runner) resetEpisode() {
-	r.obs = append(r.obs[:0], r.env.Reset(r.rng.Int64())...)
-	r.epReturn, r.epLength, r.epMaxEpsilon = 0, 0, 0
-}
-
+// newBatch starts the batch being built; emit hands it on at SendBatch
+// transitions.
 func (r *runner) newBatch() {
-	n, d := r.cfg.SendBatch+r.cfg.NStep, len(r.obs) // room for a batch plus an episode-end burst
+	n, d := r.cfg.SendBatch, r.obsSize
 	r.batch = &messages.ExperienceBatch{
 		Runner: r.spec.Name, ObsSize: uint32(d),
 		Observations: make([]float32, 0, n*d), NextObservations: make([]float32, 0, n*d),
@@ -271,66 +295,50 @@ func (r *runner) setLadder(ctx actor.Context, p *RunnerLadder) {
 		return
 	}
 	r.ladderIndex, r.ladderCount = p.Index, p.Count
+	r.placeEnvs()
 	r.log.Info("ε ladder position", "index", p.Index, "count", p.Count, "epsilon_end", r.ladderEnd())
 	r.report(ctx)
 }
 
-// ladderEnd is the ε this runner's rung decays to.
+// ladderEnd is the ε the runner's highest rung (its first env's) decays to:
+// what it reports as its ladder ε.
 func (r *runner) ladderEnd() float64 {
-	return LadderEpsilon(r.cfg.EpsilonEnd, r.cfg.EpsilonLadder, r.ladderIndex, r.ladderCount)
+	n := r.envCount()
+	return LadderEpsilon(r.cfg.EpsilonEnd, r.cfg.EpsilonLadder, r.ladderIndex*n, r.ladderCount*n)
 }
 
-// epsilon is the linear schedule from EpsilonStart to this runner's end ε
-// (its rung of the ladder), over EpsilonDecaySteps env steps of all runners
-// together: the run's count comes with the weights (as the learner's node
-// knew it when publishing) plus this runner's steps since; before any
-// weights, its own steps times the ladder's runner count.
-func (r *runner) epsilon() float64 {
-	end := r.ladderEnd()
+// decay is how far the ε schedule has come (0 to 1): EpsilonDecaySteps env
+// steps of all runners together. The run's count comes with the weights (as
+// the learner's node knew it when publishing) plus this runner's steps
+// since; before any weights, its own steps times the ladder's runner count.
+func (r *runner) decay() float64 {
 	if r.cfg.EpsilonDecaySteps == 0 {
-		return end
+		return 1
 	}
 	run := r.steps * uint64(r.ladderCount)
 	if r.runStepsAtWeights > 0 {
 		run = r.runStepsAtWeights + (r.steps - r.ownStepsAtWeights)
 	}
-	frac := float64(run) / float64(r.cfg.EpsilonDecaySteps)
+	return min(1, float64(run)/float64(r.cfg.EpsilonDecaySteps))
+}
+
+// epsilonTo is the linear schedule from EpsilonStart to end (a rung's ε)
+// at decay frac.
+func (r *runner) epsilonTo(end, frac float64) float64 {
 	if frac >= 1 {
 		return end
 	}
 	return r.cfg.EpsilonStart + frac*(end-r.cfg.EpsilonStart)
 }
 
-func (r *runner) act(eps float64) int {
-	if r.version() == (wire.Version{}) || r.rng.Float64() < eps {
-		return r.rng.IntN(r.spec.Net.Outputs)
-	}
-	return r.policy.Greedy(r.obs)
-}
+// epsilon is the runner's reported ε: its first env's, the highest of its
+// rungs.
+func (r *runner) epsilon() float64 { return r.epsilonTo(r.ladderEnd(), r.decay()) }
 
 func (r *runner) stepChunk(ctx actor.Context) {
-	for i := 0; i < r.cfg.StepsPerChunk && r.sender.HasRoom(); i++ {
-		eps := r.epsilon()
-		a := r.act(eps)
-		next, reward, terminated, truncated := r.env.Step(a)
-		r.steps++
-		r.epReturn += reward
-		r.epLength++
-		r.epMaxEpsilon = math.Max(r.epMaxEpsilon, eps)
-		r.acc.Add(r.obs, a, reward, next, terminated, truncated, r.emit)
-		if terminated || truncated {
-			if stats := r.dir.Stats(); stats != nil {
-				ctx.Send(stats, &messages.EpisodeStats{
-					Runner: r.spec.Name, Return: r.epReturn, Length: r.epLength, MaxEpsilon: r.epMaxEpsilon,
-					WeightsVersion: r.version().Version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
-				})
-			}
-			r.resetEpisode()
-		} else {
-			r.obs = append(r.obs[:0], next...)
-		}
-		if int(r.batch.Count) >= r.cfg.SendBatch {
-			r.enqueue()
+	for n := 0; n < r.cfg.StepsPerChunk && r.sender.HasRoom(); n += len(r.slots) {
+		if err := r.stepEnvs(ctx); err != nil {
+			r.fail(fmt.Errorf("runner %s: %w", r.spec.Name, err))
 		}
 	}
 	r.sender.RecoverCredit()
@@ -371,6 +379,9 @@ func (r *runner) enqueue() {
 	if r.batch.Count == 0 {
 		return
 	}
+	if r.cfg.Prioritized && r.cfg.RunnerPriorities {
+		r.prioritize(r.batch)
+	}
 	r.sender.Enqueue(r.batch)
 	r.newBatch()
 }
@@ -381,7 +392,9 @@ func (r *runner) send(ctx actor.Context) {
 	r.sender.TrySend(ctx, r.version().Version)
 }
 
-// emit appends one finished transition to the batch being built.
+// emit appends one finished transition to the batch being built, and hands
+// the batch to the outbox when it is full: a vector step can finish many
+// transitions at once (N envs, an episode's end), batches stay SendBatch.
 func (r *runner) emit(obs []float32, action int, reward, discount float64, nextObs []float32) {
 	b := r.batch
 	b.Observations = append(b.Observations, obs...)
@@ -389,27 +402,38 @@ func (r *runner) emit(obs []float32, action int, reward, discount float64, nextO
 	b.Actions = append(b.Actions, uint32(action))
 	b.Rewards = append(b.Rewards, float32(reward))
 	b.Discounts = append(b.Discounts, float32(discount))
-	if r.cfg.Prioritized && r.cfg.RunnerPriorities {
-		b.Priorities = append(b.Priorities, r.tdEstimate(obs, action, reward, discount, nextObs))
-	}
 	b.Count++
+	if int(b.Count) >= r.cfg.SendBatch {
+		r.enqueue()
+	}
 }
 
-// tdEstimate is the runner's initial priority for a transition (Ape-X): the
-// |TD error| under its own copy of the network,
-// |r + γⁿ·(1−done)·max_a' Q(s',a') − Q(s,a)|. Before the first weights the
-// net is untrained; the estimate is then 1, like a new transition's.
-func (r *runner) tdEstimate(obs []float32, action int, reward, discount float64, nextObs []float32) float32 {
+// prioritize writes a full batch's initial priorities (Ape-X): each
+// transition's |TD error| under the runner's own copy of the network,
+// |r + γⁿ·(1−done)·max_a' Q(s',a') − Q(s,a)|, from two batched passes over
+// the batch's observations and next observations (not two single passes
+// per transition), with the weights acting when the batch is full. Before
+// the first weights the net is untrained; the estimate is then 1, like a
+// new transition's.
+func (r *runner) prioritize(b *messages.ExperienceBatch) {
+	n, k := int(b.Count), r.spec.Net.Outputs
+	b.Priorities = b.Priorities[:0]
 	if r.version() == (wire.Version{}) {
-		return 1
+		for range n {
+			b.Priorities = append(b.Priorities, 1)
+		}
+		return
 	}
-	qSA := float64(r.policy.Q(obs)[action])
-	qNext := r.policy.Q(nextObs)
-	best := qNext[0]
-	for _, q := range qNext[1:] {
-		best = max(best, q)
+	q := r.policy.QBatch(b.Observations, n)
+	for i := range n {
+		b.Priorities = append(b.Priorities, q[i*k+int(b.Actions[i])]) // Q(s,a) until the next pass
 	}
-	return float32(math.Abs(reward + discount*float64(best) - qSA))
+	q = r.policy.QBatch(b.NextObservations, n)
+	for i := range n {
+		best := slices.Max(q[i*k : (i+1)*k])
+		td := float64(b.Rewards[i]) + float64(b.Discounts[i])*float64(best) - float64(b.Priorities[i])
+		b.Priorities[i] = float32(math.Abs(td))
+	}
 }
 
 func (r *runner) report(ctx actor.Context) {
