@@ -70,11 +70,45 @@ def read_frame(f):
 
 
 def write_frame(f, msg):
-    """Writes msg as one frame: its length (4 bytes, little-endian), then it."""
-    data = msg.SerializeToString()
-    f.write(_HEADER.pack(len(data)))
-    f.write(data)
+    """Writes msg as one frame: its length (4 bytes, little-endian), then it.
+    msg is a protobuf message or a list of its encoded parts."""
+    parts = msg if isinstance(msg, list) else [msg.SerializeToString()]
+    f.write(_HEADER.pack(sum(len(p) for p in parts)))
+    for p in parts:
+        f.write(p)
     f.flush()
+
+
+_SMALL = [bytes((i,)) for i in range(0x80)]
+
+
+def _varint(n):
+    if n < 0x80:
+        return _SMALL[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_step(observations, rewards, terminated, truncated, final):
+    """A Reply{step_result} as protobuf encodes it, as a list of byte
+    strings to write one after the other. Encoded here rather than through
+    the protobuf module because it is the hot path: the observations are
+    written as they are, never copied into a message. The arguments are
+    the packed fields (empty ones are left out, as proto3 does):
+    float32/uint8 observations, little-endian float64 rewards, one 0/1 byte
+    per flag (protobuf's packed bools). The tags are field number << 3 | 2
+    (length-delimited), in env.proto's numbering."""
+    n_obs, n_rew, n_flags, n_fin = len(observations), len(rewards), len(terminated), len(final)
+    parts = [b"\x0a", _varint(n_obs), observations, b"\x12", _varint(n_rew), rewards,
+             b"\x1a", _varint(n_flags), terminated, b"\x22", _varint(n_flags), truncated]
+    if n_fin:
+        parts += (b"\x2a", _varint(n_fin), final)
+    size = sum(map(len, parts))
+    return [b"\x1a", _varint(size)] + parts  # Reply field 3, step_result
 
 
 def _error(code, message):
@@ -125,10 +159,12 @@ class _Vector:
             self.spec.reward_threshold = float(threshold)
         self.ready = False
 
-    def _put(self, buf, i, obs):
-        if np.shape(obs) != self.shape:
-            raise ValueError(f"the env returned an observation of shape {np.shape(obs)}, its space says {self.shape}")
-        buf[i] = obs
+    def _row(self, obs):
+        """obs as an array of the observation's shape, else a ValueError."""
+        a = np.asarray(obs)
+        if a.shape != self.shape:
+            raise ValueError(f"the env returned an observation of shape {a.shape}, its space says {self.shape}")
+        return a
 
     def reset(self, seeds):
         if len(seeds) != len(self.envs):
@@ -138,39 +174,49 @@ class _Vector:
             # negative one is read as its two's complement, as qfleet's Go
             # envs read it.
             obs, _ = env.reset(seed=seed % (1 << 64))
-            self._put(self.obs, i, obs)
+            self.obs[i] = self._row(obs)
         self.ready = True
         return pb.Reply(reset_result=pb.ResetResult(observations=self.obs.tobytes()))
 
     def step(self, actions):
-        n = len(self.envs)
+        """Steps every env; returns the reply's encoded parts (encode_step)."""
+        envs, n = self.envs, len(self.envs)
         if not self.ready:
             raise ProtocolError("step before reset")
         if len(actions) != n:
             raise ProtocolError(f"step: {len(actions)} actions for {n} envs")
-        rewards, terminated, truncated = [0.0] * n, [False] * n, [False] * n
-        k, start, put = 0, self.action_start, self._put
-        for i, (env, a) in enumerate(zip(self.envs, actions)):
-            if not 0 <= a < self.num_actions:
-                raise ProtocolError(f"step: action {a} for env {i}, want 0..{self.num_actions - 1}")
-            obs, r, term, trunc, _ = env.step(a + start)
-            rewards[i], terminated[i], truncated[i] = float(r), bool(term), bool(trunc)
+        actions = list(actions)
+        if min(actions) < 0 or max(actions) >= self.num_actions:
+            bad = next(i for i, a in enumerate(actions) if not 0 <= a < self.num_actions)
+            raise ProtocolError(f"step: action {actions[bad]} for env {bad}, want 0..{self.num_actions - 1}")
+        # The hot loop: per env only the env's own step and a reference to
+        # its observation; the copy into the buffer is one call at the end.
+        rewards, terminated, truncated = [0.0] * n, bytearray(n), bytearray(n)
+        rows, k, start, shape, ndarray = [], 0, self.action_start, self.shape, np.ndarray
+        for i in range(n):
+            obs, r, term, trunc, _ = envs[i].step(actions[i] + start)
+            rewards[i] = r
             if term or trunc:
-                # Same-step autoreset: keep the last observation, start the
-                # next episode on the env's own random stream (no seed).
-                put(self.final, k, obs)
+                terminated[i], truncated[i] = bool(term), bool(trunc)
+                # Same-step autoreset: keep the last observation (copied
+                # now: an env may reuse its array), start the next episode
+                # on the env's own random stream (no seed).
+                self.final[k] = self._row(obs)
                 k += 1
-                obs, _ = env.reset()
-            put(self.obs, i, obs)
-        return pb.Reply(
-            step_result=pb.StepResult(
-                observations=self.obs.tobytes(),
-                rewards=rewards,
-                terminated=terminated,
-                truncated=truncated,
-                final_observations=self.final[:k].tobytes(),
-            )
-        )
+                obs, _ = envs[i].reset()
+            if obs.__class__ is not ndarray or obs.shape != shape:
+                obs = self._row(obs)
+            rows.append(obs)
+        self._gather(rows, self.obs)
+        final = self.final[:k].tobytes() if k else b""
+        return encode_step(self.obs.tobytes(), struct.pack(f"<{n}d", *rewards), bytes(terminated), bytes(truncated), final)
+
+    def _gather(self, rows, out):
+        """Copies rows (arrays of the observation's shape) into out."""
+        if self.shape:
+            np.concatenate(rows, out=out.reshape((-1,) + self.shape[1:]), casting="unsafe")
+        else:
+            out[:] = rows
 
     def close(self):
         for env in self.envs:

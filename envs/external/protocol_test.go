@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +214,33 @@ func FuzzReadReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The Python adapter encodes step replies by hand (its hot path): the
+// bytes must be what its protobuf module would encode.
+func TestPythonStepEncoding(t *testing.T) {
+	const check = `
+import struct, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np, qfleet_env as q, env_pb2 as pb
+rng = np.random.default_rng(1)
+for n, done in ((1, []), (3, [1]), (300, list(range(0, 300, 3)))):
+    obs, fin = rng.random((n, 4)).astype("<f4"), rng.random((len(done), 4)).astype("<f4")
+    rew, te, tr = list(rng.standard_normal(n)), bytearray(n), bytearray(n)
+    for d in done:
+        te[d] = 1
+    if done:
+        tr[done[-1]] = 1
+    got = b"".join(q.encode_step(obs.tobytes(), struct.pack(f"<{n}d", *rew), bytes(te), bytes(tr), fin.tobytes()))
+    want = pb.Reply(step_result=pb.StepResult(observations=obs.tobytes(), rewards=rew, terminated=list(map(bool, te)),
+                                              truncated=list(map(bool, tr)), final_observations=fin.tobytes())).SerializeToString()
+    assert got == want, (n, got[:32].hex(), want[:32].hex())
+`
+	dir, err := filepath.Abs("../../python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(python(t), "-c", check, dir).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
 }
