@@ -30,7 +30,7 @@ func ParseMaxMemory(flag string) (uint64, error) {
 
 // MemoryEstimate is what this node would hold with roles.
 func (t *Run) MemoryEstimate(roles []string) actors.MemoryEstimate {
-	return actors.EstimateMemory(t.env, t.cf.Config, roles, t.snapshotEvery > 0)
+	return actors.EstimateMemory(t.spec, t.cf.Config, roles, t.snapshotEvery > 0)
 }
 
 // checkMemory refuses a config this node cannot hold, before anything is

@@ -34,6 +34,10 @@ type RunOptions struct {
 	Progress      string   `yaml:"progress"` // interval between progress lines, e.g. "10s"; "0" turns them off
 	Live          string   `yaml:"live"`     // the live progress line: auto, always or never
 	LogLevel      string   `yaml:"log_level"`
+	// An env of the user's own, outside this program (external.go).
+	EnvCommand string `yaml:"env_command"`
+	EnvAddress string `yaml:"env_address"`
+	EnvWorkers int    `yaml:"env_workers"`
 }
 
 // Config is everything a run is given, as its YAML config file holds it:
@@ -141,6 +145,9 @@ func runOptionComments() map[string]fieldComment {
 		"progress":       {text: "interval between progress log lines on stderr, for logs kept in files; 0 turns them off"},
 		"live":           {text: "the live progress line on stderr (bar, rates, mean100, ETA): auto (only when stdout and stderr are terminals), always or never"},
 		"log_level":      {text: "debug, info, warn or error"},
+		"env_command":    {text: "your own env, served by this program over the env protocol (e.g. python3 my_env.py; docs/env-protocol.md): started by each runner (and once to learn its spec); env names it (default: the id the env gives)"},
+		"env_address":    {text: "or your own env, served by an env server already running at host:port"},
+		"env_workers":    {text: "with env_command: worker processes per runner, each stepping a share of its envs_per_runner envs (0: 1)"},
 	}
 }
 

@@ -227,7 +227,7 @@ func LoadPolicy(dir, cfgPath string, warn io.Writer) (*Policy, error) {
 			fmt.Fprintf(warn, "qfleet eval: warning: %s is a config for %s, the checkpoint is for %s\n", cfgPath, cf.Env, envID)
 		}
 	}
-	spec := actors.NetSpec(ld.env, cf.Config)
+	spec := actors.NetSpec(ld.env.Spec(), cf.Config)
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", ld.cfgFrom, err)
 	}

@@ -25,7 +25,7 @@ import (
 // roles of one cluster node.
 type Run struct {
 	cf              Config
-	env             envs.Env // an instance of cf.Env, for its spec (the checks before start)
+	spec            envs.Spec // cf.Env's, for the checks before start
 	progressEvery   time.Duration
 	maxTime         time.Duration // 0: no limit
 	level           slog.Level
@@ -80,11 +80,14 @@ func NewRun(cf Config, o Options) (*Run, error) {
 	} else {
 		return bad("config %s: max_time = %q: not a duration >= 0", o.ConfigPath, cf.MaxTime)
 	}
-	env, err := envs.Make(cf.Env)
+	if err := useExternalEnv(&cf); err != nil {
+		return nil, UsageError{err}
+	}
+	spec, err := envs.SpecOf(cf.Env)
 	if err != nil {
 		return nil, UsageError{err}
 	}
-	t.env = env
+	t.spec = spec
 	if err := cf.Config.Validate(); err != nil {
 		if o.ConfigPath != "" {
 			err = fmt.Errorf("config %s (or a flag over it): %w", o.ConfigPath, err)
@@ -107,7 +110,7 @@ func NewRun(cf Config, o Options) (*Run, error) {
 	if !slices.Contains(console.LiveModes, cf.Live) {
 		return bad("live %q: want %s", cf.Live, strings.Join(console.LiveModes, ", "))
 	}
-	t.targetReturn = env.Spec().RewardThreshold
+	t.targetReturn = spec.RewardThreshold
 	if cf.TargetReturn != nil && !math.IsNaN(*cf.TargetReturn) {
 		t.targetReturn = *cf.TargetReturn
 	}

@@ -49,7 +49,7 @@ func (t *Run) checkResume(roles []string) error {
 	if !t.resume || dir == "" {
 		return nil
 	}
-	if err := actors.CheckResume(dir, t.cf.Env, actors.NetSpec(t.env, t.cf.Config), roles); err != nil {
+	if err := actors.CheckResume(dir, t.cf.Env, actors.NetSpec(t.spec, t.cf.Config), roles); err != nil {
 		return UsageError{err}
 	}
 	return nil

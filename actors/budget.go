@@ -60,8 +60,8 @@ const learnerGraphFactor = 8
 
 // EstimateMemory estimates what a node with roles holds for env under cfg.
 // snapshots: the replay copies its table to write a snapshot.
-func EstimateMemory(env envs.Env, cfg Config, roles []string, snapshots bool) MemoryEstimate {
-	sp := env.Spec()
+func EstimateMemory(env envs.Spec, cfg Config, roles []string, snapshots bool) MemoryEstimate {
+	sp := env
 	net := NetSpec(env, cfg)
 	params := uint64(net.NumParams())
 	obs := uint64(sp.ObsSize())
@@ -107,13 +107,13 @@ func EstimateMemory(env envs.Env, cfg Config, roles []string, snapshots bool) Me
 
 // replayItems are the replay's table (NewTable or NewFrameTable, with the
 // sum tree when prioritized) and, for packed frames, the recent-frame index.
-func replayItems(env envs.Env, cfg Config, snapshots bool) []MemoryItem {
-	obs, capacity := uint64(env.Spec().ObsSize()), uint64(cfg.ReplayCapacity)
+func replayItems(env envs.Spec, cfg Config, snapshots bool) []MemoryItem {
+	obs, capacity := uint64(env.ObsSize()), uint64(cfg.ReplayCapacity)
 	row := 8*obs + 20 // obs and next obs as float32, action, reward, discount, key
 	items := []MemoryItem{{What: "replay: sampling scratch and small state", Units: 1, PerUnit: 64 << 10}}
 	if len(replayOptions(env)) > 0 {
 		// Packed frames: two per row in the ring, plus two frame ids.
-		packed := uint64(frameBytes(env.Spec().ObsDType, int(obs)))
+		packed := uint64(frameBytes(env.ObsDType, int(obs)))
 		row = 2*packed + 36
 		items = append(items, MemoryItem{What: "replay: recent frames kept for deduplication", Units: recentFrames, PerUnit: 2*packed + 96})
 	}
@@ -127,7 +127,7 @@ func replayItems(env envs.Env, cfg Config, snapshots bool) []MemoryItem {
 	if snapshots {
 		row *= 2 // the copy a snapshot writes from
 	}
-	return append([]MemoryItem{{What: fmt.Sprintf("replay table (%s transitions)", env.Spec().ID), Setting: "replay_capacity",
+	return append([]MemoryItem{{What: fmt.Sprintf("replay table (%s transitions)", env.ID), Setting: "replay_capacity",
 		Units: capacity, PerUnit: row}}, items...)
 }
 

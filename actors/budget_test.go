@@ -44,13 +44,13 @@ func TestMemoryEstimateMatchesReplayTable(t *testing.T) {
 		cfg := DefaultConfigFor(c.env)
 		cfg.ReplayCapacity, cfg.Prioritized = 200_000, c.prioritized
 		var est uint64
-		for _, i := range replayItems(env, cfg, false) {
+		for _, i := range replayItems(env.Spec(), cfg, false) {
 			est += i.Bytes()
 		}
 		obs := env.Spec().ObsSize()
 		got := heapOf(func() any {
 			var tb *Table
-			if len(replayOptions(env)) > 0 {
+			if len(replayOptions(env.Spec())) > 0 {
 				tb = NewFrameTable(envs.Binary, obs, cfg.ReplayCapacity)
 			} else {
 				tb = NewTable(obs, cfg.ReplayCapacity)
@@ -73,7 +73,7 @@ func TestMemoryBudgetNamesLargestSetting(t *testing.T) {
 	env, _ := envs.Make("CartPole-v1")
 	cfg := DefaultConfig()
 	cfg.ReplayCapacity = 1_000_000_000
-	err := EstimateMemory(env, cfg, AllRoles, false).Check(8 << 30)
+	err := EstimateMemory(env.Spec(), cfg, AllRoles, false).Check(8 << 30)
 	if !errors.Is(err, ErrMemoryBudget) {
 		t.Fatalf("err %v, want ErrMemoryBudget", err)
 	}
@@ -82,7 +82,7 @@ func TestMemoryBudgetNamesLargestSetting(t *testing.T) {
 			t.Errorf("%q lacks %q", err, want)
 		}
 	}
-	if err := EstimateMemory(env, DefaultConfig(), AllRoles, false).Check(8 << 30); err != nil {
+	if err := EstimateMemory(env.Spec(), DefaultConfig(), AllRoles, false).Check(8 << 30); err != nil {
 		t.Fatalf("the default config is refused: %v", err)
 	}
 }

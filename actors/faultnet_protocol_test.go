@@ -220,7 +220,7 @@ func weightsFor(t *testing.T, cfg actors.Config, count uint64) *messages.Weights
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := make([]float32, actors.NetSpec(env, cfg).NumParams())
+	params := make([]float32, actors.NetSpec(env.Spec(), cfg).NumParams())
 	for i := range params {
 		params[i] = float32(count) / 100
 	}

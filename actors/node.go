@@ -59,8 +59,8 @@ type Node struct {
 // replayOptions picks the replay's storage from the env's observation
 // dtype: 0/1 observations (MinAtar's grids) are stored as bits, uint8 ones
 // (pixels) as bytes, each frame once.
-func replayOptions(env envs.Env) []replayOption {
-	if d := env.Spec().ObsDType; d == envs.Binary || d == envs.Uint8 {
+func replayOptions(spec envs.Spec) []replayOption {
+	if d := spec.ObsDType; d == envs.Binary || d == envs.Uint8 {
 		return []replayOption{withFrames(d)}
 	}
 	return nil
@@ -70,8 +70,7 @@ func replayOptions(env envs.Env) []replayOption {
 // observations; for image observations (height × width × channels, channel
 // last, like MinAtar's) a conv torso of ConvFilters 3×3 filters first, when
 // ConvFilters > 0 (the MinAtar paper's network); a dueling head if asked.
-func NetSpec(env envs.Env, cfg Config) nets.Spec {
-	sp := env.Spec()
+func NetSpec(sp envs.Spec, cfg Config) nets.Spec {
 	s := nets.Spec{Inputs: sp.ObsSize(), Hidden: append([]int(nil), cfg.Hidden...), Outputs: sp.NumActions, Dueling: cfg.Dueling}
 	if sh := sp.ObsShape; len(sh) == 3 && cfg.ConvFilters > 0 {
 		s.Conv = &nets.ConvSpec{Height: sh[0], Width: sh[1], Channels: sh[2], Filters: cfg.ConvFilters, Kernel: 3}
@@ -107,7 +106,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 		}
 		has[r] = true
 	}
-	env, err := envs.Make(o.EnvID)
+	env, err := envs.SpecOf(o.EnvID) // an external env's without starting it
 	if err != nil {
 		return nil, err
 	}

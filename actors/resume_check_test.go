@@ -24,7 +24,7 @@ func netFor(t *testing.T, env string, cfg Config) nets.Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NetSpec(e, cfg)
+	return NetSpec(e.Spec(), cfg)
 }
 
 // checkpointOf is a checkpoint of net for env as the learner writes one:

@@ -28,8 +28,8 @@ type RunnerSpec struct {
 	Seed  uint64
 	Net   nets.Spec
 	// NewEnv makes the runner's vector of n envs (Config.EnvsPerRunner),
-	// at its start and again after each restart; nil: n Go envs of EnvID
-	// (envs.NewVec over envs.Make). An external env plugs in here.
+	// at its start and again after each restart; nil: envs.MakeVec of
+	// EnvID (n Go envs, or an external env registered by id).
 	NewEnv func(n int) (envs.VecEnv, error)
 }
 

@@ -35,9 +35,7 @@ func (r *runner) startEnvs() error {
 	newEnv := r.spec.NewEnv
 	if newEnv == nil {
 		id := r.spec.EnvID
-		newEnv = func(n int) (envs.VecEnv, error) {
-			return envs.NewVec(n, func() (envs.Env, error) { return envs.Make(id) })
-		}
+		newEnv = func(n int) (envs.VecEnv, error) { return envs.MakeVec(id, n) }
 	}
 	vec, err := newEnv(n)
 	if err != nil {

@@ -113,7 +113,7 @@ func childWeightsRunner(args []string, stdout, stderr io.Writer) error {
 }
 
 func cartPoleNet() nets.Spec {
-	return actors.NetSpec(envs.NewCartPole(), actors.DefaultConfig())
+	return actors.NetSpec(envs.NewCartPole().Spec(), actors.DefaultConfig())
 }
 
 // initialParams: the CartPole network's initialisation for its size, else a

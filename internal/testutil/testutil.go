@@ -5,9 +5,11 @@ package testutil
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -141,4 +143,39 @@ func (w *testLogWriter) mute() {
 	w.mu.Lock()
 	w.muted = true
 	w.mu.Unlock()
+}
+
+var python struct {
+	once      sync.Once
+	path, err string
+}
+
+// Python is an interpreter with numpy and protobuf, for the tests of the
+// env protocol: $QFLEET_PYTHON, the python3 on PATH, or Debian's (a pyenv
+// or venv python3 on PATH may lack the Debian packages). Without one the
+// test fails, saying how to install it; it does not skip.
+func Python(t testing.TB) string {
+	t.Helper()
+	python.once.Do(func() {
+		// No __pycache__ directories in the source tree from the tests.
+		os.Setenv("PYTHONDONTWRITEBYTECODE", "1")
+		var tried []string
+		for _, p := range []string{os.Getenv("QFLEET_PYTHON"), "python3", "/usr/bin/python3"} {
+			if p == "" {
+				continue
+			}
+			out, err := exec.Command(p, "-c", "import numpy, google.protobuf").CombinedOutput()
+			if err == nil {
+				python.path = p
+				return
+			}
+			tried = append(tried, fmt.Sprintf("%s: %v %s", p, err, strings.TrimSpace(string(out))))
+		}
+		python.err = strings.Join(tried, "\n")
+	})
+	if python.path == "" {
+		t.Fatalf("the env protocol's tests run Python with numpy and protobuf: apt-get install python3 python3-numpy python3-protobuf "+
+			"(or point QFLEET_PYTHON at such an interpreter); tried:\n%s", python.err)
+	}
+	return python.path
 }

@@ -87,11 +87,11 @@ func netsHelp() string {
 	var b strings.Builder
 	b.WriteString("The Q-network of each env by default (the settings hidden, conv_filters and\ndueling change it):\n")
 	for _, id := range envs.IDs() {
-		env, err := envs.Make(id)
+		spec, err := envs.SpecOf(id)
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(&b, "  %-26s %s\n", id, actors.NetSpec(env, actors.DefaultConfigFor(id)))
+		fmt.Fprintf(&b, "  %-26s %s\n", id, actors.NetSpec(spec, actors.DefaultConfigFor(id)))
 	}
 	return b.String()
 }

@@ -21,7 +21,7 @@ func WriteRandom(t testing.TB, dir, id string, cfg actors.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := actors.NetSpec(env, cfg)
+	spec := actors.NetSpec(env.Spec(), cfg)
 	layers := []uint32{uint32(spec.Inputs)}
 	for _, h := range spec.Hidden {
 		layers = append(layers, uint32(h))
