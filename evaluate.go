@@ -44,6 +44,9 @@ type EvalResult struct {
 	Seed           uint64    `json:"seed"`
 	Epsilon        float64   `json:"epsilon"`
 	Episodes       []Episode `json:"episodes"`
+	// Error ends the evaluation early: the env failed (an external env's
+	// process, say); Episodes holds the episodes played before.
+	Error string `json:"error,omitempty"`
 	MeanReturn     float64   `json:"mean_return"`
 	StdReturn      float64   `json:"std_return"`
 	MinReturn      float64   `json:"min_return"`
@@ -88,6 +91,10 @@ func (p *Policy) Evaluate(o EvalOptions) EvalResult {
 			rec = nil
 		}
 		ep := playEpisode(p.env, p.fwd, starts.Int64(), o.Epsilon, acts, limit, rec)
+		if err := envs.Err(p.env); err != nil {
+			res.Error = err.Error()
+			break
+		}
 		res.Episodes = append(res.Episodes, ep)
 		if o.OnEpisode != nil {
 			o.OnEpisode(i, ep)
@@ -205,9 +212,6 @@ func LoadPolicy(dir, cfgPath string, warn io.Writer) (*Policy, error) {
 		return nil, fmt.Errorf("no checkpoint (%s) in %s or %s", actors.CheckpointFile, dir, filepath.Join(dir, RunCheckpointsDir))
 	}
 	envID := ld.ckpt.GetEnv()
-	if ld.env, err = envs.Make(envID); err != nil {
-		return nil, fmt.Errorf("checkpoint in %s: %w", ld.path, err)
-	}
 	cf := Config{Config: actors.DefaultConfigFor(envID)}
 	ld.cfgFrom = "the defaults for " + envID
 	if cfgPath == "" {
@@ -226,6 +230,15 @@ func LoadPolicy(dir, cfgPath string, warn io.Writer) (*Policy, error) {
 		if cf.Env != "" && cf.Env != envID {
 			fmt.Fprintf(warn, "qfleet eval: warning: %s is a config for %s, the checkpoint is for %s\n", cfgPath, cf.Env, envID)
 		}
+		// An env of the run's own (env_command, env_address) is started as
+		// the run started it, under the checkpoint's env id.
+		cf.Env = envID
+		if err := useExternalEnv(&cf); err != nil {
+			return nil, fmt.Errorf("config %s: %w", cfgPath, err)
+		}
+	}
+	if ld.env, err = envs.Make(envID); err != nil {
+		return nil, fmt.Errorf("checkpoint in %s: %w", ld.path, err)
 	}
 	spec := actors.NetSpec(ld.env.Spec(), cf.Config)
 	if err := spec.Validate(); err != nil {
@@ -271,6 +284,10 @@ func fileExists(p string) bool {
 
 // Env is the policy's env (a fresh instance of the checkpoint's).
 func (p *Policy) Env() envs.Env { return p.env }
+
+// Close releases the policy's env (an external env's process or
+// connection).
+func (p *Policy) Close() error { return envs.Close(p.env) }
 
 // Describe says where the policy came from, for a person.
 func (p *Policy) Describe() string {

@@ -31,7 +31,7 @@ func TestExternalEnvTrains(t *testing.T) {
 	target := 150.0
 	cf.TargetReturn, cf.MaxSteps = &target, 80_000
 	cf.RunDir, cf.Live = filepath.Join(t.TempDir(), "run"), "never"
-	run, err := qfleet.NewRun(cf, qfleet.Options{})
+	run, err := qfleet.NewRun(cf, qfleet.Options{Checkpoints: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +53,16 @@ func TestExternalEnvTrains(t *testing.T) {
 	}
 	if saved.Env != "PyCartPole-v1" || !strings.Contains(saved.EnvCommand, "cartpole.py") {
 		t.Errorf("the run's config.yaml says env %q, env_command %q", saved.Env, saved.EnvCommand)
+	}
+	// qfleet eval of the run directory starts the env again and plays it.
+	pol, err := qfleet.LoadPolicy(cf.RunDir, "", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pol.Close()
+	res := pol.Evaluate(qfleet.EvalOptions{Episodes: 3, Seed: 7})
+	if res.Error != "" || len(res.Episodes) != 3 || res.Env != "PyCartPole-v1" || !(res.MeanReturn > 20) {
+		t.Errorf("evaluation of the external env: %d episodes, mean return %v, env %q, error %q", len(res.Episodes), res.MeanReturn, res.Env, res.Error)
 	}
 }
 

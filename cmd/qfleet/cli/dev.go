@@ -56,7 +56,7 @@ type trainFlags struct {
 	cfgPath, envID, httpAddr, ckptDir, summary, logLevel, runDir *string
 	live, maxMemory, envCommand, envAddress                      *string
 	seed, maxSteps                                               *uint64
-	runners, envWorkers                                          *int
+	runners, envWorkers, envsPerRunner                           *int
 	target                                                       *float64
 	progress, ckptEvery, snapEvery, maxTime                      *time.Duration
 	resume, pprof                                                *bool
@@ -65,29 +65,30 @@ type trainFlags struct {
 
 func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 	return &trainFlags{
-		fs:         fs,
-		cfgPath:    fs.String("config", "", "YAML config `file` (flags override it)"),
-		envID:      fs.String("env", qfleet.DefaultEnv, "environment `id` ("+strings.Join(envs.IDs(), ", ")+")"),
-		envCommand: fs.String("env-command", "", "your own env: a `program` serving it over the env protocol (e.g. \"python3 my_env.py\"; docs/env-protocol.md), started by each runner with the protocol on file descriptors 3 and 4, so its prints are free; --env names it (default: the id it gives)"),
-		envAddress: fs.String("env-address", "", "your own env, served by an env server already running at `host:port` (python3 my_env.py --listen host:port)"),
-		envWorkers: fs.Int("env-workers", 0, "with --env-command: worker processes per runner, each stepping a share of its envs_per_runner envs (default 1)"),
-		seed:       fs.Uint64("seed", qfleet.DefaultSeed, "random seed of the run"),
-		runners:    fs.Int("runners", 0, "env runner actors on this node (default from config: 1)"),
-		maxSteps:   fs.Uint64("max-steps", qfleet.DefaultMaxSteps, "stop after this many env steps"),
-		maxTime:    fs.Duration("max-time", 0, "stop after this much wall time, e.g. 10m (0: no limit); the run ends as at --max-steps, with its checkpoint and summary"),
-		target:     fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
-		httpAddr:   fs.String("http", "", "serve the dashboard (/), /metrics, /status and /history on this `address` (e.g. 127.0.0.1:9090)"),
-		pprof:      fs.Bool("pprof", false, "also serve the Go profiles (net/http/pprof) at /debug/pprof/ on the --http address; off by default, because profiles reveal the program's internals to anyone who reaches the port and taking them costs CPU"),
-		ckptDir:    fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory` (default: none, or RUN_DIR/checkpoints when --checkpoint-every, --replay-snapshot-every or --resume is given)"),
-		ckptEvery:  fs.Duration("checkpoint-every", qfleet.DefaultCheckpointEvery, "interval of periodic learner checkpoints (0: only at the end); giving it turns checkpoints on"),
-		snapEvery:  fs.Duration("replay-snapshot-every", 0, "interval of replay snapshots into the checkpoint directory, restored by --resume and by a restarted replay (0: none)"),
-		resume:     fs.Bool("resume", false, "continue the run from the newest checkpoint (and replay snapshot) in --checkpoint-dir, or in --run-dir's checkpoints"),
-		summary:    fs.String("summary", "", "write a JSON summary of the run to this `file` at exit (default: RUN_DIR/summary.json)"),
-		runDir:     fs.String("run-dir", "", "run `directory`: config.yaml, scalars.jsonl, summary.json, checkpoints/ (default: a new "+qfleet.RunsRoot+"/<env>-<seed>-<UTC time>)"),
-		progress:   fs.Duration("progress", 0, "interval between progress log lines on stderr, for logs kept in files (0: none)"),
-		live:       fs.String("live", console.LiveAuto, "the live progress line on stderr (bar, rates, mean100, ETA): auto (only when stdout and stderr are terminals), always or never"),
-		logLevel:   fs.String("log-level", qfleet.DefaultLogLevel, "log level: debug, info, warn, error"),
-		maxMemory:  fs.String("max-memory", qfleet.DefaultMaxMemory, "memory this node may plan to use, e.g. 16GiB or 500MB; a config needing more (by the estimate 'qfleet config print' shows) is refused before anything is allocated; auto: 80% of the machine's memory or cgroup limit; 0: no limit"),
+		fs:            fs,
+		cfgPath:       fs.String("config", "", "YAML config `file` (flags override it)"),
+		envID:         fs.String("env", qfleet.DefaultEnv, "environment `id` ("+strings.Join(envs.IDs(), ", ")+")"),
+		envCommand:    fs.String("env-command", "", "your own env: a `program` serving it over the env protocol (e.g. \"python3 my_env.py\"; docs/env-protocol.md), started by each runner with the protocol on file descriptors 3 and 4, so its prints are free; --env names it (default: the id it gives)"),
+		envAddress:    fs.String("env-address", "", "your own env, served by an env server already running at `host:port` (python3 my_env.py --listen host:port)"),
+		envWorkers:    fs.Int("env-workers", 0, "with --env-command: worker processes per runner, each stepping a share of its envs_per_runner envs (default 1)"),
+		seed:          fs.Uint64("seed", qfleet.DefaultSeed, "random seed of the run"),
+		runners:       fs.Int("runners", 0, "env runner actors on this node (default from config: 1)"),
+		envsPerRunner: fs.Int("envs-per-runner", 0, "envs each runner steps as one vector, one batched forward pass per step (default from config: 1)"),
+		maxSteps:      fs.Uint64("max-steps", qfleet.DefaultMaxSteps, "stop after this many env steps"),
+		maxTime:       fs.Duration("max-time", 0, "stop after this much wall time, e.g. 10m (0: no limit); the run ends as at --max-steps, with its checkpoint and summary"),
+		target:        fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
+		httpAddr:      fs.String("http", "", "serve the dashboard (/), /metrics, /status and /history on this `address` (e.g. 127.0.0.1:9090)"),
+		pprof:         fs.Bool("pprof", false, "also serve the Go profiles (net/http/pprof) at /debug/pprof/ on the --http address; off by default, because profiles reveal the program's internals to anyone who reaches the port and taking them costs CPU"),
+		ckptDir:       fs.String("checkpoint-dir", "", "write learner checkpoints (periodic and final) to this `directory` (default: none, or RUN_DIR/checkpoints when --checkpoint-every, --replay-snapshot-every or --resume is given)"),
+		ckptEvery:     fs.Duration("checkpoint-every", qfleet.DefaultCheckpointEvery, "interval of periodic learner checkpoints (0: only at the end); giving it turns checkpoints on"),
+		snapEvery:     fs.Duration("replay-snapshot-every", 0, "interval of replay snapshots into the checkpoint directory, restored by --resume and by a restarted replay (0: none)"),
+		resume:        fs.Bool("resume", false, "continue the run from the newest checkpoint (and replay snapshot) in --checkpoint-dir, or in --run-dir's checkpoints"),
+		summary:       fs.String("summary", "", "write a JSON summary of the run to this `file` at exit (default: RUN_DIR/summary.json)"),
+		runDir:        fs.String("run-dir", "", "run `directory`: config.yaml, scalars.jsonl, summary.json, checkpoints/ (default: a new "+qfleet.RunsRoot+"/<env>-<seed>-<UTC time>)"),
+		progress:      fs.Duration("progress", 0, "interval between progress log lines on stderr, for logs kept in files (0: none)"),
+		live:          fs.String("live", console.LiveAuto, "the live progress line on stderr (bar, rates, mean100, ETA): auto (only when stdout and stderr are terminals), always or never"),
+		logLevel:      fs.String("log-level", qfleet.DefaultLogLevel, "log level: debug, info, warn, error"),
+		maxMemory:     fs.String("max-memory", qfleet.DefaultMaxMemory, "memory this node may plan to use, e.g. 16GiB or 500MB; a config needing more (by the estimate 'qfleet config print' shows) is refused before anything is allocated; auto: 80% of the machine's memory or cgroup limit; 0: no limit"),
 	}
 }
 
@@ -152,6 +153,8 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet, command []string) (*qfleet.Run, 
 			cf.Seed = *tf.seed
 		case "runners":
 			cf.Runners = *tf.runners
+		case "envs-per-runner":
+			cf.EnvsPerRunner = *tf.envsPerRunner
 		case "max-steps":
 			cf.MaxSteps = *tf.maxSteps
 		case "target-return":

@@ -79,6 +79,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer pol.Close()
 	sp := pol.Env().Spec()
 	o := qfleet.EvalOptions{Episodes: *n, Seed: *seed, Epsilon: *eps, MaxEpisodeSteps: *maxSteps}
 	if *gifPath != "" {
@@ -99,6 +100,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "qfleet eval: %s, %s; %d episode(s) at ε=%g, seed %d\n", sp.ID, pol.Describe(), *n, *eps, *seed)
 	res := pol.Evaluate(o)
+	if res.Error != "" {
+		return fmt.Errorf("the env failed after %d episode(s): %s", len(res.Episodes), res.Error)
+	}
 	if *asJSON {
 		data, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
