@@ -1,7 +1,5 @@
 package actors
 
-import "math"
-
 // TransitionSink receives finished transitions: observation, action, the
 // n-step reward Σ_{k<m} γᵏ·r_{t+k}, discount γᵐ·(1−terminated) and the
 // observation m steps later.
@@ -23,7 +21,7 @@ type pendingStep struct {
 	obs    []float32
 	action int
 	reward float64 // Σ γᵏ r so far
-	steps  int     // rewards accumulated
+	scale  float64 // γ^steps: the next reward's weight, and the discount if it ended now
 }
 
 // NewNStepAccumulator returns an accumulator of n-step returns with discount gamma.
@@ -38,17 +36,19 @@ func (a *NStepAccumulator) Add(obs []float32, action int, reward float64, nextOb
 	if k := len(a.free); k > 0 {
 		buf, a.free = a.free[k-1], a.free[:k-1]
 	}
-	a.pending = append(a.pending, pendingStep{obs: append(buf[:0], obs...), action: action})
+	// γᵏ by running products, not math.Pow: this runs for every pending
+	// step of every env step, and Pow was a few percent of a runner's time.
+	a.pending = append(a.pending, pendingStep{obs: append(buf[:0], obs...), action: action, scale: 1})
 	for i := range a.pending {
 		p := &a.pending[i]
-		p.reward += math.Pow(a.gamma, float64(p.steps)) * reward
-		p.steps++
+		p.reward += p.scale * reward
+		p.scale *= a.gamma
 	}
 	if terminated || truncated {
 		for _, p := range a.pending {
 			discount := 0.0
 			if !terminated {
-				discount = math.Pow(a.gamma, float64(p.steps))
+				discount = p.scale
 			}
 			emit(p.obs, p.action, p.reward, discount, nextObs)
 			a.free = append(a.free, p.obs)
@@ -58,7 +58,7 @@ func (a *NStepAccumulator) Add(obs []float32, action int, reward float64, nextOb
 	}
 	if len(a.pending) == a.n {
 		p := a.pending[0]
-		emit(p.obs, p.action, p.reward, math.Pow(a.gamma, float64(a.n)), nextObs)
+		emit(p.obs, p.action, p.reward, p.scale, nextObs)
 		a.free = append(a.free, p.obs)
 		copy(a.pending, a.pending[1:])
 		a.pending = a.pending[:len(a.pending)-1]
