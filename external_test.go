@@ -85,3 +85,26 @@ func TestExternalEnvRefused(t *testing.T) {
 		t.Errorf("env_command and env_address: %v", err)
 	}
 }
+
+// TestExternalEnvFailingEndsRun: an env that fails on every start uses up
+// its runner's restart budget; the run then ends by itself, non-zero, with
+// the env's own error, instead of waiting for experience that cannot come.
+func TestExternalEnvFailingEndsRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the restart budget's back-off (~30 s)")
+	}
+	py := testutil.Python(t)
+	script, _ := filepath.Abs("actors/testdata/flaky_env.py")
+	cf := qfleet.DefaultConfig(qfleet.DefaultEnv)
+	cf.EnvCommand = py + " " + script + " 0" // raises at its first step
+	cf.RunDir, cf.Live, cf.MaxTime = filepath.Join(t.TempDir(), "run"), "never", "2m"
+	run, err := qfleet.NewRun(cf, qfleet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	_, err = run.Dev(io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "every runner of this node stopped for good") || !strings.Contains(err.Error(), "boom after 0 steps") {
+		t.Fatalf("run of an env failing at every start: %v\n%s", err, stderr.String())
+	}
+}

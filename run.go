@@ -238,7 +238,7 @@ func (t *Run) run(name string, node *actors.Node, ln net.Listener, hooks runHook
 		scalarTick = tk.C
 		t.scalars.start(node.Metrics, node.Started, t.resume)
 	}
-	learnerLost, stopWatch := watchLearner(node)
+	rolesLost, stopWatch := watchRoles(node)
 	defer stopWatch()
 	var deadline <-chan time.Time
 	if t.maxTime > 0 {
@@ -247,6 +247,7 @@ func (t *Run) run(name string, node *actors.Node, ln net.Listener, hooks runHook
 		deadline = tm.C
 	}
 	interrupted := false
+	var lost error // a role the run cannot go on without stopped for good
 wait:
 	for {
 		select {
@@ -268,8 +269,9 @@ wait:
 			t.live.Draw(node.Metrics.NodeStatus(), now)
 		case now := <-scalarTick:
 			t.scalars.record(node.Metrics, node.Roles, node.Started, now)
-		case <-learnerLost:
-			fmt.Fprintf(stderr, "qfleet %s: the learner stopped for good (its error is logged above): run over\n", name)
+		case why := <-rolesLost:
+			fmt.Fprintf(stderr, "qfleet %s: %s: run over\n", name, why)
+			lost = errors.New(why)
 			break wait
 		}
 	}
@@ -306,6 +308,9 @@ wait:
 	}
 	if ckptErr != nil {
 		return res, ckptErr
+	}
+	if lost != nil {
+		return res, lost
 	}
 	if interrupted {
 		return res, errors.New("interrupted")

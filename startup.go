@@ -111,7 +111,7 @@ func probeDir(dir string) error {
 	}
 }
 
-// learnerCheckEvery is how often a run looks for its learner among the
+// learnerCheckEvery is how often a run looks for its learner and runners among the
 // node's stopped roles.
 const learnerCheckEvery = 250 * time.Millisecond
 
@@ -123,13 +123,12 @@ func learnerStopped(node *actors.Node) bool {
 	return slices.Contains(node.Roles, actors.RoleLearner) && slices.Contains(node.Metrics.Status().StoppedRoles, actors.LearnerName)
 }
 
-// watchLearner returns a channel closed when node's learner stops for good
-// (never, on a node without the learner role); stop ends the watch.
-func watchLearner(node *actors.Node) (stopped <-chan struct{}, stop func()) {
-	ch, quit := make(chan struct{}), make(chan struct{})
-	if !slices.Contains(node.Roles, actors.RoleLearner) {
-		return ch, func() {}
-	}
+// watchRoles returns a channel that says why the run is over when a role
+// it cannot go on without stops for good: the learner (on its node), or
+// every runner of the node (their envs failed through the restart budget:
+// no experience comes from here any more). stop ends the watch.
+func watchRoles(node *actors.Node) (over <-chan string, stop func()) {
+	ch, quit := make(chan string, 1), make(chan struct{})
 	go func() {
 		tk := time.NewTicker(learnerCheckEvery)
 		defer tk.Stop()
@@ -139,7 +138,11 @@ func watchLearner(node *actors.Node) (stopped <-chan struct{}, stop func()) {
 				return
 			case <-tk.C:
 				if learnerStopped(node) {
-					close(ch)
+					ch <- "the learner stopped for good (its error is logged above)"
+					return
+				}
+				if gone, why := node.RunnersStopped(); gone {
+					ch <- "every runner of this node stopped for good, its envs failing through the restart budget; the last error: " + why
 					return
 				}
 			}

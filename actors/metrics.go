@@ -87,6 +87,9 @@ type RunStatus struct {
 
 	Restarts     map[string]int `json:"restarts"`      // per role actor, by its supervisor
 	StoppedRoles []string       `json:"stopped_roles"` // role actors that used up their restart budget
+	// The last error each failed role actor gave (an external env's, say),
+	// so that a role stopped for good can be told why.
+	RoleErrors map[string]string `json:"role_errors,omitempty"`
 }
 
 // RunnerStatus is what the stats actor knows of one runner.
@@ -202,6 +205,12 @@ func (m *Metrics) Status() RunStatus {
 		s.Restarts[k] = v
 	}
 	s.StoppedRoles = append([]string(nil), m.status.StoppedRoles...)
+	if len(m.status.RoleErrors) > 0 {
+		s.RoleErrors = make(map[string]string, len(m.status.RoleErrors))
+		for k, v := range m.status.RoleErrors {
+			s.RoleErrors[k] = v
+		}
+	}
 	return s
 }
 

@@ -172,6 +172,28 @@ func nameSeed(name string) uint64 {
 	return h
 }
 
+// RunnersStopped says whether this node has runners and every one of them
+// stopped for good (their envs failed through the restart budget), and the
+// last error one of them gave: a node whose runners are all gone produces
+// no experience any more.
+func (n *Node) RunnersStopped() (bool, string) {
+	if n.runners == 0 {
+		return false, ""
+	}
+	st := n.Metrics.Status()
+	why := ""
+	for i := range n.runners {
+		id := SupervisorName + "/" + runnerRole(i)
+		if !slices.Contains(st.StoppedRoles, id) {
+			return false, ""
+		}
+		if e := st.RoleErrors[id]; e != "" {
+			why = e
+		}
+	}
+	return true, why
+}
+
 // runnerRole is the actor name of this node's runner i under the supervisor.
 func runnerRole(i int) string { return fmt.Sprintf("runner-%d", i) }
 
@@ -255,6 +277,16 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.log.Error("role stopped for good (its restart budget used up, or it stopped itself on an error it cannot recover from, logged above)", "pid", msg.GetWho().String())
 		s.metrics.update(func(st *RunStatus) { st.StoppedRoles = append(st.StoppedRoles, msg.GetWho().GetId()) })
 	}
+}
+
+// roleFailed records the error a role actor failed with.
+func (m *Metrics) roleFailed(id string, err error) {
+	m.update(func(st *RunStatus) {
+		if st.RoleErrors == nil {
+			st.RoleErrors = map[string]string{}
+		}
+		st.RoleErrors[id] = err.Error()
+	})
 }
 
 // countRestart records a role actor's restart (called from its Restarting).

@@ -127,7 +127,7 @@ func (r *runner) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		if err := r.start(ctx); err != nil {
-			r.fail(err)
+			r.fail(ctx, err)
 		}
 	case *stepChunk:
 		r.stepChunk(ctx)
@@ -162,6 +162,7 @@ func (r *runner) Receive(ctx actor.Context) {
 	case *actor.Restarting:
 		r.log.Warn("runner restarting with fresh envs")
 		r.metrics.countRestart("runner", ctx.Self().GetId())
+		r.settle(ctx)
 		r.release(ctx)
 	}
 }
@@ -169,9 +170,31 @@ func (r *runner) Receive(ctx actor.Context) {
 // fail ends the actor on an error (its envs failed, or could not be made):
 // the panic lets the supervisor see the failure, apply its restart budget
 // and start a fresh runner on the same stream.
-func (r *runner) fail(err error) {
+func (r *runner) fail(ctx actor.Context, err error) {
 	r.log.Error("runner failed: the supervisor restarts it", "err", err)
+	r.metrics.roleFailed(ctx.Self().GetId(), err)
 	panic(err)
+}
+
+// settle closes the books of an instance that is being replaced: the
+// experience it built but never sent (the outbox, the batch being filled)
+// is counted dropped, and its steps and counters go to the stats now, so
+// that an instance that fails before its next progress report loses
+// nothing from the run's totals.
+func (r *runner) settle(ctx actor.Context) {
+	n := uint64(0)
+	if r.sender != nil {
+		n += uint64(r.sender.Discard())
+	}
+	if r.batch != nil {
+		n += uint64(r.batch.Count)
+		r.batch = nil
+	}
+	if n > 0 {
+		r.Dropped += n
+		r.metrics.ExperienceDropped.Add(float64(n))
+	}
+	r.report(ctx)
 }
 
 // release lets go of what outlives the actor instance: the timer, the event
@@ -338,7 +361,7 @@ func (r *runner) epsilon() float64 { return r.epsilonTo(r.ladderEnd(), r.decay()
 func (r *runner) stepChunk(ctx actor.Context) {
 	for n := 0; n < r.cfg.StepsPerChunk && r.sender.HasRoom(); n += len(r.slots) {
 		if err := r.stepEnvs(ctx); err != nil {
-			r.fail(fmt.Errorf("runner %s: %w", r.spec.Name, err))
+			r.fail(ctx, fmt.Errorf("runner %s: %w", r.spec.Name, err))
 		}
 	}
 	r.sender.RecoverCredit()

@@ -188,6 +188,16 @@ func (s *ExperienceSender) LinkLost(address string) bool {
 	return true
 }
 
+// Discard empties the outbox, for an owner that is being replaced, and
+// says how many transitions it held (never sent: the owner counts them
+// dropped).
+func (s *ExperienceSender) Discard() int {
+	n := s.outboxN
+	clear(s.outbox)
+	s.outbox, s.outboxN = s.outbox[:0], 0
+	return n
+}
+
 // restoreWindow gives the runner a full credit window and writes off the
 // credits still due for the batches sent so far.
 func (s *ExperienceSender) restoreWindow() {
