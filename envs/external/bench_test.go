@@ -1,0 +1,69 @@
+package external
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkPythonLoop is the Python CartPole's own step rate in a plain
+// Python loop: the baseline of BenchmarkBridge (metric steps/s).
+func BenchmarkPythonLoop(b *testing.B) {
+	argv, err := splitCommand(script(b, "testdata/loop_bench.py", "300000"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var rate float64
+	for range b.N {
+		out, err := exec.Command(argv[0], argv[1:]...).Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rate, err = strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(rate, "steps/s")
+}
+
+// BenchmarkBridge steps the Python CartPole through the subprocess
+// transport: one op is one VecEnv.Step of the whole vector; steps/s counts
+// env steps.
+func BenchmarkBridge(b *testing.B) {
+	for _, workers := range []int{1, 2} {
+		for _, perWorker := range []int{1, 8, 16, 64} {
+			b.Run(fmt.Sprintf("workers=%d/envs_per_worker=%d", workers, perWorker), func(b *testing.B) {
+				n := workers * perWorker
+				v, err := Start(context.Background(), Options{Command: script(b, cartpolePy), Envs: n, Workers: workers, Timeout: 30 * time.Second})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer v.Close()
+				seeds := make([]int64, n)
+				for i := range seeds {
+					seeds[i] = int64(i)
+				}
+				if _, err := v.Reset(seeds); err != nil {
+					b.Fatal(err)
+				}
+				actions := make([]int32, n)
+				b.ResetTimer()
+				start := time.Now()
+				for i := range b.N {
+					for j := range actions {
+						actions[j] = int32((i + j) & 1)
+					}
+					if _, err := v.Step(actions); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*n)/time.Since(start).Seconds(), "steps/s")
+			})
+		}
+	}
+}
