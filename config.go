@@ -35,9 +35,9 @@ type RunOptions struct {
 	Live          string   `yaml:"live"`     // the live progress line: auto, always or never
 	LogLevel      string   `yaml:"log_level"`
 	// An env of the user's own, outside this program (external.go).
-	EnvCommand string `yaml:"env_command"`
-	EnvAddress string `yaml:"env_address"`
-	EnvWorkers int    `yaml:"env_workers"`
+	EnvCommand string `yaml:"env_command" json:",omitempty"`
+	EnvAddress string `yaml:"env_address" json:",omitempty"`
+	EnvWorkers int    `yaml:"env_workers" json:",omitempty"`
 }
 
 // Config is everything a run is given, as its YAML config file holds it:

@@ -47,14 +47,14 @@ type Config struct {
 	EpsilonLadder     float64 `yaml:"epsilon_ladder"`      // Ape-X α: env i ends at ε_end^(1+α·i/(N−1)), i and N over every env of every runner of the cluster (by node name, runner, then env); 0 gives every env ε_end
 
 	// Runners
-	Runners       int           `yaml:"runners"`         // env runner actors
-	EnvsPerRunner int           `yaml:"envs_per_runner"` // envs each runner steps together (1..4096): one batched forward pass per step for all of them, each env its own rung of the ε ladder
-	SendBatch     int           `yaml:"send_batch"`      // transitions per experience message
-	CreditWindow  int           `yaml:"credit_window"`   // transitions a runner may have un-acknowledged by the replay
-	StepsPerChunk int           `yaml:"steps_per_chunk"` // env steps per mailbox turn; keeps weights and credits flowing in
-	OutboxLimit   int           `yaml:"outbox_limit"`    // transitions a runner buffers while it has no credit or no replay
-	DropWhenFull  bool          `yaml:"drop_when_full"`  // full outbox: keep stepping and drop the oldest (counted), instead of pausing
-	CreditTimeout time.Duration `yaml:"credit_timeout"`  // no credit back for this long: presume it lost in flight and restore the window
+	Runners       int           `yaml:"runners"`                           // env runner actors
+	EnvsPerRunner int           `yaml:"envs_per_runner" json:",omitempty"` // envs each runner steps together (1..4096): one batched forward pass per step for all of them, each env its own rung of the ε ladder
+	SendBatch     int           `yaml:"send_batch"`                        // transitions per experience message
+	CreditWindow  int           `yaml:"credit_window"`                     // transitions a runner may have un-acknowledged by the replay
+	StepsPerChunk int           `yaml:"steps_per_chunk"`                   // env steps per mailbox turn; keeps weights and credits flowing in
+	OutboxLimit   int           `yaml:"outbox_limit"`                      // transitions a runner buffers while it has no credit or no replay
+	DropWhenFull  bool          `yaml:"drop_when_full"`                    // full outbox: keep stepping and drop the oldest (counted), instead of pausing
+	CreditTimeout time.Duration `yaml:"credit_timeout"`                    // no credit back for this long: presume it lost in flight and restore the window
 
 	// Wire (between hosts only; local messages are never encoded)
 	WireFloat16        bool `yaml:"wire_float16"`         // observations as half floats on the wire (lossy, ~3 digits); frames and zstd are always on

@@ -239,6 +239,12 @@ func (s *Spec) Expand() ([]Trial, error) {
 // trialKey is a hash of what decides a trial's run: its effective config and
 // its time limit. Resuming skips a trial only when a finished row has its key.
 func trialKey(cf qfleet.Config, maxTime time.Duration) (string, error) {
+	// Keys added since sweeps began are left out of the hash at their
+	// defaults (omitempty, and envs_per_runner's default 1 as 0), so that
+	// the trials of an older sweep keep their keys and it still resumes.
+	if cf.EnvsPerRunner == 1 {
+		cf.EnvsPerRunner = 0
+	}
 	b, err := json.Marshal(struct {
 		Config  qfleet.Config
 		MaxTime time.Duration

@@ -5,14 +5,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,41 +19,8 @@ import (
 	"github.com/qfleet/qfleet/internal/testutil"
 )
 
-var (
-	pythonOnce sync.Once
-	pythonPath string
-	pythonErr  string
-)
-
-// python is an interpreter with numpy and protobuf: $QFLEET_PYTHON, the
-// python3 on PATH, or Debian's (a pyenv or venv python3 on PATH may lack
-// the Debian packages). The tests need it; without it they fail, saying how
-// to install it, rather than skip.
-func python(t testing.TB) string {
-	t.Helper()
-	pythonOnce.Do(func() {
-		// No __pycache__ directories in the source tree from the tests.
-		os.Setenv("PYTHONDONTWRITEBYTECODE", "1")
-		var tried []string
-		for _, p := range []string{os.Getenv("QFLEET_PYTHON"), "python3", "/usr/bin/python3"} {
-			if p == "" {
-				continue
-			}
-			out, err := exec.Command(p, "-c", "import numpy, google.protobuf").CombinedOutput()
-			if err == nil {
-				pythonPath = p
-				return
-			}
-			tried = append(tried, fmt.Sprintf("%s: %v %s", p, err, strings.TrimSpace(string(out))))
-		}
-		pythonErr = strings.Join(tried, "\n")
-	})
-	if pythonPath == "" {
-		t.Fatalf("the env protocol tests run Python with numpy and protobuf: apt-get install python3 python3-numpy python3-protobuf "+
-			"(or point QFLEET_PYTHON at such an interpreter); tried:\n%s", pythonErr)
-	}
-	return pythonPath
-}
+// python is an interpreter with numpy and protobuf (testutil.Python).
+func python(t testing.TB) string { return testutil.Python(t) }
 
 // script is the command that runs a Python file of the repository's
 // python/ directory or of testdata/ with args.
