@@ -148,13 +148,13 @@ func TestSweepTwoNodes(t *testing.T) {
 
 var startedOn = regexp.MustCompile(`\] (t\d+-[0-9a-f]+) started on (\w+) \(attempt (\d+)`)
 
-// sweepWithTrialOnB starts nodes B and C and a sweep of two trials long
-// enough (30k env steps: several seconds) to hit one mid-way, one on each
-// node, and returns once a trial has started on B: the victim.
-func sweepWithTrialOnB(t *testing.T) (l *sweepLab, p *netlab.Process, out string, victim string) {
+// sweepWithTrialOnB starts nodes B and C and a sweep of two trials of
+// steps env steps each, long enough (several seconds) to hit one mid-way,
+// one on each node, and returns once a trial has started on B: the victim.
+func sweepWithTrialOnB(t *testing.T, steps int) (l *sweepLab, p *netlab.Process, out string, victim string) {
 	t.Helper()
 	l = startSweepLab(t, "B", "C")
-	spec := strings.Replace(tinySweepSpec, "max_steps: 4000", "max_steps: 30000", 1)
+	spec := strings.Replace(tinySweepSpec, "max_steps: 4000", fmt.Sprintf("max_steps: %d", steps), 1)
 	p, out = l.sweep(t, spec)
 	pollWhile(t, p, 60*time.Second, 100*time.Millisecond, "a trial to start on B", func() error {
 		for _, m := range startedOn.FindAllStringSubmatch(p.Output(), -1) {
@@ -169,7 +169,7 @@ func sweepWithTrialOnB(t *testing.T) (l *sweepLab, p *netlab.Process, out string
 }
 
 func TestSweepNodeKilled(t *testing.T) {
-	l, p, out, victim := sweepWithTrialOnB(t)
+	l, p, out, victim := sweepWithTrialOnB(t, 30_000)
 	// Let it run a moment (a heartbeat), then kill B alone: its trial
 	// process must die with it (Pdeathsig), not run on as an orphan.
 	time.Sleep(2 * time.Second)
@@ -224,7 +224,10 @@ func TestSweepNodeKilled(t *testing.T) {
 // way the trial is recorded once.
 func TestFaultSweepNodeFrozen(t *testing.T) {
 	requireFaults(t)
-	l, p, out, victim := sweepWithTrialOnB(t)
+	// Trials long enough that the attempt requeued to C still runs when B
+	// thaws and its heartbeat reaches the sweep (every 2 s): at 30k steps C
+	// could finish, and the sweep exit, before B was heard from again.
+	l, p, out, victim := sweepWithTrialOnB(t, 80_000)
 	time.Sleep(2 * time.Second)
 	b := l.nodes["B"]
 	pgid := b.Pid() // netlab starts each process in a group of its own; the trial is in it
@@ -240,7 +243,7 @@ func TestFaultSweepNodeFrozen(t *testing.T) {
 		}
 		return fmt.Errorf("no requeue of %s yet", victim)
 	})
-	time.Sleep(3 * time.Second)
+	time.Sleep(time.Second)
 	if err := syscall.Kill(-pgid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
