@@ -23,6 +23,12 @@ var externalEnvs = struct {
 // probeTimeout bounds the handshake that learns an external env's spec.
 const probeTimeout = 60 * time.Second
 
+// UseExternalEnv registers the env cf.EnvCommand or cf.EnvAddress names
+// (see NewRun, which calls it) and points cf.Env at its id, for a program
+// that needs the env's spec before a run: a sweep checking its trials.
+// Nothing happens when cf names no external env.
+func UseExternalEnv(cf *Config) error { return useExternalEnv(cf) }
+
 // useExternalEnv makes the env that cf.EnvCommand or cf.EnvAddress serves
 // the run's env: one handshake (a vector of one env, closed again) gives
 // its spec, which is registered (envs.RegisterVec) under the id the env

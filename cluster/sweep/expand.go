@@ -111,7 +111,7 @@ func (s *Spec) resolve(params map[string]any, seed uint64) (qfleet.Config, error
 		return qfleet.Config{}, errors.New(lineRef.ReplaceAllString(msg, ""))
 	}
 	cf.Env, cf.Seed = s.Env, seed
-	env, err := envs.Make(cf.Env)
+	env, err := envs.SpecOf(cf.Env)
 	if err != nil {
 		return qfleet.Config{}, err
 	}
@@ -121,7 +121,7 @@ func (s *Spec) resolve(params map[string]any, seed uint64) (qfleet.Config, error
 	if cf.MaxSteps == 0 {
 		return qfleet.Config{}, errors.New("max_steps = 0: must be > 0")
 	}
-	target := env.Spec().RewardThreshold
+	target := env.RewardThreshold
 	if cf.TargetReturn != nil && !math.IsNaN(*cf.TargetReturn) {
 		target = *cf.TargetReturn
 	}

@@ -246,7 +246,10 @@ func (s *Spec) readBase(n *yaml.Node, dir string, known []string) (string, error
 	if s.Env == "" {
 		return "", fmt.Errorf("env: missing (e.g. env: CartPole-v1; envs: %s)", strings.Join(envs.IDs(), ", "))
 	}
-	if _, err := envs.Make(s.Env); err != nil {
+	if err := s.useExternalEnv(base); err != nil {
+		return "", err
+	}
+	if _, err := envs.SpecOf(s.Env); err != nil {
 		return "", fmt.Errorf("env: %v", err)
 	}
 	if bs, ok := base["seed"]; ok {
@@ -460,6 +463,30 @@ func (p Param) checkBounds() error {
 		return fmt.Errorf("low bound %v: log_uniform needs bounds > 0", p.Lo)
 	case p.Dist == "int_uniform" && (p.Lo != math.Trunc(p.Lo) || p.Hi != math.Trunc(p.Hi)):
 		return fmt.Errorf("[%v, %v]: int_uniform needs whole-number bounds", p.Lo, p.Hi)
+	}
+	return nil
+}
+
+// useExternalEnv registers the env a base's env_command or env_address
+// serves, under the spec's env (one handshake), so that the trials' configs
+// can be checked against its spec here; each trial starts its own.
+func (s *Spec) useExternalEnv(base map[string]any) error {
+	str := func(k string) string {
+		if v, ok := base[k]; ok && v != nil {
+			return fmt.Sprint(v)
+		}
+		return ""
+	}
+	cf := qfleet.Config{RunOptions: qfleet.RunOptions{Env: s.Env, EnvCommand: str("env_command"), EnvAddress: str("env_address")}}
+	if w := str("env_workers"); w != "" {
+		n, err := strconv.Atoi(w)
+		if err != nil {
+			return fmt.Errorf("base: env_workers = %v: not a number", w)
+		}
+		cf.EnvWorkers = n
+	}
+	if err := qfleet.UseExternalEnv(&cf); err != nil {
+		return fmt.Errorf("base: %w", err)
 	}
 	return nil
 }

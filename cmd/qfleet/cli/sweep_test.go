@@ -277,3 +277,45 @@ func TestSweepMaxTime(t *testing.T) {
 		t.Errorf("table or log lacks max_time:\n%s\n%s", stdout, stderr)
 	}
 }
+
+// TestSweepExternalEnv: a sweep of an env of the user's own (the Python
+// CartPole over the env protocol, env_command in the base): the spec's env
+// names it, its spec is learned once to check the trials, and every trial
+// starts its own env processes and is recorded ok.
+func TestSweepExternalEnv(t *testing.T) {
+	trialExecutable = qfleetBinary(t)
+	defer func() { trialExecutable = "" }()
+	script, err := filepath.Abs("../../../python/examples/cartpole.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	spec := fmt.Sprintf(`name: py
+env: PyCartPole-v1
+base:
+  env_command: "%s %s"
+  envs_per_runner: 2
+  min_replay_size: 500
+method: grid
+params:
+  learning_rate: [0.0005, 0.001]
+max_steps: 3000
+`, testutil.Python(t), script)
+	specPath := testutil.WriteFile(t, dir, "py.yaml", spec)
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runQfleet(t, "sweep", specPath, "--out", out, "--parallel", "2")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	rows := readRows(t, out)
+	if len(rows) != 2 {
+		t.Fatalf("%d result rows, want 2:\n%s", len(rows), stderr)
+	}
+	for _, r := range rows {
+		var sum qfleet.Summary
+		data, err := os.ReadFile(filepath.Join(r.RunDir, qfleet.RunSummaryFile))
+		if r.Status != sweep.StatusOK || r.EnvSteps < 3000 || err != nil || json.Unmarshal(data, &sum) != nil || sum.Env != "PyCartPole-v1" {
+			t.Errorf("%s: status %s (%s), env steps %d, summary env %q (%v)", r.Trial, r.Status, r.Error, r.EnvSteps, sum.Env, err)
+		}
+	}
+}
