@@ -15,6 +15,7 @@ import (
 // checkpoint (when checkpoints are on) and the summary, and prints the
 // result line on stdout; progress goes to stderr.
 func (t *Run) Dev(stdout, stderr io.Writer) (Summary, error) {
+	envOutput.set(stderr)
 	if err := t.checkStart(actors.AllRoles); err != nil {
 		return Summary{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -19,6 +20,29 @@ var externalEnvs = struct {
 	sync.Mutex
 	ids map[string]string
 }{ids: map[string]string{}}
+
+// envOutput is where the lines external env processes print go: the
+// stderr of the run in progress (Dev and Node set it), os.Stderr before one.
+var envOutput = &switchWriter{w: os.Stderr}
+
+// switchWriter is an io.Writer whose destination can change while envs
+// started earlier keep writing to it.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
 
 // probeTimeout bounds the handshake that learns an external env's spec.
 const probeTimeout = 60 * time.Second
@@ -46,7 +70,7 @@ func useExternalEnv(cf *Config) error {
 	if cf.EnvWorkers < 0 {
 		return fmt.Errorf("env_workers = %d: want 1 or more (0: 1)", cf.EnvWorkers)
 	}
-	o := external.Options{Command: cf.EnvCommand, Stderr: os.Stderr}
+	o := external.Options{Command: cf.EnvCommand, Stderr: envOutput}
 	if cf.Env != DefaultEnv {
 		o.ID = cf.Env
 	}

@@ -107,4 +107,8 @@ func TestExternalEnvFailingEndsRun(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "every runner of this node stopped for good") || !strings.Contains(err.Error(), "boom after 0 steps") {
 		t.Fatalf("run of an env failing at every start: %v\n%s", err, stderr.String())
 	}
+	// The env process's own lines (its traceback) went to the run's stderr.
+	if !strings.Contains(stderr.String(), "env worker 0: ValueError: flaky env: boom after 0 steps") {
+		t.Errorf("the env's traceback is not in the run's stderr:\n%s", stderr.String())
+	}
 }

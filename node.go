@@ -39,6 +39,7 @@ type NodeOptions struct {
 // run until the stop rule, a signal, MaxTime or the learner's node leaving.
 // The learner's node writes the final checkpoint and the summary.
 func (t *Run) Node(o NodeOptions, stdout, stderr io.Writer) (Summary, error) {
+	envOutput.set(stderr)
 	name := o.Cluster.Name
 	var trainRoles []string
 	for _, r := range o.Roles {
