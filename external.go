@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qfleet/qfleet/cluster"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/envs/external"
 )
@@ -74,7 +75,16 @@ func useExternalEnv(cf *Config) error {
 	if cf.Env != DefaultEnv {
 		o.ID = cf.Env
 	}
-	key := fmt.Sprintf("%q %q %q %d", cf.EnvCommand, cf.EnvAddress, o.ID, cf.EnvWorkers)
+	if cf.EnvAddress != "" && cf.TLSCert != "" {
+		// An env server on another host is reached as the node reaches its
+		// peers: with its certificate, trusting the cluster's CA.
+		creds, err := cluster.LoadTLS(cf.TLSCert, cf.TLSKey, cf.TLSCA)
+		if err != nil {
+			return fmt.Errorf("env_address: %w", err)
+		}
+		o.TLS = creds.Client.Clone()
+	}
+	key := fmt.Sprintf("%q %q %q %d %q", cf.EnvCommand, cf.EnvAddress, o.ID, cf.EnvWorkers, cf.TLSCert)
 	externalEnvs.Lock()
 	defer externalEnvs.Unlock()
 	if id, ok := externalEnvs.ids[key]; ok {

@@ -2,12 +2,17 @@ package qfleet_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/cluster"
 	"github.com/qfleet/qfleet/internal/testutil"
 )
 
@@ -110,5 +115,56 @@ func TestExternalEnvFailingEndsRun(t *testing.T) {
 	// The env process's own lines (its traceback) went to the run's stderr.
 	if !strings.Contains(stderr.String(), "env worker 0: ValueError: flaky env: boom after 0 steps") {
 		t.Errorf("the env's traceback is not in the run's stderr:\n%s", stderr.String())
+	}
+}
+
+// TestExternalEnvAddressTLS: an env server already running (the Python
+// CartPole with --listen and the node's certificate) is reached at
+// env_address over TLS with the node's credentials (tls_cert, tls_key,
+// tls_ca), and a short run trains on it.
+func TestExternalEnvAddressTLS(t *testing.T) {
+	py := testutil.Python(t)
+	dir := t.TempDir()
+	if _, err := cluster.GenerateCA(dir); err != nil {
+		t.Fatal(err)
+	}
+	node, err := cluster.GenerateNodeCert(dir, "envhost", []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, _ := filepath.Abs("python/examples/cartpole.py")
+	addr := testutil.FreeAddr(t)
+	server := exec.Command(py, script, "--listen", addr, "--envs", "2", "--tls-cert", node.Cert, "--tls-key", node.Key)
+	var serverOut testutil.SyncBuffer
+	server.Stdout, server.Stderr = &serverOut, &serverOut
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { server.Process.Kill(); server.Wait() }()
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("the env server is not listening yet: %v\n%s", err, serverOut.String())
+		}
+		return c.Close()
+	})
+	cf := qfleet.DefaultConfig(qfleet.DefaultEnv)
+	cf.Env, cf.EnvAddress = "TLSCartPole-v1", addr
+	cf.TLSCert, cf.TLSKey, cf.TLSCA = node.Cert, node.Key, filepath.Join(dir, cluster.CACertFile)
+	cf.MaxSteps, cf.RunDir, cf.Live = 1_500, filepath.Join(dir, "run"), "never"
+	cf.EnvsPerRunner = 2
+	run, err := qfleet.NewRun(cf, qfleet.Options{})
+	if err != nil {
+		t.Fatalf("%v\nserver:\n%s", err, serverOut.String())
+	}
+	var stderr bytes.Buffer
+	sum, err := run.Dev(io.Discard, &stderr)
+	if err != nil || sum.EnvSteps < 1_500 || sum.Env != "TLSCartPole-v1" {
+		t.Fatalf("run over TLS: %v, %+v\n%s\nserver:\n%s", err, sum, stderr.String(), serverOut.String())
+	}
+	// Without the credentials the same server is not reached.
+	cf.Env, cf.TLSCert, cf.TLSKey, cf.TLSCA = "PlainCartPole-v1", "", "", ""
+	if _, err := qfleet.NewRun(cf, qfleet.Options{}); err == nil {
+		t.Error("a plaintext client was served by the TLS env server")
 	}
 }
