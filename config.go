@@ -38,6 +38,7 @@ type RunOptions struct {
 	EnvCommand string `yaml:"env_command" json:",omitempty"`
 	EnvAddress string `yaml:"env_address" json:",omitempty"`
 	EnvWorkers int    `yaml:"env_workers" json:",omitempty"`
+	EnvSpec    string `yaml:"env_spec" json:",omitempty"`
 }
 
 // Config is everything a run is given, as its YAML config file holds it:
@@ -148,6 +149,7 @@ func runOptionComments() map[string]fieldComment {
 		"env_command":    {text: "your own env, served by this program over the env protocol (e.g. python3 my_env.py; docs/env-protocol.md): started by each runner (and once to learn its spec); env names it (default: the id the env gives)"},
 		"env_address":    {text: "or your own env, served by an env server already running at host:port"},
 		"env_workers":    {text: "with env_command: worker processes per runner, each stepping a share of its envs_per_runner envs (0: 1)"},
+		"env_spec":       {text: "your own env's spec (obs=4 dtype=float32 actions=2 max_steps=500 threshold=475), for a node that does not run it (a learner's): a run with env_command or env_address writes it here"},
 	}
 }
 

@@ -46,12 +46,12 @@ type EvalResult struct {
 	Episodes       []Episode `json:"episodes"`
 	// Error ends the evaluation early: the env failed (an external env's
 	// process, say); Episodes holds the episodes played before.
-	Error string `json:"error,omitempty"`
-	MeanReturn     float64   `json:"mean_return"`
-	StdReturn      float64   `json:"std_return"`
-	MinReturn      float64   `json:"min_return"`
-	MaxReturn      float64   `json:"max_return"`
-	MeanLength     float64   `json:"mean_length"`
+	Error      string  `json:"error,omitempty"`
+	MeanReturn float64 `json:"mean_return"`
+	StdReturn  float64 `json:"std_return"`
+	MinReturn  float64 `json:"min_return"`
+	MaxReturn  float64 `json:"max_return"`
+	MeanLength float64 `json:"mean_length"`
 }
 
 // EvalOptions say how to evaluate.

@@ -56,8 +56,25 @@ func TestExternalEnvTrains(t *testing.T) {
 	if err := qfleet.LoadConfig(filepath.Join(cf.RunDir, qfleet.RunConfigFile), &saved); err != nil {
 		t.Fatal(err)
 	}
-	if saved.Env != "PyCartPole-v1" || !strings.Contains(saved.EnvCommand, "cartpole.py") {
-		t.Errorf("the run's config.yaml says env %q, env_command %q", saved.Env, saved.EnvCommand)
+	const cartPoleSpec = "obs=4 dtype=float32 actions=2 max_steps=500 threshold=475"
+	if saved.Env != "PyCartPole-v1" || !strings.Contains(saved.EnvCommand, "cartpole.py") || saved.EnvSpec != cartPoleSpec {
+		t.Errorf("the run's config.yaml says env %q, env_command %q, env_spec %q", saved.Env, saved.EnvCommand, saved.EnvSpec)
+	}
+	// A node that does not run the env (a learner's, the env living on the
+	// runner hosts) takes that config without the command: env_spec is
+	// enough to check it and build its network; it refuses runners.
+	learner := saved
+	learner.Env, learner.EnvCommand, learner.RunDir = "PyCartPoleElsewhere-v1", "", filepath.Join(t.TempDir(), "learner")
+	learner.TargetReturn = nil // the env's threshold, from its env_spec
+	lr, err := qfleet.NewRun(learner, qfleet.Options{})
+	if err != nil {
+		t.Fatalf("a node with env_spec only: %v", err)
+	}
+	if got := lr.Effective(); got.EnvSpec != cartPoleSpec || got.TargetReturn == nil || *got.TargetReturn != 475 {
+		t.Errorf("a node with env_spec only: env_spec %q, target %v", got.EnvSpec, got.TargetReturn)
+	}
+	if _, err := lr.Dev(io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "env_spec only") {
+		t.Errorf("a dev run (runners) of an env known by its env_spec only: %v", err)
 	}
 	// qfleet eval of the run directory starts the env again and plays it.
 	pol, err := qfleet.LoadPolicy(cf.RunDir, "", io.Discard)

@@ -34,6 +34,9 @@ func (t *Run) CheckpointDir() string {
 // anything: the memory budget (--max-memory) and the fit of what --resume
 // reads, for the node's training roles.
 func (t *Run) checkStart(roles []string) error {
+	if err := checkEnvSteppable(t.cf.Env, roles); err != nil {
+		return UsageError{err}
+	}
 	if err := t.checkMemory(roles, t.cf.MaxMemory); err != nil {
 		return err
 	}

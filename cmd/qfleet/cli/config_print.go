@@ -13,7 +13,7 @@ import (
 	"github.com/qfleet/qfleet/envs"
 )
 
-const configHelp = `Usage: qfleet config print [--env ID] [--config FILE]
+const configHelp = `Usage: qfleet config print [--env ID] [--config FILE] [--env-command CMD | --env-address HOST:PORT]
 
 Prints the full effective config of a run as YAML: the run options and every
 hyper-parameter of actors.Config, with the defaults for the env (--env, else
@@ -56,6 +56,8 @@ func runConfigPrint(args []string, stdout, stderr io.Writer) error {
 	addNodeFlags(flags)
 	fs.StringVar(tf.envID, "env", qfleet.DefaultEnv, "environment `id` ("+strings.Join(envs.IDs(), ", ")+"); default: the config file's, else CartPole-v1")
 	fs.StringVar(tf.cfgPath, "config", "", "YAML config `file` to apply over the env's defaults")
+	fs.StringVar(tf.envCommand, "env-command", "", "your own env's `program` (as 'qfleet dev --env-command'): its handshake fills in env_spec")
+	fs.StringVar(tf.envAddress, "env-address", "", "your own env's server at `host:port` (as 'qfleet dev --env-address')")
 	if err := parseFlags(fs, configHelp, args, stdout, stderr); err != nil {
 		return err
 	}
