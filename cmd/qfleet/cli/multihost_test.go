@@ -35,6 +35,7 @@ import (
 
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/cluster/netlab"
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 var multihostFull = flag.Bool("multihost.full", false,
@@ -53,6 +54,8 @@ type multiHostCase struct {
 	profile  string
 	limit    string        // tc rate of the A-B and A-C links ("2mbit"); "" = unlimited
 	timeout  time.Duration // for A to finish the run
+	// Extra flags of the learner's node A and of the runner nodes B and C.
+	learnerArgs, runnerArgs []string
 }
 
 // multiHostResult is what a run measured.
@@ -121,15 +124,15 @@ func runMultiHost(t *testing.T, c multiHostCase) multiHostResult {
 	httpAddr := net.JoinHostPort(a.Addr(), httpPort)
 
 	start := time.Now()
-	learner := a.Start(t, "A", bin, nodeArgs(a, "replay,learner,broadcaster", c.profile, "--insecure",
-		"--target-return", fmt.Sprint(c.target), "--max-steps", strconv.Itoa(c.maxSteps),
-		"--summary", summaryPath, "--http", httpAddr, "--run-dir", filepath.Join(t.TempDir(), "run"))...)
+	learnerArgs := append([]string{"--insecure", "--target-return", fmt.Sprint(c.target), "--max-steps", strconv.Itoa(c.maxSteps),
+		"--summary", summaryPath, "--http", httpAddr, "--run-dir", filepath.Join(t.TempDir(), "run")}, c.learnerArgs...)
+	learner := a.Start(t, "A", bin, nodeArgs(a, "replay,learner,broadcaster", c.profile, learnerArgs...)...)
 	if err := learner.WaitOutput("qfleet node A:", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	runners := map[string]*netlab.Process{}
 	for _, h := range []*netlab.Host{b, cc} {
-		runners[h.Name()] = h.Start(t, h.Name(), bin, nodeArgs(h, "runner", c.profile, "--insecure", "--join", seed)...)
+		runners[h.Name()] = h.Start(t, h.Name(), bin, nodeArgs(h, "runner", c.profile, append([]string{"--insecure", "--join", seed}, c.runnerArgs...)...)...)
 	}
 
 	// Story 1: the cluster forms. Story 2: training runs to the end on A.
@@ -327,6 +330,26 @@ func TestMultiHostCartPole(t *testing.T) {
 	t.Run("train", func(t *testing.T) {
 		runMultiHost(t, multiHostCase{target: 195, maxSteps: 200_000, profile: "lan", timeout: 3 * time.Minute})
 	})
+}
+
+// TestMultiHostExternalEnv: the env of the user's own lives on the runner
+// hosts only (the Python CartPole, started by each runner node with
+// --env-command); the learner's node A knows it by its env_spec alone, in
+// its config. The cluster trains it as it trains a built-in env.
+func TestMultiHostExternalEnv(t *testing.T) {
+	netlab.Require(t)
+	script, err := filepath.Abs("../../../python/examples/cartpole.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testutil.WriteFile(t, t.TempDir(), "learner.yaml",
+		"env: PyCartPole-v1\nenv_spec: obs=4 dtype=float32 actions=2 max_steps=500 threshold=475\n")
+	res := runMultiHost(t, multiHostCase{target: 150, maxSteps: 200_000, profile: "lan", timeout: 3 * time.Minute,
+		learnerArgs: []string{"--config", cfg},
+		runnerArgs:  []string{"--env", "PyCartPole-v1", "--env-command", testutil.Python(t) + " " + script, "--envs-per-runner", "2"}})
+	if res.summary.Env != "PyCartPole-v1" {
+		t.Errorf("A's summary is of env %q, want PyCartPole-v1", res.summary.Env)
+	}
 }
 
 // testInsecureRequired: plaintext across hosts is never the default. A node
