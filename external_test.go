@@ -185,3 +185,41 @@ func TestExternalEnvAddressTLS(t *testing.T) {
 		t.Error("a plaintext client was served by the TLS env server")
 	}
 }
+
+// TestExternalEnvResume: a run of an external env continues from its
+// checkpoint when started again with its own config.yaml and --resume: the
+// env is started again from the config, and the env steps go on from where
+// the first run ended.
+func TestExternalEnvResume(t *testing.T) {
+	py := testutil.Python(t)
+	script, _ := filepath.Abs("python/examples/cartpole.py")
+	cf := qfleet.DefaultConfig(qfleet.DefaultEnv)
+	cf.Env, cf.EnvCommand = "ResumeCartPole-v1", py+" "+script
+	cf.MaxSteps, cf.RunDir, cf.Live = 2_000, filepath.Join(t.TempDir(), "run"), "never"
+	run, err := qfleet.NewRun(cf, qfleet.Options{Checkpoints: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := run.Dev(io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again qfleet.Config
+	if err := qfleet.LoadConfig(filepath.Join(cf.RunDir, qfleet.RunConfigFile), &again); err != nil {
+		t.Fatal(err)
+	}
+	again.MaxSteps = first.EnvSteps + 2_000
+	resumed, err := qfleet.NewRun(again, qfleet.Options{Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	second, err := resumed.Dev(io.Discard, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if second.Env != "ResumeCartPole-v1" || second.EnvSteps < first.EnvSteps+2_000 || second.LearnerUpdates <= first.LearnerUpdates {
+		t.Errorf("resumed run: env %q, %d env steps and %d updates after %d and %d\n%s",
+			second.Env, second.EnvSteps, second.LearnerUpdates, first.EnvSteps, first.LearnerUpdates, stderr.String())
+	}
+}
