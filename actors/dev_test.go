@@ -17,26 +17,7 @@ func TestDevLearnsCartPole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("learning run: skipped with -short")
 	}
-	d, err := StartDev(NodeOptions{
-		EnvID: "CartPole-v1", Seed: 7, Config: DefaultConfig(),
-		Stop:   StopRule{TargetReturn: 150, MaxEnvSteps: 80_000},
-		Logger: testLogger(t, slog.LevelWarn),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	select {
-	case <-d.Done():
-	case <-time.After(5 * time.Minute):
-		t.Fatal("run neither solved nor reached its step budget in 5 minutes")
-	}
-	st := d.Metrics.Status()
-	t.Logf("env steps %d, episodes %d, updates %d, weights v%d, mean100 %.1f (n=%d) in %.1fs",
-		st.EnvSteps, st.Episodes, st.LearnerUpdates, st.WeightsVersion, st.Mean100, st.Mean100Count, time.Since(d.Started).Seconds())
-	if !st.Solved || st.Mean100 < 150 || st.Mean100Count != 100 {
-		t.Fatalf("did not learn: mean100 %.1f over %d episodes after %d env steps", st.Mean100, st.Mean100Count, st.EnvSteps)
-	}
+	d, st := devLearnsCartPole(t, DefaultConfig())
 	if st.LearnerUpdates == 0 || st.WeightsVersion < 2 {
 		t.Fatalf("learner did %d updates and published v%d", st.LearnerUpdates, st.WeightsVersion)
 	}
@@ -49,6 +30,34 @@ func TestDevLearnsCartPole(t *testing.T) {
 	if path, err := d.SaveCheckpoint(10 * time.Second); err == nil {
 		t.Fatalf("checkpoint without a directory succeeded: %s", path)
 	}
+}
+
+// devLearnsCartPole runs CartPole-v1 (seed 7) under cfg to mean100 150 or
+// 80,000 env steps, fails the test unless it learned, and returns the run
+// (stopped when the test ends) and its status.
+func devLearnsCartPole(t *testing.T, cfg Config) (*Node, RunStatus) {
+	t.Helper()
+	d, err := StartDev(NodeOptions{
+		EnvID: "CartPole-v1", Seed: 7, Config: cfg,
+		Stop:   StopRule{TargetReturn: 150, MaxEnvSteps: 80_000},
+		Logger: testLogger(t, slog.LevelWarn),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	select {
+	case <-d.Done():
+	case <-time.After(5 * time.Minute):
+		t.Fatal("run neither solved nor reached its step budget in 5 minutes")
+	}
+	st := d.Metrics.Status()
+	t.Logf("env steps %d, episodes %d, updates %d, weights v%d, mean100 %.1f (n=%d) in %.1fs",
+		st.EnvSteps, st.Episodes, st.LearnerUpdates, st.WeightsVersion, st.Mean100, st.Mean100Count, time.Since(d.Started).Seconds())
+	if !st.Solved || st.Mean100 < 150 || st.Mean100Count != 100 {
+		t.Fatalf("did not learn: mean100 %.1f over %d episodes after %d env steps", st.Mean100, st.Mean100Count, st.EnvSteps)
+	}
+	return d, st
 }
 
 // testLogger logs at level and above into t.Log until the test ends.

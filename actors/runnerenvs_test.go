@@ -259,26 +259,7 @@ func TestDevLearnsCartPoleVector(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.EnvsPerRunner = 8
-	d, err := StartDev(NodeOptions{
-		EnvID: "CartPole-v1", Seed: 7, Config: cfg,
-		Stop:   StopRule{TargetReturn: 150, MaxEnvSteps: 80_000},
-		Logger: testLogger(t, slog.LevelWarn),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	select {
-	case <-d.Done():
-	case <-time.After(5 * time.Minute):
-		t.Fatal("run neither solved nor reached its step budget in 5 minutes")
-	}
-	st := d.Metrics.Status()
-	t.Logf("env steps %d, episodes %d, updates %d, weights v%d, mean100 %.1f (n=%d) in %.1fs",
-		st.EnvSteps, st.Episodes, st.LearnerUpdates, st.WeightsVersion, st.Mean100, st.Mean100Count, time.Since(d.Started).Seconds())
-	if !st.Solved || st.Mean100 < 150 || st.Mean100Count != 100 {
-		t.Fatalf("did not learn: mean100 %.1f over %d episodes after %d env steps", st.Mean100, st.Mean100Count, st.EnvSteps)
-	}
+	_, st := devLearnsCartPole(t, cfg)
 	if st.ExperienceLost != 0 || st.ExperienceDropped != 0 || st.ReplayInserted == 0 {
 		t.Fatalf("experience: %d inserted, %d lost, %d dropped; want some inserted, none lost or dropped", st.ReplayInserted, st.ExperienceLost, st.ExperienceDropped)
 	}
