@@ -31,6 +31,35 @@ func BenchmarkPythonLoop(b *testing.B) {
 	b.ReportMetric(rate, "steps/s")
 }
 
+// BenchmarkAsyncVectorEnv is the comparison for BenchmarkBridge: the same
+// Python CartPole stepped the way Gymnasium's AsyncVectorEnv steps envs,
+// one process per env and a multiprocessing Pipe to each
+// (testdata/mp_bench.py). One op is one run of 20000 env steps; the metric
+// is env steps/s, as BenchmarkBridge's.
+func BenchmarkAsyncVectorEnv(b *testing.B) {
+	const envSteps = 20000
+	for _, n := range []int{1, 8, 16} {
+		b.Run(fmt.Sprintf("envs=%d", n), func(b *testing.B) {
+			argv, err := splitCommand(script(b, "testdata/mp_bench.py", strconv.Itoa(n), strconv.Itoa(envSteps/n)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			var rate float64
+			for range b.N {
+				out, err := exec.Command(argv[0], argv[1:]...).Output()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rate, err = strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(rate, "steps/s")
+		})
+	}
+}
+
 // BenchmarkBridge steps the Python CartPole through the subprocess
 // transport: one op is one VecEnv.Step of the whole vector; steps/s counts
 // env steps.

@@ -23,7 +23,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -86,8 +89,9 @@ type worker struct {
 	first, n int
 	c        conn
 	br       *bufio.Reader
-	proc     *process // nil over the address transport
-	limit    int      // the largest reply frame accepted
+	sr       spinReader // br's source: c, read by spinning while replies come fast
+	proc     *process   // nil over the address transport
+	limit    int        // the largest reply frame accepted
 	timeout  time.Duration
 	rbuf     []byte
 	wbuf     []byte
@@ -97,7 +101,9 @@ type worker struct {
 }
 
 func newWorker(name string, c conn, n int, timeout time.Duration) *worker {
-	w := &worker{name: name, n: n, c: c, br: bufio.NewReaderSize(c, 64<<10), limit: handshakeMaxFrame, timeout: timeout}
+	w := &worker{name: name, n: n, c: c, limit: handshakeMaxFrame, timeout: timeout}
+	w.sr.c, w.sr.raw = c, rawConn(c)
+	w.br = bufio.NewReaderSize(&w.sr, 64<<10)
 	w.stepReq.Kind = &envpb.Request_Step{Step: &w.step}
 	return w
 }
@@ -233,8 +239,12 @@ func handshake(ctx context.Context, ws []*worker, o Options) (*vec, error) {
 		return nil, errors.New("the env's handshake gives no id: set Options.ID")
 	}
 	v.l = layoutOf(v.spec)
+	// Spinning for replies needs a CPU of its own: one per worker process
+	// and one for the waiting goroutine, or it slows the workers it waits for.
+	spin := runtime.GOOS == "linux" && len(ws) < runtime.NumCPU()
 	for _, w := range ws {
 		w.limit = v.l.maxReply(w.n)
+		w.sr.on = spin
 	}
 	v.obs = make([]float32, v.n*v.l.obsSize)
 	v.step = envs.VecStep{Obs: v.obs, Rewards: make([]float64, v.n), Terminated: make([]bool, v.n),
@@ -408,4 +418,142 @@ func (o Options) withDefaults() Options {
 		o.Workers = 1
 	}
 	return o
+}
+
+// Spinning for replies. A worker that replies within tens of microseconds
+// (a fast env stepped in a small vector) is mostly waiting on wake-ups: a
+// reader that sleeps in the poller until the reply comes is woken through
+// the scheduler, and on virtual machines an idle CPU's wake-up costs tens
+// of microseconds each way, as much as the env's work. So while replies
+// come fast, a read first polls the stream (non-blocking reads) for about
+// twice the recent wait, then sleeps as before. Slow replies (averaging
+// over spinMax) are never spun for: there the wake-up is a small part.
+const (
+	spinMin = 20 * time.Microsecond
+	spinMax = 300 * time.Microsecond
+	// A poll that took spinPreempted means the spinner was descheduled: it
+	// stops spinning and sleeps. If the thread spent much of its time
+	// since the last such poll waiting for a CPU, the CPUs are busy (not
+	// merely a stall of a virtual CPU), and the next spinBackoff reads do
+	// not spin.
+	spinPreempted = 20 * time.Microsecond
+	spinBackoff   = 1000
+)
+
+// spinReader reads c, spinning first while on and replies come fast.
+type spinReader struct {
+	c   conn
+	raw syscall.RawConn // nil: c cannot be polled (TLS), never spin
+	on  bool
+	avg time.Duration // moving average of the waits for data
+	// backoff is the reads left without spinning; thread, waited and at
+	// the last look at the spinning thread's time waiting for a CPU.
+	backoff int
+	thread  string
+	waited  time.Duration
+	at      time.Time
+}
+
+// rawConn is c's file descriptor access, if it has one.
+func rawConn(c conn) syscall.RawConn {
+	var rc syscall.RawConn
+	var err error
+	switch c := c.(type) {
+	case *pipeConn:
+		rc, err = c.r.SyscallConn()
+	case *net.TCPConn:
+		rc, err = c.SyscallConn()
+	}
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+func (s *spinReader) Read(p []byte) (int, error) {
+	if !s.on || s.raw == nil || len(p) == 0 {
+		return s.c.Read(p)
+	}
+	start := time.Now()
+	if s.backoff > 0 {
+		s.backoff--
+	} else if s.avg < spinMax {
+		until := start.Add(min(2*s.avg+spinMin, spinMax))
+		var n int
+		var rerr error
+		polled := false
+		err := s.raw.Read(func(fd uintptr) bool {
+			last := start
+			for {
+				n, rerr = sysRead(syscall.Read, fd, p)
+				if rerr == syscall.EINTR {
+					continue
+				}
+				if rerr != syscall.EAGAIN {
+					polled = true
+					return true
+				}
+				// A read takes a microsecond: a long one means this thread
+				// was descheduled, the CPUs are busy, and spinning would
+				// take one from the worker.
+				now := time.Now()
+				if now.Sub(last) > spinPreempted {
+					s.descheduled(now)
+					return true
+				}
+				if now.After(until) {
+					return true
+				}
+				last = now
+			}
+		})
+		if err == nil && polled {
+			s.wait(time.Since(start))
+			switch {
+			case rerr != nil:
+				return 0, &os.PathError{Op: "read", Path: "env stream", Err: rerr}
+			case n == 0:
+				return 0, io.EOF
+			}
+			return n, nil
+		}
+		// Nothing yet (or the deadline passed): sleep until it comes.
+	}
+	n, err := s.c.Read(p)
+	s.wait(time.Since(start))
+	return n, err
+}
+
+// descheduled looks at how long the spinning thread has waited for a CPU
+// (Linux's schedstat) since the last look; a quarter of the time or more
+// means other processes want the CPUs, and spinning backs off.
+func (s *spinReader) descheduled(now time.Time) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	thread, err := os.Readlink("/proc/thread-self")
+	if err != nil {
+		return
+	}
+	b, err := os.ReadFile("/proc/thread-self/schedstat")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) < 2 {
+		return
+	}
+	ns, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return
+	}
+	waited := time.Duration(ns)
+	if thread == s.thread && 4*(waited-s.waited) > now.Sub(s.at) {
+		s.backoff = spinBackoff
+	}
+	s.thread, s.waited, s.at = thread, waited, now
+}
+
+// wait folds one wait into the moving average (weight 1/8).
+func (s *spinReader) wait(d time.Duration) { s.avg += (d - s.avg) / 8 }
+
+// sysRead is read(2) on fd for any platform's type of descriptor.
+func sysRead[F ~int | ~uintptr](read func(F, []byte) (int, error), fd uintptr, p []byte) (int, error) {
+	return read(F(fd), p)
 }
