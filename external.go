@@ -139,8 +139,10 @@ func registerExternal(o external.Options, address string, workers int) (envs.Spe
 	if err := probe.Close(); err != nil {
 		return envs.Spec{}, fmt.Errorf("external env %s: closing the probe: %w", spec.ID, err)
 	}
-	if _, err := envs.Make(spec.ID); err == nil {
-		return envs.Spec{}, fmt.Errorf("the external env calls itself %s, the id of a built-in env: name it with --env (env in a config)", spec.ID)
+	// SpecOf, not Make: making an env registered as a vector would start
+	// its process only to learn the id is taken.
+	if _, err := envs.SpecOf(spec.ID); err == nil {
+		return envs.Spec{}, fmt.Errorf("the external env calls itself %s, an id taken already (a built-in env's, or another env's): name it with --env (env in a config)", spec.ID)
 	}
 	err = envs.RegisterVec(spec, func(n int) (envs.VecEnv, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)

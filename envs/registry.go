@@ -44,10 +44,7 @@ func Register(id string, factory func() Env) {
 // An env registered with RegisterVec is made as a vector of one, seen as an
 // Env (Single): its process or connection lasts until Close(env).
 func Make(id string) (Env, error) {
-	registry.RLock()
-	factory, ok := registry.factories[id]
-	registry.RUnlock()
-	if ok {
+	if factory, ok := goFactory(id); ok {
 		return factory(), nil
 	}
 	vecRegistry.RLock()
@@ -60,7 +57,20 @@ func Make(id string) (Env, error) {
 		}
 		return Single(v), nil
 	}
-	return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownEnv, id, strings.Join(IDs(), ", "))
+	return nil, unknownEnv(id)
+}
+
+// goFactory is the factory Register gave id, if any.
+func goFactory(id string) (func() Env, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	factory, ok := registry.factories[id]
+	return factory, ok
+}
+
+// unknownEnv is the error for an id neither registry knows.
+func unknownEnv(id string) error {
+	return fmt.Errorf("%w %q (known: %s)", ErrUnknownEnv, id, strings.Join(IDs(), ", "))
 }
 
 // IDs returns the registered ids of both registries, sorted.
@@ -98,9 +108,7 @@ func RegisterVec(spec Spec, factory func(n int) (VecEnv, error)) error {
 	if spec.ID == "" || factory == nil {
 		return errors.New("envs: RegisterVec needs a spec with an id and a factory")
 	}
-	registry.RLock()
-	_, taken := registry.factories[spec.ID]
-	registry.RUnlock()
+	_, taken := goFactory(spec.ID)
 	vecRegistry.Lock()
 	defer vecRegistry.Unlock()
 	if _, dup := vecRegistry.factories[spec.ID]; dup || taken {
@@ -119,10 +127,11 @@ func MakeVec(id string, n int) (VecEnv, error) {
 	if ok {
 		return checkedVec(id, factory, n)
 	}
-	if _, err := Make(id); err != nil {
-		return nil, err
+	one, ok := goFactory(id)
+	if !ok {
+		return nil, unknownEnv(id)
 	}
-	return NewVec(n, func() (Env, error) { return Make(id) })
+	return NewVec(n, func() (Env, error) { return one(), nil })
 }
 
 // SpecOf is the spec of env id, without stepping it (for an external env,
