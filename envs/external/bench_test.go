@@ -13,7 +13,13 @@ import (
 // BenchmarkPythonLoop is the Python CartPole's own step rate in a plain
 // Python loop: the baseline of BenchmarkBridge (metric steps/s).
 func BenchmarkPythonLoop(b *testing.B) {
-	argv, err := splitCommand(script(b, "testdata/loop_bench.py", "300000"))
+	b.ReportMetric(pythonRate(b, "testdata/loop_bench.py", "300000"), "steps/s")
+}
+
+// pythonRate runs a Python benchmark script b.N times and returns the rate
+// it printed last (env steps/s).
+func pythonRate(b *testing.B, file string, args ...string) float64 {
+	argv, err := splitCommand(script(b, file, args...))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -28,7 +34,7 @@ func BenchmarkPythonLoop(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(rate, "steps/s")
+	return rate
 }
 
 // BenchmarkAsyncVectorEnv is the comparison for BenchmarkBridge: the same
@@ -40,22 +46,7 @@ func BenchmarkAsyncVectorEnv(b *testing.B) {
 	const envSteps = 20000
 	for _, n := range []int{1, 8, 16} {
 		b.Run(fmt.Sprintf("envs=%d", n), func(b *testing.B) {
-			argv, err := splitCommand(script(b, "testdata/mp_bench.py", strconv.Itoa(n), strconv.Itoa(envSteps/n)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			var rate float64
-			for range b.N {
-				out, err := exec.Command(argv[0], argv[1:]...).Output()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if rate, err = strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(rate, "steps/s")
+			b.ReportMetric(pythonRate(b, "testdata/mp_bench.py", strconv.Itoa(n), strconv.Itoa(envSteps/n)), "steps/s")
 		})
 	}
 }
