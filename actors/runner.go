@@ -419,14 +419,8 @@ func (r *runner) send(ctx actor.Context) {
 // the batch to the outbox when it is full: a vector step can finish many
 // transitions at once (N envs, an episode's end), batches stay SendBatch.
 func (r *runner) emit(obs []float32, action int, reward, discount float64, nextObs []float32) {
-	b := r.batch
-	b.Observations = append(b.Observations, obs...)
-	b.NextObservations = append(b.NextObservations, nextObs...)
-	b.Actions = append(b.Actions, uint32(action))
-	b.Rewards = append(b.Rewards, float32(reward))
-	b.Discounts = append(b.Discounts, float32(discount))
-	b.Count++
-	if int(b.Count) >= r.cfg.SendBatch {
+	r.batch.Append(obs, action, reward, discount, nextObs)
+	if int(r.batch.Count) >= r.cfg.SendBatch {
 		r.enqueue()
 	}
 }

@@ -193,12 +193,7 @@ func cartPoleBatches(size, count int, seed uint64) ([]*messages.ExperienceBatch,
 	b := newBatch()
 	acc := actors.NewNStepAccumulator(3, 0.99)
 	emit := func(obs []float32, action int, reward, discount float64, next []float32) {
-		b.Observations = append(b.Observations, obs...)
-		b.NextObservations = append(b.NextObservations, next...)
-		b.Actions = append(b.Actions, uint32(action))
-		b.Rewards = append(b.Rewards, float32(reward))
-		b.Discounts = append(b.Discounts, float32(discount))
-		b.Count++
+		b.Append(obs, action, reward, discount, next)
 	}
 	obs := slices.Clone(env.Reset(rng.Int64()))
 	for len(out) < count {

@@ -50,12 +50,7 @@ func cartPoleStream(tb testing.TB, nBatches, batchSize, nstep int, eps float64, 
 	}
 	b := newBatch()
 	emit := func(obs []float32, action int, reward, discount float64, nextObs []float32) {
-		b.Observations = append(b.Observations, obs...)
-		b.NextObservations = append(b.NextObservations, nextObs...)
-		b.Actions = append(b.Actions, uint32(action))
-		b.Rewards = append(b.Rewards, float32(reward))
-		b.Discounts = append(b.Discounts, float32(discount))
-		b.Count++
+		b.Append(obs, action, reward, discount, nextObs)
 	}
 	obs := append([]float32(nil), env.Reset(rng.Int64())...)
 	for len(out) < nBatches {
