@@ -144,6 +144,43 @@ func TestPrintingEnvWorks(t *testing.T) {
 	}
 }
 
+// Observations that are not float32 arrays of their own (float64 arrays,
+// lists, strided views) reach Go with every value: the adapter's fast
+// path for contiguous float32 rows must fall back for the others.
+func TestMixedObservationRows(t *testing.T) {
+	v, err := Start(context.Background(), Options{Command: script(t, badPy, "mixed_rows"), Envs: 2, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if _, err := v.Reset([]int64{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	want := func(step int) []float32 { // the env's row at its step t: t + index/4
+		row := make([]float32, 4)
+		for i := range row {
+			row[i] = float32(step) + float32(i)/4
+		}
+		return row
+	}
+	for k := 1; k <= 12; k++ {
+		s, err := v.Step([]int32{0, 1})
+		if err != nil {
+			t.Fatalf("step %d: %v", k, err)
+		}
+		step := (k-1)%5 + 1 // the env's t: its episodes end at t = 5
+		for e := range 2 {
+			got, row := s.Obs[4*e:4*e+4], want(step)
+			if s.Done(e) {
+				got, row = s.Final[4*e:4*e+4], want(5)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(row) {
+				t.Fatalf("step %d env %d: observation %v, want %v", k, e, got, row)
+			}
+		}
+	}
+}
+
 // Close also ends what an env started (its process group).
 func TestCloseEndsEnvChildren(t *testing.T) {
 	var log testutil.SyncBuffer

@@ -1,8 +1,8 @@
 """Misbehaving envs for envs/external's tests: python3 bad_env.py MODE.
 
 Each mode breaks one promise at the third step (or earlier, where the mode
-says so); the Go side must turn each into one clear error, except "prints"
-and "spawn", which must simply work."""
+says so); the Go side must turn each into one clear error, except "prints",
+"spawn" and "mixed_rows", which must simply work."""
 
 import os
 import subprocess
@@ -43,6 +43,11 @@ class Bad:
     def step(self, action):
         self.t += 1
         obs = np.full(4, self.t % 2, np.float32)
+        if MODE == "mixed_rows":
+            # Rows that are not float32 arrays of their own: float64, a
+            # list, a strided view. Every value is t + index / 4.
+            row = [self.t + i / 4 for i in range(4)]
+            obs = [np.array(row), row, np.array([row, row], np.float32).T[:, 0], np.array(row, np.float32)][self.t % 4]
         if MODE == "prints":
             print("stdout noise", self.t)
             print("stderr noise", self.t, file=sys.stderr)
