@@ -170,6 +170,10 @@ func (t *Trainer) Spec() Spec { return t.spec.clone() }
 // Config returns the learning rule.
 func (t *Trainer) Config() TrainConfig { return t.cfg }
 
+// SetLearningRate changes Adam's step size from the next update on: a learner's schedule
+// sets it as the run goes.
+func (t *Trainer) SetLearningRate(lr float64) { t.cfg.LearningRate = lr }
+
 // Steps returns the number of updates applied (Adam's t).
 func (t *Trainer) Steps() int64 { return t.step }
 
