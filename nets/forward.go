@@ -62,6 +62,7 @@ func (f *Forward) SetParams(p []float32) error {
 //	conv:    z = ReLU(P·[W_c; b_c]), P the observation's patch matrix (ConvSpec.im2col)
 //	dense:   h = ReLU(b + h·W)
 //	head:    q = b + h·W, or with Dueling q = V + A − mean(A) on [V, A]
+//	LayerNorm: ReLU(LN(·)) in place of each ReLU (lnReLURows)
 //
 // The conv runs as one small matrix product on the learner's kernel (gemm): positions×(K²·C+1)
 // by (K²·C+1)×F, 38k multiply-adds for MinAtar, a microsecond or two whatever the
@@ -72,17 +73,24 @@ func (f *Forward) Q(obs []float32) []float32 {
 	in := obs[:f.spec.Inputs]
 	cur, next := f.bufA, f.bufB
 	last := len(f.layers) - 1
+	ln := f.spec.LayerNorm
 	for li, l := range f.layers {
 		var out []float32
 		if c := f.spec.Conv; l.conv {
 			out = next[:c.features()]
 			c.im2col(f.patches, in, 1)
 			f.mm.mulAct(false, false, c.positions(), l.out, l.in+1, f.patches, l.in+1,
-				f.params[l.off:l.off+(l.in+1)*l.out], l.out, out, l.out, true)
+				f.params[l.off:l.off+(l.in+1)*l.out], l.out, out, l.out, !ln)
+			if ln {
+				lnReLURows(out, out, c.positions(), l.out, l.out)
+			}
 		} else {
 			out = next[:l.out]
 			affine(out, in, l.w(f.params), l.b(f.params), f.nz)
-			if li != last {
+			switch {
+			case li != last && ln:
+				lnReLURows(out, out, 1, l.out, l.out)
+			case li != last:
 				relu(out)
 			}
 		}

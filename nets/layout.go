@@ -44,8 +44,9 @@ type augNet struct {
 	n       int       // length of an augmented parameter vector
 	conv    *ConvSpec // nil for an MLP
 	dueling bool
-	inputs  int // Spec.Inputs
-	outputs int // Spec.Outputs (Q-values; the dueling head has one more column)
+	ln      bool // Spec.LayerNorm: hidden layers are ReLU(LN(·)), see layernorm.go
+	inputs  int  // Spec.Inputs
+	outputs int  // Spec.Outputs (Q-values; the dueling head has one more column)
 }
 
 // newAugNet lays s out in augmented form. It allocates; call it at construction time only.
@@ -62,7 +63,8 @@ func newAugNet(s Spec) augNet {
 		n += (l.in + 1) * cols
 	}
 	s = s.clone()
-	return augNet{layers: out, n: n, conv: s.Conv, dueling: s.Dueling, inputs: s.Inputs, outputs: s.Outputs}
+	return augNet{layers: out, n: n, conv: s.Conv, dueling: s.Dueling, ln: s.LayerNorm,
+		inputs: s.Inputs, outputs: s.Outputs}
 }
 
 // inRows and inCols give the shape of the network's input matrix per observation: one row of
@@ -145,6 +147,7 @@ func maskAug(v []float32, layers []augLayer) {
 //	act_{l+1} = ReLU([act_l, 1] · G_l)   (no ReLU after the head)
 //	conv:       act_1[b] = ReLU(P_b · G_c) flattened, then 1   (P_b: sample b's patch rows)
 //	dueling:    Q = V + A − mean(A) on the head's [V, A]
+//	LayerNorm:  ReLU(LN(·)) instead of ReLU, per row of the product (lnReLURows)
 //
 // Each product writes only the out real columns (ldc = cols): the constant column of every
 // scratch matrix is filled with ones once by newActs, and n stays a multiple of 16 for
@@ -155,15 +158,25 @@ func batchForward(mm *gemm, net augNet, params, x []float32, batch int, acts [][
 	in := x
 	for i, l := range net.layers {
 		out := acts[i]
+		// With LayerNorm the product is stored as it is and normalized in place before ReLU;
+		// without, ReLU is fused into the product's stores.
+		ln := net.ln && l.relu()
 		if l.conv {
 			p, f := net.conv.positions(), l.out
 			for b := range batch {
+				z := out[b*(p*f+1):]
 				mm.mulAct(false, false, p, f, l.in+1, in[b*p*(l.in+1):], l.in+1, l.g(params), l.cols,
-					out[b*(p*f+1):], f, true)
+					z, f, !ln)
+				if ln {
+					lnReLURows(z, z, p, f, f)
+				}
 			}
 		} else {
 			out = out[:batch*l.cols]
-			mm.mulAct(false, false, batch, l.out, l.in+1, in, l.in+1, l.g(params), l.cols, out, l.cols, l.relu())
+			mm.mulAct(false, false, batch, l.out, l.in+1, in, l.in+1, l.g(params), l.cols, out, l.cols, l.relu() && !ln)
+			if ln {
+				lnReLURows(out, out, batch, l.out, l.cols)
+			}
 		}
 		in = out
 	}

@@ -115,6 +115,8 @@ func (m *qModel) learnables() G.Nodes { return m.ws }
 //	conv:   h_1 = flatten(ReLU(P·G_c)), 1     (P: the patch matrix, one row per position)
 //	dense:  h_{l+1} = ReLU([h_l, 1]·G_l)
 //	head:   q = [h_L, 1]·G_L, or dueling(·) of it: V + A − mean(A)
+//
+// With LayerNorm every ReLU above is ReLU∘LN, one fused op (lnReLUOp).
 func (m *qModel) fwd(x *G.Node, net augNet) error {
 	h := x
 	for i, l := range net.layers {
@@ -122,7 +124,13 @@ func (m *qModel) fwd(x *G.Node, net augNet) error {
 		if err != nil {
 			return fmt.Errorf("nets: layer %d matmul: %w", i, err)
 		}
-		if l.relu() {
+		switch {
+		case l.relu() && net.ln:
+			// Normalize the layer's l.out units; a dense layer's constant column passes.
+			if a, err = lnReLUFn(a, l.out); err != nil {
+				return fmt.Errorf("nets: layer %d layernorm+relu: %w", i, err)
+			}
+		case l.relu():
 			if a, err = reluFn(a); err != nil {
 				return fmt.Errorf("nets: layer %d relu: %w", i, err)
 			}

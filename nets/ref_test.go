@@ -9,7 +9,7 @@ func refQ(s Spec, p []float64, obs []float64) []float64 {
 	h := obs
 	ls := s.layers()
 	if c := s.Conv; c != nil {
-		h = refConv(c, ls[0], p, obs)
+		h = refConv(s, ls[0], p, obs)
 		ls = ls[1:]
 	}
 	for li, l := range ls {
@@ -19,10 +19,15 @@ func refQ(s Spec, p []float64, obs []float64) []float64 {
 			for i := range l.in {
 				z += h[i] * p[l.off+i*l.out+j]
 			}
-			if li != len(ls)-1 {
-				z = math.Max(z, 0)
-			}
 			out[j] = z
+		}
+		if li != len(ls)-1 {
+			if s.LayerNorm {
+				refLN(out)
+			}
+			for j, z := range out {
+				out[j] = math.Max(z, 0)
+			}
 		}
 		h = out
 	}
@@ -41,10 +46,12 @@ func refQ(s Spec, p []float64, obs []float64) []float64 {
 	return h
 }
 
-// refConv is the valid, stride-1 convolution and ReLU, written from ConvSpec's layout
+// refConv is the valid, stride-1 convolution and ReLU (with s.LayerNorm, LN over the filters
+// at each position before it), written from ConvSpec's layout
 // description: x[y][x][c] at (y·W+x)·C+c, W[ky][kx][c][f] at row (ky·K+kx)·C+c, bias after,
 // output z[oy][ox][f] at (oy·OW+ox)·F+f.
-func refConv(c *ConvSpec, l layerShape, p, obs []float64) []float64 {
+func refConv(s Spec, l layerShape, p, obs []float64) []float64 {
+	c := s.Conv
 	k, ch, f := c.Kernel, c.Channels, c.Filters
 	oh, ow := c.Height-k+1, c.Width-k+1
 	w, b := p[l.off:l.off+k*k*ch*f], p[l.off+k*k*ch*f:l.off+(k*k*ch+1)*f]
@@ -60,11 +67,34 @@ func refConv(c *ConvSpec, l layerShape, p, obs []float64) []float64 {
 						}
 					}
 				}
-				z[(oy*ow+ox)*f+fi] = math.Max(v, 0)
+				z[(oy*ow+ox)*f+fi] = v
+			}
+			if s.LayerNorm {
+				refLN(z[(oy*ow+ox)*f : (oy*ow+ox+1)*f])
 			}
 		}
 	}
+	for i, v := range z {
+		z[i] = math.Max(v, 0)
+	}
 	return z
+}
+
+// refLN is LayerNorm without gain or bias, in place: (a − mean(a))/√(var(a) + 1e-5), the
+// biased variance, as PyTorch's nn.LayerNorm(n, elementwise_affine=False).
+func refLN(a []float64) {
+	var mean, v float64
+	for _, x := range a {
+		mean += x
+	}
+	mean /= float64(len(a))
+	for _, x := range a {
+		v += (x - mean) * (x - mean)
+	}
+	r := 1 / math.Sqrt(v/float64(len(a))+1e-5)
+	for i, x := range a {
+		a[i] = (x - mean) * r
+	}
 }
 
 func refArgmax(q []float64) int {

@@ -15,9 +15,9 @@ var ErrSpec = errors.New("nets: invalid spec")
 var ErrParamLen = errors.New("nets: wrong parameter vector length")
 
 // Spec is a Q-network: an optional convolutional torso (Conv), then dense layers
-// Hidden[0] → ... (ReLU after each), then a linear head of Outputs Q-values, optionally
-// dueling (Dueling). The zero Conv and Dueling give the plain MLP
-// Inputs → Hidden... → Outputs.
+// Hidden[0] → ... (ReLU after each, or ReLU∘LayerNorm with LayerNorm), then a linear head of
+// Outputs Q-values, optionally dueling (Dueling). The zero Conv, Dueling and LayerNorm give
+// the plain MLP Inputs → Hidden... → Outputs.
 //
 // Parameters live in one flat []float32. For each affine layer l in order it holds W_l
 // row-major [in][out] followed by b_l [out], so layer l computes out_j = b_j + Σ_i in_i·W[i][j].
@@ -45,6 +45,12 @@ type Spec struct {
 	// them as Q(s,a) = V(s) + A(s,a) − mean_a' A(s,a') (Wang et al. 2016). It costs one extra
 	// output column; the identifiability term keeps V and A from drifting against each other.
 	Dueling bool
+	// LayerNorm normalizes every hidden layer before its ReLU, ReLU(LN(a)) with
+	// LN(a)_j = (a_j − mean(a))/√(var(a) + 1e-5) over the layer's units per sample (for the
+	// conv: per sample and position, over the filters), as PQN does (Gallici et al. 2024): it
+	// keeps TD learning stable as the weights grow. LN has no gain or bias of its own, so the
+	// parameter vector is the same as without it; the head stays linear. See layernorm.go.
+	LayerNorm bool
 }
 
 // MinAtarSpec is the network of the MinAtar paper (Young & Tian 2019) for a 10×10×channels
@@ -186,7 +192,7 @@ func checkParamLen(s Spec, p []float32) error {
 
 // String is the network as people read it: layer sizes from the input to
 // the Q-values, and its kind ("4 → 64 → 64 → 2, MLP";
-// "10×10×4 → 16@3×3 → 128 → 3, conv, dueling").
+// "10×10×4 → 16@3×3 → 128 → 3, conv, dueling"; "4 → 64 → 64 → 2, MLP, layernorm").
 func (s Spec) String() string {
 	var b strings.Builder
 	kind := "MLP"
@@ -202,6 +208,9 @@ func (s Spec) String() string {
 	fmt.Fprintf(&b, " → %d, %s", s.Outputs, kind)
 	if s.Dueling {
 		b.WriteString(", dueling")
+	}
+	if s.LayerNorm {
+		b.WriteString(", layernorm")
 	}
 	return b.String()
 }
