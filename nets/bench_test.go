@@ -61,11 +61,27 @@ func BenchmarkLearnerUpdate(b *testing.B) {
 	}
 }
 
+// BenchmarkLearnerUpdateLayerNorm is BenchmarkLearnerUpdate with Spec.LayerNorm: the cost of
+// normalizing both hidden layers in the forward, the backward and the two target passes.
+func BenchmarkLearnerUpdateLayerNorm(b *testing.B) {
+	for _, n := range []int{32, 128, 512} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchUpdate(b, withLN(cartPole), n, false) })
+	}
+}
+
 // BenchmarkLearnerUpdateMinAtar is BenchmarkLearnerUpdate for the MinAtar paper's network
 // (10×10×4 → conv 16@3×3 → 128 → 6) on sparse 0/1 observations, double DQN.
 func BenchmarkLearnerUpdateMinAtar(b *testing.B) {
 	for _, n := range []int{32, 128} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchUpdate(b, minAtar, n, true) })
+	}
+}
+
+// BenchmarkLearnerUpdateMinAtarLayerNorm is BenchmarkLearnerUpdateMinAtar with Spec.LayerNorm
+// (on the conv per position over its 16 filters, and on the 128-wide layer).
+func BenchmarkLearnerUpdateMinAtarLayerNorm(b *testing.B) {
+	for _, n := range []int{32, 128} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchUpdate(b, withLN(minAtar), n, true) })
 	}
 }
 
@@ -107,17 +123,22 @@ func benchUpdate(b *testing.B, s Spec, n int, sparse bool) {
 }
 
 // BenchmarkForward measures the runner's single-observation greedy action.
-func BenchmarkForward(b *testing.B) {
+func BenchmarkForward(b *testing.B) { benchForward(b, cartPole) }
+
+// BenchmarkForwardLayerNorm is BenchmarkForward with Spec.LayerNorm.
+func BenchmarkForwardLayerNorm(b *testing.B) { benchForward(b, withLN(cartPole)) }
+
+func benchForward(b *testing.B, s Spec) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	f := NewForward(cartPole)
-	if err := f.SetParams(InitParams(cartPole, rng)); err != nil {
+	f := NewForward(s)
+	if err := f.SetParams(InitParams(s, rng)); err != nil {
 		b.Fatal(err)
 	}
-	obs := make([]float32, 64*cartPole.Inputs)
+	obs := make([]float32, 64*s.Inputs)
 	for i := range obs {
 		obs[i] = float32(rng.NormFloat64())
 	}
-	benchGreedy(b, f, obs, cartPole.Inputs)
+	benchGreedy(b, f, obs, s.Inputs)
 }
 
 // BenchmarkForwardMinAtar measures the runner's greedy action for the MinAtar network, on

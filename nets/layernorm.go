@@ -28,11 +28,20 @@ import (
 // lnEps is the variance floor, PyTorch's nn.LayerNorm default.
 const lnEps = 1e-5
 
+// lnVector reports whether rows of n values take the AVX2 loops (layernorm_amd64.s): every
+// path of a process calls the same routines on the same row widths, so a row is normalized
+// the same way everywhere.
+func lnVector(n int) bool { return haveKernel && n >= 8 && n%8 == 0 }
+
 // lnStats returns μ and r = 1/√(var + ε) of x. Four partial sums keep the adds independent
 // (a single accumulator is a chain of dependent adds); the variance is the two-pass
 // Σ(x−μ)², which, unlike E[x²] − μ², loses nothing when |μ| is large against the spread.
 func lnStats(x []float32) (mean, rstd float32) {
 	n := len(x)
+	if lnVector(n) {
+		mean = lnSum8(x) / float32(n)
+		return mean, float32(1 / math.Sqrt(float64(lnSqDev8(x, mean)/float32(n))+lnEps))
+	}
 	var s0, s1, s2, s3 float32
 	i := 0
 	for ; i+4 <= n; i += 4 {
@@ -66,16 +75,30 @@ func lnStats(x []float32) (mean, rstd float32) {
 
 // lnReLURows computes dst = ReLU(LN(src)) on the first units values of each of rows rows,
 // row r starting at r·stride in both slices; dst may be src. Values past units in a row
-// (the augmented layout's constant column) are not touched.
+// (the augmented layout's constant column) are not touched. The ReLU is reluToGo's
+// branchless sign mask: a branch on the sign of x̂ mispredicts half the time.
 func lnReLURows(dst, src []float32, rows, units, stride int) {
 	for r := range rows {
 		x := src[r*stride : r*stride+units]
 		y := dst[r*stride : r*stride+units]
+		y = y[:len(x)]
 		mean, rstd := lnStats(x)
+		if lnVector(units) {
+			lnNormReLU8(y, x, mean, rstd)
+			continue
+		}
 		for j, v := range x {
-			y[j] = max((v-mean)*rstd, 0)
+			b := math.Float32bits((v - mean) * rstd)
+			y[j] = math.Float32frombits(b &^ uint32(int32(b)>>31))
 		}
 	}
+}
+
+// lnPositive is an all-ones mask when the float with bits b is > 0 (not ±0, not negative),
+// else 0, without a branch: ^b's sign bit is set for a clear sign bit, −b's for a non-zero
+// magnitude with a clear sign bit.
+func lnPositive(b uint32) uint32 {
+	return uint32(^int32(b)>>31) & uint32(-int32(b)>>31)
 }
 
 // lnReLUGradRows is lnReLURows' adjoint: for the pre-activation a and the output gradient dy
@@ -84,29 +107,35 @@ func lnReLURows(dst, src []float32, rows, units, stride int) {
 //	∂L/∂a_j = r·(g_j − mean(g) − x̂_j·mean(g ⊙ x̂))
 //
 // on the first units values of each row; the rest of a row (the constant column) is passed
-// through, da = dy, as its forward is the identity.
+// through, da = dy, as its forward is the identity. x̂ is recomputed from a with the forward's
+// expression, so the mask [x̂ > 0] is exactly the forward's; g is masked without a branch
+// and parked in da between the two passes.
 func lnReLUGradRows(da, a, dy []float32, rows, units, stride int) {
 	inv := 1 / float32(units)
 	for r := range rows {
 		x := a[r*stride : r*stride+units]
 		g := dy[r*stride : r*stride+units]
 		d := da[r*stride : r*stride+units]
+		g, d = g[:len(x)], d[:len(x)]
 		mean, rstd := lnStats(x)
+		if lnVector(units) {
+			sg, sgx := lnGradPass8(d, x, g, mean, rstd)
+			lnGradFinish8(d, x, mean, rstd, sg*inv, sgx*inv)
+			copy(da[r*stride+units:(r+1)*stride], dy[r*stride+units:(r+1)*stride])
+			continue
+		}
 		var sg, sgx float32
 		for j, v := range x {
-			if xh := (v - mean) * rstd; xh > 0 {
-				sg += g[j]
-				sgx += g[j] * xh
-			}
+			xh := (v - mean) * rstd
+			gj := math.Float32frombits(math.Float32bits(g[j]) & lnPositive(math.Float32bits(xh)))
+			d[j] = gj
+			sg += gj
+			sgx += gj * xh
 		}
 		mg, mgx := sg*inv, sgx*inv
 		for j, v := range x {
 			xh := (v - mean) * rstd
-			gj := float32(0)
-			if xh > 0 {
-				gj = g[j]
-			}
-			d[j] = rstd * (gj - mg - xh*mgx)
+			d[j] = rstd * (d[j] - mg - xh*mgx)
 		}
 		copy(da[r*stride+units:(r+1)*stride], dy[r*stride+units:(r+1)*stride])
 	}
