@@ -22,8 +22,9 @@ import (
 // ε-greedy ones) on fresh env copies, with seeds of their own.
 
 // DefaultEvalMaxSteps ends episodes of envs without a time limit (MinAtar's):
-// a good enough agent could otherwise play one forever.
-const DefaultEvalMaxSteps = 100_000
+// a good enough agent could otherwise play one forever. The evaluator role
+// caps its episodes at the same number.
+const DefaultEvalMaxSteps = actors.DefaultEvalMaxSteps
 
 // Episode is one evaluation episode.
 type Episode struct {
@@ -82,15 +83,17 @@ func (p *Policy) Evaluate(o EvalOptions) EvalResult {
 		EnvSteps: p.ckpt.GetEnvSteps(), Seed: o.Seed, Epsilon: o.Epsilon,
 	}
 	// Two streams: the episodes' starts do not depend on how many ε draws
-	// the episodes before them made.
-	starts := rand.New(rand.NewPCG(o.Seed, 1))
+	// the episodes before them made. The starts are actors.EpisodeSeeds',
+	// the evaluator role's too: with Seed actors.EvalSeed(run seed) this
+	// plays the episodes the run's evaluator played.
+	starts := actors.EpisodeSeeds(o.Seed, o.Episodes)
 	acts := rand.New(rand.NewPCG(o.Seed, 2))
 	for i := range o.Episodes {
 		rec := o.Record
 		if i > 0 {
 			rec = nil
 		}
-		ep := playEpisode(p.env, p.fwd, starts.Int64(), o.Epsilon, acts, limit, rec)
+		ep := playEpisode(p.env, p.fwd, starts[i], o.Epsilon, acts, limit, rec)
 		if err := envs.Err(p.env); err != nil {
 			res.Error = err.Error()
 			break

@@ -79,6 +79,10 @@ func EstimateMemory(env envs.Spec, cfg Config, roles []string, snapshots bool) M
 				Units: uint64(cfg.BatchSize), PerUnit: learnerGraphFactor * 4 * width},
 			MemoryItem{What: "learner: sample batches in flight", Setting: "prefetch_batches",
 				Units: uint64(cfg.PrefetchBatches * cfg.BatchSize), PerUnit: transition})
+		if cfg.EvalEvery > 0 {
+			e.Items = append(e.Items, MemoryItem{What: "learner: recent publications held for the best checkpoint", Setting: "eval_every",
+				Units: uint64(newBestKeeper(int(params)).size), PerUnit: 4 * params})
+		}
 	}
 	if slices.Contains(roles, RoleBroadcaster) {
 		e.Items = append(e.Items, MemoryItem{What: "broadcaster: newest weights and their packed chunks", Setting: "hidden",

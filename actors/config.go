@@ -61,6 +61,11 @@ type Config struct {
 	WeightsChunkBytes  int  `yaml:"weights_chunk_bytes"`  // weights travel in chunks of this size, one in flight per runner, so credits never wait behind a big transfer
 	WeightsDelta       bool `yaml:"weights_delta"`        // send weights as a delta against the version the runner acknowledged
 	ProgressEverySteps int  `yaml:"progress_every_steps"` // env steps between progress reports to the stats actor
+
+	// Evaluation (the evaluator role, as Stable-Baselines3's EvalCallback)
+	EvalEvery    int     `yaml:"eval_every" json:",omitempty"`    // run env steps between evaluations of the newest weights (greedy episodes on env copies of the evaluator's own); 0: no evaluator
+	EvalEpisodes int     `yaml:"eval_episodes" json:",omitempty"` // episodes per evaluation, on seeds of their own, the same at every evaluation so that evaluations compare
+	EvalEpsilon  float64 `yaml:"eval_epsilon" json:",omitempty"`  // ε of the evaluation episodes (0: greedy)
 }
 
 // DefaultConfig returns the defaults used for CartPole-v1 in dev mode. They were
@@ -106,8 +111,29 @@ func DefaultConfig() Config {
 		WeightsChunkBytes:  32 << 10,
 		WeightsDelta:       true,
 		ProgressEverySteps: 500,
+
+		EvalEvery:    DefaultEvalEvery,
+		EvalEpisodes: DefaultEvalEpisodes,
 	}
 }
+
+// Evaluation defaults. Every 5,000 env steps suits the classic-control
+// envs, solved in 20k–200k steps: a curve of tens of points, each costing
+// at most eval_episodes × 500 forward passes (under 1% of a CartPole run's
+// time). MinAtar runs last millions of steps with episodes of thousands of
+// steps through a conv net, so it evaluates every 100,000
+// (DefaultConfigFor).
+const (
+	DefaultEvalEvery        = 5_000
+	DefaultEvalEveryMinAtar = 100_000
+	DefaultEvalEpisodes     = 10
+)
+
+// DefaultEvalMaxSteps ends evaluation episodes of envs without a time limit
+// (MinAtar's): a good enough agent could otherwise play one forever. The
+// evaluator role and 'qfleet eval' (the root package's Policy.Evaluate)
+// both use it.
+const DefaultEvalMaxSteps = 100_000
 
 // DefaultConfigFor returns the defaults for an environment: DefaultConfig
 // (tuned on CartPole-v1) with the changes that env family needs to learn out
@@ -130,6 +156,7 @@ func DefaultConfigFor(envID string) Config {
 		c.PublishEvery = 50
 		c.MinReplaySize = 5_000
 		c.EpsilonDecaySteps = 100_000 // to 0.05, not the paper's 0.1: mean100 counts episodes at ε ≤ 0.05
+		c.EvalEvery = DefaultEvalEveryMinAtar
 		return c
 	}
 	switch envID {

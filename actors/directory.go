@@ -14,6 +14,7 @@ const (
 	LearnerName     = SupervisorName + "/learner"
 	BroadcasterName = SupervisorName + "/broadcaster"
 	StatsName       = SupervisorName + "/stats"
+	EvaluatorName   = SupervisorName + "/evaluator"
 )
 
 // Directory tells a role where the others are. Dev mode answers with local

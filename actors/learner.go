@@ -63,17 +63,22 @@ type learner struct {
 	term           uint64
 	lastCheckpoint time.Time
 	firstStart     bool // the process's first learner, not one the supervisor restarted
+	// best: the last publications and the best evaluated one (best.go);
+	// shared by the learner instances of one process, so that a restart
+	// keeps the best.
+	best *bestKeeper
 }
 
 func newLearner(spec LearnerSpec, cfg Config, dir Directory, m *Metrics, log *slog.Logger) actor.Producer {
 	starts := 0
+	best := newBestKeeper(spec.Net.NumParams())
 	return func() actor.Actor {
 		// After a crash the supervisor builds a fresh learner: it resumes
 		// from this run's last checkpoint whatever Resume says.
 		s := spec
 		s.Resume = spec.Resume || starts > 0
 		starts++
-		return &learner{spec: s, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "learner"), firstStart: starts == 1}
+		return &learner{spec: s, cfg: cfg, dir: dir, metrics: m, log: log.With("role", "learner"), firstStart: starts == 1, best: best}
 	}
 }
 
@@ -134,6 +139,8 @@ func (l *learner) Receive(ctx actor.Context) {
 				l.log.Error("periodic checkpoint failed: training goes on, the previous checkpoint stays", "err", err, "retry_in", l.spec.CheckpointEvery)
 			}
 		}
+	case *messages.EvalReport:
+		l.evaluated(msg)
 	case *SaveCheckpoint:
 		path, err := l.saveCheckpoint()
 		ctx.Respond(&CheckpointSaved{Path: path, Err: err})
@@ -158,6 +165,9 @@ func (l *learner) start(ctx actor.Context) error {
 	if l.spec.Resume && l.spec.CheckpointDir != "" {
 		if err := l.restore(); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("learner: resume: %w", err)
+		}
+		if l.best.best == nil {
+			l.restoreBest()
 		}
 	}
 	l.log.Info("learner started", "params", l.spec.Net.NumParams(), "batch", l.cfg.BatchSize, "term", l.term, "updates", l.updates)
@@ -290,6 +300,9 @@ func (l *learner) publish(ctx actor.Context) {
 		EnvSteps: l.metrics.EnvStepsTotal()}
 	if b := l.dir.Broadcaster(); b != nil {
 		ctx.Send(b, w) // with no broadcaster yet, the next publication reaches it
+	}
+	if l.cfg.EvalEvery > 0 {
+		l.best.hold(w)
 	}
 	l.metrics.setWeightsVersion(l.version)
 	l.metrics.update(func(s *RunStatus) { s.LearnerUpdates = l.updates; s.WeightsVersion = l.version })

@@ -43,6 +43,10 @@ type Metrics struct {
 	// CheckpointFailures: learner checkpoints and replay snapshots that
 	// could not be written (training goes on from the previous files).
 	CheckpointFailures prometheus.Counter
+	// Evaluations (the evaluator role): vectors without labels, so that
+	// each is absent from /metrics until its first value, not 0 (a 0 would
+	// read as an evaluation that returned 0).
+	EvalMean, EvalStd, BestEvalMean *prometheus.GaugeVec
 
 	// LocalRunnerSteps counts the env steps of this node's runners (the
 	// run-wide count lives with the stats on the learner's node).
@@ -51,6 +55,7 @@ type Metrics struct {
 	mu           sync.Mutex
 	envStepsBase uint64 // the run's env steps before this process (resume)
 	status       RunStatus
+	evals        evalLog // the evaluations taken, for the scalars file
 }
 
 // RunStatus is the run-level view the command prints and summarises.
@@ -90,6 +95,13 @@ type RunStatus struct {
 	// The last error each failed role actor gave (an external env's, say),
 	// so that a role stopped for good can be told why.
 	RoleErrors map[string]string `json:"role_errors,omitempty"`
+
+	// Evaluations (the evaluator role) the stats took, the last of them,
+	// and the best the learner keeps (its weights are best.ckpt's): nil
+	// until there is one. Replaced whole, never changed in place.
+	Evaluations int         `json:"evaluations"`
+	LastEval    *EvalStatus `json:"last_eval,omitempty"`
+	BestEval    *EvalStatus `json:"best_eval,omitempty"`
 }
 
 // RunnerStatus is what the stats actor knows of one runner.
@@ -145,6 +157,14 @@ func NewMetrics() *Metrics {
 	m.ClusterMembers = gauge("qfleet_cluster_members", "Live cluster members, this node included.")
 	m.WireBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qfleet_wire_bytes_total", Help: "Bytes on the wire per flow and direction."}, []string{"flow", "direction"})
 	f(m.WireBytes)
+	gaugeVec := func(name, help string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, nil)
+		f(g)
+		return g
+	}
+	m.EvalMean = gaugeVec("qfleet_eval_mean_return", "Mean return of the last evaluation's episodes (the evaluator role); absent before the first.")
+	m.EvalStd = gaugeVec("qfleet_eval_std_return", "Standard deviation of the last evaluation's returns; absent before the first.")
+	m.BestEvalMean = gaugeVec("qfleet_best_eval_mean_return", "Mean return of the best evaluation, whose weights the learner keeps (best.ckpt); absent before the first.")
 	m.RoleRestarts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qfleet_role_restarts_total", Help: "Restarts of role actors by their node supervisor."}, []string{"role"})
 	f(m.RoleRestarts)
 	m.ClusterMembers.Set(1)

@@ -20,10 +20,33 @@ const (
 	RoleReplay      = "replay"
 	RoleLearner     = "learner" // brings the stats actor with it
 	RoleBroadcaster = "broadcaster"
+	// RoleEvaluator plays evaluation episodes with the newest weights every
+	// eval_every env steps (evaluator.go). Optional: dev mode runs it when
+	// eval_every > 0, a cluster node when its roles name it.
+	RoleEvaluator = "evaluator"
 )
 
-// AllRoles is what dev mode runs in one process.
+// AllRoles is what dev mode always runs in one process (the evaluator
+// besides, when eval_every > 0). It is also 'qfleet node --roles''s
+// default, recorded in every config file: the optional roles stay out of
+// it, so that configs and sweep trial keys of earlier versions hold.
 var AllRoles = []string{RoleRunner, RoleReplay, RoleLearner, RoleBroadcaster}
+
+// OptionalRoles are the training roles a node runs only when told to.
+var OptionalRoles = []string{RoleEvaluator}
+
+// KnownRoles are every training role a node can be given: AllRoles, then
+// OptionalRoles.
+func KnownRoles() []string { return append(slices.Clone(AllRoles), OptionalRoles...) }
+
+// DevRoles are the roles of a dev-mode node under cfg: AllRoles, and the
+// evaluator when cfg.EvalEvery > 0.
+func DevRoles(cfg Config) []string {
+	if cfg.EvalEvery > 0 {
+		return append(slices.Clone(AllRoles), RoleEvaluator)
+	}
+	return AllRoles
+}
 
 // NodeOptions configures one node: which roles it runs and how it finds the
 // others. Dev mode is a node with every role and a LocalDirectory.
@@ -79,18 +102,18 @@ func NetSpec(sp envs.Spec, cfg Config) nets.Spec {
 }
 
 // StartDev starts a dev-mode node: every role in one process. It fills
-// Name ("dev") and Roles (AllRoles) when they are empty.
+// Name ("dev") and Roles (DevRoles) when they are empty.
 func StartDev(o NodeOptions) (*Node, error) {
 	if o.Name == "" {
 		o.Name = "dev"
 	}
 	if len(o.Roles) == 0 {
-		o.Roles = AllRoles
+		o.Roles = DevRoles(o.Config)
 	}
 	return StartNode(o)
 }
 
-// ErrUnknownRole names a role that is not one of AllRoles.
+// ErrUnknownRole names a role that is not one of KnownRoles.
 var ErrUnknownRole = errors.New("unknown role")
 
 // StartNode validates the options and starts the node supervisor, which
@@ -101,8 +124,8 @@ func StartNode(o NodeOptions) (*Node, error) {
 	}
 	has := map[string]bool{}
 	for _, r := range o.Roles {
-		if !slices.Contains(AllRoles, r) {
-			return nil, fmt.Errorf("%w %q (roles: %s)", ErrUnknownRole, r, strings.Join(AllRoles, ", "))
+		if !slices.Contains(KnownRoles(), r) {
+			return nil, fmt.Errorf("%w %q (roles: %s)", ErrUnknownRole, r, strings.Join(KnownRoles(), ", "))
 		}
 		has[r] = true
 	}
@@ -141,6 +164,12 @@ func StartNode(o NodeOptions) (*Node, error) {
 	}
 	if has[RoleLearner] {
 		roles = append(roles, role{"learner", newLearner(LearnerSpec{EnvID: o.EnvID, Net: net, Seed: o.Seed, CheckpointDir: o.CheckpointDir, CheckpointEvery: o.CheckpointEvery, Resume: o.Resume}, o.Config, dir, d.Metrics, log)})
+	}
+	if has[RoleEvaluator] {
+		if o.Config.EvalEvery <= 0 {
+			return nil, fmt.Errorf("%w: eval_every = %d: the evaluator role needs eval_every > 0", ErrInvalidConfig, o.Config.EvalEvery)
+		}
+		roles = append(roles, role{"evaluator", newEvaluator(EvaluatorSpec{Name: o.Name + "/evaluator", EnvID: o.EnvID, Seed: o.Seed, Net: net}, o.Config, dir, d.Metrics, log)})
 	}
 	if has[RoleRunner] {
 		d.runners = o.Config.Runners

@@ -69,7 +69,14 @@ var settingRanges = []settingRange{
 		get: func(c *Config) float64 { return float64(c.CreditTimeout) }},
 	intRange("weights_chunk_bytes", 1024, MaxWeightsChunkBytes, func(c *Config) int { return c.WeightsChunkBytes }),
 	intRange("progress_every_steps", 1, 1e9, func(c *Config) int { return c.ProgressEverySteps }),
+	intRange("eval_every", 0, 1e12, func(c *Config) int { return c.EvalEvery }),
+	intRange("eval_episodes", 1, MaxEvalEpisodes, func(c *Config) int { return c.EvalEpisodes }),
+	floatRange("eval_epsilon", 0, 1, func(c *Config) float64 { return c.EvalEpsilon }),
 }
+
+// MaxEvalEpisodes bounds eval_episodes: an evaluation plays them all with
+// one weights version before the next can start.
+const MaxEvalEpisodes = 10_000
 
 // MaxRunnersPerNode bounds the runners setting: each runner is an actor
 // with its own env and network copy.

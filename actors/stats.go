@@ -17,10 +17,13 @@ import (
 const GreedyEpsilon = 0.05
 
 // StopRule says when a run is over: when mean100 reaches TargetReturn (over a
-// full window of 100 counted episodes), or at MaxEnvSteps (0: never).
+// full window of 100 counted episodes), or at MaxEnvSteps (0: never). With
+// OnEval, an evaluation's mean return reaching TargetReturn ends it instead
+// of mean100 (stop_on: eval).
 type StopRule struct {
 	TargetReturn float64
 	MaxEnvSteps  uint64
+	OnEval       bool
 }
 
 // stats is the run's episode bookkeeper (on the learner's node): it receives
@@ -100,6 +103,8 @@ func (s *stats) Receive(ctx actor.Context) {
 			return
 		}
 		s.episode(msg)
+	case *messages.EvalReport:
+		s.evaluation(ctx, msg)
 	}
 }
 
@@ -180,7 +185,7 @@ func (s *stats) episode(e *messages.EpisodeStats) {
 		st.runner(e.GetRunner(), true, func(r *RunnerStatus) { r.Episodes++ })
 	})
 	s.advance(e.GetRunner(), e.GetRunnerEnvSteps())
-	if counted && s.greedy.n == len(s.greedy.buf) && mean >= s.rule.TargetReturn && !s.finished {
+	if counted && !s.rule.OnEval && s.greedy.n == len(s.greedy.buf) && mean >= s.rule.TargetReturn && !s.finished {
 		now := time.Now()
 		s.metrics.update(func(st *RunStatus) {
 			st.Solved, st.SolvedAtEnvSteps, st.SolvedAt = true, s.total, now

@@ -19,7 +19,7 @@ const (
 	RoleReplay      = actors.RoleReplay
 	RoleLearner     = actors.RoleLearner
 	RoleBroadcaster = actors.RoleBroadcaster
-	RoleEvaluator   = "evaluator"
+	RoleEvaluator   = actors.RoleEvaluator
 	// RoleTrials: the node runs hyper-parameter sweep trials ('qfleet node
 	// --roles trials'), each a child 'qfleet dev' process.
 	RoleTrials = "trials"

@@ -858,6 +858,142 @@ func (x *EpisodeStats) GetRunnerEnvSteps() uint64 {
 	return 0
 }
 
+// EvalReport is one evaluation by the evaluator role: eval_episodes greedy
+// episodes of one weights version on the evaluator's own env copies and
+// seeds. It goes to the stats (the run's books, the stop rule on eval),
+// which hand it to the learner on their node (the best checkpoint).
+type EvalReport struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Evaluator       string                 `protobuf:"bytes,1,opt,name=evaluator,proto3" json:"evaluator,omitempty"`
+	WeightsVersion  uint64                 `protobuf:"varint,2,opt,name=weights_version,json=weightsVersion,proto3" json:"weights_version,omitempty"` // versionOf(term, count), as published
+	WeightsTerm     uint64                 `protobuf:"varint,3,opt,name=weights_term,json=weightsTerm,proto3" json:"weights_term,omitempty"`
+	LearnerUpdates  uint64                 `protobuf:"varint,4,opt,name=learner_updates,json=learnerUpdates,proto3" json:"learner_updates,omitempty"` // as the weights carried them
+	EnvSteps        uint64                 `protobuf:"varint,5,opt,name=env_steps,json=envSteps,proto3" json:"env_steps,omitempty"`                   // the run's env steps that triggered it (a multiple of eval_every reached)
+	MeanReturn      float64                `protobuf:"fixed64,6,opt,name=mean_return,json=meanReturn,proto3" json:"mean_return,omitempty"`
+	StdReturn       float64                `protobuf:"fixed64,7,opt,name=std_return,json=stdReturn,proto3" json:"std_return,omitempty"` // population standard deviation
+	MinReturn       float64                `protobuf:"fixed64,8,opt,name=min_return,json=minReturn,proto3" json:"min_return,omitempty"`
+	MaxReturn       float64                `protobuf:"fixed64,9,opt,name=max_return,json=maxReturn,proto3" json:"max_return,omitempty"`
+	Episodes        uint32                 `protobuf:"varint,10,opt,name=episodes,proto3" json:"episodes,omitempty"`
+	WallSeconds     float64                `protobuf:"fixed64,11,opt,name=wall_seconds,json=wallSeconds,proto3" json:"wall_seconds,omitempty"`              // how long the episodes took
+	WeightsEnvSteps uint64                 `protobuf:"varint,12,opt,name=weights_env_steps,json=weightsEnvSteps,proto3" json:"weights_env_steps,omitempty"` // the run's env steps stamped on the weights evaluated
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *EvalReport) Reset() {
+	*x = EvalReport{}
+	mi := &file_qfleet_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvalReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvalReport) ProtoMessage() {}
+
+func (x *EvalReport) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvalReport.ProtoReflect.Descriptor instead.
+func (*EvalReport) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EvalReport) GetEvaluator() string {
+	if x != nil {
+		return x.Evaluator
+	}
+	return ""
+}
+
+func (x *EvalReport) GetWeightsVersion() uint64 {
+	if x != nil {
+		return x.WeightsVersion
+	}
+	return 0
+}
+
+func (x *EvalReport) GetWeightsTerm() uint64 {
+	if x != nil {
+		return x.WeightsTerm
+	}
+	return 0
+}
+
+func (x *EvalReport) GetLearnerUpdates() uint64 {
+	if x != nil {
+		return x.LearnerUpdates
+	}
+	return 0
+}
+
+func (x *EvalReport) GetEnvSteps() uint64 {
+	if x != nil {
+		return x.EnvSteps
+	}
+	return 0
+}
+
+func (x *EvalReport) GetMeanReturn() float64 {
+	if x != nil {
+		return x.MeanReturn
+	}
+	return 0
+}
+
+func (x *EvalReport) GetStdReturn() float64 {
+	if x != nil {
+		return x.StdReturn
+	}
+	return 0
+}
+
+func (x *EvalReport) GetMinReturn() float64 {
+	if x != nil {
+		return x.MinReturn
+	}
+	return 0
+}
+
+func (x *EvalReport) GetMaxReturn() float64 {
+	if x != nil {
+		return x.MaxReturn
+	}
+	return 0
+}
+
+func (x *EvalReport) GetEpisodes() uint32 {
+	if x != nil {
+		return x.Episodes
+	}
+	return 0
+}
+
+func (x *EvalReport) GetWallSeconds() float64 {
+	if x != nil {
+		return x.WallSeconds
+	}
+	return 0
+}
+
+func (x *EvalReport) GetWeightsEnvSteps() uint64 {
+	if x != nil {
+		return x.WeightsEnvSteps
+	}
+	return 0
+}
+
 // RunnerProgress reports env steps taken since the last report.
 type RunnerProgress struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -886,7 +1022,7 @@ type RunnerProgress struct {
 
 func (x *RunnerProgress) Reset() {
 	*x = RunnerProgress{}
-	mi := &file_qfleet_proto_msgTypes[10]
+	mi := &file_qfleet_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1034,7 @@ func (x *RunnerProgress) String() string {
 func (*RunnerProgress) ProtoMessage() {}
 
 func (x *RunnerProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[10]
+	mi := &file_qfleet_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1047,7 @@ func (x *RunnerProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunnerProgress.ProtoReflect.Descriptor instead.
 func (*RunnerProgress) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{10}
+	return file_qfleet_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RunnerProgress) GetRunner() string {
@@ -1013,13 +1149,18 @@ type Checkpoint struct {
 	Term           uint64                 `protobuf:"varint,10,opt,name=term,proto3" json:"term,omitempty"`
 	EnvSteps       uint64                 `protobuf:"varint,11,opt,name=env_steps,json=envSteps,proto3" json:"env_steps,omitempty"`
 	UnixMillis     int64                  `protobuf:"varint,12,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
+	// Set in best.ckpt only (the learner's best-evaluated weights, online
+	// parameters only): the evaluation that made it the best. env_steps is
+	// then the run's env steps at which that evaluation was triggered.
+	EvalMeanReturn float64 `protobuf:"fixed64,13,opt,name=eval_mean_return,json=evalMeanReturn,proto3" json:"eval_mean_return,omitempty"`
+	Evaluated      bool    `protobuf:"varint,14,opt,name=evaluated,proto3" json:"evaluated,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_qfleet_proto_msgTypes[11]
+	mi := &file_qfleet_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1172,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[11]
+	mi := &file_qfleet_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1185,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{11}
+	return file_qfleet_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Checkpoint) GetEnv() string {
@@ -1131,6 +1272,20 @@ func (x *Checkpoint) GetUnixMillis() int64 {
 	return 0
 }
 
+func (x *Checkpoint) GetEvalMeanReturn() float64 {
+	if x != nil {
+		return x.EvalMeanReturn
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetEvaluated() bool {
+	if x != nil {
+		return x.Evaluated
+	}
+	return false
+}
+
 // PackedExperience is an ExperienceBatch as it crosses hosts: the same
 // routing and accounting fields, the transitions in a compact payload
 // (messages/wire documents the layout). Bandwidth between hosts is the
@@ -1153,7 +1308,7 @@ type PackedExperience struct {
 
 func (x *PackedExperience) Reset() {
 	*x = PackedExperience{}
-	mi := &file_qfleet_proto_msgTypes[12]
+	mi := &file_qfleet_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1320,7 @@ func (x *PackedExperience) String() string {
 func (*PackedExperience) ProtoMessage() {}
 
 func (x *PackedExperience) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[12]
+	mi := &file_qfleet_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1333,7 @@ func (x *PackedExperience) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackedExperience.ProtoReflect.Descriptor instead.
 func (*PackedExperience) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{12}
+	return file_qfleet_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PackedExperience) GetRunner() string {
@@ -1274,7 +1429,7 @@ type WeightsChunk struct {
 
 func (x *WeightsChunk) Reset() {
 	*x = WeightsChunk{}
-	mi := &file_qfleet_proto_msgTypes[13]
+	mi := &file_qfleet_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1441,7 @@ func (x *WeightsChunk) String() string {
 func (*WeightsChunk) ProtoMessage() {}
 
 func (x *WeightsChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[13]
+	mi := &file_qfleet_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1454,7 @@ func (x *WeightsChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightsChunk.ProtoReflect.Descriptor instead.
 func (*WeightsChunk) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{13}
+	return file_qfleet_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WeightsChunk) GetVersion() uint64 {
@@ -1394,7 +1549,7 @@ type WeightsChunkAck struct {
 
 func (x *WeightsChunkAck) Reset() {
 	*x = WeightsChunkAck{}
-	mi := &file_qfleet_proto_msgTypes[14]
+	mi := &file_qfleet_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1561,7 @@ func (x *WeightsChunkAck) String() string {
 func (*WeightsChunkAck) ProtoMessage() {}
 
 func (x *WeightsChunkAck) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[14]
+	mi := &file_qfleet_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1574,7 @@ func (x *WeightsChunkAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightsChunkAck.ProtoReflect.Descriptor instead.
 func (*WeightsChunkAck) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{14}
+	return file_qfleet_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WeightsChunkAck) GetRunner() *ActorRef {
@@ -1501,7 +1656,7 @@ type ReplaySnapshot struct {
 
 func (x *ReplaySnapshot) Reset() {
 	*x = ReplaySnapshot{}
-	mi := &file_qfleet_proto_msgTypes[15]
+	mi := &file_qfleet_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1668,7 @@ func (x *ReplaySnapshot) String() string {
 func (*ReplaySnapshot) ProtoMessage() {}
 
 func (x *ReplaySnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[15]
+	mi := &file_qfleet_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1681,7 @@ func (x *ReplaySnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaySnapshot.ProtoReflect.Descriptor instead.
 func (*ReplaySnapshot) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{15}
+	return file_qfleet_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReplaySnapshot) GetEnv() string {
@@ -1688,7 +1843,7 @@ type ReplayStream struct {
 
 func (x *ReplayStream) Reset() {
 	*x = ReplayStream{}
-	mi := &file_qfleet_proto_msgTypes[16]
+	mi := &file_qfleet_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1855,7 @@ func (x *ReplayStream) String() string {
 func (*ReplayStream) ProtoMessage() {}
 
 func (x *ReplayStream) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[16]
+	mi := &file_qfleet_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1868,7 @@ func (x *ReplayStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayStream.ProtoReflect.Descriptor instead.
 func (*ReplayStream) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{16}
+	return file_qfleet_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReplayStream) GetRunner() string {
@@ -1752,7 +1907,7 @@ type StartTrial struct {
 
 func (x *StartTrial) Reset() {
 	*x = StartTrial{}
-	mi := &file_qfleet_proto_msgTypes[17]
+	mi := &file_qfleet_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +1919,7 @@ func (x *StartTrial) String() string {
 func (*StartTrial) ProtoMessage() {}
 
 func (x *StartTrial) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[17]
+	mi := &file_qfleet_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +1932,7 @@ func (x *StartTrial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartTrial.ProtoReflect.Descriptor instead.
 func (*StartTrial) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{17}
+	return file_qfleet_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartTrial) GetCoordinator() *ActorRef {
@@ -1836,7 +1991,7 @@ type TrialAccepted struct {
 
 func (x *TrialAccepted) Reset() {
 	*x = TrialAccepted{}
-	mi := &file_qfleet_proto_msgTypes[18]
+	mi := &file_qfleet_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2003,7 @@ func (x *TrialAccepted) String() string {
 func (*TrialAccepted) ProtoMessage() {}
 
 func (x *TrialAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[18]
+	mi := &file_qfleet_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2016,7 @@ func (x *TrialAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrialAccepted.ProtoReflect.Descriptor instead.
 func (*TrialAccepted) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{18}
+	return file_qfleet_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TrialAccepted) GetTrial() string {
@@ -1912,7 +2067,7 @@ type TrialRejected struct {
 
 func (x *TrialRejected) Reset() {
 	*x = TrialRejected{}
-	mi := &file_qfleet_proto_msgTypes[19]
+	mi := &file_qfleet_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2079,7 @@ func (x *TrialRejected) String() string {
 func (*TrialRejected) ProtoMessage() {}
 
 func (x *TrialRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[19]
+	mi := &file_qfleet_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2092,7 @@ func (x *TrialRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrialRejected.ProtoReflect.Descriptor instead.
 func (*TrialRejected) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{19}
+	return file_qfleet_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TrialRejected) GetTrial() string {
@@ -1985,7 +2140,7 @@ type TrialHeartbeat struct {
 
 func (x *TrialHeartbeat) Reset() {
 	*x = TrialHeartbeat{}
-	mi := &file_qfleet_proto_msgTypes[20]
+	mi := &file_qfleet_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2152,7 @@ func (x *TrialHeartbeat) String() string {
 func (*TrialHeartbeat) ProtoMessage() {}
 
 func (x *TrialHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[20]
+	mi := &file_qfleet_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2165,7 @@ func (x *TrialHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrialHeartbeat.ProtoReflect.Descriptor instead.
 func (*TrialHeartbeat) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{20}
+	return file_qfleet_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TrialHeartbeat) GetTrial() string {
@@ -2081,7 +2236,7 @@ type TrialHeartbeatAck struct {
 
 func (x *TrialHeartbeatAck) Reset() {
 	*x = TrialHeartbeatAck{}
-	mi := &file_qfleet_proto_msgTypes[21]
+	mi := &file_qfleet_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2093,7 +2248,7 @@ func (x *TrialHeartbeatAck) String() string {
 func (*TrialHeartbeatAck) ProtoMessage() {}
 
 func (x *TrialHeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[21]
+	mi := &file_qfleet_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2106,7 +2261,7 @@ func (x *TrialHeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrialHeartbeatAck.ProtoReflect.Descriptor instead.
 func (*TrialHeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{21}
+	return file_qfleet_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TrialHeartbeatAck) GetTrial() string {
@@ -2146,7 +2301,7 @@ type TrialResult struct {
 
 func (x *TrialResult) Reset() {
 	*x = TrialResult{}
-	mi := &file_qfleet_proto_msgTypes[22]
+	mi := &file_qfleet_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +2313,7 @@ func (x *TrialResult) String() string {
 func (*TrialResult) ProtoMessage() {}
 
 func (x *TrialResult) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[22]
+	mi := &file_qfleet_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +2326,7 @@ func (x *TrialResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrialResult.ProtoReflect.Descriptor instead.
 func (*TrialResult) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{22}
+	return file_qfleet_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TrialResult) GetTrial() string {
@@ -2283,7 +2438,7 @@ type TrialResultAck struct {
 
 func (x *TrialResultAck) Reset() {
 	*x = TrialResultAck{}
-	mi := &file_qfleet_proto_msgTypes[23]
+	mi := &file_qfleet_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2450,7 @@ func (x *TrialResultAck) String() string {
 func (*TrialResultAck) ProtoMessage() {}
 
 func (x *TrialResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[23]
+	mi := &file_qfleet_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2463,7 @@ func (x *TrialResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrialResultAck.ProtoReflect.Descriptor instead.
 func (*TrialResultAck) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{23}
+	return file_qfleet_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TrialResultAck) GetTrial() string {
@@ -2338,7 +2493,7 @@ type CancelTrial struct {
 
 func (x *CancelTrial) Reset() {
 	*x = CancelTrial{}
-	mi := &file_qfleet_proto_msgTypes[24]
+	mi := &file_qfleet_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2505,7 @@ func (x *CancelTrial) String() string {
 func (*CancelTrial) ProtoMessage() {}
 
 func (x *CancelTrial) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[24]
+	mi := &file_qfleet_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2518,7 @@ func (x *CancelTrial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTrial.ProtoReflect.Descriptor instead.
 func (*CancelTrial) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{24}
+	return file_qfleet_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelTrial) GetTrial() string {
@@ -2462,7 +2617,26 @@ const file_qfleet_proto_rawDesc = "" +
 	"maxEpsilon\x12'\n" +
 	"\x0fweights_version\x18\x05 \x01(\x04R\x0eweightsVersion\x12\x1c\n" +
 	"\ttruncated\x18\x06 \x01(\bR\ttruncated\x12(\n" +
-	"\x10runner_env_steps\x18\a \x01(\x04R\x0erunnerEnvSteps\"\xc8\x03\n" +
+	"\x10runner_env_steps\x18\a \x01(\x04R\x0erunnerEnvSteps\"\xa5\x03\n" +
+	"\n" +
+	"EvalReport\x12\x1c\n" +
+	"\tevaluator\x18\x01 \x01(\tR\tevaluator\x12'\n" +
+	"\x0fweights_version\x18\x02 \x01(\x04R\x0eweightsVersion\x12!\n" +
+	"\fweights_term\x18\x03 \x01(\x04R\vweightsTerm\x12'\n" +
+	"\x0flearner_updates\x18\x04 \x01(\x04R\x0elearnerUpdates\x12\x1b\n" +
+	"\tenv_steps\x18\x05 \x01(\x04R\benvSteps\x12\x1f\n" +
+	"\vmean_return\x18\x06 \x01(\x01R\n" +
+	"meanReturn\x12\x1d\n" +
+	"\n" +
+	"std_return\x18\a \x01(\x01R\tstdReturn\x12\x1d\n" +
+	"\n" +
+	"min_return\x18\b \x01(\x01R\tminReturn\x12\x1d\n" +
+	"\n" +
+	"max_return\x18\t \x01(\x01R\tmaxReturn\x12\x1a\n" +
+	"\bepisodes\x18\n" +
+	" \x01(\rR\bepisodes\x12!\n" +
+	"\fwall_seconds\x18\v \x01(\x01R\vwallSeconds\x12*\n" +
+	"\x11weights_env_steps\x18\f \x01(\x04R\x0fweightsEnvSteps\"\xc8\x03\n" +
 	"\x0eRunnerProgress\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x1b\n" +
 	"\tenv_steps\x18\x02 \x01(\x04R\benvSteps\x12'\n" +
@@ -2476,7 +2650,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\fladder_index\x18\n" +
 	" \x01(\rR\vladderIndex\x12!\n" +
 	"\fladder_count\x18\v \x01(\rR\vladderCount\x12%\n" +
-	"\x0eladder_epsilon\x18\f \x01(\x01R\rladderEpsilon\"\xd5\x02\n" +
+	"\x0eladder_epsilon\x18\f \x01(\x01R\rladderEpsilon\"\x9d\x03\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x16\n" +
@@ -2492,7 +2666,9 @@ const file_qfleet_proto_rawDesc = "" +
 	" \x01(\x04R\x04term\x12\x1b\n" +
 	"\tenv_steps\x18\v \x01(\x04R\benvSteps\x12\x1f\n" +
 	"\vunix_millis\x18\f \x01(\x03R\n" +
-	"unixMillis\"\xc6\x02\n" +
+	"unixMillis\x12(\n" +
+	"\x10eval_mean_return\x18\r \x01(\x01R\x0eevalMeanReturn\x12\x1c\n" +
+	"\tevaluated\x18\x0e \x01(\bR\tevaluated\"\xc6\x02\n" +
 	"\x10PackedExperience\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x19\n" +
@@ -2637,7 +2813,7 @@ func file_qfleet_proto_rawDescGZIP() []byte {
 }
 
 var file_qfleet_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_qfleet_proto_goTypes = []any{
 	(Codec)(0),                // 0: qfleet.v1.Codec
 	(*ActorRef)(nil),          // 1: qfleet.v1.ActorRef
@@ -2650,21 +2826,22 @@ var file_qfleet_proto_goTypes = []any{
 	(*SubscribeWeights)(nil),  // 8: qfleet.v1.SubscribeWeights
 	(*WeightsAck)(nil),        // 9: qfleet.v1.WeightsAck
 	(*EpisodeStats)(nil),      // 10: qfleet.v1.EpisodeStats
-	(*RunnerProgress)(nil),    // 11: qfleet.v1.RunnerProgress
-	(*Checkpoint)(nil),        // 12: qfleet.v1.Checkpoint
-	(*PackedExperience)(nil),  // 13: qfleet.v1.PackedExperience
-	(*WeightsChunk)(nil),      // 14: qfleet.v1.WeightsChunk
-	(*WeightsChunkAck)(nil),   // 15: qfleet.v1.WeightsChunkAck
-	(*ReplaySnapshot)(nil),    // 16: qfleet.v1.ReplaySnapshot
-	(*ReplayStream)(nil),      // 17: qfleet.v1.ReplayStream
-	(*StartTrial)(nil),        // 18: qfleet.v1.StartTrial
-	(*TrialAccepted)(nil),     // 19: qfleet.v1.TrialAccepted
-	(*TrialRejected)(nil),     // 20: qfleet.v1.TrialRejected
-	(*TrialHeartbeat)(nil),    // 21: qfleet.v1.TrialHeartbeat
-	(*TrialHeartbeatAck)(nil), // 22: qfleet.v1.TrialHeartbeatAck
-	(*TrialResult)(nil),       // 23: qfleet.v1.TrialResult
-	(*TrialResultAck)(nil),    // 24: qfleet.v1.TrialResultAck
-	(*CancelTrial)(nil),       // 25: qfleet.v1.CancelTrial
+	(*EvalReport)(nil),        // 11: qfleet.v1.EvalReport
+	(*RunnerProgress)(nil),    // 12: qfleet.v1.RunnerProgress
+	(*Checkpoint)(nil),        // 13: qfleet.v1.Checkpoint
+	(*PackedExperience)(nil),  // 14: qfleet.v1.PackedExperience
+	(*WeightsChunk)(nil),      // 15: qfleet.v1.WeightsChunk
+	(*WeightsChunkAck)(nil),   // 16: qfleet.v1.WeightsChunkAck
+	(*ReplaySnapshot)(nil),    // 17: qfleet.v1.ReplaySnapshot
+	(*ReplayStream)(nil),      // 18: qfleet.v1.ReplayStream
+	(*StartTrial)(nil),        // 19: qfleet.v1.StartTrial
+	(*TrialAccepted)(nil),     // 20: qfleet.v1.TrialAccepted
+	(*TrialRejected)(nil),     // 21: qfleet.v1.TrialRejected
+	(*TrialHeartbeat)(nil),    // 22: qfleet.v1.TrialHeartbeat
+	(*TrialHeartbeatAck)(nil), // 23: qfleet.v1.TrialHeartbeatAck
+	(*TrialResult)(nil),       // 24: qfleet.v1.TrialResult
+	(*TrialResultAck)(nil),    // 25: qfleet.v1.TrialResultAck
+	(*CancelTrial)(nil),       // 26: qfleet.v1.CancelTrial
 }
 var file_qfleet_proto_depIdxs = []int32{
 	1,  // 0: qfleet.v1.ExperienceBatch.reply_to:type_name -> qfleet.v1.ActorRef
@@ -2673,7 +2850,7 @@ var file_qfleet_proto_depIdxs = []int32{
 	1,  // 3: qfleet.v1.WeightsAck.runner:type_name -> qfleet.v1.ActorRef
 	1,  // 4: qfleet.v1.PackedExperience.reply_to:type_name -> qfleet.v1.ActorRef
 	1,  // 5: qfleet.v1.WeightsChunkAck.runner:type_name -> qfleet.v1.ActorRef
-	17, // 6: qfleet.v1.ReplaySnapshot.streams:type_name -> qfleet.v1.ReplayStream
+	18, // 6: qfleet.v1.ReplaySnapshot.streams:type_name -> qfleet.v1.ReplayStream
 	1,  // 7: qfleet.v1.StartTrial.coordinator:type_name -> qfleet.v1.ActorRef
 	1,  // 8: qfleet.v1.TrialAccepted.worker:type_name -> qfleet.v1.ActorRef
 	1,  // 9: qfleet.v1.TrialHeartbeat.worker:type_name -> qfleet.v1.ActorRef
@@ -2696,7 +2873,7 @@ func file_qfleet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qfleet_proto_rawDesc), len(file_qfleet_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
