@@ -14,7 +14,9 @@
 // A Spec is an MLP (Inputs → Hidden… → Outputs), optionally with a convolutional torso
 // (Spec.Conv: one valid, stride-1 conv + ReLU on a channel-last observation, the MinAtar
 // paper's network is MinAtarSpec) and optionally with a dueling head (Spec.Dueling:
-// Q = V + A − mean(A)). The zero Conv and Dueling are the plain MLP.
+// Q = V + A − mean(A)) and optionally LayerNorm before every hidden ReLU (Spec.LayerNorm, as
+// in PQN; no learnable gain or bias, so the parameter layout is unchanged). The zero Conv,
+// Dueling and LayerNorm are the plain MLP.
 //
 // # Parameter layout
 //
