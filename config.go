@@ -27,6 +27,10 @@ type RunOptions struct {
 	MaxSteps      uint64   `yaml:"max_steps"`
 	MaxTime       string   `yaml:"max_time"`      // stop after this much wall time, e.g. "10m"; "0" for no limit
 	TargetReturn  *float64 `yaml:"target_return"` // nil: the env's reward threshold
+	// StopOn is what target_return applies to: mean100 (StopOnMean100, the
+	// default) or an evaluation's mean (StopOnEval). Omitted from a sweep
+	// trial's key at its default, so that earlier trials keep their keys.
+	StopOn string `yaml:"stop_on" json:",omitempty"`
 	HTTP          string   `yaml:"http"`
 	Pprof         bool     `yaml:"pprof" json:"-"` // not in a sweep trial's key: profiling changes no run
 	CheckpointDir string   `yaml:"checkpoint_dir"`
@@ -64,6 +68,9 @@ const (
 	DefaultGossipAddr      = "0.0.0.0:7946"
 	DefaultRemoteAddr      = "0.0.0.0:7947"
 	DefaultTrialSlots      = 1
+	// What target_return applies to (stop_on).
+	StopOnMean100 = "mean100"
+	StopOnEval    = "eval"
 )
 
 // DefaultConfig is the config of a run of env with every default: the
@@ -74,7 +81,7 @@ const (
 func DefaultConfig(env string) Config {
 	return Config{
 		RunOptions: RunOptions{
-			Env: env, Seed: DefaultSeed, MaxSteps: DefaultMaxSteps, MaxTime: "0s", Progress: "0s",
+			Env: env, Seed: DefaultSeed, MaxSteps: DefaultMaxSteps, MaxTime: "0s", Progress: "0s", StopOn: StopOnMean100,
 			Live: console.LiveAuto, LogLevel: DefaultLogLevel,
 		},
 		CommandSettings: CommandSettings{
@@ -139,6 +146,7 @@ func runOptionComments() map[string]fieldComment {
 		"max_steps":      {text: "stop after this many env steps"},
 		"max_time":       {text: "stop after this much wall time, e.g. 10m; 0 for no limit"},
 		"target_return":  {text: "stop when mean100 reaches this return (default: the env's reward threshold)"},
+		"stop_on":        {text: "what target_return applies to: mean100 (the last 100 episodes at ε ≤ 0.05) or eval (an evaluation's mean return; needs eval_every > 0)"},
 		"http":           {text: "serve the dashboard (/), /metrics, /status and /history on this address (empty: no HTTP)"},
 		"pprof":          {text: "also serve the Go profiles at /debug/pprof/ on the http address (off: they reveal internals and cost CPU)"},
 		"checkpoint_dir": {text: "learner checkpoints (empty: none, or RUN_DIR/checkpoints when a checkpoint flag is given)"},

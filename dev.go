@@ -16,7 +16,7 @@ import (
 // result line on stdout; progress goes to stderr.
 func (t *Run) Dev(stdout, stderr io.Writer) (Summary, error) {
 	envOutput.set(stderr)
-	if err := t.checkStart(actors.AllRoles); err != nil {
+	if err := t.checkStart(actors.DevRoles(t.cf.Config)); err != nil {
 		return Summary{}, err
 	}
 	ln, err := t.prepare(true)
@@ -28,7 +28,7 @@ func (t *Run) Dev(stdout, stderr io.Writer) (Summary, error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: t.level}))
 	dev, err := actors.StartDev(actors.NodeOptions{
 		EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
-		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
+		Stop:          t.stopRule(),
 		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume, Logger: logger,
 	})
 	if err != nil {
@@ -38,7 +38,7 @@ func (t *Run) Dev(stdout, stderr io.Writer) (Summary, error) {
 		t.abandonStart(stderr, "dev")
 		return Summary{}, err
 	}
-	fmt.Fprintf(stderr, "qfleet dev: %s seed %d, target mean100 %.4g, max %d env steps, %d runner(s), net %v\n",
-		t.cf.Env, t.cf.Seed, t.targetReturn, t.cf.MaxSteps, t.cf.Runners, dev.Net)
+	fmt.Fprintf(stderr, "qfleet dev: %s seed %d, target %s %.4g, max %d env steps, %d runner(s), net %v\n",
+		t.cf.Env, t.cf.Seed, t.cf.StopOn, t.targetReturn, t.cf.MaxSteps, t.cf.Runners, dev.Net)
 	return t.run("dev", dev, ln, runHooks{}, stdout, stderr)
 }

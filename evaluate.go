@@ -176,6 +176,32 @@ type Policy struct {
 // network they describe. Warnings (a corrupt newer checkpoint skipped, a
 // config of another env) go to warn.
 func LoadPolicy(dir, cfgPath string, warn io.Writer) (*Policy, error) {
+	return loadPolicy(dir, cfgPath, warn, false)
+}
+
+// LoadBestPolicy is LoadPolicy of the best-evaluated weights: the
+// best.ckpt the learner wrote beside its checkpoints (the evaluator role).
+// dir may also name the best.ckpt file itself.
+func LoadBestPolicy(dir, cfgPath string, warn io.Writer) (*Policy, error) {
+	if filepath.Base(dir) == actors.BestCheckpointFile {
+		if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+			dir = filepath.Dir(dir)
+		}
+	}
+	return loadPolicy(dir, cfgPath, warn, true)
+}
+
+// readPolicyCheckpoint reads the checkpoint a policy plays from cand: the
+// newest good learner.ckpt, or with best best.ckpt.
+func readPolicyCheckpoint(cand string, best bool) (*messages.Checkpoint, []error, error) {
+	if best {
+		c, err := actors.ReadBestCheckpoint(cand)
+		return c, nil, err
+	}
+	return actors.ReadLatestCheckpoint(cand)
+}
+
+func loadPolicy(dir, cfgPath string, warn io.Writer, best bool) (*Policy, error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -191,7 +217,7 @@ func LoadPolicy(dir, cfgPath string, warn io.Writer) (*Policy, error) {
 	// --checkpoint-dir pointed there.
 	var runDirs []string
 	for _, cand := range []string{dir, filepath.Join(dir, RunCheckpointsDir)} {
-		c, skipped, err := actors.ReadLatestCheckpoint(cand)
+		c, skipped, err := readPolicyCheckpoint(cand, best)
 		if err == nil {
 			for _, e := range skipped {
 				fmt.Fprintf(warn, "qfleet eval: warning: skipped %v\n", e)
@@ -212,7 +238,11 @@ func LoadPolicy(dir, cfgPath string, warn io.Writer) (*Policy, error) {
 		}
 	}
 	if ld.ckpt == nil {
-		return nil, fmt.Errorf("no checkpoint (%s) in %s or %s", actors.CheckpointFile, dir, filepath.Join(dir, RunCheckpointsDir))
+		name := actors.CheckpointFile
+		if best {
+			name = actors.BestCheckpointFile + ": no evaluation was the best yet, or the run had no evaluator or no checkpoints"
+		}
+		return nil, fmt.Errorf("no checkpoint (%s) in %s or %s", name, dir, filepath.Join(dir, RunCheckpointsDir))
 	}
 	envID := ld.ckpt.GetEnv()
 	cf := Config{Config: actors.DefaultConfigFor(envID)}
@@ -294,6 +324,10 @@ func (p *Policy) Close() error { return envs.Close(p.env) }
 
 // Describe says where the policy came from, for a person.
 func (p *Policy) Describe() string {
+	if p.ckpt.GetEvaluated() {
+		return fmt.Sprintf("best checkpoint in %s (weights version t%d/v%d, evaluated at %d env steps: mean return %.2f), net (%s) from %s",
+			p.path, p.ckpt.GetWeightsVersion()>>40, p.ckpt.GetWeightsVersion()&(1<<40-1), p.ckpt.GetEnvSteps(), p.ckpt.GetEvalMeanReturn(), netShape(p.cfg, p.fwd.Spec()), p.cfgFrom)
+	}
 	return fmt.Sprintf("checkpoint %s (%d learner updates, %d env steps), net (%s) from %s",
 		p.path, p.ckpt.GetLearnerUpdates(), p.ckpt.GetEnvSteps(), netShape(p.cfg, p.fwd.Spec()), p.cfgFrom)
 }

@@ -43,7 +43,7 @@ func (t *Run) Node(o NodeOptions, stdout, stderr io.Writer) (Summary, error) {
 	name := o.Cluster.Name
 	var trainRoles []string
 	for _, r := range o.Roles {
-		if slices.Contains(actors.AllRoles, r) {
+		if slices.Contains(actors.KnownRoles(), r) {
 			trainRoles = append(trainRoles, r)
 		}
 	}
@@ -94,7 +94,7 @@ func (t *Run) Node(o NodeOptions, stdout, stderr io.Writer) (Summary, error) {
 	}
 	node, err := actors.StartNode(actors.NodeOptions{
 		Name: name, Roles: trainRoles, EnvID: t.cf.Env, Seed: t.cf.Seed, Config: t.cf.Config,
-		Stop:          actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps},
+		Stop:          t.stopRule(),
 		CheckpointDir: t.cf.CheckpointDir, CheckpointEvery: t.checkpointEvery, SnapshotEvery: t.snapshotEvery, Resume: t.resume,
 		Logger: logger, System: sys, Directory: cn.Directory,
 	})

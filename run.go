@@ -110,12 +110,28 @@ func NewRun(cf Config, o Options) (*Run, error) {
 	if !slices.Contains(console.LiveModes, cf.Live) {
 		return bad("live %q: want %s", cf.Live, strings.Join(console.LiveModes, ", "))
 	}
+	switch cf.StopOn {
+	case "":
+		cf.StopOn = StopOnMean100
+	case StopOnMean100:
+	case StopOnEval:
+		if cf.EvalEvery <= 0 {
+			return bad("config %s: stop_on = eval needs eval_every > 0 (evaluations to stop on)", o.ConfigPath)
+		}
+	default:
+		return bad("config %s: stop_on = %q: want %s or %s", o.ConfigPath, cf.StopOn, StopOnMean100, StopOnEval)
+	}
 	t.targetReturn = spec.RewardThreshold
 	if cf.TargetReturn != nil && !math.IsNaN(*cf.TargetReturn) {
 		t.targetReturn = *cf.TargetReturn
 	}
 	t.cf = cf
 	return t, nil
+}
+
+// stopRule is the actors' stop rule of the run.
+func (t *Run) stopRule() actors.StopRule {
+	return actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps, OnEval: t.cf.StopOn == StopOnEval}
 }
 
 // durationSetting parses a duration setting; "" is def.
@@ -286,6 +302,13 @@ wait:
 			fmt.Fprintf(stderr, "qfleet %s: checkpoint written to %s\n", name, path)
 		}
 	}
+	if slices.Contains(node.Roles, actors.RoleLearner) && !learnerStopped(node) {
+		// The evaluation that ended the run may still be on its way to the
+		// learner's best: wait for it (after the checkpoint, it is there).
+		if node.SyncLearner(5*time.Second) == nil {
+			st.BestEval = node.Metrics.Status().BestEval
+		}
+	}
 	if hooks.beforeStop != nil {
 		hooks.beforeStop()
 	}
@@ -299,6 +322,12 @@ wait:
 	fmt.Fprintf(stdout, "%s %s: solved=%v env_steps=%d wall=%.1fs mean100=%.1f", cf.Env, seedStr(cf.Seed), res.Solved, res.EnvSteps, res.WallSeconds, res.MeanReturn100)
 	if res.Solved {
 		fmt.Fprintf(stdout, " solved_at_env_steps=%d solved_at=%.1fs", res.SolvedAtEnvSteps, res.SolvedAtSeconds)
+	}
+	if res.EvalMeanReturn != nil {
+		fmt.Fprintf(stdout, " eval_mean=%.1f", *res.EvalMeanReturn)
+	}
+	if res.BestEvalMeanReturn != nil {
+		fmt.Fprintf(stdout, " best_eval_mean=%.1f best_eval_env_steps=%d", *res.BestEvalMeanReturn, *res.BestEvalEnvSteps)
 	}
 	fmt.Fprintln(stdout)
 	if cf.Summary != "" {

@@ -33,6 +33,9 @@ const (
 	RunScalarsFile    = "scalars.jsonl"
 	RunSummaryFile    = "summary.json"
 	RunCheckpointsDir = "checkpoints"
+	// BestCheckpointFile is the best-evaluated weights in the checkpoint
+	// directory ('qfleet eval --best').
+	BestCheckpointFile = actors.BestCheckpointFile
 )
 
 // runsRoot is the directory under which runs without --run-dir get one of
@@ -172,7 +175,8 @@ type scalarWriter struct {
 	// resumed: the learner's update count jumps to the checkpoint's some
 	// moment after the start, so the first interval has no updates rate.
 	resumed bool
-	err     error // the first write error; later records are dropped
+	evals   uint64 // evaluations already written (Metrics.EvalsSince)
+	err     error  // the first write error; later records are dropped
 }
 
 type scalarRates struct {
@@ -248,6 +252,14 @@ func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now ti
 	}
 	w.last = scalarRates{steps: st.EnvSteps, updates: st.LearnerUpdates, at: now}
 	w.resumed = false
+	// Each evaluation once, at the env steps that triggered it: several
+	// may have ended since the last record.
+	var evals []actors.EvalStatus
+	evals, w.evals = m.EvalsSince(w.evals)
+	for _, e := range evals {
+		recs = append(recs, Scalar{Step: e.EnvSteps, Wall: wall, Name: "eval_mean_return", Value: e.Mean},
+			Scalar{Step: e.EnvSteps, Wall: wall, Name: "eval_std_return", Value: e.Std})
+	}
 	if slices.Contains(roles, actors.RoleReplay) {
 		add("replay_size", float64(st.ReplaySize))
 	}

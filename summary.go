@@ -35,6 +35,12 @@ type Summary struct {
 	MeanReturn100N     int     `json:"mean_return_100_episodes"`
 	MeanReturn100All   float64 `json:"mean_return_100_all"`
 	ExperienceRejected uint64  `json:"experience_rejected"`
+	// Evaluations (the evaluator role): the last one's mean return, and
+	// the best one's (its weights are best.ckpt's) with the env steps it
+	// was taken at. Omitted when no evaluation ran.
+	EvalMeanReturn     *float64 `json:"eval_mean_return,omitempty"`
+	BestEvalMeanReturn *float64 `json:"best_eval_mean_return,omitempty"`
+	BestEvalEnvSteps   *uint64  `json:"best_eval_env_steps,omitempty"`
 }
 
 func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration, started time.Time) Summary {
@@ -43,6 +49,12 @@ func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration
 		WeightsVersion: st.WeightsVersion, WallSeconds: wall.Seconds(), Solved: st.Solved,
 		MeanReturn100: actors.Finite(st.Mean100), MeanReturn100N: st.Mean100Count, MeanReturn100All: actors.Finite(st.Mean100All),
 		ExperienceRejected: st.ExperienceRejected,
+	}
+	if e := st.LastEval; e != nil {
+		s.EvalMeanReturn = &e.Mean
+	}
+	if b := st.BestEval; b != nil {
+		s.BestEvalMeanReturn, s.BestEvalEnvSteps = &b.Mean, &b.EnvSteps
 	}
 	if st.Solved {
 		s.SolvedAtEnvSteps = st.SolvedAtEnvSteps

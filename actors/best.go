@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/messages"
@@ -108,6 +109,18 @@ func (l *learner) evaluated(r *messages.EvalReport) {
 		l.metrics.CheckpointFailures.Inc()
 		l.log.Error("best checkpoint not written: the previous one stays", "err", err)
 	}
+}
+
+// syncLearner is answered by the learner as it comes: what was in its
+// mailbox before (an evaluation the stats handed on) has been handled.
+type syncLearner struct{}
+
+// SyncLearner waits until the learner on this node has handled what was
+// sent to it before (the evaluation that ended the run, forwarded by the
+// stats), so that the best evaluation read next includes it.
+func (d *Node) SyncLearner(timeout time.Duration) error {
+	_, err := d.System.Root.RequestFuture(actor.NewPID(d.System.Address(), LearnerName), &syncLearner{}, timeout).Result()
+	return err
 }
 
 // restoreBest takes a resumed run's best.ckpt as the best so far, so that

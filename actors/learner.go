@@ -141,6 +141,8 @@ func (l *learner) Receive(ctx actor.Context) {
 		}
 	case *messages.EvalReport:
 		l.evaluated(msg)
+	case *syncLearner:
+		ctx.Respond(msg)
 	case *SaveCheckpoint:
 		path, err := l.saveCheckpoint()
 		ctx.Respond(&CheckpointSaved{Path: path, Err: err})

@@ -245,6 +245,21 @@ func trialKey(cf qfleet.Config, maxTime time.Duration) (string, error) {
 	if cf.EnvsPerRunner == 1 {
 		cf.EnvsPerRunner = 0
 	}
+	// The evaluation's keys likewise: eval_every at the env's default,
+	// eval_episodes at 10, stop_on at mean100 (eval_epsilon's default is
+	// 0 already).
+	switch cf.EvalEvery {
+	case actors.DefaultConfigFor(cf.Env).EvalEvery:
+		cf.EvalEvery = 0
+	case 0:
+		cf.EvalEvery = -1 // off: not the default's key
+	}
+	if cf.EvalEpisodes == actors.DefaultEvalEpisodes {
+		cf.EvalEpisodes = 0
+	}
+	if cf.StopOn == qfleet.StopOnMean100 {
+		cf.StopOn = ""
+	}
 	b, err := json.Marshal(struct {
 		Config  qfleet.Config
 		MaxTime time.Duration

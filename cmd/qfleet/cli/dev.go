@@ -54,9 +54,9 @@ var errHelp = errors.New("help shown")
 // trainFlags are the training flags shared by `dev` and `node`.
 type trainFlags struct {
 	cfgPath, envID, httpAddr, ckptDir, summary, logLevel, runDir *string
-	live, maxMemory, envCommand, envAddress                      *string
+	live, maxMemory, envCommand, envAddress, stopOn              *string
 	seed, maxSteps                                               *uint64
-	runners, envWorkers, envsPerRunner                           *int
+	runners, envWorkers, envsPerRunner, evalEvery, evalEpisodes  *int
 	target                                                       *float64
 	progress, ckptEvery, snapEvery, maxTime                      *time.Duration
 	resume, pprof                                                *bool
@@ -75,6 +75,9 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		runners:       fs.Int("runners", 0, "env runner actors on this node (default from config: 1)"),
 		envsPerRunner: fs.Int("envs-per-runner", 0, "envs each runner steps as one vector, one batched forward pass per step (default from config: 1)"),
 		maxSteps:      fs.Uint64("max-steps", qfleet.DefaultMaxSteps, "stop after this many env steps"),
+		evalEvery:     fs.Int("eval-every", 0, "run env steps between evaluations: greedy episodes of the newest weights on seeds of their own, by the evaluator role; the best evaluated weights are kept as best.ckpt (0: no evaluations; default from config: 5000, MinAtar 100000)"),
+		evalEpisodes:  fs.Int("eval-episodes", 0, "episodes per evaluation (default from config: 10)"),
+		stopOn:        fs.String("stop-on", qfleet.StopOnMean100, "what --target-return applies to: mean100, or eval (an evaluation's mean return)"),
 		maxTime:       fs.Duration("max-time", 0, "stop after this much wall time, e.g. 10m (0: no limit); the run ends as at --max-steps, with its checkpoint and summary"),
 		target:        fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
 		httpAddr:      fs.String("http", "", "serve the dashboard (/), /metrics, /status and /history on this `address` (e.g. 127.0.0.1:9090)"),
@@ -157,6 +160,12 @@ func (tf *trainFlags) resolve(fs *flag.FlagSet, command []string) (*qfleet.Run, 
 			cf.EnvsPerRunner = *tf.envsPerRunner
 		case "max-steps":
 			cf.MaxSteps = *tf.maxSteps
+		case "eval-every":
+			cf.EvalEvery = *tf.evalEvery
+		case "eval-episodes":
+			cf.EvalEpisodes = *tf.evalEpisodes
+		case "stop-on":
+			cf.StopOn = *tf.stopOn
 		case "target-return":
 			cf.TargetReturn = tf.target
 		case "http":

@@ -18,6 +18,7 @@ import (
 )
 
 const evalHelp = `Usage: qfleet eval --checkpoint DIR [flags]
+       qfleet eval RUN_DIR [--best] [flags]
 
 Plays --episodes episodes with the online network of the newest good
 checkpoint in DIR (a checkpoint directory, or a run directory whose
@@ -32,6 +33,10 @@ config of the run: --config FILE when given, else the config.yaml of the run
 directory (DIR, or DIR/.. for a checkpoint directory inside one), else the
 env's defaults; a checkpoint that does not fit it is refused with a message
 naming both shapes.
+
+--best plays the best-evaluated weights instead: the best.ckpt the learner
+keeps beside its checkpoints when the run had evaluations (eval_every > 0)
+and checkpoints. --checkpoint may also name that best.ckpt file.
 
 --render FILE.gif draws the first episode as an animated GIF, from the
 observations (what the agent sees): CartPole as the cart on its ±2.4 track
@@ -53,8 +58,24 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "YAML config `file` of the training run, for the network's shape (default: the run directory's config.yaml, else the env's defaults)")
 	gifPath := fs.String("render", "", "write the first episode as an animated GIF to this `file`.gif")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object instead of text")
-	if err := parseFlags(fs, evalHelp, args, stdout, stderr); err != nil {
-		return err
+	best := fs.Bool("best", false, "play the best-evaluated weights (best.ckpt) instead of the newest checkpoint")
+	// The directory may come first or after the flags: parse, take it, parse the rest.
+	var pos []string
+	for rest := args; ; {
+		if err := parseFlagsOnly(fs, evalHelp, rest, stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	switch {
+	case len(pos) > 1 || len(pos) == 1 && *dir != "":
+		return usageError{fmt.Errorf("one checkpoint or run directory, got %q and --checkpoint %q", pos, *dir)}
+	case len(pos) == 1:
+		*dir = pos[0]
 	}
 	switch {
 	case *dir == "":
@@ -75,7 +96,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	pol, err := qfleet.LoadPolicy(*dir, *cfgPath, stderr)
+	load := qfleet.LoadPolicy
+	if *best || filepath.Base(*dir) == qfleet.BestCheckpointFile {
+		load = qfleet.LoadBestPolicy
+	}
+	pol, err := load(*dir, *cfgPath, stderr)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	tf := addTrainFlags(fs)
 	nf := addNodeFlags(fs)
 	rolesFlag, trialsDir, trialSlots, cfl := nf.roles, nf.trialsDir, nf.trialSlots, nf.cluster
-	allRoles := append(slices.Clone(actors.AllRoles), cluster.RoleTrials)
+	allRoles := append(actors.KnownRoles(), cluster.RoleTrials)
 	if err := parseFlags(fs, nodeHelp, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ type nodeFlags struct {
 }
 
 func addNodeFlags(fs *flag.FlagSet) nodeFlags {
-	allRoles := append(slices.Clone(actors.AllRoles), cluster.RoleTrials)
+	allRoles := append(actors.KnownRoles(), cluster.RoleTrials)
 	return nodeFlags{
 		roles:      fs.String("roles", strings.Join(actors.AllRoles, ","), "comma-separated `roles` of this node: "+strings.Join(allRoles, ", ")+" (trials: runs 'qfleet sweep' trials)"),
 		trialsDir:  fs.String("trials-dir", "", "with the trials role: `directory` of the trials' run directories, DIR/<sweep>/<trial> (default "+filepath.Join(qfleet.RunsRoot, "sweeps")+")"),

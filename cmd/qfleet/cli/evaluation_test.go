@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/internal/testutil"
+)
+
+// TestConfigPrintEvalKeys: 'qfleet config print' shows the evaluation's
+// keys with their defaults (per env family), meaning and ranges; a bad
+// value is refused with one line naming the key.
+func TestConfigPrintEvalKeys(t *testing.T) {
+	for env, every := range map[string]string{"CartPole-v1": "5000", "MinAtar/Breakout-v1": "100000"} {
+		code, stdout, stderr := runQfleet(t, "config", "print", "--env", env)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		for _, want := range []string{"eval_every: " + every + " # run env steps between evaluations", "[0..1000000000000]",
+			"eval_episodes: 10 # episodes per evaluation", "[1..10000]", "eval_epsilon: 0 # ε of the evaluation episodes",
+			"stop_on: mean100 # what target_return applies to", "\n# Evaluation"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("config print --env %s lacks %q:\n%s", env, want, stdout)
+			}
+		}
+	}
+	dir := t.TempDir()
+	for i, c := range []struct {
+		yaml string
+		want []string
+	}{
+		{"eval_episodes: 0\n", []string{"eval_episodes = 0", "allowed 1..10000"}},
+		{"eval_every: -5\n", []string{"eval_every = -5", "allowed 0..1000000000000"}},
+		{"eval_epsilon: 2\n", []string{"eval_epsilon = 2", "allowed 0..1"}},
+		{"stop_on: foo\n", []string{"stop_on", "foo", "want mean100 or eval"}},
+		{"stop_on: eval\neval_every: 0\n", []string{"stop_on = eval needs eval_every > 0"}},
+	} {
+		path := testutil.WriteFile(t, dir, fmt.Sprintf("bad-%d.yaml", i), c.yaml)
+		code, stdout, stderr := runQfleet(t, "config", "print", "--config", path)
+		if code != 2 || stdout != "" {
+			t.Errorf("%q: exit %d (want 2), printed %q", c.yaml, code, stdout)
+		}
+		oneLine(t, stderr, c.want...)
+	}
+	code, _, stderr := runQfleet(t, "dev", "--stop-on", "sometimes")
+	if code != 2 {
+		t.Errorf("--stop-on sometimes: exit %d, want 2", code)
+	}
+	oneLine(t, stderr, "stop_on", "sometimes")
+}
+
+// TestDevStopOnEval: a dev run of CartPole with an evaluation every 1000
+// env steps and stop_on eval stops at the first evaluation whose mean
+// reaches the target (100: seconds, not minutes), solved at that
+// evaluation's env steps; its summary has the evaluation's fields, the
+// scalars its rows, best.ckpt exists, and 'qfleet eval --best' plays it.
+func TestDevStopOnEval(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := runQfleet(t, "dev", "--seed", "2", "--eval-every", "1000", "--eval-episodes", "5", "--stop-on", "eval",
+		"--target-return", "100", "--max-steps", "100000", "--max-time", "25s", "--run-dir", dir, "--checkpoint-every", "1h", "--live", "never")
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
+	}
+	var s qfleet.Summary
+	data, err := os.ReadFile(filepath.Join(dir, qfleet.RunSummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Solved || s.EvalMeanReturn == nil || s.BestEvalMeanReturn == nil || s.BestEvalEnvSteps == nil {
+		t.Fatalf("summary without a solving evaluation:\n%s\nstdout %s\nstderr %s", data, stdout, stderr)
+	}
+	if *s.EvalMeanReturn < 100 || *s.BestEvalMeanReturn < *s.EvalMeanReturn {
+		t.Errorf("last evaluation %g, best %g: want the last ≥ 100 and the best ≥ the last", *s.EvalMeanReturn, *s.BestEvalMeanReturn)
+	}
+	if s.SolvedAtEnvSteps%1000 > 999 || s.SolvedAtEnvSteps < 1000 || s.SolvedAtEnvSteps > s.EnvSteps {
+		t.Errorf("solved at %d env steps of %d: want an evaluation's steps", s.SolvedAtEnvSteps, s.EnvSteps)
+	}
+	if s.MeanReturn100 >= 475 {
+		t.Logf("mean100 %g reached the env's threshold too", s.MeanReturn100)
+	}
+	for _, key := range []string{`"eval_mean_return"`, `"best_eval_mean_return"`, `"best_eval_env_steps"`} {
+		if !strings.Contains(string(data), key) {
+			t.Errorf("summary lacks %s:\n%s", key, data)
+		}
+	}
+	recs, err := qfleet.ReadScalars(filepath.Join(dir, qfleet.RunScalarsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var means, stds int
+	for _, r := range recs {
+		switch r.Name {
+		case "eval_mean_return":
+			means++
+		case "eval_std_return":
+			stds++
+		}
+	}
+	if means == 0 || means != stds {
+		t.Errorf("scalars: %d eval_mean_return and %d eval_std_return rows, want one of each per evaluation", means, stds)
+	}
+	best := filepath.Join(dir, qfleet.RunCheckpointsDir, qfleet.BestCheckpointFile)
+	if _, err := os.Stat(best); err != nil {
+		t.Fatalf("no best checkpoint: %v", err)
+	}
+	for _, args := range [][]string{{"eval", dir, "--best", "--episodes", "2"}, {"eval", "--checkpoint", best, "--episodes", "2"}} {
+		code, stdout, stderr := runQfleet(t, args...)
+		if code != 0 || !strings.Contains(stdout, "2 episodes: mean return") || !strings.Contains(stderr, "best checkpoint in") {
+			t.Errorf("%s: exit %d\nstdout %s\nstderr %s", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+}
