@@ -27,10 +27,7 @@ type RunOptions struct {
 	MaxSteps      uint64   `yaml:"max_steps"`
 	MaxTime       string   `yaml:"max_time"`      // stop after this much wall time, e.g. "10m"; "0" for no limit
 	TargetReturn  *float64 `yaml:"target_return"` // nil: the env's reward threshold
-	// StopOn is what target_return applies to: mean100 (StopOnMean100, the
-	// default) or an evaluation's mean (StopOnEval). Omitted from a sweep
-	// trial's key at its default, so that earlier trials keep their keys.
-	StopOn string `yaml:"stop_on" json:",omitempty"`
+	StopOn        string   `yaml:"stop_on" json:",omitempty"`
 	HTTP          string   `yaml:"http"`
 	Pprof         bool     `yaml:"pprof" json:"-"` // not in a sweep trial's key: profiling changes no run
 	CheckpointDir string   `yaml:"checkpoint_dir"`
@@ -68,7 +65,9 @@ const (
 	DefaultGossipAddr      = "0.0.0.0:7946"
 	DefaultRemoteAddr      = "0.0.0.0:7947"
 	DefaultTrialSlots      = 1
-	// What target_return applies to (stop_on).
+	// What target_return applies to (RunOptions.StopOn, key stop_on;
+	// omitted from a sweep trial's key at its default, so that earlier
+	// trials keep their keys).
 	StopOnMean100 = "mean100"
 	StopOnEval    = "eval"
 )

@@ -27,8 +27,8 @@ const (
 )
 
 // AllRoles is what dev mode always runs in one process (the evaluator
-// besides, when eval_every > 0). It is also 'qfleet node --roles''s
-// default, recorded in every config file: the optional roles stay out of
+// besides, when eval_every > 0). It is also the default of 'qfleet node
+// --roles', recorded in every config file: the optional roles stay out of
 // it, so that configs and sweep trial keys of earlier versions hold.
 var AllRoles = []string{RoleRunner, RoleReplay, RoleLearner, RoleBroadcaster}
 
