@@ -34,6 +34,21 @@ func quietSystem() *actor.ActorSystem {
 	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discardLog() }))
 }
 
+// gauge is the value of a metric of m's registry, and whether it is there.
+func gauge(t *testing.T, m *Metrics, name string) (float64, bool) {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name && len(f.GetMetric()) > 0 {
+			return f.GetMetric()[0].GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
 // spawnRole starts one role actor at its well-known name on sys, as a node
 // supervisor would.
 func spawnRole(t *testing.T, sys *actor.ActorSystem, name string, p actor.Producer) {
@@ -97,6 +112,11 @@ func TestEvaluatorGreedyOwnSeeds(t *testing.T) {
 	publish := func(n, steps uint64) {
 		sys.Root.Send(dir.Broadcaster(), &messages.Weights{Version: versionOf(1, n), Term: 1, Params: slices.Clone(params), LearnerUpdates: 10 * n, EnvSteps: steps})
 	}
+	for _, name := range []string{"qfleet_eval_mean_return", "qfleet_eval_std_return", "qfleet_best_eval_mean_return"} {
+		if v, ok := gauge(t, m, name); ok {
+			t.Errorf("%s = %g before any evaluation, want absent", name, v)
+		}
+	}
 	publish(1, 500) // before the first due point: no evaluation
 	publish(2, 1200)
 	within(t, 10*time.Second, "first evaluation", func() bool { return m.Status().Evaluations == 1 })
@@ -106,6 +126,9 @@ func TestEvaluatorGreedyOwnSeeds(t *testing.T) {
 	mean, std, lo, hi := returnStats(want)
 	if first.Mean != mean || math.Abs(first.Std-std) > 1e-9 || first.Min != lo || first.Max != hi || first.Episodes != episodes {
 		t.Errorf("evaluation %+v, want greedy returns %v (mean %g std %g)", first, want, mean, std)
+	}
+	if v, ok := gauge(t, m, "qfleet_eval_mean_return"); !ok || v != mean {
+		t.Errorf("qfleet_eval_mean_return = %g (there: %v), want %g", v, ok, mean)
 	}
 	if first.WeightsVersion != versionOf(1, 2) || first.EnvSteps != 1200 || first.LearnerUpdates != 20 {
 		t.Errorf("evaluation of version %x at %d env steps (%d updates), want %x at 1200 (20)", first.WeightsVersion, first.EnvSteps, first.LearnerUpdates, versionOf(1, 2))
@@ -229,6 +252,9 @@ func TestBestCheckpointIsBestEvaluation(t *testing.T) {
 	}
 	if b := m.Status().BestEval; b.WeightsVersion != order[1] || b.Mean != 80 {
 		t.Errorf("status best %+v, want version %x mean 80", b, order[1])
+	}
+	if v, ok := gauge(t, m, "qfleet_best_eval_mean_return"); !ok || v != 80 {
+		t.Errorf("qfleet_best_eval_mean_return = %g (there: %v), want 80", v, ok)
 	}
 	if last := m.Status().LastEval; last.EnvSteps != 4000 {
 		t.Errorf("status last evaluation at %d env steps, want 4000", last.EnvSteps)

@@ -168,6 +168,8 @@ func newHTTPHandler(v httpView) http.Handler {
 			// For the dashboard; the fields above stay as tools read them.
 			"member_info": members, "weights_lag": runnerLags(st),
 			"restarts": st.Restarts, "stopped_roles": st.StoppedRoles, "run": v.run,
+			// Evaluations (the evaluator role): null until the first.
+			"evaluations": st.Evaluations, "last_eval": st.LastEval, "best_eval": st.BestEval,
 		})
 	})
 	serveDashboard(mux, v.history, v.started)

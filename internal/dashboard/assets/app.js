@@ -248,6 +248,12 @@ function render() {
   const sps = r5('env_steps_per_s'), ups = r5('updates_per_s');
   $('t-rate').textContent = sps == null ? '–' : fmtInt(sps) + ' steps/s';
   $('t-rate-sub').textContent = ups == null ? '' : fmtInt(ups) + ' updates/s';
+  // The last evaluation (mean ± std at its env steps) and the best, whose
+  // weights the learner keeps as best.ckpt.
+  const le = st.last_eval, be = st.best_eval;
+  $('t-eval').textContent = le ? `${le.mean_return.toFixed(1)} ± ${le.std_return.toFixed(1)}` : '–';
+  $('t-eval-sub').textContent = (le ? `at ${fmtInt(le.env_steps)} steps` : 'no evaluation yet') +
+    (be ? ` · best ${be.mean_return.toFixed(1)} at ${fmtInt(be.env_steps)} (${fmtWeights(be.weights_version)})` : '');
   $('t-uptime').textContent = fmtDur(st.uptime_seconds);
   $('t-roles').textContent = `${st.members.length} member(s)`;
 
