@@ -40,7 +40,16 @@ type plotRun struct {
 	seed  string
 	group string // runs with the same group differ only by seed
 	xys   plotter.XYs
+	// The run's evaluations (the evaluator role): mean return and its
+	// standard deviation, by the env steps (or wall time) they were taken at.
+	eval    plotter.XYs
+	evalStd []float64
 }
+
+// EvalName is the scalar of the evaluations' mean return; plotting it (or
+// mean100) draws each run's evaluations with a ± one standard deviation
+// band. "eval" is short for it.
+const EvalName = "eval_mean_return"
 
 // Options say what to draw.
 type Options struct {
@@ -54,6 +63,9 @@ type Options struct {
 // into o.Out. Runs without records of o.Name are left out, with a line on
 // warn; none with any is an error listing the names the runs have.
 func Draw(dirs []string, o Options, warn io.Writer) error {
+	if o.Name == "eval" {
+		o.Name = EvalName
+	}
 	var runs []plotRun
 	var without []string    // runs with no records of name (yet): left out
 	namesSeen := []string{} // the names the runs have, for the error below
@@ -103,14 +115,19 @@ func loadPlotRun(dir, name string, byTime bool) (r plotRun, names []string, err 
 		if !slices.Contains(names, s.Name) {
 			names = append(names, s.Name)
 		}
-		if s.Name != name {
-			continue
-		}
 		x := float64(s.Step)
 		if byTime {
 			x = s.Wall
 		}
-		r.xys = append(r.xys, plotter.XY{X: x, Y: s.Value})
+		switch s.Name {
+		case EvalName: // written with its std, the next record
+			r.eval = append(r.eval, plotter.XY{X: x, Y: s.Value})
+		case "eval_std_return":
+			r.evalStd = append(r.evalStd, s.Value)
+		}
+		if s.Name == name {
+			r.xys = append(r.xys, plotter.XY{X: x, Y: s.Value})
+		}
 	}
 	// Records are written in time order; a resumed run's steps continue
 	// its own, so x only goes back for a file edited by hand: sort anyway.
@@ -267,8 +284,49 @@ func makePlot(runs []plotRun, name string, byTime bool, height int) (*plot.Plot,
 			p.Legend.Add(label, line)
 		}
 	}
-	reserveLegendRoom(p, len(order), height)
+	rows := len(order)
+	if name == "mean100" || name == EvalName {
+		n, err := addEvalBands(p, runs, len(order))
+		if err != nil {
+			return nil, err
+		}
+		rows += n
+	}
+	reserveLegendRoom(p, rows, height)
 	return p, nil
+}
+
+// addEvalBands draws each run's evaluations, when it has them, as a dashed
+// line of their mean return with a band of ± one standard deviation, in
+// colours after the first colors; it returns the legend rows it added.
+func addEvalBands(p *plot.Plot, runs []plotRun, colors int) (int, error) {
+	rows := 0
+	for _, r := range runs {
+		if len(r.eval) == 0 || len(r.evalStd) != len(r.eval) {
+			continue // none, or a file cut between a mean and its std
+		}
+		col := plotutil.Color(colors + rows)
+		lo, hi := make(plotter.XYs, len(r.eval)), make(plotter.XYs, len(r.eval))
+		for i, e := range r.eval {
+			lo[i], hi[i] = plotter.XY{X: e.X, Y: e.Y - r.evalStd[i]}, plotter.XY{X: e.X, Y: e.Y + r.evalStd[i]}
+		}
+		poly, err := plotter.NewPolygon(append(hi, reversed(lo)...))
+		if err != nil {
+			return rows, fmt.Errorf("plot %s: %w", r.dir, err)
+		}
+		cr, cg, cb, _ := col.RGBA()
+		poly.Color = color.NRGBA{R: uint8(cr >> 8), G: uint8(cg >> 8), B: uint8(cb >> 8), A: 0x40}
+		poly.LineStyle.Width = 0
+		line, err := plotter.NewLine(r.eval)
+		if err != nil {
+			return rows, fmt.Errorf("plot %s: %w", r.dir, err)
+		}
+		line.Color, line.Width, line.Dashes = col, vg.Points(1.5), []vg.Length{vg.Points(5), vg.Points(3)}
+		p.Add(poly, line)
+		p.Legend.Add(runLabel(r)+": evaluation, mean ± std", line, poly)
+		rows++
+	}
+	return rows, nil
 }
 
 // reserveLegendRoom raises the top of the y axis so that the legend, at the

@@ -33,7 +33,7 @@ func runPlot(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("qfleet plot", flag.ContinueOnError)
 	out := fs.String("o", "", "output `file` (.png)")
 	xAxis := fs.String("x", "steps", "x axis: steps (the run's env steps) or time (wall seconds since the start)")
-	name := fs.String("name", "mean100", "the `scalar` to draw: mean100, mean100_all, env_steps_per_s, learner_updates_per_s, replay_size, learner_loss, weights_lag/<runner>")
+	name := fs.String("name", "mean100", "the `scalar` to draw: mean100, eval (eval_mean_return; with mean100, runs with evaluations also get their evaluations as mean ± std), mean100_all, env_steps_per_s, learner_updates_per_s, replay_size, learner_loss, weights_lag/<runner>")
 	width := fs.Int("width", 800, "image width in `pixels`")
 	height := fs.Int("height", 500, "image height in `pixels`")
 	// Flags may come after the run directories: parse, take an argument, repeat.
