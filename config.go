@@ -167,7 +167,7 @@ var commandSettingComments = map[string]fieldComment{
 	"replay_snapshot_every": {text: "interval of replay snapshots (0s: none)"},
 	"max_memory":            {text: "memory the node may plan to use (16GiB, 500MB; auto: 80% of the machine's or cgroup's; 0: no limit); the estimate is at the end of this file"},
 	"name":                  {text: "node name, unique in the cluster (empty: the host name)"},
-	"roles":                 {text: "comma-separated roles of the node: replay, learner, broadcaster, runner, trials"},
+	"roles":                 {text: "comma-separated roles of the node: replay, learner, broadcaster, runner, evaluator (needs eval_every > 0), trials"},
 	"join":                  {text: "comma-separated seed gossip addresses (host:port); empty for the first node"},
 	"gossip_addr":           {text: "memberlist gossip bind address (TCP and UDP)"},
 	"remote_addr":           {text: "protoactor remote bind address (TCP)"},

@@ -25,7 +25,17 @@
 //   - broadcaster (broadcaster.go): keeps only the newest weights and gives
 //     each subscribed runner one message in flight.
 //   - stats (stats.go, on the learner's node): the episode books, mean100
-//     and the stop rule.
+//     and the stop rule; the evaluations' books (evalstats.go).
+//   - evaluator (evaluator.go; optional: dev mode runs it when eval_every
+//     > 0, a cluster node when --roles names it): takes the newest weights
+//     with a WeightsClient as a runner does and, every eval_every env steps
+//     of the run (as the weights carry them), plays eval_episodes greedy
+//     episodes on an env of its own, on seeds of its own that are the same
+//     at every evaluation (EvalSeed, EpisodeSeeds), and reports an
+//     EvalReport to the stats. The stats hand it to the learner, which
+//     keeps the weights of its last publications and writes the best
+//     evaluated version as best.ckpt (best.go); stop_on: eval ends the run
+//     on an evaluation's mean instead of mean100.
 //
 // Each node spawns its roles under one supervisor (supervision.go: a
 // restart budget with back-off) by well-known names (ReplayName, ...), so
