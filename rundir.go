@@ -174,9 +174,10 @@ type scalarWriter struct {
 	last       scalarRates
 	// resumed: the learner's update count jumps to the checkpoint's some
 	// moment after the start, so the first interval has no updates rate.
-	resumed bool
-	evals   uint64 // evaluations already written (Metrics.EvalsSince)
-	err     error  // the first write error; later records are dropped
+	resumed  bool
+	evals    uint64 // evaluations already written (Metrics.EvalsSince)
+	lastStep uint64 // the steps of the last record
+	err      error  // the first write error; later records are dropped
 }
 
 type scalarRates struct {
@@ -235,6 +236,18 @@ func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now ti
 	steps := m.RunSteps()
 	wall := math.Round((w.wallOffset+now.Sub(started).Seconds())*1000) / 1000
 	var recs []Scalar
+	// Each evaluation once, at the env steps that triggered it (several
+	// may have ended since the last record), first: they are behind the
+	// steps of now. Steps never go back in the file: one triggered before
+	// the last record but ended after it is written at that record's.
+	var evals []actors.EvalStatus
+	evals, w.evals = m.EvalsSince(w.evals)
+	for _, e := range evals {
+		at := min(max(e.EnvSteps, w.lastStep), steps)
+		recs = append(recs, Scalar{Step: at, Wall: wall, Name: "eval_mean_return", Value: e.Mean},
+			Scalar{Step: at, Wall: wall, Name: "eval_std_return", Value: e.Std})
+	}
+	w.lastStep = steps
 	add := func(name string, v float64) {
 		if !math.IsNaN(v) && !math.IsInf(v, 0) {
 			recs = append(recs, Scalar{Step: steps, Wall: wall, Name: name, Value: v})
@@ -252,14 +265,6 @@ func (w *scalarWriter) record(m *actors.Metrics, roles []string, started, now ti
 	}
 	w.last = scalarRates{steps: st.EnvSteps, updates: st.LearnerUpdates, at: now}
 	w.resumed = false
-	// Each evaluation once, at the env steps that triggered it: several
-	// may have ended since the last record.
-	var evals []actors.EvalStatus
-	evals, w.evals = m.EvalsSince(w.evals)
-	for _, e := range evals {
-		recs = append(recs, Scalar{Step: e.EnvSteps, Wall: wall, Name: "eval_mean_return", Value: e.Mean},
-			Scalar{Step: e.EnvSteps, Wall: wall, Name: "eval_std_return", Value: e.Std})
-	}
 	if slices.Contains(roles, actors.RoleReplay) {
 		add("replay_size", float64(st.ReplaySize))
 	}

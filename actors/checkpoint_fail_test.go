@@ -131,7 +131,9 @@ func TestLearnerGoesOnWhenCheckpointsFail(t *testing.T) {
 	dir, fill, free := fullableDir(t)
 	const every = 2 * time.Second
 	var logs testutil.SyncBuffer
-	d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 5, Config: DefaultConfig(), Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 1e9},
+	cfg := DefaultConfig()
+	cfg.EvalEvery = 0 // no best.ckpt writes: on the full disk they would fail and count too
+	d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 5, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 1e9},
 		CheckpointDir: dir, CheckpointEvery: every, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -100,8 +100,8 @@ func TestDashboardBrowser(t *testing.T) {
 		}
 	}
 	li := tagWith(dom, "li", `data-member="dev"`)
-	if roles := attrOf(li, "data-roles"); roles != "runner,replay,learner,broadcaster" || attrOf(li, "data-state") != "alive" {
-		t.Errorf("member list: want dev, alive, with its four roles; got %q", li)
+	if roles := attrOf(li, "data-roles"); roles != "runner,replay,learner,broadcaster,evaluator" || attrOf(li, "data-state") != "alive" {
+		t.Errorf("member list: want dev, alive, with its five roles (the evaluator: eval_every > 0 by default); got %q", li)
 	}
 	if f, _ := strconv.ParseFloat(attrOf(tagWith(dom, "div", `id="replay-fill"`), "data-fill"), 64); f <= 0 || f > 1 {
 		t.Errorf("replay fill = %v, want in (0, 1]: %q", f, tagWith(dom, "div", `id="replay-fill"`))
