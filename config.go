@@ -70,6 +70,9 @@ const (
 	// trials keep their keys).
 	StopOnMean100 = "mean100"
 	StopOnEval    = "eval"
+	// StopOnNone: reaching the target is recorded (solved, and the lowest
+	// mean100 after it) but the run goes on to max_steps or max_time.
+	StopOnNone = "none"
 )
 
 // DefaultConfig is the config of a run of env with every default: the
@@ -145,7 +148,7 @@ func runOptionComments() map[string]fieldComment {
 		"max_steps":      {text: "stop after this many env steps"},
 		"max_time":       {text: "stop after this much wall time, e.g. 10m; 0 for no limit"},
 		"target_return":  {text: "stop when mean100 reaches this return (default: the env's reward threshold)"},
-		"stop_on":        {text: "what target_return applies to: mean100 (the last 100 episodes at ε ≤ 0.05) or eval (an evaluation's mean return; needs eval_every > 0)"},
+		"stop_on":        {text: "what target_return applies to: mean100 (the last 100 episodes at ε ≤ 0.05), eval (an evaluation's mean return; needs eval_every > 0) or none (reaching it is recorded, the run goes on to max_steps or max_time: does it hold?)"},
 		"http":           {text: "serve the dashboard (/), /metrics, /status and /history on this address (empty: no HTTP)"},
 		"pprof":          {text: "also serve the Go profiles at /debug/pprof/ on the http address (off: they reveal internals and cost CPU)"},
 		"checkpoint_dir": {text: "learner checkpoints (empty: none, or RUN_DIR/checkpoints when a checkpoint flag is given)"},

@@ -299,6 +299,9 @@ func checkFits(c *messages.Checkpoint, s nets.Spec) error {
 	if got := c.GetLayers(); len(got) > 0 && !slices.Equal(got, want) {
 		return fmt.Errorf("its layers are %v, the net's %v", got, want)
 	}
+	if c.GetLayerNorm() != s.LayerNorm {
+		return fmt.Errorf("its net has layer_norm %v, the config's %v", c.GetLayerNorm(), s.LayerNorm)
+	}
 	if got, n := len(c.GetOnline()), s.NumParams(); got != n {
 		return fmt.Errorf("it has %d parameters, the net %d", got, n)
 	}
@@ -307,7 +310,7 @@ func checkFits(c *messages.Checkpoint, s nets.Spec) error {
 
 // netShape names the settings that shape the net, to say what to fix.
 func netShape(c actors.Config, s nets.Spec) string {
-	return fmt.Sprintf("hidden %v, conv_filters %d, dueling %v: %d parameters", c.Hidden, c.ConvFilters, c.Dueling, s.NumParams())
+	return fmt.Sprintf("hidden %v, conv_filters %d, dueling %v, layer_norm %v: %d parameters", c.Hidden, c.ConvFilters, c.Dueling, c.LayerNorm, s.NumParams())
 }
 
 func fileExists(p string) bool {

@@ -118,8 +118,12 @@ func NewRun(cf Config, o Options) (*Run, error) {
 		if cf.EvalEvery <= 0 {
 			return bad("config %s: stop_on = eval needs eval_every > 0 (evaluations to stop on)", o.ConfigPath)
 		}
+	case StopOnNone:
+		if cf.MaxSteps == 0 && t.maxTime == 0 {
+			return bad("config %s: stop_on = none needs max_steps or max_time (else the run never ends)", o.ConfigPath)
+		}
 	default:
-		return bad("config %s: stop_on = %q: want %s or %s", o.ConfigPath, cf.StopOn, StopOnMean100, StopOnEval)
+		return bad("config %s: stop_on = %q: want %s, %s or %s", o.ConfigPath, cf.StopOn, StopOnMean100, StopOnEval, StopOnNone)
 	}
 	t.targetReturn = spec.RewardThreshold
 	if cf.TargetReturn != nil && !math.IsNaN(*cf.TargetReturn) {
@@ -131,7 +135,7 @@ func NewRun(cf Config, o Options) (*Run, error) {
 
 // stopRule is the actors' stop rule of the run.
 func (t *Run) stopRule() actors.StopRule {
-	return actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps, OnEval: t.cf.StopOn == StopOnEval}
+	return actors.StopRule{TargetReturn: t.targetReturn, MaxEnvSteps: t.cf.MaxSteps, OnEval: t.cf.StopOn == StopOnEval, OnNone: t.cf.StopOn == StopOnNone}
 }
 
 // durationSetting parses a duration setting; "" is def.

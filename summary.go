@@ -41,6 +41,9 @@ type Summary struct {
 	EvalMeanReturn     *float64 `json:"eval_mean_return,omitempty"`
 	BestEvalMeanReturn *float64 `json:"best_eval_mean_return,omitempty"`
 	BestEvalEnvSteps   *uint64  `json:"best_eval_env_steps,omitempty"`
+	// Once solved by mean100: its lowest value from then on (a run with
+	// stop_on: none goes on after solving; this says whether it held).
+	Mean100MinAfterSolved *float64 `json:"mean_return_100_min_after_solved,omitempty"`
 }
 
 func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration, started time.Time) Summary {
@@ -49,6 +52,10 @@ func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration
 		WeightsVersion: st.WeightsVersion, WallSeconds: wall.Seconds(), Solved: st.Solved,
 		MeanReturn100: actors.Finite(st.Mean100), MeanReturn100N: st.Mean100Count, MeanReturn100All: actors.Finite(st.Mean100All),
 		ExperienceRejected: st.ExperienceRejected,
+	}
+	if m := st.Mean100MinAfterSolved; m != nil {
+		v := *m
+		s.Mean100MinAfterSolved = &v
 	}
 	if e := st.LastEval; e != nil {
 		s.EvalMeanReturn = &e.Mean

@@ -101,7 +101,7 @@ func (l *learner) evaluated(r *messages.EvalReport) {
 		return
 	}
 	c := &messages.Checkpoint{
-		Env: l.spec.EnvID, Layers: specLayers(l.spec.Net), Online: w.GetParams(),
+		Env: l.spec.EnvID, Layers: specLayers(l.spec.Net), LayerNorm: l.spec.Net.LayerNorm, Online: w.GetParams(),
 		LearnerUpdates: e.LearnerUpdates, WeightsVersion: e.WeightsVersion, Term: e.WeightsVersion >> 40,
 		EnvSteps: e.EnvSteps, UnixMillis: time.Now().UnixMilli(), EvalMeanReturn: e.Mean, Evaluated: true,
 	}

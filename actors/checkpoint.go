@@ -244,16 +244,27 @@ func checkpointFits(c *messages.Checkpoint, path, env string, net nets.Spec) err
 	n := net.NumParams()
 	layersFit := len(c.GetLayers()) == 0 || slices.Equal(c.GetLayers(), want)
 	countsFit := len(c.GetOnline()) == n && len(c.GetTarget()) == n && len(c.GetAdamM()) == n && len(c.GetAdamV()) == n
-	if c.GetEnv() == env && layersFit && countsFit {
+	if c.GetEnv() == env && layersFit && countsFit && c.GetLayerNorm() == net.LayerNorm {
 		return nil
 	}
 	have, need := layersText(c.GetLayers()), layersText(want)
+	if c.GetLayerNorm() != net.LayerNorm {
+		have, need = lnText(have, c.GetLayerNorm()), lnText(need, net.LayerNorm)
+	}
 	if have == need || len(c.GetLayers()) == 0 {
 		// Same layer sizes, other parameter counts (a dueling or conv net,
 		// or a checkpoint that does not record its layers): the counts tell.
 		have, need = paramsText(c), fmt.Sprintf("%s, %d parameters", net, n)
 	}
 	return misfit(fmt.Sprintf("checkpoint %s is for %s (%s), this run is %s (%s)", path, c.GetEnv(), have, env, need))
+}
+
+// lnText marks a net's description with its LayerNorm setting.
+func lnText(s string, ln bool) string {
+	if ln {
+		return s + ", layer_norm"
+	}
+	return s + ", no layer_norm"
 }
 
 // specLayers are a network's layer sizes as a checkpoint records them:

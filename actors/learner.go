@@ -267,6 +267,9 @@ func (l *learner) update(s *messages.SampleBatch) error {
 	if len(l.batch.Weights) == 0 {
 		l.batch.Weights = nil
 	}
+	if l.cfg.LearningRateDecay > 0 {
+		l.trainer.SetLearningRate(learningRate(l.cfg, l.updates))
+	}
 	st, err := l.trainer.Update(&l.batch)
 	if err != nil {
 		return err
@@ -316,7 +319,7 @@ func (l *learner) saveCheckpoint() (string, error) {
 	}
 	st := l.trainer.State()
 	c := &messages.Checkpoint{
-		Env: l.spec.EnvID, Layers: specLayers(l.spec.Net), Online: st.Online, Target: st.Target,
+		Env: l.spec.EnvID, Layers: specLayers(l.spec.Net), LayerNorm: l.spec.Net.LayerNorm, Online: st.Online, Target: st.Target,
 		AdamM: st.AdamM, AdamV: st.AdamV, AdamStep: st.AdamStep,
 		LearnerUpdates: l.updates, WeightsVersion: l.version, Term: l.term,
 		EnvSteps:   l.metrics.EnvStepsTotal(),

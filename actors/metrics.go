@@ -60,19 +60,22 @@ type Metrics struct {
 
 // RunStatus is the run-level view the command prints and summarises.
 type RunStatus struct {
-	EnvSteps           uint64    `json:"env_steps"`
-	Episodes           uint64    `json:"episodes"`
-	Mean100            float64   `json:"mean_return_100"`     // ε ≤ 0.05 episodes; NaN until one is played
-	Mean100Count       int       `json:"mean_return_100_n"`   // episodes in that window (≤ 100)
-	Mean100All         float64   `json:"mean_return_100_all"` // every runner's episodes
-	LearnerUpdates     uint64    `json:"learner_updates"`
-	WeightsVersion     uint64    `json:"weights_version"`
-	ReplaySize         int       `json:"replay_size"`
-	ReplayInserted     uint64    `json:"replay_inserted"`
-	Solved             bool      `json:"solved"`
-	SolvedAtEnvSteps   uint64    `json:"solved_at_env_steps"`
-	SolvedAt           time.Time `json:"-"`
-	ExperienceRejected uint64    `json:"experience_rejected"`
+	EnvSteps         uint64    `json:"env_steps"`
+	Episodes         uint64    `json:"episodes"`
+	Mean100          float64   `json:"mean_return_100"`     // ε ≤ 0.05 episodes; NaN until one is played
+	Mean100Count     int       `json:"mean_return_100_n"`   // episodes in that window (≤ 100)
+	Mean100All       float64   `json:"mean_return_100_all"` // every runner's episodes
+	LearnerUpdates   uint64    `json:"learner_updates"`
+	WeightsVersion   uint64    `json:"weights_version"`
+	ReplaySize       int       `json:"replay_size"`
+	ReplayInserted   uint64    `json:"replay_inserted"`
+	Solved           bool      `json:"solved"`
+	SolvedAtEnvSteps uint64    `json:"solved_at_env_steps"`
+	SolvedAt         time.Time `json:"-"`
+	// The lowest mean100 from solving on (with stop_on: none, the run goes
+	// on after it): how well what was learned holds.
+	Mean100MinAfterSolved *float64 `json:"mean_return_100_min_after_solved,omitempty"`
+	ExperienceRejected    uint64   `json:"experience_rejected"`
 
 	// Experience accounting: Σ sent = replay_inserted + experience_rejected +
 	// experience_lost + in flight. Sent and dropped are summed over the

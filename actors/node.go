@@ -94,7 +94,7 @@ func replayOptions(spec envs.Spec) []replayOption {
 // last, like MinAtar's) a conv torso of ConvFilters 3×3 filters first, when
 // ConvFilters > 0 (the MinAtar paper's network); a dueling head if asked.
 func NetSpec(sp envs.Spec, cfg Config) nets.Spec {
-	s := nets.Spec{Inputs: sp.ObsSize(), Hidden: append([]int(nil), cfg.Hidden...), Outputs: sp.NumActions, Dueling: cfg.Dueling}
+	s := nets.Spec{Inputs: sp.ObsSize(), Hidden: append([]int(nil), cfg.Hidden...), Outputs: sp.NumActions, Dueling: cfg.Dueling, LayerNorm: cfg.LayerNorm}
 	if sh := sp.ObsShape; len(sh) == 3 && cfg.ConvFilters > 0 {
 		s.Conv = &nets.ConvSpec{Height: sh[0], Width: sh[1], Channels: sh[2], Filters: cfg.ConvFilters, Kernel: 3}
 	}

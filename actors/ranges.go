@@ -42,6 +42,8 @@ var settingRanges = []settingRange{
 	intRange("conv_filters", 0, 1024, func(c *Config) int { return c.ConvFilters }),
 	intRange("batch_size", 1, 1<<16, func(c *Config) int { return c.BatchSize }),
 	floatRange("learning_rate", 1e-12, 1, func(c *Config) float64 { return c.LearningRate }),
+	floatRange("learning_rate_end", 0, 1, func(c *Config) float64 { return c.LearningRateEnd }),
+	intRange("learning_rate_decay", 0, 1e12, func(c *Config) int { return c.LearningRateDecay }),
 	floatRange("gamma", 0, 1, func(c *Config) float64 { return c.Gamma }),
 	intRange("n_step", 1, 1000, func(c *Config) int { return c.NStep }),
 	floatRange("max_grad_norm", 0, 1e9, func(c *Config) float64 { return c.MaxGradNorm }),

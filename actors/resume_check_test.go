@@ -32,7 +32,7 @@ func netFor(t *testing.T, env string, cfg Config) nets.Spec {
 func checkpointOf(env string, net nets.Spec) *messages.Checkpoint {
 	p := nets.InitParams(net, rand.New(rand.NewPCG(1, 2)))
 	zero := make([]float32, len(p))
-	return &messages.Checkpoint{Env: env, Layers: specLayers(net), Online: p, Target: p, AdamM: zero, AdamV: zero, AdamStep: 3, LearnerUpdates: 7, Term: 1}
+	return &messages.Checkpoint{Env: env, Layers: specLayers(net), LayerNorm: net.LayerNorm, Online: p, Target: p, AdamM: zero, AdamV: zero, AdamStep: 3, LearnerUpdates: 7, Term: 1}
 }
 
 // snapshotOf is a replay snapshot of env with observations of obsSize
@@ -55,6 +55,8 @@ func TestCheckResume(t *testing.T) {
 	narrow.Hidden = []int{32}
 	dueling := cart
 	dueling.Dueling = true
+	normed := cart
+	normed.LayerNorm = true
 	badArrays := snapshotOf("CartPole-v1", 4)
 	badArrays.Rewards = badArrays.Rewards[:4]
 	both := []string{RoleLearner, RoleReplay}
@@ -74,6 +76,8 @@ func TestCheckResume(t *testing.T) {
 			[]string{" is for CartPole-v1 (4 → 32 → 2), this run is CartPole-v1 (4 → 64 → 64 → 2)"}},
 		{"same layers, another head", checkpointOf("CartPole-v1", dueling), nil, both,
 			[]string{"(4 → 64 → 64 → 2, 4675 parameters), this run is CartPole-v1 (4 → 64 → 64 → 2, MLP, 4610 parameters)"}},
+		{"same parameters, LayerNorm", checkpointOf("CartPole-v1", normed), nil, both,
+			[]string{"(4 → 64 → 64 → 2, layer_norm), this run is CartPole-v1 (4 → 64 → 64 → 2, no layer_norm)"}},
 		{"snapshot of another env", nil, snapshotOf("Acrobot-v1", 6), both,
 			[]string{"replay snapshot ", SnapshotFile, " is for Acrobot-v1 (observations of 6 values), this run is CartPole-v1 (4 values)"}},
 		{"snapshot with damaged arrays", nil, badArrays, both, []string{SnapshotFile, "arrays of the wrong length"}},

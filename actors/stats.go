@@ -19,11 +19,15 @@ const GreedyEpsilon = 0.05
 // StopRule says when a run is over: when mean100 reaches TargetReturn (over a
 // full window of 100 counted episodes), or at MaxEnvSteps (0: never). With
 // OnEval, an evaluation's mean return reaching TargetReturn ends it instead
-// of mean100 (stop_on: eval).
+// of mean100 (stop_on: eval). With OnNone, mean100 reaching it is recorded
+// (solved, and from then on the lowest mean100) but ends nothing: the run
+// goes on to MaxEnvSteps or its time limit, to show whether what was
+// learned holds (stop_on: none).
 type StopRule struct {
 	TargetReturn float64
 	MaxEnvSteps  uint64
 	OnEval       bool
+	OnNone       bool
 }
 
 // stats is the run's episode bookkeeper (on the learner's node): it receives
@@ -44,6 +48,7 @@ type stats struct {
 	incarnation map[string]uint64
 	retired     map[string][2]uint64
 	total       uint64
+	solved      bool // mean100 reached the target (recorded once)
 	finished    bool
 	refusedLog  *lograte.Limiter
 }
@@ -185,13 +190,28 @@ func (s *stats) episode(e *messages.EpisodeStats) {
 		st.runner(e.GetRunner(), true, func(r *RunnerStatus) { r.Episodes++ })
 	})
 	s.advance(e.GetRunner(), e.GetRunnerEnvSteps())
-	if counted && !s.rule.OnEval && s.greedy.n == len(s.greedy.buf) && mean >= s.rule.TargetReturn && !s.finished {
-		now := time.Now()
+	if !counted || s.rule.OnEval || s.greedy.n < len(s.greedy.buf) {
+		return
+	}
+	if s.solved {
+		// How well it holds: the lowest mean100 since solving.
 		s.metrics.update(func(st *RunStatus) {
-			st.Solved, st.SolvedAtEnvSteps, st.SolvedAt = true, s.total, now
+			if m := st.Mean100MinAfterSolved; m != nil && mean < *m {
+				st.Mean100MinAfterSolved = &mean
+			}
+		})
+		return
+	}
+	if mean >= s.rule.TargetReturn && !s.finished {
+		now := time.Now()
+		s.solved = true
+		s.metrics.update(func(st *RunStatus) {
+			st.Solved, st.SolvedAtEnvSteps, st.SolvedAt, st.Mean100MinAfterSolved = true, s.total, now, &mean
 		})
 		s.log.Info("solved", "mean100", mean, "env_steps", s.total, "seconds", now.Sub(s.start).Seconds())
-		s.finish("target return reached")
+		if !s.rule.OnNone {
+			s.finish("target return reached")
+		}
 	}
 }
 

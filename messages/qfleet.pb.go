@@ -1154,8 +1154,11 @@ type Checkpoint struct {
 	// then the run's env steps at which that evaluation was triggered.
 	EvalMeanReturn float64 `protobuf:"fixed64,13,opt,name=eval_mean_return,json=evalMeanReturn,proto3" json:"eval_mean_return,omitempty"`
 	Evaluated      bool    `protobuf:"varint,14,opt,name=evaluated,proto3" json:"evaluated,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The net normalizes each hidden layer (nets.Spec.LayerNorm): the same
+	// parameter count as without, so only this field tells them apart.
+	LayerNorm     bool `protobuf:"varint,15,opt,name=layer_norm,json=layerNorm,proto3" json:"layer_norm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Checkpoint) Reset() {
@@ -1282,6 +1285,13 @@ func (x *Checkpoint) GetEvalMeanReturn() float64 {
 func (x *Checkpoint) GetEvaluated() bool {
 	if x != nil {
 		return x.Evaluated
+	}
+	return false
+}
+
+func (x *Checkpoint) GetLayerNorm() bool {
+	if x != nil {
+		return x.LayerNorm
 	}
 	return false
 }
@@ -2650,7 +2660,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\fladder_index\x18\n" +
 	" \x01(\rR\vladderIndex\x12!\n" +
 	"\fladder_count\x18\v \x01(\rR\vladderCount\x12%\n" +
-	"\x0eladder_epsilon\x18\f \x01(\x01R\rladderEpsilon\"\x9d\x03\n" +
+	"\x0eladder_epsilon\x18\f \x01(\x01R\rladderEpsilon\"\xbc\x03\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x16\n" +
@@ -2668,7 +2678,9 @@ const file_qfleet_proto_rawDesc = "" +
 	"\vunix_millis\x18\f \x01(\x03R\n" +
 	"unixMillis\x12(\n" +
 	"\x10eval_mean_return\x18\r \x01(\x01R\x0eevalMeanReturn\x12\x1c\n" +
-	"\tevaluated\x18\x0e \x01(\bR\tevaluated\"\xc6\x02\n" +
+	"\tevaluated\x18\x0e \x01(\bR\tevaluated\x12\x1d\n" +
+	"\n" +
+	"layer_norm\x18\x0f \x01(\bR\tlayerNorm\"\xc6\x02\n" +
 	"\x10PackedExperience\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x19\n" +

@@ -292,9 +292,9 @@ func TestTrialKeysStable(t *testing.T) {
 		ids  []string
 	}{
 		{"env: CartPole-v1\nmethod: grid\nparams:\n  n_step: [1, 3]\nseeds: [1, 2]\n",
-			[]string{"t000-633280 6332809c299ab1d8", "t001-04b874 04b8744aa5944a3f", "t002-fea2fa fea2fa98fce6b44c", "t003-2e4ae4 2e4ae40327bb8738"}},
+			[]string{"t000-008559 00855946f1bf57ef", "t001-e8e3bd e8e3bda48e433356", "t002-da0388 da0388642630a305", "t003-72b6d6 72b6d616e54a08a7"}},
 		{"env: Acrobot-v1\nmethod: random\ntrials: 2\nseed: 3\nparams:\n  gamma: {uniform: [0.9, 0.99]}\nmax_time: 90s\nmax_steps: 20000\n",
-			[]string{"t000-123ba1 123ba1531ed2ee8c", "t001-ec7b44 ec7b44ea07e12a7a"}},
+			[]string{"t000-f91319 f913198dad4ad1e2", "t001-15c558 15c55872c74f60a9"}},
 	} {
 		trials, err := mustSpec(t, c.spec).Expand()
 		if err != nil {

@@ -77,7 +77,7 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 		maxSteps:      fs.Uint64("max-steps", qfleet.DefaultMaxSteps, "stop after this many env steps"),
 		evalEvery:     fs.Int("eval-every", 0, "run env steps between evaluations: greedy episodes of the newest weights on seeds of their own, by the evaluator role; the best evaluated weights are kept as best.ckpt (0: no evaluations; default from config: 5000, MinAtar 100000)"),
 		evalEpisodes:  fs.Int("eval-episodes", 0, "episodes per evaluation (default from config: 10)"),
-		stopOn:        fs.String("stop-on", qfleet.StopOnMean100, "what --target-return applies to: mean100, or eval (an evaluation's mean return)"),
+		stopOn:        fs.String("stop-on", qfleet.StopOnMean100, "what --target-return applies to: mean100, eval (an evaluation's mean return), or none (recorded, the run goes on to --max-steps or --max-time)"),
 		maxTime:       fs.Duration("max-time", 0, "stop after this much wall time, e.g. 10m (0: no limit); the run ends as at --max-steps, with its checkpoint and summary"),
 		target:        fs.Float64("target-return", math.NaN(), "stop when mean100 reaches this return (default: the env's reward threshold)"),
 		httpAddr:      fs.String("http", "", "serve the dashboard (/), /metrics, /status and /history on this `address` (e.g. 127.0.0.1:9090)"),
