@@ -15,7 +15,7 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 SEEDS         ?= 1 2 3 4 5
 BENCH_COUNT   ?= 5
 
-.PHONY: build test fuzz-short test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole solve-acrobot solve-mountaincar solve minatar-breakout minatar-curves test-cluster-full clean faults
+.PHONY: build test fuzz-short test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole cartpole-20 hold-cartpole solve-acrobot solve-mountaincar solve minatar-breakout minatar-curves test-cluster-full clean faults
 
 build:
 	$(GO) build -o qfleet ./cmd/qfleet
@@ -88,6 +88,26 @@ proto-check: proto
 ## (each stops at the env's reward threshold or its step budget).
 solve-cartpole: build
 	$(MAKE) solve ENV=CartPole-v1 NAME=cartpole STEPS=500000
+
+## cartpole-20: CartPole-v1 in dev mode, 20 seeds, each stopped at the
+## first evaluation (10 greedy episodes) whose mean reaches 475, the way
+## SB3-zoo reports; then the same 20 seeds stopped by mean100.
+SEEDS20 := $(shell seq 1 20)
+cartpole-20: build
+	rm -rf runs/cartpole-20 && mkdir -p runs/cartpole-20
+	for s in $(SEEDS20); do ./qfleet dev --env CartPole-v1 --seed $$s --stop-on eval --live never --run-dir runs/cartpole-20/eval-$$s > /dev/null || exit 1; done
+	./qfleet report runs/cartpole-20/eval-*/summary.json
+	for s in $(SEEDS20); do ./qfleet dev --env CartPole-v1 --seed $$s --live never --run-dir runs/cartpole-20/mean100-$$s > /dev/null || exit 1; done
+	./qfleet report runs/cartpole-20/mean100-*/summary.json
+
+## hold-cartpole: the same 20 seeds trained on to 200k env steps past the
+## target (stop_on: none): whether mean100 holds after solving, and a
+## 100-episode greedy evaluation of each run's best checkpoint.
+hold-cartpole: build
+	rm -rf runs/hold-cartpole && mkdir -p runs/hold-cartpole
+	for s in $(SEEDS20); do ./qfleet dev --env CartPole-v1 --seed $$s --stop-on none --max-steps 200000 --checkpoint-every 1h --live never --run-dir runs/hold-cartpole/seed-$$s > /dev/null || exit 1; done
+	./qfleet report --hold 450 runs/hold-cartpole/seed-*/summary.json
+	for s in $(SEEDS20); do ./qfleet eval runs/hold-cartpole/seed-$$s --best --episodes 100 2>/dev/null | sed "s/^/seed $$s: /"; done
 
 solve-acrobot: build
 	$(MAKE) solve ENV=Acrobot-v1 NAME=acrobot STEPS=100000

@@ -92,3 +92,45 @@ func fmtMedian(xs []float64, prec int) string {
 	}
 	return strconv.FormatFloat(m, 'f', prec, 64)
 }
+
+// Holding is the second table of runs that went on after solving (stop_on:
+// none) or ran evaluations: per seed the lowest mean100 from solving on and
+// the best evaluation, then how many held mean100 at or above hold (when
+// hold is not 0) and the median best evaluation. "" when no run has either.
+func Holding(rows []Row, hold float64) string {
+	if !slices.ContainsFunc(rows, func(r Row) bool {
+		return r.Summary.Mean100MinAfterSolved != nil || r.Summary.BestEvalMeanReturn != nil
+	}) {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n| seed | lowest mean100 after solving | best evaluation | at env steps |\n")
+	b.WriteString("|-----:|-----------------------------:|----------------:|-------------:|\n")
+	held, solved := 0, 0
+	var bests []float64
+	for _, r := range rows {
+		s := r.Summary
+		low, best, at := "-", "-", "-"
+		if m := s.Mean100MinAfterSolved; m != nil {
+			low = strconv.FormatFloat(*m, 'f', 1, 64)
+			solved++
+			if *m >= hold {
+				held++
+			}
+		}
+		if e := s.BestEvalMeanReturn; e != nil {
+			best = strconv.FormatFloat(*e, 'f', 1, 64)
+			bests = append(bests, *e)
+		}
+		if e := s.BestEvalEnvSteps; e != nil {
+			at = strconv.FormatUint(*e, 10)
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", s.Seed, low, best, at)
+	}
+	b.WriteString("\n")
+	if hold != 0 {
+		fmt.Fprintf(&b, "held mean100 ≥ %g after solving: %d/%d runs (%d solved); ", hold, held, len(rows), solved)
+	}
+	fmt.Fprintf(&b, "best evaluation: median %s over %d runs\n", fmtMedian(bests, 1), len(bests))
+	return b.String()
+}

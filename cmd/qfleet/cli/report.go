@@ -16,13 +16,21 @@ const reportHelp = `Usage: qfleet report FILE...
 Reads the JSON files written by 'qfleet dev --summary FILE' and prints a
 Markdown table with one row per run (sorted by seed), then one line with the
 seeds solved, the median solved_at_env_steps and solved_at_seconds over the
-solved runs, and the same medians counting unsolved runs as +inf.
+solved runs, and the same medians counting unsolved runs as +inf. Runs that
+went on after solving (stop_on: none) or ran evaluations get a second table:
+the lowest mean100 from solving on and the best evaluation, with the count
+of runs that held mean100 at or above --hold.
+
+Flags:
+  -hold value   count the runs whose mean100 stayed at or above this after
+                solving (0: no count)
 `
 
 func runReport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("qfleet report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), reportHelp) }
+	hold := fs.Float64("hold", 0, "count the runs whose mean100 stayed at or above this after solving (0: no count)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
@@ -50,6 +58,6 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		}
 		return 0
 	})
-	_, err := io.WriteString(stdout, report.Markdown(rows))
+	_, err := io.WriteString(stdout, report.Markdown(rows)+report.Holding(rows, *hold))
 	return err
 }
