@@ -67,15 +67,19 @@ func (b *bestKeeper) find(version uint64) *messages.Weights {
 	return nil
 }
 
-// evaluated takes an evaluation report: a held version whose mean beats
-// the best so far (ties keep the earlier) becomes the best. It returns the
-// publication when it did, and whether the version was held.
+// evaluated takes an evaluation report: a held version whose mean is at
+// least the best so far becomes the best. A tie goes to the later version:
+// on envs with a capped return (CartPole's 500) most evaluations of a good
+// agent tie at the cap, and the later weights have trained longer (at a
+// smaller step size, with a decay), so they hold up better over more
+// episodes than the first that happened to score the cap on ten. It
+// returns the publication when it did, and whether the version was held.
 func (b *bestKeeper) evaluated(e EvalStatus) (best *messages.Weights, held bool) {
 	w := b.find(e.WeightsVersion)
 	if w == nil {
 		return nil, false
 	}
-	if b.best != nil && e.Mean <= b.best.Mean {
+	if b.best != nil && e.Mean < b.best.Mean {
 		return nil, true
 	}
 	b.best, b.params = &e, w.GetParams()

@@ -56,6 +56,12 @@ type multiHostCase struct {
 	timeout  time.Duration // for A to finish the run
 	// Extra flags of the learner's node A and of the runner nodes B and C.
 	learnerArgs, runnerArgs []string
+	// hold > 0: the run goes on after solving (stop_on: none) and mean100
+	// must stay at or above hold from solving to max_steps.
+	hold float64
+	// evaluator names the runner host ("B" or "C") that also runs the
+	// evaluator role; "" for none. Its evaluations must reach A's summary.
+	evaluator string
 }
 
 // multiHostResult is what a run measured.
@@ -126,13 +132,20 @@ func runMultiHost(t *testing.T, c multiHostCase) multiHostResult {
 	start := time.Now()
 	learnerArgs := append([]string{"--insecure", "--target-return", fmt.Sprint(c.target), "--max-steps", strconv.Itoa(c.maxSteps),
 		"--summary", summaryPath, "--http", httpAddr, "--run-dir", filepath.Join(t.TempDir(), "run")}, c.learnerArgs...)
+	if c.hold > 0 {
+		learnerArgs = append(learnerArgs, "--stop-on", "none")
+	}
 	learner := a.Start(t, "A", bin, nodeArgs(a, "replay,learner,broadcaster", c.profile, learnerArgs...)...)
 	if err := learner.WaitOutput("qfleet node A:", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	runners := map[string]*netlab.Process{}
 	for _, h := range []*netlab.Host{b, cc} {
-		runners[h.Name()] = h.Start(t, h.Name(), bin, nodeArgs(h, "runner", c.profile, append([]string{"--insecure", "--join", seed}, c.runnerArgs...)...)...)
+		roles := "runner"
+		if h.Name() == c.evaluator {
+			roles = "runner,evaluator"
+		}
+		runners[h.Name()] = h.Start(t, h.Name(), bin, nodeArgs(h, roles, c.profile, append([]string{"--insecure", "--join", seed}, c.runnerArgs...)...)...)
 	}
 
 	// Story 1: the cluster forms. Story 2: training runs to the end on A.
@@ -146,8 +159,14 @@ func runMultiHost(t *testing.T, c multiHostCase) multiHostResult {
 	if err := json.Unmarshal(data, &res.summary); err != nil {
 		t.Fatalf("A's summary: %v\n%s", err, data)
 	}
-	if !res.summary.Solved || res.summary.MeanReturn100 < c.target {
+	switch low := res.summary.Mean100MinAfterSolved; {
+	case c.hold > 0 && (!res.summary.Solved || low == nil || *low < c.hold):
+		t.Errorf("A's summary: solved=%v, lowest mean100 after solving %v: want solved and held >= %v\n%s", res.summary.Solved, low, c.hold, data)
+	case c.hold == 0 && (!res.summary.Solved || res.summary.MeanReturn100 < c.target):
 		t.Errorf("A's summary: solved=%v mean_return_100=%.1f, want solved with >= %v\n%s", res.summary.Solved, res.summary.MeanReturn100, c.target, data)
+	}
+	if c.evaluator != "" && res.summary.BestEvalMeanReturn == nil {
+		t.Errorf("A's summary has no evaluation from %s's evaluator:\n%s", c.evaluator, data)
 	}
 	checkRunnersEnd(t, learner, runners, leftAt)
 
@@ -406,6 +425,16 @@ func TestMultiHostFull(t *testing.T) {
 			runMultiHost(t, multiHostCase{target: 475, maxSteps: 500_000, profile: tc.profile, limit: tc.limit, timeout: 12 * time.Minute})
 		})
 	}
+	// Solve and hold: five seeds trained on to 200k env steps past 475,
+	// mean100 never below 450 after solving; B also runs the evaluator.
+	for seed := 1; seed <= 5; seed++ {
+		t.Run(fmt.Sprintf("hold/seed=%d", seed), func(t *testing.T) {
+			res := runMultiHost(t, multiHostCase{target: 475, maxSteps: 200_000, profile: "lan", timeout: 6 * time.Minute,
+				hold: 450, evaluator: "B", learnerArgs: []string{"--seed", strconv.Itoa(seed)}})
+			t.Logf("seed %d: solved at %d env steps, lowest mean100 after %v, best evaluation %v at %v env steps", seed,
+				res.summary.SolvedAtEnvSteps, deref(res.summary.Mean100MinAfterSolved), deref(res.summary.BestEvalMeanReturn), deref(res.summary.BestEvalEnvSteps))
+		})
+	}
 }
 
 // Elastic membership, as a story: A trains with B's runner; C joins mid-run
@@ -516,4 +545,11 @@ func learnerDone(p *netlab.Process) bool {
 	default:
 		return false
 	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
