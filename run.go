@@ -323,17 +323,7 @@ wait:
 		t.closeScalars(stderr, name)
 	}
 	res := newSummary(cf.Env, cf.Seed, st, wall, node.Started)
-	fmt.Fprintf(stdout, "%s %s: solved=%v env_steps=%d wall=%.1fs mean100=%.1f", cf.Env, seedStr(cf.Seed), res.Solved, res.EnvSteps, res.WallSeconds, res.MeanReturn100)
-	if res.Solved {
-		fmt.Fprintf(stdout, " solved_at_env_steps=%d solved_at=%.1fs", res.SolvedAtEnvSteps, res.SolvedAtSeconds)
-	}
-	if res.EvalMeanReturn != nil {
-		fmt.Fprintf(stdout, " eval_mean=%.1f", *res.EvalMeanReturn)
-	}
-	if res.BestEvalMeanReturn != nil {
-		fmt.Fprintf(stdout, " best_eval_mean=%.1f best_eval_env_steps=%d", *res.BestEvalMeanReturn, *res.BestEvalEnvSteps)
-	}
-	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, res.line())
 	if cf.Summary != "" {
 		if err := writeJSON(cf.Summary, res); err != nil {
 			return res, fmt.Errorf("summary file: %w", err)
@@ -361,8 +351,6 @@ func (t *Run) serve(name string, node *actors.Node, ln net.Listener, members fun
 		Pprof: cf.Pprof,
 	})
 }
-
-func seedStr(s uint64) string { return fmt.Sprintf("seed=%d", s) }
 
 // LogLevel is the run's log level (LogLevel of its config).
 func (t *Run) LogLevel() slog.Level { return t.level }

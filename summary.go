@@ -70,6 +70,25 @@ func newSummary(env string, seed uint64, st actors.RunStatus, wall time.Duration
 	return s
 }
 
+// line is the summary as the run's last line on stdout.
+func (s Summary) line() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s seed=%d: solved=%v env_steps=%d wall=%.1fs mean100=%.1f", s.Env, s.Seed, s.Solved, s.EnvSteps, s.WallSeconds, s.MeanReturn100)
+	if s.Solved {
+		fmt.Fprintf(&b, " solved_at_env_steps=%d solved_at=%.1fs", s.SolvedAtEnvSteps, s.SolvedAtSeconds)
+	}
+	if m := s.Mean100MinAfterSolved; m != nil {
+		fmt.Fprintf(&b, " min_mean100_after_solved=%.1f", *m)
+	}
+	if s.EvalMeanReturn != nil {
+		fmt.Fprintf(&b, " eval_mean=%.1f", *s.EvalMeanReturn)
+	}
+	if s.BestEvalMeanReturn != nil {
+		fmt.Fprintf(&b, " best_eval_mean=%.1f best_eval_env_steps=%d", *s.BestEvalMeanReturn, *s.BestEvalEnvSteps)
+	}
+	return b.String()
+}
+
 // writeJSON writes v as indented JSON, the summary's form.
 func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
