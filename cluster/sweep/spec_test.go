@@ -292,9 +292,9 @@ func TestTrialKeysStable(t *testing.T) {
 		ids  []string
 	}{
 		{"env: CartPole-v1\nmethod: grid\nparams:\n  n_step: [1, 3]\nseeds: [1, 2]\n",
-			[]string{"t000-008559 00855946f1bf57ef", "t001-e8e3bd e8e3bda48e433356", "t002-da0388 da0388642630a305", "t003-72b6d6 72b6d616e54a08a7"}},
+			[]string{"t000-8dc643 8dc6431cc1ee87ba", "t001-24a5ac 24a5ac55d6d3bc05", "t002-e9eac8 e9eac87984c08880", "t003-2ae2fd 2ae2fdc8ebb3775b"}},
 		{"env: Acrobot-v1\nmethod: random\ntrials: 2\nseed: 3\nparams:\n  gamma: {uniform: [0.9, 0.99]}\nmax_time: 90s\nmax_steps: 20000\n",
-			[]string{"t000-f91319 f913198dad4ad1e2", "t001-15c558 15c55872c74f60a9"}},
+			[]string{"t000-d5b2ce d5b2ce0a59b711dd", "t001-671e13 671e13447d080dc7"}},
 	} {
 		trials, err := mustSpec(t, c.spec).Expand()
 		if err != nil {

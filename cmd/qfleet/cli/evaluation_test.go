@@ -24,7 +24,7 @@ func TestConfigPrintEvalKeys(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
 		for _, want := range []string{"eval_every: " + every + " # run env steps between evaluations", "[0..1000000000000]",
-			"eval_episodes: 10 # episodes per evaluation", "[1..10000]", "eval_epsilon: 0 # ε of the evaluation episodes",
+			"eval_episodes: 20 # episodes per evaluation", "[1..10000]", "eval_epsilon: 0 # ε of the evaluation episodes",
 			"stop_on: mean100 # what target_return applies to", "\n# Evaluation"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("config print --env %s lacks %q:\n%s", env, want, stdout)
