@@ -107,38 +107,15 @@ func (p *Policy) Evaluate(o EvalOptions) EvalResult {
 	return res
 }
 
-// playEpisode plays one episode: greedy on f, a uniform action with
-// probability eps; rec, when non-nil, gets every observation, the first
-// included (so steps+1 frames).
+// playEpisode plays one episode (actors.PlayEpisode); rec, when non-nil,
+// gets every observation, the first included (so steps+1 frames).
 func playEpisode(env envs.Env, f *nets.Forward, seed int64, eps float64, rng *rand.Rand, limit int, rec *render.Recorder) Episode {
-	ep := Episode{Seed: seed}
-	obs := env.Reset(seed)
-	nA := env.Spec().NumActions
-	for {
-		if rec != nil {
-			rec.Add(obs)
-		}
-		if ep.Length >= limit {
-			ep.Truncated = true
-			return ep
-		}
-		a := f.Greedy(obs)
-		if eps > 0 && rng.Float64() < eps {
-			a = rng.IntN(nA)
-		}
-		var r float64
-		var term, trunc bool
-		obs, r, term, trunc = env.Step(a)
-		ep.Return += r
-		ep.Length++
-		if term || trunc {
-			if rec != nil {
-				rec.Add(obs)
-			}
-			ep.Truncated = trunc && !term
-			return ep
-		}
+	var observe func([]float32)
+	if rec != nil {
+		observe = rec.Add
 	}
+	p := actors.PlayEpisode(env, f, seed, eps, rng, limit, observe)
+	return Episode{Seed: seed, Return: p.Return, Length: p.Length, Truncated: p.Truncated}
 }
 
 // Summarize computes the statistics of r.Episodes (at least one).

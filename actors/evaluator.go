@@ -213,7 +213,7 @@ func (e *evaluator) episode(ctx actor.Context) {
 	if r == nil {
 		return
 	}
-	ret := PlayGreedy(e.env, r.policy, e.seeds[len(r.returns)], e.cfg.EvalEpsilon, r.rng, e.limit)
+	ret := PlayEpisode(e.env, r.policy, e.seeds[len(r.returns)], e.cfg.EvalEpsilon, r.rng, e.limit, nil).Return
 	if err := envs.Err(e.env); err != nil {
 		e.fail(ctx, fmt.Errorf("evaluator: env: %w", err))
 	}
@@ -258,14 +258,29 @@ func returnStats(xs []float64) (mean, std, lo, hi float64) {
 	return mean, math.Sqrt(std / float64(len(xs))), lo, hi
 }
 
-// PlayGreedy plays one episode of env from seed with f's greedy actions, a
+// PlayedEpisode is one episode PlayEpisode played.
+type PlayedEpisode struct {
+	Return    float64 // undiscounted
+	Length    int     // env steps
+	Truncated bool    // by the env's time limit or by PlayEpisode's limit
+}
+
+// PlayEpisode plays one episode of env from seed with f's greedy actions, a
 // uniformly random one with probability eps (drawn from rng), for at most
-// limit steps, and returns its undiscounted return.
-func PlayGreedy(env envs.Env, f *nets.Forward, seed int64, eps float64, rng *rand.Rand, limit int) float64 {
+// limit steps: the evaluator's episodes and 'qfleet eval's. observe, when
+// not nil, sees every observation, the first and the last included.
+func PlayEpisode(env envs.Env, f *nets.Forward, seed int64, eps float64, rng *rand.Rand, limit int, observe func(obs []float32)) PlayedEpisode {
+	var ep PlayedEpisode
 	obs := env.Reset(seed)
 	nA := env.Spec().NumActions
-	ret := 0.0
-	for range limit {
+	for {
+		if observe != nil {
+			observe(obs)
+		}
+		if ep.Length >= limit {
+			ep.Truncated = true
+			return ep
+		}
 		a := f.Greedy(obs)
 		if eps > 0 && rng.Float64() < eps {
 			a = rng.IntN(nA)
@@ -273,12 +288,16 @@ func PlayGreedy(env envs.Env, f *nets.Forward, seed int64, eps float64, rng *ran
 		var r float64
 		var term, trunc bool
 		obs, r, term, trunc = env.Step(a)
-		ret += r
+		ep.Return += r
+		ep.Length++
 		if term || trunc {
-			break
+			if observe != nil {
+				observe(obs)
+			}
+			ep.Truncated = trunc && !term
+			return ep
 		}
 	}
-	return ret
 }
 
 // fail ends the actor on an env error: the supervisor restarts it within
