@@ -217,12 +217,13 @@ func (w *versionWatch) close() []string {
 // A as failed, not left, and keep running; A publishes weights newer than
 // any before the kill within 30 s of the restart; the versions the runners
 // act on never go backwards; learner updates resume from the checkpoint's;
-// the run still reaches 195; experience accounting holds over both lives of
+// the run still reaches 450 (a target the run cannot reach before the kill:
+// the defaults pass 195 in the first seconds); experience accounting holds over both lives of
 // A.
 func TestFaultLearnerHostKilled(t *testing.T) {
 	requireFaults(t)
 	dir := t.TempDir()
-	fc := startFaultCluster(t, faultOpts{target: 195, maxSteps: 400_000, ckptDir: dir, ckptEvery: "2s", runnerHTTP: true})
+	fc := startFaultCluster(t, faultOpts{target: 450, maxSteps: 400_000, ckptDir: dir, ckptEvery: "2s", runnerHTTP: true})
 	vw := watchRunnerVersions(fc, "B", "C")
 	var before faultStatus
 	pollWhile(t, fc.learner, 30*time.Second, 200*time.Millisecond, "two checkpoints", func() error {
