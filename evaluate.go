@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -120,20 +119,14 @@ func playEpisode(env envs.Env, f *nets.Forward, seed int64, eps float64, rng *ra
 
 // Summarize computes the statistics of r.Episodes (at least one).
 func (r *EvalResult) Summarize() {
-	var sum, sumLen float64
-	r.MinReturn, r.MaxReturn = math.Inf(1), math.Inf(-1)
-	for _, e := range r.Episodes {
-		sum += e.Return
+	returns := make([]float64, len(r.Episodes))
+	var sumLen float64
+	for i, e := range r.Episodes {
+		returns[i] = e.Return
 		sumLen += float64(e.Length)
-		r.MinReturn, r.MaxReturn = min(r.MinReturn, e.Return), max(r.MaxReturn, e.Return)
 	}
-	k := float64(len(r.Episodes))
-	r.MeanReturn, r.MeanLength = sum/k, sumLen/k
-	var ss float64
-	for _, e := range r.Episodes {
-		ss += (e.Return - r.MeanReturn) * (e.Return - r.MeanReturn)
-	}
-	r.StdReturn = math.Sqrt(ss / k)
+	r.MeanReturn, r.StdReturn, r.MinReturn, r.MaxReturn = actors.ReturnStats(returns)
+	r.MeanLength = sumLen / float64(len(r.Episodes))
 }
 
 // Policy is a saved learner's network loaded for its env: the greedy

@@ -235,7 +235,7 @@ func (e *evaluator) episode(ctx actor.Context) {
 
 // evalReport summarizes an ended evaluation.
 func evalReport(name string, r *evalRun, took time.Duration) *messages.EvalReport {
-	mean, std, lo, hi := returnStats(r.returns)
+	mean, std, lo, hi := ReturnStats(r.returns)
 	return &messages.EvalReport{
 		Evaluator: name, WeightsVersion: r.of.GetVersion(), WeightsTerm: r.of.GetTerm(), LearnerUpdates: r.of.GetLearnerUpdates(),
 		EnvSteps: r.steps, WeightsEnvSteps: r.of.GetEnvSteps(), MeanReturn: mean, StdReturn: std, MinReturn: lo, MaxReturn: hi,
@@ -243,9 +243,9 @@ func evalReport(name string, r *evalRun, took time.Duration) *messages.EvalRepor
 	}
 }
 
-// returnStats are the mean, population standard deviation, min and max of
-// xs (at least one), as Policy.Evaluate's EvalResult.Summarize computes them.
-func returnStats(xs []float64) (mean, std, lo, hi float64) {
+// ReturnStats are the mean, population standard deviation, min and max of
+// xs (at least one): the evaluator's and 'qfleet eval's (EvalResult.Summarize).
+func ReturnStats(xs []float64) (mean, std, lo, hi float64) {
 	lo, hi = math.Inf(1), math.Inf(-1)
 	for _, x := range xs {
 		mean += x

@@ -123,7 +123,7 @@ func TestEvaluatorGreedyOwnSeeds(t *testing.T) {
 	first := *m.Status().LastEval
 
 	want := greedyReturns(t, net, params, EpisodeSeeds(EvalSeed(seed), episodes))
-	mean, std, lo, hi := returnStats(want)
+	mean, std, lo, hi := ReturnStats(want)
 	if first.Mean != mean || math.Abs(first.Std-std) > 1e-9 || first.Min != lo || first.Max != hi || first.Episodes != episodes {
 		t.Errorf("evaluation %+v, want greedy returns %v (mean %g std %g)", first, want, mean, std)
 	}
