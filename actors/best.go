@@ -138,7 +138,7 @@ func (l *learner) restoreBest() {
 		}
 		return
 	}
-	if c.GetEnv() != l.spec.EnvID || len(c.GetOnline()) != l.spec.Net.NumParams() {
+	if c.GetEnv() != l.spec.EnvID || len(c.GetOnline()) != l.spec.Net.NumParams() || c.GetLayerNorm() != l.spec.Net.LayerNorm {
 		return
 	}
 	e := EvalStatus{WeightsVersion: c.GetWeightsVersion(), LearnerUpdates: c.GetLearnerUpdates(), EnvSteps: c.GetEnvSteps(), Mean: c.GetEvalMeanReturn()}
