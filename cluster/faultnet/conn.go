@@ -86,17 +86,30 @@ func (c *conn) destroy(rst bool) {
 	})
 }
 
-// reset breaks the connection, both sides at once; lost says it is reset
-// because bytes vanished on it.
-func (c *conn) reset(lost bool) {
-	// The socket first: once done is closed, pumpOut may close it itself,
-	// without the RST.
-	c.destroy(true)
-	if c.end(errReset) {
-		c.outLink.resets.Add(1)
-		if lost {
-			c.outLink.terminated.Add(1)
+// resetAll breaks the connections, both sides at once; lost says they are
+// reset because bytes vanished on them. Every connection is claimed (its
+// node's side ended with errReset) before any socket goes: a socket closed
+// first makes the peer node react, and its reaction (closing its own
+// connections to this node) must not win the race against the fault for
+// the connections still in the list.
+func resetAll(cs []*conn, lost bool) {
+	for _, c := range cs {
+		// Linger 0 before done closes: once done is closed, pumpOut may
+		// close the socket itself, and must then send the RST too.
+		if tc, ok := c.raw.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
 		}
+	}
+	for _, c := range cs {
+		if c.end(errReset) {
+			c.outLink.resets.Add(1)
+			if lost {
+				c.outLink.terminated.Add(1)
+			}
+		}
+	}
+	for _, c := range cs {
+		c.destroy(true)
 	}
 }
 

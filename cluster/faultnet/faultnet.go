@@ -167,9 +167,7 @@ func (n *Network) Partition(a, b string) {
 	n.notify()
 	victims := n.connsBetween(a, b, func(*conn) bool { return true })
 	n.mu.Unlock()
-	for _, c := range victims {
-		c.reset(false)
-	}
+	resetAll(victims, false)
 }
 
 // Heal removes every fault between a and b, both ways, and resets the
@@ -184,9 +182,7 @@ func (n *Network) Heal(a, b string) {
 	n.notify()
 	victims := n.connsBetween(a, b, (*conn).lostBytes)
 	n.mu.Unlock()
-	for _, c := range victims {
-		c.reset(true)
-	}
+	resetAll(victims, true)
 }
 
 // HealAll heals every link of the network.
@@ -208,9 +204,7 @@ func (n *Network) Reset(a, b string) int {
 	n.mu.Lock()
 	victims := n.connsBetween(a, b, func(*conn) bool { return true })
 	n.mu.Unlock()
-	for _, c := range victims {
-		c.reset(false)
-	}
+	resetAll(victims, false)
 	return len(victims)
 }
 
@@ -251,9 +245,7 @@ func (n *Network) Close() {
 		all = append(all, c)
 	}
 	n.mu.Unlock()
-	for _, c := range all {
-		c.reset(false)
-	}
+	resetAll(all, false)
 }
 
 // Dial connects node from to the node listening on addr, over the link
