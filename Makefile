@@ -15,7 +15,7 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 SEEDS         ?= 1 2 3 4 5
 BENCH_COUNT   ?= 5
 
-.PHONY: build test fuzz-short test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole cartpole-20 hold-cartpole solve-acrobot solve-mountaincar solve minatar-breakout minatar-curves test-cluster-full clean faults
+.PHONY: build test fuzz-short test-race vet bench bench-envs bench-nets bench-actors proto proto-tools proto-check tidy-check solve-cartpole cartpole-20 hold-cartpole solve-acrobot solve-mountaincar solve minatar-breakout minatar-curves minatar-2m test-cluster-full clean faults
 
 build:
 	$(GO) build -o qfleet ./cmd/qfleet
@@ -101,7 +101,7 @@ solve-cartpole: build
 	$(MAKE) solve ENV=CartPole-v1 NAME=cartpole STEPS=500000
 
 ## cartpole-20: CartPole-v1 in dev mode, 20 seeds, each stopped at the
-## first evaluation (10 greedy episodes) whose mean reaches 475, the way
+## first evaluation (20 greedy episodes) whose mean reaches 475, the way
 ## SB3-zoo reports; then the same 20 seeds stopped by mean100.
 SEEDS20 := $(shell seq 1 20)
 cartpole-20: build
@@ -147,6 +147,18 @@ minatar-curves: build
 	  ./qfleet dev --env MinAtar/$$g-v1 --seed 1 --max-steps 1000000 --target-return 1e9 --config runs/minatar/spi8.yaml \
 	    --progress 60s --run-dir runs/minatar/$$g-1 2>&1 | tee runs/minatar/$$g-1.log; \
 	  ./qfleet plot runs/minatar/$$g-1 -o runs/minatar/$$g.png; done
+
+## minatar-2m: the games below the MinAtar paper's DQN score at 1M frames,
+## trained to 2M frames with their default config (one update of 32 per
+## frame, the paper's ratio), past any target (stop_on none), two at a
+## time with make -j2; then a PNG curve each (BENCHMARKS.md).
+GAMES2M ?= Seaquest Asterix
+minatar-2m: $(addprefix minatar-2m-,$(GAMES2M))
+minatar-2m-%: build
+	mkdir -p runs/minatar
+	./qfleet dev --env MinAtar/$*-v1 --seed 1 --max-steps 2000000 --stop-on none --live never \
+	  --progress 60s --run-dir runs/minatar/$*-2m > runs/minatar/$*-2m.log 2>&1
+	./qfleet plot runs/minatar/$*-2m -o runs/minatar/$*-2m.png
 
 clean:
 	rm -f qfleet

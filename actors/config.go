@@ -71,8 +71,10 @@ type Config struct {
 	EvalEpsilon  float64 `yaml:"eval_epsilon" json:",omitempty"`  // ε of the evaluation episodes (0: greedy)
 }
 
-// DefaultConfig returns the defaults used for CartPole-v1 in dev mode. They were
-// tuned for env steps to a solved task on a 2-core machine (BENCHMARKS.md).
+// DefaultConfig returns the defaults of an environment qfleet knows nothing
+// about (a user's own). They were tuned for a solved task that stays solved,
+// on CartPole-v1 and Acrobot-v1, on a 2-core machine (BENCHMARKS.md);
+// DefaultConfigFor adds what each built-in env family does better with.
 func DefaultConfig() Config {
 	tc := nets.DefaultTrainConfig()
 	return Config{
@@ -171,6 +173,16 @@ func DefaultConfigFor(envID string) Config {
 		return c
 	}
 	switch envID {
+	case "CartPole-v1":
+		// LayerNorm before each hidden ReLU (PQN's), 48 samples per
+		// insert and an evaluation every 2,500 env steps: 20/20 seeds
+		// solved by evaluation at a median of 32.9k env steps (75k
+		// without), and all 20 held to 200k. Not in DefaultConfig: on
+		// Acrobot the same three keys solved 2 of 5 seeds in 100k env
+		// steps, against 5 of 5 without (BENCHMARKS.md).
+		c.LayerNorm = true
+		c.SamplesPerInsert = 48
+		c.EvalEvery = 2_500
 	case "Acrobot-v1":
 		// Sparse −1 rewards over up to 500 steps: a longer exploration phase
 		// and a bigger replay than CartPole's.

@@ -192,7 +192,7 @@ func checkParamLen(s Spec, p []float32) error {
 
 // String is the network as people read it: layer sizes from the input to
 // the Q-values, and its kind ("4 → 64 → 64 → 2, MLP";
-// "10×10×4 → 16@3×3 → 128 → 3, conv, dueling"; "4 → 64 → 64 → 2, MLP, layernorm").
+// "10×10×4 → 16@3×3 → 128 → 3, conv, dueling"; "4 → 64 → 64 → 2, MLP, layer_norm").
 func (s Spec) String() string {
 	var b strings.Builder
 	kind := "MLP"
@@ -210,7 +210,7 @@ func (s Spec) String() string {
 		b.WriteString(", dueling")
 	}
 	if s.LayerNorm {
-		b.WriteString(", layernorm")
+		b.WriteString(", layer_norm")
 	}
 	return b.String()
 }

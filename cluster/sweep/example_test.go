@@ -24,10 +24,10 @@ func ExampleSpec_Expand() {
 		fmt.Println(t.ID, "n_step", t.Params["n_step"], "seed", t.Seed)
 	}
 	// Output:
-	// t000-8dc643 n_step 1 seed 1
-	// t001-24a5ac n_step 1 seed 2
-	// t002-e9eac8 n_step 3 seed 1
-	// t003-2ae2fd n_step 3 seed 2
+	// t000-5f8f83 n_step 1 seed 1
+	// t001-5e8f02 n_step 1 seed 2
+	// t002-6bdc73 n_step 3 seed 1
+	// t003-26cb9d n_step 3 seed 2
 }
 
 // A sweep on this machine, two trials at a time. Each trial runs as

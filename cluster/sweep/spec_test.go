@@ -292,7 +292,7 @@ func TestTrialKeysStable(t *testing.T) {
 		ids  []string
 	}{
 		{"env: CartPole-v1\nmethod: grid\nparams:\n  n_step: [1, 3]\nseeds: [1, 2]\n",
-			[]string{"t000-8dc643 8dc6431cc1ee87ba", "t001-24a5ac 24a5ac55d6d3bc05", "t002-e9eac8 e9eac87984c08880", "t003-2ae2fd 2ae2fdc8ebb3775b"}},
+			[]string{"t000-5f8f83 5f8f8335812cab20", "t001-5e8f02 5e8f02babe9474eb", "t002-6bdc73 6bdc7352ed5868d3", "t003-26cb9d 26cb9d4ad8634dac"}},
 		{"env: Acrobot-v1\nmethod: random\ntrials: 2\nseed: 3\nparams:\n  gamma: {uniform: [0.9, 0.99]}\nmax_time: 90s\nmax_steps: 20000\n",
 			[]string{"t000-d5b2ce d5b2ce0a59b711dd", "t001-671e13 671e13447d080dc7"}},
 	} {

@@ -18,7 +18,7 @@ import (
 // keys with their defaults (per env family), meaning and ranges; a bad
 // value is refused with one line naming the key.
 func TestConfigPrintEvalKeys(t *testing.T) {
-	for env, every := range map[string]string{"CartPole-v1": "5000", "MinAtar/Breakout-v1": "100000"} {
+	for env, every := range map[string]string{"CartPole-v1": "2500", "Acrobot-v1": "5000", "MinAtar/Breakout-v1": "100000"} {
 		code, stdout, stderr := runQfleet(t, "config", "print", "--env", env)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)

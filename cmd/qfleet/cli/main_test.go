@@ -48,8 +48,8 @@ func TestDevSmoke(t *testing.T) {
 	if !strings.Contains(stdout, "CartPole-v1 seed=3:") {
 		t.Errorf("stdout lacks the result line for seed 3: %q", stdout)
 	}
-	if !strings.Contains(stderr, "net 4 → 64 → 64 → 2, MLP\n") {
-		t.Errorf("the start line does not show the network as 4 → 64 → 64 → 2, MLP:\n%s", stderr)
+	if !strings.Contains(stderr, "net 4 → 64 → 64 → 2, MLP, layer_norm\n") {
+		t.Errorf("the start line does not show the network as 4 → 64 → 64 → 2, MLP, layer_norm:\n%s", stderr)
 	}
 
 	data, err := os.ReadFile(sumPath)

@@ -59,7 +59,7 @@ func TestResumeMisfitRefusedAtStart(t *testing.T) {
 
 	code, out, took := runBinary(t, dir, args...)
 	refusedAtStart(t, code, out, took, "checkpoint "+filepath.Join("run", qfleet.RunCheckpointsDir, actors.CheckpointFile),
-		"is for Acrobot-v1 (6 → 64 → 64 → 3), this run is CartPole-v1 (4 → 64 → 64 → 2)")
+		"is for Acrobot-v1 (6 → 64 → 64 → 3, no layer_norm), this run is CartPole-v1 (4 → 64 → 64 → 2, layer_norm)")
 	for _, f := range []string{qfleet.RunConfigFile, qfleet.RunScalarsFile, qfleet.RunSummaryFile} {
 		if _, err := os.Stat(filepath.Join(dir, "run", f)); err == nil {
 			t.Errorf("the refused start wrote %s", f)

@@ -28,7 +28,7 @@ func WriteRandom(t testing.TB, dir, id string, cfg actors.Config) {
 	}
 	layers = append(layers, uint32(spec.Outputs))
 	p := nets.InitParams(spec, rand.New(rand.NewPCG(1, 2)))
-	if err := actors.WriteCheckpoint(dir, &messages.Checkpoint{Env: id, Layers: layers, Online: p, Target: p, LearnerUpdates: 1}); err != nil {
+	if err := actors.WriteCheckpoint(dir, &messages.Checkpoint{Env: id, Layers: layers, Online: p, Target: p, LearnerUpdates: 1, LayerNorm: spec.LayerNorm}); err != nil {
 		t.Fatal(err)
 	}
 }
