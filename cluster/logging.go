@@ -81,6 +81,13 @@ func (w slogWriter) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 	}
+	if level == slog.LevelError && bytes.HasPrefix(msg, []byte("Failed fallback TCP ping: timeout")) {
+		// A probe of a peer that did not answer in time, over TCP after
+		// UDP: the peer is then suspected and refutes or is declared dead
+		// by the protocol. A slow peer (a loaded host) is not an error of
+		// this node; a warning, as memberlist's other probe outcomes are.
+		level = slog.LevelWarn
+	}
 	if level < slog.LevelWarn || w.limit == nil {
 		w.l.Log(ctx, level, string(msg), "component", "memberlist")
 		return len(p), nil

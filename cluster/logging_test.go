@@ -38,3 +38,27 @@ func TestQuietHandler(t *testing.T) {
 		}
 	}
 }
+
+// memberlist's lines reach slog at their level, and a fallback ping that
+// timed out (a slow peer) is a warning, not an error; a fallback ping that
+// failed otherwise stays an error.
+func TestMemberlistLogLevels(t *testing.T) {
+	for _, c := range []struct{ line, want string }{
+		{"[ERR] memberlist: Failed fallback TCP ping: timeout 500ms: read tcp 10.0.0.1:1->10.0.0.2:7946: i/o timeout", "WARN"},
+		{"[ERR] memberlist: Failed fallback TCP ping: dial tcp 10.0.0.2:7946: connect: connection refused", "ERROR"},
+		{"[WARN] memberlist: Refuting a suspect message (from: B)", "WARN"},
+		{"[INFO] memberlist: Suspect B has failed, no acks received", "INFO"},
+		{"[DEBUG] memberlist: Stream connection from=10.0.0.2:1", ""},
+	} {
+		var buf bytes.Buffer
+		l := memberlistLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+		l.Print(c.line)
+		got := ""
+		if i := strings.Index(buf.String(), "level="); i >= 0 {
+			got = strings.Fields(buf.String()[i+len("level="):])[0]
+		}
+		if got != c.want {
+			t.Errorf("%q logged at %q, want %q (%s)", c.line, got, c.want, buf.String())
+		}
+	}
+}
