@@ -660,8 +660,18 @@ func (x *Weights) GetEnvSteps() uint64 {
 // SubscribeWeights registers a runner with the broadcaster. The broadcaster
 // sends it the newest weights, one message in flight at a time.
 type SubscribeWeights struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Runner        *ActorRef              `protobuf:"bytes,1,opt,name=runner,proto3" json:"runner,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Runner *ActorRef              `protobuf:"bytes,1,opt,name=runner,proto3" json:"runner,omitempty"`
+	// The runner's name in the run's stats ("B/runner-0"), for the
+	// broadcaster's per-runner link accounting; empty (an older runner, a
+	// tool) or unusable: the broadcaster names it by its PID.
+	RunnerName string `protobuf:"bytes,2,opt,name=runner_name,json=runnerName,proto3" json:"runner_name,omitempty"`
+	// The newest weights the runner assembled whole from chunks (zero: none),
+	// which it can decode a delta against. A runner that subscribes again
+	// still holding the version the broadcaster last delivered to it keeps
+	// it as the base of the next delta.
+	BaseVersion   uint64 `protobuf:"varint,3,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
+	BaseTerm      uint64 `protobuf:"varint,4,opt,name=base_term,json=baseTerm,proto3" json:"base_term,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -701,6 +711,27 @@ func (x *SubscribeWeights) GetRunner() *ActorRef {
 		return x.Runner
 	}
 	return nil
+}
+
+func (x *SubscribeWeights) GetRunnerName() string {
+	if x != nil {
+		return x.RunnerName
+	}
+	return ""
+}
+
+func (x *SubscribeWeights) GetBaseVersion() uint64 {
+	if x != nil {
+		return x.BaseVersion
+	}
+	return 0
+}
+
+func (x *SubscribeWeights) GetBaseTerm() uint64 {
+	if x != nil {
+		return x.BaseTerm
+	}
+	return 0
 }
 
 // WeightsAck tells the broadcaster that a runner has taken a Weights message,
@@ -2611,9 +2642,13 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x16\n" +
 	"\x06params\x18\x03 \x03(\x02R\x06params\x12'\n" +
 	"\x0flearner_updates\x18\x04 \x01(\x04R\x0elearnerUpdates\x12\x1b\n" +
-	"\tenv_steps\x18\x05 \x01(\x04R\benvSteps\"?\n" +
+	"\tenv_steps\x18\x05 \x01(\x04R\benvSteps\"\xa0\x01\n" +
 	"\x10SubscribeWeights\x12+\n" +
-	"\x06runner\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\x06runner\"g\n" +
+	"\x06runner\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\x06runner\x12\x1f\n" +
+	"\vrunner_name\x18\x02 \x01(\tR\n" +
+	"runnerName\x12!\n" +
+	"\fbase_version\x18\x03 \x01(\x04R\vbaseVersion\x12\x1b\n" +
+	"\tbase_term\x18\x04 \x01(\x04R\bbaseTerm\"g\n" +
 	"\n" +
 	"WeightsAck\x12+\n" +
 	"\x06runner\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\x06runner\x12\x18\n" +
