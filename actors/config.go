@@ -60,10 +60,12 @@ type Config struct {
 	CreditTimeout time.Duration `yaml:"credit_timeout"`                    // no credit back for this long: presume it lost in flight and restore the window
 
 	// Wire (between hosts only; local messages are never encoded)
-	WireFloat16        bool `yaml:"wire_float16"`         // observations as half floats on the wire (lossy, ~3 digits); frames and zstd are always on
-	WeightsChunkBytes  int  `yaml:"weights_chunk_bytes"`  // weights travel in chunks of this size, one in flight per runner, so credits never wait behind a big transfer
-	WeightsDelta       bool `yaml:"weights_delta"`        // send weights as a delta against the version the runner acknowledged
-	ProgressEverySteps int  `yaml:"progress_every_steps"` // env steps between progress reports to the stats actor
+	WireFloat16        bool          `yaml:"wire_float16"`                           // observations as half floats on the wire (lossy, ~3 digits); frames and zstd are always on
+	WeightsChunkBytes  int           `yaml:"weights_chunk_bytes"`                    // weights travel in chunks of this size, one in flight per runner, so credits never wait behind a big transfer
+	WeightsDelta       bool          `yaml:"weights_delta"`                          // send weights as a delta against the version the runner acknowledged
+	WeightsMaxRate     int           `yaml:"weights_max_rate" json:",omitempty"`     // bytes/s of weights the broadcaster may send each runner on another host, resends included (0: unlimited; else at least one weights chunk per 6s); a version waiting for it is replaced by a newer one
+	WeightsMinInterval time.Duration `yaml:"weights_min_interval" json:",omitempty"` // least time between the starts of two weights versions sent to a runner on another host, e.g. 250ms (0: none; at most 6s)
+	ProgressEverySteps int           `yaml:"progress_every_steps"`                   // env steps between progress reports to the stats actor
 
 	// Evaluation (the evaluator role, as Stable-Baselines3's EvalCallback)
 	EvalEvery    int     `yaml:"eval_every" json:",omitempty"`    // run env steps between evaluations of the newest weights (greedy episodes on env copies of the evaluator's own); 0: no evaluator
@@ -246,6 +248,10 @@ func (c Config) Validate() error {
 		return bad("credit_window", fmt.Sprintf("must be >= send_batch (%d)", c.SendBatch), c.CreditWindow)
 	case c.OutboxLimit < c.SendBatch:
 		return bad("outbox_limit", fmt.Sprintf("must be >= send_batch (%d)", c.SendBatch), c.OutboxLimit)
+	case c.WeightsMaxRate > 0 && c.WeightsMaxRate < minWeightsRate(c.WeightsChunkBytes):
+		return bad("weights_max_rate", fmt.Sprintf("must be 0 (unlimited) or >= %d bytes/s with weights_chunk_bytes %d: one chunk may take at most %v, "+
+			"or a runner that hears nothing for %v subscribes again; raise it or lower weights_chunk_bytes",
+			minWeightsRate(c.WeightsChunkBytes), c.WeightsChunkBytes, maxWeightsSilence, resubscribeAfter), c.WeightsMaxRate)
 	}
 	return nil
 }

@@ -67,6 +67,23 @@
 // (term, version) and loads them into its behaviour network between chunks
 // of env steps.
 //
+// # Weights bandwidth budget
+//
+// Config.WeightsMaxRate and WeightsMinInterval cap what weights cost each
+// runner on another host (weightsbudget.go): bytes are paid after they are
+// sent (the link's clock moves on by bytes/rate from when they went, so over
+// any window the bytes stay within rate·window plus one chunk, resends
+// included), and a version starts no sooner than the interval after the
+// previous one started. Whatever waits is chosen when the budget allows it,
+// so a version that waited is replaced by a newer one. A runner on the
+// broadcaster's node gets the Weights in memory and no budget. The budget
+// never holds a runner silent for as long as its resubscribe window
+// (Validate refuses such keys), and a runner that subscribes again keeps
+// its budget, and its delta base when it still holds that version. The
+// broadcaster and the replay book each runner's link (links.go): bytes and
+// bytes/s each way, the version it has whole and its lag, in its
+// RunnerStatus on their node.
+//
 // Delivery between actors is at most once (protoactor drops what was queued
 // on a broken stream): everything that must arrive is acknowledged by its
 // receiver — credits for experience, acks for weights — and a runner that

@@ -56,6 +56,8 @@ type Metrics struct {
 	envStepsBase uint64 // the run's env steps before this process (resume)
 	status       RunStatus
 	evals        evalLog // the evaluations taken, for the scalars file
+
+	links linkBook // each runner's link, where the broadcaster and the replay count it (links.go; a lock of its own)
 }
 
 // RunStatus is the run-level view the command prints and summarises.
@@ -120,10 +122,25 @@ type RunnerStatus struct {
 	ExperienceSent    uint64  `json:"experience_sent"`
 	ExperienceDropped uint64  `json:"experience_dropped"`
 	ExperienceLost    uint64  `json:"experience_lost"`
+	// The runner's link as this node counts it (links.go): the weights the
+	// broadcaster here sent it and the experience the replay here received
+	// from it, in bytes and bytes/s over the last ~10 s, and the version it
+	// has whole. Where the broadcaster is, the weights lag fields are the
+	// broadcaster's count: behind the newest published.
+	WeightsBytesSent        uint64  `json:"weights_bytes_sent"`
+	WeightsBytesPerS        float64 `json:"weights_bytes_per_s"`
+	ExperienceBytesReceived uint64  `json:"experience_bytes_received"`
+	ExperienceBytesPerS     float64 `json:"experience_bytes_per_s"`
+	WeightsAckedTerm        uint64  `json:"weights_acked_term"`
+	WeightsAckedPublication uint64  `json:"weights_acked_publication"`
 	// ExperienceReceived: transitions of this runner the replay got
 	// (inserted or rejected), when the replay is on this node.
 	ExperienceReceived uint64    `json:"experience_received"`
 	LastReport         time.Time `json:"last_report"`
+	// The weights lag as the runner's own node sees it: publications behind
+	// the newest it heard of, and seconds since it first heard of a newer.
+	WeightsLagPublications uint64  `json:"weights_lag_publications"`
+	WeightsLagSeconds      float64 `json:"weights_lag_seconds"`
 }
 
 // NewMetrics registers every qfleet metric in a fresh registry.

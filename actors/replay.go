@@ -50,6 +50,9 @@ type replay struct {
 	writing  bool           // a snapshot is on its way to disk
 	writes   sync.WaitGroup // that write's goroutine
 	stopTick scheduler.CancelFunc
+	// stopLinks ends the ticks that publish the runners' link rates,
+	// started by the first experience from another host (links.go).
+	stopLinks scheduler.CancelFunc
 }
 
 // SnapshotSpec configures the replay's snapshots. A replay that restarts
@@ -68,6 +71,9 @@ func (s SnapshotSpec) enabled() bool { return s.Dir != "" && s.Every > 0 }
 
 // replayTick asks the replay for a periodic snapshot.
 type replayTick struct{}
+
+// replayLinksTick asks the replay to publish the runners' link rates.
+type replayLinksTick struct{}
 
 // snapshotWritten reports a snapshot write that ran off the actor.
 type snapshotWritten struct {
@@ -151,9 +157,14 @@ func (r *replay) Receive(ctx actor.Context) {
 		} else {
 			r.log.Info("replay snapshot written", "transitions", msg.size, "pause", msg.pause, "write", msg.took)
 		}
+	case *replayLinksTick:
+		r.metrics.publishLinks(time.Now())
 	case *actor.Stopping:
 		if r.stopTick != nil {
 			r.stopTick()
+		}
+		if r.stopLinks != nil {
+			r.stopLinks()
 		}
 		if r.snap.enabled() {
 			// A clean shutdown leaves the newest contents on disk, after any
@@ -171,7 +182,14 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.insert(ctx, msg)
 		r.serve(ctx)
 	case *messages.PackedExperience:
-		r.metrics.WireBytes.WithLabelValues("experience", "received").Add(float64(proto.Size(msg)))
+		n := proto.Size(msg)
+		r.metrics.WireBytes.WithLabelValues("experience", "received").Add(float64(n))
+		if r.stopLinks == nil {
+			r.stopLinks = scheduler.NewTimerScheduler(ctx).SendRepeatedly(time.Second, time.Second, ctx.Self(), &replayLinksTick{})
+		}
+		if validLinkName(msg.GetRunner()) {
+			r.metrics.linkExperienceReceived(msg.GetRunner(), n, time.Now())
+		}
 		if limit := r.maxBatch(); msg.GetCount() > limit {
 			// No runner sends more than its credit window at once: a claim
 			// beyond it would only make the decoder inflate a few bytes of

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/actors/lograte"
@@ -64,7 +65,23 @@ func (c *WeightsClient) Subscribe(ctx Outbound) {
 		return
 	}
 	c.subscribedTo, c.subscribedAt, c.awaiting = b.String(), now, true
-	ctx.Send(b, &messages.SubscribeWeights{Runner: RefOf(ctx.Self())})
+	sub := &messages.SubscribeWeights{Runner: RefOf(ctx.Self()), RunnerName: subscriberName(ctx)}
+	if last := c.assembler.Last(); last != nil {
+		sub.BaseVersion, sub.BaseTerm = last.GetVersion(), last.GetTerm()
+	}
+	ctx.Send(b, sub)
+}
+
+// subscriberName is the name the subscribing actor goes by in the run's
+// stats, when it has one (a runner, the evaluator), for the broadcaster's
+// link books.
+func subscriberName(ctx Outbound) string {
+	if c, ok := ctx.(interface{ Actor() actor.Actor }); ok {
+		if n, ok := c.Actor().(interface{ subscriberName() string }); ok {
+			return n.subscriberName()
+		}
+	}
+	return ""
 }
 
 // LinkLost subscribes again at once when the broken stream was the one to
