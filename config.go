@@ -81,6 +81,28 @@ const (
 // once they are asked for, a memory budget of 80% of the machine's, and a
 // cluster node with every training role on the wan profile.
 func DefaultConfig(env string) Config {
+	return DefaultConfigForProfile(env, cluster.ProfileWAN)
+}
+
+// DefaultConfigForProfile is DefaultConfig for a node on a cluster profile
+// (local, lan, wan): the profile's weights bandwidth budget
+// (weights_max_rate, weights_min_interval) in place of wan's. A config file
+// read over it overrides them as any default. An unknown profile keeps the
+// budget off; the node refuses the profile itself.
+func DefaultConfigForProfile(env, profile string) Config {
+	cf := defaultConfig(env)
+	cf.Profile = profile
+	if rate, interval, ok := profileWeightsBudget(profile); ok {
+		cf.WeightsMaxRate, cf.WeightsMinInterval = rate, interval
+	}
+	return cf
+}
+
+// profileWeightsBudget is cluster.WeightsBudget (a variable for tests: every
+// profile's budget is off today).
+var profileWeightsBudget = cluster.WeightsBudget
+
+func defaultConfig(env string) Config {
 	return Config{
 		RunOptions: RunOptions{
 			Env: env, Seed: DefaultSeed, MaxSteps: DefaultMaxSteps, MaxTime: "0s", Progress: "0s", StopOn: StopOnMean100,

@@ -41,6 +41,13 @@ type profile struct {
 	// bound is the worst detection time measured for this profile with
 	// headroom for a loaded machine (README.md); FailureDetectionBound.
 	bound time.Duration
+
+	// The weights bandwidth budget a node on this profile starts from
+	// (actors.Config weights_max_rate and weights_min_interval; a config
+	// file or a flag overrides them): 0 and 0, unlimited, on every profile
+	// until a benchmark chooses better.
+	weightsMaxRate     int
+	weightsMinInterval time.Duration
 }
 
 var profiles = map[string]profile{
@@ -61,6 +68,9 @@ var profiles = map[string]profile{
 		deadGossipTime:   5 * time.Second,
 		rejoinInterval:   time.Second,
 		bound:            2 * time.Second,
+
+		weightsMaxRate:     0,
+		weightsMinInterval: 0,
 	},
 	// One data centre: RTT well under 50 ms. Suspicion 1.5 s, at most 4.5 s
 	// when no other member confirms. Expected ≈ 0.5 + 0.5 + 1.5 s.
@@ -78,6 +88,9 @@ var profiles = map[string]profile{
 		deadGossipTime:   15 * time.Second,
 		rejoinInterval:   5 * time.Second,
 		bound:            6 * time.Second,
+
+		weightsMaxRate:     0,
+		weightsMinInterval: 0,
 	},
 	// Across the Internet, possibly over a saturated 2 Mbit/s link: a 600 ms
 	// direct-ping timeout covers intercontinental RTTs (≤ 300 ms) plus
@@ -104,7 +117,18 @@ var profiles = map[string]profile{
 		deadGossipTime:   30 * time.Second,
 		rejoinInterval:   10 * time.Second,
 		bound:            10 * time.Second,
+
+		weightsMaxRate:     0,
+		weightsMinInterval: 0,
 	},
+}
+
+// WeightsBudget is the weights bandwidth budget a node on profile starts
+// from: weights_max_rate (bytes/s per runner link, 0: unlimited) and
+// weights_min_interval (0: none). ok is false for an unknown profile.
+func WeightsBudget(profile string) (maxRate int, minInterval time.Duration, ok bool) {
+	p, ok := profiles[profile]
+	return p.weightsMaxRate, p.weightsMinInterval, ok
 }
 
 // apply sets the profile's timings on a memberlist config.

@@ -260,6 +260,10 @@ func trialKey(cf qfleet.Config, maxTime time.Duration) (string, error) {
 	if cf.StopOn == qfleet.StopOnMean100 {
 		cf.StopOn = ""
 	}
+	// The weights budget likewise, whatever its value: a trial runs as
+	// 'qfleet dev', whose runners are all on the broadcaster's node, where
+	// the budget never applies.
+	cf.WeightsMaxRate, cf.WeightsMinInterval = 0, 0
 	b, err := json.Marshal(struct {
 		Config  qfleet.Config
 		MaxTime time.Duration

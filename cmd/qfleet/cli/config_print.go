@@ -10,14 +10,16 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/cluster"
 	"github.com/qfleet/qfleet/envs"
 )
 
-const configHelp = `Usage: qfleet config print [--env ID] [--config FILE] [--env-command CMD | --env-address HOST:PORT]
+const configHelp = `Usage: qfleet config print [--env ID] [--config FILE] [--profile P] [--env-command CMD | --env-address HOST:PORT]
 
 Prints the full effective config of a run as YAML: the run options and every
 hyper-parameter of actors.Config, with the defaults for the env (--env, else
-the env of --config FILE, else CartPole-v1), then FILE's settings over them,
+the env of --config FILE, else CartPole-v1) and the cluster profile (--profile,
+else FILE's, else wan: its weights budget), then FILE's settings over them,
 each with a comment saying what it does. The output is a valid --config file:
 
   qfleet config print --env Acrobot-v1 > acrobot.yaml   # edit, then
@@ -58,8 +60,20 @@ func runConfigPrint(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(tf.cfgPath, "config", "", "YAML config `file` to apply over the env's defaults")
 	fs.StringVar(tf.envCommand, "env-command", "", "your own env's `program` (as 'qfleet dev --env-command'): its handshake fills in env_spec")
 	fs.StringVar(tf.envAddress, "env-address", "", "your own env's server at `host:port` (as 'qfleet dev --env-address')")
+	profile := fs.String("profile", cluster.ProfileWAN, "cluster `profile` whose defaults to print (local, lan, wan), as 'qfleet node --profile'; default: the config file's, else wan")
 	if err := parseFlags(fs, configHelp, args, stdout, stderr); err != nil {
 		return err
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "profile" })
+	if given {
+		if _, _, ok := cluster.WeightsBudget(*profile); !ok {
+			return usageError{fmt.Errorf("--profile %q: want %s, %s or %s", *profile, cluster.ProfileLocal, cluster.ProfileLAN, cluster.ProfileWAN)}
+		}
+		// The node's flag too: the printed profile key, over the file's.
+		if err := flags.Set("profile", *profile); err != nil {
+			return usageError{err}
+		}
 	}
 	t, err := tf.resolve(fs, nil)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/cluster"
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/internal/console"
 )
@@ -95,39 +96,53 @@ func addTrainFlags(fs *flag.FlagSet) *trainFlags {
 	}
 }
 
-// envOf is the env of the run before the rest is resolved: the --env flag,
-// else the config file's env key, else CartPole-v1.
-func (tf *trainFlags) envOf(fs *flag.FlagSet) (string, error) {
-	id := qfleet.DefaultEnv
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "env" })
-	if given {
-		return *tf.envID, nil
+// defaultsOf are the env and the cluster profile of the run before the
+// rest is resolved, for the defaults they decide: each its flag when given
+// (fs has no profile flag in 'qfleet dev'), else the config file's key,
+// else CartPole-v1 and wan.
+func (tf *trainFlags) defaultsOf(fs *flag.FlagSet) (env, profile string, err error) {
+	env, profile = qfleet.DefaultEnv, cluster.ProfileWAN
+	var file struct {
+		Env     string `yaml:"env"`
+		Profile string `yaml:"profile"`
 	}
 	if *tf.cfgPath != "" {
-		var only struct {
-			Env string `yaml:"env"`
-		}
 		data, err := os.ReadFile(*tf.cfgPath)
 		if err != nil {
-			return "", usageError{fmt.Errorf("config %s: %w", *tf.cfgPath, err)}
+			return "", "", usageError{fmt.Errorf("config %s: %w", *tf.cfgPath, err)}
 		}
-		if yaml.Unmarshal(data, &only) == nil && only.Env != "" {
-			id = only.Env
+		if yaml.Unmarshal(data, &file) != nil {
+			file.Env, file.Profile = "", "" // a broken file is LoadConfig's to report
 		}
 	}
-	return id, nil
+	if file.Env != "" {
+		env = file.Env
+	}
+	if file.Profile != "" {
+		profile = file.Profile
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "env":
+			env = *tf.envID
+		case "profile":
+			profile = f.Value.String()
+		}
+	})
+	return env, profile, nil
 }
 
 // resolve is the run the flags and the config file ask for: the defaults
-// for the env, then the file, then the flags given on the command line.
+// for the env (and the cluster profile: its weights budget), then the
+// file, then the flags given on the command line.
 func (tf *trainFlags) resolve(fs *flag.FlagSet, command []string) (*qfleet.Run, error) {
-	// The defaults depend on the env, named by the flag or else the file.
-	envID, err := tf.envOf(fs)
+	// The defaults depend on the env and the profile, named by the flags or
+	// else the file.
+	envID, profile, err := tf.defaultsOf(fs)
 	if err != nil {
 		return nil, err
 	}
-	cf := qfleet.DefaultConfig(envID)
+	cf := qfleet.DefaultConfigForProfile(envID, profile)
 	if *tf.cfgPath != "" {
 		if err := qfleet.LoadConfig(*tf.cfgPath, &cf); err != nil {
 			return nil, usageError{err}
