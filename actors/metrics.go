@@ -2,6 +2,7 @@ package actors
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,14 +17,15 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	EnvSteps          prometheus.Counter
-	Episodes          prometheus.Counter
-	Mean100           prometheus.Gauge
-	Mean100All        prometheus.Gauge
-	ReplaySize        prometheus.Gauge
-	ReplayInserted    prometheus.Counter
-	ExperienceDropped prometheus.Counter
-	ExperienceLost    prometheus.Gauge // a gauge: a late batch moves its part of a gap back to inserted
+	EnvSteps prometheus.Counter
+	Episodes prometheus.Counter
+	// The means are vectors without labels: absent until an episode ends
+	// (a 0 would read as a return of 0).
+	Mean100, Mean100All *prometheus.GaugeVec
+	ReplaySize          prometheus.Gauge
+	ReplayInserted      prometheus.Counter
+	ExperienceDropped   prometheus.Counter
+	ExperienceLost      prometheus.Gauge // a gauge: a late batch moves its part of a gap back to inserted
 	// ExperienceLostDeparted follows RunStatus.ExperienceLostDeparted.
 	ExperienceLostDeparted prometheus.Gauge
 	ExperienceRejected     prometheus.Counter
@@ -51,6 +53,10 @@ type Metrics struct {
 	// LocalRunnerSteps counts the env steps of this node's runners (the
 	// run-wide count lives with the stats on the learner's node).
 	LocalRunnerSteps atomic.Uint64
+	// local is what this node's runners did, for a node without the
+	// learner to show its own (nodeview.go).
+	local localView
+	roles map[string]bool // the roles whose metrics are registered
 
 	mu           sync.Mutex
 	envStepsBase uint64 // the run's env steps before this process (resume)
@@ -143,50 +149,71 @@ type RunnerStatus struct {
 	WeightsLagSeconds      float64 `json:"weights_lag_seconds"`
 }
 
-// NewMetrics registers every qfleet metric in a fresh registry.
-func NewMetrics() *Metrics {
+// NewMetrics registers every qfleet metric, as on a node with every role,
+// in a fresh registry: for tests and benchmarks. A node uses NewNodeMetrics.
+func NewMetrics() *Metrics { return NewNodeMetrics(KnownRoles()...) }
+
+// NewNodeMetrics makes a node's metrics in a fresh registry and registers
+// those of its roles only: a runner-only node exports no learner or replay
+// metric (a 0 there would read as a stalled learner), and metrics of its
+// own runners instead (the run-wide counts are kept by the stats, on the
+// learner's node). Every field is made, registered or not, so that code
+// can set it whatever the node's roles.
+func NewNodeMetrics(roles ...string) *Metrics {
 	r := prometheus.NewRegistry()
-	f := func(c prometheus.Collector) { r.MustRegister(c) }
-	counter := func(name, help string) prometheus.Counter {
+	m := &Metrics{Registry: r, roles: map[string]bool{}}
+	for _, role := range roles {
+		m.roles[role] = true
+	}
+	// f registers c when the node has one of roles (any node for none).
+	f := func(c prometheus.Collector, roles ...string) {
+		if len(roles) == 0 || slices.ContainsFunc(roles, m.Has) {
+			r.MustRegister(c)
+		}
+	}
+	counter := func(name, help string, roles ...string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-		f(c)
+		f(c, roles...)
 		return c
 	}
-	gauge := func(name, help string) prometheus.Gauge {
+	gauge := func(name, help string, roles ...string) prometheus.Gauge {
 		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-		f(g)
+		f(g, roles...)
 		return g
 	}
-	m := &Metrics{Registry: r}
-	m.EnvSteps = counter("qfleet_env_steps_total", "Env steps taken by all runners.")
-	m.Episodes = counter("qfleet_episodes_total", "Episodes finished by all runners.")
-	m.Mean100 = gauge("qfleet_episode_return_mean100", "Mean return of the last 100 episodes played at epsilon <= 0.05.")
-	m.Mean100All = gauge("qfleet_episode_return_mean100_all", "Mean return of the last 100 episodes of any runner.")
-	m.ReplaySize = gauge("qfleet_replay_size", "Transitions held by the replay table.")
-	m.ReplayInserted = counter("qfleet_replay_inserted_total", "Transitions inserted into the replay table.")
-	m.ExperienceDropped = counter("qfleet_experience_dropped_total", "Transitions dropped (counted) before reaching the replay.")
-	m.ExperienceLost = gauge("qfleet_experience_lost", "Transitions sent by runners that never reached the replay (gaps the replay counted; a late batch takes its part back, so it can fall).")
-	m.ExperienceLostDeparted = gauge("qfleet_experience_lost_departed", "Transitions sent by runners whose node is gone that were in flight when it went (settled where the replay is; a late batch takes its part back).")
-	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.")
-	m.ExperienceDuplicates = counter("qfleet_experience_duplicates_total", "Transitions the replay refused as already received (replayed messages).")
-	m.CheckpointFailures = counter("qfleet_checkpoint_failures_total", "Learner checkpoints and replay snapshots that could not be written; the previous ones stay.")
-	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.")
-	m.LearnerLoss = gauge("qfleet_learner_loss", "Huber TD loss of the learner's last update.")
-	m.WeightsTerm = gauge("qfleet_weights_term", "Learner term of the weights version: published (learner node) or acted on (runner node); one up per learner start or resume.")
-	m.WeightsPublication = gauge("qfleet_weights_publication", "Publication count within the term of the weights version: published (learner node) or acted on (runner node).")
+	gaugeVec := func(name, help string, roles ...string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, nil)
+		f(g, roles...)
+		return g
+	}
+	const learner, replay, runner = RoleLearner, RoleReplay, RoleRunner
+	// The stats (the run's env steps, episodes and returns), the learner's
+	// counts and the evaluations it takes live on the learner's node.
+	m.EnvSteps = counter("qfleet_env_steps_total", "Env steps taken by all runners.", learner)
+	m.Episodes = counter("qfleet_episodes_total", "Episodes finished by all runners.", learner)
+	m.Mean100 = gaugeVec("qfleet_episode_return_mean100", "Mean return of the last 100 episodes played at epsilon <= 0.05; absent before the first.", learner)
+	m.Mean100All = gaugeVec("qfleet_episode_return_mean100_all", "Mean return of the last 100 episodes of any runner; absent before the first.", learner)
+	m.ReplaySize = gauge("qfleet_replay_size", "Transitions held by the replay table.", replay)
+	m.ReplayInserted = counter("qfleet_replay_inserted_total", "Transitions inserted into the replay table.", replay)
+	m.ExperienceDropped = counter("qfleet_experience_dropped_total", "Transitions dropped (counted) before reaching the replay.", runner)
+	m.ExperienceLost = gauge("qfleet_experience_lost", "Transitions sent by runners that never reached the replay (gaps the replay counted; a late batch takes its part back, so it can fall).", replay)
+	m.ExperienceLostDeparted = gauge("qfleet_experience_lost_departed", "Transitions sent by runners whose node is gone that were in flight when it went (settled where the replay is; a late batch takes its part back).", replay)
+	m.ExperienceRejected = counter("qfleet_experience_rejected_total", "Transitions the replay refused as malformed.", replay)
+	m.ExperienceDuplicates = counter("qfleet_experience_duplicates_total", "Transitions the replay refused as already received (replayed messages).", replay)
+	m.CheckpointFailures = counter("qfleet_checkpoint_failures_total", "Learner checkpoints and replay snapshots that could not be written; the previous ones stay.", learner, replay)
+	m.LearnerUpdates = counter("qfleet_learner_updates_total", "Gradient updates done by the learner.", learner)
+	m.LearnerLoss = gauge("qfleet_learner_loss", "Huber TD loss of the learner's last update.", learner)
+	m.WeightsTerm = gauge("qfleet_weights_term", "Learner term of the weights version: published (learner node) or acted on (runner node); one up per learner start or resume.", learner, runner)
+	m.WeightsPublication = gauge("qfleet_weights_publication", "Publication count within the term of the weights version: published (learner node) or acted on (runner node).", learner, runner)
 	m.ClusterMembers = gauge("qfleet_cluster_members", "Live cluster members, this node included.")
 	m.WireBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qfleet_wire_bytes_total", Help: "Bytes on the wire per flow and direction."}, []string{"flow", "direction"})
 	f(m.WireBytes)
-	gaugeVec := func(name, help string) *prometheus.GaugeVec {
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, nil)
-		f(g)
-		return g
-	}
-	m.EvalMean = gaugeVec("qfleet_eval_mean_return", "Mean return of the last evaluation's episodes (the evaluator role); absent before the first.")
-	m.EvalStd = gaugeVec("qfleet_eval_std_return", "Standard deviation of the last evaluation's returns; absent before the first.")
-	m.BestEvalMean = gaugeVec("qfleet_best_eval_mean_return", "Mean return of the best evaluation, whose weights the learner keeps (best.ckpt); absent before the first.")
+	m.EvalMean = gaugeVec("qfleet_eval_mean_return", "Mean return of the last evaluation's episodes (the evaluator role); absent before the first.", learner)
+	m.EvalStd = gaugeVec("qfleet_eval_std_return", "Standard deviation of the last evaluation's returns; absent before the first.", learner)
+	m.BestEvalMean = gaugeVec("qfleet_best_eval_mean_return", "Mean return of the best evaluation, whose weights the learner keeps (best.ckpt); absent before the first.", learner)
 	m.RoleRestarts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qfleet_role_restarts_total", Help: "Restarts of role actors by their node supervisor."}, []string{"role"})
 	f(m.RoleRestarts)
+	m.local.register(m, func(c prometheus.Collector) { f(c, runner) })
 	m.ClusterMembers.Set(1)
 	m.status.Mean100 = math.NaN()
 	m.status.Mean100All = math.NaN()
@@ -194,6 +221,9 @@ func NewMetrics() *Metrics {
 	m.status.Restarts = map[string]int{}
 	return m
 }
+
+// Has says whether the node has role (its metrics are registered).
+func (m *Metrics) Has(role string) bool { return m.roles[role] }
 
 // setWeightsVersion sets the two weights gauges from a full version
 // (versionOf(term, count)).
@@ -219,10 +249,14 @@ func WeightsLag(published, acted uint64) (uint64, bool) {
 	return p - a, true
 }
 
-// NodeStatus is the run status as this node shows it: a runner-only node
-// has no stats actor, so its env steps are its own runners'.
+// NodeStatus is the run status as this node shows it: a node with runners
+// and without the learner has no stats actor, so its counts, returns and
+// runners are its own runners' (runnerView).
 func (m *Metrics) NodeStatus() RunStatus {
 	st := m.Status()
+	if m.Has(RoleRunner) && !m.Has(RoleLearner) {
+		return m.runnerView(st)
+	}
 	st.EnvSteps = max(st.EnvSteps, m.LocalRunnerSteps.Load())
 	return st
 }

@@ -150,7 +150,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 	if dir == nil {
 		dir = LocalDirectory{Address: sys.Address()}
 	}
-	d := &Node{System: sys, Metrics: NewMetrics(), Net: net, Started: time.Now(), Roles: o.Roles, done: make(chan struct{})}
+	d := &Node{System: sys, Metrics: NewNodeMetrics(o.Roles...), Net: net, Started: time.Now(), Roles: o.Roles, done: make(chan struct{})}
 	var roles []role
 	if has[RoleLearner] {
 		roles = append(roles, role{"stats", newStats(o.Stop, d.Metrics, log, func() { close(d.done) })})

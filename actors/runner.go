@@ -76,6 +76,7 @@ type runner struct {
 	linkSub  *eventstream.Subscription // lost links to other nodes (linkLost)
 
 	steps, reported uint64 // env steps taken; steps already reported to the stats
+	episodes        uint64 // episodes finished (this node's view)
 	// The run's env steps as of the newest weights, and ours at that moment:
 	// the ε schedule follows the whole cluster's steps.
 	runStepsAtWeights, ownStepsAtWeights uint64
@@ -93,6 +94,7 @@ type runnerAccounting struct {
 	// RunnerLadder message places it in the cluster's ladder. Its N envs
 	// take the rungs ladderIndex·N+i of ladderCount·N (envSlot.epsEnd).
 	ladderIndex, ladderCount int
+	reportedSent             uint64 // Sent already added to this node's runner metrics
 }
 
 // RunnerLadder tells a runner its rung in the Ape-X ε ladder: Index of Count
@@ -456,6 +458,15 @@ func (r *runner) prioritize(b *messages.ExperienceBatch) {
 func (r *runner) report(ctx actor.Context) {
 	r.metrics.LocalRunnerSteps.Add(r.steps - r.reportedLocal)
 	r.reportedLocal = r.steps
+	now := time.Now()
+	lagPubs, lagSecs := r.weights.Lag(now)
+	r.metrics.localRunner(r.spec.Name, RunnerStatus{
+		EnvSteps: r.steps, Episodes: r.episodes, WeightsVersion: r.version().Version, WeightsTerm: r.version().Term,
+		Epsilon: r.epsilon(), ExperienceSent: r.Sent, ExperienceDropped: r.Dropped, LastReport: now,
+		LadderIndex: r.ladderIndex, LadderCount: r.ladderCount, LadderEpsilon: r.ladderEnd(),
+		WeightsLagPublications: lagPubs, WeightsLagSeconds: lagSecs,
+	}, r.Sent-r.reportedSent)
+	r.reportedSent = r.Sent
 	stats := r.dir.Stats()
 	if stats == nil {
 		return // reported once the stats are reachable: the deltas add up

@@ -170,5 +170,7 @@ func (r *runner) episodeEnd(ctx actor.Context, s *envSlot, terminated, truncated
 			WeightsVersion: r.version().Version, Truncated: truncated && !terminated, RunnerEnvSteps: r.steps,
 		})
 	}
+	r.episodes++
+	r.metrics.localEpisode(s.ret, s.maxEps)
 	s.ret, s.length, s.maxEps = 0, 0, 0
 }

@@ -181,9 +181,9 @@ func (s *stats) episode(e *messages.EpisodeStats) {
 	mean, meanAll := s.greedy.mean(), s.all.mean()
 	s.metrics.Episodes.Inc()
 	if !math.IsNaN(mean) {
-		s.metrics.Mean100.Set(mean)
+		s.metrics.Mean100.WithLabelValues().Set(mean)
 	}
-	s.metrics.Mean100All.Set(meanAll)
+	s.metrics.Mean100All.WithLabelValues().Set(meanAll)
 	s.metrics.update(func(st *RunStatus) {
 		st.Episodes++
 		st.Mean100, st.Mean100Count, st.Mean100All = mean, s.greedy.n, meanAll

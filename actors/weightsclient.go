@@ -29,7 +29,11 @@ type WeightsClient struct {
 	// network; on an error they are refused and the acting ones stay.
 	apply func(*messages.Weights) error
 
-	acting       wire.Version // of the weights acting; zero before the first arrive
+	acting wire.Version // of the weights acting; zero before the first arrive
+	// newest is the newest version heard of (a chunk of it came), and
+	// newerSince when it first was newer than the acting one: the lag.
+	newest       wire.Version
+	newerSince   time.Time
 	assembler    wire.WeightsAssembler
 	subscribedTo string // broadcaster PID we subscribed to
 	heardFrom    time.Time
@@ -113,6 +117,7 @@ func (c *WeightsClient) Acting() wire.Version { return c.acting }
 func (c *WeightsClient) Chunk(ctx Outbound, msg *messages.WeightsChunk) {
 	c.heardFrom, c.awaiting = time.Now(), false
 	c.metrics.WireBytes.WithLabelValues("weights", "received").Add(float64(proto.Size(msg)))
+	c.heard(wire.Version{Version: msg.GetVersion(), Term: msg.GetTerm()}, c.heardFrom)
 	var w *messages.Weights
 	var err error
 	if int(msg.GetNumParams()) == c.numParams {
@@ -156,5 +161,27 @@ func (c *WeightsClient) take(w *messages.Weights) {
 		return
 	}
 	c.acting = k
+	c.heard(k, time.Now())
 	c.metrics.setWeightsVersion(k.Version) // on a runner node: the version acted on
+}
+
+// heard notes that version v exists (a chunk of it came, or it was taken).
+func (c *WeightsClient) heard(v wire.Version, now time.Time) {
+	if v.NewerThan(c.newest) {
+		c.newest = v
+	}
+	switch {
+	case !c.newest.NewerThan(c.acting):
+		c.newerSince = time.Time{}
+	case c.newerSince.IsZero():
+		c.newerSince = now
+	}
+}
+
+// Lag is how far the acting weights are behind the newest this runner has
+// heard of: in publications (0 across learner terms, which do not
+// compare) and in seconds since it first heard of a newer one.
+func (c *WeightsClient) Lag(now time.Time) (publications uint64, seconds float64) {
+	pubs, _ := WeightsLag(c.newest.Version, c.acting.Version)
+	return pubs, sinceOrZero(c.newerSince, now)
 }

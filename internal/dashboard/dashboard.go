@@ -52,6 +52,10 @@ type sample struct {
 	EnvStepsPerS *float64 `json:"env_steps_per_s"`
 	UpdatesPerS  *float64 `json:"updates_per_s"`
 	ReplaySize   int      `json:"replay_size"`
+	// This node's link use, every flow together: bytes/s sent and received
+	// (null for the first sample).
+	LinkOutPerS *float64 `json:"link_out_per_s"`
+	LinkInPerS  *float64 `json:"link_in_per_s"`
 }
 
 // history is a fixed ring of samples; safe for concurrent use.
@@ -99,8 +103,9 @@ type sampler struct {
 	resumed bool // a resumed learner's count jumps to the checkpoint's once
 	started time.Time
 
-	lastAt         time.Time
-	steps, updates uint64
+	lastAt          time.Time
+	steps, updates  uint64
+	wireOut, wireIn float64
 }
 
 func (s *sampler) take(now time.Time) sample {
@@ -117,7 +122,11 @@ func (s *sampler) take(now time.Time) sample {
 			smp.UpdatesPerS = defined(float64(st.LearnerUpdates-min(s.updates, st.LearnerUpdates)) / dt)
 		}
 	}
-	s.lastAt, s.steps, s.updates = now, st.EnvSteps, st.LearnerUpdates
+	out, in := s.m.WireTotals()
+	if dt := now.Sub(s.lastAt).Seconds(); !s.lastAt.IsZero() && dt > 0 {
+		smp.LinkOutPerS, smp.LinkInPerS = defined((out-s.wireOut)/dt), defined((in-s.wireIn)/dt)
+	}
+	s.lastAt, s.steps, s.updates, s.wireOut, s.wireIn = now, st.EnvSteps, st.LearnerUpdates, out, in
 	return smp
 }
 

@@ -184,7 +184,7 @@ func TestDashboardRunnerLags(t *testing.T) {
 		"b": {WeightsVersion: term2 | 51}, // reported after a publication the learner's status has not shown yet
 		"c": {WeightsVersion: term1 | 900},
 	}}
-	got := runnerLags(st)
+	got := runnerLags(st, true)
 	if len(got) != 2 || got["a"] != 3 || got["b"] != 0 {
 		t.Errorf("runnerLags = %v, want a:3 b:0 and no c (another term)", got)
 	}

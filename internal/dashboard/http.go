@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"sync"
 	"time"
 
@@ -148,29 +149,8 @@ func newHTTPHandler(v httpView) http.Handler {
 	m := v.metrics
 	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{m.Registry, processGatherer()}, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		st := m.Status()
-		members := v.members()
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"node": v.node, "roles": v.roles, "members": LiveNames(members),
-			"uptime_seconds": time.Since(v.started).Seconds(), "weights_version": st.WeightsVersion,
-			"counters": map[string]any{
-				"env_steps": st.EnvSteps, "episodes": st.Episodes, "learner_updates": st.LearnerUpdates,
-				"experience_rejected": st.ExperienceRejected, "experience_sent": st.ExperienceSent,
-				"experience_dropped": st.ExperienceDropped, "experience_lost": st.ExperienceLost,
-				"experience_lost_departed": st.ExperienceLostDeparted,
-				"replay_inserted":          st.ReplayInserted, "replay_size": st.ReplaySize,
-			},
-			"runners":          st.Runners,
-			"departed_runners": st.Departed, // runners of nodes gossip declared gone: when, why, their last counts
-			"mean_return_100":  actors.Finite(st.Mean100), "mean_return_100_episodes": st.Mean100Count,
-			"mean_return_100_all": actors.Finite(st.Mean100All), "solved": st.Solved,
-			// For the dashboard; the fields above stay as tools read them.
-			"member_info": members, "weights_lag": runnerLags(st),
-			"restarts": st.Restarts, "stopped_roles": st.StoppedRoles, "run": v.run,
-			// Evaluations (the evaluator role): null until the first.
-			"evaluations": st.Evaluations, "last_eval": st.LastEval, "best_eval": st.BestEval,
-		})
+		_ = json.NewEncoder(w).Encode(statusOf(v, m.NodeStatus()))
 	})
 	serveDashboard(mux, v.history, v.started)
 	top := http.NewServeMux()
@@ -181,13 +161,57 @@ func newHTTPHandler(v httpView) http.Handler {
 	return top
 }
 
-// runnerLags is each runner's weights lag (actors.WeightsLag: publications behind
-// the learner's published version, as of its last report); runners whose
-// version is of another learner term are left out: they do not compare.
-func runnerLags(st actors.RunStatus) map[string]uint64 {
+// statusOf is /status: the node, its members, and the counts of the roles it
+// has, none of the others' (a learner count of 0 on a runner's node would
+// read as a stalled learner). On a node with runners and no learner, the
+// counts, returns and runners are its own runners' (actors.Metrics.NodeStatus).
+func statusOf(v httpView, st actors.RunStatus) map[string]any {
+	has := func(role string) bool { return slices.Contains(v.roles, role) }
+	learner, runner, replay := has(actors.RoleLearner), has(actors.RoleRunner), has(actors.RoleReplay)
+	out := map[string]any{
+		"node": v.node, "roles": v.roles, "members": LiveNames(v.members()),
+		"uptime_seconds": time.Since(v.started).Seconds(),
+		"member_info":    v.members(), "restarts": st.Restarts, "stopped_roles": st.StoppedRoles, "run": v.run,
+	}
+	counters := map[string]any{}
+	if learner || runner {
+		// The run's (learner) or this node's runners' (runner only).
+		counters["env_steps"], counters["episodes"] = st.EnvSteps, st.Episodes
+		counters["experience_sent"], counters["experience_dropped"] = st.ExperienceSent, st.ExperienceDropped
+		out["runners"] = st.Runners
+		out["mean_return_100_episodes"] = st.Mean100Count
+		// null until an episode (at ε ≤ 0.05 for mean_return_100) ended
+		out["mean_return_100"], out["mean_return_100_all"] = defined(st.Mean100), defined(st.Mean100All)
+		out["weights_version"] = st.WeightsVersion // published (learner), or the oldest acted on (runners)
+		out["weights_term"], out["weights_publication"] = st.WeightsVersion>>40, st.WeightsVersion&(1<<40-1)
+		out["weights_lag"] = runnerLags(st, learner)
+	}
+	if learner {
+		counters["learner_updates"] = st.LearnerUpdates
+		out["departed_runners"] = st.Departed // runners of nodes gossip declared gone: when, why, their last counts
+		out["solved"] = st.Solved
+		// Evaluations (the evaluator role): null until the first.
+		out["evaluations"], out["last_eval"], out["best_eval"] = st.Evaluations, st.LastEval, st.BestEval
+	}
+	if replay {
+		counters["experience_rejected"], counters["experience_lost"] = st.ExperienceRejected, st.ExperienceLost
+		counters["experience_lost_departed"] = st.ExperienceLostDeparted
+		counters["replay_inserted"], counters["replay_size"] = st.ReplayInserted, st.ReplaySize
+	}
+	out["counters"] = counters
+	return out
+}
+
+// runnerLags is each runner's weights lag in publications: on the learner's
+// node behind its published version, as of the runner's last report
+// (actors.WeightsLag; runners of another learner term are left out: they do
+// not compare); on a runner's own node behind the newest it heard of.
+func runnerLags(st actors.RunStatus, learner bool) map[string]uint64 {
 	lags := map[string]uint64{}
 	for name, r := range st.Runners {
-		if lag, ok := actors.WeightsLag(st.WeightsVersion, r.WeightsVersion); ok {
+		if !learner {
+			lags[name] = r.WeightsLagPublications // behind the newest the runner heard of
+		} else if lag, ok := actors.WeightsLag(st.WeightsVersion, r.WeightsVersion); ok {
 			lags[name] = lag
 		}
 	}

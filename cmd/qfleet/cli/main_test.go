@@ -226,8 +226,10 @@ func TestDevHelp(t *testing.T) {
 // devMetrics are the metric names a dev run must export. qfleet_wire_bytes_total
 // is left out: it is a CounterVec, and dev mode puts nothing on the wire, so it
 // has no samples and Prometheus does not expose it (TestDevHTTP checks that).
+// So is qfleet_episode_return_mean100: absent until an episode played at
+// ε ≤ 0.05 ends, after ~9.6k env steps, later than this run's end.
 var devMetrics = []string{
-	"qfleet_env_steps_total", "qfleet_episodes_total", "qfleet_episode_return_mean100",
+	"qfleet_env_steps_total", "qfleet_episodes_total", "qfleet_runner_env_steps_total", "qfleet_runner_episodes_total",
 	"qfleet_episode_return_mean100_all", "qfleet_replay_size", "qfleet_replay_inserted_total",
 	"qfleet_experience_dropped_total", "qfleet_learner_updates_total", "qfleet_weights_term", "qfleet_weights_publication",
 	"qfleet_cluster_members",

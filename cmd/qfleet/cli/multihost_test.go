@@ -145,12 +145,14 @@ func runMultiHost(t *testing.T, c multiHostCase) multiHostResult {
 		if h.Name() == c.evaluator {
 			roles = "runner,evaluator"
 		}
-		runners[h.Name()] = h.Start(t, h.Name(), bin, nodeArgs(h, roles, c.profile, append([]string{"--insecure", "--join", seed}, c.runnerArgs...)...)...)
+		runners[h.Name()] = h.Start(t, h.Name(), bin, nodeArgs(h, roles, c.profile, append([]string{"--insecure", "--join", seed,
+			"--http", net.JoinHostPort(h.Addr(), httpPort)}, c.runnerArgs...)...)...)
 	}
 
 	// Story 1: the cluster forms. Story 2: training runs to the end on A.
 	// Story 3: with the learner gone, the runner-only nodes end on their own.
 	res := waitFormed(t, learner, a, httpAddr, start)
+	checkRunnerView(t, b, net.JoinHostPort(b.Addr(), httpPort))
 	leftAt := waitTrained(t, c, learner, a, httpAddr, start, &res)
 	data, err := os.ReadFile(summaryPath)
 	if err != nil {

@@ -66,6 +66,21 @@ function fmtDur(s) {
   return Math.floor(s / 3600) + 'h' + (m ? String(m).padStart(2, '0') + 'm' : '');
 }
 const fmtWeights = (v) => 't' + Math.floor(v / TWO40) + '/v' + (v % TWO40);
+function fmtBytes(b) {
+  if (b < 1e3) return Math.round(b) + ' B';
+  if (b < 1e6) return (b / 1e3).toFixed(1) + ' kB';
+  return (b / 1e6).toFixed(2) + ' MB';
+}
+// weightsLag is how far this node's runners' weights are behind the newest
+// they heard of (the largest over its runners), in publications and seconds.
+function weightsLag(st) {
+  let pubs = 0, secs = 0;
+  for (const r of Object.values(st.runners || {})) {
+    pubs = Math.max(pubs, r.weights_lag_publications || 0);
+    secs = Math.max(secs, r.weights_lag_seconds || 0);
+  }
+  return ` · ${pubs} behind, ${secs.toFixed(1)} s`;
+}
 
 // ---- charts
 
@@ -228,6 +243,9 @@ function render() {
   const last = smp.length ? smp[smp.length - 1] : null;
   const c = st.counters;
   const learnerHere = st.roles.includes('learner');
+  // A node with runners and no learner shows its own runners' counts,
+  // returns and weights: the run's stats are kept on the learner's node.
+  const runnersOnly = !learnerHere && st.roles.includes('runner');
 
   $('node').textContent = st.node;
   $('run').textContent = `${run.env} · seed ${run.seed} · ${st.roles.join(', ')}`;
@@ -243,11 +261,14 @@ function render() {
   $('t-mean-all').textContent = c.episodes ? st.mean_return_100_all.toFixed(1) : '–';
   $('t-episodes').textContent = fmtInt(c.episodes) + ' episodes';
   $('t-updates').textContent = learnerHere ? fmtInt(c.learner_updates) : '–';
-  $('t-weights').textContent = 'weights ' + fmtWeights(st.weights_version);
+  $('t-weights').textContent = 'weights ' + fmtWeights(st.weights_version) + (runnersOnly ? weightsLag(st) : '');
   const r5 = (key) => { const p = smooth(smp.slice(-5), key, 'wall', 5); return p.length ? p[p.length - 1][1] : null; };
   const sps = r5('env_steps_per_s'), ups = r5('updates_per_s');
   $('t-rate').textContent = sps == null ? '–' : fmtInt(sps) + ' steps/s';
   $('t-rate-sub').textContent = ups == null ? '' : fmtInt(ups) + ' updates/s';
+  const out = r5('link_out_per_s'), inn = r5('link_in_per_s');
+  $('t-link').textContent = out == null ? '–' : '↑ ' + fmtBytes(out) + '/s';
+  $('t-link-sub').textContent = inn == null ? '' : '↓ ' + fmtBytes(inn) + '/s' + (runnersOnly ? ' (↑ experience, ↓ weights)' : '');
   // The last evaluation (mean ± std at its env steps) and the best, whose
   // weights the learner keeps as best.ckpt.
   const le = st.last_eval, be = st.best_eval;
@@ -257,7 +278,7 @@ function render() {
   $('t-uptime').textContent = fmtDur(st.uptime_seconds);
   $('t-roles').textContent = `${st.members.length} member(s)`;
 
-  const noStats = learnerHere ? undefined : 'the run\u2019s stats are kept on the learner\u2019s node';
+  const noStats = learnerHere || runnersOnly ? undefined : 'the run\u2019s stats are kept on the learner\u2019s node';
   const curve = (xkey) => [
     { name: 'mean100', color: color('--c1'), points: smp.filter((s) => s.mean100 != null).map((s) => [s[xkey], s.mean100]) },
     { name: 'all runners', color: color('--c2'), points: smp.filter((s) => s.mean100_all != null).map((s) => [s[xkey], s.mean100_all]) },
@@ -343,11 +364,12 @@ function renderHealth(st) {
   rows.push(['role restarts', restarts.length ? restarts.map(([r, n]) => `${r} ×${n}`).join(', ') : 'none']);
   const stopped = st.stopped_roles || [];
   rows.push(['stopped roles', stopped.length ? stopped.join(', ') : 'none', stopped.length > 0]);
-  rows.push(['experience sent', fmtInt(c.experience_sent)]);
-  rows.push(['inserted into replay', fmtInt(c.replay_inserted)]);
-  rows.push(['dropped (full outboxes)', fmtInt(c.experience_dropped)]);
-  rows.push(['lost in transit', fmtInt(c.experience_lost), c.experience_lost > 0]);
-  rows.push(['rejected as malformed', fmtInt(c.experience_rejected), c.experience_rejected > 0]);
+  // Only the counts of this node's roles are in its status.
+  if (c.experience_sent != null) rows.push(['experience sent', fmtInt(c.experience_sent)]);
+  if (c.replay_inserted != null) rows.push(['inserted into replay', fmtInt(c.replay_inserted)]);
+  if (c.experience_dropped != null) rows.push(['dropped (full outboxes)', fmtInt(c.experience_dropped)]);
+  if (c.experience_lost != null) rows.push(['lost in transit', fmtInt(c.experience_lost), c.experience_lost > 0]);
+  if (c.experience_rejected != null) rows.push(['rejected as malformed', fmtInt(c.experience_rejected), c.experience_rejected > 0]);
   $('health').replaceChildren(...rows.map(([k, v, bad]) =>
     el('tr', {}, el('td', {}, k), el('td', bad ? { class: 'bad' } : {}, v))));
 }
