@@ -8,7 +8,9 @@ import (
 	"github.com/qfleet/qfleet/messages/wire"
 )
 
-func version(term, count uint64) wire.Version { return wire.Version{Version: term<<40 | count, Term: term} }
+func version(term, count uint64) wire.Version {
+	return wire.Version{Version: term<<40 | count, Term: term}
+}
 
 // names gathers the metric names m's registry exports.
 func names(t *testing.T, m *Metrics) map[string]bool {
