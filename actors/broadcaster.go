@@ -262,7 +262,7 @@ func (b *broadcaster) send(ctx actor.Context, s *subscriber) {
 			return
 		}
 		s.sending, s.chunks, s.next, s.done = b.latest, chunks, 0, 0
-		s.budget.started(now)
+		s.budget.started()
 	}
 	for s.next < s.chunks.Total() && s.next-s.done < chunkWindow {
 		if at := s.budget.sendAt(); now.Before(at) {

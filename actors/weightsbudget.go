@@ -44,7 +44,8 @@ type linkBudget struct {
 	rate        float64 // bytes/s; 0: unlimited
 	minInterval time.Duration
 	nextAt      time.Time // nothing is sent before it
-	lastStart   time.Time // the start of the last version's transfer
+	lastStart   time.Time // the start of the last version's transfer: its first chunk sent
+	starting    bool      // a transfer started whose first chunk is not sent yet
 }
 
 func newLinkBudget(cfg Config) linkBudget {
@@ -65,11 +66,15 @@ func (l *linkBudget) startAt() time.Time {
 // sendAt is the earliest the next chunk may go.
 func (l *linkBudget) sendAt() time.Time { return l.nextAt }
 
-// started records the start of a version's transfer.
-func (l *linkBudget) started(now time.Time) { l.lastStart = now }
+// started records that a version's transfer starts: when its first chunk
+// goes (paid).
+func (l *linkBudget) started() { l.starting = true }
 
 // paid charges n bytes sent at now.
 func (l *linkBudget) paid(now time.Time, n int) {
+	if l.starting {
+		l.lastStart, l.starting = now, false
+	}
 	if l.rate <= 0 {
 		return
 	}

@@ -474,7 +474,7 @@ func TestLinkBudgetWindows(t *testing.T) {
 		}
 		now = now.Add(time.Duration(rng.IntN(3)) * time.Millisecond) // late wake-ups
 		if len(sends)%5 == 0 {
-			b.started(now)
+			b.started()
 		}
 		n := 200 + rng.IntN(4000)
 		b.paid(now, n)
