@@ -149,16 +149,20 @@ minatar-curves: build
 	  ./qfleet plot runs/minatar/$$g-1 -o runs/minatar/$$g.png; done
 
 ## minatar-2m: the games below the MinAtar paper's DQN score at 1M frames,
-## trained to 2M frames with their default config (one update of 32 per
-## frame, the paper's ratio), past any target (stop_on none), two at a
-## time with make -j2; then a PNG curve each (BENCHMARKS.md).
+## trained to 2M frames at one update of 32 per 4 frames (samples_per_insert
+## 8, as minatar-curves; at the paper's one per frame both stalled below 1.5
+## for 500k-700k frames, BENCHMARKS.md), past any target (stop_on none), two
+## at a time with make -j2 (MAXTIME2M=100m ends each by then); then a PNG
+## curve each.
 GAMES2M ?= Seaquest Asterix
+MAXTIME2M ?= 0
 minatar-2m: $(addprefix minatar-2m-,$(GAMES2M))
 minatar-2m-%: build
 	mkdir -p runs/minatar
-	./qfleet dev --env MinAtar/$*-v1 --seed 1 --max-steps 2000000 --stop-on none --live never \
-	  --progress 60s --run-dir runs/minatar/$*-2m > runs/minatar/$*-2m.log 2>&1
-	./qfleet plot runs/minatar/$*-2m -o runs/minatar/$*-2m.png
+	printf 'samples_per_insert: 8\n' > runs/minatar/spi8.yaml
+	./qfleet dev --env MinAtar/$*-v1 --seed 1 --max-steps 2000000 --stop-on none --config runs/minatar/spi8.yaml \
+	  --max-time $(MAXTIME2M) --live never --progress 60s --run-dir runs/minatar/$*-2m-spi8 > runs/minatar/$*-2m-spi8.log 2>&1
+	./qfleet plot runs/minatar/$*-2m-spi8 -o runs/minatar/$*-2m-spi8.png
 
 clean:
 	rm -f qfleet
