@@ -92,15 +92,11 @@ func DefaultConfig(env string) Config {
 func DefaultConfigForProfile(env, profile string) Config {
 	cf := defaultConfig(env)
 	cf.Profile = profile
-	if rate, interval, ok := profileWeightsBudget(profile); ok {
+	if rate, interval, ok := cluster.WeightsBudget(profile); ok {
 		cf.WeightsMaxRate, cf.WeightsMinInterval = rate, interval
 	}
 	return cf
 }
-
-// profileWeightsBudget is cluster.WeightsBudget (a variable for tests: every
-// profile's budget is off today).
-var profileWeightsBudget = cluster.WeightsBudget
 
 func defaultConfig(env string) Config {
 	return Config{

@@ -2,7 +2,6 @@ package qfleet
 
 import (
 	"testing"
-	"time"
 
 	"github.com/qfleet/qfleet/cluster"
 )
@@ -24,30 +23,24 @@ func TestProfileWeightsBudget(t *testing.T) {
 		}
 	}
 
-	// Every profile's budget is off today: one that has a budget shows
-	// that the mechanism carries it.
-	profileWeightsBudget = func(p string) (int, time.Duration, bool) {
-		if p == cluster.ProfileLAN {
-			return 50_000, 250 * time.Millisecond, true
-		}
-		return cluster.WeightsBudget(p)
+	// wan's budget (the default profile's) is in DefaultConfig; a file's
+	// key read over it wins, the other key stays the profile's.
+	wanRate, wanInterval, _ := cluster.WeightsBudget(cluster.ProfileWAN)
+	if wanRate == 0 || wanInterval == 0 {
+		t.Fatalf("wan has no weights budget (%d, %v): the rest of this test needs one", wanRate, wanInterval)
 	}
-	t.Cleanup(func() { profileWeightsBudget = cluster.WeightsBudget })
-	cf := DefaultConfigForProfile("CartPole-v1", cluster.ProfileLAN)
-	if cf.WeightsMaxRate != 50_000 || cf.WeightsMinInterval != 250*time.Millisecond {
-		t.Fatalf("lan's budget did not reach the config: %d, %v", cf.WeightsMaxRate, cf.WeightsMinInterval)
+	cf := DefaultConfig("CartPole-v1")
+	if cf.Profile != cluster.ProfileWAN || cf.WeightsMaxRate != wanRate || cf.WeightsMinInterval != wanInterval {
+		t.Errorf("DefaultConfig is not wan's: %s, %d, %v", cf.Profile, cf.WeightsMaxRate, cf.WeightsMinInterval)
 	}
 	if err := ParseConfig([]byte("weights_max_rate: 30000\n"), "node.yaml", &cf); err != nil {
 		t.Fatal(err)
 	}
-	if cf.WeightsMaxRate != 30_000 || cf.WeightsMinInterval != 250*time.Millisecond {
-		t.Errorf("after the file: weights_max_rate %d (want the file's 30000), weights_min_interval %v (want lan's 250ms)", cf.WeightsMaxRate, cf.WeightsMinInterval)
+	if cf.WeightsMaxRate != 30_000 || cf.WeightsMinInterval != wanInterval {
+		t.Errorf("after the file: weights_max_rate %d (want the file's 30000), weights_min_interval %v (want wan's %v)", cf.WeightsMaxRate, cf.WeightsMinInterval, wanInterval)
 	}
 	if err := ParseConfig([]byte("weights_min_interval: 0s\n"), "node.yaml", &cf); err != nil || cf.WeightsMinInterval != 0 {
 		t.Errorf("a file's 0s does not turn the profile's interval off: %v, %v", cf.WeightsMinInterval, err)
-	}
-	if wan := DefaultConfig("CartPole-v1"); wan.WeightsMaxRate != 0 || wan.WeightsMinInterval != 0 || wan.Profile != cluster.ProfileWAN {
-		t.Errorf("DefaultConfig is not wan's: %s, %d, %v", wan.Profile, wan.WeightsMaxRate, wan.WeightsMinInterval)
 	}
 	if odd := DefaultConfigForProfile("CartPole-v1", "fast"); odd.WeightsMaxRate != 0 || odd.WeightsMinInterval != 0 {
 		t.Errorf("an unknown profile gave a budget: %d, %v", odd.WeightsMaxRate, odd.WeightsMinInterval)

@@ -52,7 +52,7 @@ type multiHostCase struct {
 	target   float64
 	maxSteps int
 	profile  string
-	limit    string        // tc rate of the A-B and A-C links ("2mbit"); "" = unlimited
+	limit    string        // tc rate of each host's link, both ways ("2mbit"); "" = unlimited
 	timeout  time.Duration // for A to finish the run
 	// Extra flags of the learner's node A and of the runner nodes B and C.
 	learnerArgs, runnerArgs []string
@@ -118,7 +118,8 @@ func runMultiHost(t *testing.T, c multiHostCase) multiHostResult {
 	lab := netlab.New(t, "A", "B", "C")
 	a, b, cc := lab.Host("A"), lab.Host("B"), lab.Host("C")
 	if c.limit != "" {
-		for _, h := range []string{"B", "C"} {
+		// Every host's link: A's uplink carries the weights to both runners.
+		for _, h := range []string{"A", "B", "C"} {
 			// burst 32 kbit (4000 B, > 1 MTU); queue bounded at 400 ms.
 			if err := lab.LimitLink(h, c.limit, "32kbit", "400ms"); err != nil {
 				t.Fatal(err)
@@ -412,7 +413,23 @@ func testInsecureRequired(t *testing.T) {
 // tuned for a saturated 2 Mbit/s link.
 func TestMultiHostSlowLinks(t *testing.T) {
 	netlab.Require(t)
-	runMultiHost(t, multiHostCase{target: 195, maxSteps: 200_000, profile: "wan", limit: "2mbit", timeout: 3 * time.Minute})
+	res := runMultiHost(t, multiHostCase{target: 195, maxSteps: 200_000, profile: "wan", limit: "2mbit", timeout: 3 * time.Minute})
+	checkWeightsShare(t, res, 2e6/8)
+}
+
+// checkWeightsShare: with the wan profile's weights budget, the weights A
+// sent over the whole run took at most half of its uplink (uplink bytes/s).
+func checkWeightsShare(t *testing.T, res multiHostResult, uplink float64) {
+	t.Helper()
+	wts, ok := promValue(res.metrics, "qfleet_wire_bytes_total", map[string]string{"flow": "weights", "direction": "sent"})
+	if !ok || res.wall <= 0 {
+		t.Fatalf("no weights bytes on A's last /metrics (present %v) or no wall time (%v)", ok, res.wall)
+	}
+	rate := wts / res.wall.Seconds()
+	t.Logf("weights: %.0f B/s from A over %.1f s, %.0f%% of its %.0f B/s uplink", rate, res.wall.Seconds(), 100*rate/uplink, uplink)
+	if rate > uplink/2 {
+		t.Errorf("weights took %.0f B/s of A's %.0f B/s uplink: more than half", rate, uplink)
+	}
 }
 
 // TestMultiHostFull: the full variant, CartPole-v1 to 475 on unlimited and
@@ -424,7 +441,10 @@ func TestMultiHostFull(t *testing.T) {
 	netlab.Require(t)
 	for _, tc := range []struct{ name, limit, profile string }{{"links=unlimited", "", "lan"}, {"links=2mbit", "2mbit", "wan"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			runMultiHost(t, multiHostCase{target: 475, maxSteps: 500_000, profile: tc.profile, limit: tc.limit, timeout: 12 * time.Minute})
+			res := runMultiHost(t, multiHostCase{target: 475, maxSteps: 500_000, profile: tc.profile, limit: tc.limit, timeout: 12 * time.Minute})
+			if tc.limit != "" {
+				checkWeightsShare(t, res, 2e6/8)
+			}
 		})
 	}
 	// Solve and hold: five seeds trained on to 200k env steps past 475,
