@@ -28,7 +28,7 @@ type runnerNodeStatus struct {
 // it does itself. Its /metrics has its own runners' env steps, growing, and
 // no metric of the learner's, the replay's or the run-wide stats (a 0 there
 // would read as a stalled learner); its /status, read between two /metrics,
-// agrees with them: its env steps, episodes and weights publication lie
+// agrees with them (read half a second after the first and before the second): its env steps, episodes and weights publication lie
 // between the two readings, and it has no learner or replay counter.
 func checkRunnerView(t *testing.T, h *netlab.Host, addr string) {
 	t.Helper()
@@ -36,12 +36,12 @@ func checkRunnerView(t *testing.T, h *netlab.Host, addr string) {
 	if err != nil {
 		t.Fatalf("%s's /metrics: %v", h.Name(), err)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(500 * time.Millisecond)
 	st, err := labStatus[runnerNodeStatus](h, addr)
 	if err != nil {
 		t.Fatalf("%s's /status: %v", h.Name(), err)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(500 * time.Millisecond)
 	second, err := getMetrics(h, addr)
 	if err != nil {
 		t.Fatalf("%s's /metrics: %v", h.Name(), err)
@@ -55,7 +55,7 @@ func checkRunnerView(t *testing.T, h *netlab.Host, addr string) {
 	}
 	steps1, steps2 := value(first, "qfleet_runner_env_steps_total"), value(second, "qfleet_runner_env_steps_total")
 	if steps2 <= steps1 {
-		t.Errorf("%s's qfleet_runner_env_steps_total did not grow in 2 s: %v then %v", h.Name(), steps1, steps2)
+		t.Errorf("%s's qfleet_runner_env_steps_total did not grow in 1 s: %v then %v", h.Name(), steps1, steps2)
 	}
 	for _, s := range second {
 		for _, not := range []string{"qfleet_learner_", "qfleet_replay_", "qfleet_env_steps_total", "qfleet_episodes_total", "qfleet_episode_return_mean100", "qfleet_experience_lost"} {
@@ -89,5 +89,5 @@ func checkRunnerView(t *testing.T, h *netlab.Host, addr string) {
 	if r, ok := st.Runners[runner]; !ok || r.EnvSteps == 0 {
 		t.Errorf("%s's /status runners lack %s with env steps: %+v", h.Name(), runner, st.Runners)
 	}
-	t.Logf("%s's own view: env steps %v → %v in 2 s, status %s", h.Name(), steps1, steps2, fmt.Sprint(st.Counters))
+	t.Logf("%s's own view: env steps %v → %v in 1 s, status %s", h.Name(), steps1, steps2, fmt.Sprint(st.Counters))
 }
