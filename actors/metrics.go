@@ -147,6 +147,9 @@ type RunnerStatus struct {
 	// the newest it heard of, and seconds since it first heard of a newer.
 	WeightsLagPublications uint64  `json:"weights_lag_publications"`
 	WeightsLagSeconds      float64 `json:"weights_lag_seconds"`
+	// WeightsAgeSeconds: since the runner took the weights it acts on (its
+	// own node's view; a runner hears of a newer version only when it comes).
+	WeightsAgeSeconds float64 `json:"weights_age_seconds,omitempty"`
 }
 
 // NewMetrics registers every qfleet metric, as on a node with every role,

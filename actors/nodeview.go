@@ -20,12 +20,14 @@ type localView struct {
 	runners        map[string]RunnerStatus
 	lagPubs        uint64  // the largest lag of this node's runners, in publications
 	lagSeconds     float64 // and in seconds
+	ageSeconds     float64 // the oldest weights taken, in seconds
 	weightsKnown   bool    // a runner here acts on weights
 	episodesMetric prometheus.Counter
 	mean100        *prometheus.GaugeVec
 	sentMetric     prometheus.Counter
 	lagPubsMetric  *prometheus.GaugeVec
 	lagSecsMetric  *prometheus.GaugeVec
+	ageMetric      *prometheus.GaugeVec
 }
 
 // register makes the runner-node metrics and registers them with f.
@@ -36,9 +38,10 @@ func (v *localView) register(m *Metrics, f func(prometheus.Collector)) {
 	v.mean100 = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "qfleet_runner_episode_return_mean100", Help: "Mean return of the last 100 episodes this node's runners played at epsilon <= 0.05; absent before the first."}, nil)
 	v.lagPubsMetric = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "qfleet_runner_weights_lag_publications", Help: "Publications the weights this node's runners act on are behind the newest they heard of (the largest over its runners); absent before the first weights."}, nil)
 	v.lagSecsMetric = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "qfleet_runner_weights_lag_seconds", Help: "Seconds since this node's runners first heard of newer weights than they act on (the largest over its runners; 0: acting on the newest they know); absent before the first weights."}, nil)
+	v.ageMetric = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "qfleet_runner_weights_age_seconds", Help: "Seconds since this node's runners took the weights they act on (the oldest over its runners); absent before the first weights."}, nil)
 	steps := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "qfleet_runner_env_steps_total", Help: "Env steps taken by this node's runners."},
 		func() float64 { return float64(m.LocalRunnerSteps.Load()) })
-	for _, c := range []prometheus.Collector{steps, v.episodesMetric, v.sentMetric, v.mean100, v.lagPubsMetric, v.lagSecsMetric} {
+	for _, c := range []prometheus.Collector{steps, v.episodesMetric, v.sentMetric, v.mean100, v.lagPubsMetric, v.lagSecsMetric, v.ageMetric} {
 		f(c)
 	}
 }
@@ -68,16 +71,18 @@ func (m *Metrics) localRunner(name string, rs RunnerStatus, newlySent uint64) {
 	v.mu.Lock()
 	v.runners[name] = rs
 	v.weightsKnown = v.weightsKnown || rs.WeightsTerm > 0
-	v.lagPubs, v.lagSeconds = 0, 0
+	v.lagPubs, v.lagSeconds, v.ageSeconds = 0, 0, 0
 	for _, r := range v.runners {
 		v.lagPubs, v.lagSeconds = max(v.lagPubs, r.WeightsLagPublications), max(v.lagSeconds, r.WeightsLagSeconds)
+		v.ageSeconds = max(v.ageSeconds, r.WeightsAgeSeconds)
 	}
-	known, pubs, secs := v.weightsKnown, v.lagPubs, v.lagSeconds
+	known, pubs, secs, age := v.weightsKnown, v.lagPubs, v.lagSeconds, v.ageSeconds
 	v.mu.Unlock()
 	v.sentMetric.Add(float64(newlySent))
 	if known {
 		v.lagPubsMetric.WithLabelValues().Set(float64(pubs))
 		v.lagSecsMetric.WithLabelValues().Set(secs)
+		v.ageMetric.WithLabelValues().Set(age)
 	}
 }
 

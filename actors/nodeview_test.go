@@ -49,10 +49,10 @@ func TestNodeMetricsByRole(t *testing.T) {
 		t.Error("mean100 present after an episode at ε 1")
 	}
 	runner.localEpisode(40, 0.01)
-	runner.localRunner("B/runner-0", RunnerStatus{EnvSteps: 100, Episodes: 2, WeightsTerm: 1, WeightsVersion: 1<<40 | 5, WeightsLagPublications: 3, WeightsLagSeconds: 0.5}, 64)
+	runner.localRunner("B/runner-0", RunnerStatus{EnvSteps: 100, Episodes: 2, WeightsTerm: 1, WeightsVersion: 1<<40 | 5, WeightsLagPublications: 3, WeightsLagSeconds: 0.5, WeightsAgeSeconds: 0.7}, 64)
 	runner.LocalRunnerSteps.Add(100)
 	got = names(t, runner)
-	for _, want := range []string{"qfleet_runner_episode_return_mean100", "qfleet_runner_weights_lag_publications", "qfleet_runner_weights_lag_seconds"} {
+	for _, want := range []string{"qfleet_runner_episode_return_mean100", "qfleet_runner_weights_lag_publications", "qfleet_runner_weights_lag_seconds", "qfleet_runner_weights_age_seconds"} {
 		if !got[want] {
 			t.Errorf("a runner node lacks %s after an episode at ε 0.01 and weights", want)
 		}
@@ -95,9 +95,12 @@ func TestWeightsClientLag(t *testing.T) {
 	if p, s := c.Lag(now.Add(1500 * time.Millisecond)); p != 4 || s != 1.5 {
 		t.Errorf("4 behind for 1.5 s: lag %d, %v s", p, s)
 	}
-	c.acting = version(1, 7)
+	c.acting, c.takenAt = version(1, 7), now
 	c.heard(version(1, 7), now)
 	if p, s := c.Lag(now.Add(2 * time.Second)); p != 0 || s != 0 {
 		t.Errorf("caught up: lag %d, %v s", p, s)
+	}
+	if a := c.Age(now.Add(2 * time.Second)); a != 2 {
+		t.Errorf("weights taken 2 s ago: age %v", a)
 	}
 }

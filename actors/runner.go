@@ -464,7 +464,7 @@ func (r *runner) report(ctx actor.Context) {
 		EnvSteps: r.steps, Episodes: r.episodes, WeightsVersion: r.version().Version, WeightsTerm: r.version().Term,
 		Epsilon: r.epsilon(), ExperienceSent: r.Sent, ExperienceDropped: r.Dropped, LastReport: now,
 		LadderIndex: r.ladderIndex, LadderCount: r.ladderCount, LadderEpsilon: r.ladderEnd(),
-		WeightsLagPublications: lagPubs, WeightsLagSeconds: lagSecs,
+		WeightsLagPublications: lagPubs, WeightsLagSeconds: lagSecs, WeightsAgeSeconds: r.weights.Age(now),
 	}, r.Sent-r.reportedSent)
 	r.reportedSent = r.Sent
 	stats := r.dir.Stats()

@@ -34,6 +34,7 @@ type WeightsClient struct {
 	// newerSince when it first was newer than the acting one: the lag.
 	newest       wire.Version
 	newerSince   time.Time
+	takenAt      time.Time // when the acting weights were taken
 	assembler    wire.WeightsAssembler
 	subscribedTo string // broadcaster PID we subscribed to
 	heardFrom    time.Time
@@ -160,8 +161,8 @@ func (c *WeightsClient) take(w *messages.Weights) {
 		c.log.Error("weights refused", "err", err, "version", w.GetVersion())
 		return
 	}
-	c.acting = k
-	c.heard(k, time.Now())
+	c.acting, c.takenAt = k, time.Now()
+	c.heard(k, c.takenAt)
 	c.metrics.setWeightsVersion(k.Version) // on a runner node: the version acted on
 }
 
@@ -177,6 +178,11 @@ func (c *WeightsClient) heard(v wire.Version, now time.Time) {
 		c.newerSince = now
 	}
 }
+
+// Age is the seconds since the acting weights were taken (0 before the
+// first): what a runner on a weights budget can see of its staleness on its
+// own, as it hears of a newer version only when that version comes.
+func (c *WeightsClient) Age(now time.Time) float64 { return sinceOrZero(c.takenAt, now) }
 
 // Lag is how far the acting weights are behind the newest this runner has
 // heard of: in publications (0 across learner terms, which do not

@@ -64,6 +64,9 @@ func checkRunnerView(t *testing.T, h *netlab.Host, addr string) {
 			}
 		}
 	}
+	if age := value(second, "qfleet_runner_weights_age_seconds"); age < 0 || age > 6 {
+		t.Errorf("%s acts on weights taken %v s ago: the budget never holds a runner 6 s", h.Name(), age)
+	}
 	between := func(what string, got float64, name string) {
 		lo, hi := value(first, name), value(second, name)
 		if got < lo || got > hi {

@@ -74,12 +74,13 @@ function fmtBytes(b) {
 // weightsLag is how far this node's runners' weights are behind the newest
 // they heard of (the largest over its runners), in publications and seconds.
 function weightsLag(st) {
-  let pubs = 0, secs = 0;
+  let pubs = 0, secs = 0, age = 0;
   for (const r of Object.values(st.runners || {})) {
     pubs = Math.max(pubs, r.weights_lag_publications || 0);
     secs = Math.max(secs, r.weights_lag_seconds || 0);
+    age = Math.max(age, r.weights_age_seconds || 0);
   }
-  return ` · ${pubs} behind, ${secs.toFixed(1)} s`;
+  return ` · ${pubs} behind, ${secs.toFixed(1)} s · taken ${age.toFixed(1)} s ago`;
 }
 
 // ---- charts
