@@ -264,3 +264,83 @@ var chromium struct {
 	path string
 	err  error
 }
+
+// TestDashboardBrowserRunnerNode: on a node with a runner and no learner
+// (B, beside A's replay, learner and broadcaster, on loopback), the page
+// draws that node's own runner: its learning curves, its weights with how
+// old they are, its link both ways and its runner row.
+func TestDashboardBrowserRunnerNode(t *testing.T) {
+	chrome := chromiumBinary(t)
+	qf := qfleetBinary(t)
+	gossipA, httpB := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	start := func(name string, args ...string) {
+		args = append([]string{"node", "--name", name, "--remote-addr", testutil.FreeAddr(t), "--profile", "local", "--progress", "0"}, args...)
+		cmd := exec.Command(qf, args...)
+		var out testutil.SyncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s's output:\n%s", name, lastLines(out.String(), 20))
+			}
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Errorf("%s did not stop within 30 s of SIGINT:\n%s", name, lastLines(out.String(), 20))
+			}
+		})
+	}
+	// Target 501: the run never stops by itself; the cleanup ends it.
+	start("A", "--roles", "replay,learner,broadcaster", "--gossip-addr", gossipA, "--max-steps", "5000000", "--target-return", "501",
+		"--run-dir", filepath.Join(t.TempDir(), "run"))
+	start("B", "--roles", "runner", "--gossip-addr", testutil.FreeAddr(t), "--join", gossipA, "--http", httpB)
+	base := "http://" + httpB
+	testutil.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		body, err := httpGet(base + "/status")
+		if err != nil {
+			return err
+		}
+		var st struct{ Counters map[string]uint64 }
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			return err
+		}
+		if st.Counters["episodes"] < 5 {
+			return fmt.Errorf("B's own episodes: %d", st.Counters["episodes"])
+		}
+		if body, err = httpGet(base + "/history"); err != nil {
+			return err
+		}
+		if n := strings.Count(body, `"seq"`); n < 8 {
+			return fmt.Errorf("%d history samples", n)
+		}
+		return nil
+	})
+	dom := headless(t, chrome, base+"/", 4*time.Second, "--dump-dom")
+	for _, id := range []string{"curve-steps", "curve-time", "throughput"} {
+		if n, _ := strconv.Atoi(attrOf(tagWith(dom, "canvas", `id="`+id+`"`), "data-points")); n <= 0 {
+			t.Errorf("B's chart %s drew no points", id)
+		}
+	}
+	text := func(id string) string {
+		m := regexp.MustCompile(`id="` + id + `"[^>]*>([^<]*)<`).FindStringSubmatch(dom)
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	if w := text("t-weights"); !strings.Contains(w, "behind") || !strings.Contains(w, "taken") {
+		t.Errorf("B's weights tile does not say how old its weights are: %q", w)
+	}
+	if up, down := text("t-link"), text("t-link-sub"); !strings.HasPrefix(up, "↑ ") || !strings.HasPrefix(down, "↓ ") {
+		t.Errorf("B's link tile: %q / %q, want bytes/s both ways", up, down)
+	}
+	if row := tagWith(dom, "tr", `data-runner="B/runner-0"`); row == "" {
+		t.Errorf("no row for B's runner B/runner-0")
+	}
+}
