@@ -273,7 +273,7 @@ func TestDashboardBrowserRunnerNode(t *testing.T) {
 	chrome := chromiumBinary(t)
 	qf := qfleetBinary(t)
 	gossipA, httpB := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	start := func(name string, args ...string) {
+	start := func(name string, args ...string) *testutil.SyncBuffer {
 		args = append([]string{"node", "--name", name, "--remote-addr", testutil.FreeAddr(t), "--profile", "local", "--progress", "0"}, args...)
 		cmd := exec.Command(qf, args...)
 		var out testutil.SyncBuffer
@@ -295,10 +295,18 @@ func TestDashboardBrowserRunnerNode(t *testing.T) {
 				t.Errorf("%s did not stop within 30 s of SIGINT:\n%s", name, lastLines(out.String(), 20))
 			}
 		})
+		return &out
 	}
 	// Target 501: the run never stops by itself; the cleanup ends it.
-	start("A", "--roles", "replay,learner,broadcaster", "--gossip-addr", gossipA, "--max-steps", "5000000", "--target-return", "501",
+	outA := start("A", "--roles", "replay,learner,broadcaster", "--gossip-addr", gossipA, "--max-steps", "5000000", "--target-return", "501",
 		"--run-dir", filepath.Join(t.TempDir(), "run"))
+	// B joins once A's gossip listens (A prints its start line then).
+	testutil.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if !strings.Contains(outA.String(), "qfleet node A:") {
+			return fmt.Errorf("A has not started: %q", outA.String())
+		}
+		return nil
+	})
 	start("B", "--roles", "runner", "--gossip-addr", testutil.FreeAddr(t), "--join", gossipA, "--http", httpB)
 	base := "http://" + httpB
 	testutil.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
