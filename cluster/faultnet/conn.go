@@ -161,14 +161,17 @@ func (c *conn) pumpOut() {
 		if !sleepUntil(ch.due, c.kill) {
 			return
 		}
+		// Counted before the write returns: the peer can read the bytes
+		// and answer (and a test read the count) before it does.
+		c.outLink.delivered.Add(uint64(len(ch.b)))
 		_, err := c.raw.Write(ch.b)
 		c.out.pop(len(ch.b))
 		if err != nil {
+			c.outLink.delivered.Add(^uint64(len(ch.b) - 1)) // not delivered after all
 			c.end(err)
 			c.destroy(false)
 			return
 		}
-		c.outLink.delivered.Add(uint64(len(ch.b)))
 	}
 }
 
