@@ -46,7 +46,7 @@ var configComments = map[string]fieldComment{
 	"steps_per_chunk":      {text: "env steps per mailbox turn; keeps weights and credits flowing in"},
 	"target_tau":           {text: "Polyak rate per update; 0 means hard syncs"},
 	"target_update_period": {text: "learner updates between hard target syncs (ignored when TargetTau > 0)"},
-	"weights_chunk_bytes":  {text: "weights travel in chunks of this size, one in flight per runner, so credits never wait behind a big transfer"},
+	"weights_chunk_bytes":  {text: "weights travel to another host in chunks of this size, at most 8 in flight per runner, so credits never wait behind a big transfer"},
 	"weights_delta":        {text: "send weights as a delta against the version the runner acknowledged"},
 	"weights_max_rate":     {text: "bytes/s of weights the broadcaster may send each runner on another host, resends included (0: unlimited; else at least one weights chunk per 6s); a version waiting for it is replaced by a newer one"},
 	"weights_min_interval": {text: "least time between the starts of two weights versions sent to a runner on another host, e.g. 250ms (0: none; at most 6s)"},

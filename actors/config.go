@@ -61,7 +61,7 @@ type Config struct {
 
 	// Wire (between hosts only; local messages are never encoded)
 	WireFloat16        bool          `yaml:"wire_float16"`                           // observations as half floats on the wire (lossy, ~3 digits); frames and zstd are always on
-	WeightsChunkBytes  int           `yaml:"weights_chunk_bytes"`                    // weights travel in chunks of this size, one in flight per runner, so credits never wait behind a big transfer
+	WeightsChunkBytes  int           `yaml:"weights_chunk_bytes"`                    // weights travel to another host in chunks of this size, at most 8 in flight per runner, so credits never wait behind a big transfer
 	WeightsDelta       bool          `yaml:"weights_delta"`                          // send weights as a delta against the version the runner acknowledged
 	WeightsMaxRate     int           `yaml:"weights_max_rate" json:",omitempty"`     // bytes/s of weights the broadcaster may send each runner on another host, resends included (0: unlimited; else at least one weights chunk per 6s); a version waiting for it is replaced by a newer one
 	WeightsMinInterval time.Duration `yaml:"weights_min_interval" json:",omitempty"` // least time between the starts of two weights versions sent to a runner on another host, e.g. 250ms (0: none; at most 6s)
