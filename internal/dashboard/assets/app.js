@@ -296,6 +296,9 @@ function render() {
 
   renderReplay(st, run);
   renderRunners(st);
+  $('runners-caption').textContent = runnersOnly
+    ? 'this node\u2019s runners; weights lag: publications behind the newest they heard of'
+    : 'weights lag: publications behind the learner';
   renderMembers(st);
   renderHealth(st);
   document.body.dataset.refreshes = S.refreshes;
