@@ -62,28 +62,7 @@ func TestFaultnetWeightsBudget(t *testing.T) {
 		return nil
 	})
 
-	// The bytes the broadcaster's node books for the runner, each time they
-	// grow (a chunk sent), watched every 2 ms.
-	type sendAt struct {
-		at     time.Time
-		before uint64 // bytes sent in all before this send
-	}
-	var sends []sendAt
-	stopWatch, watched := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(watched)
-		prev := p.l.Metrics.Links()[runnerName].WeightsBytesSent
-		for {
-			select {
-			case <-stopWatch:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			if b := p.l.Metrics.Links()[runnerName].WeightsBytesSent; b != prev {
-				sends, prev = append(sends, sendAt{time.Now(), prev}), b
-			}
-		}
-	}()
+	stopWatch := watchSends(p.l.Metrics)
 	start := time.Now()
 	changes, prev := 0, p.runnerActsOn()
 	expRate := 0.0 // the experience rate at its highest (the replay stops granting credit once full enough: no learner samples)
@@ -98,8 +77,7 @@ func TestFaultnetWeightsBudget(t *testing.T) {
 			changes, prev = changes+1, v
 		}
 	}
-	close(stopWatch)
-	<-watched
+	sends := stopWatch()
 	// Over 20 s from the first send: the bytes of the sends from it to the
 	// last one within the 20 s, that one left out (it is paid after it
 	// went), over the time between the two.
@@ -145,4 +123,36 @@ func TestFaultnetWeightsBudget(t *testing.T) {
 		t.Logf("L→R wire bytes (weights, credits, gRPC): %d in all", st.Delivered)
 	}
 	p.checkClean(t)
+}
+
+// sendAt is one send of weights to the runner, as its link books see it.
+type sendAt struct {
+	at     time.Time
+	before uint64 // bytes sent in all before this send
+}
+
+// watchSends records the bytes m books for the runner each time they grow
+// (a chunk sent), watched every 2 ms, until the returned stop.
+func watchSends(m *actors.Metrics) (stop func() []sendAt) {
+	var sends []sendAt
+	done, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		prev := m.Links()[runnerName].WeightsBytesSent
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if b := m.Links()[runnerName].WeightsBytesSent; b != prev {
+				sends, prev = append(sends, sendAt{time.Now(), prev}), b
+			}
+		}
+	}()
+	return func() []sendAt {
+		close(done)
+		<-watched
+		return sends
+	}
 }
