@@ -171,9 +171,22 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 	if g.terminal {
 		return 0, true
 	}
-	reward := 0
+	g.spawnAll(r)
+	g.movePlayer(a)
+	reward := g.moveFriendlyBullets()
+	g.moveDivers()
+	reward += g.moveEnemySubs()
+	g.moveEnemyBullets()
+	reward += g.moveFish()
+	reward += g.tick()
+	g.free = append(g.free, g.dead...)
+	clear(g.dead)
+	g.dead = g.dead[:0]
+	return float64(reward), g.terminal
+}
 
-	// Spawns (:70-76): the enemy's draws come before the diver's.
+// spawnAll spawns (:70-76): the enemy's draws come before the diver's.
+func (g *seaquest) spawnAll(r Rand) {
 	if g.eSpawnTimer == 0 {
 		g.spawnEnemy(r)
 		g.eSpawnTimer = g.eSpawnSpeed
@@ -182,8 +195,11 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 		g.spawnDiver(r)
 		g.dSpawnTimer = sqDiverSpawnSpeed
 	}
+}
 
-	// Player action (:79-91). Fire during the cooldown does nothing at all.
+// movePlayer is the player's action (:79-91). Fire during the cooldown does
+// nothing at all.
+func (g *seaquest) movePlayer(a int) {
 	switch {
 	case a == actFire && g.shotTimer == 0:
 		g.fBullets = append(g.fBullets, g.spawn(sqEntity{x: g.subX, y: g.subY, right: g.subRight}))
@@ -199,9 +215,13 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 	case a == actDown:
 		g.subY = min(8, g.subY+1)
 	}
+}
 
-	// Friendly bullets (:94-113): move, then leave the screen or hit the
-	// first fish, else the first enemy sub, in list order.
+// moveFriendlyBullets moves the friendly bullets (:94-113) and returns the
+// kills: move, then leave the screen or hit the first fish, else the first
+// enemy sub, in list order.
+func (g *seaquest) moveFriendlyBullets() int {
+	reward := 0
 	for i := len(g.fBullets) - 1; i >= 0 && i < len(g.fBullets); i-- {
 		b := g.fBullets[i]
 		b.step()
@@ -230,10 +250,13 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 			}
 		}
 	}
+	return reward
+}
 
-	// Divers (:116-130): picked up when on the sub (before or after moving)
-	// while fewer than 6 are aboard. Note diver_count < 6 also holds when it
-	// has gone negative.
+// moveDivers moves the divers (:116-130): picked up when on the sub (before
+// or after moving) while fewer than 6 are aboard. Note diver_count < 6 also
+// holds when it has gone negative.
+func (g *seaquest) moveDivers() {
 	for i := len(g.divers) - 1; i >= 0 && i < len(g.divers); i-- {
 		d := g.divers[i]
 		if g.at(d) && g.diverCount < sqMaxDivers {
@@ -254,8 +277,11 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 			g.diverCount++
 		}
 	}
+}
 
-	// Enemy subs (:133-156).
+// moveEnemySubs moves the enemy subs (:133-156) and returns the kills.
+func (g *seaquest) moveEnemySubs() int {
+	reward := 0
 	for i := len(g.eSubs) - 1; i >= 0 && i < len(g.eSubs); i-- {
 		s := g.eSubs[i]
 		if g.at(s) {
@@ -291,8 +317,12 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 			s.shot--
 		}
 	}
+	return reward
+}
 
-	// Enemy bullets (:159-167): fatal on the sub before or after moving.
+// moveEnemyBullets moves the enemy bullets (:159-167): fatal on the sub
+// before or after moving.
+func (g *seaquest) moveEnemyBullets() {
 	for i := len(g.eBullets) - 1; i >= 0 && i < len(g.eBullets); i-- {
 		b := g.eBullets[i]
 		if g.at(b) {
@@ -305,8 +335,12 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 			g.terminal = true
 		}
 	}
+}
 
-	// Enemy fish (:170-188): like subs, without shooting.
+// moveFish moves the enemy fish (:170-188), like subs without shooting, and
+// returns the kills.
+func (g *seaquest) moveFish() int {
+	reward := 0
 	for i := len(g.eFish) - 1; i >= 0 && i < len(g.eFish); i-- {
 		f := g.eFish[i]
 		if g.at(f) {
@@ -333,9 +367,14 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 			}
 		}
 	}
+	return reward
+}
 
-	// Timers, oxygen and surfacing (:191-204). Oxygen is checked before it
-	// drops, so the step after it reaches 0 underwater is terminal.
+// tick runs the timers, oxygen and surfacing (:191-204) and returns the
+// surfacing reward. Oxygen is checked before it drops, so the step after it
+// reaches 0 underwater is terminal.
+func (g *seaquest) tick() int {
+	reward := 0
 	if g.eSpawnTimer > 0 {
 		g.eSpawnTimer--
 	}
@@ -358,11 +397,7 @@ func (g *seaquest) act(a int, r Rand) (float64, bool) {
 			reward += g.surfaceSub()
 		}
 	}
-
-	g.free = append(g.free, g.dead...)
-	clear(g.dead)
-	g.dead = g.dead[:0]
-	return float64(reward), g.terminal
+	return reward
 }
 
 // surfaceSub is _surface (:210-225). With 6 divers it pays the oxygen bonus
