@@ -18,10 +18,7 @@ type localView struct {
 	episodes       uint64
 	greedy, all    returnWindow
 	runners        map[string]RunnerStatus
-	lagPubs        uint64  // the largest lag of this node's runners, in publications
-	lagSeconds     float64 // and in seconds
-	ageSeconds     float64 // the oldest weights taken, in seconds
-	weightsKnown   bool    // a runner here acts on weights
+	weightsKnown   bool // a runner here acted on weights: the weights gauges are due
 	episodesMetric prometheus.Counter
 	mean100        *prometheus.GaugeVec
 	sentMetric     prometheus.Counter
@@ -71,12 +68,13 @@ func (m *Metrics) localRunner(name string, rs RunnerStatus, newlySent uint64) {
 	v.mu.Lock()
 	v.runners[name] = rs
 	v.weightsKnown = v.weightsKnown || rs.WeightsTerm > 0
-	v.lagPubs, v.lagSeconds, v.ageSeconds = 0, 0, 0
+	// The node's gauges are its runners' largest lag and oldest weights.
+	var pubs uint64
+	var secs, age float64
 	for _, r := range v.runners {
-		v.lagPubs, v.lagSeconds = max(v.lagPubs, r.WeightsLagPublications), max(v.lagSeconds, r.WeightsLagSeconds)
-		v.ageSeconds = max(v.ageSeconds, r.WeightsAgeSeconds)
+		pubs, secs, age = max(pubs, r.WeightsLagPublications), max(secs, r.WeightsLagSeconds), max(age, r.WeightsAgeSeconds)
 	}
-	known, pubs, secs, age := v.weightsKnown, v.lagPubs, v.lagSeconds, v.ageSeconds
+	known := v.weightsKnown
 	v.mu.Unlock()
 	v.sentMetric.Add(float64(newlySent))
 	if known {
@@ -107,15 +105,6 @@ func (m *Metrics) runnerView(st RunStatus) RunStatus {
 		}
 	}
 	return st
-}
-
-// LocalWeightsLag is the largest weights lag of this node's runners, in
-// publications and seconds (ok false before they act on any weights).
-func (m *Metrics) LocalWeightsLag() (pubs uint64, seconds float64, ok bool) {
-	v := &m.local
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.lagPubs, v.lagSeconds, v.weightsKnown
 }
 
 // sinceOrZero is the seconds from t to now, 0 for a zero t.

@@ -26,6 +26,22 @@ func names(t *testing.T, m *Metrics) map[string]bool {
 	return out
 }
 
+// value is the value of the metric name without labels in m's registry.
+func value(t *testing.T, m *Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("%s not exported", name)
+	return 0
+}
+
 // A node registers the metrics of its roles only, and its means are absent
 // until an episode counts toward them.
 func TestNodeMetricsByRole(t *testing.T) {
@@ -62,8 +78,10 @@ func TestNodeMetricsByRole(t *testing.T) {
 		st.WeightsVersion != 1<<40|5 || st.Runners["B/runner-0"].WeightsLagPublications != 3 {
 		t.Errorf("runner node status: %+v", st)
 	}
-	if pubs, secs, ok := runner.LocalWeightsLag(); !ok || pubs != 3 || secs != 0.5 {
-		t.Errorf("LocalWeightsLag = %d, %v, %v", pubs, secs, ok)
+	for name, want := range map[string]float64{"qfleet_runner_weights_lag_publications": 3, "qfleet_runner_weights_lag_seconds": 0.5, "qfleet_runner_weights_age_seconds": 0.7} {
+		if got := value(t, runner, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
 
 	learner := NewNodeMetrics(RoleReplay, RoleLearner, RoleBroadcaster)
