@@ -298,8 +298,9 @@ func (p *Policy) Close() error { return envs.Close(p.env) }
 // Describe says where the policy came from, for a person.
 func (p *Policy) Describe() string {
 	if p.ckpt.GetEvaluated() {
+		term, pub := actors.SplitVersion(p.ckpt.GetWeightsVersion())
 		return fmt.Sprintf("best checkpoint in %s (weights version t%d/v%d, evaluated at %d env steps: mean return %.2f), net (%s) from %s",
-			p.path, p.ckpt.GetWeightsVersion()>>40, p.ckpt.GetWeightsVersion()&(1<<40-1), p.ckpt.GetEnvSteps(), p.ckpt.GetEvalMeanReturn(), netShape(p.cfg, p.fwd.Spec()), p.cfgFrom)
+			p.path, term, pub, p.ckpt.GetEnvSteps(), p.ckpt.GetEvalMeanReturn(), netShape(p.cfg, p.fwd.Spec()), p.cfgFrom)
 	}
 	return fmt.Sprintf("checkpoint %s (%d learner updates, %d env steps), net (%s) from %s",
 		p.path, p.ckpt.GetLearnerUpdates(), p.ckpt.GetEnvSteps(), netShape(p.cfg, p.fwd.Spec()), p.cfgFrom)

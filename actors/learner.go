@@ -28,7 +28,14 @@ type LearnerSpec struct {
 // versionOf is the published weights version: the term in the high 24 bits,
 // the publication count within the term in the low 40, so that versions never
 // go backwards across learner restarts (each restart is a new term).
-func versionOf(term, n uint64) uint64 { return term<<40 | n&(1<<40-1) }
+func versionOf(term, n uint64) uint64 { return term<<40 | n&countBits }
+
+// countBits masks the publication count of a version.
+const countBits = 1<<40 - 1
+
+// SplitVersion is versionOf undone: a version's learner term and its
+// publication count within the term.
+func SplitVersion(v uint64) (term, publication uint64) { return v >> 40, v & countBits }
 
 // SaveCheckpoint asks the learner to write its checkpoint now; the learner
 // responds with a *CheckpointSaved.

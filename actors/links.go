@@ -146,7 +146,7 @@ func (l LinkStatus) into(r *RunnerStatus) {
 	r.WeightsBytesSent, r.WeightsBytesPerS = l.WeightsBytesSent, l.WeightsBytesPerS
 	r.ExperienceBytesReceived, r.ExperienceBytesPerS = l.ExperienceBytesReceived, l.ExperienceBytesPerS
 	if l.weightsKnown {
-		r.WeightsAckedTerm, r.WeightsAckedPublication = l.WeightsAcked.Term, l.WeightsAcked.Version&(1<<40-1)
+		r.WeightsAckedTerm, r.WeightsAckedPublication = SplitVersion(l.WeightsAcked.Version)
 		r.WeightsLagPublications, r.WeightsLagSeconds = l.WeightsLagPublications, l.WeightsLagSeconds
 	}
 }

@@ -231,8 +231,9 @@ func (m *Metrics) Has(role string) bool { return m.roles[role] }
 // setWeightsVersion sets the two weights gauges from a full version
 // (versionOf(term, count)).
 func (m *Metrics) setWeightsVersion(v uint64) {
-	m.WeightsTerm.Set(float64(v >> 40))
-	m.WeightsPublication.Set(float64(v & (1<<40 - 1)))
+	term, pub := SplitVersion(v)
+	m.WeightsTerm.Set(float64(term))
+	m.WeightsPublication.Set(float64(pub))
 }
 
 // WeightsLag is how many publications the runner's acted-on weights are
@@ -241,11 +242,11 @@ func (m *Metrics) setWeightsVersion(v uint64) {
 // compare, so those give no lag. A runner's report can be newer than the
 // learner's, hence the floor at 0.
 func WeightsLag(published, acted uint64) (uint64, bool) {
-	const countBits = 1<<40 - 1
-	if published == 0 || published>>40 != acted>>40 {
+	pt, p := SplitVersion(published)
+	at, a := SplitVersion(acted)
+	if published == 0 || pt != at {
 		return 0, false
 	}
-	p, a := published&countBits, acted&countBits
 	if a >= p {
 		return 0, true
 	}

@@ -170,7 +170,6 @@ func (p *publications) firstNewer(v wire.Version) (time.Time, bool) {
 // behind latest: the difference in count within a term; a runner on an
 // older term (or on none) lacks every publication of latest's term.
 func publicationsBehind(latest, acked wire.Version) uint64 {
-	const countBits = 1<<40 - 1
 	switch {
 	case !latest.NewerThan(acked):
 		return 0

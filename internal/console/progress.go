@@ -34,7 +34,8 @@ func (p *Progress) Line() string {
 	if !math.IsNaN(st.Mean100) {
 		mean = fmt.Sprintf("%.1f (n=%d)", st.Mean100, st.Mean100Count)
 	}
+	term, pub := actors.SplitVersion(st.WeightsVersion)
 	return fmt.Sprintf("[%6.1fs] steps=%d episodes=%d mean100=%s mean100_all=%.1f env_steps/s=%.0f updates/s=%.0f updates=%d weights=t%d/v%d",
 		now.Sub(p.started).Seconds(), st.EnvSteps, st.Episodes, mean, actors.Finite(st.Mean100All), stepsPerSec, updatesPerSec,
-		st.LearnerUpdates, st.WeightsVersion>>40, st.WeightsVersion&(1<<40-1))
+		st.LearnerUpdates, term, pub)
 }

@@ -183,7 +183,7 @@ func statusOf(v httpView, st actors.RunStatus) map[string]any {
 		// null until an episode (at ε ≤ 0.05 for mean_return_100) ended
 		out["mean_return_100"], out["mean_return_100_all"] = defined(st.Mean100), defined(st.Mean100All)
 		out["weights_version"] = st.WeightsVersion // published (learner), or the oldest acted on (runners)
-		out["weights_term"], out["weights_publication"] = st.WeightsVersion>>40, st.WeightsVersion&(1<<40-1)
+		out["weights_term"], out["weights_publication"] = actors.SplitVersion(st.WeightsVersion)
 		out["weights_lag"] = runnerLags(st, learner)
 	}
 	if learner {
