@@ -168,10 +168,11 @@ func newHTTPHandler(v httpView) http.Handler {
 func statusOf(v httpView, st actors.RunStatus) map[string]any {
 	has := func(role string) bool { return slices.Contains(v.roles, role) }
 	learner, runner, replay := has(actors.RoleLearner), has(actors.RoleRunner), has(actors.RoleReplay)
+	members := v.members()
 	out := map[string]any{
-		"node": v.node, "roles": v.roles, "members": LiveNames(v.members()),
+		"node": v.node, "roles": v.roles, "members": LiveNames(members),
 		"uptime_seconds": time.Since(v.started).Seconds(),
-		"member_info":    v.members(), "restarts": st.Restarts, "stopped_roles": st.StoppedRoles, "run": v.run,
+		"member_info":    members, "restarts": st.Restarts, "stopped_roles": st.StoppedRoles, "run": v.run,
 	}
 	counters := map[string]any{}
 	if learner || runner {
