@@ -158,6 +158,7 @@ func (e *evaluator) start(ctx actor.Context) error {
 	e.seeds = EpisodeSeeds(EvalSeed(e.spec.Seed), e.cfg.EvalEpisodes)
 	e.nextAt = uint64(e.cfg.EvalEvery)
 	e.weights = NewWeightsClient(e.dir, e.metrics, e.log, e.spec.Net.NumParams(), e.take)
+	e.weights.Name = e.spec.Name
 	e.weights.Subscribe(ctx)
 	e.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(resubscribeAfter/4, resubscribeAfter/4, ctx.Self(), &evaluatorTick{})
 	self, sys := ctx.Self(), ctx.ActorSystem()

@@ -225,11 +225,3 @@ func pidLinkName(p *actor.PID) string {
 	h := sha256.Sum256([]byte(p.Address + "\x00" + p.Id))
 	return "pid-" + hex.EncodeToString(h[:8])
 }
-
-// subscriberName is the name a runner gives the broadcaster when its weights
-// client subscribes (the client finds it on its actor): the runner's name
-// in the run's stats.
-func (r *runner) subscriberName() string { return r.spec.Name }
-
-// subscriberName of the evaluator, which takes weights as a runner does.
-func (e *evaluator) subscriberName() string { return e.spec.Name }

@@ -234,6 +234,7 @@ func (r *runner) start(ctx actor.Context) error {
 	r.sink = r.emit
 	r.sender = NewExperienceSender(r.cfg, r.dir, r.metrics, r.log, &r.ExperienceStream)
 	r.weights = NewWeightsClient(r.dir, r.metrics, r.log, r.spec.Net.NumParams(), r.applyWeights)
+	r.weights.Name = r.spec.Name
 	r.newBatch()
 	r.weights.Subscribe(ctx)
 	r.stopTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(resubscribeAfter/4, resubscribeAfter/4, ctx.Self(), &runnerTick{})

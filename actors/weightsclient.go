@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/qfleet/qfleet/actors/lograte"
@@ -28,6 +27,9 @@ type WeightsClient struct {
 	// apply loads weights newer than the acting ones into the runner's
 	// network; on an error they are refused and the acting ones stay.
 	apply func(*messages.Weights) error
+	// Name is what the subscriber goes by in the run's stats ("B/runner-0"),
+	// given to the broadcaster for its link books; empty: its PID's.
+	Name string
 
 	acting wire.Version // of the weights acting; zero before the first arrive
 	// newest is the newest version heard of (a chunk of it came), and
@@ -70,23 +72,11 @@ func (c *WeightsClient) Subscribe(ctx Outbound) {
 		return
 	}
 	c.subscribedTo, c.subscribedAt, c.awaiting = b.String(), now, true
-	sub := &messages.SubscribeWeights{Runner: RefOf(ctx.Self()), RunnerName: subscriberName(ctx)}
+	sub := &messages.SubscribeWeights{Runner: RefOf(ctx.Self()), RunnerName: c.Name}
 	if last := c.assembler.Last(); last != nil {
 		sub.BaseVersion, sub.BaseTerm = last.GetVersion(), last.GetTerm()
 	}
 	ctx.Send(b, sub)
-}
-
-// subscriberName is the name the subscribing actor goes by in the run's
-// stats, when it has one (a runner, the evaluator), for the broadcaster's
-// link books.
-func subscriberName(ctx Outbound) string {
-	if c, ok := ctx.(interface{ Actor() actor.Actor }); ok {
-		if n, ok := c.Actor().(interface{ subscriberName() string }); ok {
-			return n.subscriberName()
-		}
-	}
-	return ""
 }
 
 // LinkLost subscribes again at once when the broken stream was the one to
