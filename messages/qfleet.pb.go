@@ -30,28 +30,31 @@ const (
 type Codec int32
 
 const (
-	Codec_CODEC_RAW     Codec = 0 // float32 rows, no compression
-	Codec_CODEC_FRAMES  Codec = 1 // each distinct observation stored once per batch
-	Codec_CODEC_FLOAT16 Codec = 2 // observations as IEEE half floats
-	Codec_CODEC_ZSTD    Codec = 4 // payload compressed with zstd
-	Codec_CODEC_DELTA   Codec = 8 // weights: XOR against the base version's float bits
+	Codec_CODEC_RAW            Codec = 0  // float32 rows, no compression
+	Codec_CODEC_FRAMES         Codec = 1  // each distinct observation stored once per batch
+	Codec_CODEC_FLOAT16        Codec = 2  // observations as IEEE half floats
+	Codec_CODEC_ZSTD           Codec = 4  // payload compressed with zstd
+	Codec_CODEC_DELTA          Codec = 8  // weights: XOR against the base version's float bits
+	Codec_CODEC_STACKED_FRAMES Codec = 16 // uint8 frame stacks: each distinct frame once, coded against the one before
 )
 
 // Enum value maps for Codec.
 var (
 	Codec_name = map[int32]string{
-		0: "CODEC_RAW",
-		1: "CODEC_FRAMES",
-		2: "CODEC_FLOAT16",
-		4: "CODEC_ZSTD",
-		8: "CODEC_DELTA",
+		0:  "CODEC_RAW",
+		1:  "CODEC_FRAMES",
+		2:  "CODEC_FLOAT16",
+		4:  "CODEC_ZSTD",
+		8:  "CODEC_DELTA",
+		16: "CODEC_STACKED_FRAMES",
 	}
 	Codec_value = map[string]int32{
-		"CODEC_RAW":     0,
-		"CODEC_FRAMES":  1,
-		"CODEC_FLOAT16": 2,
-		"CODEC_ZSTD":    4,
-		"CODEC_DELTA":   8,
+		"CODEC_RAW":            0,
+		"CODEC_FRAMES":         1,
+		"CODEC_FLOAT16":        2,
+		"CODEC_ZSTD":           4,
+		"CODEC_DELTA":          8,
+		"CODEC_STACKED_FRAMES": 16,
 	}
 )
 
@@ -159,8 +162,13 @@ type ExperienceBatch struct {
 	// gap (batches lost between hosts, or held by a replay that died) exactly.
 	SentBefore        uint64 `protobuf:"varint,13,opt,name=sent_before,json=sentBefore,proto3" json:"sent_before,omitempty"`
 	RunnerIncarnation uint64 `protobuf:"varint,14,opt,name=runner_incarnation,json=runnerIncarnation,proto3" json:"runner_incarnation,omitempty"` // random per runner process; a new one starts a new stream
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// frame_stack > 1: each observation is the env's last frame_stack frames
+	// stacked channel-last (value c of frame j, oldest first, at pixel p is at
+	// (p·frame_stack + j)·C + c for C channels a frame), so that frame j is
+	// every frame_stack-th run of C values. 0 or 1: not stacked.
+	FrameStack    uint32 `protobuf:"varint,15,opt,name=frame_stack,json=frameStack,proto3" json:"frame_stack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExperienceBatch) Reset() {
@@ -287,6 +295,13 @@ func (x *ExperienceBatch) GetSentBefore() uint64 {
 func (x *ExperienceBatch) GetRunnerIncarnation() uint64 {
 	if x != nil {
 		return x.RunnerIncarnation
+	}
+	return 0
+}
+
+func (x *ExperienceBatch) GetFrameStack() uint32 {
+	if x != nil {
+		return x.FrameStack
 	}
 	return 0
 }
@@ -1343,6 +1358,7 @@ type PackedExperience struct {
 	ReplyTo           *ActorRef              `protobuf:"bytes,8,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	SentBefore        uint64                 `protobuf:"varint,9,opt,name=sent_before,json=sentBefore,proto3" json:"sent_before,omitempty"`                       // as in ExperienceBatch
 	RunnerIncarnation uint64                 `protobuf:"varint,10,opt,name=runner_incarnation,json=runnerIncarnation,proto3" json:"runner_incarnation,omitempty"` // as in ExperienceBatch
+	FrameStack        uint32                 `protobuf:"varint,11,opt,name=frame_stack,json=frameStack,proto3" json:"frame_stack,omitempty"`                      // as in ExperienceBatch
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1443,6 +1459,13 @@ func (x *PackedExperience) GetSentBefore() uint64 {
 func (x *PackedExperience) GetRunnerIncarnation() uint64 {
 	if x != nil {
 		return x.RunnerIncarnation
+	}
+	return 0
+}
+
+func (x *PackedExperience) GetFrameStack() uint32 {
+	if x != nil {
+		return x.FrameStack
 	}
 	return 0
 }
@@ -2590,7 +2613,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\fqfleet.proto\x12\tqfleet.v1\"4\n" +
 	"\bActorRef\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xd8\x03\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xf9\x03\n" +
 	"\x0fExperienceBatch\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x19\n" +
@@ -2609,7 +2632,9 @@ const file_qfleet_proto_rawDesc = "" +
 	"\breply_to\x18\f \x01(\v2\x13.qfleet.v1.ActorRefR\areplyTo\x12\x1f\n" +
 	"\vsent_before\x18\r \x01(\x04R\n" +
 	"sentBefore\x12-\n" +
-	"\x12runner_incarnation\x18\x0e \x01(\x04R\x11runnerIncarnation\"<\n" +
+	"\x12runner_incarnation\x18\x0e \x01(\x04R\x11runnerIncarnation\x12\x1f\n" +
+	"\vframe_stack\x18\x0f \x01(\rR\n" +
+	"frameStack\"<\n" +
 	"\x06Credit\x12 \n" +
 	"\vtransitions\x18\x01 \x01(\rR\vtransitions\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\"}\n" +
@@ -2715,7 +2740,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x10eval_mean_return\x18\r \x01(\x01R\x0eevalMeanReturn\x12\x1c\n" +
 	"\tevaluated\x18\x0e \x01(\bR\tevaluated\x12\x1d\n" +
 	"\n" +
-	"layer_norm\x18\x0f \x01(\bR\tlayerNorm\"\xc6\x02\n" +
+	"layer_norm\x18\x0f \x01(\bR\tlayerNorm\"\xe7\x02\n" +
 	"\x10PackedExperience\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x19\n" +
@@ -2728,7 +2753,9 @@ const file_qfleet_proto_rawDesc = "" +
 	"\vsent_before\x18\t \x01(\x04R\n" +
 	"sentBefore\x12-\n" +
 	"\x12runner_incarnation\x18\n" +
-	" \x01(\x04R\x11runnerIncarnation\"\xc7\x02\n" +
+	" \x01(\x04R\x11runnerIncarnation\x12\x1f\n" +
+	"\vframe_stack\x18\v \x01(\rR\n" +
+	"frameStack\"\xc7\x02\n" +
 	"\fWeightsChunk\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x14\n" +
@@ -2838,14 +2865,15 @@ const file_qfleet_proto_rawDesc = "" +
 	"\vCancelTrial\x12\x14\n" +
 	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason*\\\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*v\n" +
 	"\x05Codec\x12\r\n" +
 	"\tCODEC_RAW\x10\x00\x12\x10\n" +
 	"\fCODEC_FRAMES\x10\x01\x12\x11\n" +
 	"\rCODEC_FLOAT16\x10\x02\x12\x0e\n" +
 	"\n" +
 	"CODEC_ZSTD\x10\x04\x12\x0f\n" +
-	"\vCODEC_DELTA\x10\bB#Z!github.com/qfleet/qfleet/messagesb\x06proto3"
+	"\vCODEC_DELTA\x10\b\x12\x18\n" +
+	"\x14CODEC_STACKED_FRAMES\x10\x10B#Z!github.com/qfleet/qfleet/messagesb\x06proto3"
 
 var (
 	file_qfleet_proto_rawDescOnce sync.Once
