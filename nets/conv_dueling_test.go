@@ -69,7 +69,8 @@ func TestSpecConvDueling(t *testing.T) {
 
 // convSpecs are the forward-pass test shapes: MinAtar with and without the dueling head, a
 // non-square conv, a conv whose kernel fills the observation's height (OH = 1), a conv
-// feeding the head directly, and a dueling MLP.
+// feeding the head directly, a dueling MLP, a strided conv, conv chains (one dueling, one
+// with InputScale) and a small Nature-geometry chain.
 var convSpecs = []Spec{
 	minAtar,
 	withDueling(minAtar),
@@ -77,6 +78,15 @@ var convSpecs = []Spec{
 	{Inputs: 3 * 6 * 2, Conv: &ConvSpec{Height: 3, Width: 6, Channels: 2, Filters: 17, Kernel: 3}, Hidden: []int{20}, Outputs: 3, Dueling: true},
 	{Inputs: 4 * 4 * 1, Conv: &ConvSpec{Height: 4, Width: 4, Channels: 1, Filters: 4, Kernel: 1}, Outputs: 2},
 	withDueling(Spec{Inputs: 5, Hidden: []int{7, 3}, Outputs: 4}),
+	gradSpec("conv-stride"),
+	gradSpec("convs3"),
+	gradSpec("convs2+dueling"),
+	// Nature's geometry on a 36×36 frame (36 → 8 → 3 → 1) with fewer filters.
+	{Inputs: 36 * 36 * 2, Convs: []ConvSpec{
+		{Height: 36, Width: 36, Channels: 2, Filters: 8, Kernel: 8, Stride: 4},
+		{Height: 8, Width: 8, Channels: 8, Filters: 16, Kernel: 4, Stride: 2},
+		{Height: 3, Width: 3, Channels: 16, Filters: 16, Kernel: 3, Stride: 1}},
+		Hidden: []int{32}, Outputs: 4, InputScale: 1.0 / 255},
 }
 
 // TestConvDuelingForwardAgree: the runner's Forward, the learner's gorgonia graph, its
@@ -154,7 +164,7 @@ func batchForwardFlat(s Spec, p, obs []float32, batch int) []float32 {
 	x := make([]float32, batch*net.inRows()*net.inCols())
 	net.fillInput(x, obs, batch)
 	var mm gemm
-	return slices.Clone(batchForward(&mm, net, aug, x, batch, newActs(net, batch)))
+	return slices.Clone(batchForward(&mm, net, aug, x, batch, newFwdBufs(net, batch)))
 }
 
 func TestForwardZeroAllocsConvDueling(t *testing.T) {

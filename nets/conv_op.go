@@ -8,7 +8,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// The conv's matrix product leaves the feature maps as a (B·P)×F matrix, P = OH·OW output
+// The last conv's matrix product leaves the feature maps as a (B·P)×F matrix, P = OH·OW output
 // positions: row (b, oy, ox), column f. Channel-last, sample b's feature map is rows
 // b·P..b·P+P−1, i.e. P·F contiguous values, so the flatten in front of the first dense layer
 // is a reshape to B×(P·F). What is not free is the trailing 1 the augmented layout needs
@@ -95,3 +95,87 @@ func (op flattenGradOp) String() string {
 }
 func (op flattenGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op flattenGradOp) Hashcode() uint32      { return hashOf(op) }
+
+// A conv layer after the first reads the previous layer's output, a graph node, so its patch
+// matrix must be built inside the graph: patchesOp is ConvSpec.im2col as a gorgonia op and
+// patchesGradOp its adjoint, col2im. The previous layer's (B·H·W)×C product already is the B
+// channel-last images im2col reads (rows (b, y, x), columns c), so neither op permutes
+// anything. gorgonia's own Im2Col cannot stand in: it wants BCHW, and its UsePreallocDo
+// writes into whatever its register holds without checking the shape, so the no-Reset tape
+// (tape.go) could not replay it.
+
+// patchesOp maps the (B·H·W)×C images to the (B·P)×(K²C+1) patch matrix of conv c (ones
+// column included).
+type patchesOp struct {
+	matOpBase
+	c ConvSpec // only int fields: gorgonia compares and hashes ops
+}
+
+var (
+	_ G.SDOp            = patchesOp{}
+	_ G.UsePreallocDoer = patchesOp{}
+	_ G.UsePreallocDoer = patchesGradOp{}
+)
+
+// patches applies patchesOp through gorgonia's graph.
+func patches(x *G.Node, c ConvSpec) (*G.Node, error) {
+	return G.ApplyOp(patchesOp{c: c}, x)
+}
+
+func (op patchesOp) outShape(rows, cols int) (tensor.Shape, error) {
+	hw := op.c.Height * op.c.Width
+	if cols != op.c.Channels || rows%hw != 0 {
+		return nil, fmt.Errorf("nets: %v on a %d×%d matrix: want whole %d×%d×%d images", op, rows, cols,
+			op.c.Height, op.c.Width, op.c.Channels)
+	}
+	return tensor.Shape{rows / hw * op.c.positions(), op.c.patchSize() + 1}, nil
+}
+
+func (op patchesOp) compute(dst, src []float32, rows, _ int) {
+	op.c.im2col(dst, src, rows/(op.c.Height*op.c.Width), 1)
+}
+
+func (op patchesOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return inferMatShape(op, in)
+}
+func (op patchesOp) Do(in ...G.Value) (G.Value, error) { return doMat(op, nil, in) }
+func (op patchesOp) UsePreallocDo(out G.Value, in ...G.Value) (G.Value, error) {
+	return doMat(op, out, in)
+}
+func (op patchesOp) String() string        { return fmt.Sprintf("nets.Patches(%v)", &op.c) }
+func (op patchesOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op patchesOp) Hashcode() uint32      { return hashOf(op) }
+func (patchesOp) DiffWRT(int) []bool       { return []bool{true} }
+
+// SymDiff: im2col is linear, so ∂L/∂x is col2im of ∂L/∂P alone.
+func (op patchesOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	return symDiffVia(patchesGradOp(op), grad)
+}
+
+// patchesGradOp maps ∂L/∂P, (B·P)×(K²C+1), to ∂L/∂x, (B·H·W)×C: each image cell gets the sum
+// of its entries over the patches that hold it; the ones column has no input and is dropped.
+type patchesGradOp patchesOp
+
+func (op patchesGradOp) outShape(rows, cols int) (tensor.Shape, error) {
+	p := op.c.positions()
+	if cols != op.c.patchSize()+1 || rows%p != 0 {
+		return nil, fmt.Errorf("nets: %v on a %d×%d matrix: want whole samples of %d×%d", op, rows, cols,
+			p, op.c.patchSize()+1)
+	}
+	return tensor.Shape{rows / p * op.c.Height * op.c.Width, op.c.Channels}, nil
+}
+
+func (op patchesGradOp) compute(dst, src []float32, rows, _ int) {
+	op.c.col2im(dst, src, rows/op.c.positions())
+}
+
+func (op patchesGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return inferMatShape(op, in)
+}
+func (op patchesGradOp) Do(in ...G.Value) (G.Value, error) { return doMat(op, nil, in) }
+func (op patchesGradOp) UsePreallocDo(out G.Value, in ...G.Value) (G.Value, error) {
+	return doMat(op, out, in)
+}
+func (op patchesGradOp) String() string        { return fmt.Sprintf("nets.PatchesGrad(%v)", &op.c) }
+func (op patchesGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op patchesGradOp) Hashcode() uint32      { return hashOf(op) }

@@ -12,10 +12,14 @@ type Forward struct {
 	bufB   []float32
 	nz     []int32 // affine's indices of non-zero inputs
 
-	// Conv nets only: the observation's patch matrix (positions × (K²·C+1), see
-	// ConvSpec.im2col) and the matrix product that applies the conv to it.
+	// Conv nets only: the observation's first-layer patch matrix (positions × (K²·C+1), see
+	// ConvSpec.im2col), the later layers' scratch, and the matrix product that applies each
+	// conv.
 	patches []float32
+	conv    convScratch
 	mm      gemm
+	// scaled is the MLP's input times Spec.InputScale (nil without scaling).
+	scaled []float32
 
 	batch forwardBatch // QBatch and GreedyBatch (forward_batch.go)
 }
@@ -36,9 +40,14 @@ func NewForward(s Spec) *Forward {
 		nz:     make([]int32, w),
 		batch:  forwardBatch{net: newAugNet(s)},
 	}
-	if c := s.Conv; c != nil {
-		f.patches = make([]float32, c.positions()*(c.patchSize()+1))
-		f.mm.reserve(c.Filters, c.patchSize()+1) // so that no call allocates
+	if convs := f.batch.net.convs; len(convs) > 0 {
+		f.patches = make([]float32, convs[0].positions()*(convs[0].patchSize()+1))
+		f.conv = newConvScratch(convs)
+		for _, c := range convs {
+			f.mm.reserve(c.Filters, c.patchSize()+1) // so that no call allocates
+		}
+	} else if s.inputScale() != 1 {
+		f.scaled = make([]float32, s.Inputs)
 	}
 	return f
 }
@@ -59,40 +68,43 @@ func (f *Forward) SetParams(p []float32) error {
 // Q returns the Q-values for one observation in an internal buffer that is valid until the
 // next call. obs must have Spec.Inputs elements.
 //
-//	conv:    z = ReLU(P·[W_c; b_c]), P the observation's patch matrix (ConvSpec.im2col)
-//	dense:   h = ReLU(b + h·W)
+//	conv i:  z_i = ReLU(P_i·[W_i; b_i]), P_1 the observation's patch matrix (ConvSpec.im2col,
+//	         times InputScale), P_{i+1} that of z_i
+//	dense:   h = ReLU(b + h·W), h_0 the last z (or the observation times InputScale)
 //	head:    q = b + h·W, or with Dueling q = V + A − mean(A) on [V, A]
 //	LayerNorm: ReLU(LN(·)) in place of each ReLU (lnReLURows)
 //
-// The conv runs as one small matrix product on the learner's kernel (gemm): positions×(K²·C+1)
+// Each conv runs as one small matrix product on the learner's kernel (gemm): positions×(K²·C+1)
 // by (K²·C+1)×F, 38k multiply-adds for MinAtar, a microsecond or two whatever the
-// observation's sparsity. The conv layer's flat parameters (W then b) already are the
+// observation's sparsity. A conv layer's flat parameters (W then b) already are the
 // (K²·C+1)×F matrix, and the patch rows end in a 1, so the bias comes with the product and
-// ReLU is fused into its stores.
+// ReLU is fused into its stores (convSample, shared with the batched passes).
 func (f *Forward) Q(obs []float32) []float32 {
 	in := obs[:f.spec.Inputs]
 	cur, next := f.bufA, f.bufB
-	last := len(f.layers) - 1
 	ln := f.spec.LayerNorm
-	for li, l := range f.layers {
-		var out []float32
-		if c := f.spec.Conv; l.conv {
-			out = next[:c.features()]
-			c.im2col(f.patches, in, 1)
-			f.mm.mulAct(false, false, c.positions(), l.out, l.in+1, f.patches, l.in+1,
-				f.params[l.off:l.off+(l.in+1)*l.out], l.out, out, l.out, !ln)
-			if ln {
-				lnReLURows(out, out, c.positions(), l.out, l.out)
-			}
-		} else {
-			out = next[:l.out]
-			affine(out, in, l.w(f.params), l.b(f.params), f.nz)
-			switch {
-			case li != last && ln:
-				lnReLURows(out, out, 1, l.out, l.out)
-			case li != last:
-				relu(out)
-			}
+	net := &f.batch.net
+	dense := f.layers
+	switch c := net.lastConv(); {
+	case c != nil:
+		net.convs[0].im2col(f.patches, in, 1, net.scale)
+		in = next[:c.features()]
+		net.convSample(&f.mm, f.params, f.patches, in, &f.conv)
+		cur, next = next, cur
+		dense = f.layers[len(net.convs):]
+	case f.scaled != nil:
+		scaleTo(f.scaled, in, net.scale)
+		in = f.scaled
+	}
+	last := len(dense) - 1
+	for li, l := range dense {
+		out := next[:l.out]
+		affine(out, in, l.w(f.params), l.b(f.params), f.nz)
+		switch {
+		case li != last && ln:
+			lnReLURows(out, out, 1, l.out, l.out)
+		case li != last:
+			relu(out)
 		}
 		in = out
 		cur, next = next, cur

@@ -16,7 +16,7 @@ type forwardBatch struct {
 	stale bool      // SetParams ran since aug was written
 	rows  int       // observations the scratch holds
 	x     []float32 // input matrix (augNet.fillInput)
-	acts  [][]float32
+	acts  *fwdBufs
 }
 
 // QBatch returns the Q-values of n observations (obs: n·Spec.Inputs values, row-major) as an
@@ -29,7 +29,7 @@ func (f *Forward) QBatch(obs []float32, n int) []float32 {
 	b := &f.batch
 	if n > b.rows {
 		b.x = make([]float32, n*b.net.inRows()*b.net.inCols())
-		b.acts = newActs(b.net, n)
+		b.acts = newFwdBufs(b.net, n)
 		b.rows = n
 	}
 	if b.aug == nil {

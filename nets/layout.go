@@ -15,9 +15,11 @@ package nets
 // matrix without the extra column, so converting between the two is a strided copy.
 //
 // A conv layer is the (K²·C+1)×F matrix G_c applied to every row of the patch matrix, whose
-// rows end in a 1 (ConvSpec.im2col). It has no constant column: the 1 for the first dense
-// layer is appended when the feature maps are flattened (flattenOp, or batchForward's
-// per-sample products).
+// rows end in a 1 (ConvSpec.im2col). It has no constant column: the 1 for the next layer is
+// appended when the next conv's patches are built (patchesOp) or, after the last conv, when
+// the feature maps are flattened (flattenOp, or batchForward's per-sample products). The conv
+// layers come first, so their augmented offsets and shapes are their flat ones: G_c is the
+// same slice of either vector (convSample relies on it).
 
 // augLayer is one layer in augmented layout.
 type augLayer struct {
@@ -41,12 +43,13 @@ func (l augLayer) g(p []float32) []float32 { return p[l.aoff : l.aoff+(l.in+1)*l
 // batched passes need around them.
 type augNet struct {
 	layers  []augLayer
-	n       int       // length of an augmented parameter vector
-	conv    *ConvSpec // nil for an MLP
+	n       int        // length of an augmented parameter vector
+	convs   []ConvSpec // the conv torso (layers[:len(convs)]); nil for an MLP
 	dueling bool
-	ln      bool // Spec.LayerNorm: hidden layers are ReLU(LN(·)), see layernorm.go
-	inputs  int  // Spec.Inputs
-	outputs int  // Spec.Outputs (Q-values; the dueling head has one more column)
+	ln      bool    // Spec.LayerNorm: hidden layers are ReLU(LN(·)), see layernorm.go
+	scale   float32 // Spec.InputScale, 0 read as 1
+	inputs  int     // Spec.Inputs
+	outputs int     // Spec.Outputs (Q-values; the dueling head has one more column)
 }
 
 // newAugNet lays s out in augmented form. It allocates; call it at construction time only.
@@ -60,37 +63,48 @@ func newAugNet(s Spec) augNet {
 			cols++
 		}
 		out[i] = augLayer{layerShape: l, cols: cols, aoff: n}
+		if l.conv && (out[i].aoff != l.off || cols != l.out) {
+			panic("nets: a conv layer's augmented layout differs from its flat one")
+		}
 		n += (l.in + 1) * cols
 	}
-	s = s.clone()
-	return augNet{layers: out, n: n, conv: s.Conv, dueling: s.Dueling, ln: s.LayerNorm,
-		inputs: s.Inputs, outputs: s.Outputs}
+	return augNet{layers: out, n: n, convs: s.ConvLayers(), dueling: s.Dueling, ln: s.LayerNorm,
+		scale: s.inputScale(), inputs: s.Inputs, outputs: s.Outputs}
+}
+
+// lastConv is the conv layer whose features feed the dense layers; nil for an MLP.
+func (a augNet) lastConv() *ConvSpec {
+	if len(a.convs) == 0 {
+		return nil
+	}
+	return &a.convs[len(a.convs)-1]
 }
 
 // inRows and inCols give the shape of the network's input matrix per observation: one row of
-// the observation and a trailing 1 for an MLP, one row per output position of the patch and
-// a trailing 1 for a conv net (im2col).
+// the observation and a trailing 1 for an MLP, one row per output position of the first
+// conv's patches and a trailing 1 for a conv net (im2col).
 func (a augNet) inRows() int {
-	if a.conv != nil {
-		return a.conv.positions()
+	if len(a.convs) > 0 {
+		return a.convs[0].positions()
 	}
 	return 1
 }
 
 func (a augNet) inCols() int {
-	if a.conv != nil {
-		return a.conv.patchSize() + 1
+	if len(a.convs) > 0 {
+		return a.convs[0].patchSize() + 1
 	}
 	return a.inputs + 1
 }
 
-// fillInput writes the input matrix of batch observations (batch·inRows × inCols) into dst.
+// fillInput writes the input matrix of batch observations (batch·inRows × inCols) into dst,
+// each observation value times Spec.InputScale.
 func (a augNet) fillInput(dst, obs []float32, batch int) {
-	if a.conv != nil {
-		a.conv.im2col(dst, obs, batch)
+	if len(a.convs) > 0 {
+		a.convs[0].im2col(dst, obs, batch, a.scale)
 		return
 	}
-	fillAug(dst[:batch*(a.inputs+1)], obs[:batch*a.inputs], a.inputs)
+	fillAug(dst[:batch*(a.inputs+1)], obs[:batch*a.inputs], a.inputs, a.scale)
 }
 
 // toAug writes flat parameters into augmented layout, stamping the constant column.
@@ -141,62 +155,118 @@ func maskAug(v []float32, layers []augLayer) {
 
 // batchForward evaluates the network on a batch outside the gradient graph (target values are
 // inference: no gradient, so no reason to pay for graph bookkeeping). x is the input matrix
-// (fillInput); acts holds the scratch matrices made by newActs; it returns the B×Outputs
-// Q-values (the last scratch matrix).
+// (fillInput); bufs holds the scratch made by newFwdBufs; it returns the B×Outputs Q-values
+// (the last scratch matrix).
 //
 //	act_{l+1} = ReLU([act_l, 1] · G_l)   (no ReLU after the head)
-//	conv:       act_1[b] = ReLU(P_b · G_c) flattened, then 1   (P_b: sample b's patch rows)
+//	convs:      act[b] = the conv torso on sample b's patch rows (convSample), flattened, then 1
 //	dueling:    Q = V + A − mean(A) on the head's [V, A]
 //	LayerNorm:  ReLU(LN(·)) instead of ReLU, per row of the product (lnReLURows)
 //
-// Each product writes only the out real columns (ldc = cols): the constant column of every
-// scratch matrix is filled with ones once by newActs, and n stays a multiple of 16 for
-// 64-wide layers. The conv runs one product per sample, writing the sample's P×F feature
-// map straight into its row of the flattened matrix (row stride P·F+1), so the flatten costs
-// nothing here.
-func batchForward(mm *gemm, net augNet, params, x []float32, batch int, acts [][]float32) []float32 {
+// Each dense product writes only the out real columns (ldc = cols): the constant column of
+// every scratch matrix is filled with ones once by newFwdBufs, and n stays a multiple of 16
+// for 64-wide layers. The conv torso runs one sample at a time: its products are already
+// hundreds of rows per sample, and one sample's intermediate maps and patch matrices stay in
+// cache between the layers (a whole batch of Nature's second-layer patches is 5 MB). The last
+// conv writes the sample's P×F feature map straight into its row of the flattened matrix
+// (row stride P·F+1), so the flatten costs nothing here.
+func batchForward(mm *gemm, net augNet, params, x []float32, batch int, bufs *fwdBufs) []float32 {
 	in := x
-	for i, l := range net.layers {
-		out := acts[i]
+	dense := net.layers
+	if nc := len(net.convs); nc > 0 {
+		flat, feat := bufs.acts[nc-1], net.lastConv().features()
+		rows := net.inRows() * net.inCols()
+		for b := range batch {
+			net.convSample(mm, params, x[b*rows:(b+1)*rows], flat[b*(feat+1):b*(feat+1)+feat], &bufs.conv)
+		}
+		in, dense = flat, net.layers[nc:]
+	}
+	for i, l := range dense {
+		out := bufs.acts[len(net.layers)-len(dense)+i][:batch*l.cols]
 		// With LayerNorm the product is stored as it is and normalized in place before ReLU;
 		// without, ReLU is fused into the product's stores.
 		ln := net.ln && l.relu()
-		if l.conv {
-			p, f := net.conv.positions(), l.out
-			for b := range batch {
-				z := out[b*(p*f+1):]
-				mm.mulAct(false, false, p, f, l.in+1, in[b*p*(l.in+1):], l.in+1, l.g(params), l.cols,
-					z, f, !ln)
-				if ln {
-					lnReLURows(z, z, p, f, f)
-				}
-			}
-		} else {
-			out = out[:batch*l.cols]
-			mm.mulAct(false, false, batch, l.out, l.in+1, in, l.in+1, l.g(params), l.cols, out, l.cols, l.relu() && !ln)
-			if ln {
-				lnReLURows(out, out, batch, l.out, l.cols)
-			}
+		mm.mulAct(false, false, batch, l.out, l.in+1, in, l.in+1, l.g(params), l.cols, out, l.cols, l.relu() && !ln)
+		if ln {
+			lnReLURows(out, out, batch, l.out, l.cols)
 		}
 		in = out
 	}
 	if net.dueling {
-		q := acts[len(net.layers)][:batch*net.outputs]
+		q := bufs.acts[len(net.layers)][:batch*net.outputs]
 		duel(q, in, batch, net.outputs)
 		return q
 	}
 	return in
 }
 
-// newActs allocates batchForward's scratch matrices with their constant columns set to 1:
-// one per layer (the conv's is the flattened B×(P·F+1) matrix) and, when dueling, one for
-// the aggregated Q-values.
-func newActs(net augNet, batch int) [][]float32 {
-	acts := make([][]float32, 0, len(net.layers)+1)
-	for _, l := range net.layers {
+// convScratch holds one sample's intermediate conv outputs and the patch matrices built from
+// them: z[i] is conv i's P_i×F_i map (i < last), p[i] conv i's patch matrix (i ≥ 1).
+type convScratch struct {
+	z, p [][]float32
+}
+
+func newConvScratch(convs []ConvSpec) convScratch {
+	var s convScratch
+	for i := range convs {
+		var z, p []float32
+		if i+1 < len(convs) {
+			z = make([]float32, convs[i].features())
+		}
+		if i > 0 {
+			p = make([]float32, convs[i].positions()*(convs[i].patchSize()+1))
+		}
+		s.z, s.p = append(s.z, z), append(s.p, p)
+	}
+	return s
+}
+
+// convSample runs the conv torso on one sample: p1 is its first-layer patch matrix
+// (P_1×(K²C+1), from im2col), out receives the last conv's P×F feature map. Each layer is one
+// product with ReLU fused into its stores (or followed by lnReLURows with LayerNorm), and
+// the next layer's patches are built from its output with im2col. params may be the flat or
+// the augmented vector: a conv layer's G_c is the same slice of both (layout.go).
+func (a augNet) convSample(mm *gemm, params, p1, out []float32, s *convScratch) {
+	p := p1
+	last := len(a.convs) - 1
+	for i := range a.convs {
+		c, l := &a.convs[i], a.layers[i]
+		z := out
+		if i < last {
+			z = s.z[i]
+		}
+		mm.mulAct(false, false, c.positions(), c.Filters, l.in+1, p, l.in+1, l.g(params), l.cols,
+			z, c.Filters, !a.ln)
+		if a.ln {
+			lnReLURows(z, z, c.positions(), c.Filters, c.Filters)
+		}
+		if i < last {
+			a.convs[i+1].im2col(s.p[i+1], z, 1, 1)
+			p = s.p[i+1]
+		}
+	}
+}
+
+// fwdBufs is batchForward's scratch for a batch: acts[l] the output of layer l as the next
+// layer reads it (the last conv's: the flattened B×(P·F+1) matrix; earlier convs: none, the
+// torso runs per sample in conv), then, when dueling, the aggregated Q-values.
+type fwdBufs struct {
+	acts [][]float32
+	conv convScratch
+}
+
+// newFwdBufs allocates batchForward's scratch with the constant columns set to 1.
+func newFwdBufs(net augNet, batch int) *fwdBufs {
+	bufs := &fwdBufs{acts: make([][]float32, 0, len(net.layers)+1), conv: newConvScratch(net.convs)}
+	nc := len(net.convs)
+	for i, l := range net.layers {
 		rows, cols, one := batch, l.cols, l.constCol()
-		if l.conv {
-			cols, one = net.conv.features()+1, true
+		switch {
+		case i < nc-1:
+			bufs.acts = append(bufs.acts, nil)
+			continue
+		case i == nc-1:
+			cols, one = net.lastConv().features()+1, true
 		}
 		a := make([]float32, rows*cols)
 		if one {
@@ -204,10 +274,10 @@ func newActs(net augNet, batch int) [][]float32 {
 				a[r*cols+cols-1] = 1
 			}
 		}
-		acts = append(acts, a)
+		bufs.acts = append(bufs.acts, a)
 	}
 	if net.dueling {
-		acts = append(acts, make([]float32, batch*net.outputs))
+		bufs.acts = append(bufs.acts, make([]float32, batch*net.outputs))
 	}
-	return acts
+	return bufs
 }

@@ -112,7 +112,8 @@ func (m *qModel) learnables() G.Nodes { return m.ws }
 
 // fwd builds the online Q-network on x (the input matrix, trailing ones column) into m.q:
 //
-//	conv:   h_1 = flatten(ReLU(P·G_c)), 1     (P: the patch matrix, one row per position)
+//	conv i: P_{i+1} = patches(ReLU(P_i·G_i))   (P_1 = x: the observations' patch matrix)
+//	last:   h_1 = flatten(ReLU(P_c·G_c)), 1    (P: one row per output position)
 //	dense:  h_{l+1} = ReLU([h_l, 1]·G_l)
 //	head:   q = [h_L, 1]·G_L, or dueling(·) of it: V + A − mean(A)
 //
@@ -135,8 +136,15 @@ func (m *qModel) fwd(x *G.Node, net augNet) error {
 				return fmt.Errorf("nets: layer %d relu: %w", i, err)
 			}
 		}
-		if l.conv {
-			if a, err = flattenOnes(a, net.conv.positions()); err != nil {
+		switch {
+		case l.conv && i+1 < len(net.convs):
+			// The next conv's input is this layer's output, a graph node: its patch matrix
+			// is built in the graph, with col2im as its gradient.
+			if a, err = patches(a, net.convs[i+1]); err != nil {
+				return fmt.Errorf("nets: layer %d patches: %w", i+1, err)
+			}
+		case l.conv:
+			if a, err = flattenOnes(a, net.convs[i].positions()); err != nil {
 				return fmt.Errorf("nets: layer %d flatten: %w", i, err)
 			}
 		}

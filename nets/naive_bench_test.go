@@ -39,13 +39,17 @@ func naiveNet(g *G.ExprGraph, s Spec, x *G.Node, params []*tensor.Dense, prefix 
 	}
 	h := x
 	i := 0
-	if c := s.Conv; c != nil {
-		filter, b := param("filter", 0), param("bias", 1)
-		i = 2
-		z := G.Must(G.Conv2d(h, filter, tensor.Shape{c.Kernel, c.Kernel}, nil, []int{1, 1}, nil))
+	convs := s.ConvLayers()
+	for _, c := range convs {
+		filter, b := param("filter", i), param("bias", i+1)
+		i += 2
+		st := c.stride()
+		z := G.Must(G.Conv2d(h, filter, tensor.Shape{c.Kernel, c.Kernel}, nil, []int{st, st}, nil))
 		z = G.Must(G.BroadcastAdd(z, b, nil, []byte{0, 2, 3}))
-		z = G.Must(G.Rectify(z))
-		h = G.Must(G.Reshape(z, tensor.Shape{z.Shape()[0], c.features()}))
+		h = G.Must(G.Rectify(z))
+	}
+	if len(convs) > 0 {
+		h = G.Must(G.Reshape(h, tensor.Shape{h.Shape()[0], convs[len(convs)-1].features()}))
 	}
 	dense := func(h *G.Node, W, b *G.Node) *G.Node {
 		return G.Must(G.BroadcastAdd(G.Must(G.Mul(h, W)), b, nil, []byte{0}))
@@ -81,7 +85,7 @@ func naiveParams(s Spec, flat []float32) []*tensor.Dense {
 		w, b := append([]float32(nil), l.w(flat)...), append([]float32(nil), l.b(flat)...)
 		switch {
 		case l.conv:
-			c := s.Conv
+			c := s.ConvLayers()[li]
 			k, ch, f := c.Kernel, c.Channels, c.Filters
 			filter := make([]float32, len(w))
 			for ky := range k {
@@ -103,8 +107,9 @@ func naiveParams(s Spec, flat []float32) []*tensor.Dense {
 			}
 			ps = append(ps, mat(l.in, 1, wv), vec(b[:1]), mat(l.in, n, wa), vec(b[1:]))
 		default:
-			if li == 1 && s.Conv != nil { // rows (oy·OW+ox)·F+f → PyTorch's (f·OH+oy)·OW+ox
-				c := s.Conv
+			if convs := s.ConvLayers(); len(convs) > 0 && li == len(convs) {
+				// rows (oy·OW+ox)·F+f → PyTorch's (f·OH+oy)·OW+ox
+				c := convs[len(convs)-1]
 				pt := make([]float32, len(w))
 				for pos := range c.positions() {
 					for fi := range c.Filters {
@@ -140,19 +145,24 @@ func naiveInput(g *G.ExprGraph, name string, t *tensor.Dense) *G.Node {
 
 // naiveInputTensor allocates the input tensor for a batch: B×Inputs, or B×C×H×W for conv.
 func naiveInputTensor(s Spec, batch int) *tensor.Dense {
-	if c := s.Conv; c != nil {
+	if convs := s.ConvLayers(); len(convs) > 0 {
+		c := convs[0]
 		return tensor.New(tensor.WithShape(batch, c.Channels, c.Height, c.Width), tensor.Of(tensor.Float32))
 	}
 	return tensor.New(tensor.WithShape(batch, s.Inputs), tensor.Of(tensor.Float32))
 }
 
-// setNaiveInput copies batch observations into a naiveInputTensor.
+// setNaiveInput copies batch observations into a naiveInputTensor, times Spec.InputScale.
 func setNaiveInput(t *tensor.Dense, s Spec, obs []float32, batch int) {
-	if s.Conv != nil {
-		toBCHW(t.Float32s(), obs, s.Conv, batch)
-		return
+	d := t.Float32s()
+	if convs := s.ConvLayers(); len(convs) > 0 {
+		toBCHW(d, obs, &convs[0], batch)
+	} else {
+		copy(d, obs)
 	}
-	copy(t.Float32s(), obs)
+	if sc := s.inputScale(); sc != 1 {
+		scaleTo(d, d, sc)
+	}
 }
 
 func newNaiveDQN(s Spec, cfg TrainConfig, init []float32) *naiveDQN {

@@ -171,7 +171,9 @@ type gradCase struct {
 
 // gradSpecs are the shapes the gradient and tape tests run on: an MLP, a dueling MLP, conv
 // nets on a non-square observation (a transposed index would show) with and without a dueling
-// head, and a conv net whose features feed the dueling head directly.
+// head, a conv net whose features feed the dueling head directly, a strided conv, and chains
+// of two and three strided convs (one dueling, one with InputScale).
+// TestLayerNormGradientFiniteDifference runs each with LayerNorm too.
 var gradSpecs = []struct {
 	name string
 	spec Spec
@@ -184,6 +186,34 @@ var gradSpecs = []struct {
 		Hidden: []int{4}, Outputs: 3, Dueling: true}},
 	{"conv-head-dueling", Spec{Inputs: 4 * 3 * 3, Conv: &ConvSpec{Height: 4, Width: 3, Channels: 3, Filters: 2, Kernel: 2},
 		Outputs: 4, Dueling: true}},
+	// Strides and conv chains (Nature-like, small): a stride that leaves a row and a column
+	// unread (floor), two and three layers with overlapping strided patches (col2im sums),
+	// a dueling chain and a scaled input.
+	{"conv-stride", Spec{Inputs: 7 * 6 * 2, Conv: &ConvSpec{Height: 7, Width: 6, Channels: 2, Filters: 3, Kernel: 3, Stride: 2},
+		Hidden: []int{4}, Outputs: 3}},
+	{"convs2", Spec{Inputs: 12 * 10 * 2, Convs: []ConvSpec{
+		{Height: 12, Width: 10, Channels: 2, Filters: 3, Kernel: 4, Stride: 2},
+		{Height: 5, Width: 4, Channels: 3, Filters: 2, Kernel: 2, Stride: 1}},
+		Hidden: []int{4}, Outputs: 3}},
+	{"convs3", Spec{Inputs: 13 * 11 * 2, Convs: []ConvSpec{
+		{Height: 13, Width: 11, Channels: 2, Filters: 3, Kernel: 3, Stride: 2},
+		{Height: 6, Width: 5, Channels: 3, Filters: 4, Kernel: 2, Stride: 2},
+		{Height: 3, Width: 2, Channels: 4, Filters: 2, Kernel: 2}},
+		Hidden: []int{5}, Outputs: 3, InputScale: 0.5}},
+	{"convs2+dueling", Spec{Inputs: 9 * 8 * 3, Convs: []ConvSpec{
+		{Height: 9, Width: 8, Channels: 3, Filters: 4, Kernel: 3, Stride: 2},
+		{Height: 4, Width: 3, Channels: 4, Filters: 3, Kernel: 2, Stride: 1}},
+		Hidden: []int{4}, Outputs: 3, Dueling: true}},
+}
+
+// gradSpec returns the gradSpecs entry called name.
+func gradSpec(name string) Spec {
+	for _, g := range gradSpecs {
+		if g.name == name {
+			return g.spec
+		}
+	}
+	panic("no gradSpec " + name)
 }
 
 func testGradient(t *testing.T, s Spec, c gradCase, rng *rand.Rand) {
@@ -444,9 +474,10 @@ func testStateRestore(t *testing.T, s Spec) {
 // TestFastTapeMatchesStandard: the reflective no-Reset runner (tape.go) on the pruned
 // subgraph (model.go) must compute exactly what gorgonia's documented Reset+RunAll on the
 // whole graph computes, over many updates (stale registers would show up from the second run
-// on).
+// on). The conv chains put nets.Patches and its col2im gradient on the tape.
 func TestFastTapeMatchesStandard(t *testing.T) {
-	for _, s := range []Spec{{Inputs: 4, Hidden: []int{32, 32}, Outputs: 3}, withDueling(minAtar)} {
+	for _, s := range []Spec{{Inputs: 4, Hidden: []int{32, 32}, Outputs: 3}, withDueling(minAtar),
+		gradSpec("convs3"), withLN(gradSpec("convs2+dueling"))} {
 		t.Run(fmt.Sprint(s), func(t *testing.T) { testFastTape(t, s) })
 	}
 }

@@ -7,9 +7,15 @@ import "math"
 
 func refQ(s Spec, p []float64, obs []float64) []float64 {
 	h := obs
+	if sc := s.InputScale; sc != 0 {
+		h = make([]float64, len(obs))
+		for i, v := range obs {
+			h[i] = v * float64(sc)
+		}
+	}
 	ls := s.layers()
-	if c := s.Conv; c != nil {
-		h = refConv(s, ls[0], p, obs)
+	for _, c := range s.ConvLayers() { // each conv reads the previous one's HWC output
+		h = refConv(s, c, ls[0], p, h)
 		ls = ls[1:]
 	}
 	for li, l := range ls {
@@ -46,14 +52,14 @@ func refQ(s Spec, p []float64, obs []float64) []float64 {
 	return h
 }
 
-// refConv is the valid, stride-1 convolution and ReLU (with s.LayerNorm, LN over the filters
-// at each position before it), written from ConvSpec's layout
-// description: x[y][x][c] at (y·W+x)·C+c, W[ky][kx][c][f] at row (ky·K+kx)·C+c, bias after,
-// output z[oy][ox][f] at (oy·OW+ox)·F+f.
-func refConv(s Spec, l layerShape, p, obs []float64) []float64 {
-	c := s.Conv
-	k, ch, f := c.Kernel, c.Channels, c.Filters
-	oh, ow := c.Height-k+1, c.Width-k+1
+// refConv is the valid convolution with stride S and ReLU (with s.LayerNorm, LN over the
+// filters at each position before it), written from ConvSpec's layout description:
+// x[y][x][c] at (y·W+x)·C+c, W[ky][kx][c][f] at row (ky·K+kx)·C+c, bias after, output
+// z[oy][ox][f] at (oy·OW+ox)·F+f from x[oy·S+ky][ox·S+kx][c], OH = ⌊(H−K)/S⌋+1 (PyTorch's
+// floor), stride 0 read as 1.
+func refConv(s Spec, c ConvSpec, l layerShape, p, obs []float64) []float64 {
+	k, ch, f, st := c.Kernel, c.Channels, c.Filters, max(c.Stride, 1)
+	oh, ow := (c.Height-k)/st+1, (c.Width-k)/st+1
 	w, b := p[l.off:l.off+k*k*ch*f], p[l.off+k*k*ch*f:l.off+(k*k*ch+1)*f]
 	z := make([]float64, oh*ow*f)
 	for oy := range oh {
@@ -63,7 +69,7 @@ func refConv(s Spec, l layerShape, p, obs []float64) []float64 {
 				for ky := range k {
 					for kx := range k {
 						for ci := range ch {
-							v += obs[((oy+ky)*c.Width+ox+kx)*ch+ci] * w[((ky*k+kx)*ch+ci)*f+fi]
+							v += obs[((oy*st+ky)*c.Width+ox*st+kx)*ch+ci] * w[((ky*k+kx)*ch+ci)*f+fi]
 						}
 					}
 				}

@@ -118,7 +118,7 @@ type Trainer struct {
 
 	// Scratch for the targets, computed outside the graph.
 	nextX                  []float32 // input matrix of the next observations (augNet.fillInput)
-	actsOnline, actsTarget [][]float32
+	actsOnline, actsTarget *fwdBufs
 	absTD                  []float32
 	targets                []float32 // y of the last update (for tests)
 	closed                 bool
@@ -154,8 +154,8 @@ func NewTrainer(s Spec, cfg TrainConfig, init []float32) (*Trainer, error) {
 	}
 	toAug(t.online, net.layers, init)
 	copy(t.target, t.online)
-	t.actsOnline = newActs(net, b)
-	t.actsTarget = newActs(net, b)
+	t.actsOnline = newFwdBufs(net, b)
+	t.actsTarget = newFwdBufs(net, b)
 	m, err := newQModel(net, b, t.online, t.grads, &t.gemm)
 	if err != nil {
 		return nil, fmt.Errorf("nets: build trainer graph: %w", err)
@@ -367,12 +367,17 @@ func (t *Trainer) Close() {
 	t.model.close()
 }
 
-// fillAug copies B rows of width in from src into dst rows of width in+1 ending in a 1.
-func fillAug(dst, src []float32, in int) {
+// fillAug copies B rows of width in from src, times scale, into dst rows of width in+1
+// ending in a 1.
+func fillAug(dst, src []float32, in int, scale float32) {
 	rows := len(src) / in
 	for r := range rows {
 		d := dst[r*(in+1) : (r+1)*(in+1)]
-		copy(d, src[r*in:(r+1)*in])
+		if scale == 1 {
+			copy(d, src[r*in:(r+1)*in])
+		} else {
+			scaleTo(d[:in], src[r*in:(r+1)*in], scale)
+		}
 		d[in] = 1
 	}
 }

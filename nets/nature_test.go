@@ -1,0 +1,167 @@
+package nets
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// nature is the Nature DQN network on four stacked 84×84 frames with Atari's full 6-action
+// Pong set (the benchmarks also run 2 actions).
+var nature = NatureSpec(84, 84, 4, 6)
+
+// natureObs draws n observations of uint8-valued pixels (0..255 as float32), as a frame
+// stacker hands them over.
+func natureObs(rng *rand.Rand, s Spec, n int) []float32 {
+	obs := make([]float32, n*s.Inputs)
+	for i := range obs {
+		obs[i] = float32(rng.IntN(256))
+	}
+	return obs
+}
+
+func TestNatureSpec(t *testing.T) {
+	// (8·8·4+1)·32 + (4·4·32+1)·64 + (3·3·64+1)·64 + (7·7·64+1)·512 + (512+1)·A
+	base := 8224 + 32832 + 36928 + 1606144
+	for _, a := range []int{2, 6} {
+		if got, want := NatureSpec(84, 84, 4, a).NumParams(), base+513*a; got != want {
+			t.Errorf("NatureSpec(…, %d).NumParams() = %d, want %d", a, got, want)
+		}
+	}
+	if got := NatureSpec(84, 84, 4, 2).NumParams(); got != 1685154 {
+		t.Errorf("2 actions: %d parameters, want 1,685,154 (PyTorch's count for the same net)", got)
+	}
+	if err := nature.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := nature.String(), "84×84×4 → 32@8×8/4 → 64@4×4/2 → 64@3×3 → 512 → 6, conv, input/255"; got != want {
+		t.Errorf("String = %q, want %q", got, want)
+	}
+	cs := nature.ConvLayers()
+	if len(cs) != 3 || cs[2].OutHeight() != 7 || cs[2].OutWidth() != 7 || cs[0].OutHeight() != 20 {
+		t.Errorf("ConvLayers = %+v, want 84 → 20 → 9 → 7", cs)
+	}
+	// Spec copies (Trainer, Forward) do not share Convs with the caller.
+	s := nature.clone()
+	f := NewForward(s)
+	s.Convs[1].Filters = 1
+	if f.Spec().Convs[1].Filters != 64 {
+		t.Error("NewForward shares the caller's Convs")
+	}
+	// A one-layer Convs is Conv: same parameter count, same Q-values.
+	one := Spec{Inputs: minAtar.Inputs, Convs: []ConvSpec{*minAtar.Conv}, Hidden: minAtar.Hidden, Outputs: minAtar.Outputs}
+	if one.NumParams() != minAtar.NumParams() || one.String() != minAtar.String() {
+		t.Errorf("Convs{MinAtar conv}: %d params %q, Conv: %d %q", one.NumParams(), one, minAtar.NumParams(), minAtar)
+	}
+	p := InitParams(minAtar, rand.New(rand.NewPCG(1, 2)))
+	obs := minAtarObs(rand.New(rand.NewPCG(3, 4)), minAtar, 1)
+	f1, f2 := NewForward(minAtar), NewForward(one)
+	_, _ = f1.SetParams(p), f2.SetParams(p)
+	if !slices.Equal(f1.Q(obs), f2.Q(obs)) {
+		t.Error("Convs with MinAtar's one layer computes other Q-values than Conv")
+	}
+}
+
+func TestNatureSpecValidate(t *testing.T) {
+	bad := func(mut func(*Spec)) Spec {
+		s := nature.clone()
+		mut(&s)
+		return s
+	}
+	for want, s := range map[string]Spec{
+		"Convs[1] is 19×20 but Convs[0] outputs 20×20":  bad(func(s *Spec) { s.Convs[1].Height = 19 }),
+		"Convs[2].Channels must equal Convs[1].Filters": bad(func(s *Spec) { s.Convs[1].Filters = 32 }),
+		"Inputs must equal Convs[0].Height":             bad(func(s *Spec) { s.Inputs = 84 * 84 }),
+		"Convs[0].Stride must be >= 0":                  bad(func(s *Spec) { s.Convs[0].Stride = -1 }),
+		"Convs[2].Kernel 10 does not fit a 9×9 input":   bad(func(s *Spec) { s.Convs[2].Kernel = 10 }),
+		"not both":                  bad(func(s *Spec) { s.Conv = &s.Convs[0] }),
+		"InputScale must be finite": bad(func(s *Spec) { s.InputScale = -1 }),
+	} {
+		err := s.Validate()
+		if !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want ErrSpec mentioning %q", err, want)
+		}
+	}
+	if err := NatureSpec(30, 30, 4, 2).Validate(); err == nil {
+		t.Error("NatureSpec on 30×30 (→ 6 → 2, no room for the 3×3) validated")
+	}
+}
+
+// TestNatureForwardAgree: on the full-size Nature network and 0..255 frames, the runner's
+// Forward (one observation), its batched QBatch/GreedyBatch, the learner's graph (the Q the
+// loss differentiates, Trainer.lossAndGrad's Q(s,a) included) and the float64 reference agree
+// to 1e-5.
+func TestNatureForwardAgree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("float64 reference of a 9 M multiply-add net")
+	}
+	rng := rand.New(rand.NewPCG(81, 82))
+	const n = 4
+	s := nature
+	p := InitParams(s, rng)
+	obs := natureObs(rng, s, n)
+	f := NewForward(s)
+	if err := f.SetParams(p); err != nil {
+		t.Fatal(err)
+	}
+	batch := slices.Clone(f.QBatch(obs, n))
+	acts := make([]int32, n)
+	f.GreedyBatch(obs, n, acts)
+	graph, err := gorgoniaForward(s, p, obs, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultTrainConfig()
+	cfg.BatchSize = n
+	tr := newTestTrainer(t, s, cfg, p)
+	b := randomBatch(s, n, rng)
+	copy(b.Obs, obs)
+	copy(b.NextObs, natureObs(rng, s, n))
+	if _, _, err := tr.lossAndGrad(b); err != nil {
+		t.Fatal(err)
+	}
+	qsa := tr.model.qTm1Val.Data().([]float32)
+	k := s.Outputs
+	pd := f64(p)
+	for r := range n {
+		o := obs[r*s.Inputs : (r+1)*s.Inputs]
+		ref := refQ(s, pd, f64(o))
+		q := slices.Clone(f.Q(o))
+		for name, got := range map[string][]float32{
+			"Forward": q, "QBatch": batch[r*k : (r+1)*k], "learner graph": graph[r*k : (r+1)*k],
+		} {
+			for j := range k {
+				if d := math.Abs(float64(got[j]) - ref[j]); d > 1e-5 {
+					t.Fatalf("row %d: %s Q = %v, float64 reference %v", r, name, got, ref)
+				}
+			}
+		}
+		if a := b.Actions[r]; math.Abs(float64(qsa[r])-ref[a]) > 1e-5 {
+			t.Errorf("row %d: Trainer Q(s,%d) = %v, reference %v", r, a, qsa[r], ref[a])
+		}
+		if g := refArgmax(ref); int(acts[r]) != g {
+			t.Errorf("row %d: GreedyBatch %d, reference argmax %d (Q %v)", r, acts[r], g, ref)
+		}
+	}
+}
+
+// Forward.Greedy and GreedyBatch on the Nature net allocate nothing after the first call.
+func TestNatureForwardZeroAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(83, 84))
+	f := NewForward(nature)
+	if err := f.SetParams(InitParams(nature, rng)); err != nil {
+		t.Fatal(err)
+	}
+	obs := natureObs(rng, nature, 8)
+	acts := make([]int32, 8)
+	f.GreedyBatch(obs, 8, acts)
+	if a := testing.AllocsPerRun(5, func() { sinkInt = f.Greedy(obs[:nature.Inputs]) }); a != 0 {
+		t.Errorf("Greedy allocates %v times per call, want 0", a)
+	}
+	if a := testing.AllocsPerRun(5, func() { f.GreedyBatch(obs, 8, acts) }); a != 0 {
+		t.Errorf("GreedyBatch allocates %v times per call, want 0", a)
+	}
+}
