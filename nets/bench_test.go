@@ -92,6 +92,17 @@ func BenchmarkLearnerUpdateMinAtarDueling(b *testing.B) {
 	}
 }
 
+// BenchmarkLearnerUpdateNature is BenchmarkLearnerUpdate for the Nature DQN network
+// (84×84×4 → 32@8×8/4 → 64@4×4/2 → 64@3×3 → 512 → A, input/255) on 0..255 pixels, double
+// DQN, batch 32, with 2 and 6 actions.
+func BenchmarkLearnerUpdateNature(b *testing.B) {
+	for _, a := range []int{2, 6} {
+		b.Run(fmt.Sprintf("actions=%d/batch=32", a), func(b *testing.B) {
+			benchUpdate(b, NatureSpec(84, 84, 4, a), 32, false)
+		})
+	}
+}
+
 func benchUpdate(b *testing.B, s Spec, n int, sparse bool) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	cfg := DefaultTrainConfig()
@@ -104,6 +115,10 @@ func benchUpdate(b *testing.B, s Spec, n int, sparse bool) {
 	batches := make([]*Batch, 8)
 	for i := range batches {
 		batches[i] = randomBatch(s, n, rng)
+		if s.InputScale != 0 { // pixels
+			copy(batches[i].Obs, natureObs(rng, s, n))
+			copy(batches[i].NextObs, natureObs(rng, s, n))
+		}
 		if sparse {
 			copy(batches[i].Obs, minAtarObs(rng, s, n))
 			copy(batches[i].NextObs, minAtarObs(rng, s, n))
@@ -170,6 +185,32 @@ func BenchmarkForwardMinAtar(b *testing.B) {
 				benchGreedy(b, f, obs, s.Inputs)
 			})
 		}
+	}
+}
+
+// BenchmarkForwardNature measures the runner's greedy action for the Nature network on one
+// observation of 0..255 pixels (Greedy), and for a vector of n envs at once (GreedyBatch), in
+// observations per second.
+func BenchmarkForwardNature(b *testing.B) {
+	for _, n := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			f := NewForward(nature)
+			if err := f.SetParams(InitParams(nature, rng)); err != nil {
+				b.Fatal(err)
+			}
+			obs := natureObs(rng, nature, n)
+			acts := make([]int32, n)
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				f.GreedyBatch(obs, n, acts) // n = 1: Greedy
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "steps/s")
+			if cpu := processCPU() - cpu0; cpu0 > 0 && cpu > 0 {
+				b.ReportMetric(float64(b.N*n)/cpu.Seconds(), "steps/cpu-s")
+			}
+		})
 	}
 }
 

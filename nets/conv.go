@@ -146,11 +146,18 @@ func (c *ConvSpec) col2im(dst, dp []float32, batch int) {
 	}
 }
 
-// scaleTo sets dst[i] = scale·src[i].
+// scaleTo sets dst[i] = scale·src[i]: eight at a time with AVX (Nature's first im2col scales
+// each pixel (K/S)² = 4 times, and the scalar loop was 7% of an update), the same rounded
+// product either way.
 func scaleTo(dst, src []float32, scale float32) {
 	src = src[:len(dst)]
-	for i, v := range src {
-		dst[i] = v * scale
+	i := 0
+	if haveKernel && len(dst) >= 8 {
+		i = len(dst) &^ 7
+		scale8(dst[:i], scale, src[:i])
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = src[i] * scale
 	}
 }
 

@@ -67,75 +67,69 @@ func (g *gemm) mulAct(tA, tB bool, m, n, k int, a []float32, lda int, b []float3
 		}
 		return
 	}
-	act := 0
-	if relu {
-		act = 1
-	}
 
 	// op(A)[i][p] sits at a[i·ars + p·acs]: a transposed A is read in place.
 	ars, acs := lda, 1
 	if tA {
 		ars, acs = 1, lda
 	}
+	// k is cut into nb near-equal blocks of at most kBlock: the weight gradients of a conv
+	// (P_iᵀ·dZ_i, k = batch·positions: 12,800 for Nature's first layer at batch 32) would
+	// otherwise stream all of P and dZ from memory once per 4 rows of C. Within a block the
+	// A rows and B panels in use stay in L1/L2. Every block after the first continues the
+	// kernel's accumulators from C (actLoad), so the result is bit-identical to one pass.
+	nb := 1
+	if reused := k * min(m, n); reused > kReuse { // see kReuse
+		nb = (k + kBlock - 1) / kBlock
+	}
+	kb := (k + nb - 1) / nb
+	for k0 := 0; k0 < k; k0 += kb {
+		kk := min(kb, k-k0)
+		act := 0
+		if k0 > 0 {
+			act |= actLoad
+		}
+		if relu && k0+kk == k {
+			act |= actReLU
+		}
+		var bb []float32
+		if tB {
+			bb = b[k0:] // columns k0.. of the row-major n×k B
+		} else {
+			bb = b[k0*ldb:] // rows k0.. of B
+		}
+		g.block(tB, m, n, kk, a[k0*acs:], ars, acs, bb, ldb, c, ldc, act)
+	}
+}
 
-	// op(B) is read in place when it is untransposed and a panel has all 16 columns;
-	// otherwise that panel is packed (transposed, zero-padded) into bp as a k×16 block.
+// kBlock is the largest k of one pass of the micro-kernel over C when k is cut (see mulAct): a
+// 16-column panel of B over 512 values of k is 32 KB. 256 and 512 measured alike on
+// Nature's products (BenchmarkLearnerUpdateNature), the tall weight gradients 3× faster than
+// uncut.
+const kBlock = 512
+
+// kReuse is the size (floats, 256 KB) up to which the operand that block keeps in cache is
+// left whole: B (k×n) when rows are outer, A (m×k) when panels are; larger ones are cut
+// along k. Cutting a product whose reused operand fits anyway only re-reads C: Nature's
+// first conv (k = 257, a 13 MB A streamed once) was 1.5× slower cut in two.
+var kReuse = 64 << 10 // a var: TestGemmKBlocksBitIdentical turns the cutting off
+
+// kern4x16's act bits: start from C (C += A·B), and ReLU on the way out.
+const (
+	actReLU = 1
+	actLoad = 2
+)
+
+// block computes C (+)= op(A)·op(B) for one block of k with the micro-kernel, looping over
+// 4-row blocks of C and 16-column panels of op(B). The smaller of the two operands stays in
+// cache while the larger streams through once: rows outer when m ≥ n (a tall conv product:
+// B's panels are reused by every row block), panels outer otherwise (a wide one: dY·Gᵀ of a
+// dense layer, where one packed panel serves every row block and then is done).
+func (g *gemm) block(tB bool, m, n, k int, a []float32, ars, acs int, b []float32, ldb int, c []float32, ldc, act int) {
 	panels := (n + 15) / 16
-	packAll := tB
-	if packAll {
-		g.bp = grow(g.bp, panels*16*k)
-	} else if n%16 != 0 {
-		g.bp = grow(g.bp, 16*k)
-	}
-	for jp := range panels {
-		j0 := jp * 16
-		w := min(16, n-j0)
-		switch {
-		case !tB && w == 16:
-			continue
-		case !tB:
-			dst := g.bp[:16*k]
-			for p := range k {
-				row := dst[p*16 : p*16+16]
-				copy(row, b[p*ldb+j0:p*ldb+j0+w])
-				clear(row[w:])
-			}
-		default:
-			dst := g.bp[jp*16*k : (jp+1)*16*k]
-			if w < 16 {
-				clear(dst)
-			}
-			packT(dst, b, j0, w, k, ldb)
-		}
-	}
-	panel := func(jp int) (*float32, int) {
-		switch {
-		case packAll:
-			return &g.bp[jp*16*k], 16
-		case jp*16+16 > n:
-			return &g.bp[0], 16
-		}
-		return &b[jp*16], ldb
-	}
-
 	mFull := m &^ 3
-	for i0 := 0; i0 < mFull; i0 += 4 {
-		ai := &a[i0*ars]
-		for jp := range panels {
-			j0 := jp * 16
-			pb, bs := panel(jp)
-			if j0+16 <= n {
-				kern4x16(k, ai, ars, acs, pb, bs, &c[i0*ldc+j0], ldc, act)
-				continue
-			}
-			kern4x16(k, ai, ars, acs, pb, bs, &g.tmp[0], 16, act)
-			for r := range 4 {
-				copy(c[(i0+r)*ldc+j0:(i0+r)*ldc+n], g.tmp[r*16:r*16+n-j0])
-			}
-		}
-	}
 	if rows := m - mFull; rows > 0 {
-		// Tail rows: gather them into a zero-padded 4×k block so the kernel never reads past A.
+		// Tail rows: gathered into a zero-padded 4×k block so the kernel never reads past A.
 		g.at = grow(g.at, 4*k)
 		clear(g.at)
 		for r := range rows {
@@ -144,15 +138,100 @@ func (g *gemm) mulAct(tA, tB bool, m, n, k int, a []float32, lda int, b []float3
 				dst[p] = a[(mFull+r)*ars+p*acs]
 			}
 		}
-		for jp := range panels {
-			j0 := jp * 16
-			w := min(16, n-j0)
-			pb, bs := panel(jp)
-			kern4x16(k, &g.at[0], k, 1, pb, bs, &g.tmp[0], 16, act)
-			for r := range rows {
-				copy(c[(mFull+r)*ldc+j0:(mFull+r)*ldc+j0+w], g.tmp[r*16:r*16+w])
+	}
+	// op(B)'s panel jp is read in place when B is untransposed and the panel has all 16
+	// columns; otherwise it is packed (transposed, zero-padded) into dst as a k×16 block.
+	inPlace := func(jp int) bool { return !tB && jp*16+16 <= n }
+	pack := func(dst []float32, jp int) {
+		j0 := jp * 16
+		w := min(16, n-j0)
+		if !tB {
+			for p := range k {
+				row := dst[p*16 : p*16+16]
+				copy(row, b[p*ldb+j0:p*ldb+j0+w])
+				clear(row[w:])
 			}
+			return
 		}
+		if w < 16 {
+			clear(dst)
+		}
+		packT(dst, b, j0, w, k, ldb)
+	}
+	rowsOf := func(jp int, pb *float32, bs int) { // every row block of C against panel jp
+		j0 := jp * 16
+		w := min(16, n-j0)
+		for i0 := 0; i0 < mFull; i0 += 4 {
+			g.kern(k, &a[i0*ars], ars, acs, pb, bs, c, ldc, i0, j0, 4, w, act)
+		}
+		if mFull < m {
+			g.kern(k, &g.at[0], k, 1, pb, bs, c, ldc, mFull, j0, m-mFull, w, act)
+		}
+	}
+	if m < n {
+		g.bp = grow(g.bp, 16*k)
+		for jp := range panels {
+			if inPlace(jp) {
+				rowsOf(jp, &b[jp*16], ldb)
+				continue
+			}
+			pack(g.bp, jp)
+			rowsOf(jp, &g.bp[0], 16)
+		}
+		return
+	}
+	// Rows outer: pack every panel that needs it once, up front.
+	if tB {
+		g.bp = grow(g.bp, panels*16*k)
+	} else if n%16 != 0 {
+		g.bp = grow(g.bp, 16*k)
+	}
+	packed := func(jp int) []float32 { // where panel jp is packed: one each if tB, else the last
+		if tB {
+			return g.bp[jp*16*k : (jp+1)*16*k]
+		}
+		return g.bp[:16*k]
+	}
+	panel := func(jp int) (*float32, int) {
+		if inPlace(jp) {
+			return &b[jp*16], ldb
+		}
+		return &packed(jp)[0], 16
+	}
+	for jp := range panels {
+		if !inPlace(jp) {
+			pack(packed(jp), jp)
+		}
+	}
+	for i0 := 0; i0 < mFull; i0 += 4 {
+		for jp := range panels {
+			pb, bs := panel(jp)
+			g.kern(k, &a[i0*ars], ars, acs, pb, bs, c, ldc, i0, jp*16, 4, min(16, n-jp*16), act)
+		}
+	}
+	if mFull < m {
+		for jp := range panels {
+			pb, bs := panel(jp)
+			g.kern(k, &g.at[0], k, 1, pb, bs, c, ldc, mFull, jp*16, m-mFull, min(16, n-jp*16), act)
+		}
+	}
+}
+
+// kern runs the micro-kernel for the rows×w block of C at (i0, j0), rows ≤ 4 and w ≤ 16;
+// a partial block goes through tmp (loaded from C first when the kernel accumulates).
+func (g *gemm) kern(k int, ai *float32, ars, acs int, pb *float32, bs int, c []float32, ldc, i0, j0, rows, w, act int) {
+	if rows == 4 && w == 16 {
+		kern4x16(k, ai, ars, acs, pb, bs, &c[i0*ldc+j0], ldc, act)
+		return
+	}
+	if act&actLoad != 0 {
+		for r := range rows {
+			copy(g.tmp[r*16:r*16+w], c[(i0+r)*ldc+j0:(i0+r)*ldc+j0+w])
+		}
+	}
+	kern4x16(k, ai, ars, acs, pb, bs, &g.tmp[0], 16, act)
+	for r := range rows {
+		copy(c[(i0+r)*ldc+j0:(i0+r)*ldc+j0+w], g.tmp[r*16:r*16+w])
 	}
 }
 

@@ -28,7 +28,8 @@ func TestGemmMatchesGonum(t *testing.T) {
 func testGemm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	var g gemm
-	for _, sh := range [][3]int{{1, 1, 1}, {4, 16, 3}, {5, 17, 9}, {32, 65, 5}, {128, 64, 65}, {65, 65, 32}, {7, 2, 65}, {3, 130, 1}, {6, 5, 0}} {
+	for _, sh := range [][3]int{{1, 1, 1}, {4, 16, 3}, {5, 17, 9}, {32, 65, 5}, {128, 64, 65}, {65, 65, 32}, {7, 2, 65}, {3, 130, 1}, {6, 5, 0},
+		{70, 33, 2100}, {13, 150, 5200}} { // the last two are cut along k (kReuse), rows and panels outer
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
 				m, n, k := sh[0], sh[1], sh[2]
@@ -68,6 +69,41 @@ func testGemm(t *testing.T) {
 					relu(want[i*ldc : i*ldc+n])
 				}
 				near("mulAct(relu)", got, want)
+			}
+		}
+	}
+}
+
+// TestGemmKBlocksBitIdentical: cutting k into blocks (mulAct, kReuse) continues the kernel's
+// accumulators from C, so the product is bit-identical to one uncut pass, for both loop
+// orders, tail rows, a partial panel, both transposes and the fused ReLU.
+func TestGemmKBlocksBitIdentical(t *testing.T) {
+	if !useKernel {
+		t.Skip("k-blocking is the AVX2 kernel's")
+	}
+	rng := rand.New(rand.NewPCG(43, 44))
+	for _, sh := range [][3]int{{70, 33, 2100}, {13, 150, 5200}, {257, 32, 12800}} {
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				m, n, k := sh[0], sh[1], sh[2]
+				a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+				lda, ldb := k, n
+				if tA {
+					lda = m
+				}
+				if tB {
+					ldb = k
+				}
+				var g gemm
+				cut, whole := make([]float32, m*n), make([]float32, m*n)
+				g.mulAct(tA, tB, m, n, k, a, lda, b, ldb, cut, n, true)
+				saved := kReuse
+				kReuse = math.MaxInt
+				g.mulAct(tA, tB, m, n, k, a, lda, b, ldb, whole, n, true)
+				kReuse = saved
+				if !slices.Equal(cut, whole) {
+					t.Errorf("m,n,k=%v tA=%v tB=%v: cut along k differs from one pass", sh, tA, tB)
+				}
 			}
 		}
 	}

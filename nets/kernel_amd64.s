@@ -1,11 +1,13 @@
 #include "textflag.h"
 
-// func kern4x16(k int, a *float32, ars, acs int, b *float32, bs int, c *float32, ldc int, relu int)
+// func kern4x16(k int, a *float32, ars, acs int, b *float32, bs int, c *float32, ldc int, act int)
 //
 // C[0:4][0:16] = A[0:4][0:k] · B[0:k][0:16] with element strides: A[i][p] at a[i·ars + p·acs]
 // (so a transposed A needs no copy), B[p][j] at b[p·bs + j], C[i][j] at c[i·ldc + j].
-// With relu ≠ 0, C = max(C, 0) on the way out. Eight YMM accumulators keep both FMA ports
-// busy through the FMA latency.
+// With act bit 1 (actLoad) the accumulators start from C instead of 0, so C += A·B with the
+// same chain of fused multiply-adds as one product over the whole k (gemm's k-blocking
+// stays bit-identical); with bit 0 (actReLU), C = max(C, 0) on the way out. Eight YMM
+// accumulators keep both FMA ports busy through the FMA latency.
 TEXT ·kern4x16(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
@@ -22,6 +24,24 @@ TEXT ·kern4x16(SB), NOSPLIT, $0-72
 	LEAQ (SI)(R8*1), R10
 	LEAQ (R10)(R8*1), R11
 	LEAQ (R11)(R8*1), R12
+	MOVQ act+64(FP), AX
+	TESTQ $2, AX
+	JEQ zero
+	MOVQ DX, AX
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	ADDQ R9, AX
+	VMOVUPS (AX), Y2
+	VMOVUPS 32(AX), Y3
+	ADDQ R9, AX
+	VMOVUPS (AX), Y4
+	VMOVUPS 32(AX), Y5
+	ADDQ R9, AX
+	VMOVUPS (AX), Y6
+	VMOVUPS 32(AX), Y7
+	JMP start
+
+zero:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -30,6 +50,8 @@ TEXT ·kern4x16(SB), NOSPLIT, $0-72
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
+
+start:
 	TESTQ CX, CX
 	JEQ store
 
@@ -57,8 +79,8 @@ loop:
 	JNE loop
 
 store:
-	MOVQ relu+64(FP), AX
-	TESTQ AX, AX
+	MOVQ act+64(FP), AX
+	TESTQ $1, AX
 	JEQ write
 	VXORPS Y15, Y15, Y15
 	VMAXPS Y15, Y0, Y0
@@ -293,5 +315,30 @@ sumsqreduce:
 	VPERMILPD $1, X0, X1
 	VADDSD X1, X0, X0
 	VMOVSD X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func scale8(dst []float32, a float32, src []float32)
+//
+// dst[i] = a·src[i] for i < len(dst), len(dst) a multiple of 8, len(src) ≥ len(dst). VMULPS
+// rounds each product like Go's float32 multiply, so the result is bit-identical to scaleTo's
+// loop.
+TEXT ·scale8(SB), NOSPLIT, $0-56
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	VBROADCASTSS a+24(FP), Y15
+	MOVQ src_base+32(FP), SI
+	TESTQ CX, CX
+	JEQ scaledone
+
+scaleloop:
+	VMULPS (SI), Y15, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNE scaleloop
+
+scaledone:
 	VZEROUPPER
 	RET
