@@ -21,6 +21,7 @@ var configComments = map[string]fieldComment{
 	"eval_episodes":        {text: "episodes per evaluation, on seeds of their own, the same at every evaluation so that evaluations compare"},
 	"eval_epsilon":         {text: "ε of the evaluation episodes (0: greedy)"},
 	"eval_every":           {group: "Evaluation (the evaluator role, as Stable-Baselines3's EvalCallback)", text: "run env steps between evaluations of the newest weights (greedy episodes on env copies of the evaluator's own); 0: no evaluator"},
+	"frame_stack":          {text: "the network sees the env's last frame_stack frames, stacked channel-last by the runner (Atari: 4); the env sends one frame a step and the replay stores each frame once; 0 or 1: one frame"},
 	"gamma":                {text: "discount γ per env step"},
 	"hidden":               {group: "Learning rule", text: "hidden layer widths of the MLP Q-network (after the conv torso, if any)"},
 	"importance_beta":      {text: "β at the start; annealed linearly to 1"},

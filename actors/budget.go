@@ -61,7 +61,7 @@ const learnerGraphFactor = 8
 // EstimateMemory estimates what a node with roles holds for env under cfg.
 // snapshots: the replay copies its table to write a snapshot.
 func EstimateMemory(env envs.Spec, cfg Config, roles []string, snapshots bool) MemoryEstimate {
-	sp := env
+	sp := StackedSpec(env, cfg) // what the runners act on and send
 	net := NetSpec(env, cfg)
 	params := uint64(net.NumParams())
 	obs := uint64(sp.ObsSize())
@@ -112,14 +112,22 @@ func EstimateMemory(env envs.Spec, cfg Config, roles []string, snapshots bool) M
 // replayItems are the replay's table (NewTable or NewFrameTable, with the
 // sum tree when prioritized) and, for packed frames, the recent-frame index.
 func replayItems(env envs.Spec, cfg Config, snapshots bool) []MemoryItem {
-	obs, capacity := uint64(env.ObsSize()), uint64(cfg.ReplayCapacity)
-	row := 8*obs + 20 // obs and next obs as float32, action, reward, discount, key
+	frame, capacity := uint64(env.ObsSize()), uint64(cfg.ReplayCapacity)
+	k := uint64(max(cfg.FrameStack, 1))
+	row := 8*k*frame + 20 // obs and next obs as float32, action, reward, discount, key
 	items := []MemoryItem{{What: "replay: sampling scratch and small state", Units: 1, PerUnit: 64 << 10}}
-	if len(replayOptions(env)) > 0 {
-		// Packed frames: two per row in the ring, plus two frame ids.
-		packed := uint64(frameBytes(env.ObsDType, int(obs)))
-		row = 2*packed + 36
-		items = append(items, MemoryItem{What: "replay: recent frames kept for deduplication", Units: recentFrames, PerUnit: 2*packed + 96})
+	if len(replayOptions(env, cfg)) > 0 {
+		packed := uint64(frameBytes(env.ObsDType, int(frame)))
+		if k > 1 {
+			// Stacked: about one frame a row in the ring (stackedSlots), 2k
+			// frame ids and the row's floor.
+			row = packed*9/8 + 16*k + 28
+			items = append(items, MemoryItem{What: "replay: frames of the deduplication window", Units: recentFrames, PerUnit: 2*packed + 96})
+		} else {
+			// Packed frames: two per row in the ring, plus two frame ids.
+			row = 2*packed + 36
+			items = append(items, MemoryItem{What: "replay: recent frames kept for deduplication", Units: recentFrames, PerUnit: 2*packed + 96})
+		}
 	}
 	if cfg.Prioritized {
 		leaves := uint64(1)

@@ -50,7 +50,7 @@ func TestMemoryEstimateMatchesReplayTable(t *testing.T) {
 		obs := env.Spec().ObsSize()
 		got := heapOf(func() any {
 			var tb *Table
-			if len(replayOptions(env.Spec())) > 0 {
+			if len(replayOptions(env.Spec(), DefaultConfig())) > 0 {
 				tb = NewFrameTable(envs.Binary, obs, cfg.ReplayCapacity)
 			} else {
 				tb = NewTable(obs, cfg.ReplayCapacity)

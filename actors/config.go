@@ -16,6 +16,7 @@ type Config struct {
 	// Learning rule
 	Hidden             []int   `yaml:"hidden"`                                // hidden layer widths of the MLP Q-network (after the conv torso, if any)
 	ConvFilters        int     `yaml:"conv_filters"`                          // 3×3 conv filters before the dense layers, for image observations (MinAtar: 16); 0: none
+	FrameStack         int     `yaml:"frame_stack" json:",omitempty"`         // the network sees the env's last frame_stack frames, stacked channel-last by the runner (Atari: 4); the env sends one frame a step and the replay stores each frame once; 0 or 1: one frame
 	Dueling            bool    `yaml:"dueling"`                               // dueling head: Q = V + A − mean(A) (Wang et al. 2016)
 	LayerNorm          bool    `yaml:"layer_norm" json:",omitempty"`          // LayerNorm (no gain or bias) before each hidden ReLU, as PQN (Gallici et al. 2024); the same parameters, ~27% more per CartPole update
 	BatchSize          int     `yaml:"batch_size"`                            // transitions per learner update

@@ -143,6 +143,9 @@ func (e *evaluator) start(ctx actor.Context) error {
 		newEnv = func() (envs.Env, error) { return envs.Make(id) }
 	}
 	env, err := newEnv()
+	if err == nil {
+		env, err = envs.StackEnv(env, e.cfg.FrameStack) // the stacks the runners act on
+	}
 	if err != nil {
 		return fmt.Errorf("evaluator: %w", err)
 	}

@@ -40,8 +40,12 @@ type frameStore struct {
 const recentFrames = 4096
 
 func newFrameStore(dtype envs.ObsDType, cells, capacity int) *frameStore {
+	return newFrameStoreSlots(dtype, cells, uint64(2*capacity+recentFrames))
+}
+
+// newFrameStoreSlots is a frame store whose ring holds slots frames.
+func newFrameStoreSlots(dtype envs.ObsDType, cells int, slots uint64) *frameStore {
 	bytesPer := frameBytes(dtype, cells)
-	slots := uint64(2*capacity + recentFrames)
 	return &frameStore{
 		dtype: dtype, cells: cells, bytesPer: bytesPer, data: make([]byte, int(slots)*bytesPer), slots: slots,
 		recent: make(map[string]uint64, recentFrames), order: make([]string, recentFrames), packed: make([]byte, bytesPer),

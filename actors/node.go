@@ -81,12 +81,23 @@ type Node struct {
 
 // replayOptions picks the replay's storage from the env's observation
 // dtype: 0/1 observations (MinAtar's grids) are stored as bits, uint8 ones
-// (pixels) as bytes, each frame once.
-func replayOptions(spec envs.Spec) []replayOption {
+// (pixels) as bytes, each frame once, also when the runners stack them
+// (frame_stack).
+func replayOptions(spec envs.Spec, cfg Config) []replayOption {
 	if d := spec.ObsDType; d == envs.Binary || d == envs.Uint8 {
-		return []replayOption{withFrames(d)}
+		return []replayOption{withFrames(d, max(cfg.FrameStack, 1), envs.FrameChannels(spec.ObsShape))}
 	}
 	return nil
+}
+
+// StackedSpec is the env's spec as the network, the replay and the wire
+// see it: with frame_stack > 1, observations of that many of its frames,
+// stacked channel-last by the runner (envs.FrameStack).
+func StackedSpec(sp envs.Spec, cfg Config) envs.Spec {
+	if cfg.FrameStack > 1 {
+		sp.ObsShape = envs.StackedShape(sp.ObsShape, cfg.FrameStack)
+	}
+	return sp
 }
 
 // NetSpec is the Q-network for an env under a config: an MLP on flat
@@ -94,6 +105,7 @@ func replayOptions(spec envs.Spec) []replayOption {
 // last, like MinAtar's) a conv torso of ConvFilters 3×3 filters first, when
 // ConvFilters > 0 (the MinAtar paper's network); a dueling head if asked.
 func NetSpec(sp envs.Spec, cfg Config) nets.Spec {
+	sp = StackedSpec(sp, cfg)
 	s := nets.Spec{Inputs: sp.ObsSize(), Hidden: append([]int(nil), cfg.Hidden...), Outputs: sp.NumActions, Dueling: cfg.Dueling, LayerNorm: cfg.LayerNorm}
 	if sh := sp.ObsShape; len(sh) == 3 && cfg.ConvFilters > 0 {
 		s.Conv = &nets.ConvSpec{Height: sh[0], Width: sh[1], Channels: sh[2], Filters: cfg.ConvFilters, Kernel: 3}
@@ -157,7 +169,7 @@ func StartNode(o NodeOptions) (*Node, error) {
 	}
 	if has[RoleReplay] {
 		roles = append(roles, role{"replay", newReplay(o.Config, net.Inputs, net.Outputs, o.Seed, d.Metrics, log,
-			SnapshotSpec{Dir: o.CheckpointDir, Every: o.SnapshotEvery, Restore: o.Resume, EnvID: o.EnvID}, replayOptions(env)...)})
+			SnapshotSpec{Dir: o.CheckpointDir, Every: o.SnapshotEvery, Restore: o.Resume, EnvID: o.EnvID}, replayOptions(env, o.Config)...)})
 	}
 	if has[RoleBroadcaster] {
 		roles = append(roles, role{"broadcaster", newBroadcaster(o.Config, d.Metrics, log)})

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/qfleet/qfleet/envs"
 )
 
 // settingRange is the allowed values of one numeric setting. Validate checks
@@ -40,6 +42,7 @@ const (
 
 var settingRanges = []settingRange{
 	intRange("conv_filters", 0, 1024, func(c *Config) int { return c.ConvFilters }),
+	intRange("frame_stack", 0, envs.MaxFrameStack, func(c *Config) int { return c.FrameStack }),
 	intRange("batch_size", 1, 1<<16, func(c *Config) int { return c.BatchSize }),
 	floatRange("learning_rate", 1e-12, 1, func(c *Config) float64 { return c.LearningRate }),
 	floatRange("learning_rate_end", 0, 1, func(c *Config) float64 { return c.LearningRateEnd }),

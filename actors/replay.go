@@ -32,6 +32,8 @@ type replay struct {
 	log        *slog.Logger
 	snap       SnapshotSpec
 	frames     envs.ObsDType // Float32: float rows; Binary, Uint8: frames
+	stack      int           // frames: frames an observation (frame_stack)
+	channels   int           // frames: channels a frame
 
 	table    *Table
 	limiter  *RateLimiter
@@ -114,8 +116,11 @@ func newReplay(cfg Config, obsSize, numActions int, seed uint64, m *Metrics, log
 type replayOption func(*replay)
 
 // withFrames makes the replay store observations of dtype (binary or
-// uint8) as packed, deduplicated frames; see frameStore.
-func withFrames(dtype envs.ObsDType) replayOption { return func(r *replay) { r.frames = dtype } }
+// uint8) as packed, deduplicated frames (see frameStore), stack of them an
+// observation, of channels values a position (see stackedframes.go).
+func withFrames(dtype envs.ObsDType, stack, channels int) replayOption {
+	return func(r *replay) { r.frames, r.stack, r.channels = dtype, stack, channels }
+}
 
 func (r *replay) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
@@ -124,7 +129,7 @@ func (r *replay) Receive(ctx actor.Context) {
 		r.metrics.countRestart("replay", ctx.Self().GetId())
 	case *actor.Started:
 		if r.frames != envs.Float32 {
-			r.table = NewFrameTable(r.frames, r.obsSize, r.cfg.ReplayCapacity)
+			r.table = NewStackedFrameTable(r.frames, r.obsSize, r.cfg.ReplayCapacity, r.stack, r.channels)
 		} else {
 			r.table = NewTable(r.obsSize, r.cfg.ReplayCapacity)
 		}

@@ -284,7 +284,7 @@ type runnerTick struct{}
 func (r *runner) newBatch() {
 	n, d := r.cfg.SendBatch, r.obsSize
 	r.batch = &messages.ExperienceBatch{
-		Runner: r.spec.Name, ObsSize: uint32(d),
+		Runner: r.spec.Name, ObsSize: uint32(d), FrameStack: uint32(max(r.cfg.FrameStack, 0)),
 		Observations: make([]float32, 0, n*d), NextObservations: make([]float32, 0, n*d),
 		Actions: make([]uint32, 0, n), Rewards: make([]float32, 0, n), Discounts: make([]float32, 0, n),
 	}

@@ -41,6 +41,13 @@ func (r *runner) startEnvs() error {
 	if err != nil {
 		return err
 	}
+	// The runner stacks frames itself, so that the env sends each frame once.
+	stacked, err := envs.FrameStack(vec, max(r.cfg.FrameStack, 1))
+	if err != nil {
+		vec.Close()
+		return err
+	}
+	vec = stacked
 	r.vec = vec
 	d := vec.Spec().ObsSize()
 	switch {

@@ -54,25 +54,25 @@ func (t *Table) capture() *tableCapture {
 	c := &tableCapture{obsSize: t.obsSize, inserted: t.inserted}
 	d, n := t.obsSize, t.size
 	if t.frames != nil {
-		c.packedBytes, c.packedDType = t.frames.bytesPer, t.frames.dtype
+		c.packedBytes, c.packedDType = frameBytes(t.frames.dtype, d), t.frames.dtype
 		c.packedObs, c.packedNext = make([]byte, 0, n*c.packedBytes), make([]byte, 0, n*c.packedBytes)
 	} else {
 		c.obs, c.nextObs = make([]float32, 0, n*d), make([]float32, 0, n*d)
 	}
 	c.actions, c.rewards, c.discounts, c.keys = make([]uint32, 0, n), make([]float32, 0, n), make([]float32, 0, n), make([]uint64, 0, n)
-	// Rows [start, size) then [0, start): the oldest row is t.next once full.
-	start := 0
-	if t.size == t.capacity {
-		start = t.next
-	}
-	for _, span := range [][2]int{{start, t.size}, {0, start}} {
+	// Rows [tail, tail+size) around the ring, oldest first.
+	tail := t.tail()
+	for _, span := range [][2]int{{tail, min(tail+n, t.capacity)}, {0, max(0, tail+n-t.capacity)}} {
 		lo, hi := span[0], span[1]
-		if t.frames != nil {
+		switch {
+		case t.stack > 1:
+			c.packStacked(t, lo, hi)
+		case t.frames != nil:
 			for r := lo; r < hi; r++ {
 				c.packedObs = append(c.packedObs, t.frames.frame(t.obsFrame[r])...)
 				c.packedNext = append(c.packedNext, t.frames.frame(t.nextFrame[r])...)
 			}
-		} else {
+		default:
 			c.obs = append(c.obs, t.obs[lo*d:hi*d]...)
 			c.nextObs = append(c.nextObs, t.nextObs[lo*d:hi*d]...)
 		}

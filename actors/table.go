@@ -34,9 +34,13 @@ type Table struct {
 	obs     []float32 // capacity·obsSize; nil when frames hold the observations
 	nextObs []float32
 	// Binary or uint8 observations (packFrames): rows hold frame ids into
-	// frames.
+	// frames, stack of them per observation (see stackedframes.go).
 	frames              *frameStore
 	obsFrame, nextFrame []uint64
+	stack, channels     int       // frames per observation, channels per frame
+	floor               []uint64  // stack > 1: per row, the oldest frame id it may hold
+	frame               []float32 // stack > 1: one frame, scratch
+	evicted             uint64    // rows dropped because their frames were overwritten
 	actions             []uint32
 	rewards             []float32
 	discounts           []float32
@@ -57,7 +61,16 @@ func NewTable(obsSize, capacity int) *Table {
 // transitions.
 func NewFrameTable(dtype envs.ObsDType, obsSize, capacity int) *Table {
 	t := newTableRows(obsSize, capacity)
-	t.packFrames(dtype)
+	t.packFrames(dtype, 1, 1)
+	return t
+}
+
+// NewStackedFrameTable is NewFrameTable for observations of stack frames
+// (frame_stack) of channels values a position, stacked channel-last: each
+// frame is stored once (see stackedframes.go). stack 1 is NewFrameTable.
+func NewStackedFrameTable(dtype envs.ObsDType, obsSize, capacity, stack, channels int) *Table {
+	t := newTableRows(obsSize, capacity)
+	t.packFrames(dtype, max(stack, 1), channels)
 	return t
 }
 
@@ -74,16 +87,27 @@ func newTableRows(obsSize, capacity int) *Table {
 }
 
 // packFrames switches the (empty) table to packed, deduplicated storage of
-// observations of dtype (see frameStore); CheckBatch then refuses any
-// observation value the dtype does not promise.
-func (t *Table) packFrames(dtype envs.ObsDType) {
-	t.frames = newFrameStore(dtype, t.obsSize, t.capacity)
+// observations of dtype (see frameStore), each of stack frames of channels
+// values a position; CheckBatch then refuses any observation value the
+// dtype does not promise.
+func (t *Table) packFrames(dtype envs.ObsDType, stack, channels int) {
+	t.stack, t.channels = stack, channels
 	t.obs, t.nextObs = nil, nil
-	t.obsFrame, t.nextFrame = make([]uint64, t.capacity), make([]uint64, t.capacity)
+	t.obsFrame, t.nextFrame = make([]uint64, t.capacity*stack), make([]uint64, t.capacity*stack)
+	if stack > 1 {
+		t.frames = newFrameStoreSlots(dtype, t.obsSize/stack, stackedSlots(t.capacity, stack))
+		t.floor, t.frame = make([]uint64, t.capacity), make([]float32, t.obsSize/stack)
+		return
+	}
+	t.frames = newFrameStore(dtype, t.obsSize, t.capacity)
 }
 
 // setRow stores row r's observations.
 func (t *Table) setRow(r int, obs, nextObs []float32) {
+	if t.stack > 1 {
+		t.setStackedRow(r, obs, nextObs)
+		return
+	}
 	if t.frames != nil {
 		t.obsFrame[r], t.nextFrame[r] = t.frames.intern(obs), t.frames.intern(nextObs)
 		return
@@ -95,6 +119,10 @@ func (t *Table) setRow(r int, obs, nextObs []float32) {
 
 // readRow copies row r's observations into obs and nextObs.
 func (t *Table) readRow(r int, obs, nextObs []float32) {
+	if t.stack > 1 {
+		t.readStackedRow(r, obs, nextObs)
+		return
+	}
 	if t.frames != nil {
 		t.frames.unpack(obs, t.obsFrame[r])
 		t.frames.unpack(nextObs, t.nextFrame[r])
@@ -160,6 +188,8 @@ func (t *Table) CheckShape(b *messages.ExperienceBatch) error {
 		return fmt.Errorf("experience batch from %q: actions/rewards/discounts lengths %d/%d/%d, count %d", b.GetRunner(), len(b.GetActions()), len(b.GetRewards()), len(b.GetDiscounts()), n)
 	case len(b.GetPriorities()) != 0 && len(b.GetPriorities()) != n:
 		return fmt.Errorf("experience batch from %q: %d priorities for %d transitions", b.GetRunner(), len(b.GetPriorities()), n)
+	case t.frames != nil && max(int(b.GetFrameStack()), 1) != t.stack:
+		return fmt.Errorf("experience batch from %q: observations of %d stacked frames, the table holds stacks of %d (frame_stack)", b.GetRunner(), max(b.GetFrameStack(), 1), t.stack)
 	}
 	return nil
 }
@@ -227,6 +257,9 @@ func (t *Table) Insert(b *messages.ExperienceBatch) {
 		if t.size < t.capacity {
 			t.size++
 		}
+		if t.stack > 1 {
+			t.evictOverwritten()
+		}
 	}
 }
 
@@ -258,19 +291,29 @@ func (t *Table) UpdatePriorities(keys []uint64, tdErrors []float32) {
 
 // rowOf is the row holding key, if the table still holds it.
 func (t *Table) rowOf(key uint64) (int, bool) {
-	if key < t.keyBase {
+	// The rows held are the last size keys inserted.
+	if key < t.keyBase || key >= t.inserted || t.inserted-key > uint64(t.size) {
 		return 0, false
 	}
 	r := int((key - t.keyBase) % uint64(t.capacity))
-	return r, r < t.size && t.keys[r] == key
+	return r, t.keys[r] == key
 }
+
+// tail is the row of the oldest transition held.
+func (t *Table) tail() int { return (t.next - t.size + t.capacity) % t.capacity }
 
 // SampleUniform fills out with n transitions drawn uniformly with replacement.
 // It reuses out's slices so that a steady-state sample allocates nothing.
 func (t *Table) SampleUniform(rng *rand.Rand, n int, out *messages.SampleBatch) {
 	t.rowsIdx = resize(t.rowsIdx, n)
+	// The rows held are [tail, next) around the ring: all of them once
+	// full, else [0, size) unless rows were evicted (stacked frames).
+	tail := 0
+	if t.size < t.capacity {
+		tail = t.tail()
+	}
 	for i := range t.rowsIdx {
-		t.rowsIdx[i] = rng.IntN(t.size)
+		t.rowsIdx[i] = (tail + rng.IntN(t.size)) % t.capacity
 	}
 	t.fill(t.rowsIdx, out)
 	out.Weights = out.Weights[:0]

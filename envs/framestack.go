@@ -156,3 +156,21 @@ func StackFrame(dst, stack []float32, k, c, j int) {
 		copy(dst[p*c:(p+1)*c], stack[p*kc+j*c:])
 	}
 }
+
+// StackEnv is FrameStack for one env (evaluation, 'qfleet eval', tests):
+// its observations are its last k frames, as a runner's are. k ≤ 1 returns
+// env itself.
+func StackEnv(env Env, k int) (Env, error) {
+	if k <= 1 {
+		return env, nil
+	}
+	vec, err := NewVec(1, func() (Env, error) { return env, nil })
+	if err != nil {
+		return nil, err
+	}
+	stacked, err := FrameStack(vec, k)
+	if err != nil {
+		return nil, err
+	}
+	return Single(stacked), nil
+}

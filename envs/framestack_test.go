@@ -126,3 +126,33 @@ func TestStackedShape(t *testing.T) {
 		}
 	}
 }
+
+// TestStackEnvMatchesVector: one env stacked alone sees the stacks env 0 of
+// a stacked vector sees, episode after episode.
+func TestStackEnvMatchesVector(t *testing.T) {
+	env, err := StackEnv(&clockEnv{}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, _ := NewVec(1, func() (Env, error) { return &clockEnv{}, nil })
+	vec, _ := FrameStack(inner, 3)
+	for ep := range 3 {
+		a := env.Reset(int64(ep))
+		b, _ := vec.Reset([]int64{int64(ep)})
+		for step := 0; ; step++ {
+			if !slices.Equal(a, b) {
+				t.Fatalf("episode %d step %d: %v, vector %v", ep, step, a, b)
+			}
+			obs, _, term, _ := env.Step(0)
+			st, _ := vec.Step([]int32{0})
+			a, b = obs, st.Obs
+			if term {
+				b = st.Final
+				if !slices.Equal(a, b) {
+					t.Fatalf("episode %d: last stack %v, vector's final %v", ep, a, b)
+				}
+				break
+			}
+		}
+	}
+}

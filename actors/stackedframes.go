@@ -1,0 +1,110 @@
+package actors
+
+import "github.com/qfleet/qfleet/envs"
+
+// Stacked frames (frame_stack > 1). Each observation is the env's last k
+// frames, stacked channel-last by the runner (envs.FrameStack), so that a
+// frame is in k consecutive observations and in next observations too:
+// stored whole, a 84×84×4 pixel transition would take 56 KB. The table
+// stores each frame once instead: a row holds k frame ids for its
+// observation and k for its next, found by content among the recent frames
+// (frameStore.intern), and a sample rebuilds the stacks from them. In a
+// runner's stream each step brings one new frame (and an episode's end one
+// more, its first frame), so a row costs about one frame: 7 KB for Atari's
+// 84×84 instead of 56.
+//
+// The ring therefore holds about one frame a row (stackedSlots), not the
+// two a row that make overwriting impossible for single frames. A stream
+// that brings more (frames that never repeat: a runner without stacking, a
+// broken env) overwrites frames that old rows still hold; those rows are
+// dropped (evictOverwritten) before they could be sampled, and counted.
+
+// stackedSlots is the frame ring's size for a table of capacity rows: one
+// frame a row, an eighth more for episode starts, and the window within
+// which frames are deduplicated.
+func stackedSlots(capacity, stack int) uint64 {
+	return uint64(capacity + capacity/8 + recentFrames + 2*stack)
+}
+
+// setStackedRow stores row r's observations as frame ids.
+func (t *Table) setStackedRow(r int, obs, nextObs []float32) {
+	k := t.stack
+	// Every id this row gets is a frame added from here on or one of the
+	// recentFrames before (a deduplication hit).
+	t.floor[r] = t.frames.inserted - min(t.frames.inserted, recentFrames)
+	for j := range k {
+		envs.StackFrame(t.frame, obs, k, t.channels, j)
+		t.obsFrame[r*k+j] = t.frames.intern(t.frame)
+	}
+	for j := range k {
+		envs.StackFrame(t.frame, nextObs, k, t.channels, j)
+		t.nextFrame[r*k+j] = t.frames.intern(t.frame)
+	}
+}
+
+// readStackedRow rebuilds row r's stacked observations.
+func (t *Table) readStackedRow(r int, obs, nextObs []float32) {
+	k := t.stack
+	for j := range k {
+		t.unstack(obs, t.obsFrame[r*k+j], j)
+		t.unstack(nextObs, t.nextFrame[r*k+j], j)
+	}
+}
+
+// unstack writes frame id as frame j of the stack dst.
+func (t *Table) unstack(dst []float32, id uint64, j int) {
+	k, c := t.stack, t.channels
+	src := t.frames.frame(id)
+	if t.frames.dtype == envs.Uint8 {
+		// The common case (pixels) straight from the bytes.
+		kc := k * c
+		for p := 0; p < len(src)/c; p++ {
+			for x := range c {
+				dst[p*kc+j*c+x] = float32(src[p*c+x])
+			}
+		}
+		return
+	}
+	t.frames.unpack(t.frame, id)
+	kc := k * c
+	for p := 0; p < len(t.frame)/c; p++ {
+		copy(dst[p*kc+j*c:p*kc+(j+1)*c], t.frame[p*c:(p+1)*c])
+	}
+}
+
+// evictOverwritten drops the oldest rows while the frames they may hold
+// have been overwritten in the ring. Rows' floors grow in insert order, so
+// the rows kept are exactly those whose frames are all still there.
+func (t *Table) evictOverwritten() {
+	f := t.frames
+	if f.inserted <= f.slots {
+		return
+	}
+	for t.size > 0 {
+		r := t.tail()
+		if t.floor[r] >= f.inserted-f.slots {
+			return
+		}
+		if t.prio != nil {
+			t.prio.Set(r, 0)
+		}
+		t.size--
+		t.evicted++
+	}
+}
+
+// packStacked appends rows [lo, hi) of a stacked table to the capture as a
+// packed table's rows are: each whole (stacked) observation packed, so that
+// the snapshot's format is the one of every frame table and a restore
+// stores the frames once again.
+func (c *tableCapture) packStacked(t *Table, lo, hi int) {
+	obs, next := make([]float32, t.obsSize), make([]float32, t.obsSize)
+	packed := make([]byte, c.packedBytes)
+	for r := lo; r < hi; r++ {
+		t.readStackedRow(r, obs, next)
+		t.frames.packFrame(packed, obs)
+		c.packedObs = append(c.packedObs, packed...)
+		t.frames.packFrame(packed, next)
+		c.packedNext = append(c.packedNext, packed...)
+	}
+}
