@@ -161,10 +161,8 @@ func batchForwardFlat(s Spec, p, obs []float32, batch int) []float32 {
 	net := newAugNet(s)
 	aug := make([]float32, net.n)
 	toAug(aug, net.layers, p)
-	x := make([]float32, batch*net.inRows()*net.inCols())
-	net.fillInput(x, obs, batch)
 	var mm gemm
-	return slices.Clone(batchForward(&mm, net, aug, x, batch, newFwdBufs(net, batch)))
+	return slices.Clone(batchForward(&mm, net, aug, obs, batch, newFwdBufs(net, batch)))
 }
 
 func TestForwardZeroAllocsConvDueling(t *testing.T) {

@@ -12,12 +12,10 @@ type Forward struct {
 	bufB   []float32
 	nz     []int32 // affine's indices of non-zero inputs
 
-	// Conv nets only: the observation's first-layer patch matrix (positions × (K²·C+1), see
-	// ConvSpec.im2col), the later layers' scratch, and the matrix product that applies each
-	// conv.
-	patches []float32
-	conv    convScratch
-	mm      gemm
+	// Conv nets only: the observation's patch matrices and maps (positions × (K²·C+1), see
+	// ConvSpec.im2col), and the matrix product that applies each conv.
+	conv convScratch
+	mm   gemm
 	// scaled is the MLP's input times Spec.InputScale (nil without scaling).
 	scaled []float32
 
@@ -41,7 +39,6 @@ func NewForward(s Spec) *Forward {
 		batch:  forwardBatch{net: newAugNet(s)},
 	}
 	if convs := f.batch.net.convs; len(convs) > 0 {
-		f.patches = make([]float32, convs[0].positions()*(convs[0].patchSize()+1))
 		f.conv = newConvScratch(convs)
 		for _, c := range convs {
 			f.mm.reserve(c.Filters, c.patchSize()+1) // so that no call allocates
@@ -87,9 +84,9 @@ func (f *Forward) Q(obs []float32) []float32 {
 	dense := f.layers
 	switch c := net.lastConv(); {
 	case c != nil:
-		net.convs[0].im2col(f.patches, in, 1, net.scale)
+		net.convs[0].im2col(f.conv.p[0], in, 1, net.scale)
 		in = next[:c.features()]
-		net.convSample(&f.mm, f.params, f.patches, in, &f.conv)
+		net.convSample(&f.mm, f.params, f.conv.p[0], in, &f.conv)
 		cur, next = next, cur
 		dense = f.layers[len(net.convs):]
 	case f.scaled != nil:

@@ -15,7 +15,6 @@ type forwardBatch struct {
 	aug   []float32 // params in augmented layout; valid unless stale
 	stale bool      // SetParams ran since aug was written
 	rows  int       // observations the scratch holds
-	x     []float32 // input matrix (augNet.fillInput)
 	acts  *fwdBufs
 }
 
@@ -28,7 +27,6 @@ type forwardBatch struct {
 func (f *Forward) QBatch(obs []float32, n int) []float32 {
 	b := &f.batch
 	if n > b.rows {
-		b.x = make([]float32, n*b.net.inRows()*b.net.inCols())
 		b.acts = newFwdBufs(b.net, n)
 		b.rows = n
 	}
@@ -40,8 +38,7 @@ func (f *Forward) QBatch(obs []float32, n int) []float32 {
 		toAug(b.aug, b.net.layers, f.params)
 		b.stale = false
 	}
-	b.net.fillInput(b.x, obs[:n*f.spec.Inputs], n)
-	return batchForward(&f.mm, b.net, b.aug, b.x, n, b.acts)
+	return batchForward(&f.mm, b.net, b.aug, obs[:n*f.spec.Inputs], n, b.acts)
 }
 
 // GreedyBatch writes argmax_a Q(obs_i, a) of n observations into out[:n], the lowest index on

@@ -153,33 +153,37 @@ func maskAug(v []float32, layers []augLayer) {
 	}
 }
 
-// batchForward evaluates the network on a batch outside the gradient graph (target values are
-// inference: no gradient, so no reason to pay for graph bookkeeping). x is the input matrix
-// (fillInput); bufs holds the scratch made by newFwdBufs; it returns the B×Outputs Q-values
-// (the last scratch matrix).
+// batchForward evaluates the network on batch observations outside the gradient graph (target
+// values are inference: no gradient, so no reason to pay for graph bookkeeping). bufs holds
+// the scratch made by newFwdBufs; it returns the B×Outputs Q-values (the last scratch matrix).
 //
-//	act_{l+1} = ReLU([act_l, 1] · G_l)   (no ReLU after the head)
-//	convs:      act[b] = the conv torso on sample b's patch rows (convSample), flattened, then 1
+//	act_{l+1} = ReLU([act_l, 1] · G_l)   (no ReLU after the head; act_0: the input matrix)
+//	convs:      act[b] = the conv torso on sample b (convSample), flattened, then 1
 //	dueling:    Q = V + A − mean(A) on the head's [V, A]
 //	LayerNorm:  ReLU(LN(·)) instead of ReLU, per row of the product (lnReLURows)
 //
 // Each dense product writes only the out real columns (ldc = cols): the constant column of
 // every scratch matrix is filled with ones once by newFwdBufs, and n stays a multiple of 16
-// for 64-wide layers. The conv torso runs one sample at a time: its products are already
-// hundreds of rows per sample, and one sample's intermediate maps and patch matrices stay in
-// cache between the layers (a whole batch of Nature's second-layer patches is 5 MB). The last
-// conv writes the sample's P×F feature map straight into its row of the flattened matrix
-// (row stride P·F+1), so the flatten costs nothing here.
-func batchForward(mm *gemm, net augNet, params, x []float32, batch int, bufs *fwdBufs) []float32 {
-	in := x
+// for 64-wide layers. The conv torso runs one sample at a time, from its im2col on: its
+// products are already hundreds of rows per sample, and one sample's patch matrices and maps
+// stay in L2 between the layers, where a whole batch's first patch matrix (13 MB for Nature
+// at batch 32) would stream from memory into a product that does only F multiply-adds per
+// value read. The last conv writes the sample's P×F feature map straight into its row of the
+// flattened matrix (row stride P·F+1), so the flatten costs nothing here.
+func batchForward(mm *gemm, net augNet, params, obs []float32, batch int, bufs *fwdBufs) []float32 {
+	var in []float32
 	dense := net.layers
 	if nc := len(net.convs); nc > 0 {
 		flat, feat := bufs.acts[nc-1], net.lastConv().features()
-		rows := net.inRows() * net.inCols()
+		p1 := bufs.conv.p[0]
 		for b := range batch {
-			net.convSample(mm, params, x[b*rows:(b+1)*rows], flat[b*(feat+1):b*(feat+1)+feat], &bufs.conv)
+			net.convs[0].im2col(p1, obs[b*net.inputs:(b+1)*net.inputs], 1, net.scale)
+			net.convSample(mm, params, p1, flat[b*(feat+1):b*(feat+1)+feat], &bufs.conv)
 		}
 		in, dense = flat, net.layers[nc:]
+	} else {
+		in = bufs.x[:batch*(net.inputs+1)]
+		net.fillInput(in, obs, batch)
 	}
 	for i, l := range dense {
 		out := bufs.acts[len(net.layers)-len(dense)+i][:batch*l.cols]
@@ -200,8 +204,9 @@ func batchForward(mm *gemm, net augNet, params, x []float32, batch int, bufs *fw
 	return in
 }
 
-// convScratch holds one sample's intermediate conv outputs and the patch matrices built from
-// them: z[i] is conv i's P_i×F_i map (i < last), p[i] conv i's patch matrix (i ≥ 1).
+// convScratch holds one sample's patch matrices and intermediate conv outputs: p[i] is conv
+// i's patch matrix (p[0] from the observation), z[i] its P_i×F_i map (i < last; the last
+// conv writes to its caller's buffer).
 type convScratch struct {
 	z, p [][]float32
 }
@@ -213,9 +218,7 @@ func newConvScratch(convs []ConvSpec) convScratch {
 		if i+1 < len(convs) {
 			z = make([]float32, convs[i].features())
 		}
-		if i > 0 {
-			p = make([]float32, convs[i].positions()*(convs[i].patchSize()+1))
-		}
+		p = make([]float32, convs[i].positions()*(convs[i].patchSize()+1))
 		s.z, s.p = append(s.z, z), append(s.p, p)
 	}
 	return s
@@ -247,10 +250,12 @@ func (a augNet) convSample(mm *gemm, params, p1, out []float32, s *convScratch) 
 	}
 }
 
-// fwdBufs is batchForward's scratch for a batch: acts[l] the output of layer l as the next
-// layer reads it (the last conv's: the flattened B×(P·F+1) matrix; earlier convs: none, the
-// torso runs per sample in conv), then, when dueling, the aggregated Q-values.
+// fwdBufs is batchForward's scratch for a batch: an MLP's input matrix x; acts[l] the output
+// of layer l as the next layer reads it (the last conv's: the flattened B×(P·F+1) matrix;
+// earlier convs: none, the torso runs per sample in conv), then, when dueling, the aggregated
+// Q-values.
 type fwdBufs struct {
+	x    []float32
 	acts [][]float32
 	conv convScratch
 }
@@ -259,6 +264,9 @@ type fwdBufs struct {
 func newFwdBufs(net augNet, batch int) *fwdBufs {
 	bufs := &fwdBufs{acts: make([][]float32, 0, len(net.layers)+1), conv: newConvScratch(net.convs)}
 	nc := len(net.convs)
+	if nc == 0 {
+		bufs.x = make([]float32, batch*(net.inputs+1))
+	}
 	for i, l := range net.layers {
 		rows, cols, one := batch, l.cols, l.constCol()
 		switch {

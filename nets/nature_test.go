@@ -2,11 +2,15 @@ package nets
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // nature is the Nature DQN network on four stacked 84×84 frames with Atari's full 6-action
@@ -164,4 +168,91 @@ func TestNatureForwardZeroAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(5, func() { f.GreedyBatch(obs, 8, acts) }); a != 0 {
 		t.Errorf("GreedyBatch allocates %v times per call, want 0", a)
 	}
+}
+
+// BenchmarkLearnerUpdateNaturePhases splits one Nature update (batch 32, 6 actions) into its
+// parts, each timed on its own over the same batches: the stop-gradient target passes
+// (computeTargets: Q̄(s′,·) and the double-DQN Q(s′,·), two batched forwards), the input
+// matrix (fillInput: im2col of s, scaled), the graph's forward alone (the same network graph
+// on a second tape, down to Q), the graph's forward, loss and backward (the Trainer's own
+// tape), and the gradient norm, clipping and Adam. backward ≈ graph − forward.
+func BenchmarkLearnerUpdateNaturePhases(b *testing.B) {
+	s := nature
+	rng := rand.New(rand.NewPCG(1, 2))
+	cfg := DefaultTrainConfig()
+	cfg.BatchSize = 32
+	tr, err := NewTrainer(s, cfg, InitParams(s, rng))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	batches := make([]*Batch, 4)
+	for i := range batches {
+		batches[i] = randomBatch(s, 32, rng)
+		copy(batches[i].Obs, natureObs(rng, s, 32))
+		copy(batches[i].NextObs, natureObs(rng, s, 32))
+	}
+	m := tr.model
+	fwd := forwardOnlyTape(b, tr)
+	if _, err := tr.Update(batches[0]); err != nil { // fills the inputs and warms the registers
+		b.Fatal(err)
+	}
+	for _, ph := range []struct {
+		name string
+		run  func(*Batch) error
+	}{
+		{"targets", func(bt *Batch) error { tr.computeTargets(bt); return nil }},
+		{"input", func(bt *Batch) error { tr.net.fillInput(m.xBuf, bt.Obs, bt.Size); return nil }},
+		{"graph-forward", func(*Batch) error { return fwd.run() }},
+		{"graph-forward+backward", func(*Batch) error { clear(tr.grads); return m.run() }},
+		{"clip+adam", func(*Batch) error {
+			clipByNorm(tr.grads, l2norm(tr.grads), tr.cfg.MaxGradNorm)
+			adamStep(tr.online, tr.grads, tr.adamM, tr.adamV, tr.step+1, tr.cfg)
+			return nil
+		}},
+		{"update", func(bt *Batch) error { _, err := tr.Update(bt); return err }},
+	} {
+		b.Run("phase="+ph.name, func(b *testing.B) {
+			cpu0 := processCPU()
+			for i := 0; b.Loop(); i++ {
+				if err := ph.run(batches[i%len(batches)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1e3, "ms/op")
+			if cpu := processCPU() - cpu0; cpu0 > 0 && cpu > 0 {
+				b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+			}
+		})
+	}
+}
+
+// forwardOnlyTape builds the Trainer's network graph again (newQModel's steps, without the
+// loss and G.Grad) over its buffers and parameters, for timing the forward alone.
+func forwardOnlyTape(b *testing.B, tr *Trainer) *qModel {
+	b.Helper()
+	net, src := tr.net, tr.model
+	m := &qModel{g: G.NewGraph(), batch: src.batch}
+	rows, cols := m.batch*net.inRows(), net.inCols()
+	m.x = inputMatrix(m.g, "x", src.xBuf, rows, cols)
+	for i, l := range net.layers {
+		val := tensor.New(tensor.WithShape(l.in+1, l.cols), tensor.WithBacking(l.g(tr.online)))
+		m.ws = append(m.ws, G.NewMatrix(m.g, tensor.Float32, G.WithShape(l.in+1, l.cols),
+			G.WithName(fmt.Sprintf("G%d", i)), G.WithValue(val)))
+	}
+	if err := m.fwd(m.x, net); err != nil {
+		b.Fatal(err)
+	}
+	// Down to Q only: the loss ops are a few vectors of B values, and without the backward
+	// keeping them alive gorgonia's register reuse puts the loss's scalar in MinBetween's
+	// register, which the no-Reset replay cannot survive.
+	var q G.Value
+	m.vm = G.NewTapeMachine(m.g.ExactSubgraphRoots(G.Read(m.q, &q)), G.WithEngine(matmulEngine{gemm: &tr.gemm}))
+	b.Cleanup(m.close)
+	r, err := newTapeRunner(m.vm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.runner = r
+	return m
 }

@@ -117,7 +117,6 @@ type Trainer struct {
 	gemm  gemm // matrix products of the graph and of the target passes
 
 	// Scratch for the targets, computed outside the graph.
-	nextX                  []float32 // input matrix of the next observations (augNet.fillInput)
 	actsOnline, actsTarget *fwdBufs
 	absTD                  []float32
 	targets                []float32 // y of the last update (for tests)
@@ -148,7 +147,6 @@ func NewTrainer(s Spec, cfg TrainConfig, init []float32) (*Trainer, error) {
 		grads:   make([]float32, n),
 		adamM:   make([]float32, n),
 		adamV:   make([]float32, n),
-		nextX:   make([]float32, b*net.inRows()*net.inCols()),
 		absTD:   make([]float32, b),
 		targets: make([]float32, b),
 	}
@@ -274,11 +272,10 @@ func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 //	else:   target = r + disc·max_a Q̄(s',a)
 func (t *Trainer) computeTargets(b *Batch) {
 	n, out := b.Size, t.spec.Outputs
-	t.net.fillInput(t.nextX, b.NextObs, n)
-	qT := batchForward(&t.gemm, t.net, t.target, t.nextX, n, t.actsTarget)
+	qT := batchForward(&t.gemm, t.net, t.target, b.NextObs, n, t.actsTarget)
 	var qOnline []float32
 	if t.cfg.DoubleDQN {
-		qOnline = batchForward(&t.gemm, t.net, t.online, t.nextX, n, t.actsOnline)
+		qOnline = batchForward(&t.gemm, t.net, t.online, b.NextObs, n, t.actsOnline)
 	}
 	for i := range n {
 		disc := b.Discounts[i]
