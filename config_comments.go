@@ -32,6 +32,7 @@ var configComments = map[string]fieldComment{
 	"max_grad_norm":        {text: "global gradient-norm clip; 0 disables"},
 	"min_replay_size":      {text: "transitions inserted before the first sample"},
 	"n_step":               {text: "n of the n-step return computed by runners"},
+	"network":              {text: "the Q-network's torso: \"\" (dense layers of hidden; with conv_filters a MinAtar conv first) or \"nature\" (Mnih et al. 2015's 3 conv layers 32×8×8/4, 64×4×4/2, 64×3×3/1 and dense 512 on inputs/255; for image observations; hidden and conv_filters unused)"},
 	"outbox_limit":         {text: "transitions a runner buffers while it has no credit or no replay"},
 	"prefetch_batches":     {text: "sample requests the learner keeps outstanding"},
 	"prioritized":          {group: "Prioritized replay (Schaul et al. 2016; Ape-X, Horgan et al. 2018)", text: "sample ∝ priority^α instead of uniformly"},

@@ -243,6 +243,9 @@ func loadPolicy(dir, cfgPath string, warn io.Writer, best bool) (*Policy, error)
 	if ld.env, err = envs.Make(envID); err != nil {
 		return nil, fmt.Errorf("checkpoint in %s: %w", ld.path, err)
 	}
+	if err := actors.CheckNetwork(ld.env.Spec(), cf.Config); err != nil {
+		return nil, fmt.Errorf("config %s: %w", ld.cfgFrom, err)
+	}
 	spec := actors.NetSpec(ld.env.Spec(), cf.Config)
 	if ld.env, err = envs.StackEnv(ld.env, cf.FrameStack); err != nil { // as the run's runners did
 		return nil, fmt.Errorf("config %s: %w", ld.cfgFrom, err)

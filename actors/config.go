@@ -3,6 +3,8 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ type Config struct {
 	// Learning rule
 	Hidden             []int   `yaml:"hidden"`                                // hidden layer widths of the MLP Q-network (after the conv torso, if any)
 	ConvFilters        int     `yaml:"conv_filters"`                          // 3×3 conv filters before the dense layers, for image observations (MinAtar: 16); 0: none
+	Network            string  `yaml:"network" json:",omitempty"`             // the Q-network's torso: "" (dense layers of hidden; with conv_filters a MinAtar conv first) or "nature" (Mnih et al. 2015's 3 conv layers 32×8×8/4, 64×4×4/2, 64×3×3/1 and dense 512 on inputs/255; for image observations; hidden and conv_filters unused)
 	FrameStack         int     `yaml:"frame_stack" json:",omitempty"`         // the network sees the env's last frame_stack frames, stacked channel-last by the runner (Atari: 4); the env sends one frame a step and the replay stores each frame once; 0 or 1: one frame
 	Dueling            bool    `yaml:"dueling"`                               // dueling head: Q = V + A − mean(A) (Wang et al. 2016)
 	LayerNorm          bool    `yaml:"layer_norm" json:",omitempty"`          // LayerNorm (no gain or bias) before each hidden ReLU, as PQN (Gallici et al. 2024); the same parameters, ~27% more per CartPole update
@@ -176,6 +179,23 @@ func DefaultConfigFor(envID string) Config {
 		return c
 	}
 	switch envID {
+	case "CartPolePixels-v1":
+		// CartPole seen as 84×84 gray frames: the Nature DQN's network on
+		// the last 4 frames (one frame has no velocities), its batch of 32
+		// and one update per 4 env steps (samples_per_insert 8), Adam at
+		// a constant 1e-4 instead of RMSProp, hard target syncs.
+		c.Network = NetworkNature
+		c.FrameStack = 4
+		c.BatchSize = 32
+		c.LearningRate = 1e-4
+		c.LearningRateDecay = 0
+		c.SamplesPerInsert = 8
+		c.RateTolerance = 1024
+		c.TargetTau = 0
+		c.TargetUpdatePeriod = 1000
+		c.MinReplaySize = 5_000
+		c.EpsilonDecaySteps = 50_000
+		c.EvalEvery = 10_000
 	case "CartPole-v1":
 		// LayerNorm before each hidden ReLU (PQN's), 48 samples per
 		// insert and an evaluation every 2,500 env steps: 20/20 seeds
@@ -213,6 +233,13 @@ func DefaultConfigFor(envID string) Config {
 	return c
 }
 
+// Networks are the values of Config.Network: "" (an MLP, with a MinAtar
+// conv first when conv_filters > 0) and "nature" (nets.NatureSpec).
+var Networks = []string{"", NetworkNature}
+
+// NetworkNature is the Nature DQN network (Mnih et al. 2015).
+const NetworkNature = "nature"
+
 // MaxEnvsPerRunner bounds envs_per_runner: a runner holds each env, its
 // observations and its n-step buffer, and acts on all of them in one
 // mailbox turn per step.
@@ -231,6 +258,9 @@ func (c Config) Validate() error {
 	}
 	if c.EnvsPerRunner < 1 || c.EnvsPerRunner > MaxEnvsPerRunner {
 		return fmt.Errorf("%w: envs_per_runner = %d: allowed 1..%d (envs each runner steps together)", ErrInvalidConfig, c.EnvsPerRunner, MaxEnvsPerRunner)
+	}
+	if !slices.Contains(Networks, c.Network) {
+		return bad("network", `allowed "" (dense layers, with conv_filters a MinAtar conv first) or "nature"`, strconv.Quote(c.Network))
 	}
 	// The rules that relate settings (each setting's own range is checked
 	// above).

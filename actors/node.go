@@ -100,12 +100,28 @@ func StackedSpec(sp envs.Spec, cfg Config) envs.Spec {
 	return sp
 }
 
+// CheckNetwork refuses a network the env's observations cannot feed: the
+// Nature network needs images (height × width × channels).
+func CheckNetwork(env envs.Spec, cfg Config) error {
+	if sh := env.ObsShape; cfg.Network == NetworkNature && len(sh) != 3 {
+		return fmt.Errorf("%w: network = nature needs image observations (height×width×channels); %s's are of shape %v", ErrInvalidConfig, env.ID, sh)
+	}
+	return nil
+}
+
 // NetSpec is the Q-network for an env under a config: an MLP on flat
 // observations; for image observations (height × width × channels, channel
 // last, like MinAtar's) a conv torso of ConvFilters 3×3 filters first, when
-// ConvFilters > 0 (the MinAtar paper's network); a dueling head if asked.
+// ConvFilters > 0 (the MinAtar paper's network), or with network nature the
+// Nature DQN's torso; a dueling head if asked. The env's frames are stacked
+// frame_stack deep first (StackedSpec).
 func NetSpec(sp envs.Spec, cfg Config) nets.Spec {
 	sp = StackedSpec(sp, cfg)
+	if sh := sp.ObsShape; cfg.Network == NetworkNature && len(sh) == 3 {
+		s := nets.NatureSpec(sh[0], sh[1], sh[2], sp.NumActions)
+		s.Dueling, s.LayerNorm = cfg.Dueling, cfg.LayerNorm
+		return s
+	}
 	s := nets.Spec{Inputs: sp.ObsSize(), Hidden: append([]int(nil), cfg.Hidden...), Outputs: sp.NumActions, Dueling: cfg.Dueling, LayerNorm: cfg.LayerNorm}
 	if sh := sp.ObsShape; len(sh) == 3 && cfg.ConvFilters > 0 {
 		s.Conv = &nets.ConvSpec{Height: sh[0], Width: sh[1], Channels: sh[2], Filters: cfg.ConvFilters, Kernel: 3}
@@ -143,6 +159,9 @@ func StartNode(o NodeOptions) (*Node, error) {
 	}
 	env, err := envs.SpecOf(o.EnvID) // an external env's without starting it
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckNetwork(env, o.Config); err != nil {
 		return nil, err
 	}
 	log := o.Logger
