@@ -84,7 +84,7 @@ func (f *Forward) Q(obs []float32) []float32 {
 	dense := f.layers
 	switch c := net.lastConv(); {
 	case c != nil:
-		net.convs[0].im2col(f.conv.p[0], in, 1, net.scale)
+		net.firstPatches(in, &f.conv)
 		in = next[:c.features()]
 		net.convSample(&f.mm, f.params, f.conv.p[0], in, &f.conv)
 		cur, next = next, cur

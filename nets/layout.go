@@ -175,10 +175,9 @@ func batchForward(mm *gemm, net augNet, params, obs []float32, batch int, bufs *
 	dense := net.layers
 	if nc := len(net.convs); nc > 0 {
 		flat, feat := bufs.acts[nc-1], net.lastConv().features()
-		p1 := bufs.conv.p[0]
 		for b := range batch {
-			net.convs[0].im2col(p1, obs[b*net.inputs:(b+1)*net.inputs], 1, net.scale)
-			net.convSample(mm, params, p1, flat[b*(feat+1):b*(feat+1)+feat], &bufs.conv)
+			net.firstPatches(obs[b*net.inputs:(b+1)*net.inputs], &bufs.conv)
+			net.convSample(mm, params, bufs.conv.p[0], flat[b*(feat+1):b*(feat+1)+feat], &bufs.conv)
 		}
 		in, dense = flat, net.layers[nc:]
 	} else {
@@ -206,13 +205,31 @@ func batchForward(mm *gemm, net augNet, params, obs []float32, batch int, bufs *
 
 // convScratch holds one sample's patch matrices and intermediate conv outputs: p[i] is conv
 // i's patch matrix (p[0] from the observation), z[i] its P_i×F_i map (i < last; the last
-// conv writes to its caller's buffer).
+// conv writes to its caller's buffer); img the scaled observation (firstPatches).
 type convScratch struct {
 	z, p [][]float32
+	img  []float32
+}
+
+// firstPatches writes one observation's first-layer patch matrix into s.p[0], times the
+// input scale. When patches overlap (Kernel > Stride: every pixel of Nature's input is in 4
+// patches) the observation is scaled once into s.img and copied from there; the values are
+// the same float32 products either way.
+func (a augNet) firstPatches(obs []float32, s *convScratch) {
+	c := &a.convs[0]
+	if a.scale == 1 || c.Kernel <= c.stride() {
+		c.im2col(s.p[0], obs, 1, a.scale)
+		return
+	}
+	scaleTo(s.img, obs, a.scale)
+	c.im2col(s.p[0], s.img, 1, 1)
 }
 
 func newConvScratch(convs []ConvSpec) convScratch {
 	var s convScratch
+	if len(convs) > 0 {
+		s.img = make([]float32, convs[0].inputs())
+	}
 	for i := range convs {
 		var z, p []float32
 		if i+1 < len(convs) {
