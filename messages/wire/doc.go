@@ -53,6 +53,62 @@
 // frame per transition: with FRAMES+FLOAT16+ZSTD a CartPole transition takes
 // about 9 bytes on the wire, proto fields included.
 //
+// # Stacked frames payload
+//
+// A batch with frame_stack k > 1 (each observation the env's last k frames,
+// channel-last: value c of frame j at pixel p at (p·k + j)·C + c) whose
+// observation values are all whole numbers 0..255 goes with
+// CODEC_STACKED_FRAMES (and CODEC_ZSTD), when Options.Frames is set; other
+// batches, stacked or not, go as above. Consecutive stacks of an env share
+// k−1 frames and a next observation is an observation n steps on, so this
+// layout sends each distinct frame (not observation) once, as bytes coded
+// against the frame before it, and the stacks as references to frames.
+// f = obs_size/k values a frame, c = count; stacks are numbered t = 0..2c−1
+// (observation i is t = i, next observation i is t = c+i), slots j = 0..k−1
+// oldest first; a "column" is the observations or the next observations.
+//
+//	header     byte layout version (1)
+//	           byte flags: bit 0 priorities present; bit 2 reward/discount palette
+//	           byte action width w (0..32)
+//	           byte frame transform: 0 plain, 1 difference (byte minus the
+//	                base's, mod 256), 2 XOR with the base
+//	           uvarint C: channels a frame (divides f; the packer finds it,
+//	                as the batch does not say it, by looking for a later stack
+//	                holding the first's frames shifted; any C decodes exactly)
+//	           uvarint F: distinct frames (1..2ck)
+//	           uvarint s: shift stride (1..64): stack t is usually stack t−s
+//	                shifted by one frame (the number of envs taking turns)
+//	           uvarint n: next stride (1..64): next observation i is usually
+//	                observation i+n (n-step returns: n times the envs)
+//	refs       2ck uvarints, stack by stack, slot by slot, each naming the
+//	           slot's frame:
+//	           0 = the next frame not used before (frames are numbered in
+//	               order of first use),
+//	           1 = slot j−1 of this stack (a new episode's stack repeats its
+//	               first frame),
+//	           2 = slot j+1 of stack t−s in the same column (the shift),
+//	           3 = slot j of stack t−1 in the same column (an episode end's
+//	               burst of transitions shares one next observation),
+//	           4 = next observations: slot j of observation i+n,
+//	           x+5 = frame x (already used).
+//	           A code that points outside the batch or its column is an error;
+//	           every frame must be used. A runner's stream thus has the
+//	           codes 2…2 0 per observation and 4…4 per next observation,
+//	           one repeated pattern that zstd reduces to a few bytes.
+//	frames     F·f bytes: frame x's values (value c of pixel p at p·C + c),
+//	           transformed against its base: the frame in slot j−1 of the
+//	           stack where x is first used when j > 0 (its env's previous
+//	           frame), else frame x−1, and zeros for frame 0.
+//	actions, rewards, discounts and priorities as in the experience layout.
+//
+// CODEC_ZSTD: a mode byte 0 and the whole layout as one magicless zstd frame
+// (at SpeedBetterCompression: frame differences are mostly zeros, and
+// bytes, not the encoder's time, are scarce on the links pixels cross).
+// The packer codes frames with XOR: on CartPolePixels-v1 it was a little
+// smaller than the difference, and plain frames 10-40% larger
+// (BENCHMARKS.md, "Pixels on the wire": ~15 bytes a transition instead of
+// 56,448 raw).
+//
 // # Weights payload
 //
 // Chunk i carries parameters [i·S, min((i+1)·S, n)) with S = max(1,

@@ -29,6 +29,7 @@ type scratch struct {
 	zframe  []byte
 	zsplit  []byte
 	floats  []float32
+	st      stackScratch // the stacked-frames codec's
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -54,7 +55,18 @@ func PackExperience(b *messages.ExperienceBatch, o Options) (*messages.PackedExp
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 
-	raw, codec := s.layout(b, o)
+	// Stacked pixel frames go as frames (when they are bytes); anything
+	// else, stacked or not, as float rows.
+	var raw []byte
+	var codec uint32
+	stacked := false
+	if canStack(b, o) {
+		raw, stacked = s.packStacked(b)
+		codec = codecStacked
+	}
+	if !stacked {
+		raw, codec = s.layout(b, o)
+	}
 	if len(raw) > MaxBytes {
 		return nil, fmt.Errorf("pack experience from %q: payload of %d bytes exceeds %d", b.GetRunner(), len(raw), MaxBytes)
 	}
@@ -62,7 +74,12 @@ func PackExperience(b *messages.ExperienceBatch, o Options) (*messages.PackedExp
 	if o.Zstd {
 		codec |= codecZstd
 		var err error
-		if payload, err = s.compress(raw, len(s.low)); err != nil {
+		if stacked {
+			payload, err = s.compressStacked(raw)
+		} else {
+			payload, err = s.compress(raw, len(s.low))
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -70,7 +87,7 @@ func PackExperience(b *messages.ExperienceBatch, o Options) (*messages.PackedExp
 	return &messages.PackedExperience{
 		Runner: b.GetRunner(), Seq: b.GetSeq(), ObsSize: uint32(d), Count: uint32(c),
 		Codec: codec, Payload: payload, WeightsVersion: b.GetWeightsVersion(), ReplyTo: b.GetReplyTo(),
-		SentBefore: b.GetSentBefore(), RunnerIncarnation: b.GetRunnerIncarnation(),
+		SentBefore: b.GetSentBefore(), RunnerIncarnation: b.GetRunnerIncarnation(), FrameStack: b.GetFrameStack(),
 	}, nil
 }
 

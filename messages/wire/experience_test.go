@@ -114,6 +114,8 @@ func sameBatch(got, want *messages.ExperienceBatch, half bool) error {
 		got.GetObsSize() != want.GetObsSize() || got.GetWeightsVersion() != want.GetWeightsVersion():
 		return fmt.Errorf("header: got %q/%d/%d/%d/%d, want %q/%d/%d/%d/%d", got.GetRunner(), got.GetSeq(), got.GetCount(), got.GetObsSize(), got.GetWeightsVersion(),
 			want.GetRunner(), want.GetSeq(), want.GetCount(), want.GetObsSize(), want.GetWeightsVersion())
+	case got.GetFrameStack() != want.GetFrameStack():
+		return fmt.Errorf("frame_stack %d, want %d", got.GetFrameStack(), want.GetFrameStack())
 	case !proto.Equal(got.GetReplyTo(), want.GetReplyTo()):
 		return fmt.Errorf("reply_to %v, want %v", got.GetReplyTo(), want.GetReplyTo())
 	case fmt.Sprint(got.GetActions()) != fmt.Sprint(want.GetActions()):
@@ -283,7 +285,8 @@ func TestWireBytesPerTransition(t *testing.T) {
 	}
 }
 
-// packedSeeds are valid packings of small batches with every option.
+// packedSeeds are valid packings of small batches with every option, then
+// small stacked-frames packings (stackedSeeds).
 func packedSeeds(tb testing.TB) []*messages.PackedExperience {
 	batches, _ := cartPoleStream(tb, 2, 12, 3, 1, 5)
 	batches = append(batches, edgeBatches()[1:3]...)
@@ -297,7 +300,15 @@ func packedSeeds(tb testing.TB) []*messages.PackedExperience {
 			out = append(out, p)
 		}
 	}
-	return out
+	return append(out, stackedSeeds(tb)...)
+}
+
+// The fuzz targets' codec argument carries frame_stack in its top byte
+// (the fuzzer then varies both, and the corpus files keep their format).
+func fuzzCodec(p *messages.PackedExperience) uint32 { return p.Codec | p.FrameStack<<24 }
+
+func fromFuzzCodec(codec uint32) (codecFlags, frameStack uint32) {
+	return codec & (1<<24 - 1), codec >> 24
 }
 
 // unpackMustFail checks that p is refused, without a panic, with an error
@@ -350,11 +361,16 @@ func TestUnpackHostile(t *testing.T) {
 		q = proto.Clone(p).(*messages.PackedExperience)
 		q.ObsSize++
 		mustFail(name+" obs_size+1", q, "")
-		// Unknown codec flags.
-		for _, c := range []uint32{8, 16, 1 << 31} {
+		// Unknown codec flags, and the stacked-frames flag on another layout.
+		for _, c := range []uint32{8, 32, 1 << 31} {
 			q := proto.Clone(p).(*messages.PackedExperience)
 			q.Codec |= c
 			mustFail(fmt.Sprintf("%s codec %#x", name, q.Codec), q, "unknown codec")
+		}
+		if p.Codec&stackedCodec == 0 {
+			q := proto.Clone(p).(*messages.PackedExperience)
+			q.Codec |= stackedCodec
+			mustFail(fmt.Sprintf("%s codec %#x", name, q.Codec), q, "CODEC_STACKED_FRAMES")
 		}
 		// Every single-byte corruption of small payloads must not panic.
 		if len(p.Payload) < 400 {
@@ -476,10 +492,11 @@ func TestUnpackHostileZstd(t *testing.T) {
 // is a consistent batch that packs and unpacks to itself.
 func FuzzUnpackExperience(f *testing.F) {
 	for _, p := range packedSeeds(f) {
-		f.Add(p.Codec, p.Count, p.ObsSize, p.Payload)
+		f.Add(fuzzCodec(p), p.Count, p.ObsSize, p.Payload)
 	}
 	f.Fuzz(func(t *testing.T, codec, count, obsSize uint32, payload []byte) {
-		p := &messages.PackedExperience{Runner: "fuzz", Codec: codec, Count: count, ObsSize: obsSize, Payload: payload}
+		codec, frameStack := fromFuzzCodec(codec)
+		p := &messages.PackedExperience{Runner: "fuzz", Codec: codec, Count: count, ObsSize: obsSize, Payload: payload, FrameStack: frameStack}
 		b, err := wire.UnpackExperience(p)
 		if err != nil {
 			return
@@ -487,7 +504,12 @@ func FuzzUnpackExperience(f *testing.F) {
 		if err := actors.NewTable(int(b.ObsSize), 1).CheckShape(b); err != nil {
 			t.Fatalf("inconsistent batch decoded: %v", err)
 		}
-		o := wire.Options{Frames: codec&1 != 0, Float16: codec&2 != 0, Zstd: codec&4 != 0}
+		if b.FrameStack != frameStack {
+			t.Fatalf("frame_stack %d decoded as %d", frameStack, b.FrameStack)
+		}
+		// Options.Frames stands for both frame codecs: the packer picks
+		// stacked frames for a stacked batch of bytes.
+		o := wire.Options{Frames: codec&(1|16) != 0, Float16: codec&2 != 0, Zstd: codec&4 != 0}
 		q, err := wire.PackExperience(b, o)
 		if err != nil {
 			t.Fatalf("decoded batch does not pack: %v", err)
@@ -511,11 +533,11 @@ func TestWireFuzzSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, p := range packedSeeds(t) {
-			if i%3 != 0 && p.Count > 1 { // a few of each kind is plenty
+			if i%3 != 0 && p.Count > 1 && p.Codec&stackedCodec == 0 { // a few of each kind is plenty
 				continue
 			}
-			body := fmt.Sprintf("go test fuzz v1\nuint32(%d)\nuint32(%d)\nuint32(%d)\n[]byte(%q)\n", p.Codec, p.Count, p.ObsSize, p.Payload)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("valid-%02d-codec%d", i, p.Codec)), []byte(body), 0o644); err != nil {
+			body := fmt.Sprintf("go test fuzz v1\nuint32(%d)\nuint32(%d)\nuint32(%d)\n[]byte(%q)\n", fuzzCodec(p), p.Count, p.ObsSize, p.Payload)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("valid-%02d-codec%d", i, fuzzCodec(p))), []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -541,7 +563,8 @@ func TestWireFuzzSeeds(t *testing.T) {
 		if _, err := fmt.Sscanf(strings.TrimSuffix(strings.TrimPrefix(lines[4], "[]byte("), ")"), "%q", &payload); err != nil {
 			t.Fatalf("%s: payload: %v", name, err)
 		}
-		p := &messages.PackedExperience{Codec: codec, Count: count, ObsSize: obsSize, Payload: []byte(payload)}
+		codec, frameStack := fromFuzzCodec(codec)
+		p := &messages.PackedExperience{Codec: codec, Count: count, ObsSize: obsSize, Payload: []byte(payload), FrameStack: frameStack}
 		if _, err := wire.UnpackExperience(p); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}

@@ -111,6 +111,9 @@ type shape struct {
 // doc lays them out, checking each before it allocates for it.
 func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, error) {
 	codec := p.GetCodec()
+	if codec&codecStacked != 0 {
+		return unpackStacked(p)
+	}
 	if unknown := codec &^ (codecFrames | codecFloat16 | codecZstd); unknown != 0 {
 		return nil, fmt.Errorf("unknown codec flags %#x", unknown)
 	}
@@ -144,7 +147,7 @@ func unpackExperience(p *messages.PackedExperience) (*messages.ExperienceBatch, 
 	out := &messages.ExperienceBatch{
 		Runner: p.GetRunner(), Seq: p.GetSeq(), ObsSize: uint32(h.d), Count: uint32(h.c),
 		WeightsVersion: p.GetWeightsVersion(), ReplyTo: p.GetReplyTo(),
-		SentBefore: p.GetSentBefore(), RunnerIncarnation: p.GetRunnerIncarnation(),
+		SentBefore: p.GetSentBefore(), RunnerIncarnation: p.GetRunnerIncarnation(), FrameStack: p.GetFrameStack(),
 	}
 	if h.frames {
 		if err := s.readCodes(r, h); err != nil {
@@ -177,6 +180,12 @@ func (s *scratch) decompress(raw []byte, h shape) ([]byte, error) {
 	// The largest layout count and obs_size allow: header, 2c rows,
 	// 5-byte codes, 32-bit actions and three float columns.
 	limit := 3 + 2*binary.MaxVarintLen64 + 2*c*d*h.valueBytes + 2*c*binary.MaxVarintLen32 + 4*c + 12*c
+	return s.decompressUpTo(raw, limit)
+}
+
+// decompressUpTo undoes CODEC_ZSTD (either mode) into s.raw, refusing
+// output larger than limit bytes.
+func (s *scratch) decompressUpTo(raw []byte, limit int) ([]byte, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("empty zstd payload")
 	}

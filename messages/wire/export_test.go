@@ -3,6 +3,8 @@ package wire
 import (
 	"fmt"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/qfleet/qfleet/messages"
 )
 
@@ -31,4 +33,20 @@ func Dedup(b *messages.ExperienceBatch) (nObs, stride, rows int) {
 
 func (o Options) String() string {
 	return fmt.Sprintf("frames=%v,f16=%v,zstd=%v", o.Frames, o.Float16, o.Zstd)
+}
+
+// NumTransforms is the number of frame transforms of the stacked-frames
+// codec (plain, difference, XOR).
+const NumTransforms = numTransforms
+
+// StackedTransform is the frame transform the stacked-frames packer uses.
+var StackedTransform = stackedTransform
+
+// SetStackedChoice makes the stacked-frames packer use frame transform tr
+// and zstd level, for the measurement that chose them; the returned
+// function restores the codec's own choice.
+func SetStackedChoice(tr byte, level zstd.EncoderLevel) (restore func()) {
+	oldTr, oldLevel := stackedTransform, stackedLevel
+	stackedTransform, stackedLevel = tr, level
+	return func() { stackedTransform, stackedLevel = oldTr, oldLevel }
 }

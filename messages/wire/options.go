@@ -4,6 +4,9 @@ import "github.com/qfleet/qfleet/messages"
 
 // Options choose the experience codec. Frames and zstd are lossless;
 // Float16 is lossy (obs rounded to half precision: ~3 significant digits).
+// With Frames, a batch of stacked frames (frame_stack > 1) whose values are
+// all whole numbers 0..255 goes as CODEC_STACKED_FRAMES, exactly (Float16
+// does not apply to it); any other batch as CODEC_FRAMES.
 type Options struct{ Frames, Float16, Zstd bool }
 
 // DefaultOptions is the codec for experience between hosts.
@@ -29,6 +32,7 @@ const (
 	codecFloat16 = uint32(messages.Codec_CODEC_FLOAT16)
 	codecZstd    = uint32(messages.Codec_CODEC_ZSTD)
 	codecDelta   = uint32(messages.Codec_CODEC_DELTA)
+	codecStacked = uint32(messages.Codec_CODEC_STACKED_FRAMES)
 )
 
 // Experience payloads with CODEC_ZSTD start with a mode byte.
