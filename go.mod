@@ -15,6 +15,7 @@ require (
 	github.com/Shopify/toxiproxy/v2 v2.5.0
 	github.com/dustin/go-humanize v1.1.0
 	github.com/klauspost/compress v1.20.3
+	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/rs/zerolog v1.28.0
 	golang.org/x/term v0.45.0
 	golang.org/x/time v0.16.0
