@@ -121,7 +121,7 @@ func replayItems(env envs.Spec, cfg Config, snapshots bool) []MemoryItem {
 		if k > 1 {
 			// Stacked: about one frame a row in the ring (stackedSlots), 2k
 			// frame ids and the row's floor.
-			row = packed*9/8 + 16*k + 28
+			row = packed*17/16 + 16*k + 28
 			items = append(items, MemoryItem{What: "replay: frames of the deduplication window", Units: recentFrames, PerUnit: 2*packed + 96})
 		} else {
 			// Packed frames: two per row in the ring, plus two frame ids.

@@ -99,6 +99,11 @@ func (f *frameStore) packFrame(dst []byte, obs []float32) {
 // its frame id.
 func (f *frameStore) intern(obs []float32) uint64 {
 	f.packFrame(f.packed, obs)
+	return f.internPacked()
+}
+
+// internPacked is intern of the frame packed into f.packed.
+func (f *frameStore) internPacked() uint64 {
 	if id, ok := f.recent[string(f.packed)]; ok {
 		return id
 	}

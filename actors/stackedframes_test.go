@@ -47,16 +47,28 @@ func (e *pixelClock) Step(int) ([]float32, float64, bool, bool) {
 }
 
 // stackedStream steps a stacked vector of pixelClocks as a runner does (n-step
-// transitions, in batches) and returns the batches and the env steps taken.
+// transitions, in batches) and returns the batches and the env steps and
+// episodes taken.
 func stackedStream(t *testing.T, k, nEnvs, steps int) ([]*messages.ExperienceBatch, int, int) {
-	t.Helper()
-	inner, err := envs.NewVec(nEnvs, func() (envs.Env, error) { return &pixelClock{}, nil })
+	var batches []*messages.ExperienceBatch
+	episodes := streamStacked(t, func() envs.Env { return &pixelClock{} }, k, nEnvs, steps, func(b *messages.ExperienceBatch) {
+		batches = append(batches, b)
+	})
+	return batches, steps * nEnvs, episodes
+}
+
+// streamStacked steps nEnvs envs of newEnv stacked k deep as a runner does:
+// 3-step transitions, sent in batches of 32 to emit. It returns the episodes
+// begun.
+func streamStacked(tb testing.TB, newEnv func() envs.Env, k, nEnvs, steps int, emit func(*messages.ExperienceBatch)) int {
+	tb.Helper()
+	inner, err := envs.NewVec(nEnvs, func() (envs.Env, error) { return newEnv(), nil })
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	vec, err := envs.FrameStack(inner, k)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	d := vec.Spec().ObsSize()
 	seeds := make([]int64, nEnvs)
@@ -65,27 +77,31 @@ func stackedStream(t *testing.T, k, nEnvs, steps int) ([]*messages.ExperienceBat
 	}
 	obs, err := vec.Reset(seeds)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	obs = slices.Clone(obs)
 	accs := make([]*NStepAccumulator, nEnvs)
 	for i := range accs {
 		accs[i] = NewNStepAccumulator(3, 0.9)
 	}
-	var batches []*messages.ExperienceBatch
 	b := &messages.ExperienceBatch{ObsSize: uint32(d), FrameStack: uint32(k)}
 	sink := func(o []float32, a int, r, disc float64, next []float32) {
 		b.Append(o, a, r, disc, next)
 		if b.Count == 32 {
-			batches = append(batches, b)
+			emit(b)
 			b = &messages.ExperienceBatch{ObsSize: uint32(d), FrameStack: uint32(k)}
 		}
 	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	actions := make([]int32, nEnvs)
 	episodes := nEnvs
 	for range steps {
-		st, err := vec.Step(make([]int32, nEnvs))
+		for i := range actions {
+			actions[i] = int32(rng.IntN(vec.Spec().NumActions))
+		}
+		st, err := vec.Step(actions)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		for i := range nEnvs {
 			next := st.Obs[i*d : (i+1)*d]
@@ -93,11 +109,11 @@ func stackedStream(t *testing.T, k, nEnvs, steps int) ([]*messages.ExperienceBat
 				next = st.Final[i*d : (i+1)*d]
 				episodes++
 			}
-			accs[i].Add(obs[i*d:(i+1)*d], 0, 1, next, st.Terminated[i], st.Truncated[i], sink)
+			accs[i].Add(obs[i*d:(i+1)*d], int(actions[i]), 1, next, st.Terminated[i], st.Truncated[i], sink)
 		}
 		copy(obs, st.Obs)
 	}
-	return batches, steps * nEnvs, episodes
+	return episodes
 }
 
 // Each frame is stored once: a runner's stream of stacked observations

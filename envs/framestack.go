@@ -130,6 +130,18 @@ func (s *stackedVec) stack(buf []float32, i int) []float32 {
 // push drops the stack's oldest frame and appends frame as its newest.
 func (s *stackedVec) push(stack, frame []float32) {
 	kc, c := s.k*s.c, s.c
+	if c == 1 {
+		// Gray frames, the common case: no copy call per pixel.
+		k := s.k
+		for p, v := range frame[:s.d] {
+			at := stack[p*k : (p+1)*k]
+			for j := 1; j < k; j++ {
+				at[j-1] = at[j]
+			}
+			at[k-1] = v
+		}
+		return
+	}
 	for p := 0; p < s.d/c; p++ {
 		at := stack[p*kc : (p+1)*kc]
 		copy(at, at[c:])
@@ -140,6 +152,16 @@ func (s *stackedVec) push(stack, frame []float32) {
 // fill makes every frame of the stack frame (an episode's start).
 func (s *stackedVec) fill(stack, frame []float32) {
 	c := s.c
+	if c == 1 {
+		k := s.k
+		for p, v := range frame[:s.d] {
+			at := stack[p*k : (p+1)*k]
+			for j := range at {
+				at[j] = v
+			}
+		}
+		return
+	}
 	for p := 0; p < s.d/c; p++ {
 		for j := range s.k {
 			copy(stack[(p*s.k+j)*c:], frame[p*c:(p+1)*c])
@@ -152,6 +174,12 @@ func (s *stackedVec) fill(stack, frame []float32) {
 // read back, for the replay's per-frame storage and the wire.
 func StackFrame(dst, stack []float32, k, c, j int) {
 	kc := k * c
+	if c == 1 {
+		for p := range dst {
+			dst[p] = stack[p*k+j]
+		}
+		return
+	}
 	for p := 0; p < len(dst)/c; p++ {
 		copy(dst[p*c:(p+1)*c], stack[p*kc+j*c:])
 	}
