@@ -477,8 +477,13 @@ func testStateRestore(t *testing.T, s Spec) {
 // on). The conv chains put nets.Patches and its col2im gradient on the tape.
 func TestFastTapeMatchesStandard(t *testing.T) {
 	for _, s := range []Spec{{Inputs: 4, Hidden: []int{32, 32}, Outputs: 3}, withDueling(minAtar),
-		gradSpec("convs3"), withLN(gradSpec("convs2+dueling"))} {
-		t.Run(fmt.Sprint(s), func(t *testing.T) { testFastTape(t, s) })
+		gradSpec("convs3"), withLN(gradSpec("convs2+dueling")), NatureSpec(84, 84, 4, 6)} {
+		t.Run(fmt.Sprint(s), func(t *testing.T) {
+			if testing.Short() && s.NumParams() > 1e6 {
+				t.Skip("Nature: 20 updates on the standard machine")
+			}
+			testFastTape(t, s)
+		})
 	}
 }
 
