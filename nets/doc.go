@@ -12,18 +12,20 @@
 // # Networks
 //
 // A Spec is an MLP (Inputs → Hidden… → Outputs), optionally with a convolutional torso
-// (Spec.Conv: one valid, stride-1 conv + ReLU on a channel-last observation, the MinAtar
-// paper's network is MinAtarSpec) and optionally with a dueling head (Spec.Dueling:
-// Q = V + A − mean(A)) and optionally LayerNorm before every hidden ReLU (Spec.LayerNorm, as
-// in PQN; no learnable gain or bias, so the parameter layout is unchanged). The zero Conv,
-// Dueling and LayerNorm are the plain MLP.
+// (Spec.Conv: one valid conv + ReLU on a channel-last observation, the MinAtar paper's
+// network is MinAtarSpec; or Spec.Convs: a chain of them, each with its own ConvSpec.Stride,
+// the Nature DQN's is NatureSpec), optionally with its input scaled (Spec.InputScale: 1/255
+// for pixels), optionally with a dueling head (Spec.Dueling: Q = V + A − mean(A)) and
+// optionally LayerNorm before every hidden ReLU (Spec.LayerNorm, as in PQN; no learnable gain
+// or bias, so the parameter layout is unchanged). The zero Conv, Convs, InputScale, Dueling
+// and LayerNorm are the plain MLP.
 //
 // # Parameter layout
 //
 // One flat []float32 per network: for each affine layer l in order, W_l row-major [in][out]
-// then b_l [out] (Spec.NumParams elements). The conv is the first such layer, on one K×K×C
-// patch (rows in (ky, kx, c) order); the dueling head is one layer of 1+Outputs columns, V
-// first. See Spec and ConvSpec. InitParams draws it like PyTorch's nn.Linear and nn.Conv2d.
+// then b_l [out] (Spec.NumParams elements). The convs are the first such layers, each on one
+// K×K×C patch (rows in (ky, kx, c) order); the dueling head is one layer of 1+Outputs
+// columns, V first. See Spec and ConvSpec. InitParams draws it like PyTorch's nn.Linear and nn.Conv2d.
 // Trainer.CopyParams, State and Restore speak this layout; Forward.SetParams reads it.
 //
 // # Update
