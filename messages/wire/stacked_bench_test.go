@@ -181,7 +181,7 @@ func TestPixelsOnTheWire(t *testing.T) {
 	}
 	for _, st := range pixelStreams(t, nBatches) {
 		w := measureWire(t, st.batches, wire.DefaultOptions)
-		t.Logf("%-24s %d transitions, B/transition: raw %.0f, LZ4 %.0f, PNG 4×gray %.0f, PNG NRGBA %.0f (best compression %.0f), ours %.0f: %.1f× smaller than the best other",
+		t.Logf("%-24s %d transitions, B/transition: raw %.0f, LZ4 %.0f, PNG 4×gray %.0f, PNG NRGBA %.0f (best compression %.0f), ours %.1f: %.1f× smaller than the best other",
 			st.name, w.transitions, w.raw, w.lz4, w.pngGray, w.pngRGBA, w.pngRGBABest, w.ours, w.bestOther()/w.ours)
 		if w.ours > w.bestOther()/3 {
 			t.Errorf("%s: %.0f B/transition, more than a third of the best other (%.0f)", st.name, w.ours, w.bestOther())

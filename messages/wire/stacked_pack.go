@@ -66,7 +66,6 @@ type stackScratch struct {
 	table  []int32  // open addressing over slots' frames: frame+1 (0 = empty)
 	codes  []byte   // decoding: stack -> stackBuild, stackLater or stackAbove
 	stack  [][]byte // decoding: the frames of the stack being built
-	out    []float32
 }
 
 // stackedShape is what a stacked batch's layout depends on.
