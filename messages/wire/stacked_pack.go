@@ -63,7 +63,7 @@ type stackScratch struct {
 	same   []int32  // stack -> the first stack equal to it
 	ids    []int32  // slot -> frame
 	first  []int32  // frame -> slot of its first use
-	table  []int32  // open addressing over slots' frames: frame+1 (0 = empty)
+	table  []int32  // open addressing (0 = empty): stack+1 in splitFrames, frame+1 in dedupFrames
 	codes  []byte   // decoding: stack -> stackBuild, stackLater or stackAbove
 	stack  [][]byte // decoding: the frames of the stack being built
 }
