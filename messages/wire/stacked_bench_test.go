@@ -230,7 +230,6 @@ func TestPixelsTransformsAndLevels(t *testing.T) {
 // decode, each way, on the random 1-env stream (B/transition as reported).
 func BenchmarkPixelsOnTheWire(b *testing.B) {
 	batches := pixelStream(b, 1, 4, 3, 32, 8, 1, 41)
-	d := int(batches[0].ObsSize)
 	b.Run("ours/pack", func(b *testing.B) {
 		var bytes, n int
 		for i := 0; b.Loop(); i++ {
@@ -281,7 +280,13 @@ func BenchmarkPixelsOnTheWire(b *testing.B) {
 			}
 		}
 	})
-	// The baselines per batch: 64 stacks (obs and next) to bytes and back.
+	benchOthers(b, batches)
+}
+
+// benchOthers times LZ4 and PNG per batch: 64 stacks (obs and next) from
+// float32 to bytes to their coding, and back to bytes.
+func benchOthers(b *testing.B, batches []*messages.ExperienceBatch) {
+	d := int(batches[0].ObsSize)
 	lz := newLZ4Coder()
 	var stack []byte
 	b.Run("lz4/compress", func(b *testing.B) {
