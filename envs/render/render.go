@@ -52,6 +52,9 @@ const (
 // For picks the drawing for an env: MinAtar-like grids (10×10×C
 // observations) by their shape, the classic-control envs by their id.
 func For(sp envs.Spec) (Renderer, error) {
+	if sh := sp.ObsShape; len(sh) == 3 && sp.ObsDType == envs.Uint8 {
+		return func(obs []float32) *image.Paletted { return renderGray(obs, sh[0], sh[1], sh[2]) }, nil
+	}
 	if sh := sp.ObsShape; len(sh) == 3 {
 		pal := gridPalette(sh[2])
 		return func(obs []float32) *image.Paletted { return renderGrid(obs, sh[0], sh[1], sh[2], pal) }, nil
@@ -166,6 +169,32 @@ func renderGrid(obs []float32, rows, cols, channels int, pal color.Palette) *ima
 			if idx != 0 {
 				fillRect(img, float64(x*GridCell), float64(y*GridCell), float64((x+1)*GridCell), float64((y+1)*GridCell), idx)
 			}
+		}
+	}
+	return img
+}
+
+// PixelScale is the size in GIF pixels of an image observation's pixel.
+const PixelScale = 3
+
+// grayPalette is 256 grays, index i gray level i.
+var grayPalette = func() color.Palette {
+	p := make(color.Palette, 256)
+	for i := range p {
+		p[i] = color.Gray{Y: uint8(i)}
+	}
+	return p
+}()
+
+// renderGray draws a uint8 image observation (pixels): its last channel as
+// gray levels, PixelScale GIF pixels a pixel. For gray frames stacked by
+// frame_stack (channel-last, oldest first) that is the newest frame.
+func renderGray(obs []float32, rows, cols, channels int) *image.Paletted {
+	img := image.NewPaletted(image.Rect(0, 0, cols*PixelScale, rows*PixelScale), grayPalette)
+	for y := range rows * PixelScale {
+		for x := range cols * PixelScale {
+			v := obs[((y/PixelScale)*cols+x/PixelScale)*channels+channels-1]
+			img.Pix[y*img.Stride+x] = uint8(max(0, min(255, v)))
 		}
 	}
 	return img

@@ -100,3 +100,30 @@ func TestRenderClassic(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderPixels: a uint8 image observation is drawn as gray levels from
+// its last channel (the newest frame of a gray stack), PixelScale a pixel.
+func TestRenderPixels(t *testing.T) {
+	sp := envs.Spec{ID: "Pixels-v0", ObsShape: []int{2, 3, 4}, ObsDType: envs.Uint8}
+	draw, err := For(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := make([]float32, 2*3*4)
+	for p := range 6 {
+		obs[p*4+0] = 7               // an older frame: not drawn
+		obs[p*4+3] = float32(40 * p) // the newest
+	}
+	img := draw(obs)
+	if b := img.Bounds(); b.Dx() != 3*PixelScale || b.Dy() != 2*PixelScale {
+		t.Fatalf("size %v, want %d×%d", b.Size(), 3*PixelScale, 2*PixelScale)
+	}
+	for p := range 6 {
+		y, x := p/3, p%3
+		for _, d := range []int{0, PixelScale - 1} {
+			if got := img.ColorIndexAt(x*PixelScale+d, y*PixelScale+d); int(got) != 40*p {
+				t.Errorf("pixel (%d, %d) drawn as gray %d, want %d", y, x, got, 40*p)
+			}
+		}
+	}
+}
