@@ -256,3 +256,37 @@ func forwardOnlyTape(b *testing.B, tr *Trainer) *qModel {
 	m.runner = r
 	return m
 }
+
+// TestPatchesAdjoint: col2im (nets.PatchesGrad) is im2col's (nets.Patches') adjoint,
+// ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ over the patch columns, for strides below, at and above the
+// kernel (overlapping, tiling and skipping patches) and a stride that leaves cells unread.
+func TestPatchesAdjoint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(85, 86))
+	for _, c := range []ConvSpec{
+		{Height: 20, Width: 20, Channels: 3, Filters: 1, Kernel: 4, Stride: 2},
+		{Height: 9, Width: 7, Channels: 2, Filters: 1, Kernel: 3, Stride: 3},
+		{Height: 11, Width: 10, Channels: 2, Filters: 1, Kernel: 2, Stride: 4},
+		{Height: 8, Width: 8, Channels: 4, Filters: 1, Kernel: 8, Stride: 4},
+	} {
+		const batch = 3
+		x := randSlice(rng, batch*c.inputs())
+		cols := c.patchSize() + 1
+		y := randSlice(rng, batch*c.positions()*cols)
+		px := make([]float32, len(y))
+		c.im2col(px, x, batch, 1)
+		xy := make([]float32, len(x))
+		c.col2im(xy, y, batch)
+		var lhs, rhs float64
+		for r := range batch * c.positions() {
+			for j := range cols - 1 { // the ones column has no input
+				lhs += float64(px[r*cols+j]) * float64(y[r*cols+j])
+			}
+		}
+		for i := range x {
+			rhs += float64(x[i]) * float64(xy[i])
+		}
+		if math.Abs(lhs-rhs) > 1e-4*math.Max(1, math.Abs(lhs)) {
+			t.Errorf("%v: ⟨im2col x, y⟩ = %v, ⟨x, col2im y⟩ = %v", &c, lhs, rhs)
+		}
+	}
+}
