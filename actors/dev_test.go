@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/qfleet/qfleet/internal/testutil"
+	"github.com/qfleet/qfleet/nets"
 )
 
 // The whole pipeline learns: runners → replay → learner → broadcaster →
@@ -64,4 +65,26 @@ func devLearnsCartPole(t *testing.T, cfg Config) (*Node, RunStatus) {
 func testLogger(t *testing.T, level slog.Level) *slog.Logger {
 	l, _ := testutil.Logger(t, level)
 	return l
+}
+
+// runDevToEnd starts a dev node, waits for its stop rule to end the run
+// (failing after timeout), saves a checkpoint and stops it: one leg of the
+// train-then-resume tests. It returns the run's last status and the net.
+func runDevToEnd(t *testing.T, o NodeOptions, timeout time.Duration) (RunStatus, nets.Spec) {
+	t.Helper()
+	d, err := StartDev(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Done():
+	case <-time.After(timeout):
+		t.Fatalf("no %d env steps in %v: %+v", o.Stop.MaxEnvSteps, timeout, d.Metrics.Status())
+	}
+	if _, err := d.SaveCheckpoint(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st := d.Metrics.Status()
+	d.Stop()
+	return st, d.Net
 }

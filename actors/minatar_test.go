@@ -21,22 +21,9 @@ func TestDevMinAtarPipeline(t *testing.T) {
 	cfg.Prioritized, cfg.Dueling = true, true
 	dir := t.TempDir()
 	run := func(resume bool) RunStatus {
-		d, err := StartDev(NodeOptions{EnvID: "MinAtar/Breakout-v1", Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 3_000},
+		st, _ := runDevToEnd(t, NodeOptions{EnvID: "MinAtar/Breakout-v1", Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 3_000},
 			CheckpointDir: dir, SnapshotEvery: time.Hour, Resume: resume,
-			Logger: testLogger(t, slog.LevelWarn)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-d.Done():
-		case <-time.After(2 * time.Minute):
-			t.Fatalf("no 3000 env steps in 2 minutes: %+v", d.Metrics.Status())
-		}
-		if _, err := d.SaveCheckpoint(10 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		st := d.Metrics.Status()
-		d.Stop()
+			Logger: testLogger(t, slog.LevelWarn)}, 2*time.Minute)
 		return st
 	}
 	first := run(false)

@@ -22,25 +22,12 @@ func TestDevPixelsPipeline(t *testing.T) {
 	cfg.EvalEvery, cfg.EvalEpisodes, cfg.PublishEvery = 1_000, 2, 1
 	dir := t.TempDir()
 	run := func(resume bool) RunStatus {
-		d, err := StartDev(NodeOptions{EnvID: env, Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 3_000},
+		st, net := runDevToEnd(t, NodeOptions{EnvID: env, Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 3_000},
 			CheckpointDir: dir, SnapshotEvery: time.Hour, Resume: resume, Roles: append(DevRoles(cfg), RoleEvaluator),
-			Logger: testLogger(t, slog.LevelWarn)})
-		if err != nil {
-			t.Fatal(err)
+			Logger: testLogger(t, slog.LevelWarn)}, 2*time.Minute)
+		if net.Inputs != 84*84*4 || len(net.ConvLayers()) != 3 {
+			t.Fatalf("net %s: want the Nature network on 84×84×4", net)
 		}
-		select {
-		case <-d.Done():
-		case <-time.After(2 * time.Minute):
-			t.Fatalf("no 3000 env steps in 2 minutes: %+v", d.Metrics.Status())
-		}
-		if _, err := d.SaveCheckpoint(10 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if d.Net.Inputs != 84*84*4 || len(d.Net.ConvLayers()) != 3 {
-			t.Fatalf("net %s: want the Nature network on 84×84×4", d.Net)
-		}
-		st := d.Metrics.Status()
-		d.Stop()
 		return st
 	}
 	first := run(false)

@@ -16,21 +16,8 @@ func TestLearnerResumesInANewTerm(t *testing.T) {
 	cfg := DefaultConfig()
 	run := func(resume bool, steps uint64) RunStatus {
 		t.Helper()
-		d, err := StartDev(NodeOptions{EnvID: "CartPole-v1", Seed: 3, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: steps},
-			CheckpointDir: dir, SnapshotEvery: time.Second, Resume: resume, Logger: testLogger(t, slog.LevelWarn)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-d.Done():
-		case <-time.After(2 * time.Minute):
-			t.Fatal("run did not reach its step budget")
-		}
-		if _, err := d.SaveCheckpoint(10 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		st := d.Metrics.Status()
-		d.Stop()
+		st, _ := runDevToEnd(t, NodeOptions{EnvID: "CartPole-v1", Seed: 3, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: steps},
+			CheckpointDir: dir, SnapshotEvery: time.Second, Resume: resume, Logger: testLogger(t, slog.LevelWarn)}, 2*time.Minute)
 		return st
 	}
 	first := run(false, 6_000)
