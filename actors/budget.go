@@ -99,8 +99,8 @@ func EstimateMemory(env envs.Spec, cfg Config, roles []string, snapshots bool) M
 		// step's burst of transitions past the outbox limit, the batched
 		// forward pass's activations, and the env itself.
 		act := uint64(netWidth(net))
-		if c := net.Conv; c != nil {
-			act += uint64((c.Height - c.Kernel + 1) * (c.Width - c.Kernel + 1) * (c.Kernel*c.Kernel*c.Channels + 1)) // im2col's patches
+		for _, c := range net.ConvLayers() {
+			act += uint64(c.OutHeight() * c.OutWidth() * (c.Kernel*c.Kernel*c.Channels + 1)) // im2col's patches
 		}
 		perEnv := (3+uint64(cfg.NStep))*4*obs + uint64(cfg.NStep)*transition + 4*act + 1<<10
 		e.Items = append(e.Items, MemoryItem{What: "runners: their envs' observations and n-step buffers", Setting: "envs_per_runner",
@@ -232,8 +232,8 @@ func netWidth(net nets.Spec) int {
 	for _, h := range net.Hidden {
 		width += h
 	}
-	if net.Conv != nil {
-		width += net.Conv.Height * net.Conv.Width * net.Conv.Filters
+	for _, c := range net.ConvLayers() {
+		width += c.Height * c.Width * c.Filters // (an upper bound of) its feature maps
 	}
 	return width
 }
