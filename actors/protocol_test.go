@@ -194,6 +194,11 @@ func TestReplayCreditFollowsTheRateLimiter(t *testing.T) {
 		t.Fatalf("credit %d, want 64", c.GetTransitions())
 	}
 	send(64, 32) // diff 384 > 256+64: credit deferred
+	// The runner hears that its batch arrived and its credit is held (a
+	// credit of nothing), so that it does not take the credit for lost.
+	if c := next[*messages.Credit](t, runnerCh); c.GetTransitions() != 0 || c.GetSeq() != 0 {
+		t.Fatalf("credit %v while the learner lags, want a held credit of 0", c)
+	}
 	select {
 	case msg := <-runnerCh:
 		t.Fatalf("credit %v granted while the learner lags", msg)

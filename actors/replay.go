@@ -42,6 +42,7 @@ type replay struct {
 
 	waiting  []*messages.SampleRequest // requests the limiter holds back, oldest first
 	deferred []deferredCredit          // credits the limiter holds back
+	heldAt   time.Time                 // the last credit of no transitions sent (holdCredit)
 
 	streams    *streamBook      // per runner stream: transitions received (inserted or rejected), open gaps
 	lost       uint64           // transitions that never arrived: gaps in the streams
@@ -263,6 +264,38 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 		ctx.Send(to, &messages.Credit{Transitions: n, Seq: b.GetSeq()})
 	} else {
 		r.deferred = append(r.deferred, deferredCredit{to: to, n: n, seq: b.GetSeq()})
+		r.holdCredit(ctx, to, b.GetSeq())
+	}
+}
+
+// holdCredit tells a runner whose credit the limiter holds back that its
+// batch arrived: a credit of no transitions. A runner on another host that
+// hears nothing for credit_timeout presumes its credit lost in flight and
+// restores its window; with a slow learner (the Nature network's ~20
+// updates/s) the limiter holds credit longer than that, and the restored
+// windows ran the runners past the sample:insert ratio (3.4 samples per
+// insert for a configured 8). keepHeld repeats it while credit is held.
+func (r *replay) holdCredit(ctx actor.Context, to *actor.PID, seq uint64) {
+	ctx.Send(to, &messages.Credit{Transitions: 0, Seq: seq})
+	r.heldAt = time.Now()
+}
+
+// keepHeld repeats holdCredit, once a second at most, to every runner with
+// credit held back, for its newest held batch.
+func (r *replay) keepHeld(ctx actor.Context) {
+	if len(r.deferred) == 0 || time.Since(r.heldAt) < time.Second {
+		return
+	}
+	type held struct {
+		to  *actor.PID
+		seq uint64
+	}
+	newest := map[[2]string]held{} // by runner PID: each batch brings its own *PID
+	for _, c := range r.deferred {
+		newest[[2]string{c.to.GetAddress(), c.to.GetId()}] = held{c.to, c.seq}
+	}
+	for _, h := range newest {
+		r.holdCredit(ctx, h.to, h.seq)
 	}
 }
 
@@ -336,6 +369,7 @@ func (r *replay) serve(ctx actor.Context) {
 		r.deferred = r.deferred[1:]
 		ctx.Send(c.to, &messages.Credit{Transitions: c.n, Seq: c.seq})
 	}
+	r.keepHeld(ctx)
 }
 
 // snapshot starts a periodic snapshot: the rows are copied here, between two

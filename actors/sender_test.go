@@ -246,6 +246,23 @@ func TestSenderCreditTimeout(t *testing.T) {
 	}
 }
 
+// A credit of nothing (the replay holds the credit back for its rate
+// limiter) keeps a remote runner from taking its credit for lost.
+func TestSenderHeldCreditIsNotLost(t *testing.T) {
+	s, _, ctx := newTestSender(t, true)
+	s.Enqueue(batchOf(0, 64, 4))
+	s.Enqueue(batchOf(64, 32, 4))
+	s.TrySend(ctx, 0)
+	s.lastCredit = time.Now().Add(-2 * s.cfg.CreditTimeout)
+	if !s.Credit(&messages.Credit{Seq: 1}) {
+		t.Fatal("held credit refused")
+	}
+	s.RecoverCredit()
+	if s.credits != 0 || s.writtenOff != 0 {
+		t.Fatalf("window restored although the replay holds the credit: %d credits, written off up to %d", s.credits, s.writtenOff)
+	}
+}
+
 func TestSenderNoticesANewReplay(t *testing.T) {
 	s, dir, ctx := newTestSender(t, true)
 	s.Enqueue(batchOf(0, 64, 4))
