@@ -43,6 +43,9 @@ type tableCapture struct {
 	packedObs, packedNext       []byte    // a packed table's frames per row, instead of obs/nextObs
 	packedBytes                 int
 	packedDType                 envs.ObsDType
+	frameStack                  int               // a stacked table: frames once, 2k refs a row
+	frames, frameRefs           []byte            // (see stackedsnapshot.go)
+	frameIndex                  map[uint64]uint32 // frame id → its index in frames
 	limiterInserted, limiterSmp uint64
 	streams                     map[streamKey]uint64
 	lost, rejected              uint64
@@ -53,10 +56,13 @@ type tableCapture struct {
 func (t *Table) capture() *tableCapture {
 	c := &tableCapture{obsSize: t.obsSize, inserted: t.inserted}
 	d, n := t.obsSize, t.size
-	if t.frames != nil {
+	switch {
+	case t.stack > 1:
+		c.packedDType = t.frames.dtype
+	case t.frames != nil:
 		c.packedBytes, c.packedDType = frameBytes(t.frames.dtype, d), t.frames.dtype
 		c.packedObs, c.packedNext = make([]byte, 0, n*c.packedBytes), make([]byte, 0, n*c.packedBytes)
-	} else {
+	default:
 		c.obs, c.nextObs = make([]float32, 0, n*d), make([]float32, 0, n*d)
 	}
 	c.actions, c.rewards, c.discounts, c.keys = make([]uint32, 0, n), make([]float32, 0, n), make([]float32, 0, n), make([]uint64, 0, n)
@@ -66,7 +72,7 @@ func (t *Table) capture() *tableCapture {
 		lo, hi := span[0], span[1]
 		switch {
 		case t.stack > 1:
-			c.packStacked(t, lo, hi)
+			c.captureStacked(t, lo, hi)
 		case t.frames != nil:
 			for r := lo; r < hi; r++ {
 				c.packedObs = append(c.packedObs, t.frames.frame(t.obsFrame[r])...)
@@ -95,8 +101,8 @@ func (c *tableCapture) encode(env string) *messages.ReplaySnapshot {
 		Env: env, ObsSize: uint32(c.obsSize), Size: uint32(len(c.actions)), Inserted: c.inserted,
 		Observations: appendF32(nil, c.obs), NextObservations: appendF32(nil, c.nextObs),
 		PackedObservations: c.packedObs, PackedNextObservations: c.packedNext,
-		PackedDtype: packedDTypeName(c),
-		Rewards:     appendF32(nil, c.rewards), Discounts: appendF32(nil, c.discounts),
+		PackedDtype: packedDTypeName(c), FrameStack: uint32(c.frameStack), Frames: c.frames, FrameRefs: c.frameRefs,
+		Rewards: appendF32(nil, c.rewards), Discounts: appendF32(nil, c.discounts),
 		LimiterInserted: c.limiterInserted, LimiterSampled: c.limiterSmp,
 		Lost: c.lost, Rejected: c.rejected, RngState: c.rng, UnixMillis: time.Now().UnixMilli(),
 	}
@@ -187,9 +193,15 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	n, d := int(s.GetSize()), int(s.GetObsSize())
 	dtype, bytesPer, _ := snapshotFrames(s) // checked by checkSnapshot
 	packed := len(s.GetPackedObservations()) > 0 || len(s.GetPackedNextObservations()) > 0
+	stacked := s.GetFrameStack() > 1
+	if stacked {
+		if err := t.checkStackedFrames(s, dtype); err != nil {
+			return err
+		}
+	}
 	skip := max(0, n-t.capacity)
 	var obs, nextObs []float32
-	if !packed {
+	if !packed && !stacked {
 		// Float rows into a packed table: checkColumns takes them only if
 		// every value is 0 or 1.
 		obs, nextObs = readF32(s.GetObservations()), readF32(s.GetNextObservations())
@@ -238,7 +250,9 @@ func (t *Table) restore(s *messages.ReplaySnapshot) error {
 	rowObs, rowNext := make([]float32, d), make([]float32, d)
 	for i := skip; i < n; i++ {
 		r := i - skip
-		if packed {
+		if stacked {
+			t.restoreStackedRow(r, s, i, dtype)
+		} else if packed {
 			unpackFrame(dtype, rowObs, s.GetPackedObservations()[i*bytesPer:(i+1)*bytesPer])
 			unpackFrame(dtype, rowNext, s.GetPackedNextObservations()[i*bytesPer:(i+1)*bytesPer])
 			t.setRow(r, rowObs, rowNext)
@@ -271,7 +285,7 @@ func dtypeFits(from, to envs.ObsDType) bool {
 
 // packedDTypeName is the snapshot's packed_dtype: empty for float rows.
 func packedDTypeName(c *tableCapture) string {
-	if c.packedObs == nil && c.packedNext == nil {
+	if c.packedObs == nil && c.packedNext == nil && c.frameStack == 0 {
 		return ""
 	}
 	return c.packedDType.String()
@@ -298,17 +312,24 @@ func snapshotFrames(s *messages.ReplaySnapshot) (envs.ObsDType, int, error) {
 // keeps the newest).
 func checkSnapshot(s *messages.ReplaySnapshot, obsSize int) error {
 	n, d := int(s.GetSize()), int(s.GetObsSize())
-	_, bytesPer, err := snapshotFrames(s)
+	dtype, bytesPer, err := snapshotFrames(s)
 	if err != nil {
 		return err
 	}
 	packed := len(s.GetPackedObservations()) > 0 || len(s.GetPackedNextObservations()) > 0
+	stacked := s.GetFrameStack() > 1
+	if stacked && d == obsSize {
+		if err := checkStackedSnapshot(s, frameBytes(dtype, d/int(s.GetFrameStack()))); err != nil {
+			return err
+		}
+	}
 	switch {
 	case d != obsSize:
 		return fmt.Errorf("replay snapshot holds observations of %d values, the table %d", d, obsSize)
+	case stacked:
 	case packed && (len(s.GetPackedObservations()) != n*bytesPer || len(s.GetPackedNextObservations()) != n*bytesPer):
 		return fmt.Errorf("replay snapshot of %d transitions has packed observations of the wrong length", n)
-	case !packed && (len(s.GetObservations()) != 4*n*d || len(s.GetNextObservations()) != 4*n*d):
+	case !packed && !stacked && (len(s.GetObservations()) != 4*n*d || len(s.GetNextObservations()) != 4*n*d):
 		return fmt.Errorf("replay snapshot of %d transitions has observation arrays of the wrong length", n)
 	case len(s.GetActions()) != 4*n || len(s.GetRewards()) != 4*n || len(s.GetDiscounts()) != 4*n || len(s.GetKeys()) != 8*n:
 		return fmt.Errorf("replay snapshot of %d transitions has arrays of the wrong length", n)

@@ -114,19 +114,3 @@ func (t *Table) evictOverwritten() {
 		t.evicted++
 	}
 }
-
-// packStacked appends rows [lo, hi) of a stacked table to the capture as a
-// packed table's rows are: each whole (stacked) observation packed, so that
-// the snapshot's format is the one of every frame table and a restore
-// stores the frames once again.
-func (c *tableCapture) packStacked(t *Table, lo, hi int) {
-	obs, next := make([]float32, t.obsSize), make([]float32, t.obsSize)
-	packed := make([]byte, c.packedBytes)
-	for r := lo; r < hi; r++ {
-		t.readStackedRow(r, obs, next)
-		t.frames.packFrame(packed, obs)
-		c.packedObs = append(c.packedObs, packed...)
-		t.frames.packFrame(packed, next)
-		c.packedNext = append(c.packedNext, packed...)
-	}
-}

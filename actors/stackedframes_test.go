@@ -7,6 +7,7 @@ import (
 
 	"github.com/qfleet/qfleet/envs"
 	"github.com/qfleet/qfleet/messages"
+	"google.golang.org/protobuf/proto"
 )
 
 // pixelClock is a uint8 env of 3×2×2 frames that are all distinct within a
@@ -231,8 +232,21 @@ func TestStackedFramesSnapshot(t *testing.T) {
 	for _, b := range batches {
 		src.Insert(b)
 	}
+	snap := src.capture().encode("PixelClock-v0")
+	// Each frame once: about a frame a row, not 2k.
+	if frames := len(snap.GetFrames()) / 12; frames > src.Size()*3/2 || snap.GetFrameStack() != k || len(snap.GetPackedObservations()) != 0 {
+		t.Fatalf("snapshot of %d rows holds %d frames (stack %d, %d packed bytes)", src.Size(), frames, snap.GetFrameStack(), len(snap.GetPackedObservations()))
+	}
+	dir := t.TempDir()
+	if err := WriteSnapshot(dir, snap); err != nil {
+		t.Fatal(err)
+	}
+	read, _, err := ReadLatestSnapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dst := NewStackedFrameTable(envs.Uint8, d, 256, k, 2)
-	if err := dst.restore(src.capture().encode("PixelClock-v0")); err != nil {
+	if err := dst.restore(read); err != nil {
 		t.Fatal(err)
 	}
 	if dst.Size() != src.Size() || dst.Inserted() != src.Inserted() {
@@ -246,5 +260,41 @@ func TestStackedFramesSnapshot(t *testing.T) {
 	bad.FrameStack = 2
 	if err := dst.CheckBatch(bad); err == nil {
 		t.Fatal("a batch of 2 stacked frames into a table of 4: no error")
+	}
+}
+
+// A stacked snapshot that does not fit is refused and leaves the table
+// empty: references past its frames, frames cut short, references of the
+// wrong length, and a table of another depth or of float rows.
+func TestStackedSnapshotRefusals(t *testing.T) {
+	const k = 4
+	batches, _, _ := stackedStream(t, k, 2, 100)
+	d := 12 * k
+	src := NewStackedFrameTable(envs.Uint8, d, 128, k, 2)
+	for _, b := range batches {
+		src.Insert(b)
+	}
+	good := src.capture().encode("PixelClock-v0")
+	for name, change := range map[string]func(s *messages.ReplaySnapshot){
+		"ref past the frames": func(s *messages.ReplaySnapshot) { s.FrameRefs[4*5] = 0xff; s.FrameRefs[4*5+3] = 0x7f },
+		"frames cut":          func(s *messages.ReplaySnapshot) { s.Frames = s.Frames[:len(s.Frames)-5] },
+		"refs cut":            func(s *messages.ReplaySnapshot) { s.FrameRefs = s.FrameRefs[:len(s.FrameRefs)-4] },
+		"stack too deep":      func(s *messages.ReplaySnapshot) { s.FrameStack = 48 },
+		"whole obs as well":   func(s *messages.ReplaySnapshot) { s.PackedObservations = []byte{1} },
+	} {
+		s := proto.Clone(good).(*messages.ReplaySnapshot)
+		change(s)
+		dst := NewStackedFrameTable(envs.Uint8, d, 128, k, 2)
+		if err := dst.restore(s); err == nil || dst.Size() != 0 {
+			t.Errorf("%s: restored (%v), %d rows", name, err, dst.Size())
+		}
+	}
+	for name, dst := range map[string]*Table{
+		"depth 2":    NewStackedFrameTable(envs.Uint8, d, 128, 2, 2),
+		"float rows": NewTable(d, 128),
+	} {
+		if err := dst.restore(good); err == nil || dst.Size() != 0 {
+			t.Errorf("stacked snapshot into a table of %s: restored (%v)", name, err)
+		}
 	}
 }

@@ -1714,8 +1714,16 @@ type ReplaySnapshot struct {
 	PackedObservations     []byte `protobuf:"bytes,19,opt,name=packed_observations,json=packedObservations,proto3" json:"packed_observations,omitempty"`
 	PackedNextObservations []byte `protobuf:"bytes,20,opt,name=packed_next_observations,json=packedNextObservations,proto3" json:"packed_next_observations,omitempty"`
 	PackedDtype            string `protobuf:"bytes,21,opt,name=packed_dtype,json=packedDtype,proto3" json:"packed_dtype,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// A table of stacked frames (frame_stack > 1) stores each frame once
+	// instead of 5, 6, 19 and 20: frames holds packed frames (packed_dtype)
+	// of obs_size/frame_stack values each, and frame_refs per row
+	// 2·frame_stack little-endian uint32 indices into them: the frames of its
+	// observation, oldest first, then those of its next observation.
+	FrameStack    uint32 `protobuf:"varint,22,opt,name=frame_stack,json=frameStack,proto3" json:"frame_stack,omitempty"`
+	Frames        []byte `protobuf:"bytes,23,opt,name=frames,proto3" json:"frames,omitempty"`
+	FrameRefs     []byte `protobuf:"bytes,24,opt,name=frame_refs,json=frameRefs,proto3" json:"frame_refs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplaySnapshot) Reset() {
@@ -1893,6 +1901,27 @@ func (x *ReplaySnapshot) GetPackedDtype() string {
 		return x.PackedDtype
 	}
 	return ""
+}
+
+func (x *ReplaySnapshot) GetFrameStack() uint32 {
+	if x != nil {
+		return x.FrameStack
+	}
+	return 0
+}
+
+func (x *ReplaySnapshot) GetFrames() []byte {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
+}
+
+func (x *ReplaySnapshot) GetFrameRefs() []byte {
+	if x != nil {
+		return x.FrameRefs
+	}
+	return nil
 }
 
 // ReplayStream is how much of one runner's stream a replay has received.
@@ -2777,7 +2806,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x05index\x18\x04 \x01(\rR\x05index\x12%\n" +
 	"\x0eacting_version\x18\x05 \x01(\x04R\ractingVersion\x12\x1f\n" +
 	"\vacting_term\x18\x06 \x01(\x04R\n" +
-	"actingTerm\"\xc7\x05\n" +
+	"actingTerm\"\x9f\x06\n" +
 	"\x0eReplaySnapshot\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x19\n" +
 	"\bobs_size\x18\x02 \x01(\rR\aobsSize\x12\x12\n" +
@@ -2803,7 +2832,12 @@ const file_qfleet_proto_rawDesc = "" +
 	"priorities\x12/\n" +
 	"\x13packed_observations\x18\x13 \x01(\fR\x12packedObservations\x128\n" +
 	"\x18packed_next_observations\x18\x14 \x01(\fR\x16packedNextObservations\x12!\n" +
-	"\fpacked_dtype\x18\x15 \x01(\tR\vpackedDtype\"d\n" +
+	"\fpacked_dtype\x18\x15 \x01(\tR\vpackedDtype\x12\x1f\n" +
+	"\vframe_stack\x18\x16 \x01(\rR\n" +
+	"frameStack\x12\x16\n" +
+	"\x06frames\x18\x17 \x01(\fR\x06frames\x12\x1d\n" +
+	"\n" +
+	"frame_refs\x18\x18 \x01(\fR\tframeRefs\"d\n" +
 	"\fReplayStream\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x1a\n" +
