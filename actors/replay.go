@@ -250,7 +250,14 @@ func (r *replay) insert(ctx actor.Context, b *messages.ExperienceBatch) {
 		r.metrics.update(func(s *RunStatus) { s.ExperienceRejected = r.rejected })
 		r.log.Warn("experience rejected", "err", err)
 	} else {
+		evicted := r.table.evicted
 		r.table.Insert(b)
+		if d := r.table.evicted - evicted; d > 0 {
+			if ok, held := r.refusedLog.Allow("evicted", time.Now()); ok {
+				r.log.Warn("replay rows evicted: their stacked frames were overwritten (the frames of this stream rarely repeat; are the runners stacking with frame_stack?)",
+					"evicted", d, "evicted_total", r.table.evicted, "size", r.table.Size(), "since_last_line", held)
+			}
+		}
 		r.limiter.Inserted(int(n))
 		r.metrics.ReplayInserted.Add(float64(n))
 		r.metrics.ReplaySize.Set(float64(r.table.Size()))
