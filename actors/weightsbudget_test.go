@@ -154,13 +154,17 @@ func TestBroadcasterBudgetKeepsRate(t *testing.T) {
 	for _, s := range sent {
 		maxChunk, total = max(maxChunk, s.n), total+s.n
 	}
-	// Every window from one send to a later one.
+	// Every window from one send to a later one. The times are taken where
+	// the chunks arrive: a chunk delivered late on a loaded machine makes
+	// the window after it look shorter by the delay (7,316 bytes in 0.180 s
+	// against a bound of 7,264 in one CI run), so 20 ms of it is allowed.
+	const jitter = 0.020
 	for i := range sent {
 		bytes := 0
 		for j := i; j < len(sent); j++ {
 			bytes += sent[j].n
 			window := sent[j].at.Sub(sent[i].at).Seconds()
-			if limit := float64(cfg.WeightsMaxRate)*window + float64(maxChunk); float64(bytes) > limit {
+			if limit := float64(cfg.WeightsMaxRate)*(window+jitter) + float64(maxChunk); float64(bytes) > limit {
 				t.Fatalf("%d bytes sent in %.3fs (chunks %d..%d), over rate·window + one chunk = %.0f", bytes, window, i, j, limit)
 			}
 		}
