@@ -2573,6 +2573,69 @@ func (x *TrialResultAck) GetAttempt() uint32 {
 	return 0
 }
 
+// StopTrial: stop this attempt of a trial as its time limit would (the
+// run ends as by Ctrl-C and writes its summary) and send its result: the
+// sweep's scheduler pruned it (ASHA: below the top of its rung).
+type StopTrial struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopTrial) Reset() {
+	*x = StopTrial{}
+	mi := &file_qfleet_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopTrial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopTrial) ProtoMessage() {}
+
+func (x *StopTrial) ProtoReflect() protoreflect.Message {
+	mi := &file_qfleet_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopTrial.ProtoReflect.Descriptor instead.
+func (*StopTrial) Descriptor() ([]byte, []int) {
+	return file_qfleet_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *StopTrial) GetTrial() string {
+	if x != nil {
+		return x.Trial
+	}
+	return ""
+}
+
+func (x *StopTrial) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *StopTrial) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // CancelTrial: stop this attempt of a trial (the coordinator gave it to
 // another node, or the sweep ends); no result is wanted.
 type CancelTrial struct {
@@ -2586,7 +2649,7 @@ type CancelTrial struct {
 
 func (x *CancelTrial) Reset() {
 	*x = CancelTrial{}
-	mi := &file_qfleet_proto_msgTypes[25]
+	mi := &file_qfleet_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2661,7 @@ func (x *CancelTrial) String() string {
 func (*CancelTrial) ProtoMessage() {}
 
 func (x *CancelTrial) ProtoReflect() protoreflect.Message {
-	mi := &file_qfleet_proto_msgTypes[25]
+	mi := &file_qfleet_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +2674,7 @@ func (x *CancelTrial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTrial.ProtoReflect.Descriptor instead.
 func (*CancelTrial) Descriptor() ([]byte, []int) {
-	return file_qfleet_proto_rawDescGZIP(), []int{25}
+	return file_qfleet_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelTrial) GetTrial() string {
@@ -2895,7 +2958,11 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x06worker\x18\x0e \x01(\v2\x13.qfleet.v1.ActorRefR\x06worker\"@\n" +
 	"\x0eTrialResultAck\x12\x14\n" +
 	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\rR\aattempt\"U\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\"S\n" +
+	"\tStopTrial\x12\x14\n" +
+	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"U\n" +
 	"\vCancelTrial\x12\x14\n" +
 	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x16\n" +
@@ -2922,7 +2989,7 @@ func file_qfleet_proto_rawDescGZIP() []byte {
 }
 
 var file_qfleet_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_qfleet_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_qfleet_proto_goTypes = []any{
 	(Codec)(0),                // 0: qfleet.v1.Codec
 	(*ActorRef)(nil),          // 1: qfleet.v1.ActorRef
@@ -2950,7 +3017,8 @@ var file_qfleet_proto_goTypes = []any{
 	(*TrialHeartbeatAck)(nil), // 23: qfleet.v1.TrialHeartbeatAck
 	(*TrialResult)(nil),       // 24: qfleet.v1.TrialResult
 	(*TrialResultAck)(nil),    // 25: qfleet.v1.TrialResultAck
-	(*CancelTrial)(nil),       // 26: qfleet.v1.CancelTrial
+	(*StopTrial)(nil),         // 26: qfleet.v1.StopTrial
+	(*CancelTrial)(nil),       // 27: qfleet.v1.CancelTrial
 }
 var file_qfleet_proto_depIdxs = []int32{
 	1,  // 0: qfleet.v1.ExperienceBatch.reply_to:type_name -> qfleet.v1.ActorRef
@@ -2982,7 +3050,7 @@ func file_qfleet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qfleet_proto_rawDesc), len(file_qfleet_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -44,7 +44,9 @@ type coordOptions struct {
 	DoneBefore       int     // finished before this run (resumed)
 	Slots            int     // trials per worker at a time
 	Workers          func() []sweepWorker
-	Record           func(t Trial, res *messages.TrialResult) (string, error) // records a result; returns a line for the log
+	Record           func(t Trial, res *messages.TrialResult, n trialNotes) (string, error) // records a result; returns a line for the log
+	ASHA             *ASHA                                                                  // nil: no scheduler, every trial runs to its end
+	Finished         map[string]Row                                                         // rows of trials finished before (resumed), by key: their rungs count
 	Log              io.Writer
 	AcceptTimeout    time.Duration
 	HeartbeatTimeout time.Duration
@@ -129,12 +131,22 @@ type coordActor struct {
 	waitNote  time.Time
 	lastProg  time.Time
 	ended     bool
+	asha      *ashaBook          // nil: no scheduler
+	pruned    map[string]verdict // trial → why its scheduler stopped it
 }
 
 func newCoordActor(o coordOptions, done chan error) *coordActor {
 	a := &coordActor{o: o, done: done, byID: map[string]*Trial{}, running: map[string]*assignment{},
 		attempts: map[string]uint32{}, finished: map[string]bool{}, busy: map[string]int{},
-		backoff: map[string]time.Time{}, watched: map[string]bool{}}
+		backoff: map[string]time.Time{}, watched: map[string]bool{}, pruned: map[string]verdict{}}
+	if o.ASHA != nil {
+		a.asha = newASHABook(*o.ASHA)
+		for _, r := range o.Finished {
+			if r.Status == StatusOK || r.Status == StatusPruned {
+				a.asha.seed(r.Trial, a.asha.rungValues(r.Rungs))
+			}
+		}
+	}
 	for i := range o.Trials {
 		t := &o.Trials[i]
 		a.byID[t.ID] = t
@@ -207,10 +219,29 @@ func (a *coordActor) Receive(ctx actor.Context) {
 		as.progress = m
 		if w != nil {
 			ctx.Send(w, &messages.TrialHeartbeatAck{Trial: m.Trial, Attempt: m.Attempt})
+			a.schedule(ctx, as, w, m)
 		}
 	case *messages.TrialResult:
 		a.result(ctx, m)
 	}
+}
+
+// schedule hands a trial's progress to the scheduler; a trial it prunes is
+// told to stop (and told again at each heartbeat until its result comes, so
+// that a lost message or a new attempt stops too).
+func (a *coordActor) schedule(ctx actor.Context, as *assignment, w *actor.PID, m *messages.TrialHeartbeat) {
+	if a.asha == nil {
+		return
+	}
+	v, pruned := a.pruned[m.Trial]
+	if !pruned {
+		if v = a.asha.report(m.Trial, m.EnvSteps, m.Mean100, m.HasMean100); !v.Stop {
+			return
+		}
+		a.pruned[m.Trial] = v
+		fmt.Fprintf(a.o.Log, "sweep %s: %s pruned at %d env steps: %s\n", a.o.Sweep, m.Trial, v.Rung, v.Why)
+	}
+	ctx.Send(w, &messages.StopTrial{Trial: m.Trial, Attempt: as.attempt, Reason: "pruned: " + v.Why})
 }
 
 func (a *coordActor) doneCount() int { return a.o.DoneBefore + len(a.finished) }
@@ -357,7 +388,14 @@ func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
 	if t == nil || a.finished[m.Trial] || a.ended {
 		return // not ours, or a repeat: recorded once
 	}
-	line, err := a.o.Record(*t, m)
+	notes := trialNotes{}
+	if a.asha != nil {
+		notes.Rungs = a.asha.rungMap(m.Trial)
+		if v, ok := a.pruned[m.Trial]; ok {
+			notes.PrunedAt, notes.Why = v.Rung, v.Why
+		}
+	}
+	line, err := a.o.Record(*t, m, notes)
 	if err != nil {
 		a.finish(fmt.Errorf("recording %s: %w", m.Trial, err))
 		return

@@ -158,7 +158,7 @@ func TestSweepWorkerHostileStart(t *testing.T) {
 		}
 		r.sys.Root.Send(r.w.pid, &messages.CancelTrial{Trial: m.Trial, Attempt: m.Attempt})
 	}
-	for _, m := range []any{&messages.CancelTrial{}, &messages.TrialHeartbeatAck{Trial: "?"}, &messages.TrialResultAck{Attempt: 9}} {
+	for _, m := range []any{&messages.CancelTrial{}, &messages.StopTrial{Trial: "?", Attempt: 3}, &messages.TrialHeartbeatAck{Trial: "?"}, &messages.TrialResultAck{Attempt: 9}} {
 		r.sys.Root.Send(r.w.pid, m)
 	}
 	// Still answering: a well-formed trial is accepted.

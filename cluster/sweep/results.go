@@ -37,6 +37,7 @@ const (
 const (
 	StatusOK     = "ok"     // the run ended by its stop rules (target, max_steps, max_time)
 	StatusFailed = "failed" // its process failed; a resumed sweep runs it again
+	StatusPruned = "pruned" // its scheduler (ASHA) stopped it at a rung, below the top there
 )
 
 // Row is one ended trial, a line of results.jsonl: what a sweep records, a
@@ -59,6 +60,18 @@ type Row struct {
 	LocalDir     string         `json:"local_dir,omitempty"` // the copy under the sweep's directory
 	Error        string         `json:"error,omitempty"`
 	Finished     string         `json:"finished"` // RFC 3339, UTC
+	// With a scheduler: the trial's mean100 at each rung it passed, by the
+	// rung's env steps (null: none yet), and the rung that stopped it.
+	Rungs    map[string]*float64 `json:"rungs,omitempty"`
+	PrunedAt uint64              `json:"pruned_at,omitempty"`
+}
+
+// trialNotes is what the coordinator adds to a trial's result: what its
+// scheduler saw and did.
+type trialNotes struct {
+	Rungs    map[string]*float64
+	PrunedAt uint64 // 0: not pruned
+	Why      string
 }
 
 // ReadResults reads results.jsonl; a missing file is no rows. A last
@@ -241,7 +254,7 @@ type recorder struct {
 	trials       []Trial
 }
 
-func (r *recorder) record(t Trial, res *messages.TrialResult) (string, error) {
+func (r *recorder) record(t Trial, res *messages.TrialResult, notes trialNotes) (string, error) {
 	// Every field is the worker's. A float JSON cannot hold (NaN, ±Inf)
 	// would make the row unwritable, and that error stops the sweep: such a
 	// wall time counts as unknown (0), such a best mean100 as none.
@@ -252,8 +265,12 @@ func (r *recorder) record(t Trial, res *messages.TrialResult) (string, error) {
 	row := Row{Trial: t.ID, Key: t.Key, Params: t.Params, Seed: t.Seed, Node: res.Node, Status: StatusOK,
 		TimedOut: res.TimedOut, WallSeconds: wall, Attempt: int(res.Attempt), RunDir: res.RunDir,
 		Finished: time.Now().UTC().Format(time.RFC3339)}
-	if !res.Ok {
+	row.Rungs = notes.Rungs
+	switch {
+	case !res.Ok:
 		row.Status, row.Error = StatusFailed, res.Error
+	case notes.PrunedAt > 0:
+		row.Status, row.PrunedAt = StatusPruned, notes.PrunedAt
 	}
 	var sum qfleet.Summary
 	if json.Unmarshal(res.SummaryJson, &sum) == nil && sum.Env != "" {
@@ -300,10 +317,13 @@ func (r *recorder) record(t Trial, res *messages.TrialResult) (string, error) {
 	}
 	line := fmt.Sprintf("%s finished on %s: best mean100 %s, final %s, %d env steps, %.1fs", t.ID, row.Node,
 		optFloat(row.BestMean100), optFloat(row.FinalMean100), row.EnvSteps, row.WallSeconds)
-	if row.TimedOut {
+	switch {
+	case row.Status == StatusPruned:
+		line += " (pruned: " + notes.Why + ")"
+	case row.TimedOut:
 		line += " (stopped at max_time)"
 	}
-	if row.Status != StatusOK {
+	if row.Status == StatusFailed {
 		line = fmt.Sprintf("%s failed on %s: %s", t.ID, row.Node, row.Error)
 	}
 	// The node's name and its error are the worker's: a line break in them

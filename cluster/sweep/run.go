@@ -115,7 +115,7 @@ func Run(ctx context.Context, spec *Spec, o Options) ([]Row, error) {
 	var todo []Trial
 	var skipped []string
 	for _, t := range trials {
-		if r, ok := byKey[t.Key]; ok && r.Status == StatusOK {
+		if r, ok := byKey[t.Key]; ok && (r.Status == StatusOK || r.Status == StatusPruned) {
 			skipped = append(skipped, t.ID)
 			continue
 		}
@@ -153,7 +153,7 @@ func Run(ctx context.Context, spec *Spec, o Options) ([]Row, error) {
 		rec := &recorder{path: resultsPath, outDir: outDir, rows: rows, trials: trials}
 		var ran bool
 		ran, err = o.runTrials(ctx, spec.Name, coordOptions{Sweep: spec.Name, Trials: todo, Total: len(trials), DoneBefore: len(skipped),
-			Record: rec.record}, outDir)
+			Record: rec.record, ASHA: spec.Scheduler, Finished: byKey}, outDir)
 		if !ran {
 			return nil, err // nothing ran: nothing to tell
 		}
@@ -281,7 +281,7 @@ func finish(spec *Spec, trials []Trial, resultsPath, outDir string, stdout, stde
 	}
 	var failed []string
 	for _, r := range table {
-		if r.Status != StatusOK {
+		if r.Status == StatusFailed {
 			failed = append(failed, r.Trial)
 		}
 	}

@@ -46,9 +46,14 @@ type specFile struct {
 	MaxSteps     *uint64   `yaml:"max_steps"`
 	TargetReturn *float64  `yaml:"target_return"`
 	MaxTime      string    `yaml:"max_time"`
+	Scheduler    *struct {
+		Name     string  `yaml:"name"`
+		MinSteps uint64  `yaml:"min_steps"`
+		Eta      float64 `yaml:"eta"`
+	} `yaml:"scheduler"`
 }
 
-var specKeys = "name, env, base, method, trials, seed, seeds, params, max_steps, target_return, max_time"
+var specKeys = "name, env, base, method, trials, seed, seeds, params, max_steps, target_return, max_time, scheduler"
 
 // Spec is a parsed, validated sweep spec: what LoadSpec and ParseSpec
 // return, and what Run runs. Its fields are as the spec gave them, with its
@@ -66,6 +71,7 @@ type Spec struct {
 	MaxSteps     *uint64        // nil: base's, or the default
 	TargetReturn *float64       // nil: base's, or the env's reward threshold
 	MaxTime      time.Duration  // per trial; 0: no limit
+	Scheduler    *ASHA          // nil: every trial runs to its end
 
 	source []byte // the spec as written, which Run keeps as OUT/spec.yaml
 }
@@ -149,6 +155,9 @@ func ParseSpec(data []byte, path, dir, defaultName string) (*Spec, error) {
 		return nil, bad("%v", err)
 	}
 	if err := s.readMethod(&sf); err != nil {
+		return nil, bad("%v", err)
+	}
+	if err := s.readScheduler(&sf); err != nil {
 		return nil, bad("%v", err)
 	}
 	params, err := s.parseParams(&sf.Params, known)
@@ -294,6 +303,26 @@ func (s *Spec) readLimits(sf *specFile) error {
 	if s.TargetReturn != nil && (math.IsNaN(*s.TargetReturn) || math.IsInf(*s.TargetReturn, 0)) {
 		return fmt.Errorf("target_return = %v: want a number", *s.TargetReturn)
 	}
+	return nil
+}
+
+// readScheduler checks the scheduler: asha (see ASHA), eta 3 unless given.
+func (s *Spec) readScheduler(sf *specFile) error {
+	sc := sf.Scheduler
+	if sc == nil {
+		return nil
+	}
+	if sc.Name != "asha" {
+		return fmt.Errorf("scheduler: name = %q: want asha", sc.Name)
+	}
+	a := ASHA{MinSteps: sc.MinSteps, Eta: sc.Eta}
+	if a.Eta == 0 {
+		a.Eta = 3
+	}
+	if err := a.validate(); err != nil {
+		return err
+	}
+	s.Scheduler = &a
 	return nil
 }
 

@@ -58,6 +58,10 @@ func TestSpecErrors(t *testing.T) {
 		{"base file missing", "env: CartPole-v1\nmethod: grid\nbase: nope.yaml\n", "base: open"},
 		{"bad max_time", "env: CartPole-v1\nmethod: grid\nmax_time: soon\n", `max_time = "soon": want a positive duration`},
 		{"seed twice", "env: CartPole-v1\nmethod: grid\nseeds: [1, 1]\n", "seeds: 1 listed twice"},
+		{"unknown scheduler", "env: CartPole-v1\nmethod: grid\nscheduler: {name: hyperband}\n", `scheduler: name = "hyperband": want asha`},
+		{"asha without rungs", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha}\n", "scheduler: min_steps = 0"},
+		{"asha eta 1", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_steps: 1000, eta: 1}\n", "scheduler: eta = 1: want 2..100"},
+		{"asha unknown key", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_step: 1000}\n", "field min_step not found"},
 		{"env clash", "env: CartPole-v1\nmethod: grid\nbase:\n  env: Acrobot-v1\n", "base: env = Acrobot-v1, but the spec's env is CartPole-v1"},
 	}
 	for _, c := range cases {

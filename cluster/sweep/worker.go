@@ -155,6 +155,8 @@ type workerTrial struct {
 	runDir    string
 	cancel    context.CancelFunc
 	cancelled bool
+	stop      chan struct{} // closed by StopTrial: end the run as its time limit would
+	stopped   bool
 	started   time.Time
 	lastAck   time.Time // the coordinator's last heartbeat ack (or the start)
 	progress  trialProgress
@@ -214,6 +216,12 @@ func (w *workerActor) Receive(ctx actor.Context) {
 			t.cancelled = true
 			t.cancel()
 		}
+	case *messages.StopTrial:
+		if t := w.running[trialAttemptKey(m.Trial, m.Attempt)]; t != nil && !t.cancelled && !t.stopped {
+			fmt.Fprintf(w.o.Log, "qfleet trials %s: %s (attempt %d) stopped by the sweep: %s\n", w.o.Node, m.Trial, m.Attempt, escapeNewlines(m.Reason))
+			t.stopped = true
+			close(t.stop)
+		}
 	case *messages.TrialHeartbeatAck:
 		if t := w.running[trialAttemptKey(m.Trial, m.Attempt)]; t != nil {
 			t.lastAck = time.Now()
@@ -261,7 +269,7 @@ func (w *workerActor) startTrial(ctx actor.Context, m *messages.StartTrial) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	now := time.Now()
-	t := &workerTrial{start: m, coord: coord, runDir: dir, cancel: cancel, started: now, lastAck: now}
+	t := &workerTrial{start: m, coord: coord, runDir: dir, cancel: cancel, stop: make(chan struct{}), started: now, lastAck: now}
 	w.running[key] = t
 	ctx.Send(coord, &messages.TrialAccepted{Trial: m.Trial, Attempt: m.Attempt, Node: w.o.Node, RunDir: dir, Worker: actors.RefOf(w.self)})
 	fmt.Fprintf(w.o.Log, "qfleet trials %s: %s (attempt %d) of sweep %s started in %s\n", w.o.Node, m.Trial, m.Attempt, m.Sweep, dir)
@@ -270,7 +278,7 @@ func (w *workerActor) startTrial(ctx actor.Context, m *messages.StartTrial) {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		out := runTrialProcess(runCtx, w.exe, dir, cfgPath, maxTime, func(p trialProgress) {
+		out := runTrialProcess(runCtx, t.stop, w.exe, dir, cfgPath, maxTime, func(p trialProgress) {
 			p.key = key
 			sys.Root.Send(self, &p)
 		})
@@ -373,6 +381,7 @@ type trialOutcome struct {
 	ok       bool
 	err      string
 	timedOut bool
+	stopped  bool // by StopTrial
 	wall     float64
 	summary  []byte // summary.json
 	config   []byte // config.yaml
@@ -382,9 +391,10 @@ type trialOutcome struct {
 }
 
 // runTrialProcess runs 'qfleet dev' on the trial's config in dir until it
-// ends, ctx is cancelled or maxTime passes (both stop it as Ctrl-C does, so
-// it still writes its summary), reporting progress from its scalars.
-func runTrialProcess(ctx context.Context, exe, dir, cfgPath string, maxTime time.Duration, progress func(trialProgress)) trialOutcome {
+// ends, ctx is cancelled, stop is closed or maxTime passes (each stops it as
+// Ctrl-C does, so it still writes its summary; a stop or the time limit is
+// an ok end), reporting progress from its scalars.
+func runTrialProcess(ctx context.Context, stop <-chan struct{}, exe, dir, cfgPath string, maxTime time.Duration, progress func(trialProgress)) trialOutcome {
 	start := time.Now()
 	var out trialOutcome
 	logFile, err := os.Create(filepath.Join(dir, "trial.log"))
@@ -434,6 +444,10 @@ wait:
 			limit = nil
 			out.timedOut = true
 			interrupt()
+		case <-stop:
+			stop = nil
+			out.stopped = true
+			interrupt()
 		case <-kill:
 			_ = cmd.Process.Kill()
 		case <-tick.C:
@@ -460,8 +474,8 @@ wait:
 	switch {
 	case werr == nil && summaryOK:
 		out.ok = true
-	case out.timedOut && summaryOK && ctx.Err() == nil:
-		out.ok = true // stopped at max_time, as asked
+	case (out.timedOut || out.stopped) && summaryOK && ctx.Err() == nil:
+		out.ok = true // stopped at max_time or by the sweep's scheduler, as asked
 	case werr == nil:
 		out.err = "no summary.json written"
 	default:
