@@ -53,6 +53,10 @@ SPEC.yaml:
   target_return: 475        # stop rules of every trial (default: the env's
   max_steps: 100000         #   threshold, base's max_steps); max_time stops
   max_time: 10m             #   a trial as Ctrl-C would, its result kept
+  scheduler:                # optional: ASHA stops the trials that fall
+    name: asha              #   behind: at rungs of min_steps·eta^i env
+    min_steps: 20000        #   steps only the top 1/eta of the mean100s
+    eta: 3                  #   recorded there go on (status pruned)
 
   # method: random draws 'trials' points with 'seed' (default 1):
   #   trials: 20
@@ -71,7 +75,7 @@ trials recorded as ok in results.jsonl are skipped, failed ones run again.
 
 Output, in --out (default sweeps/<name>):
   results.jsonl  one JSON row per ended trial: trial, key, params, seed,
-                 node, status (ok or failed), solved, final_mean100,
+                 node, status (ok, failed or pruned), solved, final_mean100,
                  best_mean100 (highest in its scalars), env_steps,
                  wall_seconds, attempt, run_dir (on its node), local_dir
   results.tsv    the same as a table, one row per trial, in trial order
