@@ -42,36 +42,51 @@ const cartpolePy = "../../python/examples/cartpole.py"
 // resolution, so observations can be compared bit for bit.
 const cmpLimit = 60
 
-// refCartPole steps Go CartPoles as the Python adapter steps its envs: an
-// env's first episode seeded, later ones reset from the same numpy stream
-// (Gymnasium's reset without a seed), which envs.CartPole reproduces through
-// nprand and SetState.
-type refCartPole struct {
-	envs    []*envs.CartPole
-	rngs    []nprand.PCG64
-	elapsed []int // steps since the episode began, for the time limit cmpLimit
+// stateEnv is a Go env a Python port is checked against: CartPole's
+// dynamics, whose state SetState sets.
+type stateEnv interface {
+	envs.Env
+	envs.Stateful
 }
 
-func newRefCartPole(t *testing.T, seeds []int64) (*refCartPole, []float32) {
-	r := &refCartPole{}
+// refEnvs steps Go envs as the Python adapter steps its envs: an env's
+// first episode seeded, later ones reset from the same numpy stream
+// (Gymnasium's reset without a seed), which the Go envs reproduce through
+// nprand and SetState. observe is an env's observation after SetState.
+type refEnvs[E stateEnv] struct {
+	envs    []E
+	rngs    []nprand.PCG64
+	elapsed []int // steps since the episode began, for the time limit cmpLimit
+	observe func(e E, state [4]float64) []float32
+}
+
+func newRefEnvs[E stateEnv](t *testing.T, seeds []int64, newEnv func() E, observe func(E, [4]float64) []float32) (*refEnvs[E], []float32) {
+	r := &refEnvs[E]{observe: observe}
 	var obs []float32
 	for _, s := range seeds {
-		c := envs.NewCartPole()
-		want := slices.Clone(c.Reset(s))
-		r.envs = append(r.envs, c)
+		e := newEnv()
+		want := slices.Clone(e.Reset(s))
+		r.envs = append(r.envs, e)
 		r.rngs = append(r.rngs, nprand.New(uint64(s)))
 		r.elapsed = append(r.elapsed, 0)
 		o := r.start(t, len(r.envs)-1)
 		if !slices.Equal(o, want) {
-			t.Fatalf("the reference's first observation %v, CartPole.Reset(%d) %v", o, s, want)
+			t.Fatalf("seed %d: the reference's first observation differs from the env's Reset", s)
 		}
 		obs = append(obs, o...)
 	}
 	return r, obs
 }
 
+// newRefCartPole is refEnvs of Go CartPoles.
+func newRefCartPole(t *testing.T, seeds []int64) (*refEnvs[*envs.CartPole], []float32) {
+	return newRefEnvs(t, seeds, envs.NewCartPole, func(_ *envs.CartPole, s [4]float64) []float32 {
+		return []float32{float32(s[0]), float32(s[1]), float32(s[2]), float32(s[3])}
+	})
+}
+
 // start begins env i's next episode from its numpy stream.
-func (r *refCartPole) start(t *testing.T, i int) []float32 {
+func (r *refEnvs[E]) start(t *testing.T, i int) []float32 {
 	var s [4]float64
 	for j := range s {
 		s[j] = r.rngs[i].Uniform(-0.05, 0.05)
@@ -81,7 +96,7 @@ func (r *refCartPole) start(t *testing.T, i int) []float32 {
 	if err := r.envs[i].SetState(s[:]); err != nil {
 		t.Fatal(err)
 	}
-	return []float32{float32(s[0]), float32(s[1]), float32(s[2]), float32(s[3])}
+	return r.observe(r.envs[i], s)
 }
 
 // policy balances the pole on even envs (so that episodes reach the time

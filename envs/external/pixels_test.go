@@ -4,57 +4,22 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/qfleet/qfleet/envs/internal/nprand"
 	"github.com/qfleet/qfleet/envs/pixels"
 	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 const pixelsPy = "../../python/examples/cartpole_pixels.py"
 
-// refPixels steps Go CartPolePixels as the Python adapter steps its envs:
-// an env's first episode seeded, later ones reset from the same numpy
-// stream (refCartPole's way, through SetState).
-type refPixels struct {
-	envs    []*pixels.CartPolePixels
-	rngs    []nprand.PCG64
-	elapsed []int
-}
-
-func newRefPixels(t *testing.T, seeds []int64) (*refPixels, []float32) {
-	r := &refPixels{}
-	var obs []float32
-	for _, s := range seeds {
-		e := pixels.NewCartPolePixels()
-		want := slices.Clone(e.Reset(s))
-		r.envs = append(r.envs, e)
-		r.rngs = append(r.rngs, nprand.New(uint64(s)))
-		r.elapsed = append(r.elapsed, 0)
-		o := r.start(t, len(r.envs)-1)
-		if !slices.Equal(o, want) {
-			t.Fatalf("seed %d: the reference's first frame differs from CartPolePixels.Reset's", s)
-		}
-		obs = append(obs, o...)
-	}
-	return r, obs
-}
-
-// start begins env i's next episode from its numpy stream.
-func (r *refPixels) start(t *testing.T, i int) []float32 {
-	var s [4]float64
-	for j := range s {
-		s[j] = r.rngs[i].Uniform(-0.05, 0.05)
-	}
-	r.envs[i].Reset(0) // the step counter and the termination bookkeeping
-	r.elapsed[i] = 0
-	if err := r.envs[i].SetState(s[:]); err != nil {
-		t.Fatal(err)
-	}
-	return r.envs[i].Observation()
+// newRefPixels is refEnvs of Go CartPolePixels: CartPole's reference, each
+// observation the frame of the state.
+func newRefPixels(t *testing.T, seeds []int64) (*refEnvs[*pixels.CartPolePixels], []float32) {
+	return newRefEnvs(t, seeds, pixels.NewCartPolePixels, func(e *pixels.CartPolePixels, _ [4]float64) []float32 {
+		return e.Observation()
+	})
 }
 
 // firstDiff describes where two frames differ, or "" when they are equal.
