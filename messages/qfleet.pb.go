@@ -1987,13 +1987,16 @@ func (x *ReplayStream) GetReceived() uint64 {
 
 // StartTrial asks a trial worker to run one trial.
 type StartTrial struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Coordinator   *ActorRef              `protobuf:"bytes,1,opt,name=coordinator,proto3" json:"coordinator,omitempty"`                   // where heartbeats and the result go
-	Sweep         string                 `protobuf:"bytes,2,opt,name=sweep,proto3" json:"sweep,omitempty"`                               // the sweep's name (the worker's run directories are grouped by it)
-	Trial         string                 `protobuf:"bytes,3,opt,name=trial,proto3" json:"trial,omitempty"`                               // trial id, unique in the sweep
-	Attempt       uint32                 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`                          // 1, 2, ... each time the coordinator hands the trial out again
-	ConfigYaml    []byte                 `protobuf:"bytes,5,opt,name=config_yaml,json=configYaml,proto3" json:"config_yaml,omitempty"`   // the trial's full config, a 'qfleet dev --config' file
-	MaxSeconds    float64                `protobuf:"fixed64,6,opt,name=max_seconds,json=maxSeconds,proto3" json:"max_seconds,omitempty"` // stop the trial (as by Ctrl-C) after this long; 0: no limit
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Coordinator *ActorRef              `protobuf:"bytes,1,opt,name=coordinator,proto3" json:"coordinator,omitempty"`                   // where heartbeats and the result go
+	Sweep       string                 `protobuf:"bytes,2,opt,name=sweep,proto3" json:"sweep,omitempty"`                               // the sweep's name (the worker's run directories are grouped by it)
+	Trial       string                 `protobuf:"bytes,3,opt,name=trial,proto3" json:"trial,omitempty"`                               // trial id, unique in the sweep
+	Attempt     uint32                 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`                          // 1, 2, ... each time the coordinator hands the trial out again
+	ConfigYaml  []byte                 `protobuf:"bytes,5,opt,name=config_yaml,json=configYaml,proto3" json:"config_yaml,omitempty"`   // the trial's full config, a 'qfleet dev --config' file
+	MaxSeconds  float64                `protobuf:"fixed64,6,opt,name=max_seconds,json=maxSeconds,proto3" json:"max_seconds,omitempty"` // stop the trial (as by Ctrl-C) after this long; 0: no limit
+	// The env steps at which the sweep's scheduler judges the trial (ASHA's
+	// rungs): the worker reports its progress as soon as it passes one.
+	Rungs         []uint64 `protobuf:"varint,7,rep,packed,name=rungs,proto3" json:"rungs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2068,6 +2071,13 @@ func (x *StartTrial) GetMaxSeconds() float64 {
 		return x.MaxSeconds
 	}
 	return 0
+}
+
+func (x *StartTrial) GetRungs() []uint64 {
+	if x != nil {
+		return x.Rungs
+	}
+	return nil
 }
 
 // TrialAccepted: the worker started the trial.
@@ -2904,7 +2914,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\fReplayStream\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x1a\n" +
-	"\breceived\x18\x03 \x01(\x04R\breceived\"\xcb\x01\n" +
+	"\breceived\x18\x03 \x01(\x04R\breceived\"\xe1\x01\n" +
 	"\n" +
 	"StartTrial\x125\n" +
 	"\vcoordinator\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\vcoordinator\x12\x14\n" +
@@ -2914,7 +2924,8 @@ const file_qfleet_proto_rawDesc = "" +
 	"\vconfig_yaml\x18\x05 \x01(\fR\n" +
 	"configYaml\x12\x1f\n" +
 	"\vmax_seconds\x18\x06 \x01(\x01R\n" +
-	"maxSeconds\"\x99\x01\n" +
+	"maxSeconds\x12\x14\n" +
+	"\x05rungs\x18\a \x03(\x04R\x05rungs\"\x99\x01\n" +
 	"\rTrialAccepted\x12\x14\n" +
 	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x12\n" +

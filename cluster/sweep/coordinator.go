@@ -244,6 +244,19 @@ func (a *coordActor) schedule(ctx actor.Context, as *assignment, w *actor.PID, m
 	ctx.Send(w, &messages.StopTrial{Trial: m.Trial, Attempt: as.attempt, Reason: "pruned: " + v.Why})
 }
 
+// rungs are the env steps at which the scheduler judges trials (none
+// without one): the first 16, far past any run.
+func (a *coordActor) rungs() []uint64 {
+	if a.asha == nil {
+		return nil
+	}
+	out := make([]uint64, 16)
+	for i := range out {
+		out[i] = a.asha.a.rung(i)
+	}
+	return out
+}
+
 func (a *coordActor) doneCount() int { return a.o.DoneBefore + len(a.finished) }
 
 // check times out silent attempts, requeues those of lost nodes, then
@@ -376,7 +389,7 @@ func (a *coordActor) dispatch(ctx actor.Context) {
 			ctx.Watch(best.PID)
 		}
 		ctx.Send(best.PID, &messages.StartTrial{Coordinator: actors.RefOf(a.self), Sweep: a.o.Sweep, Trial: t.ID, Attempt: as.attempt,
-			ConfigYaml: t.Config, MaxSeconds: t.MaxTime.Seconds()})
+			ConfigYaml: t.Config, MaxSeconds: t.MaxTime.Seconds(), Rungs: a.rungs()})
 	}
 }
 

@@ -49,6 +49,7 @@ const HeartbeatEvery = 2 * time.Second
 // Timing of the worker.
 const (
 	workerTickEvery   = HeartbeatEvery
+	judgedReadEvery   = 250 * time.Millisecond // a judged trial's scalars are read this often
 	resultRetryFor    = 10 * time.Minute // an unacknowledged result is repeated this long
 	trialStopGrace    = 15 * time.Second // after Ctrl-C, a trial has this long to write its summary
 	maxReturnedScalar = 1 << 20          // scalars.jsonl travels back with the result up to this size
@@ -157,6 +158,7 @@ type workerTrial struct {
 	cancelled bool
 	stop      chan struct{} // closed by StopTrial: end the run as its time limit would
 	stopped   bool
+	nextRung  int // the first of start.rungs its progress has not passed
 	started   time.Time
 	lastAck   time.Time // the coordinator's last heartbeat ack (or the start)
 	progress  trialProgress
@@ -231,6 +233,15 @@ func (w *workerActor) Receive(ctx actor.Context) {
 	case *trialProgress:
 		if t := w.running[m.key]; t != nil {
 			t.progress = *m
+			// A rung passed: the scheduler hears it now, not at the next tick.
+			if r := t.start.GetRungs(); t.nextRung < len(r) && m.steps >= r[t.nextRung] {
+				for t.nextRung < len(r) && m.steps >= r[t.nextRung] {
+					t.nextRung++
+				}
+				if !t.cancelled {
+					w.heartbeat(ctx, t, time.Now())
+				}
+			}
 		}
 	case *trialEnded:
 		w.ended(ctx, m)
@@ -278,7 +289,7 @@ func (w *workerActor) startTrial(ctx actor.Context, m *messages.StartTrial) {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		out := runTrialProcess(runCtx, t.stop, w.exe, dir, cfgPath, maxTime, func(p trialProgress) {
+		out := runTrialProcess(runCtx, t.stop, len(m.GetRungs()) > 0, w.exe, dir, cfgPath, maxTime, func(p trialProgress) {
 			p.key = key
 			sys.Root.Send(self, &p)
 		})
@@ -340,6 +351,13 @@ func (w *workerActor) ended(ctx actor.Context, m *trialEnded) {
 	ctx.Send(t.coord, res)
 }
 
+// heartbeat tells the coordinator a trial runs, and how far it is.
+func (w *workerActor) heartbeat(ctx actor.Context, t *workerTrial, now time.Time) {
+	p := t.progress
+	ctx.Send(t.coord, &messages.TrialHeartbeat{Trial: t.start.Trial, Attempt: t.start.Attempt, Node: w.o.Node,
+		EnvSteps: p.steps, Mean100: p.mean100, HasMean100: p.hasMean, Seconds: now.Sub(t.started).Seconds(), Worker: actors.RefOf(w.self)})
+}
+
 func (w *workerActor) tick(ctx actor.Context) {
 	now := time.Now()
 	for _, t := range w.running {
@@ -353,9 +371,7 @@ func (w *workerActor) tick(ctx actor.Context) {
 			t.cancel()
 			continue
 		}
-		p := t.progress
-		ctx.Send(t.coord, &messages.TrialHeartbeat{Trial: t.start.Trial, Attempt: t.start.Attempt, Node: w.o.Node,
-			EnvSteps: p.steps, Mean100: p.mean100, HasMean100: p.hasMean, Seconds: now.Sub(t.started).Seconds(), Worker: actors.RefOf(w.self)})
+		w.heartbeat(ctx, t, now)
 	}
 	for k, p := range w.unacked {
 		if now.Sub(p.since) > resultRetryFor {
@@ -393,8 +409,11 @@ type trialOutcome struct {
 // runTrialProcess runs 'qfleet dev' on the trial's config in dir until it
 // ends, ctx is cancelled, stop is closed or maxTime passes (each stops it as
 // Ctrl-C does, so it still writes its summary; a stop or the time limit is
-// an ok end), reporting progress from its scalars.
-func runTrialProcess(ctx context.Context, stop <-chan struct{}, exe, dir, cfgPath string, maxTime time.Duration, progress func(trialProgress)) trialOutcome {
+// an ok end), reporting progress from its scalars. judged: a scheduler
+// judges the trial at rungs, so its progress is read more often (scalars
+// every second instead of two, read four times a second): a trial it prunes
+// runs on for that long.
+func runTrialProcess(ctx context.Context, stop <-chan struct{}, judged bool, exe, dir, cfgPath string, maxTime time.Duration, progress func(trialProgress)) trialOutcome {
 	start := time.Now()
 	var out trialOutcome
 	logFile, err := os.Create(filepath.Join(dir, "trial.log"))
@@ -402,7 +421,11 @@ func runTrialProcess(ctx context.Context, stop <-chan struct{}, exe, dir, cfgPat
 		return trialOutcome{err: fmt.Sprintf("trial log: %v", err)}
 	}
 	defer logFile.Close()
-	cmd := exec.Command(exe, "dev", "--config", cfgPath, "--run-dir", dir, "--progress", "0")
+	every, read := "0", workerTickEvery
+	if judged {
+		every, read = "1s", judgedReadEvery
+	}
+	cmd := exec.Command(exe, "dev", "--config", cfgPath, "--run-dir", dir, "--progress", every)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = trialSysProcAttr()
 	// The child dies with this thread (Pdeathsig on Linux): keep the thread
@@ -420,7 +443,7 @@ func runTrialProcess(ctx context.Context, stop <-chan struct{}, exe, dir, cfgPat
 		defer tm.Stop()
 		limit = tm.C
 	}
-	tick := time.NewTicker(workerTickEvery)
+	tick := time.NewTicker(read)
 	defer tick.Stop()
 	tail := &scalarTail{path: filepath.Join(dir, qfleet.RunScalarsFile)}
 	var kill <-chan time.Time
