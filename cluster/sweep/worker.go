@@ -50,9 +50,9 @@ const HeartbeatEvery = 2 * time.Second
 const (
 	workerTickEvery   = HeartbeatEvery
 	judgedReadEvery   = 250 * time.Millisecond // a judged trial's scalars are read this often
-	resultRetryFor    = 10 * time.Minute // an unacknowledged result is repeated this long
-	trialStopGrace    = 15 * time.Second // after Ctrl-C, a trial has this long to write its summary
-	maxReturnedScalar = 1 << 20          // scalars.jsonl travels back with the result up to this size
+	resultRetryFor    = 10 * time.Minute       // an unacknowledged result is repeated this long
+	trialStopGrace    = 15 * time.Second       // after Ctrl-C, a trial has this long to write its summary
+	maxReturnedScalar = 1 << 20                // scalars.jsonl travels back with the result up to this size
 )
 
 // orphanAfter: a running trial whose heartbeats the coordinator has not
