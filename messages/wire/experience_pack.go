@@ -107,17 +107,14 @@ func checkBatch(b *messages.ExperienceBatch, c, d int) error {
 	return nil
 }
 
-// layout writes the uncompressed payload of b (the layout in the package
-// doc, section by section) into s.raw, and returns it with its codec flags
-// but CODEC_ZSTD.
-func (s *scratch) layout(b *messages.ExperienceBatch, o Options) ([]byte, uint32) {
-	c := int(b.GetCount())
-	var codec uint32
-	var flags byte
-	if len(b.GetPriorities()) == c && c > 0 {
+// columns are what every layout's header says of b's columns: the flags
+// (priorities present, a reward/discount palette), the palette's size
+// (s.palette) and the width of the actions in bits.
+func (s *scratch) columns(b *messages.ExperienceBatch) (flags byte, pairs, width int) {
+	if c := int(b.GetCount()); len(b.GetPriorities()) == c && c > 0 {
 		flags |= flagPriorities
 	}
-	pairs := s.palette(b.GetRewards(), b.GetDiscounts())
+	pairs = s.palette(b.GetRewards(), b.GetDiscounts())
 	if pairs > 0 {
 		flags |= flagPalette
 	}
@@ -125,7 +122,16 @@ func (s *scratch) layout(b *messages.ExperienceBatch, o Options) ([]byte, uint32
 	for _, a := range b.GetActions() {
 		maxAction = max(maxAction, a)
 	}
-	width := bits.Len32(maxAction)
+	return flags, pairs, bits.Len32(maxAction)
+}
+
+// layout writes the uncompressed payload of b (the layout in the package
+// doc, section by section) into s.raw, and returns it with its codec flags
+// but CODEC_ZSTD.
+func (s *scratch) layout(b *messages.ExperienceBatch, o Options) ([]byte, uint32) {
+	c := int(b.GetCount())
+	var codec uint32
+	flags, pairs, width := s.columns(b)
 
 	raw := s.raw[:0]
 	if o.Frames {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"hash/maphash"
 	"math"
-	"math/bits"
 	"sync"
 	"unsafe"
 
@@ -98,19 +97,7 @@ func (s *scratch) packStacked(b *messages.ExperienceBatch) (raw []byte, ok bool)
 	h.frames = s.dedupFrames(h)
 	h.shift, h.nextSkip = s.stackStrides(h)
 
-	var flags byte
-	if len(b.GetPriorities()) == c {
-		flags |= flagPriorities
-	}
-	pairs := s.palette(b.GetRewards(), b.GetDiscounts())
-	if pairs > 0 {
-		flags |= flagPalette
-	}
-	var maxAction uint32
-	for _, a := range b.GetActions() {
-		maxAction = max(maxAction, a)
-	}
-	width := bits.Len32(maxAction)
+	flags, pairs, width := s.columns(b)
 
 	raw = append(s.raw[:0], stackedLayoutVersion, flags, byte(width), stackedTransform)
 	raw = binary.AppendUvarint(raw, uint64(h.C))
