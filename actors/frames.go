@@ -125,6 +125,11 @@ func (f *frameStore) add(packed []byte) uint64 {
 	return id
 }
 
+// floor is the oldest id a frame interned from now on can get: a new
+// frame's, or one of the recentFrames before (a deduplication hit). A row's
+// frames are all at or above the floor when it was stored.
+func (f *frameStore) floor() uint64 { return f.inserted - min(f.inserted, recentFrames) }
+
 // frame is the packed storage of frame id.
 func (f *frameStore) frame(id uint64) []byte {
 	o := int(id%f.slots) * f.bytesPer

@@ -31,9 +31,7 @@ func stackedSlots(capacity, stack int) uint64 {
 // setStackedRow stores row r's observations as frame ids.
 func (t *Table) setStackedRow(r int, obs, nextObs []float32) {
 	k := t.stack
-	// Every id this row gets is a frame added from here on or one of the
-	// recentFrames before (a deduplication hit).
-	t.floor[r] = t.frames.inserted - min(t.frames.inserted, recentFrames)
+	t.floor[r] = t.frames.floor()
 	for j := range k {
 		t.obsFrame[r*k+j] = t.internFrame(obs, j)
 		t.nextFrame[r*k+j] = t.internFrame(nextObs, j)
@@ -43,24 +41,12 @@ func (t *Table) setStackedRow(r int, obs, nextObs []float32) {
 // internFrame stores frame j of the stack (unless it is held already) and
 // returns its id. Pixels are gathered straight into their bytes.
 func (t *Table) internFrame(stack []float32, j int) uint64 {
-	f, k, c := t.frames, t.stack, t.channels
+	f := t.frames
 	if f.dtype != envs.Uint8 {
-		envs.StackFrame(t.frame, stack, k, c, j)
+		envs.StackFrame(t.frame, stack, t.stack, t.channels, j)
 		return f.intern(t.frame)
 	}
-	dst := f.packed
-	if c == 1 {
-		for p := range dst {
-			dst[p] = byte(stack[p*k+j])
-		}
-	} else {
-		kc := k * c
-		for p := 0; p < len(dst)/c; p++ {
-			for x := range c {
-				dst[p*c+x] = byte(stack[p*kc+j*c+x])
-			}
-		}
-	}
+	envs.StackFrame(f.packed, stack, t.stack, t.channels, j)
 	return f.internPacked()
 }
 
@@ -73,25 +59,15 @@ func (t *Table) readStackedRow(r int, obs, nextObs []float32) {
 	}
 }
 
-// unstack writes frame id as frame j of the stack dst.
+// unstack writes frame id as frame j of the stack dst; pixels straight
+// from their bytes.
 func (t *Table) unstack(dst []float32, id uint64, j int) {
-	k, c := t.stack, t.channels
-	src := t.frames.frame(id)
 	if t.frames.dtype == envs.Uint8 {
-		// The common case (pixels) straight from the bytes.
-		kc := k * c
-		for p := 0; p < len(src)/c; p++ {
-			for x := range c {
-				dst[p*kc+j*c+x] = float32(src[p*c+x])
-			}
-		}
+		envs.UnstackFrame(dst, t.frames.frame(id), t.stack, t.channels, j)
 		return
 	}
 	t.frames.unpack(t.frame, id)
-	kc := k * c
-	for p := 0; p < len(t.frame)/c; p++ {
-		copy(dst[p*kc+j*c:p*kc+(j+1)*c], t.frame[p*c:(p+1)*c])
-	}
+	envs.UnstackFrame(dst, t.frame, t.stack, t.channels, j)
 }
 
 // evictOverwritten drops the oldest rows while the frames they may hold

@@ -92,7 +92,7 @@ func (t *Table) restoreStackedRow(r int, s *messages.ReplaySnapshot, i int, dtyp
 	k, f := t.stack, t.frames
 	cells := t.obsSize / k
 	bytesPer := frameBytes(dtype, cells)
-	t.floor[r] = f.inserted - min(f.inserted, recentFrames)
+	t.floor[r] = f.floor()
 	refs := s.GetFrameRefs()[4*2*k*i:]
 	for j := range 2 * k {
 		src := s.GetFrames()[int(binary.LittleEndian.Uint32(refs[4*j:]))*bytesPer:][:bytesPer]

@@ -169,19 +169,43 @@ func (s *stackedVec) fill(stack, frame []float32) {
 	}
 }
 
+// Sample is a value of an observation as it is held: float32 in envs and
+// batches, a byte in the replay's frames.
+type Sample interface{ ~float32 | ~uint8 }
+
 // StackFrame copies frame j (0 = oldest) of a stacked observation of k
 // frames of c channels into dst (len(stack)/k values): FrameStack's layout
-// read back, for the replay's per-frame storage and the wire.
-func StackFrame(dst, stack []float32, k, c, j int) {
-	kc := k * c
+// read back, for the replay's per-frame storage. Float values become bytes
+// by conversion (whole numbers 0..255 stay as they are).
+func StackFrame[D, S Sample](dst []D, stack []S, k, c, j int) {
 	if c == 1 {
 		for p := range dst {
-			dst[p] = stack[p*k+j]
+			dst[p] = D(stack[p*k+j])
 		}
 		return
 	}
+	kc := k * c
 	for p := 0; p < len(dst)/c; p++ {
-		copy(dst[p*c:(p+1)*c], stack[p*kc+j*c:])
+		for x := range c {
+			dst[p*c+x] = D(stack[p*kc+j*c+x])
+		}
+	}
+}
+
+// UnstackFrame is StackFrame's inverse: it writes frame (len(stack)/k
+// values) as frame j of the stacked observation stack.
+func UnstackFrame[D, S Sample](stack []D, frame []S, k, c, j int) {
+	if c == 1 {
+		for p, v := range frame {
+			stack[p*k+j] = D(v)
+		}
+		return
+	}
+	kc := k * c
+	for p := 0; p < len(frame)/c; p++ {
+		for x := range c {
+			stack[p*kc+j*c+x] = D(frame[p*c+x])
+		}
 	}
 }
 
