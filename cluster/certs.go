@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -30,8 +31,9 @@ const (
 
 // File names inside a certificate directory.
 const (
-	CACertFile = "ca.crt"
-	CAKeyFile  = "ca.key"
+	CACertFile     = "ca.crt"
+	CAKeyFile      = "ca.key"
+	ClusterKeyFile = "cluster.key" // the shared gossip key
 )
 
 // CertFiles names a certificate and its private key on disk.
@@ -132,6 +134,23 @@ func GenerateNodeCert(dir, name string, hosts []string) (CertFiles, error) {
 	}
 	return out, nil
 }
+
+// GenerateClusterKey writes a new shared gossip key to path: 32 random
+// bytes as base64 text, file mode 0600. It refuses to overwrite an existing
+// file (ErrCertExists): nodes holding the old key could no longer gossip
+// with nodes given the new one.
+func GenerateClusterKey(path string) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	return writeNew(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
+}
+
+// CertNameOK reports whether name can name a node certificate (and so its
+// files): letters, digits, '.', '_' and '-', at most 64, not starting with
+// a punctuation mark.
+func CertNameOK(name string) bool { return certName.MatchString(name) }
 
 func loadCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	certPath, keyPath := filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile)

@@ -95,3 +95,27 @@ func TestLoadTLSErrorsNameTheFile(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateClusterKey: the key 'qfleet certs' and 'qfleet launch' make
+// loads as a 32-byte gossip key, is private to its owner, and is never
+// replaced: a second call refuses.
+func TestGenerateClusterKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ClusterKeyFile)
+	if err := GenerateClusterKey(path); err != nil {
+		t.Fatal(err)
+	}
+	key, err := LoadClusterKey(path)
+	if err != nil || len(key) != 32 {
+		t.Fatalf("LoadClusterKey: %d bytes, %v; want 32", len(key), err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v; want 0600", st.Mode(), err)
+	}
+	before, _ := os.ReadFile(path)
+	if err := GenerateClusterKey(path); !errors.Is(err, ErrCertExists) {
+		t.Fatalf("second GenerateClusterKey: %v, want ErrCertExists", err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatal("the second call changed the key")
+	}
+}

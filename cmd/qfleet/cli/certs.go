@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -78,13 +76,9 @@ func runCerts(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "wrote %s and %s for %s\n", f.Cert, f.Key, strings.Join(s.hosts, ", "))
 	}
-	keyPath := filepath.Join(*dir, "cluster.key")
+	keyPath := filepath.Join(*dir, cluster.ClusterKeyFile)
 	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return err
-		}
-		if err := os.WriteFile(keyPath, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		if err := cluster.GenerateClusterKey(keyPath); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", keyPath)
