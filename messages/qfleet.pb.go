@@ -1996,9 +1996,19 @@ type StartTrial struct {
 	MaxSeconds  float64                `protobuf:"fixed64,6,opt,name=max_seconds,json=maxSeconds,proto3" json:"max_seconds,omitempty"` // stop the trial (as by Ctrl-C) after this long; 0: no limit
 	// The env steps at which the sweep's scheduler judges the trial (ASHA's
 	// rungs): the worker reports its progress as soon as it passes one.
-	Rungs         []uint64 `protobuf:"varint,7,rep,packed,name=rungs,proto3" json:"rungs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rungs []uint64 `protobuf:"varint,7,rep,packed,name=rungs,proto3" json:"rungs,omitempty"`
+	// ASHA's promotion form runs a trial in segments, each to a rung's env
+	// steps (the config's max_steps). A segment after the first continues
+	// from the checkpoint (and replay snapshot, when the sweep kept one) of
+	// the segment before: the files learner.ckpt and replay.snap as a run
+	// writes them, which the run checks when it resumes.
+	Checkpoint     []byte `protobuf:"bytes,8,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	ReplaySnapshot []byte `protobuf:"bytes,9,opt,name=replay_snapshot,json=replaySnapshot,proto3" json:"replay_snapshot,omitempty"`
+	// Send back the run's final checkpoint and replay snapshot with the
+	// result: the trial may be promoted to another segment.
+	KeepCheckpoint bool `protobuf:"varint,10,opt,name=keep_checkpoint,json=keepCheckpoint,proto3" json:"keep_checkpoint,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StartTrial) Reset() {
@@ -2078,6 +2088,27 @@ func (x *StartTrial) GetRungs() []uint64 {
 		return x.Rungs
 	}
 	return nil
+}
+
+func (x *StartTrial) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *StartTrial) GetReplaySnapshot() []byte {
+	if x != nil {
+		return x.ReplaySnapshot
+	}
+	return nil
+}
+
+func (x *StartTrial) GetKeepCheckpoint() bool {
+	if x != nil {
+		return x.KeepCheckpoint
+	}
+	return false
 }
 
 // TrialAccepted: the worker started the trial.
@@ -2383,23 +2414,27 @@ func (x *TrialHeartbeatAck) GetAttempt() uint32 {
 
 // TrialResult: a trial ended. ok is false when its process failed.
 type TrialResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Trial         string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
-	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
-	Ok            bool                   `protobuf:"varint,4,opt,name=ok,proto3" json:"ok,omitempty"`
-	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`                                   // why it failed (ok false)
-	RunDir        string                 `protobuf:"bytes,6,opt,name=run_dir,json=runDir,proto3" json:"run_dir,omitempty"`                   // on the worker's node
-	SummaryJson   []byte                 `protobuf:"bytes,7,opt,name=summary_json,json=summaryJson,proto3" json:"summary_json,omitempty"`    // the run's summary.json
-	ConfigYaml    []byte                 `protobuf:"bytes,8,opt,name=config_yaml,json=configYaml,proto3" json:"config_yaml,omitempty"`       // the run's config.yaml
-	ScalarsJsonl  []byte                 `protobuf:"bytes,9,opt,name=scalars_jsonl,json=scalarsJsonl,proto3" json:"scalars_jsonl,omitempty"` // the run's scalars.jsonl, when at most 1 MiB
-	BestMean100   float64                `protobuf:"fixed64,10,opt,name=best_mean100,json=bestMean100,proto3" json:"best_mean100,omitempty"` // the highest mean100 in scalars.jsonl (valid when has_best)
-	HasBest       bool                   `protobuf:"varint,11,opt,name=has_best,json=hasBest,proto3" json:"has_best,omitempty"`
-	WallSeconds   float64                `protobuf:"fixed64,12,opt,name=wall_seconds,json=wallSeconds,proto3" json:"wall_seconds,omitempty"`
-	TimedOut      bool                   `protobuf:"varint,13,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"` // stopped at max_seconds
-	Worker        *ActorRef              `protobuf:"bytes,14,opt,name=worker,proto3" json:"worker,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Trial        string                 `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	Attempt      uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Node         string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Ok           bool                   `protobuf:"varint,4,opt,name=ok,proto3" json:"ok,omitempty"`
+	Error        string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`                                   // why it failed (ok false)
+	RunDir       string                 `protobuf:"bytes,6,opt,name=run_dir,json=runDir,proto3" json:"run_dir,omitempty"`                   // on the worker's node
+	SummaryJson  []byte                 `protobuf:"bytes,7,opt,name=summary_json,json=summaryJson,proto3" json:"summary_json,omitempty"`    // the run's summary.json
+	ConfigYaml   []byte                 `protobuf:"bytes,8,opt,name=config_yaml,json=configYaml,proto3" json:"config_yaml,omitempty"`       // the run's config.yaml
+	ScalarsJsonl []byte                 `protobuf:"bytes,9,opt,name=scalars_jsonl,json=scalarsJsonl,proto3" json:"scalars_jsonl,omitempty"` // the run's scalars.jsonl, when at most 1 MiB
+	BestMean100  float64                `protobuf:"fixed64,10,opt,name=best_mean100,json=bestMean100,proto3" json:"best_mean100,omitempty"` // the highest mean100 in scalars.jsonl (valid when has_best)
+	HasBest      bool                   `protobuf:"varint,11,opt,name=has_best,json=hasBest,proto3" json:"has_best,omitempty"`
+	WallSeconds  float64                `protobuf:"fixed64,12,opt,name=wall_seconds,json=wallSeconds,proto3" json:"wall_seconds,omitempty"`
+	TimedOut     bool                   `protobuf:"varint,13,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"` // stopped at max_seconds
+	Worker       *ActorRef              `protobuf:"bytes,14,opt,name=worker,proto3" json:"worker,omitempty"`
+	// With StartTrial.keep_checkpoint: the run's final learner.ckpt, and its
+	// replay.snap when it is small enough to travel (see the worker).
+	Checkpoint     []byte `protobuf:"bytes,15,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	ReplaySnapshot []byte `protobuf:"bytes,16,opt,name=replay_snapshot,json=replaySnapshot,proto3" json:"replay_snapshot,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TrialResult) Reset() {
@@ -2526,6 +2561,20 @@ func (x *TrialResult) GetTimedOut() bool {
 func (x *TrialResult) GetWorker() *ActorRef {
 	if x != nil {
 		return x.Worker
+	}
+	return nil
+}
+
+func (x *TrialResult) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *TrialResult) GetReplaySnapshot() []byte {
+	if x != nil {
+		return x.ReplaySnapshot
 	}
 	return nil
 }
@@ -2914,7 +2963,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\fReplayStream\x12\x16\n" +
 	"\x06runner\x18\x01 \x01(\tR\x06runner\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x1a\n" +
-	"\breceived\x18\x03 \x01(\x04R\breceived\"\xe1\x01\n" +
+	"\breceived\x18\x03 \x01(\x04R\breceived\"\xd3\x02\n" +
 	"\n" +
 	"StartTrial\x125\n" +
 	"\vcoordinator\x18\x01 \x01(\v2\x13.qfleet.v1.ActorRefR\vcoordinator\x12\x14\n" +
@@ -2925,7 +2974,13 @@ const file_qfleet_proto_rawDesc = "" +
 	"configYaml\x12\x1f\n" +
 	"\vmax_seconds\x18\x06 \x01(\x01R\n" +
 	"maxSeconds\x12\x14\n" +
-	"\x05rungs\x18\a \x03(\x04R\x05rungs\"\x99\x01\n" +
+	"\x05rungs\x18\a \x03(\x04R\x05rungs\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\b \x01(\fR\n" +
+	"checkpoint\x12'\n" +
+	"\x0freplay_snapshot\x18\t \x01(\fR\x0ereplaySnapshot\x12'\n" +
+	"\x0fkeep_checkpoint\x18\n" +
+	" \x01(\bR\x0ekeepCheckpoint\"\x99\x01\n" +
 	"\rTrialAccepted\x12\x14\n" +
 	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x12\n" +
@@ -2949,7 +3004,7 @@ const file_qfleet_proto_rawDesc = "" +
 	"\x06worker\x18\b \x01(\v2\x13.qfleet.v1.ActorRefR\x06worker\"C\n" +
 	"\x11TrialHeartbeatAck\x12\x14\n" +
 	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\rR\aattempt\"\xa4\x03\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\"\xed\x03\n" +
 	"\vTrialResult\x12\x14\n" +
 	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x12\n" +
@@ -2966,7 +3021,11 @@ const file_qfleet_proto_rawDesc = "" +
 	"\bhas_best\x18\v \x01(\bR\ahasBest\x12!\n" +
 	"\fwall_seconds\x18\f \x01(\x01R\vwallSeconds\x12\x1b\n" +
 	"\ttimed_out\x18\r \x01(\bR\btimedOut\x12+\n" +
-	"\x06worker\x18\x0e \x01(\v2\x13.qfleet.v1.ActorRefR\x06worker\"@\n" +
+	"\x06worker\x18\x0e \x01(\v2\x13.qfleet.v1.ActorRefR\x06worker\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x0f \x01(\fR\n" +
+	"checkpoint\x12'\n" +
+	"\x0freplay_snapshot\x18\x10 \x01(\fR\x0ereplaySnapshot\"@\n" +
 	"\x0eTrialResultAck\x12\x14\n" +
 	"\x05trial\x18\x01 \x01(\tR\x05trial\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\"S\n" +

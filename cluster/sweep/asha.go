@@ -5,18 +5,49 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 )
 
-// ASHA is the asynchronous successive halving scheduler (Li et al. 2020),
-// in the stopping form Ray Tune's ASHAScheduler uses: rungs at MinSteps,
-// MinSteps·Eta, MinSteps·Eta², ... env steps; a trial passing a rung
-// records its mean100 there, and goes on only if that is among the top
-// 1/Eta of the mean100s recorded at the rung so far (the first trials at a
-// rung always go on). Trials never wait for each other: a slow trial is
-// judged against whoever passed the rung before it.
+// ASHA is the asynchronous successive halving scheduler (Li et al. 2020):
+// rungs at MinSteps, MinSteps·Eta, MinSteps·Eta², ... env steps, where
+// trials record their mean100, and only the top 1/Eta of a rung go on. It
+// comes in two forms (Mode):
+//
+//   - promote (the paper's Algorithm 2, the default): every trial runs to
+//     the first rung and pauses there, with a checkpoint; a free slot goes
+//     to the best paused trial that is among the top ⌊n/Eta⌋ of the n
+//     recorded at its rung (the highest rung first), which continues from
+//     its checkpoint to the next rung, else to a new trial. No trial runs
+//     past a rung unless it earned it, so a sweep spends about
+//     rungs × (trials × MinSteps) env steps whatever the trials' order.
+//   - stop (the form of Ray Tune's ASHAScheduler): trials run on and are
+//     stopped at a rung where they are not among the top ⌈n/Eta⌉ of the
+//     values recorded there so far; the first trials at a rung always go on.
+//
+// Trials never wait for each other in either form.
 type ASHA struct {
 	MinSteps uint64  // env steps of the first rung
 	Eta      float64 // reduction factor: 1/Eta of each rung goes on (≥ 2)
+	Mode     string  // ASHAPromote or ASHAStop
+}
+
+// The forms of ASHA.
+const (
+	ASHAPromote = "promote"
+	ASHAStop    = "stop"
+)
+
+// promotes reports whether a is the promotion form.
+func (a ASHA) promotes() bool { return a.Mode != ASHAStop }
+
+// segments are the env steps each segment of a trial of maxSteps runs to
+// under the promotion form: the rungs below maxSteps, then maxSteps.
+func (a ASHA) segments(maxSteps uint64) []uint64 {
+	var out []uint64
+	for i := 0; i < maxRungs && a.rung(i) < maxSteps; i++ {
+		out = append(out, a.rung(i))
+	}
+	return append(out, maxSteps)
 }
 
 // maxRungs bounds the rungs a book tracks (MinSteps·Eta^i overflows
@@ -39,6 +70,8 @@ func (a ASHA) validate() error {
 		return fmt.Errorf("scheduler: min_steps = 0: want the env steps of the first rung (> 0)")
 	case !(a.Eta >= 2 && a.Eta <= 100):
 		return fmt.Errorf("scheduler: eta = %v: want 2..100 (1/eta of each rung goes on)", a.Eta)
+	case a.Mode != "" && a.Mode != ASHAPromote && a.Mode != ASHAStop:
+		return fmt.Errorf("scheduler: mode = %q: want %s (trials pause at each rung, the best are continued) or %s (trials run on until stopped at a rung)", a.Mode, ASHAPromote, ASHAStop)
 	}
 	return nil
 }
@@ -149,4 +182,48 @@ func (b *ashaBook) rungValues(m map[string]rungValue) []rungValue {
 		out = append(out, v)
 	}
 	return slices.Clip(out)
+}
+
+// reach records v as a trial's value at rung i, where its segment ended
+// (the promotion form); a value it already has there stays.
+func (b *ashaBook) reach(trial string, i int, v rungValue) {
+	done := b.trials[trial]
+	if len(done) > i {
+		return
+	}
+	for len(done) < i {
+		done = append(done, nil) // not seen: a resumed sweep lost them
+		b.record(len(done)-1, nil)
+	}
+	b.trials[trial] = append(done, v)
+	b.record(i, v)
+}
+
+// top lists the trials that recorded a value at rung i and are among the
+// top ⌊n/Eta⌋ of the n there, best first (ties by trial id, which orders
+// trials as the spec does). A trial without a value ranks below every
+// number.
+func (b *ashaBook) top(i int) []string {
+	var ids []string
+	for id, vs := range b.trials {
+		if len(vs) > i {
+			ids = append(ids, id)
+		}
+	}
+	val := func(id string) float64 {
+		if v := b.trials[id][i]; v != nil {
+			return *v
+		}
+		return math.Inf(-1)
+	}
+	slices.SortFunc(ids, func(x, y string) int {
+		if vx, vy := val(x), val(y); vx != vy {
+			if vx > vy {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x, y)
+	})
+	return ids[:int(math.Floor(float64(len(ids))/b.a.Eta))]
 }

@@ -44,9 +44,10 @@ type coordOptions struct {
 	DoneBefore       int     // finished before this run (resumed)
 	Slots            int     // trials per worker at a time
 	Workers          func() []sweepWorker
-	Record           func(t Trial, res *messages.TrialResult, n trialNotes) (string, error) // records a result; returns a line for the log
-	ASHA             *ASHA                                                                  // nil: no scheduler, every trial runs to its end
-	Finished         map[string]Row                                                         // rows of trials finished before (resumed), by key: their rungs count
+	Record           func(t Trial, res *messages.TrialResult, n trialNotes) (Row, string, error) // records a result; returns its row and a line for the log
+	Mark             func(r Row) error                                                           // records a row as given (a paused trial pruned at the end)
+	ASHA             *ASHA                                                                       // nil: no scheduler, every trial runs to its end
+	Finished         map[string]Row                                                              // rows of trials recorded before (resumed), by key: their rungs count
 	Log              io.Writer
 	AcceptTimeout    time.Duration
 	HeartbeatTimeout time.Duration
@@ -132,7 +133,8 @@ type coordActor struct {
 	lastProg  time.Time
 	ended     bool
 	asha      *ashaBook          // nil: no scheduler
-	pruned    map[string]verdict // trial → why its scheduler stopped it
+	pruned    map[string]verdict // trial → why its scheduler stopped it (the stopping form)
+	promo     *promoter          // the promotion form's state; nil without it
 }
 
 func newCoordActor(o coordOptions, done chan error) *coordActor {
@@ -142,14 +144,20 @@ func newCoordActor(o coordOptions, done chan error) *coordActor {
 	if o.ASHA != nil {
 		a.asha = newASHABook(*o.ASHA)
 		for _, r := range o.Finished {
-			if r.Status == StatusOK || r.Status == StatusPruned {
+			if r.Status == StatusOK || r.Status == StatusPruned || r.Status == StatusPaused {
 				a.asha.seed(r.Trial, a.asha.rungValues(r.Rungs))
 			}
+		}
+		if o.ASHA.promotes() {
+			a.promo = newPromoter(a.asha)
 		}
 	}
 	for i := range o.Trials {
 		t := &o.Trials[i]
 		a.byID[t.ID] = t
+		if r, ok := o.Finished[t.Key]; ok && r.Status == StatusPaused && a.promo != nil && a.promo.resumePaused(t, r) {
+			continue // it waits for a promotion, from the checkpoint it paused with
+		}
 		a.queue = append(a.queue, t)
 	}
 	return a
@@ -230,7 +238,7 @@ func (a *coordActor) Receive(ctx actor.Context) {
 // told to stop (and told again at each heartbeat until its result comes, so
 // that a lost message or a new attempt stops too).
 func (a *coordActor) schedule(ctx actor.Context, as *assignment, w *actor.PID, m *messages.TrialHeartbeat) {
-	if a.asha == nil {
+	if a.asha == nil || a.promo != nil {
 		return
 	}
 	v, pruned := a.pruned[m.Trial]
@@ -247,7 +255,7 @@ func (a *coordActor) schedule(ctx actor.Context, as *assignment, w *actor.PID, m
 // rungs are the env steps at which the scheduler judges trials (none
 // without one): the first 16, far past any run.
 func (a *coordActor) rungs() []uint64 {
-	if a.asha == nil {
+	if a.asha == nil || a.promo != nil {
 		return nil
 	}
 	out := make([]uint64, 16)
@@ -353,18 +361,24 @@ func (a *coordActor) requeue(ctx actor.Context, as *assignment, why string, canc
 		ctx.Send(as.pid, &messages.CancelTrial{Trial: as.trial.ID, Attempt: as.attempt, Reason: why})
 		fmt.Fprintf(a.o.Log, "sweep %s: %s (attempt %d on %s): %s: it will run again\n", a.o.Sweep, as.trial.ID, as.attempt, as.node, why)
 	}
+	if a.promo != nil {
+		delete(a.promo.segment, as.trial.ID)
+		if pt := a.promo.paused[as.trial.ID]; pt != nil && pt.promoted {
+			return // a promoted segment: it runs again first, from its checkpoint (promoter.next)
+		}
+	}
 	a.queue = append([]*Trial{as.trial}, a.queue...)
 }
 
 // dispatch hands waiting trials to workers with a free slot, the least busy
 // first (then by name), so that trials spread over the nodes.
 func (a *coordActor) dispatch(ctx actor.Context) {
-	if a.ended || len(a.queue) == 0 {
+	if a.ended {
 		return
 	}
 	now := time.Now()
 	workers := a.o.Workers()
-	for len(a.queue) > 0 {
+	for a.waiting() {
 		var best *sweepWorker
 		for i := range workers {
 			w := &workers[i]
@@ -378,8 +392,10 @@ func (a *coordActor) dispatch(ctx actor.Context) {
 		if best == nil {
 			return
 		}
-		t := a.queue[0]
-		a.queue = a.queue[1:]
+		t, st := a.nextJob()
+		if t == nil {
+			return
+		}
 		a.attempts[t.ID]++
 		as := &assignment{trial: t, attempt: a.attempts[t.ID], node: best.Node, pid: best.PID, sent: now}
 		a.running[t.ID] = as
@@ -388,8 +404,56 @@ func (a *coordActor) dispatch(ctx actor.Context) {
 			a.watched[best.PID.String()] = true
 			ctx.Watch(best.PID)
 		}
-		ctx.Send(best.PID, &messages.StartTrial{Coordinator: actors.RefOf(a.self), Sweep: a.o.Sweep, Trial: t.ID, Attempt: as.attempt,
-			ConfigYaml: t.Config, MaxSeconds: t.MaxTime.Seconds(), Rungs: a.rungs()})
+		st.Coordinator, st.Sweep, st.Trial, st.Attempt = actors.RefOf(a.self), a.o.Sweep, t.ID, as.attempt
+		st.MaxSeconds, st.Rungs = t.MaxTime.Seconds(), a.rungs()
+		if a.promo != nil {
+			seg := 0
+			if pt := a.promo.paused[t.ID]; pt != nil {
+				seg = pt.rung + 1
+				fmt.Fprintf(a.o.Log, "sweep %s: %s promoted to rung %d, from its checkpoint at %d env steps\n", a.o.Sweep, t.ID, seg, pt.row.EnvSteps)
+			}
+			a.promo.start(t, as.attempt, seg)
+		}
+		ctx.Send(best.PID, st)
+	}
+}
+
+// waiting reports whether a trial or a promotion waits for a slot.
+func (a *coordActor) waiting() bool {
+	return len(a.queue) > 0 || (a.promo != nil && a.promo.next() != nil)
+}
+
+// nextJob is the next trial to give out, with its StartTrial's own fields:
+// under ASHA's promotion form, a promotion first (a paused trial's next
+// segment), else a new trial's first segment.
+func (a *coordActor) nextJob() (*Trial, *messages.StartTrial) {
+	for {
+		var t *Trial
+		seg := 0
+		if a.promo != nil {
+			if pt := a.promo.next(); pt != nil {
+				t, seg = pt.trial, pt.rung+1
+			}
+		}
+		if t == nil {
+			if len(a.queue) == 0 {
+				return nil, nil
+			}
+			t = a.queue[0]
+			a.queue = a.queue[1:]
+		}
+		if a.promo == nil {
+			return t, &messages.StartTrial{ConfigYaml: t.Config}
+		}
+		st, err := a.promo.segmentStart(*a.o.ASHA, t, seg)
+		if err == nil {
+			return t, st
+		}
+		// The sweep made this config: it cannot fail to read back. Should
+		// it, the trial fails alone rather than the sweep.
+		delete(a.promo.paused, t.ID)
+		a.finished[t.ID] = true
+		fmt.Fprintf(a.o.Log, "sweep %s: %s: its segment's config: %v\n", a.o.Sweep, t.ID, err)
 	}
 }
 
@@ -401,6 +465,14 @@ func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
 	if t == nil || a.finished[m.Trial] || a.ended {
 		return // not ours, or a repeat: recorded once
 	}
+	if a.promo != nil {
+		done, ok := a.promotedResult(m, t)
+		if !ok || a.ended {
+			return
+		}
+		a.segmentDone(ctx, m, done)
+		return
+	}
 	notes := trialNotes{}
 	if a.asha != nil {
 		notes.Rungs = a.asha.rungMap(m.Trial)
@@ -408,7 +480,7 @@ func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
 			notes.PrunedAt, notes.Why = v.Rung, v.Why
 		}
 	}
-	line, err := a.o.Record(*t, m, notes)
+	_, line, err := a.o.Record(*t, m, notes)
 	if err != nil {
 		a.finish(fmt.Errorf("recording %s: %w", m.Trial, err))
 		return
@@ -433,6 +505,37 @@ func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
 		return
 	}
 	a.dispatch(ctx)
+}
+
+// segmentDone follows a segment's recorded result: its attempts stop, and
+// the sweep ends once no trial runs, waits or can be promoted.
+func (a *coordActor) segmentDone(ctx actor.Context, m *messages.TrialResult, trialDone bool) {
+	if trialDone {
+		a.finished[m.Trial] = true
+	}
+	if as := a.running[m.Trial]; as != nil {
+		delete(a.running, m.Trial)
+		a.busy[as.node]--
+		if as.attempt != m.Attempt || as.node != m.Node {
+			ctx.Send(as.pid, &messages.CancelTrial{Trial: m.Trial, Attempt: as.attempt, Reason: "another attempt finished it"})
+		}
+	}
+	a.dispatch(ctx)
+	if len(a.running) == 0 && !a.waiting() {
+		if pt := a.promo.last(); pt != nil {
+			fmt.Fprintf(a.o.Log, "sweep %s: no trial has run to the end and no rung promotes one: %s, the best at rung %d, goes on\n", a.o.Sweep, pt.trial.ID, pt.rung)
+			pt.promoted = true
+			a.dispatch(ctx)
+			return
+		}
+		if err := a.pruneRest(); err != nil {
+			a.finish(err)
+			return
+		}
+	}
+	if len(a.finished) == len(a.byID) {
+		a.finish(nil)
+	}
 }
 
 func (a *coordActor) finish(err error) {

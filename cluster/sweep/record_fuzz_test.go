@@ -54,7 +54,7 @@ func FuzzSweepRecord(f *testing.F) {
 			res.RunDir = filepath.Join(out, TrialsDir, runDir) // a run directory under the sweep's
 		}
 		rec := &recorder{path: filepath.Join(out, ResultsFile), outDir: out, trials: []Trial{fuzzRecordTrial}}
-		line, err := rec.record(fuzzRecordTrial, res, trialNotes{})
+		_, line, err := rec.record(fuzzRecordTrial, res, trialNotes{})
 		if err != nil {
 			t.Fatalf("a worker's result stopped the sweep: %v", err)
 		}

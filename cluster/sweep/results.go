@@ -38,7 +38,12 @@ const (
 	StatusOK     = "ok"     // the run ended by its stop rules (target, max_steps, max_time)
 	StatusFailed = "failed" // its process failed; a resumed sweep runs it again
 	StatusPruned = "pruned" // its scheduler (ASHA) stopped it at a rung, below the top there
+	StatusPaused = "paused" // ASHA's promotion form: at a rung, with a checkpoint, waiting to go on (a resumed sweep continues it)
 )
+
+// PauseDir is where a paused trial's checkpoint files are kept, in its
+// directory under the sweep's (trials/<id>/pause).
+const PauseDir = "pause"
 
 // Row is one ended trial, a line of results.jsonl: what a sweep records, a
 // resumed sweep reads back (by Key), and the tables show.
@@ -64,6 +69,10 @@ type Row struct {
 	// rung's env steps (null: none yet), and the rung that stopped it.
 	Rungs    map[string]*float64 `json:"rungs,omitempty"`
 	PrunedAt uint64              `json:"pruned_at,omitempty"`
+	// ASHA's promotion form: the segments the trial ran (one per rung it
+	// reached). Its files under the sweep's directory are then the whole
+	// trial: scalars.jsonl of every segment, the last one's summary.
+	Segments int `json:"segments,omitempty"`
 }
 
 // trialNotes is what the coordinator adds to a trial's result: what its
@@ -72,6 +81,16 @@ type trialNotes struct {
 	Rungs    map[string]*float64
 	PrunedAt uint64 // 0: not pruned
 	Why      string
+	// ASHA's promotion form: the result is a segment's. Segment counts the
+	// segments before it, whose wall time and best mean100 the row adds up;
+	// Pause: the trial pauses at a rung with this checkpoint, kept in the
+	// trial's directory so that a resumed sweep can continue it.
+	Segmented         bool
+	Segment           int
+	EarlierWall       float64
+	EarlierBest       *float64
+	Pause             bool
+	Checkpoint, Snaps []byte
 }
 
 // ReadResults reads results.jsonl; a missing file is no rows. A last
@@ -254,7 +273,55 @@ type recorder struct {
 	trials       []Trial
 }
 
-func (r *recorder) record(t Trial, res *messages.TrialResult, notes trialNotes) (string, error) {
+func (r *recorder) record(t Trial, res *messages.TrialResult, notes trialNotes) (Row, string, error) {
+	row, err := r.resultRow(t, res, notes)
+	if err != nil {
+		return Row{}, "", err
+	}
+	if err := r.keepFiles(t, res, notes, &row); err != nil {
+		return Row{}, "", err
+	}
+	if err := r.append(row); err != nil {
+		return Row{}, "", err
+	}
+	line := fmt.Sprintf("%s finished on %s: best mean100 %s, final %s, %d env steps, %.1fs", t.ID, row.Node,
+		optFloat(row.BestMean100), optFloat(row.FinalMean100), row.EnvSteps, row.WallSeconds)
+	switch {
+	case row.Status == StatusPaused:
+		line = fmt.Sprintf("%s paused on %s: mean100 %s at %d env steps, %.1fs", t.ID, row.Node, optFloat(row.FinalMean100), row.EnvSteps, row.WallSeconds)
+	case row.Status == StatusPruned:
+		line += " (pruned: " + notes.Why + ")"
+	case row.TimedOut:
+		line += " (stopped at max_time)"
+	}
+	if row.Status == StatusFailed {
+		line = fmt.Sprintf("%s failed on %s: %s", t.ID, row.Node, row.Error)
+	}
+	// The node's name and its error are the worker's: a line break in them
+	// would write lines of the sweep's log that the sweep never wrote.
+	return row, escapeNewlines(line), nil
+}
+
+// mark records a row as given (a paused trial that was never promoted,
+// now pruned), and drops the checkpoint it was paused with.
+func (r *recorder) mark(row Row) error {
+	if row.LocalDir != "" {
+		_ = os.RemoveAll(filepath.Join(row.LocalDir, PauseDir))
+	}
+	return r.append(row)
+}
+
+// append adds a row to results.jsonl and rewrites results.tsv.
+func (r *recorder) append(row Row) error {
+	if err := appendResult(r.path, row); err != nil {
+		return err
+	}
+	r.rows = append(r.rows, row)
+	return WriteTable(filepath.Join(r.outDir, TableFile), tableRows(r.trials, LatestByKey(r.rows)))
+}
+
+// resultRow is the row of a trial's result.
+func (r *recorder) resultRow(t Trial, res *messages.TrialResult, notes trialNotes) (Row, error) {
 	// Every field is the worker's. A float JSON cannot hold (NaN, ±Inf)
 	// would make the row unwritable, and that error stops the sweep: such a
 	// wall time counts as unknown (0), such a best mean100 as none.
@@ -271,6 +338,8 @@ func (r *recorder) record(t Trial, res *messages.TrialResult, notes trialNotes) 
 		row.Status, row.Error = StatusFailed, res.Error
 	case notes.PrunedAt > 0:
 		row.Status, row.PrunedAt = StatusPruned, notes.PrunedAt
+	case notes.Pause:
+		row.Status = StatusPaused
 	}
 	var sum qfleet.Summary
 	if json.Unmarshal(res.SummaryJson, &sum) == nil && sum.Env != "" {
@@ -287,48 +356,69 @@ func (r *recorder) record(t Trial, res *messages.TrialResult, notes trialNotes) 
 		b := res.BestMean100
 		row.BestMean100 = &b
 	}
+	if notes.EarlierBest != nil && (row.BestMean100 == nil || *notes.EarlierBest > *row.BestMean100) {
+		b := *notes.EarlierBest
+		row.BestMean100 = &b
+	}
 	if row.FinalMean100 != nil && (row.BestMean100 == nil || *row.FinalMean100 > *row.BestMean100) {
 		b := *row.FinalMean100
 		row.BestMean100 = &b
 	}
-	// A trial that ran elsewhere sent its files: keep them with the sweep.
-	local := trialLocalDir(r.outDir, t.ID)
-	if rel, err := filepath.Rel(filepath.Join(r.outDir, TrialsDir), res.RunDir); err == nil && !strings.HasPrefix(rel, "..") && isLocalPath(res.RunDir) {
-		row.LocalDir = res.RunDir
-	} else {
-		if err := os.MkdirAll(local, 0o755); err != nil {
-			return "", err
+	if notes.Segmented {
+		row.Segments = notes.Segment + 1
+		if w := row.WallSeconds + notes.EarlierWall; w <= math.MaxFloat64 {
+			row.WallSeconds = w
 		}
-		for name, data := range map[string][]byte{qfleet.RunSummaryFile: res.SummaryJson, qfleet.RunConfigFile: res.ConfigYaml, qfleet.RunScalarsFile: res.ScalarsJsonl} {
+	}
+	return row, nil
+}
+
+// keepFiles keeps a trial's files with the sweep: a trial that ran
+// elsewhere sent them, and a segmented trial's segments are gathered in
+// one directory (each segment ran in a run directory of its own).
+func (r *recorder) keepFiles(t Trial, res *messages.TrialResult, notes trialNotes, row *Row) error {
+	local := trialLocalDir(r.outDir, t.ID)
+	inPlace := filepath.Clean(res.RunDir) == local && isLocalPath(res.RunDir)
+	if rel, err := filepath.Rel(filepath.Join(r.outDir, TrialsDir), res.RunDir); !notes.Segmented && err == nil && !strings.HasPrefix(rel, "..") && isLocalPath(res.RunDir) {
+		inPlace = true
+		local = res.RunDir
+	}
+	row.LocalDir = local
+	if err := os.MkdirAll(local, 0o755); err != nil {
+		return err
+	}
+	if !inPlace {
+		files := map[string][]byte{qfleet.RunSummaryFile: res.SummaryJson, qfleet.RunConfigFile: res.ConfigYaml}
+		if notes.Segment == 0 {
+			files[qfleet.RunScalarsFile] = res.ScalarsJsonl
+		} else if err := appendFile(filepath.Join(local, qfleet.RunScalarsFile), res.ScalarsJsonl); err != nil {
+			return err // a later segment's curve goes on from the one before
+		}
+		for name, data := range files {
 			if len(data) > 0 {
 				if err := os.WriteFile(filepath.Join(local, name), data, 0o644); err != nil {
-					return "", err
+					return err
 				}
 			}
 		}
-		row.LocalDir = local
 	}
-	if err := appendResult(r.path, row); err != nil {
-		return "", err
+	pause := filepath.Join(local, PauseDir)
+	if !notes.Pause {
+		return os.RemoveAll(pause)
 	}
-	r.rows = append(r.rows, row)
-	if err := WriteTable(filepath.Join(r.outDir, TableFile), tableRows(r.trials, LatestByKey(r.rows))); err != nil {
-		return "", err
+	return writeResumeFiles(pause, notes.Checkpoint, notes.Snaps)
+}
+
+func appendFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
-	line := fmt.Sprintf("%s finished on %s: best mean100 %s, final %s, %d env steps, %.1fs", t.ID, row.Node,
-		optFloat(row.BestMean100), optFloat(row.FinalMean100), row.EnvSteps, row.WallSeconds)
-	switch {
-	case row.Status == StatusPruned:
-		line += " (pruned: " + notes.Why + ")"
-	case row.TimedOut:
-		line += " (stopped at max_time)"
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
 	}
-	if row.Status == StatusFailed {
-		line = fmt.Sprintf("%s failed on %s: %s", t.ID, row.Node, row.Error)
-	}
-	// The node's name and its error are the worker's: a line break in them
-	// would write lines of the sweep's log that the sweep never wrote.
-	return escapeNewlines(line), nil
+	return f.Close()
 }
 
 // isLocalPath reports whether path exists on this machine (a trial run by a

@@ -110,7 +110,8 @@ func Run(ctx context.Context, spec *Spec, o Options) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
-	// Resume: the trials recorded as ok are done.
+	// Resume: the trials recorded as ok or pruned are done; a paused one
+	// goes on from its checkpoint.
 	byKey := LatestByKey(rows)
 	var todo []Trial
 	var skipped []string
@@ -127,6 +128,8 @@ func Run(ctx context.Context, spec *Spec, o Options) ([]Row, error) {
 			state := "to run"
 			if slices.Contains(skipped, t.ID) {
 				state = "finished"
+			} else if r, ok := byKey[t.Key]; ok && r.Status == StatusPaused {
+				state = fmt.Sprintf("paused at %d env steps", r.EnvSteps)
 			}
 			fmt.Fprintf(o.Stdout, "%s  seed %d  %s  (%s)\n", t.ID, t.Seed, formatParams(t.Params), state)
 		}
@@ -153,7 +156,7 @@ func Run(ctx context.Context, spec *Spec, o Options) ([]Row, error) {
 		rec := &recorder{path: resultsPath, outDir: outDir, rows: rows, trials: trials}
 		var ran bool
 		ran, err = o.runTrials(ctx, spec.Name, coordOptions{Sweep: spec.Name, Trials: todo, Total: len(trials), DoneBefore: len(skipped),
-			Record: rec.record, ASHA: spec.Scheduler, Finished: byKey}, outDir)
+			Record: rec.record, Mark: rec.mark, ASHA: spec.Scheduler, Finished: byKey}, outDir)
 		if !ran {
 			return nil, err // nothing ran: nothing to tell
 		}

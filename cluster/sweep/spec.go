@@ -50,6 +50,7 @@ type specFile struct {
 		Name     string  `yaml:"name"`
 		MinSteps uint64  `yaml:"min_steps"`
 		Eta      float64 `yaml:"eta"`
+		Mode     string  `yaml:"mode"`
 	} `yaml:"scheduler"`
 }
 
@@ -306,7 +307,8 @@ func (s *Spec) readLimits(sf *specFile) error {
 	return nil
 }
 
-// readScheduler checks the scheduler: asha (see ASHA), eta 3 unless given.
+// readScheduler checks the scheduler: asha (see ASHA), eta 3 and the
+// promotion form unless given.
 func (s *Spec) readScheduler(sf *specFile) error {
 	sc := sf.Scheduler
 	if sc == nil {
@@ -315,9 +317,12 @@ func (s *Spec) readScheduler(sf *specFile) error {
 	if sc.Name != "asha" {
 		return fmt.Errorf("scheduler: name = %q: want asha", sc.Name)
 	}
-	a := ASHA{MinSteps: sc.MinSteps, Eta: sc.Eta}
+	a := ASHA{MinSteps: sc.MinSteps, Eta: sc.Eta, Mode: sc.Mode}
 	if a.Eta == 0 {
 		a.Eta = 3
+	}
+	if a.Mode == "" {
+		a.Mode = ASHAPromote
 	}
 	if err := a.validate(); err != nil {
 		return err

@@ -62,6 +62,7 @@ func TestSpecErrors(t *testing.T) {
 		{"asha without rungs", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha}\n", "scheduler: min_steps = 0"},
 		{"asha eta 1", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_steps: 1000, eta: 1}\n", "scheduler: eta = 1: want 2..100"},
 		{"asha unknown key", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_step: 1000}\n", "field min_step not found"},
+		{"asha unknown mode", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_steps: 1000, mode: halve}\n", `scheduler: mode = "halve": want promote`},
 		{"env clash", "env: CartPole-v1\nmethod: grid\nbase:\n  env: Acrobot-v1\n", "base: env = Acrobot-v1, but the spec's env is CartPole-v1"},
 	}
 	for _, c := range cases {

@@ -278,6 +278,15 @@ func (w *workerActor) startTrial(ctx actor.Context, m *messages.StartTrial) {
 		reject(fmt.Sprintf("trial config: %v", err))
 		return
 	}
+	run := trialCommand{exe: w.exe, dir: dir, cfgPath: cfgPath, maxTime: time.Duration(m.MaxSeconds * float64(time.Second)),
+		judged: len(m.GetRungs()) > 0, keepCheckpoint: m.KeepCheckpoint}
+	if len(m.Checkpoint) > 0 {
+		if err := writeResumeFiles(filepath.Join(dir, trialCheckpoints), m.Checkpoint, m.ReplaySnapshot); err != nil {
+			reject(err.Error())
+			return
+		}
+		run.resume = true
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	now := time.Now()
 	t := &workerTrial{start: m, coord: coord, runDir: dir, cancel: cancel, stop: make(chan struct{}), started: now, lastAck: now}
@@ -285,11 +294,10 @@ func (w *workerActor) startTrial(ctx actor.Context, m *messages.StartTrial) {
 	ctx.Send(coord, &messages.TrialAccepted{Trial: m.Trial, Attempt: m.Attempt, Node: w.o.Node, RunDir: dir, Worker: actors.RefOf(w.self)})
 	fmt.Fprintf(w.o.Log, "qfleet trials %s: %s (attempt %d) of sweep %s started in %s\n", w.o.Node, m.Trial, m.Attempt, m.Sweep, dir)
 	sys, self := ctx.ActorSystem(), ctx.Self()
-	maxTime := time.Duration(m.MaxSeconds * float64(time.Second))
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		out := runTrialProcess(runCtx, t.stop, len(m.GetRungs()) > 0, w.exe, dir, cfgPath, maxTime, func(p trialProgress) {
+		out := runTrialProcess(runCtx, t.stop, run, func(p trialProgress) {
 			p.key = key
 			sys.Root.Send(self, &p)
 		})
@@ -345,7 +353,7 @@ func (w *workerActor) ended(ctx actor.Context, m *trialEnded) {
 		Trial: s.Trial, Attempt: s.Attempt, Node: w.o.Node, Ok: m.out.ok, Error: m.out.err, RunDir: t.runDir,
 		SummaryJson: m.out.summary, ConfigYaml: m.out.config, ScalarsJsonl: m.out.scalars,
 		BestMean100: m.out.best, HasBest: m.out.hasBest, WallSeconds: m.out.wall, TimedOut: m.out.timedOut,
-		Worker: actors.RefOf(w.self),
+		Worker: actors.RefOf(w.self), Checkpoint: m.out.checkpoint, ReplaySnapshot: m.out.snapshot,
 	}
 	w.unacked[m.key] = &pendingResult{res: res, coord: t.coord, since: time.Now()}
 	ctx.Send(t.coord, res)
@@ -404,16 +412,47 @@ type trialOutcome struct {
 	scalars  []byte // scalars.jsonl, when small enough
 	best     float64
 	hasBest  bool
+	// With keepCheckpoint: the run's final checkpoint and replay snapshot.
+	checkpoint, snapshot []byte
 }
 
-// runTrialProcess runs 'qfleet dev' on the trial's config in dir until it
-// ends, ctx is cancelled, stop is closed or maxTime passes (each stops it as
-// Ctrl-C does, so it still writes its summary; a stop or the time limit is
-// an ok end), reporting progress from its scalars. judged: a scheduler
-// judges the trial at rungs, so its progress is read more often (scalars
-// every second instead of two, read four times a second): a trial it prunes
-// runs on for that long.
-func runTrialProcess(ctx context.Context, stop <-chan struct{}, judged bool, exe, dir, cfgPath string, maxTime time.Duration, progress func(trialProgress)) trialOutcome {
+// trialCommand is how a trial's process runs.
+type trialCommand struct {
+	exe, dir, cfgPath string
+	maxTime           time.Duration // 0: no limit
+	// judged: a scheduler judges the trial at rungs, so its progress is read
+	// more often (scalars every second instead of two, read four times a
+	// second): a trial it prunes runs on for that long.
+	judged bool
+	// resume from the checkpoint files in dir's checkpoints (a segment after
+	// the first); keepCheckpoint: write the final ones and return them.
+	resume, keepCheckpoint bool
+}
+
+// args are the 'qfleet dev' arguments.
+func (c trialCommand) args() []string {
+	every := "0"
+	if c.judged {
+		every = "1s"
+	}
+	args := []string{"dev", "--config", c.cfgPath, "--run-dir", c.dir, "--progress", every}
+	if c.resume || c.keepCheckpoint {
+		// A snapshot interval longer than any trial: the replay is
+		// snapshotted once, when the run ends.
+		args = append(args, "--checkpoint-dir", filepath.Join(c.dir, trialCheckpoints), "--replay-snapshot-every", "10000h")
+	}
+	if c.resume {
+		args = append(args, "--resume")
+	}
+	return args
+}
+
+// runTrialProcess runs 'qfleet dev' on the trial's config in c.dir until it
+// ends, ctx is cancelled, stop is closed or c.maxTime passes (each stops it
+// as Ctrl-C does, so it still writes its summary; a stop or the time limit
+// is an ok end), reporting progress from its scalars.
+func runTrialProcess(ctx context.Context, stop <-chan struct{}, c trialCommand, progress func(trialProgress)) trialOutcome {
+	exe, dir, maxTime := c.exe, c.dir, c.maxTime
 	start := time.Now()
 	var out trialOutcome
 	logFile, err := os.Create(filepath.Join(dir, "trial.log"))
@@ -421,11 +460,11 @@ func runTrialProcess(ctx context.Context, stop <-chan struct{}, judged bool, exe
 		return trialOutcome{err: fmt.Sprintf("trial log: %v", err)}
 	}
 	defer logFile.Close()
-	every, read := "0", workerTickEvery
-	if judged {
-		every, read = "1s", judgedReadEvery
+	read := workerTickEvery
+	if c.judged {
+		read = judgedReadEvery
 	}
-	cmd := exec.Command(exe, "dev", "--config", cfgPath, "--run-dir", dir, "--progress", every)
+	cmd := exec.Command(exe, c.args()...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = trialSysProcAttr()
 	// The child dies with this thread (Pdeathsig on Linux): keep the thread
@@ -494,6 +533,12 @@ wait:
 	}
 	var sum qfleet.Summary
 	summaryOK := json.Unmarshal(out.summary, &sum) == nil && sum.Env != ""
+	if c.keepCheckpoint && summaryOK {
+		out.checkpoint, out.snapshot, err = readResumeFiles(filepath.Join(dir, trialCheckpoints))
+		if err != nil {
+			return trialOutcome{err: err.Error(), wall: out.wall}
+		}
+	}
 	switch {
 	case werr == nil && summaryOK:
 		out.ok = true

@@ -201,3 +201,35 @@ printf '{"step":100,"wall":1,"name":"mean100","value":7}\n{"step":123,"wall":2,"
 	}
 	none[*messages.TrialResult](t, r, 5*time.Second)
 }
+
+// A promoted segment: the worker writes the checkpoint it was given where
+// 'qfleet dev --resume' reads it, and sends back the checkpoint and replay
+// snapshot the run left; a run that left none fails with a clear error.
+func TestSweepWorkerCarriesCheckpoints(t *testing.T) {
+	r := newWorkerRig(t, `d="$5/checkpoints"
+case " $* " in *" --resume "*) ;; *) echo "no --resume: $*" >&2; exit 1;; esac
+[ "$(cat "$d/learner.ckpt")" = C1 ] && [ "$(cat "$d/replay.snap")" = S1 ] || { echo "not given C1/S1" >&2; exit 1; }
+[ "$1" = dev ] && [ "$8" = --checkpoint-dir ] || { echo "args $*" >&2; exit 1; }
+case "$3" in *second*) rm "$d/learner.ckpt";; *) printf C2 > "$d/learner.ckpt"; printf S2 > "$d/replay.snap";; esac
+printf '{"env":"CartPole-v1","env_steps":10}\n' > "$5/summary.json"
+`, 1)
+	r.fc.ack.Store(true)
+	send := func(trial string) {
+		r.sys.Root.Send(r.w.pid, &messages.StartTrial{Coordinator: actors.RefOf(r.coord), Sweep: "s", Trial: trial, Attempt: 1,
+			ConfigYaml: []byte("env: CartPole-v1\n"), Checkpoint: []byte("C1"), ReplaySnapshot: []byte("S1"), KeepCheckpoint: true})
+	}
+	send("first")
+	res := next[*messages.TrialResult](t, r, 15*time.Second)
+	if !res.Ok || string(res.Checkpoint) != "C2" || string(res.ReplaySnapshot) != "S2" {
+		t.Fatalf("result ok %v (%s), checkpoint %q, snapshot %q", res.Ok, res.Error, res.Checkpoint, res.ReplaySnapshot)
+	}
+	r.sys.Root.Send(r.w.pid, &messages.TrialResultAck{Trial: "first", Attempt: 1})
+	send("second")
+	res = next[*messages.TrialResult](t, r, 15*time.Second)
+	for res.Trial != "second" {
+		res = next[*messages.TrialResult](t, r, 15*time.Second)
+	}
+	if res.Ok || !strings.Contains(res.Error, "learner.ckpt: none was written") {
+		t.Fatalf("a run that left no checkpoint: ok %v, error %q", res.Ok, res.Error)
+	}
+}

@@ -10,7 +10,7 @@ import (
 	"github.com/qfleet/qfleet/cluster/sweep"
 )
 
-// ashaSweepSpec: two CartPole trials, one that learns (learning rate 1e-3)
+// ashaSweepSpec: ASHA's stopping form on two CartPole trials, one that learns (learning rate 1e-3)
 // and one that cannot (1e-9), run one after the other; ASHA's rungs at
 // 20,000, 40,000, 80,000 env steps keep the top half. Heartbeats bring a
 // trial's progress every 2 s, so rungs are far apart in time.
@@ -26,6 +26,7 @@ max_steps: 100000
 target_return: 100000
 scheduler:
   name: asha
+  mode: stop
   min_steps: 20000
   eta: 2
 `
@@ -67,6 +68,80 @@ func TestSweepASHA(t *testing.T) {
 	}
 	code, _, stderr = runQfleet(t, "sweep", specPath, "--out", out)
 	if code != 0 || !strings.Contains(stderr, "resuming: 2 of 2 trial(s) finished already") {
+		t.Errorf("second run: exit %d\n%s", code, stderr)
+	}
+}
+
+// promoteSweepSpec: ASHA's promotion form on three CartPole trials, two
+// that cannot learn (learning rates 1e-9 and 1e-8) around one that learns;
+// each runs to the rung at 10,000 env steps and pauses there with its
+// checkpoint, and the top ⌊3/3⌋ = 1 goes on to max_steps.
+const promoteSweepSpec = `name: promote
+env: CartPole-v1
+base:
+  epsilon_decay_steps: 2000
+  min_replay_size: 500
+method: grid
+params:
+  learning_rate: [0.000000001, 0.001, 0.00000001]
+max_steps: 30000
+target_return: 100000
+scheduler:
+  name: asha
+  min_steps: 10000
+`
+
+// TestSweepASHAPromotion: every trial pauses at 10,000 env steps; only the
+// one that learns is continued, from its checkpoint, in a new process, to
+// 30,000; the other two are pruned there without running a step more. The
+// continued trial's curve under the sweep's directory holds both segments.
+func TestSweepASHAPromotion(t *testing.T) {
+	trialExecutable = qfleetBinary(t)
+	defer func() { trialExecutable = "" }()
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "promote.yaml")
+	os.WriteFile(specPath, []byte(promoteSweepSpec), 0o644)
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runQfleet(t, "sweep", specPath, "--out", out, "--parallel", "1", "--name", "here")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	all := readRows(t, out)
+	latest := sweep.LatestByKey(all)
+	if len(latest) != 3 || len(all) != 6 {
+		t.Fatalf("%d rows of %d trials, want 6 of 3 (each paused once, then pruned or ok):\n%s", len(all), len(latest), stderr)
+	}
+	var total uint64
+	for _, r := range latest {
+		lr := r.Params["learning_rate"].(float64)
+		t.Logf("lr %g: %s, %d env steps, %d segments, rungs %s", lr, r.Status, r.EnvSteps, r.Segments, rungString(r))
+		total += r.EnvSteps
+		if lr == 0.001 {
+			if r.Status != sweep.StatusOK || r.EnvSteps < 30000 || r.Segments != 2 {
+				t.Errorf("the learning trial: %s, %d env steps, %d segments: want ok, 30000, 2", r.Status, r.EnvSteps, r.Segments)
+			}
+			// The second segment ran in a run directory of its own, and
+			// went on from the first's learner and replay.
+			log, _ := os.ReadFile(filepath.Join(out, "trials", r.Trial+"-2", "trial.log"))
+			if !strings.Contains(string(log), "learner resumed from checkpoint") || !strings.Contains(string(log), "replay restored from snapshot") {
+				t.Errorf("the second segment did not resume the first:\n%s", log)
+			}
+			data, err := os.ReadFile(filepath.Join(r.LocalDir, "scalars.jsonl"))
+			if err != nil || !strings.Contains(string(data), `"step":2`) || strings.Count(string(data), "\n") < 10 {
+				t.Errorf("its scalars under the sweep: %v, %d lines", err, strings.Count(string(data), "\n"))
+			}
+			continue
+		}
+		if r.Status != sweep.StatusPruned || r.PrunedAt != 10000 || r.EnvSteps < 10000 || r.EnvSteps > 12000 {
+			t.Errorf("lr %g: %s at %d after %d env steps: want pruned at 10000, right there", lr, r.Status, r.PrunedAt, r.EnvSteps)
+		}
+	}
+	if !strings.Contains(stderr, "promoted to rung 1, from its checkpoint") || !strings.Contains(stderr, "pruned: mean100") {
+		t.Errorf("the log does not tell the promotion and the pruning:\n%s", stderr)
+	}
+	t.Logf("%d env steps in all, against 90000 with every trial to the end", total)
+	code, _, stderr = runQfleet(t, "sweep", specPath, "--out", out)
+	if code != 0 || !strings.Contains(stderr, "resuming: 3 of 3 trial(s) finished already") {
 		t.Errorf("second run: exit %d\n%s", code, stderr)
 	}
 }
