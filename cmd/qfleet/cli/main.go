@@ -25,6 +25,15 @@ Usage:
                          print the full effective config, every default
                          and a comment per setting, as YAML
   qfleet certs [flags]   make a CA, node certificates and a gossip key
+  qfleet launch CLUSTER.yaml [--restart]
+                         start the cluster a file describes on its hosts
+                         over SSH: credentials, binary, config, the nodes
+  qfleet status CLUSTER.yaml
+                         each launched node's state and the learner's /status
+  qfleet logs CLUSTER.yaml NODE [-f]
+                         a launched node's log
+  qfleet down CLUSTER.yaml
+                         stop the launched nodes (SIGTERM, then SIGKILL)
   qfleet eval --checkpoint DIR [--episodes N] [--render FILE.gif]
                          play episodes with a saved learner's network and
                          print their returns; draw the first as a GIF
@@ -70,6 +79,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runNode(args[1:], stdout, stderr)
 	case "certs":
 		err = runCerts(args[1:], stdout, stderr)
+	case "launch":
+		err = runLaunch(args[1:], stdout, stderr)
+	case "status":
+		err = runStatus(args[1:], stdout, stderr)
+	case "logs":
+		err = runLogs(args[1:], stdout, stderr)
+	case "down":
+		err = runDown(args[1:], stdout, stderr)
 	case "eval":
 		err = runEval(args[1:], stdout, stderr)
 	case "report":
