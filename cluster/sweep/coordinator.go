@@ -17,7 +17,10 @@ package sweep
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -160,7 +163,26 @@ func newCoordActor(o coordOptions, done chan error) *coordActor {
 		}
 		a.queue = append(a.queue, t)
 	}
+	if a.asha != nil {
+		a.queue = shuffled(a.queue, o.Sweep)
+	}
 	return a
+}
+
+// shuffled is the trials in a random order of the sweep's own (the same
+// each time it runs). ASHA judges each trial against those that reached
+// its rung before it, which is fair when trials come in a random order,
+// as random search draws them; a grid in its order (learning rates
+// ascending, say) lets nearly every newcomer into the top. Measured on a
+// 12-trial CartPole grid under the promotion form: 61% of the env steps of
+// the whole grid in grid order.
+func shuffled(trials []*Trial, sweep string) []*Trial {
+	h := fnv.New64a()
+	h.Write([]byte(sweep))
+	r := rand.New(rand.NewPCG(h.Sum64(), 0x61736861))
+	out := slices.Clone(trials)
+	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
 }
 
 func (a *coordActor) Receive(ctx actor.Context) {

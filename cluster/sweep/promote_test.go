@@ -180,7 +180,9 @@ func TestASHAPromotion(t *testing.T) {
 	default:
 		t.Fatalf("the sweep did not end; log:\n%s", l.log)
 	}
-	// Two at a time, in trial order: t0 (50) and t1 (10) pause at rung 0;
+	// Whatever the order trials start in (the sweep shuffles it), the top
+	// ⌊6/3⌋ at rung 0 are t4 (90) and t2 (70); the first values may let one
+	// more through. For instance, in trial order: t0 (50) and t1 (10) pause;
 	// t2 (70) makes 3 there, the top 1 is t2: promoted. Later rung 0 holds
 	// 6: the top 2 are t4 (90) and t2; t4 goes on, and t4 at rung 1 (1 of
 	// 2 there with t2 … ⌊2/3⌋ = 0) waits; the sweep prunes the rest.

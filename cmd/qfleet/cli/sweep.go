@@ -53,10 +53,14 @@ SPEC.yaml:
   target_return: 475        # stop rules of every trial (default: the env's
   max_steps: 100000         #   threshold, base's max_steps); max_time stops
   max_time: 10m             #   a trial as Ctrl-C would, its result kept
-  scheduler:                # optional: ASHA stops the trials that fall
-    name: asha              #   behind: at rungs of min_steps·eta^i env
-    min_steps: 20000        #   steps only the top 1/eta of the mean100s
-    eta: 3                  #   recorded there go on (status pruned)
+  scheduler:                # optional: ASHA, successive halving: at rungs
+    name: asha              #   of min_steps·eta^i env steps only the top
+    min_steps: 20000        #   1/eta of the mean100s recorded there go on
+    eta: 3                  #   (the others: status pruned). mode: promote
+    mode: promote           #   (default) pauses every trial at each rung
+                            #   with a checkpoint and continues the best;
+                            #   stop lets trials run on and stops those
+                            #   below the top at a rung
 
   # method: random draws 'trials' points with 'seed' (default 1):
   #   trials: 20
@@ -75,9 +79,11 @@ trials recorded as ok in results.jsonl are skipped, failed ones run again.
 
 Output, in --out (default sweeps/<name>):
   results.jsonl  one JSON row per ended trial: trial, key, params, seed,
-                 node, status (ok, failed or pruned), solved, final_mean100,
-                 best_mean100 (highest in its scalars), env_steps,
-                 wall_seconds, attempt, run_dir (on its node), local_dir
+                 node, status (ok, failed, pruned, or paused: at an ASHA
+                 rung, its checkpoint in trials/<id>/pause), segments,
+                 solved, final_mean100, best_mean100 (highest in its
+                 scalars), env_steps, wall_seconds, attempt, run_dir (on
+                 its node), local_dir
   results.tsv    the same as a table, one row per trial, in trial order
   trials/<id>/   each trial's run directory (config.yaml, scalars.jsonl,
                  summary.json, trial.log); for trials run on other nodes,

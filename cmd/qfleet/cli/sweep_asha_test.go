@@ -10,10 +10,11 @@ import (
 	"github.com/qfleet/qfleet/cluster/sweep"
 )
 
-// ashaSweepSpec: ASHA's stopping form on two CartPole trials, one that learns (learning rate 1e-3)
-// and one that cannot (1e-9), run one after the other; ASHA's rungs at
-// 20,000, 40,000, 80,000 env steps keep the top half. Heartbeats bring a
-// trial's progress every 2 s, so rungs are far apart in time.
+// ashaSweepSpec: ASHA's stopping form on two CartPole trials, one that
+// learns (learning rate 1e-3) and one that cannot (1e-9), run one after the
+// other (the order this sweep shuffles them in, from its name, starts the
+// learning one first); ASHA's rungs at 20,000, 40,000, 80,000 env steps
+// keep the top half.
 const ashaSweepSpec = `name: asha
 env: CartPole-v1
 base:
