@@ -137,7 +137,35 @@ type coordActor struct {
 	ended     bool
 	asha      *ashaBook          // nil: no scheduler
 	pruned    map[string]verdict // trial → why its scheduler stopped it (the stopping form)
-	promo     *promoter          // the promotion form's state; nil without it
+	seg       segmenter          // a scheduler that runs trials in segments; nil without one
+}
+
+// segmenter is a scheduler that runs trials in segments, each a 'qfleet
+// dev' process that continues from the checkpoint of the one before (ASHA's
+// promotion form, PBT). Between segments a trial is paused; the scheduler
+// decides which paused trial goes on, with what config and checkpoint.
+type segmenter interface {
+	// next is the paused trial a free slot goes to (nil: none, the queue's
+	// next trial starts).
+	next() *Trial
+	// start is the StartTrial fields of trial t's next segment (its first
+	// when it is not paused), given out as attempt, and a line for the log
+	// ("" for none). An error fails the trial alone.
+	start(t *Trial, attempt uint32) (*messages.StartTrial, string, error)
+	// result takes a segment's result: done, the trial is over; ok false,
+	// the result is a repeat of a segment recorded already.
+	result(a *coordActor, m *messages.TrialResult, t *Trial) (done, ok bool)
+	// lost is told that trial's running segment was given up; true: the
+	// segment runs again from the scheduler (next), not from the queue.
+	lost(trial string) bool
+	// idle is called when nothing runs or waits: false ends the sweep (the
+	// scheduler records what it still holds), true means it gave out more.
+	idle(a *coordActor) (more bool, err error)
+	// resume takes back a trial a resumed sweep had paused (its row);
+	// false: it starts again from its beginning.
+	resume(t *Trial, r Row) bool
+	// forget drops a trial that failed.
+	forget(trial string)
 }
 
 func newCoordActor(o coordOptions, done chan error) *coordActor {
@@ -152,13 +180,13 @@ func newCoordActor(o coordOptions, done chan error) *coordActor {
 			}
 		}
 		if o.ASHA.promotes() {
-			a.promo = newPromoter(a.asha)
+			a.seg = newPromoter(a.asha, *o.ASHA)
 		}
 	}
 	for i := range o.Trials {
 		t := &o.Trials[i]
 		a.byID[t.ID] = t
-		if r, ok := o.Finished[t.Key]; ok && r.Status == StatusPaused && a.promo != nil && a.promo.resumePaused(t, r) {
+		if r, ok := o.Finished[t.Key]; ok && r.Status == StatusPaused && a.seg != nil && a.seg.resume(t, r) {
 			continue // it waits for a promotion, from the checkpoint it paused with
 		}
 		a.queue = append(a.queue, t)
@@ -260,7 +288,7 @@ func (a *coordActor) Receive(ctx actor.Context) {
 // told to stop (and told again at each heartbeat until its result comes, so
 // that a lost message or a new attempt stops too).
 func (a *coordActor) schedule(ctx actor.Context, as *assignment, w *actor.PID, m *messages.TrialHeartbeat) {
-	if a.asha == nil || a.promo != nil {
+	if a.asha == nil || a.seg != nil {
 		return
 	}
 	v, pruned := a.pruned[m.Trial]
@@ -277,7 +305,7 @@ func (a *coordActor) schedule(ctx actor.Context, as *assignment, w *actor.PID, m
 // rungs are the env steps at which the scheduler judges trials (none
 // without one): the first 16, far past any run.
 func (a *coordActor) rungs() []uint64 {
-	if a.asha == nil || a.promo != nil {
+	if a.asha == nil || a.seg != nil {
 		return nil
 	}
 	out := make([]uint64, 16)
@@ -383,11 +411,8 @@ func (a *coordActor) requeue(ctx actor.Context, as *assignment, why string, canc
 		ctx.Send(as.pid, &messages.CancelTrial{Trial: as.trial.ID, Attempt: as.attempt, Reason: why})
 		fmt.Fprintf(a.o.Log, "sweep %s: %s (attempt %d on %s): %s: it will run again\n", a.o.Sweep, as.trial.ID, as.attempt, as.node, why)
 	}
-	if a.promo != nil {
-		delete(a.promo.segment, as.trial.ID)
-		if pt := a.promo.paused[as.trial.ID]; pt != nil && pt.promoted {
-			return // a promoted segment: it runs again first, from its checkpoint (promoter.next)
-		}
+	if a.seg != nil && a.seg.lost(as.trial.ID) {
+		return // a later segment: it runs again first, from its checkpoint (segmenter.next)
 	}
 	a.queue = append([]*Trial{as.trial}, a.queue...)
 }
@@ -418,8 +443,7 @@ func (a *coordActor) dispatch(ctx actor.Context) {
 		if t == nil {
 			return
 		}
-		a.attempts[t.ID]++
-		as := &assignment{trial: t, attempt: a.attempts[t.ID], node: best.Node, pid: best.PID, sent: now}
+		as := &assignment{trial: t, attempt: st.Attempt, node: best.Node, pid: best.PID, sent: now}
 		a.running[t.ID] = as
 		a.busy[best.Node]++
 		if !a.watched[best.PID.String()] {
@@ -428,34 +452,23 @@ func (a *coordActor) dispatch(ctx actor.Context) {
 		}
 		st.Coordinator, st.Sweep, st.Trial, st.Attempt = actors.RefOf(a.self), a.o.Sweep, t.ID, as.attempt
 		st.MaxSeconds, st.Rungs = t.MaxTime.Seconds(), a.rungs()
-		if a.promo != nil {
-			seg := 0
-			if pt := a.promo.paused[t.ID]; pt != nil {
-				seg = pt.rung + 1
-				fmt.Fprintf(a.o.Log, "sweep %s: %s promoted to rung %d, from its checkpoint at %d env steps\n", a.o.Sweep, t.ID, seg, pt.row.EnvSteps)
-			}
-			a.promo.start(t, as.attempt, seg)
-		}
 		ctx.Send(best.PID, st)
 	}
 }
 
-// waiting reports whether a trial or a promotion waits for a slot.
+// waiting reports whether a trial or a paused one waits for a slot.
 func (a *coordActor) waiting() bool {
-	return len(a.queue) > 0 || (a.promo != nil && a.promo.next() != nil)
+	return len(a.queue) > 0 || (a.seg != nil && a.seg.next() != nil)
 }
 
-// nextJob is the next trial to give out, with its StartTrial's own fields:
-// under ASHA's promotion form, a promotion first (a paused trial's next
-// segment), else a new trial's first segment.
+// nextJob is the next trial to give out, with its StartTrial's own fields
+// and its attempt number: under a segmenting scheduler, a paused trial
+// first (its next segment), else a new trial (its first).
 func (a *coordActor) nextJob() (*Trial, *messages.StartTrial) {
 	for {
 		var t *Trial
-		seg := 0
-		if a.promo != nil {
-			if pt := a.promo.next(); pt != nil {
-				t, seg = pt.trial, pt.rung+1
-			}
+		if a.seg != nil {
+			t = a.seg.next()
 		}
 		if t == nil {
 			if len(a.queue) == 0 {
@@ -464,16 +477,21 @@ func (a *coordActor) nextJob() (*Trial, *messages.StartTrial) {
 			t = a.queue[0]
 			a.queue = a.queue[1:]
 		}
-		if a.promo == nil {
-			return t, &messages.StartTrial{ConfigYaml: t.Config}
+		a.attempts[t.ID]++
+		if a.seg == nil {
+			return t, &messages.StartTrial{ConfigYaml: t.Config, Attempt: a.attempts[t.ID]}
 		}
-		st, err := a.promo.segmentStart(*a.o.ASHA, t, seg)
+		st, line, err := a.seg.start(t, a.attempts[t.ID])
 		if err == nil {
+			st.Attempt = a.attempts[t.ID]
+			if line != "" {
+				fmt.Fprintf(a.o.Log, "sweep %s: %s\n", a.o.Sweep, escapeNewlines(line))
+			}
 			return t, st
 		}
 		// The sweep made this config: it cannot fail to read back. Should
 		// it, the trial fails alone rather than the sweep.
-		delete(a.promo.paused, t.ID)
+		a.seg.forget(t.ID)
 		a.finished[t.ID] = true
 		fmt.Fprintf(a.o.Log, "sweep %s: %s: its segment's config: %v\n", a.o.Sweep, t.ID, err)
 	}
@@ -487,8 +505,8 @@ func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
 	if t == nil || a.finished[m.Trial] || a.ended {
 		return // not ours, or a repeat: recorded once
 	}
-	if a.promo != nil {
-		done, ok := a.promotedResult(m, t)
+	if a.seg != nil {
+		done, ok := a.seg.result(a, m, t)
 		if !ok || a.ended {
 			return
 		}
@@ -544,14 +562,13 @@ func (a *coordActor) segmentDone(ctx actor.Context, m *messages.TrialResult, tri
 	}
 	a.dispatch(ctx)
 	if len(a.running) == 0 && !a.waiting() {
-		if pt := a.promo.last(); pt != nil {
-			fmt.Fprintf(a.o.Log, "sweep %s: no trial has run to the end and no rung promotes one: %s, the best at rung %d, goes on\n", a.o.Sweep, pt.trial.ID, pt.rung)
-			pt.promoted = true
-			a.dispatch(ctx)
+		more, err := a.seg.idle(a)
+		if err != nil {
+			a.finish(err)
 			return
 		}
-		if err := a.pruneRest(); err != nil {
-			a.finish(err)
+		if more {
+			a.dispatch(ctx)
 			return
 		}
 	}

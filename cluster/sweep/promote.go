@@ -32,6 +32,7 @@ type pausedTrial struct {
 
 // promoter is the coordinator's state of the promotion form.
 type promoter struct {
+	a       ASHA
 	book    *ashaBook
 	paused  map[string]*pausedTrial // by trial id
 	segment map[string]int          // trial id → the segment its attempts run
@@ -43,14 +44,14 @@ type promoter struct {
 	topped bool
 }
 
-func newPromoter(book *ashaBook) *promoter {
-	return &promoter{book: book, paused: map[string]*pausedTrial{}, segment: map[string]int{}, bySeg: map[string]int{}}
+func newPromoter(book *ashaBook, a ASHA) *promoter {
+	return &promoter{a: a, book: book, paused: map[string]*pausedTrial{}, segment: map[string]int{}, bySeg: map[string]int{}}
 }
 
-// resumePaused takes back a trial that a resumed sweep had paused: its row
-// and the checkpoint kept beside it. false: the files are gone, and the
-// trial runs again from its start.
-func (p *promoter) resumePaused(t *Trial, r Row) bool {
+// resume takes back a trial that a resumed sweep had paused: its row and
+// the checkpoint kept beside it. false: the files are gone, and the trial
+// runs again from its start.
+func (p *promoter) resume(t *Trial, r Row) bool {
 	rungs := p.book.rungValues(r.Rungs)
 	if len(rungs) == 0 || r.LocalDir == "" {
 		return false
@@ -62,6 +63,26 @@ func (p *promoter) resumePaused(t *Trial, r Row) bool {
 	p.paused[t.ID] = &pausedTrial{trial: t, rung: len(rungs) - 1, ckpt: ckpt, snap: snap, row: r}
 	return true
 }
+
+// idle continues the best paused trial at the highest rung when nothing
+// else is left and no trial has run to the end; else it prunes the rest.
+func (p *promoter) idle(a *coordActor) (bool, error) {
+	if pt := p.last(); pt != nil {
+		fmt.Fprintf(a.o.Log, "sweep %s: no trial has run to the end and no rung promotes one: %s, the best at rung %d, goes on\n", a.o.Sweep, pt.trial.ID, pt.rung)
+		pt.promoted = true
+		return true, nil
+	}
+	return false, p.pruneRest(a)
+}
+
+// lost: a promoted trial's segment runs again from its checkpoint.
+func (p *promoter) lost(trial string) bool {
+	delete(p.segment, trial)
+	pt := p.paused[trial]
+	return pt != nil && pt.promoted
+}
+
+func (p *promoter) forget(trial string) { delete(p.paused, trial) }
 
 // last is the paused trial that finishes a sweep no rung promotes from:
 // the best at the highest rung, while no trial has run its last segment.
@@ -85,10 +106,18 @@ func (p *promoter) last() *pausedTrial {
 // better reports whether mean100 x ranks above y (none ranks last).
 func better(x, y *float64) bool { return x != nil && (y == nil || *x > *y) }
 
-// next is the paused trial a free slot goes to, nil for none: a promoted
-// trial whose segment was lost first, then the best promotable at the
-// highest rung (the paper's get_job).
-func (p *promoter) next() *pausedTrial {
+// next is the paused trial a free slot goes to, nil for none.
+func (p *promoter) next() *Trial {
+	if pt := p.nextPaused(); pt != nil {
+		return pt.trial
+	}
+	return nil
+}
+
+// nextPaused is the paused trial a free slot goes to, nil for none: a
+// promoted trial whose segment was lost first, then the best promotable at
+// the highest rung (the paper's get_job).
+func (p *promoter) nextPaused() *pausedTrial {
 	for _, id := range sortedKeys(p.paused) {
 		if pt := p.paused[id]; pt.promoted {
 			if _, running := p.segment[id]; !running {
@@ -115,13 +144,24 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// start is a segment given out: trial t's segment seg, as attempt.
-func (p *promoter) start(t *Trial, attempt uint32, seg int) {
+// start gives out trial t's next segment as attempt: its first, or the
+// one after the rung it paused at.
+func (p *promoter) start(t *Trial, attempt uint32) (*messages.StartTrial, string, error) {
+	seg, line := 0, ""
+	if pt := p.paused[t.ID]; pt != nil {
+		seg = pt.rung + 1
+		line = fmt.Sprintf("%s promoted to rung %d, from its checkpoint at %d env steps", t.ID, seg, pt.row.EnvSteps)
+	}
+	st, err := p.segmentStart(p.a, t, seg)
+	if err != nil {
+		return nil, "", err
+	}
 	p.segment[t.ID] = seg
 	p.bySeg[trialAttemptKey(t.ID, attempt)] = seg
 	if pt := p.paused[t.ID]; pt != nil {
 		pt.promoted = true
 	}
+	return st, line, nil
 }
 
 // segmentOf is the segment of a trial's attempt a result is for, false for
@@ -195,10 +235,9 @@ func (p *promoter) segmentNotes(t *Trial, seg int) trialNotes {
 	return n
 }
 
-// promotedResult handles a result under the promotion form; false: it is a
-// late repeat of a segment already recorded.
-func (a *coordActor) promotedResult(m *messages.TrialResult, t *Trial) (done bool, ok bool) {
-	p := a.promo
+// result handles a segment's result under the promotion form; ok false:
+// it is a late repeat of a segment already recorded.
+func (p *promoter) result(a *coordActor, m *messages.TrialResult, t *Trial) (done bool, ok bool) {
 	seg, current := p.segmentOf(m.Trial, m.Attempt)
 	if !current {
 		return false, false
@@ -207,7 +246,7 @@ func (a *coordActor) promotedResult(m *messages.TrialResult, t *Trial) (done boo
 	notes := p.segmentNotes(t, seg)
 	pause, v := false, rungValue(nil)
 	if m.Ok {
-		pause, v = segmentEnd(*a.o.ASHA, t, seg, m)
+		pause, v = segmentEnd(p.a, t, seg, m)
 		a.asha.reach(m.Trial, seg, v)
 		notes.Rungs = a.asha.rungMap(m.Trial)
 	}
@@ -245,8 +284,7 @@ func boolInt(b bool) int {
 // pruneRest ends the sweep's paused trials that no rung promotes: nothing
 // runs, nothing waits, and no promotion is left. Each is recorded pruned
 // at the rung where it paused.
-func (a *coordActor) pruneRest() error {
-	p := a.promo
+func (p *promoter) pruneRest(a *coordActor) error {
 	for _, id := range sortedKeys(p.paused) {
 		pt := p.paused[id]
 		row := pt.row

@@ -256,8 +256,8 @@ func TestASHAPromotionResumes(t *testing.T) {
 		}
 	}
 	l2 := newPromoLab(t, out, 3)
-	if len(l2.a.queue) != 1 || l2.a.queue[0].ID != l.trials[2].ID || len(l2.a.promo.paused) != 2 {
-		t.Fatalf("resumed: queue %v, paused %v; want t2 queued, t0 and t1 paused", l2.a.queue, l2.a.promo.paused)
+	if len(l2.a.queue) != 1 || l2.a.queue[0].ID != l.trials[2].ID || len(l2.a.seg.(*promoter).paused) != 2 {
+		t.Fatalf("resumed: queue %v, paused %v; want t2 queued, t0 and t1 paused", l2.a.queue, l2.a.seg.(*promoter).paused)
 	}
 	l2.ctx.deliver(l2.a, &coordTick{})
 	sts = l2.starts()
