@@ -26,8 +26,12 @@
 //
 // Everything on a host is a POSIX sh script run over an SSH session (sh -c,
 // whatever the login shell), using only what any Linux has (uname, id, cat,
-// kill, tail, sha256sum, setsid, /proc); files travel as a session's stdin
-// into cat, so the host needs no SFTP subsystem and no scp. The learner's
+// kill, tail, sha256sum, setsid, /proc); the binary travels as a session's
+// stdin into cat and the credentials and config as here-documents in the
+// script, so the host needs no SFTP subsystem and no scp. Sessions are few
+// (one to probe a host, one to install, one to start, then one per look at
+// the node), because each starts the login's shell on the host, and a
+// shell reading a slow ~/.bashrc costs a second each time. The learner's
 // /status is read through the SSH connection itself (a direct-tcpip
 // channel), so its dashboard may stay bound to the host's loopback.
 //

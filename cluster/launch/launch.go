@@ -59,6 +59,8 @@ type launcher struct {
 	wait  time.Duration
 	poll  time.Duration
 	conns map[string]*conn
+	// started is when the first node was started (zero: none was).
+	started time.Time
 }
 
 func newLauncher(s *Spec, o Options) *launcher {
@@ -134,6 +136,9 @@ func Launch(ctx context.Context, s *Spec, o Options) error {
 	for _, wave := range [][]*plan{first, rest} {
 		if len(wave) == 0 {
 			continue
+		}
+		if l.started.IsZero() {
+			l.started = time.Now()
 		}
 		if err := oneLine(forEach(hostsOf(wave), func(h *Host) error { return l.start(ctx, planOf(wave, h)) })); err != nil {
 			return err

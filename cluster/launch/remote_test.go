@@ -259,3 +259,30 @@ func elfHeader(machine uint16) []byte {
 	binary.LittleEndian.PutUint16(h[52:], 64)      // header size
 	return h
 }
+
+// TestHereDoc: files written by the install script's here-documents are
+// byte for byte what was given, quotes, dollars and backquotes included;
+// data that is not newline-ended text is refused.
+func TestHereDoc(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"a.yaml": "x: '$HOME `id` \\n \"q\"'\nQFLEET_EOF\n",
+		"b.crt":  "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+	}
+	var script strings.Builder
+	for name, body := range files {
+		if err := hereDoc(&script, filepath.Join(dir, name), []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh(t, script.String())
+	for name, body := range files {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || string(got) != body {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, body)
+		}
+	}
+	if err := hereDoc(&script, "x", []byte("no newline")); err == nil {
+		t.Error("data without a final newline was accepted")
+	}
+}

@@ -194,20 +194,6 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// upload writes src to the file dst on the host with mode, atomically: to
-// a temporary file first, renamed over dst at the end, so a binary that a
-// running node executes is replaced and not rewritten in place (which
-// Linux refuses with "text file busy"), and a copy cut short leaves dst
-// as it was.
-func (c *conn) upload(ctx context.Context, src io.Reader, dst string, mode os.FileMode) error {
-	tmp := dst + ".part"
-	script := fmt.Sprintf("umask 077 && cat > %s && chmod %o %s && mv -f %s %s", shq(tmp), mode.Perm(), shq(tmp), shq(tmp), shq(dst))
-	if _, err := c.run(ctx, script, src); err != nil {
-		return fmt.Errorf("copying to %s: %v", dst, err)
-	}
-	return nil
-}
-
 // httpGet fetches http://addr/path as seen from the host, through the SSH
 // connection (a direct-tcpip channel: sshd dials addr), so a dashboard
 // bound to the host's loopback is reachable.

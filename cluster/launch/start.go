@@ -1,9 +1,14 @@
 package launch
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -92,54 +97,83 @@ cat "$D/node.pid"
 `
 }
 
-// install puts what the node needs into its directory: the binary (unless
-// the host has this one already), the credentials and the config.
+// install puts what the node needs into its directory, in one SSH session
+// (each session costs a login shell on the host, which may read a slow
+// .bashrc): the credentials and the config as here-documents in the
+// script, and the binary, unless the host has this one already, on the
+// session's stdin. Every file is written beside its place and renamed over
+// it, so a binary that a running node executes is replaced, not rewritten
+// in place (which Linux refuses: text file busy), and a copy cut short
+// leaves the old file.
 func (l *launcher) install(ctx context.Context, pl *plan) error {
-	c, p := pl.conn, pl.paths
-	if _, err := c.run(ctx, prologue(p.Dir)+`mkdir -p "$D" && chmod 700 "$D"`, nil); err != nil {
-		return hostErr(pl.h, "making %s: %v", p.Dir, err)
+	p, cd := pl.paths, l.spec.Credentials
+	var script strings.Builder
+	script.WriteString(prologue(p.Dir) + `umask 077
+mkdir -p "$D" && chmod 700 "$D" || exit 1
+`)
+	for _, f := range []struct{ local, remote string }{
+		{filepath.Join(cd, "ca.crt"), p.CA},
+		{filepath.Join(cd, "cluster.key"), p.Key},
+		{filepath.Join(cd, pl.h.Name+".crt"), p.Cert},
+		{filepath.Join(cd, pl.h.Name+".key"), p.CertKey},
+	} {
+		data, err := os.ReadFile(f.local)
+		if err != nil {
+			return fmt.Errorf("credentials: %w", err)
+		}
+		if err := hereDoc(&script, f.remote, data); err != nil {
+			return hostErr(pl.h, "%v", err)
+		}
+	}
+	if err := hereDoc(&script, p.Config, pl.config); err != nil {
+		return hostErr(pl.h, "%v", err)
 	}
 	sum, err := l.bins.sum(pl.binary)
 	if err != nil {
 		return err
 	}
 	what := "binary unchanged"
+	var stdin io.Reader
 	if sum != pl.probe.binarySHA256 {
 		f, err := os.Open(pl.binary)
 		if err != nil {
 			return err
 		}
-		st, _ := f.Stat()
-		start := time.Now()
-		err = c.upload(ctx, f, p.Binary, 0o755)
-		f.Close()
+		defer f.Close()
+		st, err := f.Stat()
 		if err != nil {
-			return hostErr(pl.h, "%v", err)
+			return err
 		}
-		what = fmt.Sprintf("binary copied, %.1f MB in %.1f s", float64(st.Size())/1e6, time.Since(start).Seconds())
+		stdin = f
+		what = fmt.Sprintf("binary copied, %.1f MB", float64(st.Size())/1e6)
+		tmp := p.Binary + ".part"
+		fmt.Fprintf(&script, "cat > %s && chmod 755 %s && mv -f %s %s || exit 1\n", shq(tmp), shq(tmp), shq(tmp), shq(p.Binary))
 	}
-	cd := l.spec.Credentials
-	files := []struct {
-		local, remote string
-	}{
-		{filepath.Join(cd, "ca.crt"), p.CA},
-		{filepath.Join(cd, "cluster.key"), p.Key},
-		{filepath.Join(cd, pl.h.Name+".crt"), p.Cert},
-		{filepath.Join(cd, pl.h.Name+".key"), p.CertKey},
+	start := time.Now()
+	if _, err := pl.conn.run(ctx, script.String(), stdin); err != nil {
+		return hostErr(pl.h, "installing into %s: %v", p.Dir, err)
 	}
-	for _, f := range files {
-		data, err := os.ReadFile(f.local)
-		if err != nil {
-			return fmt.Errorf("credentials: %w", err)
-		}
-		if err := c.upload(ctx, strings.NewReader(string(data)), f.remote, 0o600); err != nil {
-			return hostErr(pl.h, "%v", err)
-		}
+	l.out.host(pl.h, "installed in %s in %.1f s (%s; credentials and node.yaml written)", p.Dir, time.Since(start).Seconds(), what)
+	return nil
+}
+
+// hereDoc adds to script the writing of data to the file dst (0600). The
+// data must be text ending in a newline, as credentials and configs are;
+// the delimiter is random, and checked not to be in it.
+func hereDoc(script *strings.Builder, dst string, data []byte) error {
+	if len(data) == 0 || data[len(data)-1] != '\n' || bytes.IndexByte(data, 0) >= 0 {
+		return fmt.Errorf("%s: not text ending in a newline", path.Base(dst))
 	}
-	if err := c.upload(ctx, strings.NewReader(string(pl.config)), p.Config, 0o600); err != nil {
-		return hostErr(pl.h, "%v", err)
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return err
 	}
-	l.out.host(pl.h, "installed in %s (%s; credentials and node.yaml written)", p.Dir, what)
+	eof := "QFLEET_EOF_" + hex.EncodeToString(r[:])
+	if bytes.Contains(data, []byte(eof)) {
+		return fmt.Errorf("%s: holds the here-document's delimiter", path.Base(dst))
+	}
+	tmp := dst + ".part"
+	fmt.Fprintf(script, "cat > %s <<'%s' || exit 1\n%s%s\nmv -f %s %s || exit 1\n", shq(tmp), eof, data, eof, shq(tmp), shq(dst))
 	return nil
 }
 

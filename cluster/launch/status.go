@@ -63,7 +63,6 @@ func (l *launcher) waitMembers(ctx context.Context, deadline time.Time) error {
 	c := l.conns[sh.Name]
 	want := l.spec.Names()
 	last := ""
-	start := time.Now()
 	for {
 		st, err := readStatus(ctx, c)
 		if err == nil {
@@ -77,7 +76,11 @@ func (l *launcher) waitMembers(ctx context.Context, deadline time.Time) error {
 					}
 				}
 				if len(missing) == 0 {
-					l.out.line("cluster up: %d members (%s) in %s's /status after %.1f s", len(st.Members), now, sh.Name, time.Since(start).Seconds())
+					since := ""
+					if !l.started.IsZero() {
+						since = fmt.Sprintf(", %.1f s after the first start", time.Since(l.started).Seconds())
+					}
+					l.out.line("cluster up: %d members (%s) in %s's /status%s", len(st.Members), now, sh.Name, since)
 					return nil
 				}
 				l.out.line("cluster: members %s; waiting for %s", now, strings.Join(missing, ", "))
@@ -110,6 +113,7 @@ func Status(ctx context.Context, s *Spec, o Options) error {
 	l.conns = conns
 	defer closeAll(conns)
 	states := make(map[string]string, len(s.Hosts))
+	running := map[string]bool{}
 	var mu sync.Mutex
 	errs = append(errs, forEach(s.Hosts, func(h *Host) error {
 		c := conns[h.Name]
@@ -129,7 +133,7 @@ func Status(ctx context.Context, s *Spec, o Options) error {
 			text = "not running; " + lastOf(st.log)
 		}
 		mu.Lock()
-		states[h.Name] = text
+		states[h.Name], running[h.Name] = text, err == nil && st.pid != 0
 		mu.Unlock()
 		return err
 	})...)
@@ -146,7 +150,11 @@ func Status(ctx context.Context, s *Spec, o Options) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if sh := s.StatusHost(); sh != nil && conns[sh.Name] != nil {
+	switch sh := s.StatusHost(); {
+	case sh == nil:
+	case !running[sh.Name]:
+		fmt.Fprintf(o.Out, "%s's node does not run: no /status to read\n", sh.Name)
+	default:
 		st, err := readStatus(ctx, conns[sh.Name])
 		if err != nil {
 			fmt.Fprintf(o.Out, "%s's /status: %v\n", sh.Name, err)
