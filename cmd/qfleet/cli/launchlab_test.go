@@ -48,9 +48,19 @@ func requireSSHD(t *testing.T) {
 		return
 	}
 	if _, err := os.Stat(sshdPath); err != nil {
-		cmd := exec.Command("apt-get", "install", "-y", "-qq", "openssh-server")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
+		apt := func(args ...string) ([]byte, error) {
+			cmd := exec.Command("apt-get", args...)
+			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+			return cmd.CombinedOutput()
+		}
+		out, err := apt("install", "-y", "-qq", "openssh-server")
+		if err != nil { // a fresh machine has no package lists yet
+			if uout, uerr := apt("update", "-qq"); uerr != nil {
+				out = append(out, uout...)
+			} else {
+				out, err = apt("install", "-y", "-qq", "openssh-server")
+			}
+		}
 		if _, serr := os.Stat(sshdPath); serr != nil {
 			t.Fatalf("launch tests need OpenSSH's sshd at %s: `apt-get install -y openssh-server` did not provide it (%v); install it by hand. apt-get output:\n%s", sshdPath, err, out)
 		}
