@@ -51,6 +51,9 @@ type coordOptions struct {
 	Mark             func(r Row) error                                                           // records a row as given (a paused trial pruned at the end)
 	ASHA             *ASHA                                                                       // nil: no scheduler, every trial runs to its end
 	Finished         map[string]Row                                                              // rows of trials recorded before (resumed), by key: their rungs count
+	PBT              *PBT                                                                        // population based training; nil: none
+	Params           []Param                                                                     // the spec's (PBT explores them)
+	Resolve          func(params map[string]any, seed uint64) ([]byte, error)                    // a config file for params (PBT)
 	Log              io.Writer
 	AcceptTimeout    time.Duration
 	HeartbeatTimeout time.Duration
@@ -182,6 +185,9 @@ func newCoordActor(o coordOptions, done chan error) *coordActor {
 		if o.ASHA.promotes() {
 			a.seg = newPromoter(a.asha, *o.ASHA)
 		}
+	}
+	if o.PBT != nil {
+		a.seg = newPBT(*o.PBT, o.Params, o.Resolve, o.Sweep, len(o.Trials))
 	}
 	for i := range o.Trials {
 		t := &o.Trials[i]

@@ -236,6 +236,16 @@ func (s *Spec) Expand() ([]Trial, error) {
 	return out, nil
 }
 
+// trialConfig is the config file of params with seed (what PBT's explore
+// runs a member with).
+func (s *Spec) trialConfig(params map[string]any, seed uint64) ([]byte, error) {
+	cf, err := s.resolve(params, seed)
+	if err != nil {
+		return nil, err
+	}
+	return qfleet.MarshalConfig(cf, fmt.Sprintf("A PBT member of sweep %s: %s seed %d.", s.Name, formatParams(params), seed))
+}
+
 // trialKey is a hash of what decides a trial's run: its effective config and
 // its time limit. Resuming skips a trial only when a finished row has its key.
 func trialKey(cf qfleet.Config, maxTime time.Duration) (string, error) {

@@ -80,18 +80,25 @@ func newPromoLab(t *testing.T, out string, n int) *promoLab {
 	for i := range n {
 		grid = append(grid, fmt.Sprintf("%d", 100+i))
 	}
-	spec := mustSpec(t, "env: CartPole-v1\nmethod: grid\nparams:\n  batch_size: ["+strings.Join(grid, ", ")+"]\nseeds: [1]\nmax_steps: 9000\n"+
+	return newSegLab(t, out, "env: CartPole-v1\nmethod: grid\nparams:\n  batch_size: ["+strings.Join(grid, ", ")+"]\nseeds: [1]\nmax_steps: 9000\n"+
 		"scheduler: {name: asha, min_steps: 1000, eta: 3}\n")
+}
+
+// newSegLab is a lab of the spec's sweep.
+func newSegLab(t *testing.T, out, specText string) *promoLab {
+	spec := mustSpec(t, specText)
+	n := 0
 	trials, err := spec.Expand()
 	if err != nil {
 		t.Fatal(err)
 	}
+	n = len(trials)
 	rows, _ := ReadResults(filepath.Join(out, ResultsFile))
 	rec := &recorder{path: filepath.Join(out, ResultsFile), outDir: out, trials: trials, rows: rows}
 	l := &promoLab{t: t, rec: rec, done: make(chan error, 1), log: &bytes.Buffer{}, trials: trials}
 	worker := actor.NewPID("127.0.0.1:9", trialWorkerName)
 	l.a = newCoordActor(coordOptions{Sweep: "s", Trials: trials, Total: n, Slots: 2, Log: l.log, Record: rec.record, Mark: rec.mark,
-		ASHA: spec.Scheduler, Finished: LatestByKey(rows),
+		ASHA: spec.Scheduler, Finished: LatestByKey(rows), PBT: spec.PBT, Params: spec.Params, Resolve: spec.trialConfig,
 		Workers:       func() []sweepWorker { return []sweepWorker{{Node: "W", PID: worker}} },
 		AcceptTimeout: time.Hour, HeartbeatTimeout: time.Hour}, l.done)
 	l.ctx = &coordCtx{self: actor.NewPID("127.0.0.1:8", coordinatorName)}
@@ -112,13 +119,16 @@ func (l *promoLab) starts() []*messages.StartTrial {
 }
 
 // finish ends a started segment at its max_steps with mean100 v.
-func (l *promoLab) finish(st *messages.StartTrial, v float64) {
+func (l *promoLab) finish(st *messages.StartTrial, v float64) { l.finishAt(st, v, 17) }
+
+// finishAt ends a started segment over past its max_steps with mean100 v.
+func (l *promoLab) finishAt(st *messages.StartTrial, v float64, over uint64) {
 	l.t.Helper()
 	var cf qfleet.Config
 	if err := qfleet.ParseConfig(st.ConfigYaml, st.Trial, &cf); err != nil {
 		l.t.Fatal(err)
 	}
-	sum, _ := json.Marshal(qfleet.Summary{Env: "CartPole-v1", EnvSteps: cf.MaxSteps + 17, MeanReturn100: v, MeanReturn100N: 40, WallSeconds: 2})
+	sum, _ := json.Marshal(qfleet.Summary{Env: "CartPole-v1", EnvSteps: cf.MaxSteps + over, MeanReturn100: v, MeanReturn100N: 40, WallSeconds: 2})
 	res := &messages.TrialResult{Trial: st.Trial, Attempt: st.Attempt, Node: "W", Ok: true, SummaryJson: sum, WallSeconds: 2,
 		RunDir: "/elsewhere/" + st.Trial, ScalarsJsonl: fmt.Appendf(nil, "{\"step\":%d,\"name\":\"mean100\",\"value\":%v}\n", cf.MaxSteps, v)}
 	if st.KeepCheckpoint {

@@ -73,6 +73,11 @@ type Row struct {
 	// reached). Its files under the sweep's directory are then the whole
 	// trial: scalars.jsonl of every segment, the last one's summary.
 	Segments int `json:"segments,omitempty"`
+	// PBT: the member's changes (the first: its start, with the params it
+	// was drawn with), and the env steps it ran itself (env_steps are its
+	// checkpoint's, which count those of the members it copied).
+	Lineage    []LineageStep `json:"lineage,omitempty"`
+	TrialSteps uint64        `json:"trial_steps,omitempty"`
 }
 
 // trialNotes is what the coordinator adds to a trial's result: what its
@@ -91,6 +96,11 @@ type trialNotes struct {
 	EarlierBest       *float64
 	Pause             bool
 	Checkpoint, Snaps []byte
+	// PBT: the member's params now (nil: the trial's), its lineage, and
+	// the env steps it ran itself.
+	Params     map[string]any
+	Lineage    []LineageStep
+	TrialSteps uint64
 }
 
 // ReadResults reads results.jsonl; a missing file is no rows. A last
@@ -333,6 +343,9 @@ func (r *recorder) resultRow(t Trial, res *messages.TrialResult, notes trialNote
 		TimedOut: res.TimedOut, WallSeconds: wall, Attempt: int(res.Attempt), RunDir: res.RunDir,
 		Finished: time.Now().UTC().Format(time.RFC3339)}
 	row.Rungs = notes.Rungs
+	if notes.Params != nil {
+		row.Params, row.Lineage, row.TrialSteps = notes.Params, notes.Lineage, notes.TrialSteps
+	}
 	switch {
 	case !res.Ok:
 		row.Status, row.Error = StatusFailed, res.Error

@@ -156,7 +156,8 @@ func Run(ctx context.Context, spec *Spec, o Options) ([]Row, error) {
 		rec := &recorder{path: resultsPath, outDir: outDir, rows: rows, trials: trials}
 		var ran bool
 		ran, err = o.runTrials(ctx, spec.Name, coordOptions{Sweep: spec.Name, Trials: todo, Total: len(trials), DoneBefore: len(skipped),
-			Record: rec.record, Mark: rec.mark, ASHA: spec.Scheduler, Finished: byKey}, outDir)
+			Record: rec.record, Mark: rec.mark, ASHA: spec.Scheduler, Finished: byKey,
+			PBT: spec.PBT, Params: spec.Params, Resolve: spec.trialConfig}, outDir)
 		if !ran {
 			return nil, err // nothing ran: nothing to tell
 		}

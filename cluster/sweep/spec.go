@@ -51,6 +51,11 @@ type specFile struct {
 		MinSteps uint64  `yaml:"min_steps"`
 		Eta      float64 `yaml:"eta"`
 		Mode     string  `yaml:"mode"`
+		// pbt
+		PerturbEvery        uint64   `yaml:"perturb_every"`
+		Quantile            *float64 `yaml:"quantile"`
+		ResampleProbability *float64 `yaml:"resample_probability"`
+		Replay              bool     `yaml:"replay"`
 	} `yaml:"scheduler"`
 }
 
@@ -72,7 +77,8 @@ type Spec struct {
 	MaxSteps     *uint64        // nil: base's, or the default
 	TargetReturn *float64       // nil: base's, or the env's reward threshold
 	MaxTime      time.Duration  // per trial; 0: no limit
-	Scheduler    *ASHA          // nil: every trial runs to its end
+	Scheduler    *ASHA          // ASHA; nil: every trial runs to its end
+	PBT          *PBT           // population based training; nil: none
 
 	source []byte // the spec as written, which Run keeps as OUT/spec.yaml
 }
@@ -166,6 +172,11 @@ func ParseSpec(data []byte, path, dir, defaultName string) (*Spec, error) {
 		return nil, bad("%v", err)
 	}
 	s.Params = params
+	if s.PBT != nil {
+		if err := s.PBT.validate(params); err != nil {
+			return nil, bad("%v", err)
+		}
+	}
 	return s, nil
 }
 
@@ -308,14 +319,32 @@ func (s *Spec) readLimits(sf *specFile) error {
 }
 
 // readScheduler checks the scheduler: asha (see ASHA), eta 3 and the
-// promotion form unless given.
+// promotion form unless given; or pbt (see PBT), quantile and
+// resample_probability 0.25 unless given.
 func (s *Spec) readScheduler(sf *specFile) error {
 	sc := sf.Scheduler
 	if sc == nil {
 		return nil
 	}
-	if sc.Name != "asha" {
-		return fmt.Errorf("scheduler: name = %q: want asha", sc.Name)
+	asha := sc.MinSteps != 0 || sc.Eta != 0 || sc.Mode != ""
+	pbt := sc.PerturbEvery != 0 || sc.Quantile != nil || sc.ResampleProbability != nil || sc.Replay
+	switch {
+	case sc.Name == "pbt" && asha:
+		return errors.New("scheduler: min_steps, eta and mode are asha's: pbt takes perturb_every, quantile, resample_probability, replay")
+	case sc.Name == "asha" && pbt:
+		return errors.New("scheduler: perturb_every, quantile, resample_probability and replay are pbt's: asha takes min_steps, eta, mode")
+	case sc.Name == "pbt":
+		p := PBT{PerturbEvery: sc.PerturbEvery, Quantile: 0.25, ResampleProbability: 0.25, Replay: sc.Replay}
+		if sc.Quantile != nil {
+			p.Quantile = *sc.Quantile
+		}
+		if sc.ResampleProbability != nil {
+			p.ResampleProbability = *sc.ResampleProbability
+		}
+		s.PBT = &p
+		return p.validate(nil)
+	case sc.Name != "asha":
+		return fmt.Errorf("scheduler: name = %q: want asha or pbt", sc.Name)
 	}
 	a := ASHA{MinSteps: sc.MinSteps, Eta: sc.Eta, Mode: sc.Mode}
 	if a.Eta == 0 {
