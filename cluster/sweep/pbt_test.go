@@ -185,5 +185,3 @@ func TestPBTSpec(t *testing.T) {
 		t.Fatalf("defaults %+v", s.PBT)
 	}
 }
-
-
