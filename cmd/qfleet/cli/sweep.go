@@ -61,6 +61,12 @@ SPEC.yaml:
                             #   with a checkpoint and continues the best;
                             #   stop lets trials run on and stops those
                             #   below the top at a rung
+  # scheduler: {name: pbt, perturb_every: 10000, quantile: 0.25,
+  #   resample_probability: 0.25, replay: false}: population based training.
+  #   Every perturb_every env steps of a trial, the bottom quantile (by
+  #   mean100) continue from the checkpoint of a top trial with its params
+  #   perturbed (x0.8/x1.2, one place along a list) or resampled; rows keep
+  #   each trial's lineage
 
   # method: random draws 'trials' points with 'seed' (default 1):
   #   trials: 20
