@@ -180,3 +180,26 @@ func TestParseSpecDefaults(t *testing.T) {
 		t.Errorf("a trials-only cluster: status host %v (want none), seed %v", s.StatusHost(), s.Seed())
 	}
 }
+
+// TestExampleClusterFile: the README's example file parses, and says what
+// the README says of it.
+func TestExampleClusterFile(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load("../../docs/cluster/three-hosts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "cartpole" || len(s.Hosts) != 3 || s.Seed().Name != "A" || s.StatusHost().HTTP != "127.0.0.1:9090" {
+		t.Errorf("example: %+v", s)
+	}
+	if c := s.Host("C"); c.Bind != "0.0.0.0" || c.PeerIP() != "198.51.100.7" || c.SSH.Port != 2222 || c.SSH.User != "ubuntu" {
+		t.Errorf("example's C: %+v", c)
+	}
+}

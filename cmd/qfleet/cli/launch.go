@@ -3,9 +3,11 @@ package cli
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/qfleet/qfleet/cluster/launch"
 )
@@ -173,6 +175,9 @@ func runLogs(args []string, stdout, stderr io.Writer) error {
 	}
 	if *lines < 0 {
 		return usageError{errors.New("-n " + strconv.Itoa(*lines) + ": must be >= 0")}
+	}
+	if spec.Host(fs.Arg(1)) == nil {
+		return usageError{fmt.Errorf("no node %q in %s (nodes: %s)", fs.Arg(1), spec.Path, strings.Join(spec.Names(), ", "))}
 	}
 	ctx, stop := signalContext()
 	defer stop()
