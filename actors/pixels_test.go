@@ -21,8 +21,8 @@ func TestDevPixelsPipeline(t *testing.T) {
 	cfg.MinReplaySize, cfg.SamplesPerInsert, cfg.EpsilonDecaySteps = 300, 0, 1_000
 	cfg.EvalEvery, cfg.EvalEpisodes, cfg.PublishEvery = 1_000, 2, 1
 	dir := t.TempDir()
-	run := func(resume bool) RunStatus {
-		st, net := runDevToEnd(t, NodeOptions{EnvID: env, Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: 3_000},
+	run := func(resume bool, steps uint64) RunStatus {
+		st, net := runDevToEnd(t, NodeOptions{EnvID: env, Seed: 1, Config: cfg, Stop: StopRule{TargetReturn: 1e9, MaxEnvSteps: steps},
 			CheckpointDir: dir, SnapshotEvery: time.Hour, Resume: resume, Roles: append(DevRoles(cfg), RoleEvaluator),
 			Logger: testLogger(t, slog.LevelWarn)}, 2*time.Minute)
 		if net.Inputs != 84*84*4 || len(net.ConvLayers()) != 3 {
@@ -30,7 +30,7 @@ func TestDevPixelsPipeline(t *testing.T) {
 		}
 		return st
 	}
-	first := run(false)
+	first := run(false, 3_000)
 	t.Logf("first: env steps %d, episodes %d, inserted %d, rejected %d, updates %d, evaluations %d", first.EnvSteps, first.Episodes,
 		first.ReplayInserted, first.ExperienceRejected, first.LearnerUpdates, first.Evaluations)
 	if first.Episodes == 0 || first.ReplayInserted < 1_000 || first.ExperienceRejected != 0 || first.LearnerUpdates == 0 || first.WeightsVersion == 0 {
@@ -39,7 +39,7 @@ func TestDevPixelsPipeline(t *testing.T) {
 	if first.Evaluations == 0 || first.LastEval == nil {
 		t.Fatal("the evaluator never evaluated (it steps stacked frames too)")
 	}
-	second := run(true)
+	second := run(true, 6_000) // the run's env steps: 3,000 more
 	if second.ReplayInserted < first.ReplayInserted || second.LearnerUpdates <= first.LearnerUpdates {
 		t.Fatalf("after the resume: inserted %d (was %d), updates %d (was %d)", second.ReplayInserted, first.ReplayInserted,
 			second.LearnerUpdates, first.LearnerUpdates)

@@ -28,7 +28,7 @@ func TestLearnerResumesInANewTerm(t *testing.T) {
 	if c1.GetTerm() != 1 || c1.GetLearnerUpdates() == 0 || c1.GetLearnerUpdates() > first.LearnerUpdates {
 		t.Fatalf("first checkpoint: term %d, updates %d (status %d)", c1.GetTerm(), c1.GetLearnerUpdates(), first.LearnerUpdates)
 	}
-	second := run(true, 6_000)
+	second := run(true, 12_000) // max_steps counts the run's env steps: 6,000 more
 	c2, err := ReadCheckpoint(dir)
 	if err != nil {
 		t.Fatal(err)

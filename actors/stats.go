@@ -167,7 +167,9 @@ func (s *stats) advance(runner string, steps uint64) {
 		s.metrics.EnvSteps.Add(float64(steps - prev))
 	}
 	s.metrics.update(func(st *RunStatus) { st.EnvSteps = s.total })
-	if s.rule.MaxEnvSteps > 0 && s.total >= s.rule.MaxEnvSteps {
+	// max_steps counts the run's env steps: a resumed run's own and those
+	// before it, which its checkpoint carries.
+	if s.rule.MaxEnvSteps > 0 && s.metrics.EnvStepsTotal() >= s.rule.MaxEnvSteps {
 		s.finish("max env steps reached")
 	}
 }
@@ -203,12 +205,12 @@ func (s *stats) episode(e *messages.EpisodeStats) {
 		return
 	}
 	if mean >= s.rule.TargetReturn && !s.finished {
-		now := time.Now()
+		now, run := time.Now(), s.metrics.EnvStepsTotal()
 		s.solved = true
 		s.metrics.update(func(st *RunStatus) {
-			st.Solved, st.SolvedAtEnvSteps, st.SolvedAt, st.Mean100MinAfterSolved = true, s.total, now, &mean
+			st.Solved, st.SolvedAtEnvSteps, st.SolvedAt, st.Mean100MinAfterSolved = true, run, now, &mean
 		})
-		s.log.Info("solved", "mean100", mean, "env_steps", s.total, "seconds", now.Sub(s.start).Seconds())
+		s.log.Info("solved", "mean100", mean, "env_steps", run, "seconds", now.Sub(s.start).Seconds())
 		if !s.rule.OnNone {
 			s.finish("target return reached")
 		}
@@ -220,6 +222,6 @@ func (s *stats) finish(why string) {
 		return
 	}
 	s.finished = true
-	s.log.Info("run finished", "why", why, "env_steps", s.total)
+	s.log.Info("run finished", "why", why, "env_steps", s.metrics.EnvStepsTotal())
 	s.done()
 }

@@ -43,9 +43,16 @@ func TestDevRunDir(t *testing.T) {
 	}
 	oneLine(t, stderr, dir, "--resume")
 
-	code, _, stderr = runQfleet(t, append([]string{"dev", "--resume"}, args...)...)
+	// Resumed with a larger max_steps, the run ends there: max_steps and
+	// the summary count the run's env steps, those before the resume too.
+	more := append([]string{"dev", "--resume"}, args...)
+	more[3] = "6000"
+	code, _, stderr = runQfleet(t, more...)
 	if code != 0 {
 		t.Fatalf("--resume: exit %d\n%s", code, stderr)
+	}
+	if sum, err := qfleet.ReadSummary(filepath.Join(dir, qfleet.RunSummaryFile)); err != nil || sum.EnvSteps < 6000 || sum.EnvSteps > 7500 {
+		t.Errorf("the resumed run's summary: %d env steps (%v), want the run's 6000 (+ a batch)", sum.EnvSteps, err)
 	}
 	last := recs[len(recs)-1]
 	all := checkScalars(t, dir)
