@@ -1,6 +1,7 @@
 // Package plot draws the learning curves of run directories into a PNG
 // ('qfleet plot'): one line per run, or the mean and min–max band of runs
-// that differ only by seed.
+// that differ only by seed; or the trials of sweeps, coloured by outcome,
+// with the exploits of PBT members.
 package plot
 
 import (
@@ -18,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/cluster/sweep"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -61,10 +63,26 @@ type Options struct {
 
 // Draw reads the scalars of the run directories and draws o.Name of each
 // into o.Out. Runs without records of o.Name are left out, with a line on
-// warn; none with any is an error listing the names the runs have.
+// warn; none with any is an error listing the names the runs have. When
+// dirs are sweep directories (IsSweepDir), it draws their trials instead,
+// coloured by outcome; sweeps and runs together are an error.
 func Draw(dirs []string, o Options, warn io.Writer) error {
 	if o.Name == "eval" {
 		o.Name = EvalName
+	}
+	var sweeps, others []string
+	for _, dir := range dirs {
+		if IsSweepDir(dir) {
+			sweeps = append(sweeps, dir)
+		} else {
+			others = append(others, dir)
+		}
+	}
+	switch {
+	case len(sweeps) > 0 && len(others) > 0:
+		return fmt.Errorf("%s is a sweep directory (it has %s) and %s is not: draw sweeps or run directories, not both in one plot", sweeps[0], sweep.ResultsFile, others[0])
+	case len(sweeps) > 0:
+		return drawSweeps(sweeps, o, warn)
 	}
 	var runs []plotRun
 	var without []string    // runs with no records of name (yet): left out
