@@ -297,9 +297,7 @@ wait:
 	}
 	wall := time.Since(node.Started)
 	st := node.Metrics.NodeStatus()
-	// The run's env steps, those before a resume included (the status
-	// counts this process's, for rates).
-	st.EnvSteps = node.Metrics.RunSteps()
+	st.EnvSteps = node.Metrics.RunSteps() // the run's, before a resume too (the status counts this process's)
 	var ckptErr error
 	if learnerStopped(node) {
 		ckptErr = errors.New("the learner stopped for good: the run ended without it, no final checkpoint")
