@@ -253,6 +253,9 @@ func (p *promoter) result(a *coordActor, m *messages.TrialResult, t *Trial) (don
 	if pause && len(m.Checkpoint) == 0 {
 		m.Ok, m.Error, pause = false, "its segment ended without a checkpoint to continue from", false
 	}
+	if why := carriedTooLarge(m.Checkpoint, m.ReplaySnapshot); why != "" {
+		m.Ok, m.Error, pause = false, why, false
+	}
 	notes.Pause = pause
 	if pause {
 		notes.Checkpoint, notes.Snaps = m.Checkpoint, m.ReplaySnapshot

@@ -334,3 +334,22 @@ func TestASHAPromotionResumes(t *testing.T) {
 		}
 	}
 }
+
+// A peer that sends back more checkpoint than a worker does is not
+// followed: the trial fails, with why, and nothing is kept.
+func TestASHAPromotionRefusesOversizedCheckpoints(t *testing.T) {
+	out := t.TempDir()
+	l := newPromoLab(t, out, 3)
+	l.ctx.deliver(l.a, &coordTick{})
+	st := l.starts()[0]
+	sum, _ := json.Marshal(qfleet.Summary{Env: "CartPole-v1", EnvSteps: 1017, MeanReturn100: 9, MeanReturn100N: 10})
+	l.ctx.deliver(l.a, &messages.TrialResult{Trial: st.Trial, Attempt: st.Attempt, Node: "W", Ok: true, SummaryJson: sum,
+		Checkpoint: make([]byte, maxCheckpointBytes+1)})
+	r := LatestByKey(l.rec.rows)[l.a.byID[st.Trial].Key]
+	if r.Status != StatusFailed || !strings.Contains(r.Error, "more than the") {
+		t.Fatalf("row %+v: want failed, checkpoint too large", r)
+	}
+	if _, err := os.Stat(filepath.Join(r.LocalDir, PauseDir)); err == nil {
+		t.Fatal("the oversized checkpoint was kept")
+	}
+}

@@ -78,3 +78,16 @@ func writeResumeFiles(cdir string, ckpt, snap []byte) error {
 	}
 	return nil
 }
+
+// carriedTooLarge says why the checkpoint files a result carries are more
+// than a worker sends ("" when they are not): a peer that sends more is
+// not followed, and the trial fails rather than the sweep holding it.
+func carriedTooLarge(ckpt, snap []byte) string {
+	switch {
+	case len(ckpt) > maxCheckpointBytes:
+		return fmt.Sprintf("its checkpoint is %d bytes, more than the %d a worker sends", len(ckpt), maxCheckpointBytes)
+	case len(ckpt)+len(snap) > maxResumeBytes:
+		return fmt.Sprintf("its checkpoint and replay snapshot are %d bytes, more than the %d a worker sends", len(ckpt)+len(snap), maxResumeBytes)
+	}
+	return ""
+}
