@@ -357,10 +357,10 @@ func TestPlotSweepTitle(t *testing.T) {
 	}
 }
 
-// TestSegments: a segmented trial's records are numbered by the process
+// TestPlotSweepSegments: a segmented trial's records are numbered by the process
 // that wrote them: where the wall clock restarts, where the steps go back,
 // and for a short segment that shows neither, at its resumed first record.
-func TestSegments(t *testing.T) {
+func TestPlotSweepSegments(t *testing.T) {
 	rec := func(step uint64, wall float64, names ...string) []qfleet.Scalar {
 		var out []qfleet.Scalar
 		for _, n := range names {

@@ -41,7 +41,8 @@ Usage:
                          Markdown, with seeds solved and median solve times
   qfleet plot RUN_DIR... -o FILE.png
                          draw the learning curves of run directories (the
-                         mean and min–max band of runs that differ by seed)
+                         mean and min–max band of runs that differ by seed),
+                         or of a sweep's trials by outcome (SWEEP_DIR...)
   qfleet sweep SPEC.yaml [flags]
                          hyper-parameter search (grid or random), each
                          trial a 'qfleet dev' process, here or spread over

@@ -130,7 +130,7 @@ func TestPlotErrors(t *testing.T) {
 		{"not png", []string{good, "-o", "x.svg"}, 2, []string{"x.svg", ".png"}},
 		{"bad x", []string{good, "-o", out, "--x", "episodes"}, 2, []string{"episodes"}},
 		{"bad size", []string{good, "-o", out, "--width", "0"}, 2, []string{"--width 0"}},
-		{"no dirs", []string{"-o", out}, 2, []string{"no run directories"}},
+		{"no dirs", []string{"-o", out}, 2, []string{"no run or sweep directories"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -149,8 +149,70 @@ func TestPlotErrors(t *testing.T) {
 	}
 	for _, args := range [][]string{{"plot", "--help"}, {"help", "plot"}} {
 		code, stdout, _ := runQfleet(t, args...)
-		if code != 0 || !strings.Contains(stdout, "Usage: qfleet plot RUN_DIR...") {
+		if code != 0 || !strings.Contains(stdout, "Usage: qfleet plot RUN_DIR...") || !strings.Contains(stdout, "qfleet plot SWEEP_DIR...") {
 			t.Errorf("qfleet %v: exit %d, stdout %q", args, code, stdout)
 		}
+	}
+}
+
+// fakeSweep writes a sweep directory: results.jsonl with an ok trial, a
+// pruned one and an ok one whose scalars are missing, and the first two's
+// scalars under trials/.
+func fakeSweep(t *testing.T, root string) string {
+	t.Helper()
+	dir := filepath.Join(root, "sweep")
+	var rows strings.Builder
+	for _, r := range []struct {
+		id, status string
+		best       float64
+	}{{"t000", "ok", 400}, {"t001", "pruned", 50}, {"t002", "ok", 100}} {
+		fmt.Fprintf(&rows, `{"trial":%q,"key":"k%s","params":{"learning_rate":0.001},"status":%q,"best_mean100":%g}`+"\n", r.id, r.id, r.status, r.best)
+		if r.id == "t002" {
+			continue
+		}
+		trial := filepath.Join(dir, "trials", r.id)
+		if err := os.MkdirAll(trial, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for i := 1; i <= 10; i++ {
+			fmt.Fprintf(&b, `{"step":%d,"wall":%d,"name":"mean100","value":%g}`+"\n", 1000*i, 2*i, r.best*float64(i)/10)
+		}
+		testutil.WriteFile(t, trial, qfleet.RunScalarsFile, b.String())
+	}
+	testutil.WriteFile(t, dir, "results.jsonl", rows.String())
+	return dir
+}
+
+// TestPlotSweep: a sweep directory draws its trials (the one without
+// scalars left out with a warning); a sweep with a run directory, or by
+// time, is refused on one line.
+func TestPlotSweep(t *testing.T) {
+	root := t.TempDir()
+	dir := fakeSweep(t, root)
+	out := filepath.Join(root, "sweep.png")
+	code, stdout, stderr := runQfleet(t, "plot", dir, "-o", out, "--width", "500", "--height", "300")
+	if code != 0 || stdout != "" {
+		t.Fatalf("exit %d, stdout %q: %s", code, stdout, stderr)
+	}
+	oneLine(t, stderr, "t002", "left out")
+	// The best trial is drawn thick in its colour (green, #2ca02c).
+	if n := colorPixels(t, out, color.NRGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, 500, 300); n < 100 {
+		t.Errorf("%d pixels of the best trial's colour", n)
+	}
+	run := fakeRun(t, root, "run", "CartPole-v1", 1, 400)
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"sweep and run", []string{dir, run, "-o", out}, []string{dir, "results.jsonl", run, "not both"}},
+		{"by time", []string{dir, "-o", out, "--x", "time"}, []string{"--x time"}},
+	} {
+		code, _, stderr := runQfleet(t, append([]string{"plot"}, c.args...)...)
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1", c.name, code)
+		}
+		oneLine(t, stderr, c.want...)
 	}
 }
