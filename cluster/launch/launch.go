@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/qfleet/qfleet/actors"
 )
 
 // Options are the switches of Launch, Down, Status and Logs.
@@ -115,9 +117,7 @@ func Launch(ctx context.Context, s *Spec, o Options) error {
 			todo = append(todo, pl)
 		}
 	}
-	if err := oneLine(forEach(hostsOf(restart), func(h *Host) error {
-		return l.stop(ctx, planOf(restart, h).conn)
-	})); err != nil {
+	if err := l.stopAll(ctx, hostsOf(restart)); err != nil {
 		return err
 	}
 	if err := oneLine(forEach(hostsOf(todo), func(h *Host) error { return l.install(ctx, planOf(todo, h)) })); err != nil {
@@ -225,6 +225,24 @@ func (l *launcher) check(ctx context.Context, pl *plan, restart bool) error {
 		return hostErr(h, "%s", strings.Join(taken, "; "))
 	}
 	return nil
+}
+
+// stopAll stops the nodes of hosts: those without the learner role first,
+// at once, then the learner's. A runner node ends by itself when it sees
+// the learner leave; stopped first, each is stopped, says so, and its last
+// counts reach the learner before the learner writes its summary.
+func (l *launcher) stopAll(ctx context.Context, hosts []*Host) error {
+	var first, last []*Host
+	for _, h := range hosts {
+		if h.HasRole(actors.RoleLearner) {
+			last = append(last, h)
+		} else {
+			first = append(first, h)
+		}
+	}
+	errs := forEach(first, func(h *Host) error { return l.stop(ctx, l.conns[h.Name]) })
+	errs = append(errs, forEach(last, func(h *Host) error { return l.stop(ctx, l.conns[h.Name]) })...)
+	return oneLine(errs)
 }
 
 // stop stops the node on c's host (if it runs) and says how.

@@ -192,8 +192,8 @@ func printRun(w io.Writer, node string, st ClusterStatus) {
 
 // Down stops every node of the cluster: SIGTERM, then SIGKILL after the
 // cluster file's stop_grace, and whatever is left of the node's process
-// group (systemctl stop for a node systemd runs). Nodes that do not run
-// are fine. A host that cannot be reached is an error at the end; the
+// group (systemctl stop for a node systemd runs); the learner's node last.
+// Nodes that do not run are fine. A host that cannot be reached is an error at the end; the
 // others are stopped all the same.
 func Down(ctx context.Context, s *Spec, o Options) error {
 	l := newLauncher(s, o)
@@ -206,7 +206,9 @@ func Down(ctx context.Context, s *Spec, o Options) error {
 			reach = append(reach, h)
 		}
 	}
-	errs = append(errs, forEach(reach, func(h *Host) error { return l.stop(ctx, conns[h.Name]) })...)
+	if err := l.stopAll(ctx, reach); err != nil {
+		errs = append(errs, err)
+	}
 	return oneLine(errs)
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -80,7 +81,8 @@ Keys at the top (defaults of every host) and of a host:
   config        a local qfleet config file for the node(s) ('qfleet config print')
   settings      config keys over it (a host's over the top's); not the keys the
                 launch sets itself: name, roles, join, gossip_addr, remote_addr,
-                advertise, http, the TLS and key files, insecure
+                advertise, http, the TLS and key files, insecure. Paths in them
+                (run_dir, checkpoint_dir, ...) are on the host, relative to dir
   args          extra 'qfleet node' flags (e.g. [--resume])
 Keys of a host only:
   name          the node's name (required)
@@ -114,7 +116,11 @@ func runLaunch(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return launch.Launch(ctx, spec, launch.Options{Out: stdout, Executable: exe, Restart: *restart, Wait: *wait})
+	err = launch.Launch(ctx, spec, launch.Options{Out: stdout, Executable: exe, Restart: *restart, Wait: *wait})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%v: launch stopped; the nodes it started run on ('qfleet status', 'qfleet down')", context.Cause(ctx))
+	}
+	return err
 }
 
 const statusHelp = `Usage: qfleet status CLUSTER.yaml
@@ -138,10 +144,11 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 
 const downHelp = `Usage: qfleet down CLUSTER.yaml
 
-Stops every node of the cluster: SIGTERM (the learner writes its checkpoint
-and summary), then SIGKILL after the cluster file's stop_grace (30s) to a node
-still running and to anything left in its process group; systemctl stop for
-a node systemd runs. Nodes that do not run are skipped. Nothing is deleted:
+Stops every node of the cluster, the learner's last: SIGTERM (the learner
+writes its checkpoint and summary), then SIGKILL after the cluster file's
+stop_grace (30s) to a node still running and to anything left in its process
+group; systemctl stop for a node systemd runs. --restart of 'qfleet launch'
+stops nodes the same way. Nodes that do not run are skipped. Nothing is deleted:
 the nodes' directories keep their logs, run directories and credentials.
 `
 

@@ -20,6 +20,7 @@ package cli
 //     namespace. Host C also has the trials role, passed through as any.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -216,6 +217,8 @@ func testLaunchRunRestartDown(t *testing.T, l *sshLab) {
 		t.Errorf("logs C: exit %d, want its start line with both roles:\n%s", code, stdout)
 	}
 
+	l.followLog(t, spec, "C")
+
 	// --restart replaces every node.
 	launchOK("--restart")
 	restarted := pids()
@@ -239,4 +242,47 @@ func testLaunchRunRestartDown(t *testing.T, l *sshLab) {
 	if code, stdout, _ := l.qfleet(t, time.Minute, "status", spec); code != 0 || strings.Count(stdout, "not running") != 3 {
 		t.Errorf("status after down: exit %d, want every node not running:\n%s", code, stdout)
 	}
+}
+
+// followLog: 'qfleet logs -f' shows what is appended to the node's log
+// while it runs, ends on Ctrl-C with exit 0, and leaves no tail behind on
+// the host.
+func (l *sshLab) followLog(t *testing.T, spec, host string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := l.lab.Host("ctl").Command(ctx, l.bin, "logs", spec, host, "-f", "-n", "1")
+	var out testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("a line appended at %d", time.Now().UnixNano())
+	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		// Appended until it shows: tail -F may open the file after a write.
+		f, err := os.OpenFile(filepath.Join(l.nodeDir(host), "node.log"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if strings.Contains(out.String(), marker) {
+			return nil
+		}
+		if _, err := f.WriteString(marker + "\n"); err != nil {
+			return err
+		}
+		return fmt.Errorf("logs -f has not shown the appended line yet: %q", out.String())
+	})
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("logs -f after Ctrl-C: %v, want exit 0; output:\n%s", err, out.String())
+	}
+	testutil.CheckFor(t, 5*time.Second, 100*time.Millisecond, func() error {
+		if tails := l.procsNamed(t, host, "tail"); len(tails) > 0 {
+			return fmt.Errorf("tail still runs on %s after logs -f ended: %v", host, tails)
+		}
+		return nil
+	})
 }

@@ -92,6 +92,18 @@ func newSSHLab(t *testing.T, hosts ...string) *sshLab {
 	// must run before this directory is removed.
 	l := &sshLab{dir: t.TempDir(), bin: qfleetBinary(t), hostKeys: map[string]ssh.PublicKey{}, sshd: map[string]*netlab.Process{}}
 	l.lab = netlab.New(t, append([]string{"ctl"}, hosts...)...)
+	t.Cleanup(func() { // before the directory goes: the nodes' logs say what went wrong
+		if !t.Failed() {
+			return
+		}
+		for _, h := range hosts {
+			for _, f := range []string{"node.log.1", "node.log"} {
+				if data, err := os.ReadFile(filepath.Join(l.nodeDir(h), f)); err == nil {
+					t.Logf("%s's %s:\n%s", h, f, tailLines(string(data), 40))
+				}
+			}
+		}
+	})
 	var pub ssh.PublicKey
 	l.userKey, pub = writeSSHKey(t, l.dir, "id_user")
 	l.otherKey, _ = writeSSHKey(t, l.dir, "id_other")
@@ -190,6 +202,12 @@ func (l *sshLab) qfleet(t *testing.T, timeout time.Duration, args ...string) (co
 // network namespace. Zombies have no command line and are not listed.
 func (l *sshLab) nodeProcs(t *testing.T, host string) []string {
 	t.Helper()
+	return l.procsNamed(t, host, "qfleet")
+}
+
+// procsNamed lists the processes of program name in host's namespace.
+func (l *sshLab) procsNamed(t *testing.T, host, name string) []string {
+	t.Helper()
 	out, err := exec.Command("ip", "netns", "pids", l.lab.Host(host).Namespace()).Output()
 	if err != nil {
 		t.Fatalf("ip netns pids %s: %v", host, err)
@@ -201,7 +219,7 @@ func (l *sshLab) nodeProcs(t *testing.T, host string) []string {
 			continue
 		}
 		argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-		if filepath.Base(argv[0]) == "qfleet" {
+		if filepath.Base(argv[0]) == name {
 			procs = append(procs, f+": "+strings.Join(argv, " "))
 		}
 	}
@@ -251,4 +269,12 @@ func (l *sshLab) clusterFile(t *testing.T, name, settings, extra string, hostExt
 		fmt.Fprintf(&b, "  - {name: %s, address: %s, roles: %s, dir: %s%s}\n", h, l.lab.Host(h).Addr(), roles, l.nodeDir(h), more)
 	}
 	return testutil.WriteFile(t, l.dir, name, b.String())
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
