@@ -386,6 +386,9 @@ func (s *pbtState) resume(t *Trial, r Row) bool {
 
 // lineageString is a member's lineage as the table shows it.
 func lineageString(l []LineageStep) string {
+	if len(l) < 2 {
+		return ""
+	}
 	var parts []string
 	for _, s := range l[1:] {
 		parts = append(parts, fmt.Sprintf("%d←%s@%d", s.At, s.Source, s.SourceAt))

@@ -241,6 +241,10 @@ func MarkdownTable(rows []Row) string {
 	var b strings.Builder
 	head := append([]string{"#", "trial", "node"}, keys...)
 	head = append(head, "seed", "best mean100", "final mean100", "solved", "env steps", "wall", "status")
+	lineage := slices.ContainsFunc(rows, func(r Row) bool { return len(r.Lineage) > 1 })
+	if lineage {
+		head = append(head, "lineage (own env steps←source@its env steps)")
+	}
 	b.WriteString("| " + strings.Join(head, " | ") + " |\n")
 	b.WriteString("|" + strings.Repeat("---|", len(head)) + "\n")
 	esc := strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ")
@@ -260,8 +264,15 @@ func MarkdownTable(rows []Row) string {
 		if r.Error != "" {
 			status += ": " + r.Error
 		}
+		steps := r.EnvSteps
+		if r.TrialSteps > 0 {
+			steps = r.TrialSteps // a PBT member's own: its checkpoint's count those of the members it copied
+		}
 		cols = append(cols, strconv.FormatUint(r.Seed, 10), optFloat(r.BestMean100), optFloat(r.FinalMean100),
-			strconv.FormatBool(r.Solved), strconv.FormatUint(r.EnvSteps, 10), fmt.Sprintf("%.1fs", r.WallSeconds), status)
+			strconv.FormatBool(r.Solved), strconv.FormatUint(steps, 10), fmt.Sprintf("%.1fs", r.WallSeconds), status)
+		if lineage {
+			cols = append(cols, lineageString(r.Lineage))
+		}
 		for j := range cols {
 			cols[j] = esc.Replace(cols[j])
 		}

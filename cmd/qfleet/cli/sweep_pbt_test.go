@@ -71,6 +71,9 @@ func TestSweepPBT(t *testing.T) {
 	if hopeless.FinalMean100 == nil || *hopeless.FinalMean100 < 3**first || *hopeless.FinalMean100 < 50 {
 		t.Errorf("the member at 1e-9 went from mean100 %.1f to %s after taking %s's network: want it far higher", *first, fmtOpt(hopeless.FinalMean100), hopeless.Lineage[1].Source)
 	}
+	if !strings.Contains(stdout, "←"+hopeless.Lineage[1].Source+"@") {
+		t.Errorf("the table does not show the lineage:\n%s", stdout)
+	}
 	if !strings.Contains(stderr, "exploits") {
 		t.Errorf("the log does not tell the exploit:\n%s", stderr)
 	}
