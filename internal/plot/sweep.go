@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/qfleet/qfleet"
@@ -22,11 +23,20 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// specFile is the copy of its spec a sweep writes into its output
+// directory when it starts.
+const specFile = "spec.yaml"
+
 // IsSweepDir reports whether dir is a sweep's output directory: one with
-// results.jsonl (a run directory never has one).
+// results.jsonl, or with the spec a sweep writes before its first trial
+// ends (a run directory has neither).
 func IsSweepDir(dir string) bool {
-	fi, err := os.Stat(filepath.Join(dir, sweep.ResultsFile))
-	return err == nil && !fi.IsDir()
+	for _, name := range []string{sweep.ResultsFile, specFile} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && !fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // sweepInfo is one sweep directory as drawn.
@@ -78,7 +88,7 @@ func readSweep(dir, name string, index int, warn io.Writer, names *[]string) (sw
 		return info, nil, err
 	}
 	if len(rows) == 0 {
-		return info, nil, fmt.Errorf("%s: no trial has a result yet (%s has no rows)", dir, sweep.ResultsFile)
+		return info, nil, fmt.Errorf("%s: no trial has a result yet (no rows in %s)", dir, sweep.ResultsFile)
 	}
 	readSpecNames(dir, &info)
 	history := map[string][]sweep.Row{}
@@ -103,8 +113,7 @@ func readSweep(dir, name string, index int, warn io.Writer, names *[]string) (sw
 			info.pbt = true
 		}
 		for s := range row.Rungs {
-			var at uint64
-			if _, err := fmt.Sscan(s, &at); err == nil && at > 0 && !slices.Contains(info.rungs, at) {
+			if at, err := strconv.ParseUint(s, 10, 64); err == nil && at > 0 && !slices.Contains(info.rungs, at) {
 				info.rungs = append(info.rungs, at)
 			}
 		}
@@ -145,7 +154,7 @@ func readSweep(dir, name string, index int, warn io.Writer, names *[]string) (sw
 // keeps beside its results, when it is there: titles only, so a spec that
 // does not parse is not an error.
 func readSpecNames(dir string, info *sweepInfo) {
-	data, err := os.ReadFile(filepath.Join(dir, "spec.yaml"))
+	data, err := os.ReadFile(filepath.Join(dir, specFile))
 	if err != nil {
 		return
 	}

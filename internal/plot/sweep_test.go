@@ -397,6 +397,14 @@ func TestPlotSweepErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeRows(t, empty, nil)
+	// A sweep that has only begun: its spec, no results.jsonl yet.
+	begun := filepath.Join(root, "begun")
+	if err := os.Mkdir(begun, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(begun, "spec.yaml"), []byte("name: begun\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	noScalars := filepath.Join(root, "no-scalars")
 	if err := os.Mkdir(noScalars, 0o755); err != nil {
 		t.Fatal(err)
@@ -412,7 +420,8 @@ func TestPlotSweepErrors(t *testing.T) {
 		want []string
 	}{
 		{"no rows", []string{empty}, Options{}, []string{empty, "no trial has a result yet"}},
-		{"no trial has scalars", []string{noScalars}, Options{}, []string{noScalars, "no trial has a scalars.jsonl"}},
+		{"no results.jsonl yet", []string{begun}, Options{}, []string{begun, "no trial has a result yet"}},
+		{"no trial has scalars", []string{noScalars}, Options{}, []string{noScalars, "no trial has scalars", "scalars.jsonl"}},
 		{"sweep and run", []string{good, run}, Options{}, []string{good, "is a sweep directory", "not both"}},
 		{"by time", []string{good}, Options{ByTime: true}, []string{"--x time", "env steps"}},
 		{"no records of the name", []string{good}, Options{Name: "nope"}, []string{`"nope"`, "env_steps_per_s, learner_updates_per_s, mean100"}},

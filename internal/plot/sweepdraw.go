@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/cluster/sweep"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -30,7 +31,7 @@ var (
 	failedColor  = color.NRGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff} // red
 	pausedColor  = color.NRGBA{R: 0x99, G: 0x99, B: 0x99, A: 0xff} // grey
 	exploitColor = color.NRGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff} // purple
-	rungColor    = color.NRGBA{R: 0xc8, G: 0xc8, B: 0xc8, A: 0xff}
+	rungStyle    = draw.LineStyle{Color: color.NRGBA{R: 0xc8, G: 0xc8, B: 0xc8, A: 0xff}, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
 )
 
 // drawSweeps draws the trials of the sweep directories dirs into o.Out.
@@ -51,7 +52,7 @@ func drawSweeps(dirs []string, o Options, warn io.Writer) error {
 	}
 	if len(trials) == 0 {
 		if len(names) == 0 {
-			return fmt.Errorf("%s: no trial has a %s to draw", strings.Join(dirs, ", "), "scalars.jsonl")
+			return fmt.Errorf("%s: no trial has scalars to draw (trials/<id>/%s)", strings.Join(dirs, ", "), qfleet.RunScalarsFile)
 		}
 		slices.Sort(names)
 		return fmt.Errorf("no trial has %q records; the trials have: %s", o.Name, strings.Join(names, ", "))
@@ -129,7 +130,7 @@ func makeSweepPlot(infos []sweepInfo, trials []sweepTrial, name string, height i
 	p.Title.Padding = vg.Points(6)
 	p.X.Label.Text = "env steps"
 	if slices.ContainsFunc(trials, func(t sweepTrial) bool { return len(t.exploits) > 0 }) {
-		p.X.Label.Text = "env steps, as recorded (a PBT member's jump to the checkpoint it took)"
+		p.X.Label.Text = "env steps (a PBT member's curve starts again at the steps of the checkpoint it took)"
 	}
 	p.Y.Label.Text = name
 	p.X.Tick.Marker = siTicks{}
@@ -144,7 +145,7 @@ func makeSweepPlot(infos []sweepInfo, trials []sweepTrial, name string, height i
 		}
 	}
 	if len(rungs) > 0 {
-		p.Add(vlines{xs: rungs, style: draw.LineStyle{Color: rungColor, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}})
+		p.Add(vlines{xs: rungs, style: rungStyle})
 	}
 	var legend [classes]legendEntry
 	var counts [classes]int
@@ -196,8 +197,15 @@ func makeSweepPlot(infos []sweepInfo, trials []sweepTrial, name string, height i
 			legend[classBest].label += " (" + infos[trials[best].sweep].name + ")"
 		}
 	}
-	// Best first, then from the most to the least common outcome's order
-	// of importance: ok, pruned, failed, paused.
+	rows := addSweepLegend(p, legend, exploits, len(rungs) > 0)
+	reserveLegendRoom(p, rows, height)
+	return p, nil
+}
+
+// addSweepLegend adds the legend's rows, the best first, then the outcomes
+// by how much they tell (ok, pruned, failed, paused), the exploits and the
+// rungs; it returns the number of rows.
+func addSweepLegend(p *plot.Plot, legend [classes]legendEntry, exploits legendEntry, rungs bool) int {
 	rows := 0
 	for _, class := range []int{classBest, classOK, classPruned, classFailed, classPaused} {
 		if e := legend[class]; len(e.samples) > 0 && e.samples[0] != nil {
@@ -209,12 +217,11 @@ func makeSweepPlot(infos []sweepInfo, trials []sweepTrial, name string, height i
 		p.Legend.Add(exploits.label, exploits.samples...)
 		rows++
 	}
-	if len(rungs) > 0 {
-		p.Legend.Add("ASHA rungs", &plotter.Line{LineStyle: draw.LineStyle{Color: rungColor, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}})
+	if rungs {
+		p.Legend.Add("ASHA rungs", &plotter.Line{LineStyle: rungStyle})
 		rows++
 	}
-	reserveLegendRoom(p, rows, height)
-	return p, nil
+	return rows
 }
 
 // sweepTitle is the plot's title: the scalar, the sweeps, their env and
@@ -285,7 +292,7 @@ func addCurve(p *plot.Plot, t sweepTrial, col color.Color, width vg.Length) (plo
 			if err != nil {
 				return nil, fmt.Errorf("plot trial %s: %w", t.row.Trial, err)
 			}
-			s.GlyphStyle = draw.GlyphStyle{Color: col, Radius: width, Shape: draw.CircleGlyph{}}
+			s.GlyphStyle = draw.GlyphStyle{Color: col, Radius: width + vg.Points(1), Shape: draw.CircleGlyph{}}
 			p.Add(s)
 		}
 	}
