@@ -51,6 +51,9 @@
 //     namespaces, needs its privilege separation directory /run/sshd to
 //     exist, and its own absolute path (it re-executes itself per
 //     connection).
+//   - dash (Debian's sh) has a kill without "--": "kill -KILL -- -PGID"
+//     fails there with "Illegal number: -", so a process group is killed
+//     as "kill -9 -PGID", which dash, bash and busybox all take.
 //   - A detached node outlives the session only because nothing holds the
 //     session's channel open: its stdin, stdout and stderr must all be
 //     redirected, or sshd waits for them and the launch hangs.
