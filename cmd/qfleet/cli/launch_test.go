@@ -14,10 +14,12 @@ package cli
 //     runners) comes up, trains CartPole-v1 to mean100 >= 100, and its nodes
 //     end by themselves; the learner's summary says solved.
 //   - run, relaunch, status, logs, restart, down: launching a running
-//     cluster again leaves its nodes alone (same pids); status shows the
-//     members from the learner's /status; --restart replaces every node;
-//     down stops them all by SIGTERM and no qfleet process is left in any
-//     namespace. Host C also has the trials role, passed through as any.
+//     cluster again leaves its nodes alone (same pids), and starts again
+//     only a node that died (kill -9), which joins the running learner;
+//     status shows the members from the learner's /status; logs -f follows;
+//     --restart replaces every node; down stops them all by SIGTERM, the
+//     learner's last, and no qfleet process is left in any namespace. Host
+//     C also has the trials role, passed through as any.
 
 import (
 	"context"
@@ -26,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,6 +210,27 @@ func testLaunchRunRestartDown(t *testing.T, l *sshLab) {
 			t.Errorf("the second launch does not say %s runs and is left alone", h)
 		}
 	}
+
+	// A node that died (kill -9) is started again, joining the running
+	// learner; the others are left alone.
+	if err := syscall.Kill(first["B"], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if procs := l.nodeProcs(t, "B"); len(procs) > 0 {
+			return fmt.Errorf("B's node still runs after kill -9: %v", procs)
+		}
+		return nil
+	})
+	out = launchOK()
+	again := pids()
+	if again["A"] != first["A"] || again["C"] != first["C"] || again["B"] == first["B"] || !l.inNamespace(again["B"], "B") {
+		t.Errorf("pids after B died and a launch %v, before %v: want A and C the same, B new", again, first)
+	}
+	if !strings.Contains(out, "B: started") || strings.Contains(out, "A: started") {
+		t.Errorf("the launch after B died should start B alone")
+	}
+	first = again
 
 	code, stdout, stderr := l.qfleet(t, time.Minute, "status", spec)
 	if code != 0 || !strings.Contains(stdout, "A's /status: members A, B, C") || strings.Count(stdout, "running (pid") != 3 {
