@@ -20,9 +20,9 @@
 // detached process (setsid, nohup, a pid file). It waits until each node
 // printed that it joined and the learner's /status lists every node.
 // Launching again leaves running nodes alone (Options.Restart restarts
-// them). Down stops every node (SIGTERM, then SIGKILL after the grace, and
-// the rest of its process group); Status shows each node's process and the
-// learner's /status; Logs tails a node's log.
+// them). Down stops every node, the learner's first (SIGTERM, then SIGKILL
+// after the grace, and the rest of its process group); Status shows each
+// node's process and the learner's /status; Logs tails a node's log.
 //
 // Everything on a host is a POSIX sh script run over an SSH session (sh -c,
 // whatever the login shell), using only what any Linux has (uname, id, cat,

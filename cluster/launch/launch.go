@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/qfleet/qfleet/actors"
 )
 
 // Options are the switches of Launch, Down, Status and Logs.
@@ -224,35 +222,6 @@ func (l *launcher) check(ctx context.Context, pl *plan, restart bool) error {
 	if taken := portConflicts(portsNeeded(h), p.sockets); len(taken) > 0 {
 		return hostErr(h, "%s", strings.Join(taken, "; "))
 	}
-	return nil
-}
-
-// stopAll stops the nodes of hosts: those without the learner role first,
-// at once, then the learner's. A runner node ends by itself when it sees
-// the learner leave; stopped first, each is stopped, says so, and its last
-// counts reach the learner before the learner writes its summary.
-func (l *launcher) stopAll(ctx context.Context, hosts []*Host) error {
-	var first, last []*Host
-	for _, h := range hosts {
-		if h.HasRole(actors.RoleLearner) {
-			last = append(last, h)
-		} else {
-			first = append(first, h)
-		}
-	}
-	errs := forEach(first, func(h *Host) error { return l.stop(ctx, l.conns[h.Name]) })
-	errs = append(errs, forEach(last, func(h *Host) error { return l.stop(ctx, l.conns[h.Name]) })...)
-	return oneLine(errs)
-}
-
-// stop stops the node on c's host (if it runs) and says how.
-func (l *launcher) stop(ctx context.Context, c *conn) error {
-	out, err := c.run(ctx, stopScript(c.h.Dir, l.spec.StopGrace), nil)
-	if err != nil {
-		return hostErr(c.h, "stopping the node: %v", err)
-	}
-	kv, _ := splitProbe(out)
-	l.out.host(c.h, "%s", kv["result"])
 	return nil
 }
 

@@ -200,6 +200,9 @@ func readState(ctx context.Context, c *conn, tail int) (nodeState, error) {
 	return parseState(out), nil
 }
 
+// notRunning is the stop script's result when there was no node to stop.
+const notRunning = "not running"
+
 // stopScript stops the node: systemctl stop for a systemd unit (its
 // TimeoutStopSec is the grace, KillMode=mixed; a user unit when the login
 // is not root); otherwise SIGTERM to the node, up to grace for it to end,
@@ -208,7 +211,7 @@ func readState(ctx context.Context, c *conn, tail int) (nodeState, error) {
 // stopped already). It prints how, as result=....
 func stopScript(dir string, grace time.Duration) string {
 	tenths := int(grace / (100 * time.Millisecond))
-	return prologue(dir) + `p=$(alive) || { rm -f "$D/node.pid"; echo "result=not running"; exit 0; }
+	return prologue(dir) + `p=$(alive) || { rm -f "$D/node.pid"; echo "result=` + notRunning + `"; exit 0; }
 UF=; [ "$(id -u)" = 0 ] || UF=--user
 if [ -f "$D/node.unit" ] && systemctl $UF is-active --quiet "$(cat "$D/node.unit")" 2>/dev/null; then
   systemctl $UF stop "$(cat "$D/node.unit")" || exit 1

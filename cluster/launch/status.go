@@ -190,28 +190,6 @@ func printRun(w io.Writer, node string, st ClusterStatus) {
 	}
 }
 
-// Down stops every node of the cluster: SIGTERM, then SIGKILL after the
-// cluster file's stop_grace, and whatever is left of the node's process
-// group (systemctl stop for a node systemd runs); the learner's node last.
-// Nodes that do not run are fine. A host that cannot be reached is an error at the end; the
-// others are stopped all the same.
-func Down(ctx context.Context, s *Spec, o Options) error {
-	l := newLauncher(s, o)
-	conns, errs := connectAll(ctx, s.Hosts)
-	l.conns = conns
-	defer closeAll(conns)
-	var reach []*Host
-	for _, h := range s.Hosts {
-		if conns[h.Name] != nil {
-			reach = append(reach, h)
-		}
-	}
-	if err := l.stopAll(ctx, reach); err != nil {
-		errs = append(errs, err)
-	}
-	return oneLine(errs)
-}
-
 // Logs writes the last lines of node's log to w and, with follow, what it
 // appends after, until ctx ends.
 func Logs(ctx context.Context, s *Spec, node string, lines int, follow bool, w io.Writer) error {

@@ -144,12 +144,14 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 
 const downHelp = `Usage: qfleet down CLUSTER.yaml
 
-Stops every node of the cluster, the learner's last: SIGTERM (the learner
-writes its checkpoint and summary), then SIGKILL after the cluster file's
-stop_grace (30s) to a node still running and to anything left in its process
-group; systemctl stop for a node systemd runs. --restart of 'qfleet launch'
-stops nodes the same way. Nodes that do not run are skipped. Nothing is deleted:
-the nodes' directories keep their logs, run directories and credentials.
+Stops every node of the cluster: SIGTERM, then SIGKILL after the cluster
+file's stop_grace (30s) to a node still running and to anything left in its
+process group; systemctl stop for a node systemd runs. The learner's node
+goes first, as when a run ends by itself: it writes its checkpoint and
+summary and leaves, and runner nodes that see it leave end on their own
+(said so), the rest by SIGTERM. --restart of 'qfleet launch' stops nodes the
+same way. Nodes that do not run are skipped. Nothing is deleted: the nodes'
+directories keep their logs, run directories and credentials.
 `
 
 func runDown(args []string, stdout, stderr io.Writer) error {
