@@ -37,16 +37,7 @@ scheduler:
 // says pruned and at which rung, and it used far fewer env steps; the other
 // runs to max_steps. A second run resumes with nothing to do.
 func TestSweepASHA(t *testing.T) {
-	trialExecutable = qfleetBinary(t)
-	defer func() { trialExecutable = "" }()
-	dir := t.TempDir()
-	specPath := filepath.Join(dir, "asha.yaml")
-	os.WriteFile(specPath, []byte(ashaSweepSpec), 0o644)
-	out := filepath.Join(dir, "out")
-	code, stdout, stderr := runQfleet(t, "sweep", specPath, "--out", out, "--parallel", "1", "--name", "here")
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
+	specPath, out, stdout, stderr := runSweepHere(t, "asha", ashaSweepSpec)
 	rows := readRows(t, out)
 	if len(rows) != 2 {
 		t.Fatalf("%d rows, want 2:\n%s", len(rows), stderr)
@@ -67,7 +58,7 @@ func TestSweepASHA(t *testing.T) {
 	if !strings.Contains(stderr, "pruned at 20000 env steps") || !strings.Contains(stdout, "pruned") {
 		t.Errorf("the log or the table does not say pruned:\n%s\n%s", stderr, stdout)
 	}
-	code, _, stderr = runQfleet(t, "sweep", specPath, "--out", out)
+	code, _, stderr := runQfleet(t, "sweep", specPath, "--out", out)
 	if code != 0 || !strings.Contains(stderr, "resuming: 2 of 2 trial(s) finished already") {
 		t.Errorf("second run: exit %d\n%s", code, stderr)
 	}
@@ -97,16 +88,7 @@ scheduler:
 // 30,000; the other two are pruned there without running a step more. The
 // continued trial's curve under the sweep's directory holds both segments.
 func TestSweepASHAPromotion(t *testing.T) {
-	trialExecutable = qfleetBinary(t)
-	defer func() { trialExecutable = "" }()
-	dir := t.TempDir()
-	specPath := filepath.Join(dir, "promote.yaml")
-	os.WriteFile(specPath, []byte(promoteSweepSpec), 0o644)
-	out := filepath.Join(dir, "out")
-	code, stdout, stderr := runQfleet(t, "sweep", specPath, "--out", out, "--parallel", "1", "--name", "here")
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
+	specPath, out, stdout, stderr := runSweepHere(t, "promote", promoteSweepSpec)
 	all := readRows(t, out)
 	latest := sweep.LatestByKey(all)
 	if len(latest) != 3 || len(all) != 6 {
@@ -137,11 +119,14 @@ func TestSweepASHAPromotion(t *testing.T) {
 			t.Errorf("lr %g: %s at %d after %d env steps: want pruned at 10000, right there", lr, r.Status, r.PrunedAt, r.EnvSteps)
 		}
 	}
+	if strings.Count(stdout, "| pruned |") != 2 || strings.Count(stdout, "| ok |") != 1 {
+		t.Errorf("the table does not show two trials pruned and one ok:\n%s", stdout)
+	}
 	if !strings.Contains(stderr, "promoted to rung 1, from its checkpoint") || !strings.Contains(stderr, "pruned: mean100") {
 		t.Errorf("the log does not tell the promotion and the pruning:\n%s", stderr)
 	}
 	t.Logf("%d env steps in all, against 90000 with every trial to the end", total)
-	code, _, stderr = runQfleet(t, "sweep", specPath, "--out", out)
+	code, _, stderr := runQfleet(t, "sweep", specPath, "--out", out)
 	if code != 0 || !strings.Contains(stderr, "resuming: 3 of 3 trial(s) finished already") {
 		t.Errorf("second run: exit %d\n%s", code, stderr)
 	}
@@ -158,4 +143,24 @@ func rungString(r sweep.Row) string {
 		}
 	}
 	return b.String()
+}
+
+// runSweepHere runs the sweep spec (written to a file named name.yaml) on
+// this machine, one trial at a time, each a real 'qfleet dev' process; it
+// fails the test unless the sweep exits 0.
+func runSweepHere(t *testing.T, name, spec string) (specPath, out, stdout, stderr string) {
+	t.Helper()
+	trialExecutable = qfleetBinary(t)
+	t.Cleanup(func() { trialExecutable = "" })
+	dir := t.TempDir()
+	specPath = filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = filepath.Join(dir, "out")
+	code, stdout, stderr := runQfleet(t, "sweep", specPath, "--out", out, "--parallel", "1", "--name", "here")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	return specPath, out, stdout, stderr
 }

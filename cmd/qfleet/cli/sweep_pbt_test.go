@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,16 +32,7 @@ scheduler:
 // 15,000 env steps; the rows keep the lineage; a second run has nothing
 // to do.
 func TestSweepPBT(t *testing.T) {
-	trialExecutable = qfleetBinary(t)
-	defer func() { trialExecutable = "" }()
-	dir := t.TempDir()
-	specPath := filepath.Join(dir, "pbt.yaml")
-	os.WriteFile(specPath, []byte(pbtSweepSpec), 0o644)
-	out := filepath.Join(dir, "out")
-	code, stdout, stderr := runQfleet(t, "sweep", specPath, "--out", out, "--parallel", "1", "--name", "here")
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
+	specPath, out, stdout, stderr := runSweepHere(t, "pbt", pbtSweepSpec)
 	all := readRows(t, out)
 	latest := sweep.LatestByKey(all)
 	if len(latest) != 3 {
@@ -77,7 +66,7 @@ func TestSweepPBT(t *testing.T) {
 	if !strings.Contains(stderr, "exploits") {
 		t.Errorf("the log does not tell the exploit:\n%s", stderr)
 	}
-	code, _, stderr = runQfleet(t, "sweep", specPath, "--out", out)
+	code, _, stderr := runQfleet(t, "sweep", specPath, "--out", out)
 	if code != 0 || !strings.Contains(stderr, "resuming: 3 of 3 trial(s) finished already") {
 		t.Errorf("second run: exit %d\n%s", code, stderr)
 	}
