@@ -1,7 +1,6 @@
 package launch
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/internal/yamlstrict"
 )
 
 // Spec is a parsed, checked cluster file: what Load and Parse return and
@@ -238,9 +238,8 @@ var launchOwnKeys = map[string]string{
 }
 
 var (
-	unknownField = regexp.MustCompile(`(^|: )field (\S+) not found in type (\S+)`)
-	clusterName  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	goarchs      = []string{"386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64", "ppc64le", "riscv64", "s390x"}
+	clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	goarchs     = []string{"386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64", "ppc64le", "riscv64", "s390x"}
 )
 
 // Load reads and checks a cluster file. Relative local paths in it
@@ -307,27 +306,22 @@ func Parse(data []byte, path string) (*Spec, error) {
 	return s, nil
 }
 
+// places says yaml's Go types in the file's words.
+var places = map[string]yamlstrict.Place{
+	"launch.specFile":  {Keys: "keys: " + topKeys, Into: "a map"},
+	"launch.hostFile":  {Keys: "host keys: " + hostKeys, Into: "a map"},
+	"launch.sshFile":   {Keys: "ssh keys: " + sshKeys, Into: "a map"},
+	"launch.portsFile": {Keys: "ports keys: " + portKeys, Into: "a map"},
+}
+
 // decode reads the file strictly: an unknown key is an error naming it and
 // the keys its place takes, on one line.
 func decode(data []byte, f *specFile) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(f)
+	err := yamlstrict.Decode(data, f, places)
 	if errors.Is(err, io.EOF) {
 		return errors.New("empty (want name, hosts and the rest; see 'qfleet launch --help')")
 	}
-	if err == nil {
-		return nil
-	}
-	msg := strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", "")
-	msg = strings.ReplaceAll(msg, "\n  ", "; ")
-	msg = unknownField.ReplaceAllString(msg, "${1}unknown key $2 ($3)")
-	for typ, keys := range map[string]string{"launch.specFile": "keys: " + topKeys, "launch.hostFile": "host keys: " + hostKeys,
-		"launch.sshFile": "ssh keys: " + sshKeys, "launch.portsFile": "ports keys: " + portKeys} {
-		msg = strings.ReplaceAll(msg, " ("+typ+")", " ("+keys+")")
-		msg = strings.ReplaceAll(msg, " into "+typ, " into a map")
-	}
-	return errors.New(strings.ReplaceAll(msg, "\n", `\n`))
+	return err
 }
 
 // parser resolves the file's values; dir is the file's directory.

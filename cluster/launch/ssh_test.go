@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/qfleet/qfleet/internal/testutil"
 )
 
 // sshServer is an SSH server in this process (x/crypto's): it speaks the
@@ -87,28 +88,6 @@ func startSSHServer(t *testing.T, user ssh.PublicKey) *sshServer {
 	return srv
 }
 
-// writeKey writes an unencrypted OpenSSH private key file.
-func writeKey(t *testing.T, dir, name string) (string, ssh.PublicKey) {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(blk), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := ssh.NewPublicKey(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path, pub
-}
-
 func testHost(t *testing.T, addr, key string) *Host {
 	t.Helper()
 	host, ps, _ := net.SplitHostPort(addr)
@@ -123,7 +102,7 @@ func testHost(t *testing.T, addr, key string) *Host {
 // refused login and a closed port each end in one line saying so.
 func TestDialHostKeys(t *testing.T) {
 	dir := t.TempDir()
-	key, pub := writeKey(t, dir, "id")
+	key, pub := testutil.WriteSSHKey(t, dir, "id")
 	srv := startSSHServer(t, pub)
 	ed := srv.hostKeys[1].PublicKey()
 	ctx := context.Background()
@@ -156,7 +135,7 @@ func TestDialHostKeys(t *testing.T) {
 	c.Close()
 
 	other := newSigner(t, false).PublicKey()
-	otherKey, _ := writeKey(t, dir, "id_other")
+	otherKey, _ := testutil.WriteSSHKey(t, dir, "id_other")
 	for _, tc := range []struct {
 		name string
 		set  func(h *Host)
@@ -217,7 +196,7 @@ func TestDialSilentPort(t *testing.T) {
 		}
 	}()
 	dir := t.TempDir()
-	key, _ := writeKey(t, dir, "id")
+	key, _ := testutil.WriteSSHKey(t, dir, "id")
 	h := testHost(t, ln.Addr().String(), key)
 	h.SSH.Fingerprint, h.SSH.Timeout = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", 300*time.Millisecond
 	start := time.Now()

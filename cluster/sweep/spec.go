@@ -6,7 +6,6 @@ package sweep
 // its trial does. The expansion into trials is in expand.go.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/qfleet/qfleet"
 	"github.com/qfleet/qfleet/envs"
+	"github.com/qfleet/qfleet/internal/yamlstrict"
 )
 
 // lineRef matches yaml's "line N: " in an error message.
@@ -35,31 +35,37 @@ const maxTrials = 10_000
 
 // specFile is SPEC.yaml as written.
 type specFile struct {
-	Name         string    `yaml:"name"`
-	Env          string    `yaml:"env"`
-	Base         yaml.Node `yaml:"base"`
-	Method       string    `yaml:"method"`
-	Trials       int       `yaml:"trials"`
-	Seed         *uint64   `yaml:"seed"`
-	Seeds        []uint64  `yaml:"seeds"`
-	Params       yaml.Node `yaml:"params"`
-	MaxSteps     *uint64   `yaml:"max_steps"`
-	TargetReturn *float64  `yaml:"target_return"`
-	MaxTime      string    `yaml:"max_time"`
-	Scheduler    *struct {
-		Name     string  `yaml:"name"`
-		MinSteps uint64  `yaml:"min_steps"`
-		Eta      float64 `yaml:"eta"`
-		Mode     string  `yaml:"mode"`
-		// pbt
-		PerturbEvery        uint64   `yaml:"perturb_every"`
-		Quantile            *float64 `yaml:"quantile"`
-		ResampleProbability *float64 `yaml:"resample_probability"`
-		Replay              bool     `yaml:"replay"`
-	} `yaml:"scheduler"`
+	Name         string         `yaml:"name"`
+	Env          string         `yaml:"env"`
+	Base         yaml.Node      `yaml:"base"`
+	Method       string         `yaml:"method"`
+	Trials       int            `yaml:"trials"`
+	Seed         *uint64        `yaml:"seed"`
+	Seeds        []uint64       `yaml:"seeds"`
+	Params       yaml.Node      `yaml:"params"`
+	MaxSteps     *uint64        `yaml:"max_steps"`
+	TargetReturn *float64       `yaml:"target_return"`
+	MaxTime      string         `yaml:"max_time"`
+	Scheduler    *schedulerFile `yaml:"scheduler"`
 }
 
-var specKeys = "name, env, base, method, trials, seed, seeds, params, max_steps, target_return, max_time, scheduler"
+// schedulerFile is the spec's scheduler as written.
+type schedulerFile struct {
+	Name     string  `yaml:"name"`
+	MinSteps uint64  `yaml:"min_steps"`
+	Eta      float64 `yaml:"eta"`
+	Mode     string  `yaml:"mode"`
+	// pbt
+	PerturbEvery        uint64   `yaml:"perturb_every"`
+	Quantile            *float64 `yaml:"quantile"`
+	ResampleProbability *float64 `yaml:"resample_probability"`
+	Replay              bool     `yaml:"replay"`
+}
+
+var (
+	specKeys      = "name, env, base, method, trials, seed, seeds, params, max_steps, target_return, max_time, scheduler"
+	schedulerKeys = "name, min_steps, eta, mode (asha); name, perturb_every, quantile, resample_probability, replay (pbt)"
+)
 
 // Spec is a parsed, validated sweep spec: what LoadSpec and ParseSpec
 // return, and what Run runs. Its fields are as the spec gave them, with its
@@ -182,22 +188,15 @@ func ParseSpec(data []byte, path, dir, defaultName string) (*Spec, error) {
 
 // decodeSpecFile decodes the spec's keys strictly, its errors on one line.
 func decodeSpecFile(data []byte, sf *specFile) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(sf)
+	typ := reflect.TypeFor[specFile]().String() // what yaml names the spec
+	err := yamlstrict.Decode(data, sf, map[string]yamlstrict.Place{
+		typ: {Keys: "spec keys: " + specKeys, Into: "the spec (want key: value settings)"},
+		reflect.TypeFor[schedulerFile]().String(): {Keys: "scheduler keys: " + schedulerKeys, Into: "the scheduler (want key: value settings)"},
+	})
 	if errors.Is(err, io.EOF) {
 		return errors.New("empty (want env, method and params; see 'qfleet sweep --help')")
 	}
-	if err != nil {
-		// yaml names the Go type; the user wrote a spec.
-		typ := reflect.TypeFor[specFile]().String()
-		msg := strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", "")
-		msg = strings.ReplaceAll(msg, "\n  ", "; ")
-		msg = strings.ReplaceAll(msg, " in type "+typ, " (spec keys: "+specKeys+")")
-		msg = strings.ReplaceAll(msg, " into "+typ, " into the spec (want key: value settings)")
-		return errors.New(escapeNewlines(msg))
-	}
-	return nil
+	return err
 }
 
 // readBase reads the spec's base (inline config keys, or a config file)

@@ -29,7 +29,7 @@ func mustSpec(t *testing.T, text string) *Spec {
 func TestSpecErrors(t *testing.T) {
 	cases := []struct{ name, spec, want string }{
 		{"empty", "", "empty"},
-		{"unknown spec key", "env: CartPole-v1\nmethod: grid\nparms: {}\n", "line 3: field parms not found (spec keys: name, env, base,"},
+		{"unknown spec key", "env: CartPole-v1\nmethod: grid\nparms: {}\n", "line 3: unknown key parms (spec keys: name, env, base,"},
 		{"not a map", "- 1\n- 2\n", "line 1: cannot unmarshal !!seq into the spec (want key: value settings)"},
 		{"no env", "method: grid\n", "env: missing"},
 		{"unknown env", "env: Pong-v9\nmethod: grid\n", `env: unknown environment "Pong-v9"`},
@@ -61,7 +61,7 @@ func TestSpecErrors(t *testing.T) {
 		{"unknown scheduler", "env: CartPole-v1\nmethod: grid\nscheduler: {name: hyperband}\n", `scheduler: name = "hyperband": want asha`},
 		{"asha without rungs", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha}\n", "scheduler: min_steps = 0"},
 		{"asha eta 1", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_steps: 1000, eta: 1}\n", "scheduler: eta = 1: want 2..100"},
-		{"asha unknown key", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_step: 1000}\n", "field min_step not found"},
+		{"asha unknown key", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_step: 1000}\n", "unknown key min_step"},
 		{"asha unknown mode", "env: CartPole-v1\nmethod: grid\nscheduler: {name: asha, min_steps: 1000, mode: halve}\n", `scheduler: mode = "halve": want promote`},
 		{"env clash", "env: CartPole-v1\nmethod: grid\nbase:\n  env: Acrobot-v1\n", "base: env = Acrobot-v1, but the spec's env is CartPole-v1"},
 	}

@@ -84,7 +84,7 @@ const trainSettings = "{env: CartPole-v1, seed: 1, target_return: 100, max_steps
 func testLaunchRefusals(t *testing.T, l *sshLab) {
 	hosts := []string{"A", "B", "C"}
 	t.Run("wrong-host-key", func(t *testing.T) {
-		_, other := writeSSHKey(t, t.TempDir(), "k")
+		_, other := testutil.WriteSSHKey(t, t.TempDir(), "k")
 		kh, err := os.ReadFile(l.knownHosts)
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +95,7 @@ func testLaunchRefusals(t *testing.T, l *sshLab) {
 		l.refusal(t, spec, "B", "host key mismatch: the host shows ssh-ed25519 "+ssh.FingerprintSHA256(l.hostKeys["B"]))
 	})
 	t.Run("wrong-fingerprint", func(t *testing.T) {
-		_, other := writeSSHKey(t, t.TempDir(), "k")
+		_, other := testutil.WriteSSHKey(t, t.TempDir(), "k")
 		spec := l.clusterFile(t, "fingerprint.yaml", trainSettings, "",
 			map[string]string{"A": "ssh: {host_key_fingerprint: '" + ssh.FingerprintSHA256(other) + "'}"}, hosts...)
 		l.refusal(t, spec, "A", "host key mismatch")

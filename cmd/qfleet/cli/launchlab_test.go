@@ -9,9 +9,6 @@ package cli
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -105,8 +102,8 @@ func newSSHLab(t *testing.T, hosts ...string) *sshLab {
 		}
 	})
 	var pub ssh.PublicKey
-	l.userKey, pub = writeSSHKey(t, l.dir, "id_user")
-	l.otherKey, _ = writeSSHKey(t, l.dir, "id_other")
+	l.userKey, pub = testutil.WriteSSHKey(t, l.dir, "id_user")
+	l.otherKey, _ = testutil.WriteSSHKey(t, l.dir, "id_other")
 	authorized := filepath.Join(l.dir, "authorized_keys")
 	if err := os.WriteFile(authorized, ssh.MarshalAuthorizedKey(pub), 0o600); err != nil {
 		t.Fatal(err)
@@ -118,7 +115,7 @@ func newSSHLab(t *testing.T, hosts ...string) *sshLab {
 		if err := os.Mkdir(hdir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		hostKey, hostPub := writeSSHKey(t, hdir, "ssh_host_ed25519_key")
+		hostKey, hostPub := testutil.WriteSSHKey(t, hdir, "ssh_host_ed25519_key")
 		l.hostKeys[name] = hostPub
 		kh.WriteString(h.Addr() + " " + string(ssh.MarshalAuthorizedKey(hostPub)))
 		cfg := fmt.Sprintf(`ListenAddress %s
@@ -150,28 +147,6 @@ LogLevel INFO
 		}
 	}
 	return l
-}
-
-// writeSSHKey writes a new ed25519 private key in OpenSSH's format (0600).
-func writeSSHKey(t *testing.T, dir, name string) (string, ssh.PublicKey) {
-	t.Helper()
-	pubKey, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(blk), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := ssh.NewPublicKey(pubKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path, pub
 }
 
 // nodeDir is host's node directory in the test's cluster files.
