@@ -99,8 +99,10 @@ class _FileStream:
 SPIN_MIN, SPIN_MAX = 20e-6, 300e-6
 # A poll that took SPIN_PREEMPTED, with the process preempted since the last
 # such poll (another process wanted this CPU), means the CPUs are busy: then
-# there is no spinning for the next SPIN_BACKOFF waits.
-SPIN_PREEMPTED, SPIN_BACKOFF = 50e-6, 1000
+# the next waits do not spin: SPIN_BACKOFF_MIN of them, or twice as many as
+# the last time when it happens again within SPIN_BACKOFF_MAX waits that
+# spun (at most SPIN_BACKOFF_MAX).
+SPIN_PREEMPTED, SPIN_BACKOFF_MIN, SPIN_BACKOFF_MAX = 50e-6, 16, 1000
 
 
 class _FdStream:
@@ -124,6 +126,8 @@ class _FdStream:
         self.pos = self.end = 0
         self.avg = 0.0  # moving average of the waits for data
         self.backoff = 0  # waits left without spinning
+        self.penalty = 0  # the last backoff's length
+        self.spun = 0  # waits that spun since
         self.preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
 
     def _fill(self, need):
@@ -155,6 +159,7 @@ class _FdStream:
         if self.backoff:
             self.backoff -= 1
         elif avg < SPIN_MAX:
+            self.spun += 1
             until = start + min(2 * avg + SPIN_MIN, SPIN_MAX)
             readv, now = os.readv, time.perf_counter
             last = start
@@ -174,7 +179,11 @@ class _FdStream:
                     preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
                     if preempted != self.preempted:
                         self.preempted = preempted
-                        self.backoff = SPIN_BACKOFF
+                        if self.spun < SPIN_BACKOFF_MAX:
+                            self.penalty = min(max(2 * self.penalty, SPIN_BACKOFF_MIN), SPIN_BACKOFF_MAX)
+                        else:
+                            self.penalty = SPIN_BACKOFF_MIN
+                        self.backoff, self.spun = self.penalty, 0
                     break
                 if t > until:
                     break

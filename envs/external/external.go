@@ -434,10 +434,15 @@ const (
 	// A poll that took spinPreempted means the spinner was descheduled: it
 	// stops spinning and sleeps. If the thread spent much of its time
 	// since the last such poll waiting for a CPU, the CPUs are busy (not
-	// merely a stall of a virtual CPU), and the next spinBackoff reads do
-	// not spin.
-	spinPreempted = 20 * time.Microsecond
-	spinBackoff   = 1000
+	// merely a stall of a virtual CPU), and the next reads do not spin:
+	// spinBackoffMin of them, or twice as many as the last time when it
+	// happens again within spinBackoffMax reads that spun, up to
+	// spinBackoffMax. A busy machine thus soon stops spinning, and a burst
+	// of another process's work now and then costs a few reads, not a
+	// thousand.
+	spinPreempted  = 20 * time.Microsecond
+	spinBackoffMin = 16
+	spinBackoffMax = 1000
 )
 
 // spinReader reads c, spinning first while on and replies come fast.
@@ -446,12 +451,13 @@ type spinReader struct {
 	raw syscall.RawConn // nil: c cannot be polled (TLS), never spin
 	on  bool
 	avg time.Duration // moving average of the waits for data
-	// backoff is the reads left without spinning; thread, waited and at
-	// the last look at the spinning thread's time waiting for a CPU.
-	backoff int
-	thread  string
-	waited  time.Duration
-	at      time.Time
+	// backoff is the reads left without spinning, penalty its length the
+	// last time, spun the reads that spun since; thread, waited and at the
+	// last look at the spinning thread's time waiting for a CPU.
+	backoff, penalty, spun int
+	thread                 string
+	waited                 time.Duration
+	at                     time.Time
 }
 
 // rawConn is c's file descriptor access, if it has one.
@@ -478,6 +484,7 @@ func (s *spinReader) Read(p []byte) (int, error) {
 	if s.backoff > 0 {
 		s.backoff--
 	} else if s.avg < spinMax {
+		s.spun++
 		until := start.Add(min(2*s.avg+spinMin, spinMax))
 		var n int
 		var rerr error
@@ -545,9 +552,20 @@ func (s *spinReader) descheduled(now time.Time) {
 	}
 	waited := time.Duration(ns)
 	if thread == s.thread && 4*(waited-s.waited) > now.Sub(s.at) {
-		s.backoff = spinBackoff
+		s.penalty = nextBackoff(s.penalty, s.spun)
+		s.backoff, s.spun = s.penalty, 0
 	}
 	s.thread, s.waited, s.at = thread, waited, now
+}
+
+// nextBackoff is the number of reads not to spin for after the CPUs were
+// found busy, when the last backoff was last reads long and spun reads
+// spun since it ended: twice as long when it was recent, else the least.
+func nextBackoff(last, spun int) int {
+	if spun >= spinBackoffMax {
+		return spinBackoffMin
+	}
+	return min(max(2*last, spinBackoffMin), spinBackoffMax)
 }
 
 // wait folds one wait into the moving average (weight 1/8).

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +243,26 @@ for n, done in ((1, []), (3, [1]), (300, list(range(0, 300, 3)))):
 	}
 	if out, err := exec.Command(python(t), "-c", check, dir).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// TestNextBackoff: the CPUs found busy again soon after a backoff double
+// it up to spinBackoffMax; found busy once after a long undisturbed spell,
+// the backoff is the least again.
+func TestNextBackoff(t *testing.T) {
+	b, seq := 0, []int{}
+	for range 8 {
+		b = nextBackoff(b, 10)
+		seq = append(seq, b)
+	}
+	want := []int{16, 32, 64, 128, 256, 512, 1000, 1000}
+	if !slices.Equal(seq, want) {
+		t.Fatalf("busy again and again: backoffs %v, want %v", seq, want)
+	}
+	if got := nextBackoff(1000, spinBackoffMax); got != spinBackoffMin {
+		t.Fatalf("busy after %d undisturbed reads: backoff %d, want %d", spinBackoffMax, got, spinBackoffMin)
+	}
+	if got := nextBackoff(64, spinBackoffMax-1); got != 128 {
+		t.Fatalf("busy within %d reads of the last backoff: %d, want 128", spinBackoffMax, got)
 	}
 }
