@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qfleet/qfleet/messages/envpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // BenchmarkPythonLoop is the Python CartPole's own step rate in a plain
@@ -86,4 +89,50 @@ func BenchmarkBridge(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkStepReply is the client's side of one step reply of 16
+// CartPole envs, one ending its episode: decoded by the protobuf module
+// into a message, as replies other than a step's are, or read in place
+// (parseStepReply), as a step's is; then checked and unpacked (stepInto).
+func BenchmarkStepReply(b *testing.B) {
+	const n = 16
+	l := layout{obsSize: 4, elem: 4}
+	term := make([]bool, n)
+	term[3] = true
+	r := &envpb.StepResult{Observations: floats(make([]float32, 4*n)...), Rewards: make([]float64, n),
+		Terminated: term, Truncated: make([]bool, n), FinalObservations: floats(1, 2, 3, 4)}
+	data, err := proto.Marshal(&envpb.Reply{Kind: &envpb.Reply_StepResult{StepResult: r}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs, final := make([]float32, 4*n), make([]float32, 4*n)
+	rewards, te, tr := make([]float64, n), make([]bool, n), make([]bool, n)
+	b.Run("protobuf", func(b *testing.B) {
+		b.ReportAllocs()
+		var reply envpb.Reply
+		var scratch []byte
+		for range b.N {
+			if err := unmarshalReply(data, &reply); err != nil {
+				b.Fatal(err)
+			}
+			var v stepView
+			v, scratch = viewOf(reply.GetStepResult(), scratch)
+			if err := l.stepInto(v, n, obs, rewards, te, tr, final); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("in_place", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			v, ok := parseStepReply(data)
+			if !ok {
+				b.Fatal("not read in place")
+			}
+			if err := l.stepInto(v, n, obs, rewards, te, tr, final); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

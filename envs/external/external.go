@@ -95,6 +95,7 @@ type worker struct {
 	timeout  time.Duration
 	rbuf     []byte
 	wbuf     []byte
+	scratch  []byte // a step reply's packed fields when it came another way (viewOf)
 	reply    envpb.Reply
 	stepReq  envpb.Request
 	step     envpb.Step
@@ -127,6 +128,12 @@ func (w *worker) recv(deadline time.Time) error {
 	if w.rbuf, err = readFrame(w.br, w.rbuf, w.limit); err != nil {
 		return err
 	}
+	return w.decode()
+}
+
+// decode decodes the frame in w.rbuf into w.reply; an Error reply is
+// returned as an error.
+func (w *worker) decode() error {
 	if err := unmarshalReply(w.rbuf, &w.reply); err != nil {
 		return err
 	}
@@ -324,14 +331,10 @@ func (v *vec) Step(actions []int32) (*envs.VecStep, error) {
 	}
 	s, m := &v.step, v.l.obsSize
 	for _, w := range v.ws {
-		err := w.recv(deadline)
+		r, err := w.recvStep(deadline)
 		if err == nil {
-			if r := w.reply.GetStepResult(); r == nil {
-				err = fmt.Errorf("a %T reply to step", w.reply.GetKind())
-			} else {
-				a, b := w.first, w.first+w.n
-				err = v.l.stepInto(r, w.n, v.obs[a*m:b*m], s.Rewards[a:b], s.Terminated[a:b], s.Truncated[a:b], s.Final[a*m:b*m])
-			}
+			a, b := w.first, w.first+w.n
+			err = v.l.stepInto(r, w.n, v.obs[a*m:b*m], s.Rewards[a:b], s.Terminated[a:b], s.Truncated[a:b], s.Final[a*m:b*m])
 		}
 		if err != nil {
 			return nil, v.broken(w.fail("step", err))
@@ -455,6 +458,8 @@ type spinReader struct {
 	// last time, spun the reads that spun since; thread, waited and at the
 	// last look at the spinning thread's time waiting for a CPU.
 	backoff, penalty, spun int
+	poll                   spinPoll           // the spinning read under way
+	pollFn                 func(uintptr) bool // s.spin, bound once
 	thread                 string
 	waited                 time.Duration
 	at                     time.Time
@@ -485,35 +490,13 @@ func (s *spinReader) Read(p []byte) (int, error) {
 		s.backoff--
 	} else if s.avg < spinMax {
 		s.spun++
-		until := start.Add(min(2*s.avg+spinMin, spinMax))
-		var n int
-		var rerr error
-		polled := false
-		err := s.raw.Read(func(fd uintptr) bool {
-			last := start
-			for {
-				n, rerr = sysRead(syscall.Read, fd, p)
-				if rerr == syscall.EINTR {
-					continue
-				}
-				if rerr != syscall.EAGAIN {
-					polled = true
-					return true
-				}
-				// A read takes a microsecond: a long one means this thread
-				// was descheduled, the CPUs are busy, and spinning would
-				// take one from the worker.
-				now := time.Now()
-				if now.Sub(last) > spinPreempted {
-					s.descheduled(now)
-					return true
-				}
-				if now.After(until) {
-					return true
-				}
-				last = now
-			}
-		})
+		s.poll = spinPoll{p: p, start: start, until: start.Add(min(2*s.avg+spinMin, spinMax))}
+		if s.pollFn == nil {
+			s.pollFn = s.spin // bound once: a closure a read would be garbage a read
+		}
+		err := s.raw.Read(s.pollFn)
+		n, rerr, polled := s.poll.n, s.poll.err, s.poll.polled
+		s.poll = spinPoll{}
 		if err == nil && polled {
 			s.wait(time.Since(start))
 			switch {
@@ -529,6 +512,44 @@ func (s *spinReader) Read(p []byte) (int, error) {
 	n, err := s.c.Read(p)
 	s.wait(time.Since(start))
 	return n, err
+}
+
+// spinPoll is one spinning read's arguments and outcome.
+type spinPoll struct {
+	p            []byte
+	start, until time.Time
+	n            int
+	err          error
+	polled       bool // a read returned data, EOF or an error
+}
+
+// spin reads fd without blocking until data comes, until passes, or the
+// thread is found descheduled; it always ends the raw read (true).
+func (s *spinReader) spin(fd uintptr) bool {
+	q := &s.poll
+	last := q.start
+	for {
+		q.n, q.err = sysRead(syscall.Read, fd, q.p)
+		if q.err == syscall.EINTR {
+			continue
+		}
+		if q.err != syscall.EAGAIN {
+			q.polled = true
+			return true
+		}
+		// A read takes a microsecond: a long one means this thread was
+		// descheduled, the CPUs are busy, and spinning would take one from
+		// the worker.
+		now := time.Now()
+		if now.Sub(last) > spinPreempted {
+			s.descheduled(now)
+			return true
+		}
+		if now.After(q.until) {
+			return true
+		}
+		last = now
+	}
 }
 
 // descheduled looks at how long the spinning thread has waited for a CPU

@@ -52,11 +52,15 @@ var errFrameTooLarge = errors.New("frame too large")
 // over limit is refused before anything is allocated for it: the peer may
 // be hostile or broken, and 4 GB must not become an allocation.
 func readFrame(r io.Reader, buf []byte, limit int) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	// The header is read into buf too: an array of its own would escape
+	// to the heap through the Reader, an allocation a frame.
+	if cap(buf) < 4 {
+		buf = make([]byte, 4, 512)
+	}
+	if _, err := io.ReadFull(r, buf[:4]); err != nil {
 		return buf, err
 	}
-	n := binary.LittleEndian.Uint32(hdr[:])
+	n := binary.LittleEndian.Uint32(buf[:4])
 	if uint64(n) > uint64(limit) {
 		return buf, fmt.Errorf("%w: the peer announced %d bytes, the limit is %d", errFrameTooLarge, n, limit)
 	}
@@ -178,36 +182,36 @@ func (l layout) decodeObs(dst []float32, b []byte, rows int, what string) error 
 	return nil
 }
 
-// stepInto checks a StepResult of n envs and writes it into rows [0, n)
-// of obs, rewards, terminated, truncated and final, whose first env is the
-// result's first.
-func (l layout) stepInto(r *envpb.StepResult, n int, obs []float32, rewards []float64, term, trunc []bool, final []float32) error {
-	if len(r.GetRewards()) != n || len(r.GetTerminated()) != n || len(r.GetTruncated()) != n {
+// stepInto checks a step's result for n envs and writes it into rows
+// [0, n) of obs, rewards, terminated, truncated and final, whose first env
+// is the result's first.
+func (l layout) stepInto(r stepView, n int, obs []float32, rewards []float64, term, trunc []bool, final []float32) error {
+	if len(r.rewards) != 8*n || len(r.term) != n || len(r.trunc) != n {
 		return fmt.Errorf("%d rewards, %d terminated and %d truncated flags for %d envs",
-			len(r.GetRewards()), len(r.GetTerminated()), len(r.GetTruncated()), n)
+			len(r.rewards)/8, len(r.term), len(r.trunc), n)
 	}
-	if err := l.decodeObs(obs, r.GetObservations(), n, "observations"); err != nil {
+	if err := l.decodeObs(obs, r.obs, n, "observations"); err != nil {
 		return err
 	}
 	done := 0
-	for i, v := range r.GetRewards() {
+	for i := range n {
+		v := math.Float64frombits(binary.LittleEndian.Uint64(r.rewards[8*i:]))
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("reward %v for env %d", v, i)
 		}
 		rewards[i] = v
-		term[i], trunc[i] = r.GetTerminated()[i], r.GetTruncated()[i]
+		term[i], trunc[i] = r.term[i] != 0, r.trunc[i] != 0
 		if term[i] || trunc[i] {
 			done++
 		}
 	}
-	fb := r.GetFinalObservations()
-	if want := done * l.obsSize * l.elem; len(fb) != want {
-		return fmt.Errorf("final observations of %d bytes for %d ended episodes, want %d", len(fb), done, want)
+	if want := done * l.obsSize * l.elem; len(r.final) != want {
+		return fmt.Errorf("final observations of %d bytes for %d ended episodes, want %d", len(r.final), done, want)
 	}
 	k, row := 0, l.obsSize*l.elem
 	for i := range n {
 		if term[i] || trunc[i] {
-			if err := l.decodeObs(final[i*l.obsSize:], fb[k*row:(k+1)*row], 1, "final observation"); err != nil {
+			if err := l.decodeObs(final[i*l.obsSize:], r.final[k*row:(k+1)*row], 1, "final observation"); err != nil {
 				return fmt.Errorf("env %d: %w", i, err)
 			}
 			k++

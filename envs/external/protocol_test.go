@@ -194,8 +194,19 @@ func FuzzReadReply(f *testing.F) {
 			if cap(buf) > l.maxReply(n) {
 				t.Fatalf("a buffer of %d bytes past the limit", cap(buf))
 			}
-			if unmarshalReply(buf, &reply) != nil {
+			fast, ok := parseStepReply(buf)
+			if err := unmarshalReply(buf, &reply); err != nil {
+				if ok {
+					t.Fatalf("the step fast path read %x, which protobuf refuses: %v", buf, err)
+				}
 				continue
+			}
+			if ok {
+				// The fast path must read what protobuf reads.
+				want, _ := viewOf(reply.GetStepResult(), nil)
+				if reply.GetStepResult() == nil || !sameView(fast, want) {
+					t.Fatalf("the step fast path read %x as %+v, protobuf as %v", buf, fast, &reply)
+				}
 			}
 			switch {
 			case reply.GetHandshake() != nil:
@@ -203,7 +214,8 @@ func FuzzReadReply(f *testing.F) {
 			case reply.GetResetResult() != nil:
 				_ = l.decodeObs(obs, reply.GetResetResult().GetObservations(), n, "reset")
 			case reply.GetStepResult() != nil:
-				if l.stepInto(reply.GetStepResult(), n, obs, rewards, term, trunc, final) == nil {
+				view, _ := viewOf(reply.GetStepResult(), nil)
+				if l.stepInto(view, n, obs, rewards, term, trunc, final) == nil {
 					for _, v := range obs {
 						if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 							t.Fatalf("accepted a non-finite observation %v", v)
@@ -215,6 +227,11 @@ func FuzzReadReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+func sameView(a, b stepView) bool {
+	return bytes.Equal(a.obs, b.obs) && bytes.Equal(a.rewards, b.rewards) && bytes.Equal(a.term, b.term) &&
+		bytes.Equal(a.trunc, b.trunc) && bytes.Equal(a.final, b.final)
 }
 
 // The Python adapter encodes step replies by hand (its hot path): the
