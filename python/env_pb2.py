@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\tenv.proto\x12\rqfleet.env.v1\"\xb0\x01\n\x07Request\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.qfleet.env.v1.HelloH\x00\x12*\n\nreset_envs\x18\x02 \x01(\x0b\x32\x14.qfleet.env.v1.ResetH\x00\x12#\n\x04step\x18\x03 \x01(\x0b\x32\x13.qfleet.env.v1.StepH\x00\x12%\n\x05\x63lose\x18\x04 \x01(\x0b\x32\x14.qfleet.env.v1.CloseH\x00\x42\x06\n\x04kind\"3\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x10\n\x08num_envs\x18\x02 \x01(\r\"\x16\n\x05Reset\x12\r\n\x05seeds\x18\x01 \x03(\x03\"\x17\n\x04Step\x12\x0f\n\x07\x61\x63tions\x18\x01 \x03(\x05\"\x07\n\x05\x43lose\"\xcb\x01\n\x05Reply\x12-\n\thandshake\x18\x01 \x01(\x0b\x32\x18.qfleet.env.v1.HandshakeH\x00\x12\x32\n\x0creset_result\x18\x02 \x01(\x0b\x32\x1a.qfleet.env.v1.ResetResultH\x00\x12\x30\n\x0bstep_result\x18\x03 \x01(\x0b\x32\x19.qfleet.env.v1.StepResultH\x00\x12%\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x14.qfleet.env.v1.ErrorH\x00\x42\x06\n\x04kind\"Z\n\tHandshake\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12!\n\x04spec\x18\x02 \x01(\x0b\x32\x13.qfleet.env.v1.Spec\x12\x10\n\x08num_envs\x18\x03 \x01(\r\"\xb2\x01\n\x04Spec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tobs_shape\x18\x02 \x03(\r\x12\'\n\tobs_dtype\x18\x03 \x01(\x0e\x32\x14.qfleet.env.v1.DType\x12\x13\n\x0bnum_actions\x18\x04 \x01(\r\x12\x19\n\x11max_episode_steps\x18\x05 \x01(\r\x12\x1d\n\x10reward_threshold\x18\x06 \x01(\x01H\x00\x88\x01\x01\x42\x13\n\x11_reward_threshold\"#\n\x0bResetResult\x12\x14\n\x0cobservations\x18\x01 \x01(\x0c\"v\n\nStepResult\x12\x14\n\x0cobservations\x18\x01 \x01(\x0c\x12\x0f\n\x07rewards\x18\x02 \x03(\x01\x12\x12\n\nterminated\x18\x03 \x03(\x08\x12\x11\n\ttruncated\x18\x04 \x03(\x08\x12\x1a\n\x12\x66inal_observations\x18\x05 \x01(\x0c\"\x95\x01\n\x05\x45rror\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.qfleet.env.v1.Error.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\"R\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x43ODE_ENV\x10\x01\x12\x14\n\x10\x43ODE_BAD_REQUEST\x10\x02\x12\x10\n\x0c\x43ODE_VERSION\x10\x03*T\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x0f\n\x0b\x44TYPE_UINT8\x10\x02\x12\x10\n\x0c\x44TYPE_BINARY\x10\x03\x42)Z\'github.com/qfleet/qfleet/messages/envpbb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\tenv.proto\x12\rqfleet.env.v1\"\xb0\x01\n\x07Request\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.qfleet.env.v1.HelloH\x00\x12*\n\nreset_envs\x18\x02 \x01(\x0b\x32\x14.qfleet.env.v1.ResetH\x00\x12#\n\x04step\x18\x03 \x01(\x0b\x32\x13.qfleet.env.v1.StepH\x00\x12%\n\x05\x63lose\x18\x04 \x01(\x0b\x32\x14.qfleet.env.v1.CloseH\x00\x42\x06\n\x04kind\"3\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x10\n\x08num_envs\x18\x02 \x01(\r\"\x16\n\x05Reset\x12\r\n\x05seeds\x18\x01 \x03(\x03\"\x17\n\x04Step\x12\x0f\n\x07\x61\x63tions\x18\x01 \x03(\x05\"\x07\n\x05\x43lose\"\xcb\x01\n\x05Reply\x12-\n\thandshake\x18\x01 \x01(\x0b\x32\x18.qfleet.env.v1.HandshakeH\x00\x12\x32\n\x0creset_result\x18\x02 \x01(\x0b\x32\x1a.qfleet.env.v1.ResetResultH\x00\x12\x30\n\x0bstep_result\x18\x03 \x01(\x0b\x32\x19.qfleet.env.v1.StepResultH\x00\x12%\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x14.qfleet.env.v1.ErrorH\x00\x42\x06\n\x04kind\"q\n\tHandshake\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12!\n\x04spec\x18\x02 \x01(\x0b\x32\x13.qfleet.env.v1.Spec\x12\x10\n\x08num_envs\x18\x03 \x01(\r\x12\x15\n\rshared_memory\x18\x04 \x01(\x08\"\xb2\x01\n\x04Spec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tobs_shape\x18\x02 \x03(\r\x12\'\n\tobs_dtype\x18\x03 \x01(\x0e\x32\x14.qfleet.env.v1.DType\x12\x13\n\x0bnum_actions\x18\x04 \x01(\r\x12\x19\n\x11max_episode_steps\x18\x05 \x01(\r\x12\x1d\n\x10reward_threshold\x18\x06 \x01(\x01H\x00\x88\x01\x01\x42\x13\n\x11_reward_threshold\"#\n\x0bResetResult\x12\x14\n\x0cobservations\x18\x01 \x01(\x0c\"v\n\nStepResult\x12\x14\n\x0cobservations\x18\x01 \x01(\x0c\x12\x0f\n\x07rewards\x18\x02 \x03(\x01\x12\x12\n\nterminated\x18\x03 \x03(\x08\x12\x11\n\ttruncated\x18\x04 \x03(\x08\x12\x1a\n\x12\x66inal_observations\x18\x05 \x01(\x0c\"\x95\x01\n\x05\x45rror\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.qfleet.env.v1.Error.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\"R\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x43ODE_ENV\x10\x01\x12\x14\n\x10\x43ODE_BAD_REQUEST\x10\x02\x12\x10\n\x0c\x43ODE_VERSION\x10\x03*T\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x0f\n\x0b\x44TYPE_UINT8\x10\x02\x12\x10\n\x0c\x44TYPE_BINARY\x10\x03\x42)Z\'github.com/qfleet/qfleet/messages/envpbb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'env_pb2', globals())
@@ -21,8 +21,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'Z\'github.com/qfleet/qfleet/messages/envpb'
-  _DTYPE._serialized_start=1106
-  _DTYPE._serialized_end=1190
+  _DTYPE._serialized_start=1129
+  _DTYPE._serialized_end=1213
   _REQUEST._serialized_start=29
   _REQUEST._serialized_end=205
   _HELLO._serialized_start=207
@@ -36,15 +36,15 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _REPLY._serialized_start=319
   _REPLY._serialized_end=522
   _HANDSHAKE._serialized_start=524
-  _HANDSHAKE._serialized_end=614
-  _SPEC._serialized_start=617
-  _SPEC._serialized_end=795
-  _RESETRESULT._serialized_start=797
-  _RESETRESULT._serialized_end=832
-  _STEPRESULT._serialized_start=834
-  _STEPRESULT._serialized_end=952
-  _ERROR._serialized_start=955
-  _ERROR._serialized_end=1104
-  _ERROR_CODE._serialized_start=1022
-  _ERROR_CODE._serialized_end=1104
+  _HANDSHAKE._serialized_end=637
+  _SPEC._serialized_start=640
+  _SPEC._serialized_end=818
+  _RESETRESULT._serialized_start=820
+  _RESETRESULT._serialized_end=855
+  _STEPRESULT._serialized_start=857
+  _STEPRESULT._serialized_end=975
+  _ERROR._serialized_start=978
+  _ERROR._serialized_end=1127
+  _ERROR_CODE._serialized_start=1045
+  _ERROR_CODE._serialized_end=1127
 # @@protoc_insertion_point(module_scope)

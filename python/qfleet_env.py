@@ -15,7 +15,8 @@ needed.
 Two ways to run:
   * started by qfleet (the subprocess transport): qfleet sets
     QFLEET_ENV_FDS=3,4 and the protocol runs on those file descriptors, so
-    the env may print and log freely on stdout and stderr;
+    the env may print and log freely on stdout and stderr; on linux/amd64
+    it offers shared memory too (QFLEET_ENV_SHM), which this module takes;
   * as a server (the address transport): python3 my_env.py --listen
     HOST:PORT [--envs N] [--tls-cert C --tls-key K]; every connection gets
     a vector of its own.
@@ -26,7 +27,9 @@ numpy and protobuf only (Debian: python3-numpy python3-protobuf).
 """
 
 import argparse
+import mmap
 import os
+import platform
 import resource
 import select
 import socket
@@ -105,6 +108,44 @@ SPIN_MIN, SPIN_MAX = 20e-6, 300e-6
 SPIN_PREEMPTED, SPIN_BACKOFF_MIN, SPIN_BACKOFF_MAX = 50e-6, 16, 1000
 
 
+class _Spin:
+    """When a wait for the next request spins, and for how long: at most
+    SPIN_MAX, about twice the recent wait, and not while the CPUs are found
+    busy (see SPIN_PREEMPTED)."""
+
+    def __init__(self):
+        self.avg = 0.0  # moving average of the waits
+        self.backoff = 0  # waits left without spinning
+        self.penalty = 0  # the last backoff's length
+        self.spun = 0  # waits that spun since
+        self.preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+
+    def budget(self, start):
+        """Until when a wait that starts at start spins; None: it sleeps."""
+        if self.backoff:
+            self.backoff -= 1
+            return None
+        if self.avg >= SPIN_MAX:
+            return None
+        self.spun += 1
+        return start + min(2 * self.avg + SPIN_MIN, SPIN_MAX)
+
+    def slow_poll(self):
+        """A poll took SPIN_PREEMPTED: slow, not necessarily preempted (a
+        virtual CPU may stall): the count of preemptions tells."""
+        preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+        if preempted != self.preempted:
+            self.preempted = preempted
+            if self.spun < SPIN_BACKOFF_MAX:
+                self.penalty = min(max(2 * self.penalty, SPIN_BACKOFF_MIN), SPIN_BACKOFF_MAX)
+            else:
+                self.penalty = SPIN_BACKOFF_MIN
+            self.backoff, self.spun = self.penalty, 0
+
+    def record(self, wait):
+        self.avg += (wait - self.avg) / 8
+
+
 class _FdStream:
     """A session on two file descriptors (the subprocess transport): frames
     are read into one preallocated buffer and written with one system call,
@@ -124,11 +165,7 @@ class _FdStream:
         self.buf = bytearray(1 << 16)
         self.mv = memoryview(self.buf)
         self.pos = self.end = 0
-        self.avg = 0.0  # moving average of the waits for data
-        self.backoff = 0  # waits left without spinning
-        self.penalty = 0  # the last backoff's length
-        self.spun = 0  # waits that spun since
-        self.preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+        self.spin = _Spin()
 
     def _fill(self, need):
         """Reads until need bytes from pos are buffered; False at EOF."""
@@ -155,35 +192,20 @@ class _FdStream:
     def _wait(self):
         """Waits for data and reads it: spinning first, then in select."""
         rfd, target, start = self.rfd, self.mv[self.end:], time.perf_counter()
-        avg = self.avg
-        if self.backoff:
-            self.backoff -= 1
-        elif avg < SPIN_MAX:
-            self.spun += 1
-            until = start + min(2 * avg + SPIN_MIN, SPIN_MAX)
+        until = self.spin.budget(start)
+        if until is not None:
             readv, now = os.readv, time.perf_counter
             last = start
             while True:
                 try:
                     k = readv(rfd, [target])
-                    self.avg = avg + (now() - start - avg) / 8
+                    self.spin.record(now() - start)
                     return k
                 except BlockingIOError:
                     pass
-                # A poll takes microseconds: a long one means another
-                # process had this CPU, and spinning is taking it from them.
                 t = now()
                 if t - last > SPIN_PREEMPTED:
-                    # Slow, not necessarily preempted (a virtual CPU may
-                    # stall): the count of preemptions tells.
-                    preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
-                    if preempted != self.preempted:
-                        self.preempted = preempted
-                        if self.spun < SPIN_BACKOFF_MAX:
-                            self.penalty = min(max(2 * self.penalty, SPIN_BACKOFF_MIN), SPIN_BACKOFF_MAX)
-                        else:
-                            self.penalty = SPIN_BACKOFF_MIN
-                        self.backoff, self.spun = self.penalty, 0
+                    self.spin.slow_poll()
                     break
                 if t > until:
                     break
@@ -195,7 +217,7 @@ class _FdStream:
                 break
             except BlockingIOError:
                 continue
-        self.avg = avg + (time.perf_counter() - start - avg) / 8
+        self.spin.record(time.perf_counter() - start)
         return k
 
     def read(self):
@@ -222,6 +244,121 @@ class _FdStream:
         while data:
             k = os.write(self.wfd, data)
             data = data[k:]
+
+# Shared memory (the subprocess transport, when qfleet offers it in
+# SHM_VAR): the header's uint64 slots, in the order docs/env-protocol.md
+# gives them, each on a cache line of its own.
+SHM_VAR = "QFLEET_ENV_SHM"
+(_REQ_SEQ, _REP_SEQ, _SRV_SLEEP, _CLI_SLEEP, _REQ_LEN, _REP_LEN, _REP_CAP, _REQ_CAP) = range(0, 64, 8)
+_SHM_HEADER, _SHM_RECHECK = 4096, 0.1
+
+
+def _shm_offered():
+    """The memory file qfleet offers (its file descriptor), or None."""
+    fd = os.environ.get(SHM_VAR)
+    if not fd or platform.machine().lower() not in ("x86_64", "amd64"):
+        return None  # the scheme needs x86-64's ordering of stores
+    return int(fd)
+
+
+class _ShmStream:
+    """A session's frames in shared memory after the handshake: qfleet
+    writes a request and bumps the request sequence; this side spins on it
+    (then sleeps in select on the request pipe, where qfleet rings when it
+    sees the sleeping flag), writes the reply and bumps the reply sequence
+    to the request's. Stores reach the other process in program order on
+    x86-64; a lock's acquire is the full barrier between setting a flag
+    and reading the other side's sequence, and sleeps look again every
+    100 ms whatever happens."""
+
+    def __init__(self, fds, fd):
+        self.rfd, self.wfd, self.fd = fds.rfd, fds.wfd, fd
+        self.seq, self.size = 0, 0
+        self.spin, self.fence = _Spin(), threading.Lock()
+        self._map()
+
+    def _map(self):
+        """Maps the file as large as its header says (again when qfleet
+        has grown the reply area; the old mapping goes with its views)."""
+        with mmap.mmap(self.fd, _SHM_HEADER) as head:
+            q = memoryview(head).cast("Q")
+            rep_cap, req_cap = q[_REP_CAP], q[_REQ_CAP]
+            q.release()
+        self.req_cap, self.rep_cap = req_cap, rep_cap
+        self.size = _SHM_HEADER + req_cap + rep_cap
+        self.mem = mmap.mmap(self.fd, self.size)
+        self.mv = memoryview(self.mem)
+        self.q = self.mv[:_SHM_HEADER].cast("Q")
+
+    def read(self):
+        q = self.q
+        if q[_REQ_SEQ] == self.seq and not self._wait():
+            return None
+        self.seq = q[_REQ_SEQ]
+        if q[_REP_CAP] != self.rep_cap:
+            self._map()
+            q = self.q
+        n = q[_REQ_LEN]
+        if n < 4 or n > self.req_cap:
+            raise ProtocolError(f"a request of {n} bytes in shared memory of {self.req_cap}")
+        (k,) = _HEADER.unpack_from(self.mem, _SHM_HEADER)
+        if k + 4 != n:
+            raise ProtocolError(f"a request frame of {k} bytes in {n - 4}")
+        return self.mv[_SHM_HEADER + 4:_SHM_HEADER + n]
+
+    def _wait(self):
+        """Waits for the next request; False when qfleet has gone."""
+        q, seq, start = self.q, self.seq, time.perf_counter()
+        until = self.spin.budget(start)
+        if until is not None:
+            now, last = time.perf_counter, start
+            while q[_REQ_SEQ] == seq:
+                t = now()
+                if t - last > SPIN_PREEMPTED:
+                    self.spin.slow_poll()
+                    break
+                if t > until:
+                    break
+                last = t
+        ok = q[_REQ_SEQ] != seq or self._sleep()
+        self.spin.record(time.perf_counter() - start)
+        return ok
+
+    def _sleep(self):
+        q, seq = self.q, self.seq
+        q[_SRV_SLEEP] = 1
+        with self.fence:
+            pass
+        try:
+            while q[_REQ_SEQ] == seq:
+                if select.select([self.rfd], [], [], _SHM_RECHECK)[0]:
+                    try:
+                        if not os.read(self.rfd, 4096):
+                            return False  # qfleet closed the pipe
+                    except BlockingIOError:
+                        pass
+        finally:
+            q[_SRV_SLEEP] = 0
+        return True
+
+    def write(self, msg):
+        parts = msg if isinstance(msg, list) else [msg.SerializeToString()]
+        size = sum(map(len, parts))
+        if 4 + size > self.rep_cap:
+            raise ProtocolError(f"a reply of {4 + size} bytes, the shared memory holds {self.rep_cap}")
+        off = _SHM_HEADER + self.req_cap
+        _HEADER.pack_into(self.mem, off, size)
+        mv, off = self.mv, off + 4
+        for p in parts:
+            mv[off:off + len(p)] = p
+            off += len(p)
+        q = self.q
+        q[_REP_LEN] = 4 + size
+        q[_REP_SEQ] = self.seq  # after the frame: qfleet reads it once it sees this
+        with self.fence:
+            pass
+        if q[_CLI_SLEEP]:
+            os.write(self.wfd, b"\x01")
 
 
 def _step_header(n):
@@ -431,7 +568,8 @@ def _session(stream, make_env, default_envs, obs_dtype, env_id):
     """Serves one client until it closes; returns the exit code: 0 when the
     client closed, 1 when the env raised, 2 when the client broke the
     protocol. Failures are sent as an Error reply before returning.
-    stream is a _FileStream or an _FdStream."""
+    stream is a _FileStream or an _FdStream (an _ShmStream after the
+    handshake when qfleet offered shared memory)."""
     vec = None
     try:
         data = stream.read()
@@ -446,8 +584,16 @@ def _session(stream, make_env, default_envs, obs_dtype, env_id):
                                    f"this server {PROTOCOL_VERSION}"))
             return 2
         vec = _Vector(make_env, req.hello.num_envs or default_envs, obs_dtype, env_id)
+        shm, fd = None, _shm_offered() if isinstance(stream, _FdStream) else None
+        if fd is not None:
+            try:
+                shm = _ShmStream(stream, fd)
+            except (OSError, ValueError) as e:
+                print(f"qfleet_env: shared memory refused, the pipes carry the session: {e}", file=sys.stderr)
         stream.write(pb.Reply(handshake=pb.Handshake(
-            protocol_version=PROTOCOL_VERSION, spec=vec.spec, num_envs=len(vec.envs))))
+            protocol_version=PROTOCOL_VERSION, spec=vec.spec, num_envs=len(vec.envs), shared_memory=shm is not None)))
+        if shm is not None:
+            stream = shm
         header, n = vec.step_header, len(vec.envs)
         while True:
             data = stream.read()

@@ -70,6 +70,15 @@ type Options struct {
 	// TLS, when set, makes Dial speak TLS (ServerName defaults to the
 	// address's host).
 	TLS *tls.Config
+	// NoSharedMemory keeps Start's sessions on their pipes: no shared
+	// memory is offered to the worker processes (ShmVar).
+	NoSharedMemory bool
+}
+
+// sharedMemory is a stream that moves to shared memory once the handshake
+// says the server took it and how large a reply can be.
+type sharedMemory interface {
+	start(maxReply int, spin bool) error
 }
 
 // conn is a worker's byte stream with deadlines: a TCP (or TLS)
@@ -89,6 +98,7 @@ type worker struct {
 	br       *bufio.Reader
 	sr       spinReader // br's source: c, read by spinning while replies come fast
 	proc     *process   // nil over the address transport
+	shm      bool       // the server took shared memory
 	limit    int        // the largest reply frame accepted
 	timeout  time.Duration
 	rbuf     []byte
@@ -231,6 +241,10 @@ func handshake(ctx context.Context, ws []*worker, o Options) (*vec, error) {
 		if err != nil {
 			return nil, w.fail("handshake", err)
 		}
+		if _, offered := w.c.(sharedMemory); w.reply.GetHandshake().GetSharedMemory() && !offered {
+			return nil, w.fail("handshake", errors.New("the server says it took shared memory, which was not offered"))
+		}
+		w.shm = w.reply.GetHandshake().GetSharedMemory()
 		if i > 0 && !sameSpec(spec, v.spec) {
 			return nil, w.fail("handshake", fmt.Errorf("spec %+v differs from worker 0's %+v", spec, v.spec))
 		}
@@ -250,6 +264,12 @@ func handshake(ctx context.Context, ws []*worker, o Options) (*vec, error) {
 	for _, w := range ws {
 		w.limit = v.l.maxReply(w.n)
 		w.sr.on = spin
+		if w.shm {
+			if err := w.c.(sharedMemory).start(w.limit, spin); err != nil {
+				return nil, w.fail("handshake", err)
+			}
+			w.sr.raw = nil // the pipe now carries doorbells: the shared memory spins itself
+		}
 	}
 	v.obs = make([]float32, v.n*v.l.obsSize)
 	v.step = envs.VecStep{Obs: v.obs, Rewards: make([]float64, v.n), Terminated: make([]bool, v.n),

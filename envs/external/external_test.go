@@ -183,18 +183,29 @@ func TestCartPoleSpec(t *testing.T) {
 	}
 }
 
+// TestCartPoleSubprocessMatchesGo runs the Python CartPole through shared
+// memory where this platform offers it, and through the pipes.
 func TestCartPoleSubprocessMatchesGo(t *testing.T) {
-	for _, c := range []struct{ envs, workers int }{{1, 1}, {4, 1}, {5, 2}} {
-		t.Run(fmt.Sprintf("envs=%d,workers=%d", c.envs, c.workers), func(t *testing.T) {
+	for _, c := range []struct {
+		envs, workers int
+		pipes         bool
+	}{{1, 1, false}, {4, 1, false}, {5, 2, false}, {4, 1, true}} {
+		t.Run(fmt.Sprintf("envs=%d,workers=%d,pipes=%v", c.envs, c.workers, c.pipes), func(t *testing.T) {
 			var log testutil.SyncBuffer
 			v, err := Start(context.Background(), Options{Command: script(t, cartpolePy, "--max-episode-steps", strconv.Itoa(cmpLimit)),
-				Envs: c.envs, Workers: c.workers, Timeout: 20 * time.Second, Stderr: &log})
+				Envs: c.envs, Workers: c.workers, Timeout: 20 * time.Second, Stderr: &log, NoSharedMemory: c.pipes})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer closeAndCheck(t, v)
 			if v.Len() != c.envs || v.Spec().MaxEpisodeSteps != cmpLimit {
 				t.Fatalf("%d envs, time limit %d", v.Len(), v.Spec().MaxEpisodeSteps)
+			}
+			wantShm := shmOffered && !c.pipes
+			for _, w := range v.(*vec).ws {
+				if w.shm != wantShm {
+					t.Fatalf("%s: shared memory %v, want %v", w.name, w.shm, wantShm)
+				}
 			}
 			checkCartPole(t, v, 400)
 		})

@@ -94,6 +94,15 @@ func startWorker(argv []string, o Options, idx, first, n int) (*worker, error) {
 	cmd.Env = append(os.Environ(), o.Env...)
 	cmd.Env = append(cmd.Env, FDsVar+"=3,4", WorkerVar+"="+strconv.Itoa(idx), FirstVar+"="+strconv.Itoa(first))
 	cmd.ExtraFiles = []*os.File{reqR, repW}
+	var c conn = &pipeConn{r: repR, w: reqW}
+	var shm *os.File
+	if !o.NoSharedMemory {
+		c, shm = offerShm(c.(*pipeConn))
+	}
+	if shm != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, shm)
+		cmd.Env = append(cmd.Env, ShmVar+"="+strconv.Itoa(ShmFD))
+	}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = sysProcAttr()
 	// A grandchild that keeps the output pipe open must not hold up Wait.
@@ -103,8 +112,7 @@ func startWorker(argv []string, o Options, idx, first, n int) (*worker, error) {
 	reqR.Close()
 	repW.Close()
 	if err != nil {
-		reqW.Close()
-		repR.Close()
+		c.Close()
 		return nil, fmt.Errorf("external env: worker %d: %w", idx, err)
 	}
 	p.cmd = cmd
@@ -113,7 +121,7 @@ func startWorker(argv []string, o Options, idx, first, n int) (*worker, error) {
 		close(p.done)
 	}()
 	name := fmt.Sprintf("env worker %d (pid %d)", idx, cmd.Process.Pid)
-	w := newWorker(name, &pipeConn{r: repR, w: reqW}, n, o.Timeout)
+	w := newWorker(name, c, n, o.Timeout)
 	w.proc = p
 	return w, nil
 }
@@ -121,6 +129,19 @@ func startWorker(argv []string, o Options, idx, first, n int) (*worker, error) {
 // pipeConn is a worker process's protocol stream: the read end of its
 // reply pipe and the write end of its request pipe.
 type pipeConn struct{ r, w *os.File }
+
+// ShmVar is the environment variable that offers a worker process shared
+// memory for the protocol's frames: the file descriptor of a memory file
+// (ShmFD). A server that takes it says so in its handshake
+// (Handshake.shared_memory); one that does not know it ignores it.
+const ShmVar = "QFLEET_ENV_SHM"
+
+// ShmFD is the file descriptor a worker process finds the shared memory
+// on, after the protocol's pipes (3 and 4).
+const ShmFD = 5
+
+// readFile is the file a pipe stream reads, which spinning polls.
+func (c *pipeConn) readFile() *os.File { return c.r }
 
 func (c *pipeConn) Read(p []byte) (int, error)         { return c.r.Read(p) }
 func (c *pipeConn) Write(p []byte) (int, error)        { return c.w.Write(p) }

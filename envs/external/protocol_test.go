@@ -34,6 +34,12 @@ func cartpoleHandshake(version uint32, n uint32) *envpb.Reply {
 		Id: "Fake-v0", ObsShape: []uint32{4}, ObsDtype: envpb.DType_DTYPE_FLOAT32, NumActions: 2, MaxEpisodeSteps: 10, RewardThreshold: &th}}}}
 }
 
+func shmHandshake() *envpb.Reply {
+	r := cartpoleHandshake(ProtocolVersion, 1)
+	r.GetHandshake().SharedMemory = true
+	return r
+}
+
 func floats(vs ...float32) []byte {
 	b := make([]byte, 0, 4*len(vs))
 	for _, v := range vs {
@@ -111,6 +117,7 @@ func TestBrokenReplies(t *testing.T) {
 			Rewards: []float64{1}, Terminated: []bool{true}, Truncated: []bool{false}}))}, "final observations of 0 bytes for 1 ended episodes, want 16"},
 		{"final NaN", [][]byte{hs, okReset, frame(t, stepReply(&envpb.StepResult{Observations: floats(0, 0, 0, 0),
 			Rewards: []float64{1}, Terminated: []bool{false}, Truncated: []bool{true}, FinalObservations: floats(nan, 0, 0, 0)}))}, "env 0: final observation: value NaN"},
+		{"shared memory not offered", [][]byte{frame(t, shmHandshake())}, "the server says it took shared memory, which was not offered"},
 		{"error reply", [][]byte{hs, okReset, frame(t, &envpb.Reply{Kind: &envpb.Reply_Error{Error: &envpb.Error{Code: envpb.Error_CODE_BAD_REQUEST, Message: "no"}}})},
 			"the env server refused a request: no"},
 	} {

@@ -23,8 +23,9 @@ const (
 	spinMin = 20 * time.Microsecond
 	spinMax = 300 * time.Microsecond
 	// A poll that took spinPreempted means the spinner was descheduled: it
-	// stops spinning and sleeps. If the thread spent much of its time
-	// since the last such poll waiting for a CPU, the CPUs are busy (not
+	// stops spinning and sleeps. If the thread, since the last such look
+	// (spinWindow at least), spent a quarter of the time it could run
+	// waiting for a CPU, the CPUs are busy (not
 	// merely a stall of a virtual CPU), and the next reads do not spin:
 	// spinBackoffMin of them, or twice as many as the last time when it
 	// happens again within spinBackoffMax reads that spun, up to
@@ -34,6 +35,11 @@ const (
 	spinPreempted  = 20 * time.Microsecond
 	spinBackoffMin = 16
 	spinBackoffMax = 1000
+	// spinWindow is the least time the share of waiting for a CPU is
+	// measured over: over a shorter one, one brief stall (another thread
+	// of this process, a kernel thread, the two spinners landing on one
+	// CPU for a moment) reads as a busy machine.
+	spinWindow = 10 * time.Millisecond
 )
 
 // spinPolicy decides whether a wait for the other side spins, and for
@@ -42,11 +48,12 @@ type spinPolicy struct {
 	on  bool
 	avg time.Duration // moving average of the waits
 	// backoff is the waits left without spinning, penalty its length the
-	// last time, spun the waits that spun since; thread, waited and at the
-	// last look at the spinning thread's time waiting for a CPU.
+	// last time, spun the waits that spun since; thread, ran, waited and
+	// at the last look at the spinning thread's times on and waiting for a
+	// CPU.
 	backoff, penalty, spun int
 	thread                 string
-	waited                 time.Duration
+	ran, waited            time.Duration
 	at                     time.Time
 }
 
@@ -78,8 +85,8 @@ func rawConn(c conn) syscall.RawConn {
 	var rc syscall.RawConn
 	var err error
 	switch c := c.(type) {
-	case *pipeConn:
-		rc, err = c.r.SyscallConn()
+	case interface{ readFile() *os.File }: // a pipe, or shared memory before it is on
+		rc, err = c.readFile().SyscallConn()
 	case *net.TCPConn:
 		rc, err = c.SyscallConn()
 	}
@@ -157,9 +164,9 @@ func (s *spinReader) spin(fd uintptr) bool {
 	}
 }
 
-// descheduled looks at how long the spinning thread has waited for a CPU
-// (Linux's schedstat) since the last look; a quarter of the time or more
-// means other processes want the CPUs, and spinning backs off.
+// descheduled looks at how long the spinning thread has run and waited for
+// a CPU (Linux's schedstat) since the last look; waiting a quarter of the
+// time or more means other processes want the CPUs, and spinning backs off.
 func (s *spinPolicy) descheduled(now time.Time) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -172,16 +179,21 @@ func (s *spinPolicy) descheduled(now time.Time) {
 	if err != nil || len(f) < 2 {
 		return
 	}
-	ns, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
+	ran, err1 := strconv.ParseInt(f[0], 10, 64)
+	waited, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err1 != nil || err2 != nil {
 		return
 	}
-	waited := time.Duration(ns)
-	if thread == s.thread && 4*(waited-s.waited) > now.Sub(s.at) {
+	dRan, dWaited := time.Duration(ran)-s.ran, time.Duration(waited)-s.waited
+	switch {
+	case thread != s.thread:
+	case now.Sub(s.at) < spinWindow:
+		return // judged over a longer time: the baseline stays
+	case 4*dWaited > dRan+dWaited:
 		s.penalty = nextBackoff(s.penalty, s.spun)
 		s.backoff, s.spun = s.penalty, 0
 	}
-	s.thread, s.waited, s.at = thread, waited, now
+	s.thread, s.ran, s.waited, s.at = thread, time.Duration(ran), time.Duration(waited), now
 }
 
 // nextBackoff is the number of reads not to spin for after the CPUs were

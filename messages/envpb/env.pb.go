@@ -552,8 +552,13 @@ type Handshake struct {
 	ProtocolVersion uint32                 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"` // the version the server speaks; it must equal the client's
 	Spec            *Spec                  `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	NumEnvs         uint32                 `protobuf:"varint,3,opt,name=num_envs,json=numEnvs,proto3" json:"num_envs,omitempty"` // the envs this session serves
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The subprocess transport only: true when the server took the shared
+	// memory the client offered (QFLEET_ENV_SHM; see the protocol's doc):
+	// every frame after this one goes through it. Servers that do not know
+	// this field leave it false and the session stays on the pipes.
+	SharedMemory  bool `protobuf:"varint,4,opt,name=shared_memory,json=sharedMemory,proto3" json:"shared_memory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Handshake) Reset() {
@@ -605,6 +610,13 @@ func (x *Handshake) GetNumEnvs() uint32 {
 		return x.NumEnvs
 	}
 	return 0
+}
+
+func (x *Handshake) GetSharedMemory() bool {
+	if x != nil {
+		return x.SharedMemory
+	}
+	return false
 }
 
 // The env's description, the same for every env of the session.
@@ -898,11 +910,12 @@ const file_env_proto_rawDesc = "" +
 	"\vstep_result\x18\x03 \x01(\v2\x19.qfleet.env.v1.StepResultH\x00R\n" +
 	"stepResult\x12,\n" +
 	"\x05error\x18\x04 \x01(\v2\x14.qfleet.env.v1.ErrorH\x00R\x05errorB\x06\n" +
-	"\x04kind\"z\n" +
+	"\x04kind\"\x9f\x01\n" +
 	"\tHandshake\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.qfleet.env.v1.SpecR\x04spec\x12\x19\n" +
-	"\bnum_envs\x18\x03 \x01(\rR\anumEnvs\"\xf8\x01\n" +
+	"\bnum_envs\x18\x03 \x01(\rR\anumEnvs\x12#\n" +
+	"\rshared_memory\x18\x04 \x01(\bR\fsharedMemory\"\xf8\x01\n" +
 	"\x04Spec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tobs_shape\x18\x02 \x03(\rR\bobsShape\x121\n" +
