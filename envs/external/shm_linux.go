@@ -54,7 +54,7 @@ const (
 	shmHeader        = 4096
 	shmReqCap        = 1 << 20
 	shmSleepRecheck  = 100 * time.Millisecond // a sleeper's look at the sequence when no doorbell came
-	shmInitialRepCap = 64 << 10             // the reply area before the handshake sizes it
+	shmInitialRepCap = 64 << 10               // the reply area before the handshake sizes it
 )
 
 // shmConn is a worker process's protocol stream through shared memory once
