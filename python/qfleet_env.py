@@ -145,6 +145,25 @@ class _Spin:
     def record(self, wait):
         self.avg += (wait - self.avg) / 8
 
+    def until(self, start, poll):
+        """Calls poll() until it returns other than None (returned), the
+        budget from start ends or the CPUs are found busy (None)."""
+        until = self.budget(start)
+        if until is None:
+            return None
+        now, last = time.perf_counter, start
+        while True:
+            got = poll()
+            if got is not None:
+                return got
+            t = now()
+            if t - last > SPIN_PREEMPTED:
+                self.slow_poll()
+                return None
+            if t > until:
+                return None
+            last = t
+
 
 class _FdStream:
     """A session on two file descriptors (the subprocess transport): frames
@@ -192,24 +211,17 @@ class _FdStream:
     def _wait(self):
         """Waits for data and reads it: spinning first, then in select."""
         rfd, target, start = self.rfd, self.mv[self.end:], time.perf_counter()
-        until = self.spin.budget(start)
-        if until is not None:
-            readv, now = os.readv, time.perf_counter
-            last = start
-            while True:
-                try:
-                    k = readv(rfd, [target])
-                    self.spin.record(now() - start)
-                    return k
-                except BlockingIOError:
-                    pass
-                t = now()
-                if t - last > SPIN_PREEMPTED:
-                    self.spin.slow_poll()
-                    break
-                if t > until:
-                    break
-                last = t
+
+        def poll():
+            try:
+                return os.readv(rfd, [target])
+            except BlockingIOError:
+                return None
+
+        k = self.spin.until(start, poll)
+        if k is not None:
+            self.spin.record(time.perf_counter() - start)
+            return k
         while True:
             select.select([rfd], [], [])
             try:
@@ -309,17 +321,7 @@ class _ShmStream:
     def _wait(self):
         """Waits for the next request; False when qfleet has gone."""
         q, seq, start = self.q, self.seq, time.perf_counter()
-        until = self.spin.budget(start)
-        if until is not None:
-            now, last = time.perf_counter, start
-            while q[_REQ_SEQ] == seq:
-                t = now()
-                if t - last > SPIN_PREEMPTED:
-                    self.spin.slow_poll()
-                    break
-                if t > until:
-                    break
-                last = t
+        self.spin.until(start, lambda: True if q[_REQ_SEQ] != seq else None)
         ok = q[_REQ_SEQ] != seq or self._sleep()
         self.spin.record(time.perf_counter() - start)
         return ok
