@@ -162,7 +162,31 @@ func Status(ctx context.Context, s *Spec, o Options) error {
 			printRun(o.Out, sh.Name, st)
 		}
 	}
-	return oneLine(errs)
+	if err := oneLine(errs); err != nil {
+		return err
+	}
+	var down []string
+	for _, h := range s.Hosts {
+		if !running[h.Name] {
+			down = append(down, h.Name)
+		}
+	}
+	if len(down) > 0 {
+		return &NodesDownError{Down: down, Of: len(s.Hosts)}
+	}
+	return nil
+}
+
+// NodesDownError is Status's answer when every host answered but nodes do
+// not run: a script can tell a cluster that runs from one that does not
+// by the exit code, as with systemctl status.
+type NodesDownError struct {
+	Down []string // the nodes that do not run, in the file's order
+	Of   int      // the cluster's nodes
+}
+
+func (e *NodesDownError) Error() string {
+	return fmt.Sprintf("%d of %d nodes do not run: %s", len(e.Down), e.Of, strings.Join(e.Down, ", "))
 }
 
 // printRun prints the learner's view of the cluster and the run.

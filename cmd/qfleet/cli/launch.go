@@ -128,7 +128,9 @@ const statusHelp = `Usage: qfleet status CLUSTER.yaml
 Shows each node of the cluster that 'qfleet launch CLUSTER.yaml' started:
 whether its process runs (or the last line of its log), then the learner's
 /status, read through SSH: the members, the run's env steps, episodes,
-mean100 and each runner's share. Exit code 1 when a host cannot be reached.
+mean100 and each runner's share. Exit code 0 when every node runs, 3 when
+some do not (as systemctl status; 'qfleet status C.yaml || qfleet launch
+C.yaml' starts them again), 1 when a host cannot be reached.
 `
 
 func runStatus(args []string, stdout, stderr io.Writer) error {

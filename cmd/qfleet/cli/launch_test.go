@@ -174,8 +174,8 @@ func testLaunchTrain(t *testing.T, l *sshLab) {
 		t.Errorf("logs B: exit %d, want the end of the run in:\n%s", code, stdout)
 	}
 	code, stdout, _ = l.qfleet(t, time.Minute, "status", spec)
-	if code != 0 || strings.Count(stdout, "not running; its log ends: ") != 3 || !strings.Contains(stdout, "A's node does not run") {
-		t.Errorf("status after the run: exit %d, want three nodes not running and their logs' last lines:\n%s", code, stdout)
+	if code != 3 || strings.Count(stdout, "not running; its log ends: ") != 3 || !strings.Contains(stdout, "A's node does not run") {
+		t.Errorf("status after the run: exit %d, want 3 and three nodes not running and their logs' last lines:\n%s", code, stdout)
 	}
 	t.Logf("status after the run:\n%s", stdout)
 }
@@ -223,6 +223,9 @@ func testLaunchRunRestartDown(t *testing.T, l *sshLab) {
 		}
 		return nil
 	})
+	if code, _, stderr := l.qfleet(t, time.Minute, "status", spec); code != 3 || !strings.Contains(stderr, "1 of 3 nodes do not run: B") {
+		t.Errorf("status with B dead: exit %d, want 3 naming B:\n%s", code, stderr)
+	}
 	out = launchOK()
 	again := pids()
 	if again["A"] != first["A"] || again["C"] != first["C"] || again["B"] == first["B"] || !l.inNamespace(again["B"], "B") {
@@ -266,8 +269,9 @@ func testLaunchRunRestartDown(t *testing.T, l *sshLab) {
 			t.Errorf("after down, qfleet processes on %s: %v", h, procs)
 		}
 	}
-	if code, stdout, _ := l.qfleet(t, time.Minute, "status", spec); code != 0 || strings.Count(stdout, "not running") != 3 {
-		t.Errorf("status after down: exit %d, want every node not running:\n%s", code, stdout)
+	if code, stdout, stderr := l.qfleet(t, time.Minute, "status", spec); code != 3 || strings.Count(stdout, "not running") != 3 ||
+		!strings.Contains(stderr, "3 of 3 nodes do not run: A, B, C") {
+		t.Errorf("status after down: exit %d, want 3 and every node not running:\n%s%s", code, stdout, stderr)
 	}
 }
 

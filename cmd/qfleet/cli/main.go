@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/qfleet/qfleet"
+	"github.com/qfleet/qfleet/cluster/launch"
 )
 
 const usage = `qfleet — distributed deep Q-learning on supervised actors
@@ -61,7 +62,8 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 // Main runs the qfleet command with args (without the program name) and
-// returns its exit code: 0 on success, 2 for a usage error, 1 otherwise.
+// returns its exit code: 0 on success, 2 for a usage error, 3 when
+// 'qfleet status' finds nodes that do not run, 1 otherwise.
 func Main(args []string, stdout, stderr io.Writer) int {
 	return run(args, stdout, stderr)
 }
@@ -117,8 +119,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "qfleet %s: %v\n", args[0], err)
 	var ue usageError
 	var re qfleet.UsageError
-	if errors.As(err, &ue) || errors.As(err, &re) {
+	var nd *launch.NodesDownError
+	switch {
+	case errors.As(err, &ue) || errors.As(err, &re):
 		return 2
+	case errors.As(err, &nd):
+		return 3
 	}
 	return 1
 }
