@@ -203,7 +203,8 @@ const leaveTimeout = 2 * time.Second
 //  2. the OnClose functions, newest first;
 //  3. the Directory (no more watch notices into the actor system);
 //  4. the membership;
-//  5. the remote, gracefully: the endpoints flush and close.
+//  5. the remote, gracefully: the endpoints flush and close (waiting
+//     remoteShutdownWait at most).
 //
 // Close and Abort are idempotent together. The actor system is the caller's.
 func (n *Node) Close(leave bool) { n.teardown(leave, true) }
@@ -230,5 +231,27 @@ func (n *Node) teardown(leave, graceful bool) {
 	}
 	n.Directory.Close()
 	n.Membership.Shutdown()
-	n.Remote.Shutdown(graceful)
+	n.shutdownRemote(graceful)
+}
+
+// remoteShutdownWait bounds the remote's graceful shutdown. It waits for
+// every endpoint writer to stop, and a writer that was dialing a peer that
+// has gone (a message sent to it as it left) sleeps through protoactor's
+// reconnect attempts first, 5 × 2 s: a learner whose runner node had left
+// took 7-10 s to exit. Past this wait the node is torn down for its caller;
+// the writer's last attempts end on their own (the process usually exits
+// before).
+const remoteShutdownWait = 2 * time.Second
+
+func (n *Node) shutdownRemote(graceful bool) {
+	done := make(chan struct{})
+	go func() {
+		n.Remote.Shutdown(graceful)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(remoteShutdownWait):
+		n.logger.Warn("remote shutdown still waits on a departed peer's reconnect attempts: not waiting for them", "waited", remoteShutdownWait)
+	}
 }
