@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/emptypb"
+
 	"github.com/qfleet/qfleet/internal/testutil"
 )
 
@@ -143,5 +146,40 @@ func TestNodeJoinError(t *testing.T) {
 	var je *JoinError
 	if !errors.As(err, &je) {
 		t.Fatalf("StartNode with an unreachable seed: %v, want a *JoinError", err)
+	}
+}
+
+// TestNodeCloseDoesNotWaitOutReconnects: a message to a peer that has gone
+// (nobody listens at its address) starts protoactor's endpoint writer
+// dialing it, 5 × 2 s, and the remote's graceful shutdown waits for every
+// writer: Close took ~10 s. It takes remoteShutdownWait at most.
+func TestNodeCloseDoesNotWaitOutReconnects(t *testing.T) {
+	var logs testutil.SyncBuffer
+	c, err := NodeSpec{Name: "a", GossipAddr: "127.0.0.1:0", RemoteAddr: testutil.FreeAddr(t), Profile: ProfileLocal}.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sys := NewActorSystem(logger)
+	t.Cleanup(sys.Shutdown)
+	n, err := StartNode(sys, c, NodeOptions{Roles: []string{RoleRunner}, Runners: 1, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := testutil.FreeAddr(t)
+	sys.Root.Send(actor.NewPID(gone, "runner"), &emptypb.Empty{})
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(logs.String(), "EndpointWriter failed to connect") {
+			return errors.New("the endpoint writer has not failed to dial " + gone + " yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	n.Close(true)
+	if d := time.Since(start); d > remoteShutdownWait+time.Second {
+		t.Fatalf("Close took %v while the writer retried %s, want ≤ %v", d, gone, remoteShutdownWait+time.Second)
+	}
+	if !strings.Contains(logs.String(), "not waiting for them") {
+		t.Fatalf("Close did not say it stopped waiting for the remote:\n%s", logs.String())
 	}
 }
