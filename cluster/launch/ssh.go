@@ -235,26 +235,17 @@ func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'
 // connectAll dials every host at once. It returns the connections by host
 // name and the failures, one per host that failed, in the file's order.
 func connectAll(ctx context.Context, hosts []*Host) (map[string]*conn, []error) {
-	conns := make([]*conn, len(hosts))
-	errs := make([]error, len(hosts))
-	var wg sync.WaitGroup
-	for i, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conns[i], errs[i] = dial(ctx, h)
-		}()
-	}
-	wg.Wait()
+	var mu sync.Mutex
 	out := map[string]*conn{}
-	var failed []error
-	for i, h := range hosts {
-		if errs[i] != nil {
-			failed = append(failed, errs[i])
-			continue
+	failed := forEach(hosts, func(h *Host) error {
+		c, err := dial(ctx, h)
+		if err == nil {
+			mu.Lock()
+			out[h.Name] = c
+			mu.Unlock()
 		}
-		out[h.Name] = conns[i]
-	}
+		return err
+	})
 	return out, failed
 }
 

@@ -108,9 +108,7 @@ func (l *launcher) waitMembers(ctx context.Context, deadline time.Time) error {
 // from the learner's /status, the members and the run's progress. A host
 // that cannot be reached is shown, and makes the error returned at the end.
 func Status(ctx context.Context, s *Spec, o Options) error {
-	l := newLauncher(s, o)
 	conns, errs := connectAll(ctx, s.Hosts)
-	l.conns = conns
 	defer closeAll(conns)
 	states := make(map[string]string, len(s.Hosts))
 	running := map[string]bool{}

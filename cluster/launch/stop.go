@@ -34,8 +34,9 @@ func Down(ctx context.Context, s *Spec, o Options) error {
 // at once. That is the order in which a run ends by itself: the learner
 // writes its checkpoint and summary and leaves, and a runner node that sees
 // it leave ends on its own, often before its SIGTERM. (Runners first made
-// the learner's node wait 10 s at exit, its remote retrying a departed
-// runner's endpoint 5 times, 2 s apart, before it shut down.) Which nodes
+// the learner's node wait at exit for its remote's retries of a departed
+// runner's endpoint, 5 times 2 s then, 2 s at most now: see cluster.Node.)
+// Which nodes
 // ran is read first, so that one that ended by itself is told apart from
 // one that was not running.
 func (l *launcher) stopAll(ctx context.Context, hosts []*Host) error {
