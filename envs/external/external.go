@@ -129,14 +129,20 @@ func (w *worker) send(req *envpb.Request, deadline time.Time) error {
 // recv reads the next reply into w.reply; an Error reply is returned as
 // an error.
 func (w *worker) recv(deadline time.Time) error {
+	if err := w.readReply(deadline); err != nil {
+		return err
+	}
+	return w.decode()
+}
+
+// readReply reads the next reply frame into w.rbuf.
+func (w *worker) readReply(deadline time.Time) error {
 	if err := w.c.SetReadDeadline(deadline); err != nil {
 		return err
 	}
 	var err error
-	if w.rbuf, err = readFrame(w.br, w.rbuf, w.limit); err != nil {
-		return err
-	}
-	return w.decode()
+	w.rbuf, err = readFrame(w.br, w.rbuf, w.limit)
+	return err
 }
 
 // decode decodes the frame in w.rbuf into w.reply; an Error reply is

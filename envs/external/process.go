@@ -94,10 +94,11 @@ func startWorker(argv []string, o Options, idx, first, n int) (*worker, error) {
 	cmd.Env = append(os.Environ(), o.Env...)
 	cmd.Env = append(cmd.Env, FDsVar+"=3,4", WorkerVar+"="+strconv.Itoa(idx), FirstVar+"="+strconv.Itoa(first))
 	cmd.ExtraFiles = []*os.File{reqR, repW}
-	var c conn = &pipeConn{r: repR, w: reqW}
+	pipes := &pipeConn{r: repR, w: reqW}
+	var c conn = pipes
 	var shm *os.File
 	if !o.NoSharedMemory {
-		c, shm = offerShm(c.(*pipeConn))
+		c, shm = offerShm(pipes)
 	}
 	if shm != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, shm)

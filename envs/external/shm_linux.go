@@ -151,12 +151,15 @@ func (c *shmConn) Write(p []byte) (int, error) {
 	// The store above and this load are sequentially consistent: a server
 	// that set its flag before looking at the sequence gets its doorbell.
 	if c.load(shmOffSrvSleep) != 0 {
-		if _, err := c.pipeConn.Write([]byte{1}); err != nil {
+		if _, err := c.pipeConn.Write(doorbell); err != nil {
 			return 0, err
 		}
 	}
 	return len(p), nil
 }
+
+// doorbell is the byte that wakes a sleeping server.
+var doorbell = []byte{1}
 
 // errShortReply is a reply frame that ended before its length said.
 var errShortReply = errors.New("a reply frame shorter than its length prefix")
@@ -192,28 +195,24 @@ func (c *shmConn) await() error {
 		return nil
 	}
 	start := time.Now()
-	if until, ok := c.spin.budget(start); ok {
-		for last := start; ; {
-			for range 64 {
-				if c.load(shmOffRepSeq) == c.seq {
-					c.spin.wait(time.Since(start))
-					return nil
-				}
-			}
-			now := time.Now()
-			if now.Sub(last) > spinPreempted {
-				c.spin.descheduled(now)
-				break
-			}
-			if now.After(until) {
-				break
-			}
-			last = now
-		}
+	if until, ok := c.spin.budget(start); ok && c.spin.spinUntil(start, until, c.replied) {
+		c.spin.wait(time.Since(start))
+		return nil
 	}
 	err := c.sleep()
 	c.spin.wait(time.Since(start))
 	return err
+}
+
+// replied reports whether the reply to seq is published, looking 64 times
+// (a look is one load; spinUntil reads the clock between batches).
+func (c *shmConn) replied() bool {
+	for range 64 {
+		if c.load(shmOffRepSeq) == c.seq {
+			return true
+		}
+	}
+	return false
 }
 
 // sleep waits for the reply on the pipe: a doorbell, the server's exit

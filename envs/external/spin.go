@@ -139,26 +139,34 @@ type spinPoll struct {
 // thread is found descheduled; it always ends the raw read (true).
 func (s *spinReader) spin(fd uintptr) bool {
 	q := &s.poll
-	last := q.start
-	for {
-		q.n, q.err = sysRead(syscall.Read, fd, q.p)
-		if q.err == syscall.EINTR {
-			continue
+	q.polled = s.spinUntil(q.start, q.until, func() bool {
+		for {
+			q.n, q.err = sysRead(syscall.Read, fd, q.p)
+			if q.err != syscall.EINTR {
+				return q.err != syscall.EAGAIN // data, EOF or an error
+			}
 		}
-		if q.err != syscall.EAGAIN {
-			q.polled = true
+	})
+	return true
+}
+
+// spinUntil calls poll until it reports what was waited for (true), until
+// passes, or the thread is found descheduled (false).
+func (s *spinPolicy) spinUntil(start, until time.Time, poll func() bool) bool {
+	for last := start; ; {
+		if poll() {
 			return true
 		}
-		// A read takes a microsecond: a long one means this thread was
+		// A poll takes a microsecond: a long one means this thread was
 		// descheduled, the CPUs are busy, and spinning would take one from
 		// the worker.
 		now := time.Now()
 		if now.Sub(last) > spinPreempted {
 			s.descheduled(now)
-			return true
+			return false
 		}
-		if now.After(q.until) {
-			return true
+		if now.After(until) {
+			return false
 		}
 		last = now
 	}

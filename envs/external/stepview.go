@@ -101,11 +101,7 @@ func b2u(b bool) byte {
 
 // recvStep reads the next reply, which must be a step's result.
 func (w *worker) recvStep(deadline time.Time) (stepView, error) {
-	if err := w.c.SetReadDeadline(deadline); err != nil {
-		return stepView{}, err
-	}
-	var err error
-	if w.rbuf, err = readFrame(w.br, w.rbuf, w.limit); err != nil {
+	if err := w.readReply(deadline); err != nil {
 		return stepView{}, err
 	}
 	if v, ok := parseStepReply(w.rbuf); ok {
