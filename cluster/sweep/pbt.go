@@ -201,14 +201,7 @@ func (s *pbtState) result(a *coordActor, res *messages.TrialResult, t *Trial) (d
 			m.value = &x
 		}
 	}
-	pause := res.Ok && okSum && !sum.Solved && m.own < cf.MaxSteps
-	if pause && len(res.Checkpoint) == 0 {
-		res.Ok, res.Error, pause = false, "its segment ended without a checkpoint to continue from", false
-	}
-	if why := carriedTooLarge(res.Checkpoint, res.ReplaySnapshot); why != "" {
-		res.Ok, res.Error, pause = false, why, false
-		res.Checkpoint, res.ReplaySnapshot = nil, nil
-	}
+	pause := settlePause(res, res.Ok && okSum && !sum.Solved && m.own < cf.MaxSteps)
 	notes := trialNotes{Segmented: true, Segment: m.segments, Pause: pause, Lineage: m.lineage, Params: m.params, TrialSteps: m.own}
 	if m.row.Trial != "" {
 		notes.EarlierWall, notes.EarlierBest = m.row.WallSeconds, m.row.BestMean100

@@ -250,12 +250,7 @@ func (p *promoter) result(a *coordActor, m *messages.TrialResult, t *Trial) (don
 		a.asha.reach(m.Trial, seg, v)
 		notes.Rungs = a.asha.rungMap(m.Trial)
 	}
-	if pause && len(m.Checkpoint) == 0 {
-		m.Ok, m.Error, pause = false, "its segment ended without a checkpoint to continue from", false
-	}
-	if why := carriedTooLarge(m.Checkpoint, m.ReplaySnapshot); why != "" {
-		m.Ok, m.Error, pause = false, why, false
-	}
+	pause = settlePause(m, pause)
 	notes.Pause = pause
 	if pause {
 		notes.Checkpoint, notes.Snaps = m.Checkpoint, m.ReplaySnapshot

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/qfleet/qfleet/actors"
+	"github.com/qfleet/qfleet/messages"
 )
 
 // trialCheckpoints is the checkpoint directory in a trial's run directory.
@@ -90,4 +91,19 @@ func carriedTooLarge(ckpt, snap []byte) string {
 		return fmt.Sprintf("its checkpoint and replay snapshot are %d bytes, more than the %d a worker sends", len(ckpt)+len(snap), maxResumeBytes)
 	}
 	return ""
+}
+
+// settlePause says whether a segment's result can pause its trial: it must
+// carry a checkpoint to continue from, and none larger than a worker sends.
+// When it cannot, the result becomes the trial's failure saying why, and
+// oversized files are dropped rather than kept.
+func settlePause(res *messages.TrialResult, pause bool) bool {
+	if pause && len(res.Checkpoint) == 0 {
+		res.Ok, res.Error, pause = false, "its segment ended without a checkpoint to continue from", false
+	}
+	if why := carriedTooLarge(res.Checkpoint, res.ReplaySnapshot); why != "" {
+		res.Ok, res.Error, pause = false, why, false
+		res.Checkpoint, res.ReplaySnapshot = nil, nil
+	}
+	return pause
 }
