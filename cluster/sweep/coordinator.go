@@ -532,13 +532,7 @@ func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
 		return
 	}
 	a.finished[m.Trial] = true
-	if as := a.running[m.Trial]; as != nil {
-		delete(a.running, m.Trial)
-		a.busy[as.node]--
-		if as.attempt != m.Attempt || as.node != m.Node {
-			ctx.Send(as.pid, &messages.CancelTrial{Trial: m.Trial, Attempt: as.attempt, Reason: "another attempt finished it"})
-		}
-	}
+	a.endAttempt(ctx, m)
 	for i, q := range a.queue {
 		if q.ID == m.Trial {
 			a.queue = append(a.queue[:i], a.queue[i+1:]...)
@@ -553,12 +547,9 @@ func (a *coordActor) result(ctx actor.Context, m *messages.TrialResult) {
 	a.dispatch(ctx)
 }
 
-// segmentDone follows a segment's recorded result: its attempts stop, and
-// the sweep ends once no trial runs, waits or can be promoted.
-func (a *coordActor) segmentDone(ctx actor.Context, m *messages.TrialResult, trialDone bool) {
-	if trialDone {
-		a.finished[m.Trial] = true
-	}
+// endAttempt frees the slot of the trial's running attempt once m, its
+// result, is recorded, and cancels that attempt if m came from another.
+func (a *coordActor) endAttempt(ctx actor.Context, m *messages.TrialResult) {
 	if as := a.running[m.Trial]; as != nil {
 		delete(a.running, m.Trial)
 		a.busy[as.node]--
@@ -566,6 +557,15 @@ func (a *coordActor) segmentDone(ctx actor.Context, m *messages.TrialResult, tri
 			ctx.Send(as.pid, &messages.CancelTrial{Trial: m.Trial, Attempt: as.attempt, Reason: "another attempt finished it"})
 		}
 	}
+}
+
+// segmentDone follows a segment's recorded result: its attempts stop, and
+// the sweep ends once no trial runs, waits or can be promoted.
+func (a *coordActor) segmentDone(ctx actor.Context, m *messages.TrialResult, trialDone bool) {
+	if trialDone {
+		a.finished[m.Trial] = true
+	}
+	a.endAttempt(ctx, m)
 	a.dispatch(ctx)
 	if len(a.running) == 0 && !a.waiting() {
 		more, err := a.seg.idle(a)
