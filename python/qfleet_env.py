@@ -285,7 +285,7 @@ class _ShmStream:
 
     def __init__(self, fds, fd):
         self.rfd, self.wfd, self.fd = fds.rfd, fds.wfd, fd
-        self.seq, self.size = 0, 0
+        self.seq = 0
         self.spin, self.fence = _Spin(), threading.Lock()
         self._map()
 
@@ -297,8 +297,7 @@ class _ShmStream:
             rep_cap, req_cap = q[_REP_CAP], q[_REQ_CAP]
             q.release()
         self.req_cap, self.rep_cap = req_cap, rep_cap
-        self.size = _SHM_HEADER + req_cap + rep_cap
-        self.mem = mmap.mmap(self.fd, self.size)
+        self.mem = mmap.mmap(self.fd, _SHM_HEADER + req_cap + rep_cap)
         self.mv = memoryview(self.mem)
         self.q = self.mv[:_SHM_HEADER].cast("Q")
 
