@@ -144,10 +144,11 @@ type Node struct {
 	Directory  *Directory
 	Guard      *Guard // register it with the node's metrics registry
 
-	logger  *slog.Logger
-	mu      sync.Mutex
-	onClose []func()
-	closed  bool
+	logger     *slog.Logger
+	remoteBind string // the remote's listen address
+	mu         sync.Mutex
+	onClose    []func()
+	closed     bool
 }
 
 // StartNode starts the remote on sys behind a Guard, joins the gossip
@@ -174,14 +175,15 @@ func StartNode(sys *actor.ActorSystem, c *NodeConfig, o NodeOptions) (*Node, err
 	if o.OnEvent != nil {
 		opts = append(opts, WithEventHandler(o.OnEvent))
 	}
+	bind := net.JoinHostPort(c.RemoteHost, strconv.Itoa(c.RemotePort))
 	m, err := Start(ccfg, opts...)
 	if err != nil {
-		rem.Shutdown(false)
+		stopRemoteAt(rem, bind)
 		return nil, &JoinError{err}
 	}
 	dir := NewDirectory(m)
 	dir.AttachActorSystem(sys)
-	return &Node{Name: c.Name, System: sys, Remote: rem, Membership: m, Directory: dir, Guard: guard, logger: logger}, nil
+	return &Node{Name: c.Name, System: sys, Remote: rem, Membership: m, Directory: dir, Guard: guard, logger: logger, remoteBind: bind}, nil
 }
 
 // OnClose adds f to what Close runs before it tears the node down; the
@@ -244,6 +246,10 @@ func (n *Node) teardown(leave, graceful bool) {
 const remoteShutdownWait = 2 * time.Second
 
 func (n *Node) shutdownRemote(graceful bool) {
+	if !graceful {
+		stopRemoteAt(n.Remote, n.remoteBind)
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		n.Remote.Shutdown(graceful)
@@ -253,5 +259,23 @@ func (n *Node) shutdownRemote(graceful bool) {
 	case <-done:
 	case <-time.After(remoteShutdownWait):
 		n.logger.Warn("remote shutdown still waits on a departed peer's reconnect attempts: not waiting for them", "waited", remoteShutdownWait)
+	}
+}
+
+// stopRemoteAt stops rem at once and waits, remoteShutdownWait at most,
+// until its listen address bind can be bound again. gRPC serves in a
+// goroutine of its own, and a Stop that comes before that goroutine runs
+// leaves the listener to it to close: a command run again at once (a
+// failed start, its cause fixed) could find the port still taken.
+func stopRemoteAt(rem *remote.Remote, bind string) {
+	rem.Shutdown(false)
+	if _, port, err := net.SplitHostPort(bind); err != nil || port == "0" {
+		return
+	}
+	for deadline := time.Now().Add(remoteShutdownWait); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if l, err := net.Listen("tcp", bind); err == nil {
+			l.Close()
+			return
+		}
 	}
 }
